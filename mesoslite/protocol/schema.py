@@ -1,0 +1,275 @@
+"""Strict conversion between attrs message classes and plain wire values (PURE).
+
+Owns: :class:`DecodeError` and the per-class compiled converters that turn a
+decoded msgpack value (dicts, lists, str, int, float, bool, bytes, None) into a
+frozen attrs instance and back.  Every field is checked against its declared
+type; a missing, extra or mistyped field raises :class:`DecodeError` whose
+``field`` is a dotted path such as ``RunTask.task.resources[0].name``.
+
+Supported field types: ``str``, ``int``, ``float``, ``bool``, ``bytes``,
+``X | None``, ``tuple[X, ...]``, ``dict[str, X]``, str-valued :class:`enum.Enum`
+subclasses, :class:`~mesoslite.resources.Resources`, and nested attrs classes.
+Converters are compiled once per class and cached, so decoding costs one
+closure call per field.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from mesoslite.resources import Resources, ResourcesError
+
+Decoder = Callable[[Any, str], Any]
+Encoder = Callable[[Any], Any]
+
+#: Upper bounds that keep a hostile message from building huge structures.
+MAX_STRING_LENGTH = 1 << 20
+MAX_SEQUENCE_LENGTH = 100_000
+
+
+class DecodeError(ValueError):
+    """A wire value does not match the schema; ``field`` names where."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _dec_str(value: Any, path: str) -> str:
+    if type(value) is not str:
+        raise DecodeError(path, f"expected a string, got {_describe(value)}")
+    if len(value) > MAX_STRING_LENGTH:
+        raise DecodeError(path, f"string longer than {MAX_STRING_LENGTH} characters")
+    return value
+
+
+def _dec_int(value: Any, path: str) -> int:
+    if type(value) is not int:
+        raise DecodeError(path, f"expected an integer, got {_describe(value)}")
+    return value
+
+
+def _dec_float(value: Any, path: str) -> float:
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise DecodeError(path, f"expected a finite number, got {value!r}")
+        return value
+    if kind is int:
+        return float(value)
+    raise DecodeError(path, f"expected a number, got {_describe(value)}")
+
+
+def _dec_bool(value: Any, path: str) -> bool:
+    if type(value) is not bool:
+        raise DecodeError(path, f"expected a boolean, got {_describe(value)}")
+    return value
+
+
+def _dec_bytes(value: Any, path: str) -> bytes:
+    if type(value) is not bytes:
+        raise DecodeError(path, f"expected bytes, got {_describe(value)}")
+    return value
+
+
+def _dec_resources(value: Any, path: str) -> Resources:
+    try:
+        return Resources.from_wire(value)
+    except ResourcesError as exc:
+        field = exc.field or ""
+        if field.startswith("resources"):
+            field = field[len("resources"):]
+        elif field:
+            field = "." + field
+        raise DecodeError(path + field, str(exc)) from None
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _enc_enum(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _enc_resources(value: Resources) -> Any:
+    return value.to_wire()
+
+
+_SCALARS: dict[Any, Decoder] = {
+    str: _dec_str,
+    int: _dec_int,
+    float: _dec_float,
+    bool: _dec_bool,
+    bytes: _dec_bytes,
+}
+
+_CACHE: dict[Any, tuple[Decoder, Encoder]] = {}
+
+
+def converters(tp: Any) -> tuple[Decoder, Encoder]:
+    """Return the (decode, encode) pair for a field type, compiling it once."""
+    try:
+        return _CACHE[tp]
+    except (KeyError, TypeError):
+        pass
+    pair = _compile(tp)
+    try:
+        _CACHE[tp] = pair
+    except TypeError:  # unhashable typing construct; compile again next time
+        pass
+    return pair
+
+
+def _compile(tp: Any) -> tuple[Decoder, Encoder]:
+    if tp in _SCALARS:
+        return _SCALARS[tp], _identity
+    if tp is Resources:
+        return _dec_resources, _enc_resources
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _compile_enum(tp)
+    if isinstance(tp, type) and attrs.has(tp):
+        return _compile_class(tp)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1 or len(args) != 2:
+            raise TypeError(f"unsupported union {tp!r}: only 'X | None' is allowed")
+        return _compile_optional(inner[0])
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return _compile_tuple(args[0])
+    if origin is dict and len(args) == 2 and args[0] is str:
+        return _compile_dict(args[1])
+    raise TypeError(f"unsupported field type {tp!r}")
+
+
+def _compile_enum(tp: type[enum.Enum]) -> tuple[Decoder, Encoder]:
+    members = {m.value: m for m in tp}
+    expected = ", ".join(sorted(str(v) for v in members))
+
+    def dec(value: Any, path: str) -> enum.Enum:
+        try:
+            return members[value]
+        except (KeyError, TypeError):
+            raise DecodeError(
+                path, f"expected one of {tp.__name__} ({expected}), got {_describe(value)}"
+            ) from None
+
+    return dec, _enc_enum
+
+
+def _compile_optional(inner: Any) -> tuple[Decoder, Encoder]:
+    dec_inner, enc_inner = converters(inner)
+
+    def dec(value: Any, path: str) -> Any:
+        return None if value is None else dec_inner(value, path)
+
+    def enc(value: Any) -> Any:
+        return None if value is None else enc_inner(value)
+
+    return dec, enc
+
+
+def _compile_tuple(item: Any) -> tuple[Decoder, Encoder]:
+    dec_item, enc_item = converters(item)
+    trivial = enc_item is _identity
+
+    def dec(value: Any, path: str) -> tuple[Any, ...]:
+        if type(value) is not list:
+            raise DecodeError(path, f"expected a list, got {_describe(value)}")
+        if len(value) > MAX_SEQUENCE_LENGTH:
+            raise DecodeError(path, f"list longer than {MAX_SEQUENCE_LENGTH} items")
+        return tuple(dec_item(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+    def enc(value: tuple[Any, ...]) -> list[Any]:
+        return list(value) if trivial else [enc_item(v) for v in value]
+
+    return dec, enc
+
+
+def _compile_dict(item: Any) -> tuple[Decoder, Encoder]:
+    dec_item, enc_item = converters(item)
+    trivial = enc_item is _identity
+
+    def dec(value: Any, path: str) -> dict[str, Any]:
+        if type(value) is not dict:
+            raise DecodeError(path, f"expected a map, got {_describe(value)}")
+        if len(value) > MAX_SEQUENCE_LENGTH:
+            raise DecodeError(path, f"map larger than {MAX_SEQUENCE_LENGTH} entries")
+        out: dict[str, Any] = {}
+        for key, v in value.items():
+            if type(key) is not str:
+                raise DecodeError(path, f"expected string keys, got {_describe(key)}")
+            out[key] = dec_item(v, f"{path}[{key!r}]")
+        return out
+
+    def enc(value: dict[str, Any]) -> dict[str, Any]:
+        return dict(value) if trivial else {k: enc_item(v) for k, v in value.items()}
+
+    return dec, enc
+
+
+def _compile_class(cls: type) -> tuple[Decoder, Encoder]:
+    hints = typing.get_type_hints(cls)
+    fields = attrs.fields(cls)
+    # Placeholder first, so that recursive types terminate.
+    specs: list[tuple[str, Decoder, Encoder, bool]] = []
+    name = cls.__name__
+
+    def dec(value: Any, path: str) -> Any:
+        if type(value) is not dict:
+            raise DecodeError(path, f"expected a map for {name}, got {_describe(value)}")
+        kwargs: dict[str, Any] = {}
+        seen = 0
+        for fname, fdec, _enc, required in specs:
+            if fname in value:
+                seen += 1
+                kwargs[fname] = fdec(value[fname], f"{path}.{fname}")
+            elif required:
+                raise DecodeError(f"{path}.{fname}", "required field is missing")
+        if seen != len(value):
+            known = {s[0] for s in specs}
+            extra = sorted(str(k) for k in value if k not in known)
+            raise DecodeError(f"{path}.{extra[0]}", f"unknown field for {name}")
+        try:
+            return cls(**kwargs)
+        except (ValueError, TypeError) as exc:
+            field = getattr(exc, "field", "")
+            raise DecodeError(f"{path}.{field}" if field else path, str(exc)) from None
+
+    def enc(value: Any) -> dict[str, Any]:
+        return {fname: fenc(getattr(value, fname)) for fname, _dec, fenc, _req in specs}
+
+    _CACHE[cls] = (dec, enc)
+    for f in fields:
+        fdec, fenc = converters(hints[f.name])
+        specs.append((f.name, fdec, fenc, f.default is attrs.NOTHING))
+    return dec, enc
+
+
+def structure(cls: type, value: Any, path: str | None = None) -> Any:
+    """Build an instance of attrs class ``cls`` from a plain value, strictly."""
+    dec, _ = converters(cls)
+    return dec(value, path or cls.__name__)
+
+
+def unstructure(obj: Any) -> Any:
+    """Turn an attrs instance (or any supported value) into plain wire values."""
+    _, enc = converters(type(obj))
+    return enc(obj)

@@ -1,0 +1,341 @@
+"""ZeroMQ sockets on the event loop: a ROUTER server and a DEALER client.
+
+Owns: the only use of zmq in mesoslite (with :mod:`.curve`).  Both classes
+wrap a *synchronous* zmq socket driven by ``loop.add_reader`` on its file
+descriptor, draining everything that is ready on each wake-up; that is much
+cheaper per message than awaiting one future per frame.
+
+Thread-safety: none.  Create, use and close both classes on the event loop's
+thread only.
+
+Received bytes are decoded with :func:`mesoslite.protocol.decode`; a frame
+that fails to decode is counted (``stats["decode_errors"]``), logged once per
+peer and type of fault, answered with a ``ProtocolError`` where a reply is
+possible, and never reaches the handler.  Handlers are plain callables run
+on the loop; an exception in a handler is logged and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from mesoslite.protocol import (
+    MAX_MESSAGE_SIZE,
+    DecodeError,
+    EncodeError,
+    ProtocolError,
+    decode,
+    encode,
+)
+from mesoslite.transport.curve import CurveClientKeys, CurveServerKeys
+
+log = logging.getLogger("mesoslite.transport")
+
+ServerHandler = Callable[[bytes, Any], None]
+ClientHandler = Callable[[Any], None]
+
+#: Bounded send queue per socket (messages) before ZeroMQ itself pushes back.
+SEND_HWM = 200_000
+RECV_HWM = 200_000
+
+
+def tcp_endpoint(address: str) -> str:
+    """Turn ``host:port`` (or a full ``tcp://`` URL) into a ZeroMQ endpoint."""
+    if "://" in address:
+        return address
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected host:port, got {address!r}")
+    return f"tcp://{host}:{int(port)}"
+
+
+class _Stats(collections.Counter):
+    """Counters: received, sent, decode_errors, handler_errors, dropped, ..."""
+
+
+class _LoopSocket:
+    """Common plumbing: a sync zmq socket whose FD is watched by the loop."""
+
+    def __init__(self, kind: int, name: str, max_message_size: int) -> None:
+        self._ctx = zmq.Context.instance()
+        self._sock = self._ctx.socket(kind)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+        self._sock.setsockopt(zmq.RCVHWM, RECV_HWM)
+        # ZeroMQ drops a peer that sends a frame over this size.
+        self._sock.setsockopt(zmq.MAXMSGSIZE, max_message_size + 4096)
+        self._max = max_message_size
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._check_scheduled = False
+        self._closed = False
+        self._outbox: collections.deque[list[bytes]] = collections.deque()
+        self._logged_faults: set[tuple[Any, str]] = set()
+        self.stats: _Stats = _Stats()
+
+    def _watch(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._sock.getsockopt(zmq.FD), self._on_ready)
+        self._schedule_check()
+
+    def _schedule_check(self) -> None:
+        # ZeroMQ's FD is edge-triggered: after any send/recv, events may be
+        # pending without the FD signalling again, so check once more soon.
+        if not self._check_scheduled and self._loop is not None and not self._closed:
+            self._check_scheduled = True
+            self._loop.call_soon(self._on_ready)
+
+    def _on_ready(self) -> None:
+        self._check_scheduled = False
+        if self._closed:
+            return
+        sock = self._sock
+        budget = 5000  # yield to the loop now and then under heavy load
+        while budget > 0:
+            try:
+                events = sock.getsockopt(zmq.EVENTS)
+            except zmq.ZMQError:
+                return
+            progressed = False
+            if events & zmq.POLLOUT and self._outbox:
+                self._flush()
+                progressed = True
+            if events & zmq.POLLIN:
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                except zmq.Again:
+                    frames = None
+                if frames is not None:
+                    self.stats["received"] += 1
+                    self._dispatch(frames)
+                    progressed = True
+            if not progressed:
+                return
+            budget -= 1
+        self._schedule_check()
+
+    def _send_frames(self, frames: list[bytes]) -> bool:
+        if self._closed:
+            self.stats["dropped"] += 1
+            return False
+        if self._outbox:
+            self._outbox.append(frames)
+            return True
+        try:
+            self._sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self._outbox.append(frames)
+        except zmq.ZMQError as exc:
+            self.stats["dropped"] += 1
+            log.debug("%s: send failed: %s", self._name, exc)
+            return False
+        self.stats["sent"] += 1
+        self._schedule_check()
+        return True
+
+    def _flush(self) -> None:
+        while self._outbox:
+            try:
+                self._sock.send_multipart(self._outbox[0], zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                self.stats["dropped"] += 1
+            self._outbox.popleft()
+
+    def _log_fault_once(self, peer: Any, fault: str, detail: str) -> None:
+        key = (peer, fault)
+        if key not in self._logged_faults and len(self._logged_faults) < 10_000:
+            self._logged_faults.add(key)
+            log.warning("%s: refused a message from %r: %s", self._name, peer, detail)
+
+    def _dispatch(self, frames: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop watching and close the socket (pending sends are dropped)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop is not None:
+            try:
+                self._loop.remove_reader(self._sock.getsockopt(zmq.FD))
+            except (zmq.ZMQError, ValueError, RuntimeError):
+                pass
+        self._sock.close(linger=0)
+
+
+class RouterServer(_LoopSocket):
+    """A ROUTER socket bound to an endpoint; peers are identified by bytes ids.
+
+    ``handler(peer, message)`` is called for every valid message.  Replies go
+    back with :meth:`send` using the same peer id.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        handler: ServerHandler,
+        *,
+        name: str = "router",
+        curve: CurveServerKeys | None = None,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+    ) -> None:
+        super().__init__(zmq.ROUTER, name, max_message_size)
+        self._handler = handler
+        self._sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._curve = curve
+        if curve is not None:
+            curve.apply(self._sock)
+        self._sock.bind(endpoint)
+        self.endpoint: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+
+    def start(self) -> None:
+        """Start receiving; call from a coroutine on the event loop."""
+        self._watch()
+
+    @property
+    def port(self) -> int:
+        """The TCP port actually bound (useful with port 0)."""
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+    def send(self, peer: bytes, msg: Any) -> bool:
+        """Send a message to a peer; False when it could not be queued."""
+        try:
+            data = encode(msg, self._max)
+        except EncodeError as exc:
+            log.error("%s: cannot send %s: %s", self._name, type(msg).__name__, exc)
+            self.stats["encode_errors"] += 1
+            return False
+        return self._send_frames([peer, data])
+
+    def send_encoded(self, peer: bytes, data: bytes) -> bool:
+        """Send bytes already produced by :func:`encode` (to fan one message out)."""
+        return self._send_frames([peer, data])
+
+    def _send_frames(self, frames: list[bytes]) -> bool:
+        try:
+            return super()._send_frames(frames)
+        except zmq.ZMQError:
+            return False
+
+    def _flush(self) -> None:
+        try:
+            super()._flush()
+        except zmq.ZMQError:
+            self._outbox.clear()
+
+    def _dispatch(self, frames: list[bytes]) -> None:
+        peer = frames[0]
+        if len(frames) != 2:
+            self.stats["decode_errors"] += 1
+            self._log_fault_once(peer, "frames", f"{len(frames) - 1} body frames, expected 1")
+            self.send(peer, ProtocolError(message="expected exactly one body frame", field="frame"))
+            return
+        try:
+            msg = decode(frames[1], self._max)
+        except DecodeError as exc:
+            self.stats["decode_errors"] += 1
+            self._log_fault_once(peer, exc.field, str(exc))
+            self.send(peer, ProtocolError(message=str(exc), field=exc.field))
+            return
+        self.stats["msg." + type(msg).__name__] += 1
+        try:
+            self._handler(peer, msg)
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("%s: handler failed on %s", self._name, type(msg).__name__)
+
+
+class DealerClient(_LoopSocket):
+    """A DEALER socket connected to one server endpoint at a time.
+
+    ZeroMQ reconnects by itself after a drop; :meth:`connect` moves the
+    client to another endpoint (a new leader) with a fresh socket identity.
+    """
+
+    def __init__(
+        self,
+        handler: ClientHandler,
+        *,
+        name: str = "dealer",
+        curve: CurveClientKeys | None = None,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+        reconnect_ivl_ms: int = 100,
+        reconnect_ivl_max_ms: int = 2000,
+    ) -> None:
+        super().__init__(zmq.DEALER, name, max_message_size)
+        self._handler = handler
+        self._curve = curve
+        self._reconnect = (reconnect_ivl_ms, reconnect_ivl_max_ms)
+        self._configure(self._sock)
+        self.endpoint: str | None = None
+
+    def _configure(self, sock: zmq.Socket) -> None:
+        sock.setsockopt(zmq.RECONNECT_IVL, self._reconnect[0])
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect[1])
+        if self._curve is not None:
+            self._curve.apply(sock)
+
+    def connect(self, endpoint: str) -> None:
+        """Connect (or move) to ``endpoint``; queued messages go to the new peer."""
+        endpoint = tcp_endpoint(endpoint)
+        if self.endpoint is not None:
+            # A fresh socket: stale queued frames must not reach the new peer
+            # under the old identity.
+            was_watching = self._loop is not None
+            self.close()
+            self._closed = False
+            self._sock = self._ctx.socket(zmq.DEALER)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+            self._sock.setsockopt(zmq.RCVHWM, RECV_HWM)
+            self._sock.setsockopt(zmq.MAXMSGSIZE, self._max + 4096)
+            self._configure(self._sock)
+            self._outbox.clear()
+            self._sock.connect(endpoint)
+            self.endpoint = endpoint
+            if was_watching:
+                self._watch()
+            return
+        self._sock.connect(endpoint)
+        self.endpoint = endpoint
+
+    def start(self) -> None:
+        """Start receiving; call from a coroutine on the event loop."""
+        self._watch()
+
+    def send(self, msg: Any) -> bool:
+        """Queue a message for the server; False when it could not be queued."""
+        try:
+            data = encode(msg, self._max)
+        except EncodeError as exc:
+            log.error("%s: cannot send %s: %s", self._name, type(msg).__name__, exc)
+            self.stats["encode_errors"] += 1
+            return False
+        return self._send_frames([data])
+
+    def _dispatch(self, frames: list[bytes]) -> None:
+        if len(frames) != 1:
+            self.stats["decode_errors"] += 1
+            self._log_fault_once(None, "frames", f"{len(frames)} frames, expected 1")
+            return
+        try:
+            msg = decode(frames[0], self._max)
+        except DecodeError as exc:
+            self.stats["decode_errors"] += 1
+            self._log_fault_once(None, exc.field, str(exc))
+            return
+        self.stats["msg." + type(msg).__name__] += 1
+        try:
+            self._handler(msg)
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("%s: handler failed on %s", self._name, type(msg).__name__)
