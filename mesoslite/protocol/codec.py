@@ -52,7 +52,8 @@ def decode(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> Any:
             use_list=True,
             strict_map_key=True,
         )
-    except Exception as exc:  # msgpack raises many types for garbage input
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        # msgpack's ExtraData, FormatError and StackError are ValueErrors.
         raise DecodeError("frame", f"not a valid msgpack message ({type(exc).__name__})") from None
     if type(envelope) is not list or len(envelope) != 3:
         raise DecodeError("frame", "expected an envelope [version, type, body]")

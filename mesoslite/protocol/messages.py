@@ -478,4 +478,3 @@ class ExecutorReregistered:
     agent_info: AgentInfo | None = None
 
 
-__all__ = ["MESSAGE_TYPES", "message"] + sorted(MESSAGE_TYPES)

@@ -1,0 +1,312 @@
+"""The ``mesoslite`` command: master, agent, local, ctl, keygen.
+
+Owns: argument parsing, logging setup, signal handling and the process
+lifecycle of each role.  Flags are generated from the attrs config classes
+(:class:`~mesoslite.master.MasterConfig`, :class:`~mesoslite.agent.AgentConfig`),
+so every config field is a flag (``--work_dir`` and ``--work-dir`` both work)
+and can also come from the environment as ``MESOSLITE_<FIELD>`` (for example
+``MESOSLITE_WORK_DIR``).  A flag given on the command line wins over the
+environment, which wins over the default.  A bad flag or value exits with
+status 2 and names the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from mesoslite import __version__
+
+log = logging.getLogger("mesoslite.cli")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+#: Mesos-compatible extra spellings of some flags.
+_ALIASES: dict[str, tuple[str, ...]] = {"http_port": ("--port",)}
+
+
+class FlagError(Exception):
+    """A flag's value is invalid; ``flag`` names it."""
+
+    def __init__(self, flag: str, message: str) -> None:
+        super().__init__(f"{flag}: {message}")
+        self.flag = flag
+
+
+def _convert(text: str, tp: Any, flag: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if text.strip().lower() in ("", "none", "null"):
+            return None
+        return _convert(text, inner[0], flag)
+    if tp is bool:
+        low = text.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise FlagError(flag, f"expected true or false, got {text!r}")
+    if tp in (int, float):
+        try:
+            return tp(text)
+        except ValueError:
+            raise FlagError(flag, f"expected {'an integer' if tp is int else 'a number'}, "
+                                  f"got {text!r}") from None
+    if origin is dict:
+        out: dict[str, Any] = {}
+        value_type = args[1] if len(args) == 2 else str
+        for item in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise FlagError(flag, f"expected key=value[,key=value], got {item!r}")
+            out[key.strip()] = _convert(value.strip(), value_type, flag)
+        return out
+    if origin is tuple:
+        return tuple(p.strip() for p in text.split(",") if p.strip())
+    return text
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type,
+                     skip: Sequence[str] = ()) -> None:
+    """Add one flag per field of an attrs config class."""
+    group = parser.add_argument_group(f"{config_cls.__name__} flags")
+    for field in attrs.fields(config_cls):
+        if field.name.startswith("_") or field.name in skip:
+            continue
+        names = [f"--{field.name}"]
+        if "_" in field.name:
+            names.append(f"--{field.name.replace('_', '-')}")
+        names.extend(_ALIASES.get(field.name, ()))
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()  # type: ignore[union-attr]
+        help_text = field.metadata.get("help", "")
+        env = f"MESOSLITE_{field.name.upper()}"
+        group.add_argument(
+            *names,
+            dest=field.name,
+            default=None,
+            metavar=field.name.upper(),
+            help=f"{help_text} (default {default!r}; env {env})".strip(),
+        )
+
+
+def build_config(config_cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
+    """Build a config from parsed flags, then the environment, then defaults."""
+    hints = typing.get_type_hints(config_cls)
+    values: dict[str, Any] = {}
+    for field in attrs.fields(config_cls):
+        if field.name.startswith("_"):
+            continue
+        flag = f"--{field.name}"
+        raw = getattr(args, field.name, None)
+        if raw is None:
+            raw = os.environ.get(f"MESOSLITE_{field.name.upper()}")
+        if raw is None:
+            continue
+        parse = field.metadata.get("parse")
+        try:
+            values[field.name] = parse(raw) if parse else _convert(raw, hints[field.name], flag)
+        except FlagError:
+            raise
+        except ValueError as exc:
+            raise FlagError(flag, str(exc)) from None
+    values.update(overrides)
+    try:
+        return config_cls(**values)
+    except (ValueError, TypeError) as exc:
+        field = getattr(exc, "field", "") or _guess_field(str(exc), config_cls)
+        raise FlagError(f"--{field}" if field else config_cls.__name__, str(exc)) from None
+
+
+def _guess_field(message: str, config_cls: type) -> str:
+    for field in attrs.fields(config_cls):
+        if field.name in message:
+            return field.name
+    return ""
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr, one line per event, with the component name."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def _serve_until_signalled(
+    start: Callable[[], typing.Awaitable[None]],
+    stop: Callable[[], typing.Awaitable[None]],
+) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await start()
+        await stopping.wait()
+    finally:
+        log.info("shutting down")
+        await stop()
+
+
+# ------------------------------------------------------------------ master
+
+
+def _cmd_master(args: argparse.Namespace) -> int:
+    from mesoslite.master import Master, MasterConfig
+
+    config = build_config(MasterConfig, args)
+    master = Master(config)
+
+    async def start() -> None:
+        await master.start()
+        print(f"mesoslite master: http://{config.ip}:{master.http_port}  "
+              f"zmq {master.zmq_endpoint}", flush=True)
+
+    asyncio.run(_serve_until_signalled(start, master.stop))
+    return 0
+
+
+# ------------------------------------------------------------------- agent
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    from mesoslite.agent import Agent, AgentConfig
+
+    config = build_config(AgentConfig, args)
+    agent = Agent(config)
+
+    async def start() -> None:
+        await agent.start()
+        print(f"mesoslite agent: http://{config.ip}:{agent.http_port}  master {config.master}",
+              flush=True)
+
+    asyncio.run(_serve_until_signalled(start, lambda: agent.stop(kill_tasks=True)))
+    return 0
+
+
+# ------------------------------------------------------------------- local
+
+
+def _cmd_local(args: argparse.Namespace) -> int:
+    from mesoslite.local import LocalCluster
+
+    if args.agents < 1:
+        raise FlagError("--agents", f"expected at least 1 agent, got {args.agents}")
+    cluster = LocalCluster(
+        agents=args.agents,
+        ip=args.ip,
+        http_port=args.port,
+        zmq_port=args.zmq_port,
+        work_dir=args.work_dir,
+        agent_resources=args.agent_resources,
+        agent_port_base=args.agent_port_base,
+    )
+
+    async def start() -> None:
+        await cluster.start()
+        print(cluster.describe(), flush=True)
+
+    asyncio.run(_serve_until_signalled(start, cluster.stop))
+    return 0
+
+
+# ------------------------------------------------------------------ keygen
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from mesoslite.transport import generate_keys
+
+    public, secret = generate_keys(args.dir, args.name)
+    print(f"public key: {public}\nsecret key: {secret} (mode 0600; never share it)")
+    return 0
+
+
+# -------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for tests and docs)."""
+    from mesoslite.agent import AgentConfig
+    from mesoslite.ctl import add_ctl_parser
+    from mesoslite.master import MasterConfig
+
+    parser = argparse.ArgumentParser(
+        prog="mesoslite", description="A two-level resource-offer cluster scheduler."
+    )
+    parser.add_argument("--version", action="version", version=f"mesoslite {__version__}")
+    parser.add_argument("--log_level", "--log-level", default=os.environ.get(
+        "MESOSLITE_LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR (env MESOSLITE_LOG_LEVEL)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("master", help="run a master")
+    add_config_flags(p, MasterConfig)
+    p.set_defaults(func=_cmd_master)
+
+    p = sub.add_parser("agent", help="run an agent")
+    add_config_flags(p, AgentConfig)
+    p.set_defaults(func=_cmd_agent)
+
+    p = sub.add_parser("local", help="run a master and agents in one process (no ZooKeeper)")
+    env = os.environ.get
+    p.add_argument("--agents", type=int, default=int(env("MESOSLITE_AGENTS", "2")),
+                   help="number of agents (default 2; env MESOSLITE_AGENTS)")
+    p.add_argument("--ip", default=env("MESOSLITE_IP", "127.0.0.1"),
+                   help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(env("MESOSLITE_PORT", "5050")),
+                   help="master HTTP port (default 5050)")
+    p.add_argument("--zmq_port", "--zmq-port", type=int,
+                   default=int(env("MESOSLITE_ZMQ_PORT", "5055")),
+                   help="master ZMQ port (default 5055)")
+    p.add_argument("--agent_port_base", "--agent-port-base", type=int,
+                   default=int(env("MESOSLITE_AGENT_PORT_BASE", "5051")),
+                   help="HTTP port of the first agent; the others follow (default 5051)")
+    p.add_argument("--work_dir", "--work-dir",
+                   default=env("MESOSLITE_WORK_DIR", "/tmp/mesoslite/local"),
+                   help="where the master and agents keep state and sandboxes")
+    p.add_argument("--agent_resources", "--agent-resources",
+                   default=env("MESOSLITE_AGENT_RESOURCES", ""),
+                   help="resources of each agent in Mesos syntax (default: detected, "
+                        "cpus and mem divided among the agents)")
+    p.set_defaults(func=_cmd_local)
+
+    add_ctl_parser(sub)
+
+    p = sub.add_parser("keygen", help="make a CURVE key pair for encrypted, authenticated links")
+    p.add_argument("--dir", default=".", help="directory to write the key files into")
+    p.add_argument("--name", default="mesoslite", help="base name of the key files")
+    p.set_defaults(func=_cmd_keygen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mesoslite`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return int(args.func(args) or 0)
+    except FlagError as exc:
+        parser.exit(2, f"mesoslite {args.command}: error: {exc}\n")
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

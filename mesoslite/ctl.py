@@ -1,0 +1,260 @@
+"""``mesoslite ctl``: read a cluster's state and task logs from the command line.
+
+Owns: the ``ctl`` sub-commands (``state``, ``agents``, ``frameworks``,
+``tasks``, ``logs``) and the table printer.  It talks to the master's and
+agents' HTTP endpoints with the standard library only; the master address
+comes from ``--master`` or ``MESOSLITE_MASTER`` (``http://127.0.0.1:5050`` by
+default; ``host:port`` is accepted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+DEFAULT_MASTER = "http://127.0.0.1:5050"
+TERMINAL = {
+    "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
+    "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
+}
+
+
+class CtlError(Exception):
+    """A failure to report to the user (exit status 1)."""
+
+
+def http_url(address: str) -> str:
+    """Normalise ``host:port`` or a URL to an ``http://`` base URL without trailing slash."""
+    address = address.strip().rstrip("/")
+    if "://" not in address:
+        address = "http://" + address
+    return address
+
+
+def get_json(url: str, timeout: float = 10.0) -> Any:
+    """GET a JSON document, following redirects; CtlError on any failure."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")[:300]
+        raise CtlError(f"{url}: HTTP {exc.code} {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise CtlError(f"{url}: cannot connect ({getattr(exc, 'reason', exc)})") from None
+    except ValueError:
+        raise CtlError(f"{url}: the answer is not JSON") from None
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Render rows as an aligned text table."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in cells]
+    return "\n".join(lines)
+
+
+def _res(resources: dict[str, Any] | None, name: str) -> str:
+    value = (resources or {}).get(name, 0)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _all_tasks(state: dict[str, Any]) -> list[dict[str, Any]]:
+    tasks: list[dict[str, Any]] = []
+    for fw in state.get("frameworks", []) + state.get("completed_frameworks", []):
+        for key in ("tasks", "unreachable_tasks", "completed_tasks"):
+            tasks.extend(fw.get(key, []))
+    return tasks
+
+
+def cmd_state(master: str, out: TextIO) -> None:
+    """Print a summary of the cluster."""
+    state = get_json(f"{master}/state")
+    agents = state.get("slaves", [])
+    tasks = _all_tasks(state)
+    by_state: dict[str, int] = {}
+    for task in tasks:
+        by_state[task.get("state", "?")] = by_state.get(task.get("state", "?"), 0) + 1
+    total = {"cpus": 0.0, "mem": 0.0, "disk": 0.0}
+    used = dict.fromkeys(total, 0.0)
+    for agent in agents:
+        for name in total:
+            total[name] += float(agent.get("resources", {}).get(name, 0))
+            used[name] += float(agent.get("used_resources", {}).get(name, 0))
+    rows = [
+        ("master", f"{state.get('hostname', '?')} (id {state.get('id', '?')})"),
+        ("version", state.get("version", "?")),
+        ("leader", state.get("leader", "?")),
+        ("agents", f"{sum(1 for a in agents if a.get('active', True))} active, {len(agents)} total"),
+        ("frameworks", (f"{len(state.get('frameworks', []))} active, "
+                        f"{len(state.get('completed_frameworks', []))} completed")),
+        ("cpus", f"{used['cpus']:g} used of {total['cpus']:g}"),
+        ("mem", f"{used['mem']:g} MB used of {total['mem']:g} MB"),
+        ("disk", f"{used['disk']:g} MB used of {total['disk']:g} MB"),
+        ("tasks", ", ".join(f"{k} {v}" for k, v in sorted(by_state.items())) or "none"),
+    ]
+    out.write(format_table(("FIELD", "VALUE"), rows) + "\n")
+
+
+def cmd_agents(master: str, out: TextIO) -> None:
+    """Print one line per agent."""
+    state = get_json(f"{master}/state")
+    rows = []
+    for a in state.get("slaves", []):
+        res, used = a.get("resources", {}), a.get("used_resources", {})
+        rows.append((
+            a.get("id"), a.get("hostname"), "yes" if a.get("active", True) else "no",
+            f"{_res(used, 'cpus')}/{_res(res, 'cpus')}", f"{_res(used, 'mem')}/{_res(res, 'mem')}",
+            f"{_res(used, 'disk')}/{_res(res, 'disk')}", res.get("ports", ""),
+            ";".join(f"{k}:{v}" for k, v in sorted(a.get("attributes", {}).items())),
+        ))
+    headers = ("ID", "HOSTNAME", "ACTIVE", "CPUS", "MEM", "DISK", "PORTS", "ATTRIBUTES")
+    out.write(format_table(headers, rows) + "\n")
+
+
+def cmd_frameworks(master: str, out: TextIO) -> None:
+    """Print one line per framework, active first."""
+    state = get_json(f"{master}/state")
+    rows = []
+    for fw, status in [(f, "active" if f.get("active", True) else "inactive")
+                       for f in state.get("frameworks", [])] + [
+                       (f, "completed") for f in state.get("completed_frameworks", [])]:
+        used = fw.get("used_resources", {})
+        rows.append((
+            fw.get("id"), fw.get("name"), fw.get("user"), ",".join(fw.get("roles", []) or ["*"]),
+            status, len(fw.get("tasks", [])), _res(used, "cpus"), _res(used, "mem"),
+        ))
+    headers = ("ID", "NAME", "USER", "ROLES", "STATUS", "TASKS", "CPUS", "MEM")
+    out.write(format_table(headers, rows) + "\n")
+
+
+def cmd_tasks(master: str, out: TextIO, show_all: bool) -> None:
+    """Print one line per task (live tasks only unless ``show_all``)."""
+    state = get_json(f"{master}/state")
+    rows = []
+    for t in _all_tasks(state):
+        if not show_all and t.get("state") in TERMINAL:
+            continue
+        res = t.get("resources", {})
+        rows.append((t.get("id"), t.get("name"), t.get("state"), t.get("framework_id"),
+                     t.get("slave_id"), _res(res, "cpus"), _res(res, "mem")))
+    headers = ("ID", "NAME", "STATE", "FRAMEWORK", "AGENT", "CPUS", "MEM")
+    out.write(format_table(headers, rows) + "\n")
+
+
+def _agent_base(state: dict[str, Any], agent_id: str) -> str:
+    for agent in state.get("slaves", []):
+        if agent.get("id") == agent_id:
+            pid = agent.get("pid", "")
+            hostport = pid.split("@", 1)[1] if "@" in pid else f"{agent.get('hostname')}:" \
+                f"{agent.get('port', 5051)}"
+            return http_url(hostport)
+    raise CtlError(f"agent {agent_id} is not known to the master")
+
+
+def _find_sandbox(agent_state: dict[str, Any], framework_id: str, task_id: str) -> str:
+    for fw in agent_state.get("frameworks", []) + agent_state.get("completed_frameworks", []):
+        if fw.get("id") != framework_id:
+            continue
+        for ex in fw.get("executors", []) + fw.get("completed_executors", []):
+            tasks = ex.get("tasks", []) + ex.get("queued_tasks", []) + ex.get("completed_tasks", [])
+            if ex.get("id") == task_id or any(t.get("id") == task_id for t in tasks):
+                return str(ex["directory"])
+    raise CtlError(f"task {task_id}: no sandbox found on its agent")
+
+
+def locate_task(master: str, task_id: str) -> tuple[str, str, dict[str, Any]]:
+    """Return (agent base URL, sandbox directory, task JSON) for a task id."""
+    state = get_json(f"{master}/state")
+    matches = [t for t in _all_tasks(state) if t.get("id") == task_id]
+    if not matches:
+        raise CtlError(f"task {task_id} is not known to the master")
+    task = matches[-1]
+    base = _agent_base(state, task["slave_id"])
+    directory = _find_sandbox(get_json(f"{base}/state"), task["framework_id"], task_id)
+    return base, directory, task
+
+
+def _task_state(master: str, task_id: str) -> str:
+    for t in _all_tasks(get_json(f"{master}/state")):
+        if t.get("id") == task_id:
+            return str(t.get("state"))
+    return "TASK_UNKNOWN"
+
+
+def cmd_logs(master: str, task_id: str, stderr: bool, follow: bool, out: TextIO,
+             poll: float = 0.5, chunk: int = 64 * 1024) -> None:
+    """Print a task's stdout (or stderr); with ``follow``, keep printing until it ends."""
+    base, directory, _task = locate_task(master, task_id)
+    path = f"{directory}/{'stderr' if stderr else 'stdout'}"
+    offset = 0
+    while True:
+        query = urllib.parse.urlencode({"path": path, "offset": offset, "length": chunk})
+        data = get_json(f"{base}/files/read?{query}")
+        text = data.get("data", "")
+        if text:
+            out.write(text)
+            out.flush()
+            offset += len(text.encode("utf-8"))
+            continue
+        if not follow or _task_state(master, task_id) in TERMINAL:
+            # One last read after the task ended, so nothing written at the end is missed.
+            query = urllib.parse.urlencode({"path": path, "offset": offset, "length": chunk})
+            tail = get_json(f"{base}/files/read?{query}").get("data", "")
+            if tail:
+                out.write(tail)
+                offset += len(tail.encode("utf-8"))
+                continue
+            return
+        time.sleep(poll)
+
+
+def add_ctl_parser(sub: Any) -> None:
+    """Register ``ctl`` and its sub-commands on the main parser."""
+    p = sub.add_parser("ctl", help="inspect a running cluster")
+    p.add_argument("--master", default=os.environ.get("MESOSLITE_MASTER", DEFAULT_MASTER),
+                   help="master HTTP address (default http://127.0.0.1:5050; env MESOSLITE_MASTER)")
+    ctl = p.add_subparsers(dest="ctl_command", required=True, metavar="WHAT")
+    ctl.add_parser("state", help="cluster summary")
+    ctl.add_parser("agents", help="agents and their resources")
+    ctl.add_parser("frameworks", help="frameworks")
+    t = ctl.add_parser("tasks", help="tasks (live ones; --all for finished too)")
+    t.add_argument("--all", action="store_true", help="include finished tasks")
+    lg = ctl.add_parser("logs", help="print a task's sandbox output")
+    lg.add_argument("task_id")
+    lg.add_argument("--stderr", action="store_true", help="print stderr instead of stdout")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing until the task ends")
+    p.set_defaults(func=run_ctl)
+
+
+def run_ctl(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Run one ctl sub-command; 1 with a message on failure."""
+    master = http_url(args.master)
+    try:
+        match args.ctl_command:
+            case "state":
+                cmd_state(master, out)
+            case "agents":
+                cmd_agents(master, out)
+            case "frameworks":
+                cmd_frameworks(master, out)
+            case "tasks":
+                cmd_tasks(master, out, args.all)
+            case "logs":
+                cmd_logs(master, args.task_id, args.stderr, args.follow, out)
+    except CtlError as exc:
+        print(f"mesoslite ctl: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
