@@ -561,7 +561,12 @@ class Resources:
             if current is None:
                 d[name] = value
             elif type(current) is not type(value):
-                raise _expected(name, f"{_KIND_NAMES[type(current)]} to add to {current!r}", value)
+                raise ResourcesError(
+                    f"expected {_KIND_NAMES[type(current)]} to add to"
+                    f" {_format_value(current)!r}, got {_KIND_NAMES[type(value)]}"
+                    f" {_format_value(value)!r}",
+                    name,
+                )
             elif type(value) is int:
                 d[name] = current + value
             elif type(value) is tuple:

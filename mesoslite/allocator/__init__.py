@@ -11,8 +11,8 @@ from mesoslite.allocator.hierarchical import (
     DEFAULT_ROLE,
     MAX_REFUSE_SECONDS,
     Allocation,
-    Clock,
     HierarchicalAllocator,
+    TimeSource,
     validate_role,
 )
 from mesoslite.allocator.sorter import DRFSorter
@@ -22,8 +22,8 @@ __all__ = [
     "DEFAULT_ROLE",
     "MAX_REFUSE_SECONDS",
     "Allocation",
-    "Clock",
     "DRFSorter",
     "HierarchicalAllocator",
+    "TimeSource",
     "validate_role",
 ]

@@ -35,11 +35,16 @@ MAX_REFUSE_SECONDS = 31_536_000.0
 DEFAULT_ROLE = "*"
 
 _SCALE = 1000
+
+#: A refusal filter: (framework id, role, agent id).
+_FilterKey = tuple[str, str, str]
+#: A filter's place in the expiry heap: (expiry, sequence number, key).
+_HeapEntry = tuple[float, int, _FilterKey]
 _WHITESPACE_OR_CONTROL = frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
 
 
-class Clock(Protocol):
-    """Anything with ``time() -> float`` seconds."""
+class TimeSource(Protocol):
+    """Anything with ``time() -> float`` seconds, e.g. ``mesoslite.clock.Clock``."""
 
     def time(self) -> float:
         """Current time in seconds."""
@@ -54,7 +59,7 @@ def validate_role(role: str) -> str:
     must not start with ``-`` and must hold no whitespace or control characters.
     """
     if not isinstance(role, str):
-        raise ValueError(f"role {role!r}: expected a string")
+        raise TypeError(f"role {role!r}: expected a string")
     if role == DEFAULT_ROLE:
         return role
     if not role:
@@ -108,7 +113,15 @@ class Allocation:
 class _Agent:
     """An agent's total, its allocations per (framework, role), and what is left."""
 
-    __slots__ = ("agent_id", "total", "allocated", "allocated_sum", "available", "active")
+    __slots__ = (
+        "active",
+        "agent_id",
+        "allocated",
+        "allocated_sum",
+        "available",
+        "filters",
+        "total",
+    )
 
     def __init__(self, agent_id: str, total: Resources, empty: Resources) -> None:
         self.agent_id = agent_id
@@ -117,20 +130,20 @@ class _Agent:
         self.allocated_sum = empty
         self.available = total
         self.active = True
+        self.filters: set[_FilterKey] = set()  # refusal filters naming this agent
 
 
 class _Framework:
     """A framework's roles, activity, suppressed roles, filters and allocations."""
 
-    __slots__ = ("framework_id", "roles", "active", "suppressed", "filters", "allocations")
+    __slots__ = ("active", "allocations", "filters", "framework_id", "roles", "suppressed")
 
     def __init__(self, framework_id: str, roles: dict[str, None], active: bool) -> None:
         self.framework_id = framework_id
         self.roles = roles  # insertion-ordered set
         self.active = active
         self.suppressed: set[str] = set()
-        # agent id -> role -> time the refusal filter expires
-        self.filters: dict[str, dict[str, float]] = {}
+        self.filters: set[_FilterKey] = set()  # this framework's refusal filters
         # role -> agents on which the framework holds resources under that role
         self.allocations: dict[str, set[str]] = {}
 
@@ -142,7 +155,7 @@ class _Framework:
 
 def _ordered_roles(field: str, roles: Iterable[str]) -> dict[str, None]:
     if isinstance(roles, str):
-        raise ValueError(f"{field} = {roles!r}: expected a sequence of role names, not a string")
+        raise TypeError(f"{field} = {roles!r}: expected a sequence of role names, not a string")
     out: dict[str, None] = {}
     for role in roles:
         out[validate_role(role)] = None
@@ -162,7 +175,7 @@ class HierarchicalAllocator:
 
     def __init__(
         self,
-        clock: Clock,
+        clock: TimeSource,
         rng: random.Random | None = None,
         min_allocatable: Sequence[Resources] | None = None,
         fair_sharing_excluded_resource_names: Iterable[str] = ("gpus",),
@@ -181,7 +194,7 @@ class HierarchicalAllocator:
             min_allocatable = (Resources.parse("cpus:0.01"), Resources.parse("mem:32"))
         self._min_allocatable = tuple(min_allocatable)
         if isinstance(fair_sharing_excluded_resource_names, str):
-            raise ValueError(
+            raise TypeError(
                 f"fair_sharing_excluded_resource_names = "
                 f"{fair_sharing_excluded_resource_names!r}: expected a sequence of names"
             )
@@ -199,9 +212,12 @@ class HierarchicalAllocator:
         self._total: dict[str, int] = {}  # cluster total of fair-shared scalars, thousandths
         self._total_dirty = False
 
-        # (expiry, framework id, agent id, role); entries may be stale
-        self._filter_heap: list[tuple[float, str, str, str]] = []
-        self._filter_count = 0
+        # live refusal filters: key -> time they expire
+        self._filters: dict[_FilterKey, float] = {}
+        # expiry order; entries may be stale (revived, replaced, removed) and are
+        # checked against ``_filters`` when they come up
+        self._filter_heap: list[_HeapEntry] = []
+        self._filter_seq = 0
 
         #: Number of completed ``allocate()`` calls.
         self.allocation_runs: int = 0
@@ -237,10 +253,8 @@ class HierarchicalAllocator:
         for (framework_id, role), resources in list(agent.allocated.items()):
             self._recover_on(agent, framework_id, role, resources)
         self._remove_from_total(agent.total)
-        for framework in self._frameworks.values():
-            dropped = framework.filters.pop(agent_id, None)
-            if dropped:
-                self._filter_count -= len(dropped)
+        for key in list(agent.filters):
+            self._drop_filter(key)
         del self._agents[agent_id]
 
     def update_agent_total(self, agent_id: str, total: Resources) -> None:
@@ -377,14 +391,15 @@ class HierarchicalAllocator:
         if refuse is None or refuse <= 0 or framework is None or agent is None:
             return
         expiry = self._clock.time() + refuse
-        by_role = framework.filters.setdefault(agent_id, {})
-        previous = by_role.get(role)
-        if previous is None:
-            self._filter_count += 1
-        elif previous >= expiry:
+        key = (framework_id, role, agent_id)
+        previous = self._filters.get(key)
+        if previous is not None and previous >= expiry:
             return
-        by_role[role] = expiry
-        heapq.heappush(self._filter_heap, (expiry, framework_id, agent_id, role))
+        self._filters[key] = expiry
+        framework.filters.add(key)
+        agent.filters.add(key)
+        self._filter_seq += 1
+        heapq.heappush(self._filter_heap, (expiry, self._filter_seq, key))
         self._compact_filter_heap()
 
     def revive(self, framework_id: str, roles: Sequence[str] | None = None) -> None:
@@ -455,7 +470,7 @@ class HierarchicalAllocator:
             agents = [agent for agent in self._agents.values() if agent.active]
         else:
             if isinstance(agent_ids, str):
-                raise ValueError(f"agent_ids = {agent_ids!r}: expected an iterable of ids")
+                raise TypeError(f"agent_ids = {agent_ids!r}: expected an iterable of ids")
             seen: dict[str, None] = dict.fromkeys(agent_ids)
             agents = [
                 agent
@@ -467,18 +482,17 @@ class HierarchicalAllocator:
         result: list[Allocation] = []
         role_sorter = self._role_sorter
         framework_sorters = self._framework_sorters
-        frameworks = self._frameworks
+        filters = self._filters
         for agent in agents:
             offer = agent.available
             if not self._allocatable(offer):
                 continue
             agent_id = agent.agent_id
             chosen: tuple[str, str] | None = None
-            for role in role_sorter.sort():
-                for framework_id in framework_sorters[role].sort():
-                    filters = frameworks[framework_id].filters.get(agent_id)
-                    if filters is not None:
-                        expiry = filters.get(role)
+            for role in role_sorter.ordered():
+                for framework_id in framework_sorters[role].ordered():
+                    if filters:
+                        expiry = filters.get((framework_id, role, agent_id))
                         if expiry is not None and expiry > now:
                             continue
                     chosen = (framework_id, role)
@@ -665,43 +679,48 @@ class HierarchicalAllocator:
 
     def _drop_filters(self, framework: _Framework, roles: Iterable[str] | None) -> None:
         """Remove the framework's filters for ``roles`` (all when None)."""
-        if roles is None:
-            for by_role in framework.filters.values():
-                self._filter_count -= len(by_role)
-            framework.filters.clear()
-            return
-        roles = set(roles)
-        for agent_id in list(framework.filters):
-            by_role = framework.filters[agent_id]
-            for role in roles:
-                if by_role.pop(role, None) is not None:
-                    self._filter_count -= 1
-            if not by_role:
-                del framework.filters[agent_id]
+        chosen = None if roles is None else set(roles)
+        for key in list(framework.filters):
+            if chosen is None or key[1] in chosen:
+                self._drop_filter(key)
+
+    def _drop_filter(self, key: _FilterKey) -> None:
+        framework_id, _role, agent_id = key
+        del self._filters[key]
+        framework = self._frameworks.get(framework_id)
+        if framework is not None:
+            framework.filters.discard(key)
+        agent = self._agents.get(agent_id)
+        if agent is not None:
+            agent.filters.discard(key)
 
     def _expire_filters(self, now: float) -> None:
         heap = self._filter_heap
+        popped = 0
         while heap and heap[0][0] <= now:
-            expiry, framework_id, agent_id, role = heapq.heappop(heap)
-            framework = self._frameworks.get(framework_id)
-            if framework is None:
-                continue
-            by_role = framework.filters.get(agent_id)
-            if by_role is None or by_role.get(role) != expiry:
-                continue  # stale: revived, replaced or removed since
-            del by_role[role]
-            self._filter_count -= 1
-            if not by_role:
-                del framework.filters[agent_id]
+            if popped == 1024:
+                # Many filters expire together: one linear pass beats popping each.
+                expired = [entry for entry in heap if entry[0] <= now]
+                self._filter_heap = heap = [entry for entry in heap if entry[0] > now]
+                heapq.heapify(heap)
+                for entry in expired:
+                    self._expire_one(entry)
+                return
+            self._expire_one(heapq.heappop(heap))
+            popped += 1
+
+    def _expire_one(self, entry: _HeapEntry) -> None:
+        expiry, _seq, key = entry
+        if self._filters.get(key) == expiry:  # else stale: revived, replaced or removed
+            self._drop_filter(key)
 
     def _compact_filter_heap(self) -> None:
         """Rebuild the heap from live filters once stale entries dominate it."""
-        if len(self._filter_heap) <= 2 * self._filter_count + 1024:
+        if len(self._filter_heap) <= 2 * len(self._filters) + 1024:
             return
+        first = self._filter_seq + 1
         self._filter_heap = [
-            (expiry, framework_id, agent_id, role)
-            for framework_id, framework in self._frameworks.items()
-            for agent_id, by_role in framework.filters.items()
-            for role, expiry in by_role.items()
+            (expiry, seq, key) for seq, (key, expiry) in enumerate(self._filters.items(), first)
         ]
+        self._filter_seq += len(self._filters)
         heapq.heapify(self._filter_heap)

@@ -54,7 +54,7 @@ def _check_weight(client: str, weight: float) -> float:
 class _Client:
     """One sorter client: its weight, activity and allocation."""
 
-    __slots__ = ("name", "weight", "active", "alloc", "count", "key")
+    __slots__ = ("active", "alloc", "count", "key", "name", "weight")
 
     def __init__(self, name: str, weight: float) -> None:
         self.name = name
@@ -81,7 +81,7 @@ class DRFSorter:
         self._total: dict[str, int] = {}
         self._order: list[_Key] = []  # keys of active clients, sorted
         self._stale = False  # True when every key must be recomputed
-        self._names: list[str] | None = None  # cached names of ``_order``
+        self._names: tuple[str, ...] | None = None  # cached names of ``_order``
 
     # -- membership -------------------------------------------------------
 
@@ -200,6 +200,10 @@ class DRFSorter:
 
     def sort(self) -> list[str]:
         """Active clients, lowest weighted share first (a fresh list)."""
+        return list(self.ordered())
+
+    def ordered(self) -> tuple[str, ...]:
+        """Like ``sort()`` but returns the cached tuple itself (no copy while unchanged)."""
         if self._stale:
             self._order = sorted(
                 self._key(entry) for entry in self._clients.values() if entry.active
@@ -209,8 +213,8 @@ class DRFSorter:
             self._stale = False
             self._names = None
         if self._names is None:
-            self._names = [key[2] for key in self._order]
-        return list(self._names)
+            self._names = tuple(key[2] for key in self._order)
+        return self._names
 
     # -- internals --------------------------------------------------------
 
@@ -227,8 +231,7 @@ class DRFSorter:
             whole = total.get(name, 0)
             if whole > 0:
                 ratio = value / whole
-                if ratio > share:
-                    share = ratio
+                share = max(share, ratio)
         return share
 
     def _key(self, entry: _Client) -> _Key:
