@@ -270,6 +270,8 @@ class Task:
     #: Latest state the agent has seen, which may be ahead of what was acknowledged.
     status_update_state: TaskState | None = None
     status_update_uuid: bytes = b""
+    #: The role the task's resources were allocated to (multi-role frameworks).
+    role: str = ""
 
 
 @attrs.frozen

@@ -1,0 +1,568 @@
+"""The master's HTTP endpoints (tornado, on the master's event loop).
+
+Owns: :func:`make_app` (every route, also under ``/master/...`` as Mesos
+serves them) and :func:`start_http_server`.  Read endpoints: ``/state``,
+``/state-summary``, ``/tasks``, ``/frameworks``, ``/slaves`` (= ``/agents``),
+``/roles``, ``/weights``, ``/health``, ``/version``, ``/flags``,
+``/metrics/snapshot`` (JSON, Mesos names) and ``/metrics`` (Prometheus
+text).  Write endpoints: ``PUT /weights``, ``POST /teardown``.  ``/redirect``
+answers 307 to this (always leading) master.
+
+Big documents never stall the loop: ``/state`` is assembled from per-agent
+and per-task JSON cached by record version (:mod:`.render`), yielding to
+the loop every few hundred records.  Bad input gets 400 with
+``{"message": ..., "field": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+import mesoslite
+from mesoslite.allocator import validate_role
+from mesoslite.master import render
+from mesoslite.master.metrics import prometheus_text
+from mesoslite.master.records import FrameworkRecord
+from mesoslite.protocol import MasterInfo
+from mesoslite.resources import Resources
+
+if TYPE_CHECKING:
+    from mesoslite.master.master import Master
+
+#: Records rendered between two yields to the event loop.
+YIELD_EVERY = 200
+#: Largest request body accepted (bytes).
+MAX_BODY_SIZE = 1024 * 1024
+#: Default and largest ``limit`` of /tasks.
+TASKS_DEFAULT_LIMIT = 100
+TASKS_MAX_LIMIT = 100_000
+
+_BUILD_TIME = os.path.getmtime(mesoslite.__file__)
+
+
+class _Pacer:
+    """Yields to the event loop every ``every`` steps."""
+
+    def __init__(self, every: int = YIELD_EVERY) -> None:
+        self.every = every
+        self.count = 0
+
+    async def step(self) -> None:
+        self.count += 1
+        if self.count % self.every == 0:
+            await asyncio.sleep(0)
+
+
+class BadRequest(Exception):
+    """Input a handler refuses: answered 400 with the message and field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """JSON answers, JSON errors, and access to the master."""
+
+    def initialize(self, master: Master) -> None:
+        """Keep the master this application serves."""
+        self.master = master
+
+    def compute_etag(self) -> str | None:
+        """No ETag: hashing a multi-megabyte /state would stall the loop for nothing."""
+        return None
+
+    def write_json(self, value: Any, status: int = 200) -> None:
+        """Answer with a JSON document (a value, or text already JSON)."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(value if isinstance(value, str) else render.dumps(value))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Errors are JSON too: ``{"message": ..., "field": ...}``."""
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        field = getattr(error, "arg_name", "") if error is not None else ""
+        message = self._reason
+        if isinstance(error, tornado.web.HTTPError) and error.log_message:
+            message = error.log_message % error.args if error.args else error.log_message
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(render.dumps({"message": message, "field": field or ""}))
+
+    def bad_request(self, error: BadRequest) -> None:
+        """Answer 400 naming the field."""
+        self.write_json({"message": error.message, "field": error.field}, 400)
+
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
+        """An integer query argument within [low, high] (BadRequest otherwise)."""
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadRequest(name, f"expected an integer, got {raw[:40]!r}") from None
+        if not low <= value <= high:
+            raise BadRequest(name, f"expected an integer in {low}-{high}, got {value}")
+        return value
+
+
+# ------------------------------------------------------------------ documents
+
+
+async def _offered(
+    master: Master, framework: FrameworkRecord, pacer: _Pacer
+) -> tuple[Resources, list[str]]:
+    """The framework's outstanding offers: their sum and their JSON texts."""
+    offered = Resources()
+    offers: list[str] = []
+    for offer_id in sorted(framework.offers):
+        record = master.state.offers.get(offer_id)
+        if record is not None:
+            offered = offered + record.offer.resources
+            offers.append(render.offer_json(record))
+            await pacer.step()
+    return offered, offers
+
+
+async def framework_json(master: Master, framework: FrameworkRecord, pacer: _Pacer) -> str:
+    """One framework with its tasks, unreachable and completed tasks and offers."""
+    offered, offers = await _offered(master, framework, pacer)
+    lists: dict[str, list[str]] = {"tasks": [], "unreachable_tasks": [], "completed_tasks": []}
+    sources = (framework.tasks.values(), framework.unreachable_tasks.values(),
+               framework.completed_tasks)
+    for key, tasks in zip(lists, sources, strict=True):
+        for task in list(tasks):
+            lists[key].append(render.task_json(task))
+            await pacer.step()
+    return render.splice(render.framework_base(framework, offered), {**lists, "offers": offers})
+
+
+def leader_info(info: MasterInfo) -> dict[str, Any]:
+    """MasterInfo as Mesos shows ``leader_info``."""
+    return {
+        "id": info.id,
+        "pid": info.pid,
+        "port": info.port,
+        "hostname": info.hostname,
+        "address": {"hostname": info.hostname, "ip": info.ip, "port": info.port},
+        "version": info.version,
+        "zmq_endpoint": info.zmq_endpoint,
+        "http_endpoint": info.http_endpoint,
+    }
+
+
+def flags(master: Master) -> dict[str, str]:
+    """The configuration as Mesos shows ``flags``: every value as text."""
+    out: dict[str, str] = {}
+    for field in attrs.fields(type(master.config)):
+        value = getattr(master.config, field.name)
+        if isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        out[field.name] = "" if value is None else str(value)
+    return out
+
+
+def version_info() -> dict[str, Any]:
+    """What /version answers."""
+    built = datetime.datetime.fromtimestamp(_BUILD_TIME, datetime.UTC)
+    return {
+        "version": mesoslite.__version__,
+        "build_date": built.strftime("%Y-%m-%d %H:%M:%S"),
+        "build_time": int(_BUILD_TIME),
+        "build_user": "",
+        "git_sha": "",
+        "git_tag": "",
+    }
+
+
+async def agents_json(master: Master, pacer: _Pacer) -> list[str]:
+    """Every agent's JSON text (cached per agent version)."""
+    out: list[str] = []
+    for agent in list(master.state.agents.values()):
+        out.append(render.agent_json(agent))
+        await pacer.step()
+    return out
+
+
+async def state_json(master: Master) -> str:
+    """The whole /state document, built without stalling the loop."""
+    state = master.state
+    info = master.info
+    assert info is not None
+    pacer = _Pacer()
+    connected = sum(1 for agent in state.agents.values() if agent.connected)
+    base = {
+        **version_info(),
+        "start_time": master.start_time,
+        "elected_time": master.elected_time,
+        "id": info.id,
+        "pid": info.pid,
+        "hostname": info.hostname,
+        "activated_slaves": connected,
+        "deactivated_slaves": len(state.agents) - connected,
+        "unreachable_slaves": len(state.unreachable_agents),
+        "cluster": master.config.cluster,
+        "leader": info.pid,
+        "leader_info": leader_info(info),
+        "flags": flags(master),
+    }
+    slaves = await agents_json(master, pacer)
+    frameworks = [await framework_json(master, fw, pacer) for fw in list(state.frameworks.values())]
+    completed = [await framework_json(master, fw, pacer) for fw in list(state.completed_frameworks)]
+    return render.splice(base, {
+        "slaves": slaves,
+        "recovered_slaves": [],
+        "frameworks": frameworks,
+        "completed_frameworks": completed,
+        "orphan_tasks": [],
+        "unregistered_frameworks": [],
+    })
+
+
+async def state_summary(master: Master) -> dict[str, Any]:
+    """The /state-summary document: agents and frameworks with task counts, no tasks."""
+    state = master.state
+    pacer = _Pacer()
+    slaves = []
+    for agent in list(state.agents.values()):
+        entry = render.agent(agent)
+        entry.update(render.task_counts(agent.tasks.values()))
+        entry["framework_ids"] = sorted({fid for fid, _tid in agent.tasks})
+        slaves.append(entry)
+        await pacer.step()
+    frameworks = []
+    for fw in list(state.frameworks.values()):
+        offered, _ = await _offered(master, fw, pacer)
+        entry = render.framework_base(fw, offered)
+        tasks = list(fw.tasks.values()) + list(fw.unreachable_tasks.values())
+        entry.update(render.task_counts(tasks + list(fw.completed_tasks)))
+        entry["slave_ids"] = sorted({task.agent_id for task in tasks})
+        frameworks.append(entry)
+        await pacer.step()
+    return {"hostname": master.info.hostname if master.info else "",
+            "cluster": master.config.cluster, "slaves": slaves, "frameworks": frameworks}
+
+
+# ------------------------------------------------------------------- handlers
+
+
+class IndexHandler(BaseHandler):
+    """``/``: a JSON index of the endpoints (a web UI comes later)."""
+
+    def get(self) -> None:
+        """List the endpoints."""
+        self.write_json({"name": "mesoslite master", "version": mesoslite.__version__,
+                         "endpoints": sorted(ENDPOINTS)})
+
+
+class StateHandler(BaseHandler):
+    """``/state``: the whole cluster, Mesos-shaped."""
+
+    async def get(self) -> None:
+        """Answer the document."""
+        self.write_json(await state_json(self.master))
+
+
+class StateSummaryHandler(BaseHandler):
+    """``/state-summary``: agents and frameworks without their tasks."""
+
+    async def get(self) -> None:
+        """Answer the document."""
+        self.write_json(await state_summary(self.master))
+
+
+class SlavesHandler(BaseHandler):
+    """``/slaves`` and ``/agents``: every agent."""
+
+    async def get(self) -> None:
+        """Answer ``{"slaves": [...]}``, optionally only ``?slave_id=``."""
+        wanted = self.get_query_argument("slave_id", "") or self.get_query_argument("agent_id", "")
+        if wanted:
+            agent = self.master.state.agents.get(wanted)
+            items = [render.agent_json(agent)] if agent is not None else []
+        else:
+            items = await agents_json(self.master, _Pacer())
+        self.write_json(render.splice({}, {"slaves": items, "recovered_slaves": []}))
+
+
+class FrameworksHandler(BaseHandler):
+    """``/frameworks``: frameworks with their tasks."""
+
+    async def get(self) -> None:
+        """Answer active and completed frameworks, optionally only ``?framework_id=``."""
+        state = self.master.state
+        wanted = self.get_query_argument("framework_id", "")
+        pacer = _Pacer()
+        active = [fw for fw in state.frameworks.values() if not wanted or fw.id == wanted]
+        done = [fw for fw in state.completed_frameworks if not wanted or fw.id == wanted]
+        self.write_json(render.splice({}, {
+            "frameworks": [await framework_json(self.master, fw, pacer) for fw in active],
+            "completed_frameworks": [await framework_json(self.master, fw, pacer)
+                                     for fw in done],
+            "unregistered_frameworks": [],
+        }))
+
+
+class TasksHandler(BaseHandler):
+    """``/tasks``: tasks, paged (``limit``, ``offset``, ``order=asc|des``)."""
+
+    async def get(self) -> None:
+        """Answer ``{"tasks": [...]}``."""
+        try:
+            limit = self.int_argument("limit", TASKS_DEFAULT_LIMIT, 1, TASKS_MAX_LIMIT)
+            offset = self.int_argument("offset", 0, 0, 1 << 62)
+            order = self.get_query_argument("order", "des")
+            if order not in ("asc", "des"):
+                raise BadRequest("order", f"expected 'asc' or 'des', got {order[:40]!r}")
+        except BadRequest as error:
+            self.bad_request(error)
+            return
+        framework_id = self.get_query_argument("framework_id", "")
+        task_id = self.get_query_argument("task_id", "")
+        state = self.master.state
+        tasks = []
+        for fw in list(state.frameworks.values()) + list(state.completed_frameworks):
+            if framework_id and fw.id != framework_id:
+                continue
+            for group in (fw.tasks.values(), fw.unreachable_tasks.values(), fw.completed_tasks):
+                tasks.extend(t for t in group if not task_id or t.task_id == task_id)
+        if order == "des":
+            tasks.reverse()
+        page = tasks[offset:offset + limit]
+        pacer = _Pacer()
+        items = []
+        for task in page:
+            items.append(render.task_json(task))
+            await pacer.step()
+        self.write_json(render.splice({}, {"tasks": items}))
+
+
+class RolesHandler(BaseHandler):
+    """``/roles``: each role's weight, dominant share and frameworks."""
+
+    async def get(self) -> None:
+        """Answer ``{"roles": [...]}``."""
+        state = self.master.state
+        pacer = _Pacer()
+        weights = state.weights()
+        shares = state.allocator.role_shares()
+        members: dict[str, list[str]] = {}
+        allocated: dict[str, Resources] = {}
+        for fw in state.frameworks.values():
+            for role in fw.info.roles:
+                members.setdefault(role, []).append(fw.id)
+            for task in list(fw.tasks.values()):
+                allocated[task.role] = allocated.get(task.role, Resources()) + task.resources
+                await pacer.step()
+        for record in list(state.offers.values()):
+            role = record.offer.role
+            allocated[role] = allocated.get(role, Resources()) + record.offer.resources
+            await pacer.step()
+        roles = []
+        for role in sorted(set(weights) | set(shares) | set(members)):
+            roles.append({
+                "name": role,
+                "role": role,
+                "weight": weights.get(role, 1.0),
+                "share": shares.get(role, 0.0),
+                "frameworks": sorted(members.get(role, [])),
+                "framework_shares": state.allocator.framework_shares(role),
+                "resources": render.resources(allocated.get(role, Resources())),
+            })
+        self.write_json({"roles": roles})
+
+
+class WeightsHandler(BaseHandler):
+    """``/weights``: GET the role weights; PUT ``[{"role": ..., "weight": ...}]``."""
+
+    def get(self) -> None:
+        """Answer ``[{"role", "weight"}]``."""
+        weights = self.master.state.weights()
+        self.write_json([{"role": role, "weight": weights[role]} for role in sorted(weights)])
+
+    def put(self) -> None:
+        """Validate every entry first, then change the weights."""
+        try:
+            weights = parse_weights_body(self.request.body)
+        except BadRequest as error:
+            self.bad_request(error)
+            return
+        self.master.set_weights(weights)
+        self.write_json({})
+
+
+def parse_weights_body(body: bytes) -> dict[str, float]:
+    """``[{"role": "a", "weight": 2}]`` -> ``{"a": 2.0}`` (BadRequest naming the field)."""
+    try:
+        items = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("body", "expected a JSON array of {\"role\", \"weight\"}") from None
+    if not isinstance(items, list):
+        raise BadRequest("body", "expected a JSON array of {\"role\", \"weight\"}")
+    weights: dict[str, float] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"[{i}]", "expected an object with role and weight")
+        extra = sorted(str(key) for key in item if key not in ("role", "weight"))
+        if extra:
+            raise BadRequest(f"[{i}].{extra[0]}", "unknown field: expected role and weight")
+        role = item.get("role")
+        try:
+            validate_role(role)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise BadRequest(f"[{i}].role", str(exc)) from None
+        weight = item.get("weight")
+        if (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                or not math.isfinite(weight) or weight <= 0):
+            raise BadRequest(f"[{i}].weight", f"expected a finite number > 0, got {weight!r}")
+        weights[str(role)] = float(weight)
+    return weights
+
+
+class TeardownHandler(BaseHandler):
+    """``POST /teardown`` with ``frameworkId`` (form) or ``{"framework_id": ...}`` (JSON)."""
+
+    def post(self) -> None:
+        """Tear the framework down: its tasks are killed."""
+        try:
+            framework_id = self._framework_id()
+        except BadRequest as error:
+            self.bad_request(error)
+            return
+        if not self.master.teardown_framework(framework_id):
+            self.bad_request(BadRequest("framework_id", f"no framework with id {framework_id!r}"))
+            return
+        self.write_json({})
+
+    def _framework_id(self) -> str:
+        value: Any = None
+        if "json" in self.request.headers.get("Content-Type", ""):
+            try:
+                body = json.loads(self.request.body)
+            except (ValueError, UnicodeDecodeError):
+                raise BadRequest("body", "expected a JSON object with framework_id") from None
+            if not isinstance(body, dict):
+                raise BadRequest("body", "expected a JSON object with framework_id")
+            value = body.get("framework_id", body.get("frameworkId"))
+        else:
+            for name in ("frameworkId", "framework_id"):
+                value = value or self.get_argument(name, None)
+        if not isinstance(value, str) or not value:
+            raise BadRequest("framework_id", f"expected a framework id, got {value!r}")
+        return value
+
+
+class HealthHandler(BaseHandler):
+    """``/health``: 200 with an empty body while the master serves."""
+
+    def get(self) -> None:
+        """Answer 200."""
+        self.set_status(200)
+        self.finish()
+
+
+class VersionHandler(BaseHandler):
+    """``/version``."""
+
+    def get(self) -> None:
+        """Answer the version and build information."""
+        self.write_json(version_info())
+
+
+class FlagsHandler(BaseHandler):
+    """``/flags``: the configuration."""
+
+    def get(self) -> None:
+        """Answer ``{"flags": {...}}``."""
+        self.write_json({"flags": flags(self.master)})
+
+
+class SnapshotHandler(BaseHandler):
+    """``/metrics/snapshot``: metrics with Mesos names."""
+
+    def get(self) -> None:
+        """Answer the snapshot."""
+        self.write_json(self.master.metrics_snapshot())
+
+
+class PrometheusHandler(BaseHandler):
+    """``/metrics``: the snapshot as Prometheus text."""
+
+    def get(self) -> None:
+        """Answer in the text exposition format."""
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(prometheus_text(self.master.metrics_snapshot()))
+
+
+class RedirectHandler(BaseHandler):
+    """``/redirect``: 307 to the leading master, which is this one."""
+
+    def get(self) -> None:
+        """Redirect as Mesos does (``//host:port``)."""
+        info = self.master.info
+        host = info.hostname if info is not None else self.request.host
+        self.redirect(f"//{host}:{self.master.http_port}", status=307)
+
+
+class NotFoundHandler(BaseHandler):
+    """Any other path: 404 with a JSON body."""
+
+    def prepare(self) -> None:
+        """Answer 404 for every method."""
+        self.write_json({"message": f"no endpoint {self.request.path[:200]}", "field": "path"},
+                        404)
+
+
+ENDPOINTS: dict[str, type[BaseHandler]] = {
+    "/": IndexHandler,
+    "/state": StateHandler,
+    "/state-summary": StateSummaryHandler,
+    "/slaves": SlavesHandler,
+    "/agents": SlavesHandler,
+    "/frameworks": FrameworksHandler,
+    "/tasks": TasksHandler,
+    "/roles": RolesHandler,
+    "/weights": WeightsHandler,
+    "/teardown": TeardownHandler,
+    "/health": HealthHandler,
+    "/version": VersionHandler,
+    "/flags": FlagsHandler,
+    "/metrics/snapshot": SnapshotHandler,
+    "/metrics": PrometheusHandler,
+    "/redirect": RedirectHandler,
+}
+
+
+def make_app(master: Master) -> tornado.web.Application:
+    """The master's application; every endpoint also answers under ``/master``."""
+    routes: list[Any] = []
+    for path, handler in ENDPOINTS.items():
+        routes.append((path, handler, {"master": master}))
+        if path != "/":
+            routes.append(("/master" + path, handler, {"master": master}))
+    return tornado.web.Application(
+        routes, default_handler_class=NotFoundHandler, default_handler_args={"master": master}
+    )
+
+
+def start_http_server(
+    master: Master, address: str, port: int
+) -> tuple[tornado.httpserver.HTTPServer, int]:
+    """Bind and serve on the running loop; return the server and the bound port."""
+    sockets = tornado.netutil.bind_sockets(port, address)
+    server = tornado.httpserver.HTTPServer(
+        make_app(master), max_body_size=MAX_BODY_SIZE, idle_connection_timeout=60.0
+    )
+    server.add_sockets(sockets)
+    return server, sockets[0].getsockname()[1]

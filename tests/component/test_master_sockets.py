@@ -1,0 +1,444 @@
+"""A real Master on loopback, driven by raw DealerClient peers and an HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgpack
+import zmq
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+
+from mesoslite.master import Master, MasterConfig
+from mesoslite.protocol import Accept as AcceptCall
+from mesoslite.protocol import (
+    Acknowledge,
+    AgentInfo,
+    AgentRegistered,
+    CommandInfo,
+    Failure,
+    FrameworkInfo,
+    Offers,
+    Operation,
+    Ping,
+    Pong,
+    ProtocolError,
+    RegisterAgent,
+    RunTask,
+    StatusUpdate,
+    StatusUpdateAcknowledgement,
+    Subscribe,
+    Subscribed,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+    Update,
+    decode,
+)
+from mesoslite.resources import Resources
+from mesoslite.transport import DealerClient
+
+AGENT_RESOURCES = "cpus:2;mem:1024;ports:[31000-31005]"
+
+
+async def _until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.005)
+
+
+def _run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(test())
+
+
+async def _start(**config: Any) -> Master:
+    config.setdefault("allocation_interval", 0.05)
+    master = Master(MasterConfig(http_port=0, zmq_port=0, **config))
+    await master.start()
+    return master
+
+
+class Peer:
+    """A raw protocol peer: a DealerClient and everything it received."""
+
+    def __init__(self, master: Master) -> None:
+        self.got: list[Any] = []
+        self._taken: set[int] = set()
+        self.client = DealerClient(self.got.append)
+        self.client.connect(master.zmq_endpoint)
+        self.client.start()
+
+    def send(self, msg: Any) -> None:
+        """Send one message to the master."""
+        assert self.client.send(msg)
+
+    async def next(self, kind: type, timeout: float = 5.0,
+                   where: Callable[[Any], bool] = lambda m: True) -> Any:
+        """The first not yet taken received message of ``kind`` matching ``where``."""
+        def find() -> Any:
+            for i, msg in enumerate(self.got):
+                if i not in self._taken and isinstance(msg, kind) and where(msg):
+                    self._taken.add(i)
+                    return msg
+            return None
+        return await _until(find, timeout)
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.client.close()
+
+
+async def _get(master: Master, path: str, **kwargs: Any) -> HTTPResponse:
+    url = f"http://127.0.0.1:{master.http_port}{path}"
+    return await AsyncHTTPClient().fetch(url, raise_error=False, follow_redirects=False,
+                                         **kwargs)
+
+
+async def _json(master: Master, path: str) -> Any:
+    response = await _get(master, path)
+    assert response.code == 200, (path, response.code, response.body[:200])
+    return json.loads(response.body)
+
+
+async def _register(master: Master, hostname: str = "agent-1") -> tuple[Peer, str]:
+    agent = Peer(master)
+    agent.send(RegisterAgent(AgentInfo(hostname=hostname,
+                                       resources=Resources.parse(AGENT_RESOURCES))))
+    return agent, (await agent.next(AgentRegistered)).agent_id
+
+
+async def _subscribe(master: Master, **info: Any) -> tuple[Peer, str]:
+    scheduler = Peer(master)
+    scheduler.send(Subscribe(FrameworkInfo(user="tester", name="fw", **info)))
+    return scheduler, (await scheduler.next(Subscribed)).framework_id
+
+
+async def _launch(scheduler: Peer, framework_id: str, task_id: str) -> Any:
+    offer = (await scheduler.next(Offers)).offers[0]
+    task = TaskInfo(name=task_id, task_id=task_id, agent_id=offer.agent_id,
+                    resources=Resources.parse("cpus:1;mem:128"),
+                    command=CommandInfo(value="sleep 1"))
+    scheduler.send(AcceptCall(framework_id=framework_id, offer_ids=(offer.id,),
+                              operations=(Operation("LAUNCH", (task,)),)))
+    return offer
+
+
+def test_task_flows_between_fake_agent_and_fake_scheduler() -> None:
+    """Register, subscribe, offer, accept, RunTask, updates, acks — all over real sockets."""
+
+    async def main() -> None:
+        master = await _start()
+        try:
+            agent, agent_id = await _register(master)
+            scheduler, framework_id = await _subscribe(master)
+            await _launch(scheduler, framework_id, "t1")
+            run = await agent.next(RunTask)
+            assert (run.task.task_id, run.framework_info.id) == ("t1", framework_id)
+            for n, state in enumerate((TaskState.TASK_STARTING, TaskState.TASK_RUNNING,
+                                       TaskState.TASK_FINISHED)):
+                uuid = os.urandom(16)
+                agent.send(StatusUpdate(framework_id=framework_id, status=TaskStatus(
+                    task_id="t1", state=state, uuid=uuid, agent_id=agent_id)))
+                update = await scheduler.next(Update)
+                assert (update.status.state, update.status.uuid) == (state, uuid)
+                scheduler.send(Acknowledge(framework_id=framework_id, agent_id=agent_id,
+                                           task_id="t1", uuid=uuid))
+                ack = await agent.next(StatusUpdateAcknowledgement)
+                assert (ack.task_id, ack.uuid, n) == ("t1", uuid, n)
+            state = await _json(master, "/state")
+            [framework] = state["frameworks"]
+            assert framework["tasks"] == []
+            assert [t["state"] for t in framework["completed_tasks"]] == ["TASK_FINISHED"]
+            snapshot = await _json(master, "/metrics/snapshot")
+            assert snapshot["master/tasks_finished"] == 1
+            assert snapshot["master/messages_status_update"] == 3
+            assert snapshot["master/invalid_messages"] == 0
+            agent.close()
+            scheduler.close()
+        finally:
+            await master.stop()
+
+    _run(main)
+
+
+def _raw_dealer(master: Master) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(master.zmq_endpoint)
+    return sock
+
+
+async def _recv_all(sock: zmq.Socket, count: int, timeout: float = 5.0) -> list[Any]:
+    replies: list[Any] = []
+
+    def poll() -> bool:
+        while sock.poll(0):
+            replies.append(decode(sock.recv()))
+        return len(replies) >= count
+
+    await _until(poll, timeout)
+    return replies
+
+
+def test_garbage_on_the_zmq_port_is_refused_counted_and_survived() -> None:
+    """Bad frames get ProtocolErrors and are counted; the master keeps serving."""
+
+    async def main() -> None:
+        limit = 64 * 1024
+        master = await _start(max_message_size=limit)
+        try:
+            raw = _raw_dealer(master)
+            envelope = msgpack.packb([1, "Subscribe", {"framework_info": 5}])
+            garbage = [
+                [os.urandom(64)],  # random bytes
+                [msgpack.packb([1, "Ping", {"connected": True}])[:-3]],  # truncated
+                [envelope],  # wrong field type
+                [msgpack.packb([1, "NoSuchMessage", {}])],  # unknown type
+                [msgpack.packb([7, "Ping", {}])],  # wrong version
+                [b"\x00" * (limit + 100)],  # over the size limit
+                [b"a", b"b"],  # multi-frame
+                [msgpack.packb([1, "Pong", {"agent_id": "nobody"}])],  # not registered
+            ]
+            for frames in garbage:
+                raw.send_multipart(frames)
+            replies = await _recv_all(raw, len(garbage))
+            assert all(isinstance(r, ProtocolError) for r in replies)
+            assert {r.field for r in replies} >= {"frame", "Subscribe.framework_info", "type",
+                                                  "version"}
+            assert replies[-1].code == "NOT_REGISTERED"
+            raw.send(b"\x01" * (limit + 64 * 1024))  # beyond ZeroMQ's limit: dropped peer
+            raw.close()
+            snapshot = await _json(master, "/metrics/snapshot")
+            assert snapshot["master/invalid_messages"] == len(garbage)
+            # Still serving: a whole offer cycle works.
+            _agent, _agent_id = await _register(master)
+            scheduler, _framework_id = await _subscribe(master)
+            assert (await scheduler.next(Offers)).offers
+            assert (await _get(master, "/health")).code == 200
+        finally:
+            await master.stop()
+
+    _run(main)
+
+
+def test_bad_http_input_gets_400_with_the_field() -> None:
+    """Malformed HTTP requests are answered 400 naming the field; serving continues."""
+
+    async def main() -> None:
+        master = await _start()
+        try:
+            cases = [
+                ("/weights", "PUT", b"not json", "body"),
+                ("/weights", "PUT", b'{"role": "x"}', "body"),
+                ("/weights", "PUT", b'[{"role": "web", "weight": -1}]', "[0].weight"),
+                ("/weights", "PUT", b'[{"role": "a b", "weight": 1}]', "[0].role"),
+                ("/weights", "PUT", b'[{"role": "web", "weight": 1, "x": 1}]', "[0].x"),
+                ("/teardown", "POST", b"", "framework_id"),
+                ("/teardown", "POST", b"frameworkId=nope", "framework_id"),
+                ("/tasks?limit=abc", "GET", None, "limit"),
+                ("/tasks?order=sideways", "GET", None, "order"),
+            ]
+            missing = await _get(master, "/no/such/endpoint")
+            assert missing.code == 404
+            assert json.loads(missing.body)["field"] == "path"
+            wrong = await _get(master, "/state", method="POST", body=b"x")
+            assert wrong.code == 405
+            assert "message" in json.loads(wrong.body)
+            for path, method, body, field in cases:
+                response = await _get(master, path, method=method, body=body)
+                assert response.code == 400, (path, body, response.code)
+                error = json.loads(response.body)
+                assert error["field"] == field, (path, body, error)
+                assert error["message"]
+            reader, writer = await asyncio.open_connection("127.0.0.1", master.http_port)
+            writer.write(b"\x00\xffGARBAGE \x01\r\n\r\n")
+            await writer.drain()
+            await asyncio.wait_for(reader.read(), 5.0)  # the server answers or closes
+            writer.close()
+            assert (await _get(master, "/health")).code == 200
+            assert (await _json(master, "/state"))["slaves"] == []
+        finally:
+            await master.stop()
+
+    _run(main)
+
+
+STATE_KEYS = {"version", "id", "pid", "hostname", "leader", "leader_info", "activated_slaves",
+              "deactivated_slaves", "start_time", "elected_time", "cluster", "flags", "slaves",
+              "frameworks", "completed_frameworks", "unregistered_frameworks", "build_date"}
+AGENT_KEYS = {"id", "hostname", "pid", "resources", "used_resources", "offered_resources",
+              "unreserved_resources", "attributes", "active", "registered_time", "version"}
+FRAMEWORK_KEYS = {"id", "name", "user", "roles", "role", "active", "connected",
+                  "registered_time", "failover_timeout", "checkpoint", "capabilities",
+                  "hostname", "principal", "webui_url", "resources", "used_resources",
+                  "offered_resources", "tasks", "completed_tasks", "offers"}
+TASK_KEYS = {"id", "name", "framework_id", "executor_id", "slave_id", "state", "resources",
+             "statuses", "labels"}
+
+
+def test_state_and_other_endpoints_are_mesos_shaped() -> None:
+    """/state and friends carry the Mesos fields; weights, teardown and redirect work."""
+
+    async def main() -> None:
+        master = await _start(cluster="test-cluster")
+        try:
+            agent, agent_id = await _register(master)
+            scheduler, framework_id = await _subscribe(master, roles=("web",))
+            await _launch(scheduler, framework_id, "t1")
+            await agent.next(RunTask)
+            state = await _json(master, "/state")
+            assert STATE_KEYS <= set(state)
+            assert state["cluster"] == "test-cluster"
+            assert state["leader_info"]["id"] == master.info.id
+            [slave] = state["slaves"]
+            assert AGENT_KEYS <= set(slave)
+            assert slave["id"] == agent_id
+            assert slave["used_resources"]["cpus"] == 1.0
+            [framework] = state["frameworks"]
+            assert FRAMEWORK_KEYS <= set(framework)
+            assert framework["roles"] == ["web"]
+            [task] = framework["tasks"]
+            assert TASK_KEYS <= set(task)
+            assert (task["state"], task["slave_id"]) == ("TASK_STAGING", agent_id)
+            assert (await _json(master, "/master/state"))["id"] == state["id"]
+            summary = await _json(master, "/state-summary")
+            assert summary["slaves"][0]["TASK_STAGING"] == 1
+            assert await _json(master, "/slaves") == await _json(master, "/agents")
+            assert (await _json(master, "/tasks"))["tasks"][0]["id"] == "t1"
+            frameworks = await _json(master, "/frameworks")
+            assert frameworks["frameworks"][0]["id"] == framework_id
+            roles = {r["name"]: r for r in (await _json(master, "/roles"))["roles"]}
+            assert roles["web"]["frameworks"] == [framework_id]
+            put = await _get(master, "/weights", method="PUT",
+                             body=json.dumps([{"role": "web", "weight": 2.5}]))
+            assert put.code == 200
+            assert {"role": "web", "weight": 2.5} in await _json(master, "/weights")
+            version = await _json(master, "/version")
+            assert {"version", "build_date"} <= set(version)
+            redirect = await _get(master, "/redirect")
+            assert redirect.code == 307
+            assert redirect.headers["Location"].endswith(f":{master.http_port}")
+            assert "/state" in (await _json(master, "/"))["endpoints"]
+            down = await _get(master, "/teardown", method="POST",
+                              body=f"frameworkId={framework_id}")
+            assert down.code == 200
+            state = await _json(master, "/state")
+            assert state["frameworks"] == []
+            assert state["completed_frameworks"][0]["id"] == framework_id
+        finally:
+            await master.stop()
+
+    _run(main)
+
+
+_PROM_LINE = re.compile(
+    r"^(# HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*"
+    r"|# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped)"
+    r"|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|NaN|[+-]Inf))$"
+)
+
+
+def test_metrics_is_prometheus_text() -> None:
+    """/metrics is valid exposition text with one TYPE per sample, names mesoslite_..."""
+
+    async def main() -> None:
+        master = await _start()
+        try:
+            await _register(master)
+            response = await _get(master, "/metrics")
+            assert response.code == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            lines = response.body.decode().splitlines()
+            assert lines and all(_PROM_LINE.match(line) for line in lines), [
+                line for line in lines if not _PROM_LINE.match(line)]
+            samples = {line.split()[0]: float(line.split()[1])
+                       for line in lines if not line.startswith("#")}
+            typed = {line.split()[2] for line in lines if line.startswith("# TYPE")}
+            assert set(samples) == typed
+            assert samples["mesoslite_master_slaves_active"] == 1.0
+            assert samples["mesoslite_master_elected"] == 1.0
+            assert all(name.startswith("mesoslite_") for name in samples)
+        finally:
+            await master.stop()
+
+    _run(main)
+
+
+def test_agent_that_stops_answering_pings_is_removed() -> None:
+    """A silent agent's task is reported lost and every framework gets Failure."""
+
+    async def main() -> None:
+        master = await _start(agent_ping_timeout=0.05, max_agent_ping_timeouts=2)
+        try:
+            peers: dict[str, Peer] = {}
+            for i in range(2):
+                peer, agent_id = await _register(master, f"agent-{i}")
+                peers[agent_id] = peer
+            scheduler, framework_id = await _subscribe(master)
+            offer = await _launch(scheduler, framework_id, "t1")
+            healthy = next(agent_id for agent_id in peers if agent_id != offer.agent_id)
+            answering = asyncio.create_task(_answer_pings(peers[healthy], healthy))
+            failure = await scheduler.next(Failure)
+            assert failure.agent_id == offer.agent_id
+            update = await scheduler.next(Update)
+            assert (update.status.task_id, update.status.state) == ("t1", TaskState.TASK_LOST)
+            assert list(master.state.agents) == [healthy]
+            snapshot = await _json(master, "/metrics/snapshot")
+            assert snapshot["master/slave_removals"] == 1
+            answering.cancel()
+        finally:
+            await master.stop()
+
+    _run(main)
+
+
+async def _answer_pings(peer: Peer, agent_id: str) -> None:
+    while True:
+        await peer.next(Ping, timeout=60.0)
+        peer.send(Pong(agent_id=agent_id))
+
+
+def test_state_with_many_agents_does_not_stall_the_loop() -> None:
+    """Serving /state for 10,000 agents yields to the loop: no long stall, all agents shown."""
+
+    async def main() -> None:
+        master = await _start(allocation_interval=60.0)
+        try:
+            state = master.state
+            resources = Resources.parse(AGENT_RESOURCES)
+            for i in range(10_000):
+                info = AgentInfo(hostname=f"h{i}", resources=resources)
+                state.register_agent(f"peer-{i}".encode(), RegisterAgent(agent_info=info))
+            state.take_allocation_request()
+            worst = 0.0
+            done = False
+
+            async def probe() -> None:
+                nonlocal worst
+                while not done:
+                    before = time.perf_counter()
+                    await asyncio.sleep(0)
+                    worst = max(worst, time.perf_counter() - before)
+
+            prober = asyncio.create_task(probe())
+            for _ in range(2):  # the second request mostly reuses cached agent JSON
+                response = await _get(master, "/state", request_timeout=60.0)
+                assert response.code == 200
+            done = True
+            await prober
+            assert worst < 0.1, f"the loop stalled for {worst:.3f} s"
+            assert len(json.loads(response.body)["slaves"]) == 10_000
+        finally:
+            await master.stop()
+
+    _run(main)
