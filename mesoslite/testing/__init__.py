@@ -1,8 +1,46 @@
 """Helpers for testing frameworks and mesoslite itself.
 
-Public names: :class:`FakeClock` (more arrive: factories and an in-process cluster).
+Public names: :class:`FakeClock`; the factories :func:`make_framework_info`,
+:func:`make_agent_info`, :func:`make_offer`, :func:`make_task_info`,
+:func:`make_executor_info`, :func:`make_status`; and :class:`InProcessCluster`
+(a real master and agents on the running loop).  ``InProcessCluster`` is
+imported lazily so that pure-core tests importing :class:`FakeClock` do not
+pull in the master and agent.  The pytest fixture ``mesoslite_cluster`` lives
+in :mod:`mesoslite.testing.pytest_plugin`.
 """
 
-from mesoslite.testing.clock import FakeClock
+from __future__ import annotations
 
-__all__ = ["FakeClock"]
+from typing import TYPE_CHECKING, Any
+
+from mesoslite.testing.clock import FakeClock
+from mesoslite.testing.factories import (
+    make_agent_info,
+    make_executor_info,
+    make_framework_info,
+    make_offer,
+    make_status,
+    make_task_info,
+)
+
+if TYPE_CHECKING:
+    from mesoslite.testing.cluster import InProcessCluster
+
+__all__ = [
+    "FakeClock",
+    "InProcessCluster",
+    "make_agent_info",
+    "make_executor_info",
+    "make_framework_info",
+    "make_offer",
+    "make_status",
+    "make_task_info",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "InProcessCluster":
+        from mesoslite.testing.cluster import InProcessCluster
+
+        return InProcessCluster
+    raise AttributeError(f"module 'mesoslite.testing' has no attribute {name!r}")

@@ -158,8 +158,12 @@ class _LoopSocket:
     def _dispatch(self, frames: list[bytes]) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Stop watching and close the socket (pending sends are dropped)."""
+    def close(self, linger: float = 0.0) -> None:
+        """Stop watching and close the socket.
+
+        With ``linger`` > 0, messages already queued keep going out in the
+        background for up to that many seconds; otherwise they are dropped.
+        """
         if self._closed:
             return
         self._closed = True
@@ -168,7 +172,7 @@ class _LoopSocket:
                 self._loop.remove_reader(self._sock.getsockopt(zmq.FD))
             except (zmq.ZMQError, ValueError, RuntimeError):
                 pass
-        self._sock.close(linger=0)
+        self._sock.close(linger=int(linger * 1000))
 
 
 class RouterServer(_LoopSocket):
