@@ -1,0 +1,510 @@
+"""The process containerizer, and the process primitives the command executor reuses.
+
+Owns: every subprocess the agent starts.  :func:`spawn` starts a command in
+its own session (so its own process group) through ``subprocess.Popen``'s
+vfork path (no ``preexec_fn``), with stdout/stderr appended to files;
+:class:`ManagedProcess` reaps it without blocking the event loop (a pidfd
+watched by the loop; a worker thread where pidfds are missing), kills what
+is left of its process group when it ends, and terminates it with a grace
+period (SIGTERM to the group, SIGKILL after the grace).  psutil measures a
+process tree (:func:`tree_usage`) and finds processes by an environment
+variable (:func:`find_by_env`) for cleanup.  Spawning runs on a small thread
+pool (:func:`spawn_async`): the parent waits for the child's exec, which must
+not stall an event loop.
+
+:class:`ProcessContainerizer` is the :class:`~mesoslite.agent.containerizer.Containerizer`
+built on these: one container = one process tree in its own session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mesoslite.agent.containerizer import Containerizer as _Containerizer
+from mesoslite.agent.containerizer import (
+    ContainerizerError,
+    ContainerUsage,
+    LaunchSpec,
+    RecoveredContainer,
+    Termination,
+)
+from mesoslite.protocol import CommandInfo
+
+log = logging.getLogger("mesoslite.agent")
+
+_HAS_PIDFD = hasattr(os, "pidfd_open")
+
+
+def describe_wait_status(status: int | None) -> str:
+    """'exited with status N' / 'terminated by signal N (SIGNAME)' / 'exited (status unknown)'."""
+    if status is None:
+        return "exited (status unknown)"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = "unknown"
+        return f"terminated by signal {sig} ({name})"
+    if os.WIFEXITED(status):
+        return f"exited with status {os.WEXITSTATUS(status)}"
+    return f"ended with wait status {status}"
+
+
+def exit_code(status: int | None) -> int | None:
+    """The exit code (negative signal number when signalled), like ``Popen.returncode``."""
+    if status is None:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def command_argv(command: CommandInfo) -> tuple[list[str], str | None]:
+    """Mesos rules: shell → ``/bin/sh -c value``; else ``value`` is the executable and
+    ``arguments`` the argv (argv[0] included; ``[value]`` when empty)."""
+    if command.shell:
+        return ["/bin/sh", "-c", command.value], None
+    if not command.value:
+        raise ContainerizerError("command.value: expected an executable path, got ''")
+    return (list(command.arguments) or [command.value]), command.value
+
+
+class ManagedProcess:
+    """A child process (or a re-attached one) watched by the event loop.
+
+    ``exited`` resolves with the raw wait status (None when it is unknown: a
+    re-attached process that is not our child).  When the process ends, what
+    is left of its process group is SIGKILLed (the container is destroyed).
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        loop: asyncio.AbstractEventLoop,
+        popen: subprocess.Popen[bytes] | None = None,
+        create_time: float | None = None,
+    ) -> None:
+        """Start watching ``pid`` (a child when ``popen`` is given)."""
+        self.pid = pid
+        self._loop = loop
+        self._popen = popen
+        self._is_child = popen is not None
+        self.create_time = create_time if create_time is not None else time.time()
+        self.exited: asyncio.Future[int | None] = loop.create_future()
+        self._pidfd: int | None = None
+        self._watch()
+
+    @property
+    def status(self) -> int | None:
+        """The wait status once ended (None before, or when unknown)."""
+        return self.exited.result() if self.exited.done() else None
+
+    @property
+    def done(self) -> bool:
+        """True once the process has ended and been reaped."""
+        return self.exited.done()
+
+    def _watch(self) -> None:
+        if _HAS_PIDFD:
+            try:
+                self._pidfd = os.pidfd_open(self.pid)
+            except ProcessLookupError:
+                self._finish(self._reap(block=False))
+                return
+            except OSError:
+                self._pidfd = None
+            if self._pidfd is not None:
+                self._loop.add_reader(self._pidfd, self._on_pidfd)
+                return
+        if self._is_child:
+            fut = self._loop.run_in_executor(None, self._blocking_wait)
+            fut.add_done_callback(lambda f: self._finish(f.result()))
+        else:
+            self._loop.create_task(self._poll_foreign())
+
+    def _on_pidfd(self) -> None:
+        assert self._pidfd is not None
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = None
+        self._finish(self._reap(block=False))
+
+    def _blocking_wait(self) -> int | None:  # worker thread (no pidfd support)
+        try:
+            return os.waitpid(self.pid, 0)[1]
+        except ChildProcessError:
+            return None
+
+    async def _poll_foreign(self) -> None:
+        import psutil
+
+        while True:
+            try:
+                proc = psutil.Process(self.pid)
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            await asyncio.sleep(0.5)
+        self._finish(None)
+
+    def _reap(self, block: bool) -> int | None:
+        if not self._is_child:
+            return None
+        # The leader is a zombie: its pgid cannot be reused yet; clear the group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if pid == 0:  # not actually ended (should not happen with a readable pidfd)
+            pid, status = os.waitpid(self.pid, 0)
+        return status
+
+    def _finish(self, status: int | None) -> None:
+        if self.exited.done():
+            return
+        if self._popen is not None:
+            self._popen.returncode = exit_code(status) if status is not None else -1
+        self.exited.set_result(status)
+
+    def signal_group(self, sig: int) -> bool:
+        """Send ``sig`` to the process group; False when it is gone."""
+        if self.exited.done():
+            return False
+        try:
+            os.killpg(self.pid, sig)
+            return True
+        except ProcessLookupError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+                return True
+            return False
+        except PermissionError:
+            return False
+
+    async def terminate(self, grace: float) -> int | None:
+        """SIGTERM the group, SIGKILL after ``grace`` seconds; returns the wait status."""
+        if not self.exited.done():
+            self.signal_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.exited), max(grace, 0.0))
+            except TimeoutError:
+                self.signal_group(signal.SIGKILL)
+        return await asyncio.shield(self.exited)
+
+    def close(self) -> None:
+        """Stop watching (the process itself is left alone)."""
+        if self._pidfd is not None:
+            with contextlib.suppress(ValueError, RuntimeError):
+                self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+def _open_and_popen(
+    argv: list[str],
+    executable: str | None,
+    cwd: str,
+    env: Mapping[str, str],
+    stdout_path: str,
+    stderr_path: str,
+    make_sandbox: bool,
+) -> subprocess.Popen[bytes]:
+    """Blocking part of a spawn: (sandbox), output files, fork/exec."""
+    if make_sandbox:
+        prepare_sandbox(cwd)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    out_fd = os.open(stdout_path, flags, 0o644)
+    try:
+        err_fd = os.open(stderr_path, flags, 0o644)
+        try:
+            return subprocess.Popen(
+                argv,
+                executable=executable,
+                cwd=cwd,
+                env=dict(env),
+                stdin=_devnull(),
+                stdout=out_fd,
+                stderr=err_fd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            os.close(err_fd)
+    finally:
+        os.close(out_fd)
+
+
+_DEVNULL: int | None = None
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+#: Spawns run on this many threads so that waiting for a child's exec (and creating
+#: its sandbox) never blocks an event loop; 0 spawns inline.  Tunable for benchmarks.
+SPAWN_THREADS = int(os.environ.get("MESOSLITE_SPAWN_THREADS", "2"))
+
+
+def _devnull() -> int:
+    global _DEVNULL
+    if _DEVNULL is None:
+        _DEVNULL = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _DEVNULL
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="spawn")
+    return _POOL
+
+
+def prepare_sandbox(path: str) -> None:
+    """Create a run directory and point the ``latest`` link beside it at it."""
+    os.makedirs(path, exist_ok=True)
+    runs, name = os.path.split(path.rstrip("/"))
+    latest = os.path.join(runs, "latest")
+    try:
+        os.symlink(name, latest)
+    except FileExistsError:
+        tmp = os.path.join(runs, f".latest.{name}")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        os.symlink(name, tmp)
+        os.replace(tmp, latest)
+
+
+def spawn(
+    argv: list[str],
+    *,
+    executable: str | None = None,
+    cwd: str,
+    env: Mapping[str, str],
+    stdout_path: str,
+    stderr_path: str,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> ManagedProcess:
+    """Start ``argv`` in a new session, blocking the caller until it has exec'd.
+
+    Prefer :func:`spawn_async` on an event loop.  Raises OSError when it
+    cannot start (missing executable or directory).
+    """
+    loop = loop or asyncio.get_running_loop()
+    popen = _open_and_popen(argv, executable, cwd, env, stdout_path, stderr_path, False)
+    return ManagedProcess(popen.pid, loop, popen=popen)
+
+
+async def spawn_async(
+    argv: list[str],
+    *,
+    executable: str | None = None,
+    cwd: str,
+    env: Mapping[str, str],
+    stdout_path: str,
+    stderr_path: str,
+    make_sandbox: bool = False,
+) -> ManagedProcess:
+    """Start ``argv`` in a new session from a spawn thread (the loop keeps running).
+
+    With ``make_sandbox`` the working directory (a sandbox run directory) and
+    its ``latest`` link are created first.  Raises OSError when it cannot start.
+    """
+    loop = asyncio.get_running_loop()
+    if SPAWN_THREADS <= 0:
+        popen = _open_and_popen(
+            argv, executable, cwd, env, stdout_path, stderr_path, make_sandbox
+        )
+        return ManagedProcess(popen.pid, loop, popen=popen)
+    popen = await loop.run_in_executor(
+        _pool(),
+        _open_and_popen,
+        argv,
+        executable,
+        cwd,
+        env,
+        stdout_path,
+        stderr_path,
+        make_sandbox,
+    )
+    return ManagedProcess(popen.pid, loop, popen=popen)
+
+
+def tree_usage(pid: int) -> ContainerUsage | None:
+    """CPU times and RSS of ``pid`` and all its descendants (blocking; psutil)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    user = system = 0.0
+    rss = 0
+    count = 0
+    for proc in procs:
+        try:
+            with proc.oneshot():
+                times = proc.cpu_times()
+                rss += proc.memory_info().rss
+        except psutil.Error:
+            continue
+        user += times.user + times.children_user
+        system += times.system + times.children_system
+        count += 1
+    if not count:
+        return None
+    return ContainerUsage(
+        timestamp=time.time(),
+        cpus_user_time_secs=user,
+        cpus_system_time_secs=system,
+        mem_rss_bytes=rss,
+        processes=count,
+    )
+
+
+def find_by_env(
+    key: str, values: Iterable[str], parents: Iterable[int] | None = None
+) -> dict[str, list[int]]:
+    """Live processes whose environment has ``key`` set to one of ``values``.
+
+    With ``parents``, only their direct children are looked at (cheap);
+    otherwise every process of the machine (blocking; for cleanup only).
+    """
+    import psutil
+
+    wanted = set(values)
+    out: dict[str, list[int]] = {}
+    if not wanted:
+        return out
+    me = os.getpid()
+    candidates: list[Any] = []
+    if parents is not None:
+        for ppid in parents:
+            with contextlib.suppress(psutil.Error):
+                candidates.extend(psutil.Process(ppid).children())
+    else:
+        candidates = list(psutil.process_iter())
+    for proc in candidates:
+        if proc.pid == me:
+            continue
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            value = proc.environ().get(key)
+        except psutil.Error:
+            continue
+        if value in wanted:
+            out.setdefault(value, []).append(proc.pid)
+    return out
+
+
+def kill_pids(pids: Iterable[int], sig: int = signal.SIGKILL) -> int:
+    """Signal each pid's process group and the pid itself; returns how many were signalled."""
+    count = 0
+    for pid in pids:
+        hit = False
+        for fn in (os.killpg, os.kill):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                fn(pid, sig)
+                hit = True
+        count += hit
+    return count
+
+
+class ProcessContainerizer(_Containerizer):
+    """Containers as plain process trees, each in its own session."""
+
+    def __init__(self) -> None:
+        """Start with no containers."""
+        self._procs: dict[str, ManagedProcess] = {}
+
+    async def launch(self, container_id: str, spec: LaunchSpec) -> int:
+        """Start the command in ``spec.sandbox``; returns its pid."""
+        if container_id in self._procs:
+            raise ContainerizerError(f"container_id: {container_id!r} is already in use")
+        argv, executable = command_argv(spec.command)
+        try:
+            proc = await spawn_async(
+                argv,
+                executable=executable,
+                cwd=spec.sandbox,
+                env=spec.environment,
+                stdout_path=os.path.join(spec.sandbox, "stdout"),
+                stderr_path=os.path.join(spec.sandbox, "stderr"),
+                make_sandbox=True,
+            )
+        except OSError as exc:
+            raise ContainerizerError(f"failed to start {argv[0]!r}: {exc}") from exc
+        self._procs[container_id] = proc
+        log.debug("container %s started as pid %d", container_id, proc.pid)
+        return proc.pid
+
+    def _get(self, container_id: str) -> ManagedProcess:
+        try:
+            return self._procs[container_id]
+        except KeyError:
+            raise ContainerizerError(f"container_id: unknown container {container_id!r}") from None
+
+    async def wait(self, container_id: str) -> Termination:
+        """Wait for the container's main process to end."""
+        status = await asyncio.shield(self._get(container_id).exited)
+        return Termination(status, describe_wait_status(status))
+
+    async def kill(self, container_id: str, grace: float) -> Termination:
+        """SIGTERM the process group, SIGKILL after ``grace``."""
+        status = await self._get(container_id).terminate(grace)
+        return Termination(status, describe_wait_status(status))
+
+    async def recover(self, checkpointed: Iterable[RecoveredContainer]) -> set[str]:
+        """Re-attach to checkpointed processes that still run (pid and start time match)."""
+        import psutil
+
+        loop = asyncio.get_running_loop()
+        alive: set[str] = set()
+        for item in checkpointed:
+            try:
+                proc = psutil.Process(item.pid)
+                same = abs(proc.create_time() - item.create_time) < 1.0
+                if not same or proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
+            except psutil.Error:
+                continue
+            self._procs[item.container_id] = ManagedProcess(
+                item.pid, loop, popen=None, create_time=item.create_time
+            )
+            alive.add(item.container_id)
+        return alive
+
+    def usage(self, container_id: str) -> ContainerUsage | None:
+        """Usage of the container's process tree; None when it is gone."""
+        proc = self._procs.get(container_id)
+        if proc is None or proc.done:
+            return None
+        return tree_usage(proc.pid)
+
+    def containers(self) -> set[str]:
+        """Containers being watched (ended ones until :meth:`remove`)."""
+        return set(self._procs)
+
+    def pid(self, container_id: str) -> int | None:
+        """The main pid of a container."""
+        proc = self._procs.get(container_id)
+        return proc.pid if proc else None
+
+    def create_time(self, container_id: str) -> float | None:
+        """When the container's process started (epoch seconds)."""
+        proc = self._procs.get(container_id)
+        return proc.create_time if proc else None
+
+    def remove(self, container_id: str) -> None:
+        """Forget a container."""
+        proc = self._procs.pop(container_id, None)
+        if proc is not None:
+            proc.close()

@@ -1,0 +1,163 @@
+"""The agent's link to the leading master: connection, registration and liveness.
+
+Owns: the ``DealerClient`` to the master, (re-)registration with randomised
+capped backoff (delay uniform in ``[0, factor·2^n]``, capped at
+``registration_backoff_max``), the ``registered`` event, and the watchdog
+that re-registers when no ``Ping`` arrived for ``ping_interval ×
+ping_timeout_factor``.  What to register with and what to do once
+registered is the agent's business (the two callables given to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from mesoslite.agent.config import AgentConfig
+from mesoslite.clock import Clock
+from mesoslite.transport import CurveClientKeys, DealerClient, tcp_endpoint
+
+log = logging.getLogger("mesoslite.agent")
+
+
+def master_endpoint(address: str) -> str:
+    """The ZMQ endpoint for ``host:port`` / ``tcp://``; ``zk://`` needs the detector."""
+    if address.startswith("zk://"):
+        raise ValueError(
+            f"master: {address!r} needs the ZooKeeper detector, which is not wired yet; "
+            "expected host:port"
+        )
+    return tcp_endpoint(address)
+
+
+class MasterLink:
+    """Connection to the master plus the registration and ping-liveness loops."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        clock: Clock,
+        on_message: Callable[[Any], None],
+        registration_message: Callable[[], Any],
+    ) -> None:
+        """Nothing is connected until :meth:`connect`."""
+        self._config = config
+        self._clock = clock
+        self._on_message = on_message
+        self._registration_message = registration_message
+        self._client: DealerClient | None = None
+        self.registered = asyncio.Event()
+        self.ping_interval = 15.0
+        self._last_ping = 0.0
+        self._running = False
+        self._jobs: set[asyncio.Task[Any]] = set()
+        self._register_job: asyncio.Task[Any] | None = None
+        self.registration_attempts = 0
+        self.reregistrations = 0
+
+    def connect(self, endpoint: str) -> None:
+        """Connect (or move) to ``endpoint``."""
+        if self._client is None:
+            curve = None
+            if self._config.curve_secret_file:
+                curve = CurveClientKeys.from_files(
+                    self._config.curve_secret_file, self._config.master_public_key_file
+                )
+            self._client = DealerClient(
+                self._on_message,
+                name="agent->master",
+                curve=curve,
+                max_message_size=self._config.max_message_size,
+            )
+            self._client.connect(endpoint)
+            self._client.start()
+        else:
+            self._client.connect(endpoint)
+
+    def start(self) -> None:
+        """Start registering and watching pings."""
+        self._running = True
+        self._last_ping = self._clock.monotonic()
+        self.begin_registration("starting")
+        self._spawn(self._ping_watchdog())
+
+    def send(self, msg: Any) -> None:
+        """Send to the master (dropped once closed)."""
+        if self._client is not None:
+            self._client.send(msg)
+
+    def note_ping(self) -> None:
+        """A Ping arrived: the master is alive."""
+        self._last_ping = self._clock.monotonic()
+
+    def registered_with(self, ping_interval: float) -> bool:
+        """Record a (re-)registration; False when it was already registered."""
+        if ping_interval > 0:
+            self.ping_interval = ping_interval
+        self._last_ping = self._clock.monotonic()
+        already = self.registered.is_set()
+        self.registered.set()
+        return not already
+
+    def begin_registration(self, why: str) -> None:
+        """Start (re-)registering unless that is already going on."""
+        if not self._running:
+            return
+        self.registered.clear()
+        if self._register_job is None or self._register_job.done():
+            log.info("Agent (re-)registering: %s", why)
+            self._register_job = self._spawn(self._registration_loop())
+
+    def stop_registering(self) -> None:
+        """Stop the loops (the socket stays open until :meth:`close`)."""
+        self._running = False
+        for job in list(self._jobs):
+            job.cancel()
+
+    async def close(self) -> None:
+        """Give ZeroMQ a moment to flush the last messages, then close."""
+        self.stop_registering()
+        self.registered.clear()
+        if self._client is not None:
+            await asyncio.sleep(0.05)
+            self._client.close()
+            self._client = None
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        job = asyncio.get_running_loop().create_task(coro)
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        return job
+
+    def backoff_bound(self, attempt: int) -> float:
+        """Upper bound of the random delay before registration attempt ``attempt`` + 1."""
+        factor = self._config.registration_backoff_factor
+        return min(factor * (2**attempt), self._config.registration_backoff_max)
+
+    async def _registration_loop(self) -> None:
+        attempt = 0
+        while not self.registered.is_set() and self._running:
+            self.send(self._registration_message())
+            self.registration_attempts += 1
+            delay = max(random.uniform(0.0, self.backoff_bound(attempt)), 0.05)
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.registered.wait(), delay)
+
+    async def _ping_watchdog(self) -> None:
+        while self._running:
+            limit = self.ping_interval * self._config.ping_timeout_factor
+            await asyncio.sleep(min(max(limit / 4, 0.05), 1.0))
+            if not self.registered.is_set():
+                continue
+            silent = self._clock.monotonic() - self._last_ping
+            if silent > limit:
+                log.warning("No Ping from the master for %.1fs (limit %.1fs); re-registering",
+                            silent, limit)
+                self.reregistrations += 1
+                self._last_ping = self._clock.monotonic()
+                self.begin_registration("master silent")

@@ -1,0 +1,143 @@
+"""What the agent shows: ``/state`` JSON, ``/metrics/snapshot`` and Prometheus text.
+
+Owns: turning the agent's records into Mesos-shaped JSON (field names as in
+Mesos's agent ``/state``) and Mesos metric names (``slave/...``, kept for
+tool compatibility), and the Prometheus rendering of those metrics.  Reads
+the agent; changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import mesoslite
+from mesoslite.agent.state import ExecutorState
+from mesoslite.protocol import TaskState
+from mesoslite.resources import Resources
+
+if TYPE_CHECKING:
+    from mesoslite.agent.agent import Agent
+
+_GAUGE_STATES = {
+    TaskState.TASK_STAGING: "staging",
+    TaskState.TASK_STARTING: "starting",
+    TaskState.TASK_RUNNING: "running",
+    TaskState.TASK_KILLING: "killing",
+}
+
+#: Metric names that are counters (everything else is a gauge).
+COUNTERS = frozenset(
+    {
+        "slave/tasks_finished",
+        "slave/tasks_failed",
+        "slave/tasks_killed",
+        "slave/tasks_lost",
+        "slave/tasks_dropped",
+        "slave/tasks_error",
+        "slave/tasks_gone",
+        "slave/valid_status_updates",
+        "slave/invalid_status_updates",
+        "slave/executors_terminated",
+        "slave/executors_registered_total",
+        "slave/container_launch_errors",
+        "slave/registration_attempts",
+        "slave/reregistrations",
+    }
+)
+
+
+def version_json() -> dict[str, Any]:
+    """``/version``."""
+    return {
+        "version": mesoslite.__version__,
+        "build_date": "",
+        "build_time": 0,
+        "build_user": "",
+        "git_sha": "",
+    }
+
+
+def state_json(agent: Agent) -> dict[str, Any]:
+    """The agent's ``/state`` (Mesos field names)."""
+    agent_id = agent.agent_id or ""
+    info = agent.master_info
+    config = agent.config
+    return {
+        "version": mesoslite.__version__,
+        "start_time": agent.start_time,
+        "id": agent_id,
+        "pid": f"agent(1)@{config.ip}:{agent.http_port}",
+        "hostname": config.effective_hostname,
+        "port": agent.http_port,
+        "registered": agent.is_registered(),
+        "resources": agent.resources.to_json_dict(),
+        "attributes": agent.attributes,
+        "master_hostname": info.hostname if info else "",
+        "flags": config.to_flags(),
+        "frameworks": [fw.to_json(agent_id) for fw in agent.frameworks],
+        "completed_frameworks": [fw.to_json(agent_id) for fw in agent.completed_frameworks],
+    }
+
+
+def _used(agent: Agent) -> Resources:
+    used = Resources()
+    for fw in agent.frameworks:
+        for ex in fw.executors.values():
+            if ex.state is not ExecutorState.TERMINATED:
+                used = used + ex.resources()
+    return used
+
+
+def metrics_snapshot(agent: Agent) -> dict[str, float]:
+    """``/metrics/snapshot`` with Mesos agent metric names."""
+    metrics = agent.metrics
+    attempts, reregistrations = agent.registration_counts()
+    gauges = dict.fromkeys(_GAUGE_STATES.values(), 0)
+    executors = {state: 0 for state in ExecutorState}
+    for fw in agent.frameworks:
+        for ex in fw.executors.values():
+            executors[ex.state] += 1
+            for task in [*ex.queued_tasks.values(), *ex.launched_tasks.values()]:
+                name = _GAUGE_STATES.get(task.state)
+                if name:
+                    gauges[name] += 1
+    total = agent.resources
+    used = _used(agent)
+    out: dict[str, float] = {
+        "slave/registered": 1.0 if agent.is_registered() else 0.0,
+        "slave/uptime_secs": max(agent._clock.time() - agent.start_time, 0.0)
+        if agent.start_time
+        else 0.0,
+        "slave/frameworks_active": float(len(agent.frameworks)),
+        "slave/executors_registering": float(executors[ExecutorState.REGISTERING]),
+        "slave/executors_running": float(executors[ExecutorState.RUNNING]),
+        "slave/executors_terminating": float(executors[ExecutorState.TERMINATING]),
+        "slave/executors_terminated": float(metrics.executors_terminated),
+        "slave/executors_registered_total": float(metrics.executors_registered),
+        "slave/container_launch_errors": float(metrics.launch_failures),
+        "slave/valid_status_updates": float(metrics.valid_status_updates),
+        "slave/invalid_status_updates": float(metrics.invalid_status_updates),
+        "slave/registration_attempts": float(attempts),
+        "slave/reregistrations": float(reregistrations),
+    }
+    for name, count in gauges.items():
+        out[f"slave/tasks_{name}"] = float(count)
+    for name in ("finished", "failed", "killed", "lost", "dropped", "error", "gone"):
+        out[f"slave/tasks_{name}"] = float(metrics.terminal.get(name, 0))
+    for res in ("cpus", "gpus", "mem", "disk"):
+        t, u = total.scalar(res), used.scalar(res)
+        out[f"slave/{res}_total"] = t
+        out[f"slave/{res}_used"] = u
+        out[f"slave/{res}_percent"] = u / t if t else 0.0
+    return out
+
+
+def prometheus_text(snapshot: dict[str, float]) -> str:
+    """Render a snapshot as Prometheus text (``slave/x`` → ``mesoslite_slave_x``)."""
+    lines = []
+    for name in sorted(snapshot):
+        metric = "mesoslite_" + name.replace("/", "_").replace("-", "_")
+        kind = "counter" if name in COUNTERS else "gauge"
+        lines.append(f"# TYPE {metric} {kind}")
+        lines.append(f"{metric} {snapshot[name]:.17g}")
+    return "\n".join(lines) + "\n"

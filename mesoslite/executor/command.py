@@ -1,0 +1,275 @@
+"""The built-in command executor: ``python -m mesoslite.executor.command``.
+
+Owns: running command tasks (``TaskInfo.command``) with Mesos semantics.
+One process serves every command task of one framework on one agent (a
+Python interpreter per task would cap throughput), yet each task keeps what
+Mesos gives it: its own executor id (= task id), container id, sandbox with
+``stdout``/``stderr`` (the agent passes them in the task's
+``command.environment`` as ``MESOS_SANDBOX``/``MESOS_CONTAINER_ID``), its own
+process group, TASK_STARTING → TASK_RUNNING when spawned, TASK_FINISHED on
+exit 0 or TASK_FAILED with "Command exited with status N" / "Command
+terminated by signal N (NAME)", and on a kill TASK_KILLING (for frameworks
+with TASK_KILLING_STATE), SIGTERM to the group, SIGKILL after the grace
+period, then TASK_KILLED.  Processes are spawned through the vfork path on
+spawn threads (the loop never waits for an exec), which also create the
+task's sandbox, and are reaped by pidfds on the event loop (see
+:mod:`mesoslite.agent.containerizer.process`).  The process runs in its own
+session so it can outlive the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from mesoslite.agent.containerizer import ContainerizerError
+from mesoslite.agent.containerizer.process import (
+    ManagedProcess,
+    command_argv,
+    describe_wait_status,
+    spawn_async,
+)
+from mesoslite.executor.driver import DriverStatus, Executor, ExecutorDriver
+from mesoslite.protocol import (
+    AgentInfo,
+    ExecutorInfo,
+    FrameworkInfo,
+    KillPolicy,
+    Reason,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+)
+
+log = logging.getLogger("mesoslite.executor.command")
+
+DEFAULT_GRACE = 3.0
+#: Variables that describe the command executor itself and must not reach tasks.
+_PRIVATE_VARS = ("MESOSLITE_AGENT_ZMQ", "MESOSLITE_AGENT_PID")
+
+
+class _RunningTask:
+    __slots__ = ("grace", "kill_grace", "killing", "proc", "task")
+
+    def __init__(self, task: TaskInfo, grace: float) -> None:
+        """Start with no tasks; the base environment is this process's, minus agent links."""
+        self.task = task
+        self.proc: ManagedProcess | None = None  # None while spawning
+        self.grace = grace
+        self.killing = False
+        self.kill_grace = grace
+
+
+class CommandExecutor(Executor):
+    """Runs every command task of one framework on one agent."""
+
+    def __init__(self) -> None:
+        """Start with no tasks; the base environment is this process's, minus agent links."""
+        self._tasks: dict[str, _RunningTask] = {}
+        self._framework: FrameworkInfo | None = None
+        self._shutting_down = False
+        self._exiting = False
+        self._shutdown_grace = 5.0
+        self._base_env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_VARS}
+
+    # ------------------------------------------------------------ callbacks
+
+    def registered(
+        self,
+        driver: ExecutorDriver,
+        executor_info: ExecutorInfo,
+        framework_info: FrameworkInfo,
+        agent_info: AgentInfo | None,
+    ) -> None:
+        """Remember the framework (its capabilities decide TASK_KILLING)."""
+        self._framework = framework_info
+        self._shutdown_grace = driver.settings.shutdown_grace_period
+        log.info("Registered with agent %s for framework %s", driver.agent_id, framework_info.id)
+
+    def launch_task(self, driver: ExecutorDriver, task: TaskInfo) -> None:
+        """Spawn the task's command in its sandbox and report STARTING then RUNNING."""
+        if task.task_id in self._tasks:
+            log.warning("Task %s is already running; ignoring a second launch", task.task_id)
+            return
+        if task.command is None:
+            self._send(driver, task.task_id, TaskState.TASK_FAILED,
+                       "task.command: the command executor needs a command",
+                       Reason.REASON_COMMAND_EXECUTOR_FAILED)
+            return
+        if self._shutting_down:
+            self._send(driver, task.task_id, TaskState.TASK_FAILED,
+                       "the command executor is shutting down",
+                       Reason.REASON_COMMAND_EXECUTOR_FAILED)
+            return
+        env = dict(self._base_env)
+        env.update(task.command.environment)
+        sandbox = env.get("MESOS_SANDBOX") or os.getcwd()
+        grace = task.kill_policy.grace_period if task.kill_policy else DEFAULT_GRACE
+        running = _RunningTask(task, grace)
+        self._tasks[task.task_id] = running
+        self._send(driver, task.task_id, TaskState.TASK_STARTING)
+        asyncio.get_running_loop().create_task(self._spawn(driver, running, env, sandbox))
+
+    async def _spawn(
+        self, driver: ExecutorDriver, running: _RunningTask, env: dict[str, str], sandbox: str
+    ) -> None:
+        task = running.task
+        assert task.command is not None
+        try:
+            argv, executable = command_argv(task.command)
+            proc = await spawn_async(
+                argv,
+                executable=executable,
+                cwd=sandbox,
+                env=env,
+                stdout_path=os.path.join(sandbox, "stdout"),
+                stderr_path=os.path.join(sandbox, "stderr"),
+                make_sandbox=True,
+            )
+        except (OSError, ContainerizerError) as exc:
+            self._tasks.pop(task.task_id, None)
+            self._send(driver, task.task_id, TaskState.TASK_FAILED,
+                       f"Failed to launch command: {exc}",
+                       Reason.REASON_COMMAND_EXECUTOR_FAILED)
+            self._maybe_exit(driver)
+            return
+        running.proc = proc
+        proc.exited.add_done_callback(lambda _f: self._on_exit(driver, running))
+        if running.killing:  # killed while spawning: no RUNNING after KILLING
+            asyncio.get_running_loop().create_task(proc.terminate(running.kill_grace))
+            return
+        self._send(driver, task.task_id, TaskState.TASK_RUNNING)
+        self.start_health_checks(driver, task)
+
+    def start_health_checks(self, driver: ExecutorDriver, task: TaskInfo) -> None:
+        """Hook for ``TaskInfo.health_check`` (a later issue).
+
+        A checker started here sends TASK_RUNNING updates with ``healthy`` set
+        and kills the task after ``consecutive_failures``; today it does nothing.
+        """
+        if task.health_check is not None:
+            log.debug("Task %s has a health check; health checks are not run yet", task.task_id)
+
+    def kill_task(self, driver: ExecutorDriver, task_id: str) -> None:
+        """Kill with the task's own grace period."""
+        self.kill_task_with_policy(driver, task_id, None)
+
+    def kill_task_with_policy(
+        self, driver: ExecutorDriver, task_id: str, kill_policy: KillPolicy | None
+    ) -> None:
+        """TASK_KILLING (if the framework wants it), SIGTERM, SIGKILL after the grace."""
+        running = self._tasks.get(task_id)
+        if running is None:
+            log.warning("Kill of unknown task %s ignored", task_id)
+            return
+        grace = kill_policy.grace_period if kill_policy is not None else running.grace
+        self._kill(driver, running, grace)
+
+    def _kill(self, driver: ExecutorDriver, running: _RunningTask, grace: float) -> None:
+        if running.killing or (running.proc is not None and running.proc.done):
+            return
+        running.killing = True
+        running.kill_grace = grace
+        framework = self._framework or driver.framework_info
+        if framework is not None and framework.has_capability("TASK_KILLING_STATE"):
+            self._send(driver, running.task.task_id, TaskState.TASK_KILLING)
+        if running.proc is None:
+            return  # _spawn terminates it once it exists
+        log.info("Killing task %s (pid %d, grace %.1fs)", running.task.task_id,
+                 running.proc.pid, grace)
+        asyncio.get_running_loop().create_task(running.proc.terminate(grace))
+
+    def framework_message(self, driver: ExecutorDriver, data: bytes) -> None:
+        """Command tasks take no messages; logged and dropped."""
+        log.info("Ignoring a %d-byte framework message", len(data))
+
+    def shutdown(self, driver: ExecutorDriver) -> None:
+        """Kill every task (within the shutdown grace period), then stop."""
+        if self._shutting_down:
+            return
+        self._shutting_down = True
+        budget = max(self._shutdown_grace - 1.0, 0.0)
+        log.info("Shutting down: killing %d tasks", len(self._tasks))
+        for running in list(self._tasks.values()):
+            self._kill(driver, running, min(running.grace, budget))
+        self._maybe_exit(driver)
+
+    def error(self, driver: ExecutorDriver, message: str) -> None:
+        """Log a fatal error (the driver aborts)."""
+        log.error("Fatal: %s", message)
+
+    # ------------------------------------------------------------ internals
+
+    def _on_exit(self, driver: ExecutorDriver, running: _RunningTask) -> None:
+        assert running.proc is not None
+        status = running.proc.status
+        task_id = running.task.task_id
+        self._tasks.pop(task_id, None)
+        message = f"Command {describe_wait_status(status)}"
+        if running.killing:
+            state = TaskState.TASK_KILLED
+        elif status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            state = TaskState.TASK_FINISHED
+        else:
+            state = TaskState.TASK_FAILED
+        self._send(driver, task_id, state, message)
+        self._maybe_exit(driver)
+
+    def _maybe_exit(self, driver: ExecutorDriver) -> None:
+        if self._shutting_down and not self._tasks and not self._exiting:
+            self._exiting = True
+            asyncio.get_running_loop().create_task(self._exit(driver))
+
+    async def _exit(self, driver: ExecutorDriver) -> None:
+        await driver.wait_acknowledged(2.0)
+        driver.stop()
+
+    def _send(
+        self,
+        driver: ExecutorDriver,
+        task_id: str,
+        state: TaskState,
+        message: str = "",
+        reason: Reason | None = None,
+    ) -> None:
+        driver.send_status_update(
+            TaskStatus(task_id=task_id, state=state, message=message, reason=reason,
+                       executor_id=task_id)
+        )
+
+    def on_sigterm(self, driver: ExecutorDriver) -> None:
+        """SIGTERM from the agent's containerizer: shut down like a ShutdownExecutor."""
+        log.info("SIGTERM received")
+        self.shutdown(driver)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._shutdown_grace, driver.stop)
+
+
+async def _main() -> DriverStatus:
+    executor = CommandExecutor()
+    driver = ExecutorDriver(executor)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, executor.on_sigterm, driver)
+    return await driver.run_async()
+
+
+def main() -> int:
+    """Entry point: run until the agent shuts this executor down."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        status = asyncio.run(_main())
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0 if status is DriverStatus.DRIVER_STOPPED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
