@@ -18,6 +18,7 @@ and from inside callbacks; calls from other threads cross into the loop with
 from __future__ import annotations
 
 import asyncio
+import getpass
 import concurrent.futures
 import logging
 import random
@@ -111,6 +112,9 @@ class SchedulerDriver(DriverCalls):
                 f"framework_info: expected a FrameworkInfo, got {type(framework_info).__name__}"
             )
         self._scheduler = scheduler
+        if not framework_info.user:
+            # As the Mesos driver does: an empty user means the current user.
+            framework_info = attrs.evolve(framework_info, user=_current_user())
         self._framework_info = framework_info
         self._detector = detector_for(master)
         self._implicit = bool(implicit_acknowledgements)
@@ -669,3 +673,11 @@ class SchedulerDriver(DriverCalls):
             self._abort_now()
             return False
         return True
+
+
+def _current_user() -> str:
+    """The name of the user running this process ("" when it cannot be told)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""

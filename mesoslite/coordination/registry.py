@@ -1,0 +1,283 @@
+"""Durable master state: the :class:`Registry` interface, its errors and the file store.
+
+Owns: the interface every registry store implements (``load``, ``store``,
+``apply``, ``close``), :class:`RegistryError` and :class:`FencedError`, the
+write batching shared by the stores (like Mesos's registrar, operations that
+arrive while a write is in flight go out together in the next write) and
+:class:`FileRegistry`, the store for ``mesoslite local`` and single-master
+setups.  The ZooKeeper store is :class:`mesoslite.coordination.zk_registry.
+ZooKeeperRegistry` (also importable from here).
+
+A store caches the state it last read or wrote.  After a failed write it
+forgets that cache and re-reads before the next write, so a caller may
+simply retry (operations are idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from mesoslite.coordination.registry_state import (
+    AdmitAgent,
+    AgentRecord,
+    FrameworkRecord,
+    MarkAgentUnreachable,
+    PutFramework,
+    RegistryFormatError,
+    RegistryOp,
+    RegistryState,
+    RemoveAgent,
+    RemoveFramework,
+    SetMaintenance,
+    SetQuota,
+    SetWeight,
+)
+
+log = logging.getLogger("mesoslite.coordination.registry")
+
+#: Operation types :meth:`Registry.apply` accepts.
+OPERATION_TYPES = (AdmitAgent, RemoveAgent, MarkAgentUnreachable, PutFramework, RemoveFramework,
+                   SetWeight, SetQuota, SetMaintenance)
+
+#: Most operations written in one batch.
+MAX_BATCH_OPS = 5000
+
+Entry = tuple[tuple[RegistryOp, ...], "asyncio.Future[None]"]
+
+
+class RegistryError(RuntimeError):
+    """A registry read or write failed; the store re-reads before its next write."""
+
+
+class FencedError(RegistryError):
+    """A write was refused because the writer is no longer the leader (its fence is gone)."""
+
+
+class RegistryConflictError(RegistryError):
+    """The stored registry changed underneath this writer (another writer); reload."""
+
+
+class RegistryTimeoutError(RegistryError):
+    """A registry read or write did not finish within its deadline."""
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """Where the master keeps what must survive a failover."""
+
+    async def load(self) -> RegistryState:
+        """Read the stored state (empty if nothing was ever stored); returns your own copy."""
+        ...
+
+    async def store(self, state: RegistryState) -> None:
+        """Replace the stored state with ``state`` (writing only what changed, where possible)."""
+        ...
+
+    async def apply(self, *ops: RegistryOp) -> None:
+        """Apply operations durably and atomically as a unit; returns once they are stored."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources (idempotent)."""
+        ...
+
+
+class BatchingRegistry:
+    """Shared machinery: one writer at a time, queued operations batched, cache invalidation.
+
+    Subclasses implement ``_load_locked()``, ``_store_locked(state)`` and
+    ``_write_batch(entries)``, which must resolve each entry's future once its
+    operations are durable.  All three run with the write lock held.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._state: RegistryState | None = None
+        self._lock = asyncio.Lock()
+        self._pending: list[Entry] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def load(self) -> RegistryState:
+        """Read the stored state; returns a copy the caller owns."""
+        async with self._lock:
+            try:
+                await self._load_locked()
+            except BaseException:
+                self._state = None
+                raise
+            assert self._state is not None
+            return self._state.copy()
+
+    async def store(self, state: RegistryState) -> None:
+        """Replace the stored state with ``state``."""
+        if not isinstance(state, RegistryState):
+            raise TypeError(f"state: expected a RegistryState, got {type(state).__name__}")
+        async with self._lock:
+            try:
+                await self._store_locked(state)
+            except BaseException:
+                self._state = None
+                raise
+
+    async def apply(self, *ops: RegistryOp) -> None:
+        """Apply ``ops`` as one unit; concurrent calls are batched into shared writes."""
+        for i, op in enumerate(ops):
+            if not isinstance(op, OPERATION_TYPES):
+                raise TypeError(f"ops[{i}]: expected a registry operation, got {op!r}")
+        if not ops:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((tuple(ops), future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+        await future
+
+    async def close(self) -> None:
+        """Wait for queued writes to finish."""
+        if self._writer is not None and not self._writer.done():
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch: list[Entry] = []
+            count = 0
+            while self._pending and (not batch or count < MAX_BATCH_OPS):
+                entry = self._pending.pop(0)
+                batch.append(entry)
+                count += len(entry[0])
+            async with self._lock:
+                try:
+                    if self._state is None:
+                        await self._load_locked()
+                    await self._write_batch(batch)
+                except BaseException as exc:
+                    self._state = None
+                    if not isinstance(exc, RegistryError | RegistryFormatError):
+                        log.exception("%s: registry write failed", self.name)
+                    for _ops, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+
+    @staticmethod
+    def _resolve(entries: list[Entry]) -> None:
+        for _ops, future in entries:
+            if not future.done():
+                future.set_result(None)
+
+    async def _load_locked(self) -> None:
+        raise NotImplementedError
+
+    async def _store_locked(self, state: RegistryState) -> None:
+        raise NotImplementedError
+
+    async def _write_batch(self, entries: list[Entry]) -> None:
+        raise NotImplementedError
+
+
+class FileRegistry(BatchingRegistry):
+    """The registry in one local file, replaced atomically on every write.
+
+    Each write goes to a temporary file in the same directory, is flushed and
+    fsynced, renamed over the old file, and the directory is fsynced.  A crash
+    at any point leaves either the old or the new state readable, never a mix;
+    stale temporary files are removed by the next write.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fmt: str = "json") -> None:
+        super().__init__(f"file registry {path}")
+        if fmt not in ("json", "msgpack"):
+            raise ValueError(f"fmt: expected 'json' or 'msgpack', got {fmt!r}")
+        self.path = Path(path)
+        self.fmt = fmt
+
+    async def _load_locked(self) -> None:
+        data = await asyncio.to_thread(self._read)
+        self._state = RegistryState() if data is None else RegistryState.decode(data, self.fmt)
+
+    async def _store_locked(self, state: RegistryState) -> None:
+        await self._write(state)
+        self._state = state.copy()
+
+    async def _write_batch(self, entries: list[Entry]) -> None:
+        assert self._state is not None
+        for ops, _future in entries:
+            for op in ops:
+                op.apply(self._state)
+        await self._write(self._state)
+        self._resolve(entries)
+
+    async def _write(self, state: RegistryState) -> None:
+        data = state.encode(self.fmt)
+        try:
+            await asyncio.to_thread(self._atomic_write, data)
+        except OSError as exc:
+            raise RegistryError(f"{self.name}: write failed: {exc}") from exc
+
+    def _read(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise RegistryError(f"{self.name}: read failed: {exc}") from exc
+
+    def _temp_prefix(self) -> str:
+        return f".{self.path.name}."
+
+    def _atomic_write(self, data: bytes) -> None:
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temps()
+        fd, tmp = tempfile.mkstemp(prefix=self._temp_prefix(), suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _remove_stale_temps(self) -> None:
+        prefix = self._temp_prefix()
+        for candidate in self.path.parent.iterdir():
+            if candidate.name.startswith(prefix) and candidate.name.endswith(".tmp"):
+                _unlink_quietly(str(candidate))
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def __getattr__(name: str) -> Any:
+    """``ZooKeeperRegistry`` is importable from here too (loaded on first use)."""
+    if name == "ZooKeeperRegistry":
+        from mesoslite.coordination.zk_registry import ZooKeeperRegistry
+
+        return ZooKeeperRegistry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "OPERATION_TYPES", "AdmitAgent", "AgentRecord", "BatchingRegistry", "FencedError",
+    "FileRegistry", "FrameworkRecord", "MarkAgentUnreachable", "PutFramework", "Registry",
+    "RegistryConflictError", "RegistryError", "RegistryState", "RegistryTimeoutError",
+    "RemoveAgent", "RemoveFramework", "SetMaintenance", "SetQuota", "SetWeight",
+]
