@@ -35,6 +35,10 @@ PY
 
 ensure_python_packages
 
+# Real ZooKeeper for the coordination and high-availability tests
+# (each test starts its own server on a free loopback port).
+bash scripts/ensure-zookeeper.sh >/dev/null
+
 # Every test server listens on loopback only; make sure no proxy interferes.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 export no_proxy="$NO_PROXY"
