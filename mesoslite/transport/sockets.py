@@ -64,13 +64,8 @@ class _LoopSocket:
 
     def __init__(self, kind: int, name: str, max_message_size: int) -> None:
         self._ctx = zmq.Context.instance()
-        self._sock = self._ctx.socket(kind)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SNDHWM, SEND_HWM)
-        self._sock.setsockopt(zmq.RCVHWM, RECV_HWM)
-        # ZeroMQ drops a peer that sends a frame over this size.
-        self._sock.setsockopt(zmq.MAXMSGSIZE, max_message_size + 4096)
         self._max = max_message_size
+        self._sock = self._new_socket(kind)
         self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._check_scheduled = False
@@ -78,6 +73,27 @@ class _LoopSocket:
         self._outbox: collections.deque[list[bytes]] = collections.deque()
         self._logged_faults: set[tuple[Any, str]] = set()
         self.stats: _Stats = _Stats()
+
+    def _new_socket(self, kind: int) -> zmq.Socket:
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+        sock.setsockopt(zmq.RCVHWM, RECV_HWM)
+        # ZeroMQ drops a peer that sends a frame over this size.
+        sock.setsockopt(zmq.MAXMSGSIZE, self._max + 4096)
+        return sock
+
+    def start(self) -> None:
+        """Start receiving; call from a coroutine on the event loop."""
+        self._watch()
+
+    def _encode(self, msg: Any) -> bytes | None:
+        try:
+            return encode(msg, self._max)
+        except EncodeError as exc:
+            log.error("%s: cannot send %s: %s", self._name, type(msg).__name__, exc)
+            self.stats["encode_errors"] += 1
+            return None
 
     def _watch(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -201,10 +217,6 @@ class RouterServer(_LoopSocket):
         self._sock.bind(endpoint)
         self.endpoint: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
 
-    def start(self) -> None:
-        """Start receiving; call from a coroutine on the event loop."""
-        self._watch()
-
     @property
     def port(self) -> int:
         """The TCP port actually bound (useful with port 0)."""
@@ -212,13 +224,8 @@ class RouterServer(_LoopSocket):
 
     def send(self, peer: bytes, msg: Any) -> bool:
         """Send a message to a peer; False when it could not be queued."""
-        try:
-            data = encode(msg, self._max)
-        except EncodeError as exc:
-            log.error("%s: cannot send %s: %s", self._name, type(msg).__name__, exc)
-            self.stats["encode_errors"] += 1
-            return False
-        return self._send_frames([peer, data])
+        data = self._encode(msg)
+        return data is not None and self._send_frames([peer, data])
 
     def send_encoded(self, peer: bytes, data: bytes) -> bool:
         """Send bytes already produced by :func:`encode` (to fan one message out)."""
@@ -297,11 +304,7 @@ class DealerClient(_LoopSocket):
             was_watching = self._loop is not None
             self.close()
             self._closed = False
-            self._sock = self._ctx.socket(zmq.DEALER)
-            self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.setsockopt(zmq.SNDHWM, SEND_HWM)
-            self._sock.setsockopt(zmq.RCVHWM, RECV_HWM)
-            self._sock.setsockopt(zmq.MAXMSGSIZE, self._max + 4096)
+            self._sock = self._new_socket(zmq.DEALER)
             self._configure(self._sock)
             self._outbox.clear()
             self._sock.connect(endpoint)
@@ -312,19 +315,10 @@ class DealerClient(_LoopSocket):
         self._sock.connect(endpoint)
         self.endpoint = endpoint
 
-    def start(self) -> None:
-        """Start receiving; call from a coroutine on the event loop."""
-        self._watch()
-
     def send(self, msg: Any) -> bool:
         """Queue a message for the server; False when it could not be queued."""
-        try:
-            data = encode(msg, self._max)
-        except EncodeError as exc:
-            log.error("%s: cannot send %s: %s", self._name, type(msg).__name__, exc)
-            self.stats["encode_errors"] += 1
-            return False
-        return self._send_frames([data])
+        data = self._encode(msg)
+        return data is not None and self._send_frames([data])
 
     def _dispatch(self, frames: list[bytes]) -> None:
         if len(frames) != 1:
