@@ -1,0 +1,732 @@
+"""The Docker containerizer: task containers run by a Docker engine through the Docker SDK.
+
+Owns: everything the agent says to a Docker engine.  :class:`DockerContainerizer`
+implements the :class:`~mesoslite.agent.containerizer.Containerizer` interface
+for tasks whose ``ContainerInfo`` is of type DOCKER: it validates the spec
+(:func:`~mesoslite.agent.containerizer.docker_spec.plan_container`), pulls the
+image when missing or asked to (with progress reports), creates and starts the
+container (sandbox mounted at ``/mnt/mesos/sandbox``, cpu shares
+and quota and a memory limit from the task's resources, named
+``mesoslite-<agent>-<container>`` and labelled with agent, framework,
+executor, task and container ids), streams its stdout and stderr into the
+sandbox files as they are written, reports how it ended (exit code, OOM kill),
+kills it with a grace period, reattaches to labelled containers after an agent
+restart (removing unknown ones) and measures cpu, memory and network usage.
+
+Every Docker SDK call blocks, so none runs on the event loop: short calls go
+to a small thread pool; each container has a waiter thread and two log
+threads (one per stream) with their own clients.  Results cross into the loop
+through ``loop.call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import concurrent.futures
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+import urllib3.exceptions
+
+from mesoslite.agent.containerizer import (
+    Containerizer,
+    ContainerizerError,
+    LaunchSpec,
+    RecoveredContainer,
+    Termination,
+)
+from mesoslite.agent.containerizer.docker_spec import (
+    DEFAULT_ALLOWED_PARAMETERS,
+    LABEL_CONTAINER,
+    LABEL_SANDBOX,
+    LABEL_SCOPE,
+    SANDBOX_MOUNT,
+    SUPPORTED_PARAMETERS,
+    ContainerPlan,
+    DockerLaunchError,
+    DockerLaunchSpec,
+    DockerOptions,
+    DockerPullError,
+    DockerTermination,
+    DockerUnavailableError,
+    DockerUsage,
+    container_name,
+    exit_code_to_wait_status,
+    plan_container,
+)
+from mesoslite.agent.containerizer.process import describe_wait_status, prepare_sandbox
+from mesoslite.protocol import Reason
+
+log = logging.getLogger("mesoslite.agent.docker")
+
+
+def _to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    """Hand a result to the loop from a thread (dropped when the loop is gone)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)
+
+
+def _explain(exc: BaseException) -> str:
+    """The daemon's own message when there is one."""
+    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+        return str(exc.explanation)
+    return str(exc) or type(exc).__name__
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
+            return True
+        if any(isinstance(a, urllib3.exceptions.ReadTimeoutError) for a in seen.args):
+            return True
+        seen = seen.__context__
+    return False
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """True for failures to talk to the daemon at all (not its refusals)."""
+    return isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
+
+
+_TS = re.compile(rb"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$")
+
+
+def parse_log_timestamp(raw: bytes) -> int | None:
+    """Nanoseconds since the epoch of a Docker RFC 3339 log timestamp (UTC)."""
+    m = _TS.match(raw)
+    if not m:
+        return None
+    secs = calendar.timegm(time.strptime(m.group(1).decode(), "%Y-%m-%dT%H:%M:%S"))
+    frac = (m.group(2) or b"0").decode()
+    return secs * 1_000_000_000 + int(frac.ljust(9, "0"))
+
+
+class _PullProgress:
+    """Turns the daemon's per-layer pull events into one line."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        self.layers: dict[str, tuple[str, int, int]] = {}
+        self.last_status = ""
+
+    def update(self, event: dict[str, Any]) -> None:
+        """Take one event of the daemon's pull stream into account."""
+        layer = event.get("id")
+        status = str(event.get("status", ""))
+        if layer and status and not status.startswith(("Pulling from", "Digest", "Status")):
+            detail = event.get("progressDetail") or {}
+            _, cur, total = self.layers.get(layer, ("", 0, 0))
+            cur = int(detail.get("current", cur) or cur)
+            total = int(detail.get("total", total) or total)
+            self.layers[layer] = (status, cur, total)
+        elif status:
+            self.last_status = status
+
+    def message(self) -> str:
+        """One line: layers downloaded and megabytes so far."""
+        if not self.layers:
+            return f"pulling image {self.image}: {self.last_status or 'started'}"
+        done = sum(1 for s, _, _ in self.layers.values() if s in (
+            "Pull complete", "Already exists", "Download complete", "Extracting"))
+        cur = sum(c for _, c, _ in self.layers.values())
+        total = sum(t for _, _, t in self.layers.values())
+        size = f", {cur / 1e6:.1f} of {total / 1e6:.1f} MB" if total else ""
+        return f"pulling image {self.image}: {done}/{len(self.layers)} layers downloaded{size}"
+
+
+class _Watch:
+    """One container: its Docker id, sandbox, watcher threads and how it ended."""
+
+    def __init__(self, container_id: str, sandbox: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.container_id = container_id
+        self.sandbox = sandbox
+        self.loop = loop
+        self.docker_id: str | None = None
+        self.pid = 0
+        self.create_time = time.time()
+        self.mem_limit = 0
+        self.stop_signal = "SIGTERM"
+        self.launched: asyncio.Future[None] = loop.create_future()
+        self.termination: asyncio.Future[DockerTermination] = loop.create_future()
+        self.cancel = threading.Event()
+        self.closed = threading.Event()
+        self.killed = False
+        self.log_threads: list[threading.Thread] = []
+        self.streams: list[Any] = []
+        self.clients: list[docker.APIClient] = []
+
+    def finish(self, termination: DockerTermination) -> None:
+        """Resolve the termination (on the loop; the first one wins)."""
+        if not self.termination.done():
+            self.termination.set_result(termination)
+
+    def close(self) -> None:
+        """Stop following: unblock the log threads and release the clients."""
+        self.closed.set()
+        for stream in list(self.streams):
+            with contextlib.suppress(Exception):  # best effort: unblocks a log thread
+                stream.close()
+        for client in list(self.clients):
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+class DockerContainerizer(Containerizer):
+    """Containers run by a Docker engine (see the module docstring).
+
+    ``agent_scope`` identifies this agent on the host across restarts (its work
+    directory): recovery only looks at, and orphan cleanup only removes,
+    containers labelled with it.  ``on_progress(container_id, message)`` is
+    called on the event loop while an image is pulled.
+    """
+
+    def __init__(
+        self,
+        agent_scope: str,
+        options: DockerOptions | None = None,
+        on_progress: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """Prepare; nothing talks to the daemon until :meth:`check_health` or a launch."""
+        if not agent_scope:
+            raise ValueError("agent_scope: expected a non-empty identifier (the work_dir)")
+        self.agent_scope = agent_scope
+        self.options = options or DockerOptions()
+        self._on_progress = on_progress
+        self._watches: dict[str, _Watch] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="docker")
+        self._api = self._new_client()
+        self._closed = False
+        self.healthy: bool | None = None
+        self.health_message = "not checked yet"
+        self.health_checked_at = 0.0
+        self.orphans_removed: list[str] = []
+
+    # ------------------------------------------------------------ plumbing
+
+    def _new_client(self) -> docker.APIClient:
+        return docker.APIClient(
+            base_url=self.options.base_url,
+            version=self.options.api_version,
+            timeout=self.options.request_timeout,
+            max_pool_size=16,
+        )
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking SDK call on the pool; daemon failures become DockerUnavailableError."""
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        except Exception as exc:
+            if _unreachable(exc):
+                self._set_health(False, f"Docker daemon at {self.options.base_url} is "
+                                 f"unreachable: {_explain(exc)}")
+                raise DockerUnavailableError(self.health_message) from exc
+            raise
+        if self.healthy is False:
+            self._set_health(True, f"Docker daemon at {self.options.base_url} answers again")
+        return result
+
+    def _set_health(self, healthy: bool, message: str) -> None:
+        if healthy != self.healthy:
+            (log.info if healthy else log.error)("Docker containerizer: %s", message)
+        self.healthy, self.health_message = healthy, message
+        self.health_checked_at = time.time()
+
+    async def check_health(self) -> bool:
+        """Ask the daemon for its version; updates :meth:`health`. Never raises."""
+        try:
+            version = await self._call(self._api.version)
+        except ContainerizerError:
+            return False
+        except Exception as exc:  # noqa: BLE001 - any failure is "unhealthy"
+            self._set_health(False, f"Docker daemon answered badly: {_explain(exc)}")
+            return False
+        self._set_health(True, f"Docker {version.get('Version', '?')} (API "
+                         f"{version.get('ApiVersion', '?')}) at {self.options.base_url}")
+        return True
+
+    async def run_health_checks(self, interval: float = 5.0) -> None:
+        """Check the daemon every ``interval`` seconds until cancelled (an agent task)."""
+        while not self._closed:
+            await self.check_health()
+            await asyncio.sleep(interval)
+
+    def health(self) -> dict[str, Any]:
+        """For ``/state`` and ``/health``: healthy (None before the first check), message."""
+        return {
+            "healthy": self.healthy,
+            "message": self.health_message,
+            "checked_at": self.health_checked_at,
+            "docker_host": self.options.base_url,
+        }
+
+    def _get(self, container_id: str) -> _Watch:
+        try:
+            return self._watches[container_id]
+        except KeyError:
+            raise ContainerizerError(f"container_id: unknown container {container_id!r}") from None
+
+    def _progress(self, w: _Watch, message: str) -> None:
+        if self._on_progress is not None and not w.closed.is_set():
+            _to_loop(w.loop, self._on_progress, w.container_id, message)
+
+    # ------------------------------------------------------------ launch
+
+    async def launch(self, container_id: str, spec: LaunchSpec) -> int:
+        """Pull if needed, create and start the container; returns its main pid.
+
+        Raises :class:`DockerLaunchError` (bad spec, daemon refusal),
+        :class:`DockerPullError` or :class:`DockerUnavailableError`; each has a
+        ``reason`` for the task's status update.
+        """
+        if self._closed:
+            raise ContainerizerError("docker containerizer is closed")
+        if not isinstance(spec, DockerLaunchSpec):
+            raise DockerLaunchError(
+                "spec: the docker containerizer needs a DockerLaunchSpec, "
+                f"got {type(spec).__name__}"
+            )
+        if container_id in self._watches:
+            raise ContainerizerError(f"container_id: {container_id!r} is already in use")
+        loop = asyncio.get_running_loop()
+        w = _Watch(container_id, spec.sandbox, loop)
+        self._watches[container_id] = w
+        try:
+            # Off the loop too: volume paths are resolved on the filesystem.
+            plan = await self._call(
+                plan_container, container_id, spec, self.options, self.agent_scope
+            )
+            w.mem_limit = plan.mem_limit
+            try:
+                await self._call(_prepare_sandbox_files, spec.sandbox)
+            except OSError as exc:
+                raise DockerLaunchError(f"sandbox: cannot create {spec.sandbox!r}: {exc}") from exc
+            await self._ensure_image(w, plan.image, plan.force_pull)
+            self._check_cancel(w)
+            await self._create_and_start(w, plan)
+        except BaseException as exc:
+            self._watches.pop(container_id, None)
+            reason = getattr(exc, "reason", Reason.REASON_CONTAINER_LAUNCH_FAILED)
+            w.finish(DockerTermination(None, f"failed to launch: {exc}", reason=reason))
+            w.launched.set_result(None)
+            w.close()
+            raise
+        w.launched.set_result(None)
+        self._watch(w)
+        log.info("Docker container %s (%s) started as pid %d", container_id, plan.name, w.pid)
+        return w.pid
+
+    def _check_cancel(self, w: _Watch) -> None:
+        if w.cancel.is_set():
+            raise DockerLaunchError("container: killed before it started")
+
+    async def _ensure_image(self, w: _Watch, image: str, force: bool) -> None:
+        if not force:
+            try:
+                await self._call(self._api.inspect_image, image)
+                return
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                raise DockerPullError(f"image {image!r}: {_explain(exc)}") from exc
+        await self._pull(w, image)
+
+    async def _pull(self, w: _Watch, image: str) -> None:
+        """Pull on its own thread, reporting progress; bounded by pull_timeout, cancellable."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        abandon = threading.Event()
+        started = time.monotonic()
+
+        def settle(exc: BaseException | None) -> None:
+            if done.done():
+                return
+            if exc is None:
+                done.set_result(None)
+            else:
+                done.set_exception(exc)
+
+        def run() -> None:
+            client = self._new_client()
+            progress = _PullProgress(image)
+            last = 0.0
+            try:
+                for event in client.pull(image, stream=True, decode=True):
+                    if abandon.is_set():
+                        return
+                    if "error" in event:
+                        raise DockerPullError(f"failed to pull image {image!r}: {event['error']}")
+                    progress.update(event)
+                    now = time.monotonic()
+                    if now - last >= self.options.pull_progress_interval:
+                        last = now
+                        self._progress(w, progress.message())
+                error: BaseException | None = None
+            except DockerPullError as exc:
+                error = exc
+            except Exception as exc:  # noqa: BLE001 - every failure is a pull failure
+                error = DockerPullError(f"failed to pull image {image!r}: {_explain(exc)}")
+                if _unreachable(exc):
+                    error = DockerUnavailableError(
+                        f"Docker daemon at {self.options.base_url} is unreachable while "
+                        f"pulling {image!r}: {_explain(exc)}"
+                    )
+            finally:
+                with contextlib.suppress(Exception):
+                    client.close()
+            _to_loop(loop, settle, error)
+
+        self._progress(w, f"pulling image {image}")
+        log.info("Pulling image %s for container %s", image, w.container_id)
+        threading.Thread(target=run, name=f"docker-pull-{w.container_id[:8]}", daemon=True).start()
+        deadline = started + self.options.pull_timeout
+        try:
+            while not done.done():
+                self._check_cancel(w)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DockerPullError(
+                        f"failed to pull image {image!r}: not done within "
+                        f"{self.options.pull_timeout:g}s (docker_pull_timeout)"
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(done), min(remaining, 0.2))
+        finally:
+            abandon.set()
+        done.result()
+        self._progress(w, f"pulled image {image} in {time.monotonic() - started:.1f}s")
+
+    async def _create_and_start(self, w: _Watch, plan: ContainerPlan) -> None:
+        api = self._api
+        with contextlib.suppress(docker.errors.NotFound):  # a leftover of a failed attempt
+            await self._call(api.remove_container, plan.name, force=True)
+        try:
+            host_config = api.create_host_config(**plan.host)
+            created = await self._call(api.create_container, host_config=host_config, **plan.create)
+        except docker.errors.APIError as exc:
+            raise DockerLaunchError(f"docker create {plan.image}: {_explain(exc)}") from exc
+        except docker.errors.DockerException as exc:  # invalid arguments caught by the SDK
+            raise DockerLaunchError(f"docker create {plan.image}: {exc}") from exc
+        w.docker_id = created["Id"]
+        for warning in created.get("Warnings") or ():
+            log.warning("Docker container %s: %s", w.container_id, warning)
+        try:
+            self._check_cancel(w)
+            await self._call(api.start, w.docker_id)
+            info = await self._call(api.inspect_container, w.docker_id)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await self._call(api.remove_container, w.docker_id, force=True)
+            if isinstance(exc, docker.errors.APIError):
+                raise DockerLaunchError(f"docker start {plan.image}: {_explain(exc)}") from exc
+            raise
+        w.pid = int(info["State"].get("Pid") or 0)
+        w.stop_signal = info["Config"].get("StopSignal") or "SIGTERM"
+
+    # ------------------------------------------------------------ watching
+
+    def _watch(self, w: _Watch) -> None:
+        """Start the log threads and the waiter of a started (or recovered) container."""
+        for stream in ("stdout", "stderr"):
+            t = threading.Thread(
+                target=self._follow_logs, args=(w, stream), daemon=True,
+                name=f"docker-{stream}-{w.container_id[:8]}",
+            )
+            w.log_threads.append(t)
+            t.start()
+        threading.Thread(
+            target=self._wait_exit, args=(w,), daemon=True, name=f"docker-wait-{w.container_id[:8]}"
+        ).start()
+
+    def _client_for(self, w: _Watch) -> docker.APIClient:
+        client = self._new_client()
+        w.clients.append(client)
+        return client
+
+    def _follow_logs(self, w: _Watch, stream: str) -> None:
+        """Append the container's ``stream`` to ``<sandbox>/<stream>`` as it is written.
+
+        The timestamp of the last entry written is kept in a hidden file beside
+        it, so a reattached agent continues where the previous one stopped.
+        """
+        client = self._client_for(w)
+        path = os.path.join(w.sandbox, stream)
+        mark_path = os.path.join(w.sandbox, f".{stream}.docker-offset")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            mark = os.open(mark_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            log.error("Cannot write %s of container %s: %s", path, w.container_id, exc)
+            return
+        try:
+            raw = os.pread(mark, 32, 0).strip()
+            last_ns = int(raw) if raw.isdigit() else 0
+            backoff = 0.5
+            while not w.closed.is_set():
+                since = (last_ns - 1000) / 1e9 if last_ns > 1000 else None
+                try:
+                    logs = client.logs(
+                        w.docker_id, stdout=stream == "stdout", stderr=stream == "stderr",
+                        stream=True, follow=True, timestamps=True, since=since,
+                    )
+                    w.streams.append(logs)
+                    for chunk in logs:
+                        stamp, _, payload = chunk.partition(b" ")
+                        ns = parse_log_timestamp(stamp)
+                        if ns is None:
+                            payload = chunk
+                        elif ns <= last_ns:
+                            continue
+                        while payload:
+                            payload = payload[os.write(fd, payload):]
+                        if ns is not None:
+                            last_ns = ns
+                            os.pwrite(mark, b"%020d\n" % ns, 0)
+                    w.streams.remove(logs)
+                    state = client.inspect_container(w.docker_id)["State"]
+                    if not state.get("Running"):
+                        return
+                    w.closed.wait(0.2)  # the stream ended early (daemon restart): follow again
+                except docker.errors.NotFound:
+                    return
+                except Exception as exc:  # noqa: BLE001 - retried: the daemon may come back
+                    if w.closed.is_set():
+                        return
+                    log.debug("Log stream %s of %s broke: %s", stream, w.container_id, exc)
+                    w.closed.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            os.close(fd)
+            os.close(mark)
+
+    def _wait_exit(self, w: _Watch) -> None:
+        """Block until the container stops; then resolve its termination on the loop."""
+        client = self._client_for(w)
+        backoff = 0.5
+        while not w.closed.is_set():
+            try:
+                client.wait(w.docker_id, timeout=30)
+                break
+            except docker.errors.NotFound:
+                break
+            except Exception as exc:  # noqa: BLE001 - read timeouts loop, outages retry
+                if w.closed.is_set():
+                    return
+                if _is_read_timeout(exc):
+                    continue
+                _to_loop(
+                    w.loop, self._set_health, False,
+                    f"Docker daemon at {self.options.base_url} is unreachable: {_explain(exc)}",
+                )
+                w.closed.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        if w.closed.is_set():
+            return
+        for t in w.log_threads:
+            t.join(timeout=10.0)
+        termination = self._termination(client, w)
+        if not w.closed.is_set():
+            _to_loop(w.loop, w.finish, termination)
+
+    def _termination(self, client: docker.APIClient, w: _Watch) -> DockerTermination:
+        try:
+            state = client.inspect_container(w.docker_id)["State"]
+        except docker.errors.NotFound:
+            return DockerTermination(None, "container disappeared (removed outside the agent)")
+        except Exception as exc:  # noqa: BLE001 - the end is known, its status is not
+            return DockerTermination(None, f"exited (status unknown: {_explain(exc)})")
+        code = state.get("ExitCode")
+        status = exit_code_to_wait_status(code)
+        oom = bool(state.get("OOMKilled"))
+        message = describe_wait_status(status)
+        reason = None
+        if oom:
+            limit = f" of {w.mem_limit // (1024 * 1024)} MB" if w.mem_limit else ""
+            message += f" (out of memory: the memory limit{limit} was reached)"
+            reason = Reason.REASON_CONTAINER_LIMITATION_MEMORY
+        elif state.get("Error"):
+            message += f" ({state['Error']})"
+        return DockerTermination(status, message, exit_code=code, oom_killed=oom, reason=reason)
+
+    async def wait(self, container_id: str) -> Termination:
+        """Wait until the container ends and its logs are in the sandbox."""
+        return await asyncio.shield(self._get(container_id).termination)
+
+    async def kill(self, container_id: str, grace: float) -> Termination:
+        """Send the image's stop signal (SIGTERM), SIGKILL after ``grace`` seconds."""
+        w = self._get(container_id)
+        if not w.launched.done():
+            w.cancel.set()
+            await asyncio.shield(w.launched)
+            if w.docker_id is None or container_id not in self._watches:
+                return await asyncio.shield(w.termination)
+        if not w.termination.done():
+            w.killed = True
+            await self._signal(w, w.stop_signal)
+            if grace > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(w.termination), grace)
+            if not w.termination.done():
+                await self._signal(w, "SIGKILL")
+        return await asyncio.shield(w.termination)
+
+    async def _signal(self, w: _Watch, sig: str) -> None:
+        try:
+            await self._call(self._api.kill, w.docker_id, signal=sig)
+        except docker.errors.APIError:
+            pass  # not running any more (409) or gone (404): the waiter reports it
+
+    # ------------------------------------------------------------ recovery
+
+    async def recover(self, checkpointed: Iterable[RecoveredContainer]) -> set[str]:
+        """Reattach to this agent's labelled containers named in the checkpoint.
+
+        Returns the ids found: running ones are watched again (not restarted);
+        ones that exited while the agent was down resolve :meth:`wait` at once
+        with their exit status (their remaining logs are copied first).
+        Labelled containers of this agent scope not in the checkpoint are
+        removed when ``kill_orphans`` is set.
+        """
+        wanted = {c.container_id: c for c in checkpointed}
+        found = await self._call(
+            self._api.containers, all=True, filters={"label": f"{LABEL_SCOPE}={self.agent_scope}"}
+        )
+        loop = asyncio.get_running_loop()
+        recovered: set[str] = set()
+        for summary in found:
+            labels = summary.get("Labels") or {}
+            cid = labels.get(LABEL_CONTAINER, "")
+            if cid in wanted and cid not in self._watches and labels.get(LABEL_SANDBOX):
+                info = await self._call(self._api.inspect_container, summary["Id"])
+                w = _Watch(cid, labels[LABEL_SANDBOX], loop)
+                w.docker_id = summary["Id"]
+                w.pid = int(info["State"].get("Pid") or 0)
+                w.mem_limit = int(info["HostConfig"].get("Memory") or 0)
+                w.stop_signal = info["Config"].get("StopSignal") or "SIGTERM"
+                w.create_time = wanted[cid].create_time or w.create_time
+                w.launched.set_result(None)
+                self._watches[cid] = w
+                self._watch(w)
+                recovered.add(cid)
+                log.info("Reattached to docker container %s (%s)", cid,
+                         "running" if info["State"].get("Running") else "exited")
+            elif cid not in self._watches and self.options.kill_orphans:
+                log.warning("Removing orphan docker container %s (%s)",
+                            summary["Names"], summary["Id"][:12])
+                with contextlib.suppress(docker.errors.NotFound):
+                    await self._call(self._api.remove_container, summary["Id"], force=True)
+                self.orphans_removed.append(cid or summary["Id"])
+        return recovered
+
+    # ------------------------------------------------------------ usage and bookkeeping
+
+    def usage(self, container_id: str) -> DockerUsage | None:
+        """Cpu, memory and network counters (blocking: call from a worker thread)."""
+        w = self._watches.get(container_id)
+        if w is None or w.docker_id is None or w.termination.done():
+            return None
+        try:
+            stats = self._api.stats(w.docker_id, stream=False, one_shot=True)
+        except Exception:  # noqa: BLE001 - gone or daemon away: no usage
+            return None
+        cpu = (stats.get("cpu_stats") or {}).get("cpu_usage") or {}
+        mem = stats.get("memory_stats") or {}
+        detail = mem.get("stats") or {}
+        rss = detail.get("total_rss", detail.get("rss", detail.get("anon", mem.get("usage", 0))))
+        network: dict[str, int] = {}
+        for counters in (stats.get("networks") or {}).values():
+            for direction in ("rx", "tx"):
+                for what in ("bytes", "packets", "errors", "dropped"):
+                    key = f"net_{direction}_{what}"
+                    network[key] = network.get(key, 0) + int(counters.get(f"{direction}_{what}", 0))
+        return DockerUsage(
+            timestamp=time.time(),
+            cpus_user_time_secs=cpu.get("usage_in_usermode", 0) / 1e9,
+            cpus_system_time_secs=cpu.get("usage_in_kernelmode", 0) / 1e9,
+            mem_rss_bytes=int(rss or 0),
+            processes=int((stats.get("pids_stats") or {}).get("current", 0) or 0),
+            mem_limit_bytes=int(mem.get("limit", 0) or 0) if w.mem_limit else 0,
+            network=network,
+        )
+
+    def ended(self, container_id: str) -> bool:
+        """True once the container's end (and its exit status) is known."""
+        return self._get(container_id).termination.done()
+
+    def containers(self) -> set[str]:
+        """Containers being watched (ended ones until :meth:`remove`)."""
+        return set(self._watches)
+
+    def pid(self, container_id: str) -> int | None:
+        """The host pid of the container's first process."""
+        w = self._watches.get(container_id)
+        return w.pid if w else None
+
+    def create_time(self, container_id: str) -> float | None:
+        """When the container was launched (epoch seconds)."""
+        w = self._watches.get(container_id)
+        return w.create_time if w else None
+
+    def docker_id(self, container_id: str) -> str | None:
+        """The Docker engine's id of a container."""
+        w = self._watches.get(container_id)
+        return w.docker_id if w else None
+
+    def remove(self, container_id: str) -> None:
+        """Forget a container; an ended one is also removed from the engine (in the background)."""
+        w = self._watches.pop(container_id, None)
+        if w is None:
+            return
+        ended = w.termination.done() and w.docker_id is not None
+        w.close()
+        if ended and not self._closed:
+            fut = self._pool.submit(self._api.remove_container, w.docker_id, force=True)
+            fut.add_done_callback(lambda f: f.exception())  # errors are not interesting
+
+    def close(self) -> None:
+        """Stop watching everything (containers keep running) and release the clients."""
+        self._closed = True
+        for w in self._watches.values():
+            w.close()
+        self._watches.clear()
+        self._pool.shutdown(wait=False)
+        with contextlib.suppress(Exception):
+            self._api.close()
+
+
+def _prepare_sandbox_files(sandbox: str) -> None:
+    """The run directory, its ``latest`` link and empty stdout/stderr files."""
+    prepare_sandbox(sandbox)
+    for name in ("stdout", "stderr"):
+        with open(os.path.join(sandbox, name), "ab"):
+            pass
+
+
+__all__ = [
+    "DEFAULT_ALLOWED_PARAMETERS",
+    "SANDBOX_MOUNT",
+    "SUPPORTED_PARAMETERS",
+    "DockerContainerizer",
+    "DockerLaunchError",
+    "DockerLaunchSpec",
+    "DockerOptions",
+    "DockerPullError",
+    "DockerTermination",
+    "DockerUnavailableError",
+    "DockerUsage",
+    "container_name",
+    "exit_code_to_wait_status",
+    "parse_log_timestamp",
+    "plan_container",
+]
