@@ -39,6 +39,9 @@ ensure_python_packages
 # (each test starts its own server on a free loopback port).
 bash scripts/ensure-zookeeper.sh >/dev/null
 
+# Real Docker engine and the local busybox test image (no registry is needed).
+bash scripts/ensure-docker.sh >/dev/null
+
 # Every test server listens on loopback only; make sure no proxy interferes.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 export no_proxy="$NO_PROXY"
