@@ -151,15 +151,25 @@ def setup_logging(level: str) -> None:
 async def _serve_until_signalled(
     start: Callable[[], typing.Awaitable[None]],
     stop: Callable[[], typing.Awaitable[None]],
+    finished: asyncio.Event | None = None,
 ) -> None:
+    """Run ``start``, wait for SIGINT/SIGTERM (or ``finished``), then ``stop``."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    relay: asyncio.Task[None] | None = None
     try:
         await start()
+        if finished is not None:
+            async def _relay() -> None:
+                await finished.wait()
+                stopping.set()
+            relay = asyncio.create_task(_relay())
         await stopping.wait()
     finally:
+        if relay is not None:
+            relay.cancel()
         log.info("shutting down")
         await stop()
 
@@ -167,18 +177,37 @@ async def _serve_until_signalled(
 # ------------------------------------------------------------------ master
 
 
+#: Exit status of a master that lost leadership (a supervisor restarts it as a candidate).
+EXIT_DEPOSED = 3
+
+
 def _cmd_master(args: argparse.Namespace) -> int:
-    from mesoslite.master import Master, MasterConfig
+    from mesoslite.coordination import CoordinationError
+    from mesoslite.master import ConfigError, Master, MasterConfig
 
     config = build_config(MasterConfig, args)
-    master = Master(config)
+    try:
+        master = Master(config)
+    except ConfigError as exc:
+        raise FlagError(f"--{exc.field}", str(exc)) from None
 
     async def start() -> None:
         await master.start()
+        zk = master.leadership.zk_url  # str() masks the password
+        mode = f"contending at {zk}" if zk is not None else "standalone, leading"
         print(f"mesoslite master: http://{config.ip}:{master.http_port}  "
-              f"zmq {master.zmq_endpoint}", flush=True)
+              f"zmq {master.zmq_endpoint}  ({mode})", flush=True)
 
-    asyncio.run(_serve_until_signalled(start, master.stop))
+    try:
+        asyncio.run(_serve_until_signalled(start, master.stop, master.deposed))
+    except CoordinationError as exc:
+        log.error("mesoslite master: cannot take part in the election: %s", exc)
+        return 1
+    if master.deposed.is_set():
+        log.error("mesoslite master: no longer the leading master (%s); exiting with status %d "
+                  "so that a supervisor restarts it as a new candidate",
+                  master.leadership.deposed_reason, EXIT_DEPOSED)
+        return EXIT_DEPOSED
     return 0
 
 

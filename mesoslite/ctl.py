@@ -4,12 +4,15 @@ Owns: the ``ctl`` sub-commands (``state``, ``agents``, ``frameworks``,
 ``tasks``, ``logs``) and the table printer.  It talks to the master's and
 agents' HTTP endpoints with the standard library only; the master address
 comes from ``--master`` or ``MESOSLITE_MASTER`` (``http://127.0.0.1:5050`` by
-default; ``host:port`` is accepted).
+default; ``host:port`` is accepted).  A ``zk://host:2181,.../path`` address is
+resolved to the leading master's HTTP endpoint through ZooKeeper
+(:func:`resolve_master`); a non-leading master's 307 redirect is followed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -29,6 +32,44 @@ TERMINAL = {
 
 class CtlError(Exception):
     """A failure to report to the user (exit status 1)."""
+
+
+#: How long ``ctl`` waits for ZooKeeper to name a leading master (seconds).
+LEADER_TIMEOUT = 10.0
+
+
+def resolve_master(address: str, timeout: float = LEADER_TIMEOUT) -> str:
+    """The HTTP base URL of the master at ``address``; ``zk://...`` names the current leader."""
+    from mesoslite.coordination import is_zk_url
+
+    if not is_zk_url(address.strip()):
+        return http_url(address)
+    try:
+        leader = asyncio.run(_find_leader(address.strip(), timeout))
+    except (ValueError, RuntimeError, OSError) as exc:  # CoordinationError is a RuntimeError
+        raise CtlError(f"{address}: cannot ask ZooKeeper who leads: {exc}") from None
+    if leader is None:
+        raise CtlError(f"{address}: no leading master within {timeout:g}s")
+    if leader.http_endpoint:
+        return http_url(leader.http_endpoint)
+    return http_url(f"{leader.hostname or leader.ip}:{leader.port}")
+
+
+async def _find_leader(zk: str, timeout: float) -> Any:
+    from mesoslite.coordination import create_detector
+
+    detector = create_detector(zk, connect_timeout=timeout)
+    try:
+        await detector.start()
+        leader = detector.current()
+        if leader is None:
+            try:
+                leader = await asyncio.wait_for(detector.wait_for_change(None), timeout)
+            except TimeoutError:
+                return None
+        return leader
+    finally:
+        await detector.stop()
 
 
 def http_url(address: str) -> str:
@@ -223,7 +264,8 @@ def add_ctl_parser(sub: Any) -> None:
     """Register ``ctl`` and its sub-commands on the main parser."""
     p = sub.add_parser("ctl", help="inspect a running cluster")
     p.add_argument("--master", default=os.environ.get("MESOSLITE_MASTER", DEFAULT_MASTER),
-                   help="master HTTP address (default http://127.0.0.1:5050; env MESOSLITE_MASTER)")
+                   help="master HTTP address, or zk://host:2181,.../path to find the leader "
+                        "(default http://127.0.0.1:5050; env MESOSLITE_MASTER)")
     ctl = p.add_subparsers(dest="ctl_command", required=True, metavar="WHAT")
     ctl.add_parser("state", help="cluster summary")
     ctl.add_parser("agents", help="agents and their resources")
@@ -239,8 +281,8 @@ def add_ctl_parser(sub: Any) -> None:
 
 def run_ctl(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run one ctl sub-command; 1 with a message on failure."""
-    master = http_url(args.master)
     try:
+        master = resolve_master(args.master)
         match args.ctl_command:
             case "state":
                 cmd_state(master, out)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import attrs
 
 from mesoslite.master.core import StateCore
+from mesoslite.master.journal import AgentAdmitted, AgentRemoved, record
 from mesoslite.master.records import (
     AgentRecord,
     FrameworkRecord,
@@ -73,6 +74,7 @@ class AgentHandlers(StateCore):
         self.agents[agent_id] = agent
         self.agent_peers[peer] = agent_id
         self.allocator.add_agent(agent_id, info.resources)
+        record(self.journal, AgentAdmitted(info, now))
         self.request_allocation([agent_id])
         log.info("agent %s registered from %s:%d with %s",
                  agent_id, info.hostname, info.port, info.resources)
@@ -121,6 +123,8 @@ class AgentHandlers(StateCore):
             agent.missed_pongs = 0
             agent.pong_pending = False
         self.agent_peers[peer] = agent_id
+        self.recovered_agents.pop(agent_id, None)
+        record(self.journal, AgentAdmitted(info, agent.registered_time))
         sends += self._reconcile_agent_tasks(agent, msg.tasks, msg.frameworks)
         for snapshot in msg.executors:
             framework = self.frameworks.get(snapshot.framework_id)
@@ -302,6 +306,7 @@ class AgentHandlers(StateCore):
             self.unreachable_agents[agent.id] = (agent.info, now)
         else:
             self.gone_agents[agent.id] = now
+        record(self.journal, AgentRemoved(agent.id, unreachable, now))
         log.info("agent %s removed (%s)", agent.id, why)
         return sends
 

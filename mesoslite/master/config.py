@@ -123,6 +123,38 @@ def _optional_positive(inst: Any, attribute: attrs.Attribute, value: Any) -> Non
         _positive(inst, attribute, value)
 
 
+#: ``--registry`` values (Mesos's flag; ``replicated_log`` means "durable" here).
+REGISTRY_KINDS = ("replicated_log", "in_memory")
+
+
+def _zk(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Empty (standalone) or the shape of ``zk://[user:pass@]host[:port][,...]/path``.
+
+    The full parse (host names, ports, path rules) is done by the shell with
+    :func:`mesoslite.coordination.parse_zk_url`; this PURE module only checks the shape.
+    """
+    if not isinstance(value, str):
+        raise ConfigError(attribute.name, f"expected a zk:// URL or empty, got {value!r}")
+    if not value:
+        return
+    rest = value.removeprefix("zk://")
+    hosts, slash, path = rest.partition("/")
+    if rest == value or not slash or not hosts.rpartition("@")[2] or path in ("", "/"):
+        raise ConfigError(attribute.name, "expected zk://host1:2181,host2:2181/path "
+                          f"(a path other than '/'), got {value!r}")
+
+
+def _optional_positive_int(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None:
+        _positive_int(inst, attribute, value)
+
+
+def _registry_kind(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value not in REGISTRY_KINDS:
+        raise ConfigError(attribute.name, f"expected one of {', '.join(REGISTRY_KINDS)}, "
+                          f"got {value!r}")
+
+
 def _min_allocatable(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not isinstance(value, str):
         raise ConfigError(attribute.name, f"expected text like 'cpus:0.01|mem:32', got {value!r}")
@@ -211,6 +243,49 @@ class MasterConfig:
         default="", validator=_text, metadata={"help": "directory of authorised client keys"}
     )
     cluster: str = attrs.field(default="", validator=_text, metadata={"help": "cluster name"})
+    zk: str = attrs.field(
+        default="",
+        validator=_zk,
+        metadata={"help": "ZooKeeper URL for leader election and the registry, e.g. "
+                          "zk://h1:2181,h2:2181,h3:2181/mesoslite (empty: standalone)"},
+    )
+    quorum: int | None = attrs.field(
+        default=None,
+        validator=_optional_positive_int,
+        metadata={"help": "number of masters that make a majority (required with --zk; "
+                          "2 of 3 masters); recorded, as mesoslite keeps its registry in "
+                          "ZooKeeper rather than a replicated log"},
+    )
+    zk_session_timeout: float = attrs.field(
+        default=10.0,
+        validator=_positive,
+        metadata={"help": "ZooKeeper session timeout in seconds; a leader that loses its "
+                          "session stops leading"},
+    )
+    agent_reregister_timeout: float = attrs.field(
+        default=600.0,
+        validator=_positive,
+        metadata={"help": "seconds a new leader waits for agents in the registry to "
+                          "re-register before marking them unreachable (Mesos requires at "
+                          "least 600; smaller values are meant for tests)"},
+    )
+    registry: str = attrs.field(
+        default="replicated_log",
+        validator=_registry_kind,
+        metadata={"help": "where durable state lives: replicated_log (in ZooKeeper with "
+                          "--zk, else <work_dir>/registry.json, else in memory) or in_memory"},
+    )
+    registry_store_timeout: float = attrs.field(
+        default=20.0,
+        validator=_positive,
+        metadata={"help": "seconds a registry write may take before the master gives up "
+                          "leadership"},
+    )
+    registry_fetch_timeout: float = attrs.field(
+        default=60.0,
+        validator=_positive,
+        metadata={"help": "seconds reading the registry may take after an election"},
+    )
 
     def __attrs_post_init__(self) -> None:
         """Check the fields that depend on each other."""
@@ -218,6 +293,11 @@ class MasterConfig:
             field = "curve_authorized_dir" if self.curve_secret_key else "curve_secret_key"
             raise ConfigError(
                 field, "expected curve_secret_key and curve_authorized_dir to be set together"
+            )
+        if self.zk and self.quorum is None:
+            raise ConfigError(
+                "quorum", "expected --quorum with --zk: the number of masters that make a "
+                "majority (2 for 3 masters)"
             )
 
     @property

@@ -32,6 +32,7 @@ from mesoslite.master.records import (
     to_peer,
 )
 from mesoslite.protocol import (
+    AgentInfo,
     MasterInfo,
     ProtocolError,
     Reason,
@@ -109,6 +110,10 @@ class StateCore:
         self.unreachable_agents: _Bounded = _Bounded(MAX_REMEMBERED_IDS)
         #: Agents that unregistered for good: id -> removal time; told to shut down if seen.
         self.gone_agents: _Bounded = _Bounded(MAX_REMEMBERED_IDS)
+        #: Agents the registry says were admitted, awaiting re-registration after a failover.
+        self.recovered_agents: dict[str, AgentInfo] = {}
+        #: Durable changes for the shell's registry (:mod:`.journal`); None: not recorded.
+        self.journal: list[Any] | None = None
         self.agent_peers: dict[bytes, str] = {}
         self.framework_peers: dict[bytes, str] = {}
 

@@ -16,6 +16,7 @@ import attrs
 
 from mesoslite.allocator import validate_role
 from mesoslite.master.agents import AgentHandlers
+from mesoslite.master.journal import FrameworkRemoved, FrameworkStored, record
 from mesoslite.master.records import (
     FrameworkRecord,
     Send,
@@ -106,6 +107,7 @@ class FrameworkHandlers(AgentHandlers):
             sends += self._failover(framework, peer, info)
         self.framework_peers[peer] = info.id
         framework.last_seen = self.clock.monotonic()
+        record(self.journal, FrameworkStored(framework.info, framework.registered_time))
         self.request_allocation(None)
         sends.append(to_framework(info.id, self._subscribed(info.id)))
         return sends
@@ -254,6 +256,8 @@ class FrameworkHandlers(AgentHandlers):
         del self.frameworks[framework_id]
         self.completed_frameworks.append(framework)
         self.removed_framework_ids[framework_id] = None
+        record(self.journal, FrameworkRemoved(framework.info, framework.registered_time,
+                                              framework.unregistered_time or self.clock.time()))
         self.request_allocation(None)
         log.info("framework %s removed (%s)", framework_id, why)
         return sends
@@ -319,7 +323,12 @@ class FrameworkHandlers(AgentHandlers):
         for wanted in msg.tasks:
             task = framework.find_task(wanted.task_id)
             if task is None:
-                status = self.master_status(wanted.task_id, TaskState.TASK_LOST, reason,
+                if self._awaiting_agent(wanted.agent_id):
+                    continue  # as Mesos: no answer until the agent is back or deemed unreachable
+                lost = TaskState.TASK_LOST
+                if framework.partition_aware and wanted.agent_id in self.unreachable_agents:
+                    lost = TaskState.TASK_UNREACHABLE
+                status = self.master_status(wanted.task_id, lost, reason,
                                             f"task {wanted.task_id} is unknown to the master",
                                             wanted.agent_id)
             else:
@@ -327,6 +336,12 @@ class FrameworkHandlers(AgentHandlers):
             sends.append(to_framework(framework.id, Update(status)))
         log.info("framework %s: explicit reconciliation of %d tasks", framework.id, len(msg.tasks))
         return sends
+
+    def _awaiting_agent(self, agent_id: str) -> bool:
+        """True while a task on ``agent_id`` may still be reported by a recovering agent."""
+        if agent_id:
+            return agent_id in self.recovered_agents
+        return bool(self.recovered_agents)
 
     def _reconciled(self, task: TaskEntry) -> TaskStatus:
         healthy = task.statuses[-1].healthy if task.statuses else None

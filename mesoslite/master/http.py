@@ -5,8 +5,15 @@ serves them) and :func:`start_http_server`.  Read endpoints: ``/state``,
 ``/state-summary``, ``/tasks``, ``/frameworks``, ``/slaves`` (= ``/agents``),
 ``/roles``, ``/weights``, ``/health``, ``/version``, ``/flags``,
 ``/metrics/snapshot`` (JSON, Mesos names) and ``/metrics`` (Prometheus
-text).  Write endpoints: ``PUT /weights``, ``POST /teardown``.  ``/redirect``
-answers 307 to this (always leading) master.
+text).  Write endpoints: ``PUT /weights``, ``POST /teardown`` (answered once
+the change is durable in the registry).  ``/redirect`` answers 307 to the
+leading master.
+
+A master that does not act as the leader serves only ``/health``,
+``/version``, ``/flags``, ``/metrics/snapshot`` and ``/metrics`` itself
+(``master/elected`` is 0); every other endpoint answers 307 to the same
+path on the leader, or 503 with a JSON body while no leader is known or
+this master is still recovering after its election.
 
 Big documents never stall the loop: ``/state`` is assembled from per-agent
 and per-task JSON cached by record version (:mod:`.render`), yielding to
@@ -31,6 +38,7 @@ import tornado.web
 import mesoslite
 from mesoslite.allocator import validate_role
 from mesoslite.master import render
+from mesoslite.master.leadership import LeadershipLost
 from mesoslite.master.metrics import prometheus_text
 from mesoslite.master.records import FrameworkRecord
 from mesoslite.protocol import MasterInfo
@@ -38,6 +46,7 @@ from mesoslite.resources import Resources
 
 if TYPE_CHECKING:
     from mesoslite.master.master import Master
+    from mesoslite.master.state import MasterState
 
 #: Records rendered between two yields to the event loop.
 YIELD_EVERY = 200
@@ -75,9 +84,17 @@ class BadRequest(Exception):
 class BaseHandler(tornado.web.RequestHandler):
     """JSON answers, JSON errors, and access to the master."""
 
+    #: Served by every master, leading or not (the rest is the leader's).
+    SERVED_BY_ANY_MASTER = False
+
     def initialize(self, master: Master) -> None:
         """Keep the master this application serves."""
         self.master = master
+
+    def prepare(self) -> None:
+        """Send requests for the leader's endpoints to the leader when this master is not it."""
+        if not self.SERVED_BY_ANY_MASTER and not self.master.is_leading:
+            redirect_to_leader(self, self.request.uri or "/")
 
     def compute_etag(self) -> str | None:
         """No ETag: hashing a multi-megabyte /state would stall the loop for nothing."""
@@ -103,6 +120,16 @@ class BaseHandler(tornado.web.RequestHandler):
         """Answer 400 naming the field."""
         self.write_json({"message": error.message, "field": error.field}, 400)
 
+    async def answer_when_durable(self) -> None:
+        """Answer ``{}`` once the registry holds the change; 503 if leadership was lost."""
+        try:
+            await self.master.leadership.durable()
+        except LeadershipLost as exc:
+            self.write_json({"message": f"the change may not be durable: {exc}",
+                             "field": ""}, 503)
+            return
+        self.write_json({})
+
     def int_argument(self, name: str, default: int, low: int, high: int) -> int:
         """An integer query argument within [low, high] (BadRequest otherwise)."""
         raw = self.get_query_argument(name, None)
@@ -115,6 +142,28 @@ class BaseHandler(tornado.web.RequestHandler):
         if not low <= value <= high:
             raise BadRequest(name, f"expected an integer in {low}-{high}, got {value}")
         return value
+
+
+def leader_base_url(info: MasterInfo) -> str:
+    """Where the leader's HTTP endpoints are: its ``http_endpoint``, else ``//host:port``."""
+    if info.http_endpoint:
+        return info.http_endpoint.rstrip("/")
+    host = info.hostname or info.ip
+    return f"//{host}:{info.port}"
+
+
+def redirect_to_leader(handler: BaseHandler, path: str) -> None:
+    """Answer 307 to ``path`` on the leading master, or 503 when there is none to name."""
+    leadership = handler.master.leadership
+    leader = leadership.leader()
+    if leader is None:
+        message = ("this master was just elected and is recovering its state; retry shortly"
+                   if leadership.recovering else
+                   "this master is not the leader and no leading master is known; retry shortly")
+        handler.set_header("Retry-After", "1")
+        handler.write_json({"message": message, "field": "", "leader": None}, 503)
+        return
+    handler.redirect(leader_base_url(leader) + path, status=307)
 
 
 # ------------------------------------------------------------------ documents
@@ -170,6 +219,8 @@ def flags(master: Master) -> dict[str, str]:
         if isinstance(value, dict):
             value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
         out[field.name] = "" if value is None else str(value)
+    if master.leadership.zk_url is not None:
+        out["zk"] = str(master.leadership.zk_url)  # the password masked
     return out
 
 
@@ -191,6 +242,19 @@ async def agents_json(master: Master, pacer: _Pacer) -> list[str]:
     out: list[str] = []
     for agent in list(master.state.agents.values()):
         out.append(render.agent_json(agent))
+        await pacer.step()
+    return out
+
+
+async def recovered_agents_json(state: MasterState, pacer: _Pacer) -> list[str]:
+    """Agents the registry admitted that have not re-registered since the election."""
+    out = []
+    for agent_id, info in list(state.recovered_agents.items()):
+        out.append(render.dumps({
+            "id": agent_id, "hostname": info.hostname, "port": info.port,
+            "pid": render.agent_pid(info), "resources": render.resources(info.resources),
+            "attributes": dict(info.attributes), "active": False, "connected": False,
+        }))
         await pacer.step()
     return out
 
@@ -222,7 +286,7 @@ async def state_json(master: Master) -> str:
     completed = [await framework_json(master, fw, pacer) for fw in list(state.completed_frameworks)]
     return render.splice(base, {
         "slaves": slaves,
-        "recovered_slaves": [],
+        "recovered_slaves": await recovered_agents_json(state, pacer),
         "frameworks": frameworks,
         "completed_frameworks": completed,
         "orphan_tasks": [],
@@ -293,7 +357,8 @@ class SlavesHandler(BaseHandler):
             items = [render.agent_json(agent)] if agent is not None else []
         else:
             items = await agents_json(self.master, _Pacer())
-        self.write_json(render.splice({}, {"slaves": items, "recovered_slaves": []}))
+        recovered = await recovered_agents_json(self.master.state, _Pacer())
+        self.write_json(render.splice({}, {"slaves": items, "recovered_slaves": recovered}))
 
 
 class FrameworksHandler(BaseHandler):
@@ -391,15 +456,15 @@ class WeightsHandler(BaseHandler):
         weights = self.master.state.weights()
         self.write_json([{"role": role, "weight": weights[role]} for role in sorted(weights)])
 
-    def put(self) -> None:
-        """Validate every entry first, then change the weights."""
+    async def put(self) -> None:
+        """Validate every entry first, then change the weights; answer once they are durable."""
         try:
             weights = parse_weights_body(self.request.body)
         except BadRequest as error:
             self.bad_request(error)
             return
         self.master.set_weights(weights)
-        self.write_json({})
+        await self.answer_when_durable()
 
 
 def parse_weights_body(body: bytes) -> dict[str, float]:
@@ -433,7 +498,7 @@ def parse_weights_body(body: bytes) -> dict[str, float]:
 class TeardownHandler(BaseHandler):
     """``POST /teardown`` with ``frameworkId`` (form) or ``{"framework_id": ...}`` (JSON)."""
 
-    def post(self) -> None:
+    async def post(self) -> None:
         """Tear the framework down: its tasks are killed."""
         try:
             framework_id = self._framework_id()
@@ -443,7 +508,7 @@ class TeardownHandler(BaseHandler):
         if not self.master.teardown_framework(framework_id):
             self.bad_request(BadRequest("framework_id", f"no framework with id {framework_id!r}"))
             return
-        self.write_json({})
+        await self.answer_when_durable()
 
     def _framework_id(self) -> str:
         value: Any = None
@@ -466,6 +531,8 @@ class TeardownHandler(BaseHandler):
 class HealthHandler(BaseHandler):
     """``/health``: 200 with an empty body while the master serves."""
 
+    SERVED_BY_ANY_MASTER = True
+
     def get(self) -> None:
         """Answer 200."""
         self.set_status(200)
@@ -475,6 +542,8 @@ class HealthHandler(BaseHandler):
 class VersionHandler(BaseHandler):
     """``/version``."""
 
+    SERVED_BY_ANY_MASTER = True
+
     def get(self) -> None:
         """Answer the version and build information."""
         self.write_json(version_info())
@@ -482,6 +551,8 @@ class VersionHandler(BaseHandler):
 
 class FlagsHandler(BaseHandler):
     """``/flags``: the configuration."""
+
+    SERVED_BY_ANY_MASTER = True
 
     def get(self) -> None:
         """Answer ``{"flags": {...}}``."""
@@ -491,6 +562,8 @@ class FlagsHandler(BaseHandler):
 class SnapshotHandler(BaseHandler):
     """``/metrics/snapshot``: metrics with Mesos names."""
 
+    SERVED_BY_ANY_MASTER = True
+
     def get(self) -> None:
         """Answer the snapshot."""
         self.write_json(self.master.metrics_snapshot())
@@ -499,6 +572,8 @@ class SnapshotHandler(BaseHandler):
 class PrometheusHandler(BaseHandler):
     """``/metrics``: the snapshot as Prometheus text."""
 
+    SERVED_BY_ANY_MASTER = True
+
     def get(self) -> None:
         """Answer in the text exposition format."""
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -506,13 +581,22 @@ class PrometheusHandler(BaseHandler):
 
 
 class RedirectHandler(BaseHandler):
-    """``/redirect``: 307 to the leading master, which is this one."""
+    """``/redirect``: 307 to the leading master (503 when no leader is known)."""
+
+    SERVED_BY_ANY_MASTER = True
 
     def get(self) -> None:
         """Redirect as Mesos does (``//host:port``)."""
-        info = self.master.info
-        host = info.hostname if info is not None else self.request.host
-        self.redirect(f"//{host}:{self.master.http_port}", status=307)
+        if self.master.is_leading:
+            info = self.master.info
+            host = info.hostname if info is not None else self.request.host
+            self.redirect(f"//{host}:{self.master.http_port}", status=307)
+            return
+        leader = self.master.leadership.leader()
+        if leader is None:
+            redirect_to_leader(self, "")
+            return
+        self.redirect(f"//{leader.hostname or leader.ip}:{leader.port}", status=307)
 
 
 class NotFoundHandler(BaseHandler):

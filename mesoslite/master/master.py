@@ -7,6 +7,10 @@ runs the timers on the event loop: batch allocation every
 ``allocation_interval`` plus coalesced allocations soon after anything frees
 resources or wants offers, and the state's :meth:`~MasterState.tick` (pings,
 heartbeats, disconnects, failover teardown, offer timeouts).
+
+Leadership (election, registry recovery, durable writes, stepping down)
+is :class:`~mesoslite.master.leadership.Leadership`'s: the shell handles
+messages, runs timers and delivers sends only while it acts as the leader.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from mesoslite import __version__
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.master import metrics
 from mesoslite.master.config import MasterConfig
+from mesoslite.master.leadership import Leadership
 from mesoslite.master.records import Send
 from mesoslite.master.state import MasterState
 from mesoslite.protocol import (
@@ -92,11 +97,13 @@ ALLOCATION_BATCH_DELAY = 0.005
 
 
 class Master:
-    """A standalone (always leading) master.
+    """A master: standalone (leads at once) or one of several contending through ZooKeeper.
 
     After :meth:`start`: ``info`` (MasterInfo, id a uuid4 string),
-    ``state`` (:class:`MasterState`), ``zmq_endpoint`` (``tcp://ip:port``),
-    ``zmq_port`` and ``http_port`` (the bound ports, useful with port 0).
+    ``zmq_endpoint`` (``tcp://ip:port``), ``zmq_port`` and ``http_port``
+    (the bound ports, useful with port 0); ``state`` (:class:`MasterState`)
+    once elected (at once when standalone).  ``leadership`` says whether it
+    leads; ``deposed`` is set when it lost leadership for good.
     """
 
     def __init__(self, config: MasterConfig | None = None, clock: Clock | None = None) -> None:
@@ -121,12 +128,25 @@ class Master:
         self._tasks: list[asyncio.Task[None]] = []
         self._alloc_handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle_state: MasterState | None = None
+        #: Election, registry and stepping down (ConfigError here for a bad ``zk``).
+        self.leadership = Leadership(self)
+
+    @property
+    def is_leading(self) -> bool:
+        """True while this master acts as the leader (elected and recovered)."""
+        return self.leadership.acting
+
+    @property
+    def deposed(self) -> asyncio.Event:
+        """Set when this master lost leadership (or could not take it up); see ``leadership``."""
+        return self.leadership.deposed
 
     @property
     def state(self) -> MasterState:
-        """The pure state (available once started)."""
+        """The pure state (available once this master leads)."""
         if self._state is None:
-            raise RuntimeError("the master is not started")
+            raise RuntimeError("the master is not started, or has not led yet")
         return self._state
 
     @property
@@ -139,7 +159,11 @@ class Master:
     # -------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Bind the ZeroMQ and HTTP ports, then start serving and the timers."""
+        """Bind the ZeroMQ and HTTP ports, serve, and contend for leadership.
+
+        Standalone, the master leads (registry read, timers running) when this
+        returns; with ZooKeeper it returns once its candidacy exists.
+        """
         from mesoslite.master.http import start_http_server
 
         config = self.config
@@ -176,15 +200,35 @@ class Master:
             http_endpoint=f"http://{bound_host}:{self.http_port}",
             pid=f"master@{bound_host}:{self.http_port}",
         )
-        self._state = MasterState(config, self.info, self.clock)
-        self.start_time = self.elected_time = self.clock.time()
+        self.start_time = self.clock.time()
         self._router.start()
-        self._tasks = [
-            asyncio.create_task(self._every(self._tick_interval(), self._tick)),
-            asyncio.create_task(self._every(config.allocation_interval, self._batch_allocation)),
-        ]
         log.info("master %s serving: zmq %s http %s", self.info.id, self.zmq_endpoint,
                  self.info.http_endpoint)
+        try:
+            await self.leadership.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _begin_leading(self, state: MasterState) -> None:
+        """Called by :class:`Leadership` once elected and recovered: act on ``state``."""
+        self._state = state
+        self.elected_time = self.clock.time()
+        self._tasks = [
+            asyncio.create_task(self._every(self._tick_interval(), self._tick)),
+            asyncio.create_task(self._every(self.config.allocation_interval,
+                                            self._batch_allocation)),
+        ]
+        state.request_allocation(None)
+        self._schedule_allocation()
+
+    def _end_leading(self) -> None:
+        """Called by :class:`Leadership` on losing leadership: stop every timer at once."""
+        for task in self._tasks:
+            task.cancel()
+        if self._alloc_handle is not None:
+            self._alloc_handle.cancel()
+            self._alloc_handle = None
 
     async def stop(self) -> None:
         """Stop the timers and close both servers (safe to call twice)."""
@@ -197,6 +241,7 @@ class Master:
         if self._alloc_handle is not None:
             self._alloc_handle.cancel()
             self._alloc_handle = None
+        await self.leadership.stop()
         if self._router is not None:
             self._router.close()
         if self._http is not None:
@@ -224,8 +269,11 @@ class Master:
     # --------------------------------------------------------------- messages
 
     def _on_message(self, peer: bytes, msg: Any) -> None:
-        state = self.state
         self.messages_by_type[type(msg).__name__] += 1
+        if not self.leadership.acting:
+            self.leadership.refuse(peer, msg)
+            return
+        state = self.state
         handler = DISPATCH.get(type(msg), MasterState.refuse_unexpected)
         try:
             sends = handler(state, peer, msg)
@@ -236,8 +284,14 @@ class Master:
         self.deliver(sends)
         self._schedule_allocation()
 
-    def deliver(self, sends: list[Send]) -> None:
-        """Send each message to its destination's current peer (fan-outs encoded once)."""
+    def deliver(self, sends: list[Send], *, gated: bool = True) -> None:
+        """Send each message to its destination's current peer (fan-outs encoded once).
+
+        ``gated``: first let :meth:`Leadership.gate` write journaled changes and
+        hold the sends behind unfinished registry writes (False: already released).
+        """
+        if gated and self.leadership.gate(sends):
+            return
         router = self._router
         if router is None:
             return
@@ -265,7 +319,7 @@ class Master:
     # ------------------------------------------------------------------ timers
 
     def _tick(self) -> None:
-        self.deliver(self.state.tick())
+        self.deliver(self.state.tick() + self.leadership.tick())
         self._schedule_allocation()
 
     def _batch_allocation(self) -> None:
@@ -306,20 +360,29 @@ class Master:
         """Change role weights (ValueError naming the role or weight when invalid)."""
         for role, weight in weights.items():
             self.state.set_weight(role, weight)
+        self.leadership.flush_journal()
         self._schedule_allocation()
 
     def metrics_snapshot(self) -> dict[str, float]:
-        """The ``/metrics/snapshot`` document."""
+        """The ``/metrics/snapshot`` document (a non-leader reports itself, not elected)."""
         router = self.router
-        return metrics.snapshot(
-            self.state,
-            elected=True,
+        state = self._state if self.leadership.acting else None
+        if state is None:
+            if self._idle_state is None:
+                assert self.info is not None
+                self._idle_state = MasterState(self.config, self.info, self.clock)
+            state = self._idle_state
+        values = metrics.snapshot(
+            state,
+            elected=self.leadership.elected,
             uptime=max(0.0, self.clock.time() - self.start_time),
             messages_received=router.stats["received"],
             messages_by_type=self.messages_by_type,
             decode_errors=router.stats["decode_errors"],
             transport_dropped=router.stats["dropped"] + self.undeliverable,
-            allocation_runs=self.state.allocator.allocation_runs,
+            allocation_runs=state.allocator.allocation_runs,
             allocation_run_ms=self.allocation_run_ms,
             event_queue_dispatches=1 if self._alloc_handle is not None else 0,
         )
+        values.update(self.leadership.metrics())
+        return values

@@ -22,6 +22,7 @@ from typing import Any
 from mesoslite.allocator import HierarchicalAllocator, validate_role
 from mesoslite.clock import Clock
 from mesoslite.master.config import MasterConfig
+from mesoslite.master.journal import WeightChanged, record
 from mesoslite.master.offers import OfferHandlers
 from mesoslite.master.records import Send
 from mesoslite.protocol import MasterInfo
@@ -79,6 +80,7 @@ class MasterState(OfferHandlers):
         """Change a role's weight (ValueError naming the role or weight when invalid)."""
         validate_role(role)
         self.allocator.set_weight(role, weight)
+        record(self.journal, WeightChanged(role, weight))
         log.info("role %s: weight set to %s", role, weight)
         self.request_allocation(None)
 

@@ -1,0 +1,397 @@
+"""Leadership of one master: election, recovery, durable writes, and stepping down.
+
+Owns: :class:`Leadership`, the part of the :class:`~mesoslite.master.master.Master`
+shell that decides whether this master acts as the leader:
+
+* **candidate** -- from :meth:`~Leadership.start` until elected: a
+  contender (ZooKeeper with ``--zk``, else standalone and elected at once)
+  and, with ZooKeeper, a detector that says who leads.  HTTP answers 307
+  to the leader (503 when none is known) and every ZeroMQ peer is answered
+  ``LeaderRedirect(leader)``.
+* **recovering** -- elected, reading the registry (``registry_fetch_timeout``);
+  messages are dropped (peers retry), HTTP answers 503.
+* **acting** -- the state is rebuilt (:mod:`.recovery`), the timers run and
+  every change the state journals is written to the registry before the
+  messages that depend on it leave: :meth:`~Leadership.gate` holds *all*
+  outgoing messages behind an unfinished write, in order, so nothing
+  (``AgentRegistered``, offers on a new agent, ``Subscribed``) gets ahead of
+  the registry.
+* **deposed** -- the ZooKeeper session was lost or suspended beyond the
+  grace, or a registry read or write failed (a deposed leader's write is
+  fenced): acting stops at once (no offers, launches or writes; held
+  messages are dropped), :attr:`~Leadership.deposed` is set and the master
+  keeps answering as a non-leader until it is stopped.  ``mesoslite
+  master`` exits non-zero so a supervisor restarts it as a new candidate,
+  as Mesos aborts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from mesoslite.coordination import (
+    Contender,
+    Detector,
+    Registry,
+    ZkUrl,
+    create_contender,
+    create_detector,
+    parse_zk_url,
+)
+from mesoslite.master.config import ConfigError
+from mesoslite.master.records import Send
+from mesoslite.master.recovery import Recovery
+from mesoslite.master.registry_sync import (
+    RegistrySync,
+    describe_registry,
+    open_registry,
+    snapshot_from,
+)
+from mesoslite.master.state import MasterState
+from mesoslite.protocol import LeaderRedirect, MasterInfo, ProtocolError
+
+if TYPE_CHECKING:
+    from mesoslite.master.master import Master
+
+log = logging.getLogger("mesoslite.master")
+
+#: Longest :meth:`Leadership.stop` waits for each ZooKeeper goodbye (seconds).
+STOP_TIMEOUT = 5.0
+#: Longest a leader may stay disconnected from ZooKeeper before it steps down (seconds).
+MAX_SUSPEND_GRACE = 2.0
+
+
+def suspend_grace(session_timeout: float) -> float:
+    """How long a suspended ZooKeeper connection is tolerated before stepping down.
+
+    A quarter of the session timeout, at most :data:`MAX_SUSPEND_GRACE`: kazoo
+    notices a silent connection after about two thirds of the session timeout,
+    and another master can be elected only once the session has expired, so
+    the leader is gone well before anyone else leads.
+    """
+    return min(MAX_SUSPEND_GRACE, session_timeout / 4)
+
+
+class LeadershipLost(RuntimeError):
+    """This master stopped leading before a durable write finished."""
+
+
+class Leadership:
+    """Whether this master leads, and everything that changes with it."""
+
+    def __init__(self, master: Master) -> None:
+        """Check the ZooKeeper URL (ConfigError naming ``zk``); nothing starts yet."""
+        self.master = master
+        config = master.config
+        self.zk_url: ZkUrl | None = None
+        if config.zk:
+            try:
+                self.zk_url = parse_zk_url(config.zk)
+            except ValueError as exc:
+                raise ConfigError("zk", f"{exc} (got {config.zk!r})") from None
+        self.contender: Contender | None = None
+        self.detector: Detector | None = None
+        self.registry: Registry | None = None
+        self.sync: RegistrySync | None = None
+        self.recovery: Recovery | None = None
+        #: Elected and recovered: handles messages, runs timers, writes the registry.
+        self.acting = False
+        #: Elected, still reading the registry.
+        self.recovering = False
+        #: Set once leadership was lost (or could not be taken up); see :attr:`deposed_reason`.
+        self.deposed = asyncio.Event()
+        self.deposed_reason = ""
+        self.registry_fetch_ms = 0.0
+        self.registry_store_ms = 0.0
+        self.queued_operations = 0
+        self.registry_writes = 0
+        self.redirects = 0
+        self.dropped_while_recovering = 0
+        self._outbox: collections.deque[Any] = collections.deque()
+        self._last_write: asyncio.Future[bool] | None = None
+        self._election: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopped = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Enter the election (standalone: lead and recover before returning).
+
+        Raises CoordinationError when ZooKeeper cannot be reached, and, in
+        standalone mode, the registry error when the registry cannot be read.
+        """
+        master = self.master
+        config = master.config
+        info = master.info
+        assert info is not None
+        if config.agent_reregister_timeout < 600:
+            log.warning("agent_reregister_timeout is %.1f s; Mesos requires at least 600 s so "
+                        "that agents have time to find a new leader", config.agent_reregister_timeout)
+        if self.zk_url is not None:
+            grace = suspend_grace(config.zk_session_timeout)
+            self.detector = create_detector(self.zk_url, session_timeout=config.zk_session_timeout,
+                                            suspend_grace=grace)
+            await self.detector.start()
+            self.contender = create_contender(self.zk_url, info,
+                                              session_timeout=config.zk_session_timeout,
+                                              suspend_grace=grace)
+        else:
+            self.contender = create_contender(None, info)
+        self.contender.on_elected(self._on_elected)
+        self.contender.on_deposed(self._on_deposed)
+        log.info("master %s: contending for leadership (%s); registry: %s", info.id,
+                 self.zk_url or "standalone", describe_registry(config))
+        await self.contender.start()
+        if self.zk_url is None and self._election is not None:
+            await self._election
+            if not self.acting:
+                raise RuntimeError(f"the master could not take up leadership: "
+                                   f"{self.deposed_reason}")
+
+    async def stop(self) -> None:
+        """Stop acting, let queued registry writes finish, leave the election (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        was_acting = self.acting
+        self.acting = False
+        self.recovering = False
+        if self._election is not None and not self._election.done():
+            self._election.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._election
+        # A leader lets its queued writes finish; a deposed one's are fenced anyway.
+        deposed = self.deposed.is_set()
+        timeout = STOP_TIMEOUT if deposed else self.master.config.registry_store_timeout
+        if self.registry is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.registry.close(), timeout)
+        if self.contender is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.contender.withdraw(), STOP_TIMEOUT)
+        if self.detector is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.detector.stop(), STOP_TIMEOUT)
+        for task in list(self._background):
+            task.cancel()
+        if was_acting:
+            log.info("master %s: left the election", self.master.info.id if self.master.info
+                     else "?")
+
+    # ------------------------------------------------------------ who leads
+
+    @property
+    def elected(self) -> bool:
+        """True while this master holds leadership (recovering or acting)."""
+        return self.acting or self.recovering
+
+    def leader(self) -> MasterInfo | None:
+        """The leading master as far as this one knows (None: unknown, or this one recovering)."""
+        if self.acting:
+            return self.master.info
+        if self.detector is None:
+            return None
+        current = self.detector.current()
+        own = self.master.info
+        if current is None or (own is not None and current.id == own.id):
+            return None
+        return current
+
+    def refuse(self, peer: bytes, msg: Any) -> None:
+        """A message reached a master that does not act as the leader: point the peer on."""
+        if isinstance(msg, LeaderRedirect | ProtocolError):
+            return  # never answer an answer
+        if self.recovering:
+            self.dropped_while_recovering += 1
+            return  # the peer retries; by then this master acts
+        router = self.master._router
+        if router is not None:
+            self.redirects += 1
+            router.send(peer, LeaderRedirect(self.leader()))
+
+    # ------------------------------------------------------------ election
+
+    def _on_elected(self) -> None:
+        if self._stopped or self.deposed.is_set():
+            return
+        self.recovering = True
+        self._election = asyncio.get_running_loop().create_task(self._take_up())
+
+    async def _take_up(self) -> None:
+        """Read the registry, rebuild the state, start acting."""
+        master = self.master
+        config = master.config
+        info = master.info
+        assert info is not None and self.contender is not None
+        log.info("master %s: elected leading master; reading the registry (%s)", info.id,
+                 describe_registry(config))
+        started = time.perf_counter()
+        try:
+            self.registry = open_registry(config, self.zk_url, self.contender.fencing_path())
+            stored = await asyncio.wait_for(self.registry.load(), config.registry_fetch_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure to recover ends the leadership
+            self.recovering = False
+            await self.abdicate(f"could not read the registry: {exc!r}")
+            return
+        if not self.recovering:  # deposed (or stopped) while reading
+            return
+        self.registry_fetch_ms = (time.perf_counter() - started) * 1000.0
+        state = MasterState(config, info, master.clock)
+        state.journal = []
+        self.recovery = Recovery(state, snapshot_from(stored))
+        self.sync = RegistrySync(stored)
+        self.recovering = False
+        self.acting = True
+        master._begin_leading(state)
+        log.info("master %s: leading (registry read in %.0f ms)", info.id,
+                 self.registry_fetch_ms)
+
+    def _on_deposed(self, reason: str) -> None:
+        self._step_down(reason)
+
+    async def abdicate(self, reason: str) -> None:
+        """Stop acting as the leader at once and leave the election, so another master leads."""
+        self._step_down(reason)
+        if self.contender is not None:
+            with contextlib.suppress(Exception):
+                await self.contender.withdraw()
+
+    def _step_down(self, reason: str) -> None:
+        if self.deposed.is_set() or self._stopped:
+            return
+        was = "leading" if self.acting else "recovering" if self.recovering else "a candidate"
+        self.acting = False
+        self.recovering = False
+        self._outbox.clear()  # held messages depended on writes that may never be durable
+        self.master._end_leading()
+        if self._election is not None and not self._election.done() \
+                and self._election is not asyncio.current_task():
+            self._election.cancel()
+        self.deposed_reason = reason
+        self.deposed.set()
+        log.error("master %s: stopped acting as the leading master (was %s): %s",
+                  self.master.info.id if self.master.info else "?", was, reason)
+        if self.registry is not None:
+            self._spawn(self.registry.close())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------ durable writes
+
+    def gate(self, sends: list[Send]) -> bool:
+        """Called before ``sends`` leave: True when they must not be sent now.
+
+        Writes whatever the state journaled (those messages may depend on it)
+        and holds ``sends`` while any write is unfinished; held messages go out
+        in order once the writes before them are durable.  Nothing leaves a
+        master that does not act as the leader.
+        """
+        if not self.acting:
+            return True
+        state = self.master._state
+        if state is not None and state.journal:
+            self._persist(state)
+        if not self._outbox:
+            return False
+        if sends:
+            self._outbox.append(sends)
+        return True
+
+    def flush_journal(self) -> None:
+        """Write whatever the state journaled (for changes that send nothing, e.g. weights)."""
+        state = self.master._state
+        if self.acting and state is not None and state.journal:
+            self._persist(state)
+
+    async def durable(self) -> None:
+        """Wait until every registry write asked for so far is durable.
+
+        Raises :class:`LeadershipLost` when a write failed or leadership ended.
+        """
+        self.flush_journal()
+        last = self._last_write
+        if last is not None and not await asyncio.shield(last):
+            raise LeadershipLost(self.deposed_reason or "a registry write failed")
+        if not self.acting:
+            raise LeadershipLost(self.deposed_reason or "this master is not the leader")
+
+    def _persist(self, state: MasterState) -> None:
+        changes, state.journal = state.journal, []
+        assert self.sync is not None
+        ops = self.sync.ops_for(changes or ())
+        if not ops or not getattr(self.registry, "durable", True):
+            return  # nothing to write, or nothing durable to wait for (in-memory registry)
+        barrier: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._outbox.append(barrier)
+        self._last_write = barrier
+        self._spawn(self._write(ops, barrier))
+
+    async def _write(self, ops: list[Any], barrier: asyncio.Future[bool]) -> None:
+        registry = self.registry
+        assert registry is not None
+        config = self.master.config
+        started = time.perf_counter()
+        self.queued_operations += len(ops)
+        try:
+            await asyncio.wait_for(registry.apply(*ops), config.registry_store_timeout)
+        except asyncio.CancelledError:
+            barrier.set_result(False)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failed write ends the leadership
+            barrier.set_result(False)
+            if self.acting:
+                await self.abdicate(f"registry write of {len(ops)} operation(s) failed: {exc!r}")
+            return
+        finally:
+            self.queued_operations -= len(ops)
+        self.registry_store_ms = (time.perf_counter() - started) * 1000.0
+        self.registry_writes += 1
+        barrier.set_result(True)
+        self._release()
+
+    def _release(self) -> None:
+        """Send the held messages whose writes are all durable, in order."""
+        outbox = self._outbox
+        while outbox and self.acting:
+            head = outbox[0]
+            if isinstance(head, asyncio.Future):
+                if not head.done():
+                    return
+                outbox.popleft()
+                continue
+            outbox.popleft()
+            self.master.deliver(head, gated=False)
+
+    # ------------------------------------------------------------ timers, metrics
+
+    def tick(self) -> list[Send]:
+        """The recovery deadlines (agents not back, frameworks not re-subscribed)."""
+        if self.recovery is None or not self.acting:
+            return []
+        return self.recovery.tick()
+
+    def metrics(self) -> dict[str, float]:
+        """Registry and recovery metrics (Mesos names where they exist)."""
+        recovery = self.recovery
+        return {
+            "registrar/state_fetch_ms": self.registry_fetch_ms,
+            "registrar/state_store_ms": self.registry_store_ms,
+            "registrar/queued_operations": self.queued_operations,
+            "registrar/writes": self.registry_writes,
+            "master/recovery_slave_removals": recovery.agents_removed if recovery else 0,
+            "master/recovery_framework_removals": recovery.frameworks_removed if recovery else 0,
+            "master/slaves_recovered": (len(recovery.state.recovered_agents)
+                                        if recovery else 0),
+            "master/leader_redirects": self.redirects,
+        }

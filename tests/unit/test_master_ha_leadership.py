@@ -1,0 +1,298 @@
+"""Leadership of one master, without sockets or ZooKeeper: a fake shell, contender and registry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from test_master_harness import AGENT_RESOURCES
+
+from mesoslite.coordination import FencedError, RegistryState
+from mesoslite.coordination.tracking import LeadershipState
+from mesoslite.master import MasterConfig, MasterState, Send
+from mesoslite.master import leadership as leadership_module
+from mesoslite.master.leadership import Leadership, LeadershipLost
+from mesoslite.master.master import DISPATCH
+from mesoslite.master.registry_sync import InMemoryRegistry
+from mesoslite.protocol import (
+    AgentInfo,
+    AgentRegistered,
+    Heartbeat,
+    LeaderRedirect,
+    MasterInfo,
+    ProtocolError,
+    RegisterAgent,
+)
+from mesoslite.resources import Resources
+from mesoslite.testing import FakeClock
+
+
+def _info(master_id: str, port: int = 5050) -> MasterInfo:
+    return MasterInfo(id=master_id, ip="127.0.0.1", port=port, hostname="m.test", version="t",
+                      zmq_endpoint=f"tcp://127.0.0.1:{port + 5}",
+                      http_endpoint=f"http://127.0.0.1:{port}")
+
+
+class FakeRouter:
+    """Records what the leadership sends straight to peers."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def send(self, peer: bytes, msg: Any) -> bool:
+        """Record one message."""
+        self.sent.append((peer, msg))
+        return True
+
+
+class FakeShell:
+    """The parts of Master that Leadership uses."""
+
+    def __init__(self, **config: Any) -> None:
+        self.config = MasterConfig(**config)
+        self.info = _info("me")
+        self.clock = FakeClock()
+        self._state: MasterState | None = None
+        self._router = FakeRouter()
+        self.delivered: list[list[Send]] = []
+        self.timers_running = False
+
+    def deliver(self, sends: list[Send], *, gated: bool = True) -> None:
+        """Record released sends (only the leadership calls this here, ungated)."""
+        assert not gated
+        self.delivered.append(sends)
+
+    def _begin_leading(self, state: MasterState) -> None:
+        self._state = state
+        self.timers_running = True
+
+    def _end_leading(self) -> None:
+        self.timers_running = False
+
+
+class FakeContender:
+    """A contender the test elects and deposes."""
+
+    def __init__(self) -> None:
+        self._leadership = LeadershipState("fake contender")
+        self.elected = self._leadership.elected
+        self.deposed = self._leadership.deposed
+        self.withdrawn = False
+
+    @property
+    def is_leader(self) -> bool:
+        """True while elected."""
+        return self._leadership.is_leader
+
+    async def start(self) -> None:
+        """Nothing: the test elects."""
+
+    async def withdraw(self) -> None:
+        """Leave the election."""
+        self.withdrawn = True
+        self._leadership.resign()
+
+    def on_elected(self, callback: Callable[[], object]) -> None:
+        """Register the elected callback."""
+        self._leadership.on_elected(callback)
+
+    def on_deposed(self, callback: Callable[[str], object]) -> None:
+        """Register the deposed callback."""
+        self._leadership.on_deposed(callback)
+
+    def fencing_path(self) -> str | None:
+        """No fence."""
+        return None
+
+    def elect(self) -> None:
+        """Make this contender the leader."""
+        self._leadership.become_leader()
+
+    def depose(self, reason: str) -> None:
+        """Take leadership away."""
+        self._leadership.depose(reason)
+
+
+class FakeDetector:
+    """A detector whose leader the test sets."""
+
+    def __init__(self, leader: MasterInfo | None) -> None:
+        self.leader = leader
+
+    def current(self) -> MasterInfo | None:
+        """The leader the test set."""
+        return self.leader
+
+
+class GatedRegistry(InMemoryRegistry):
+    """An in-memory registry whose writes wait until the test opens the gate."""
+
+    durable = True
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.fail = fail
+        self.applied: list[Any] = []
+
+    async def apply(self, *ops: Any) -> None:
+        """Wait for the gate, then fail or apply."""
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        self.applied.extend(ops)
+        await super().apply(*ops)
+
+
+def _run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(test())
+
+
+async def _elected(monkeypatch: pytest.MonkeyPatch, registry: Any,
+                   **config: Any) -> tuple[FakeShell, Leadership, FakeContender]:
+    contender = FakeContender()
+    monkeypatch.setattr(leadership_module, "create_contender", lambda *a, **k: contender)
+    monkeypatch.setattr(leadership_module, "open_registry", lambda *a, **k: registry)
+    shell = FakeShell(**config)
+    leadership = Leadership(shell)  # type: ignore[arg-type]
+    await leadership.start()
+    contender.elect()
+    for _ in range(100):
+        if not leadership.recovering:
+            break
+        await asyncio.sleep(0)
+    return shell, leadership, contender
+
+
+def _register(state: MasterState, peer: bytes = b"a1") -> list[Send]:
+    info = AgentInfo(hostname="a1", resources=Resources.parse(AGENT_RESOURCES))
+    return DISPATCH[RegisterAgent](state, peer, RegisterAgent(agent_info=info))
+
+
+async def _until(predicate: Callable[[], Any]) -> None:
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition not met")
+
+
+def test_election_reads_the_registry_and_starts_acting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once elected, the registry is read and the shell starts acting on a journaling state."""
+    async def test() -> None:
+        stored = RegistryState(weights={"web": 4.0})
+        registry = InMemoryRegistry(stored)
+        shell, leadership, _ = await _elected(monkeypatch, registry)
+        assert leadership.acting and shell.timers_running
+        assert shell._state is not None and shell._state.journal == []
+        assert shell._state.weights()["web"] == 4.0
+        assert leadership.leader() == shell.info
+        await leadership.stop()
+    _run(test)
+
+
+def test_messages_wait_for_the_registry_write_they_depend_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """AgentRegistered, and everything after it, leaves only once the admission is durable."""
+    async def test() -> None:
+        registry = GatedRegistry()
+        shell, leadership, _ = await _elected(monkeypatch, registry)
+        state = shell._state
+        assert state is not None
+        assert leadership.gate([]) is False  # nothing journaled, nothing pending
+        first = _register(state)
+        assert leadership.gate(first) is True
+        later = [Send(("peer", b"x"), Heartbeat())]
+        assert leadership.gate(later) is True
+        assert shell.delivered == []
+        registry.gate.set()
+        await leadership.durable()
+        await _until(lambda: len(shell.delivered) == 2)
+        assert shell.delivered == [first, later]
+        assert isinstance(first[-1].message, AgentRegistered)
+        assert [type(op).__name__ for op in registry.applied] == ["AdmitAgent"]
+        assert leadership.gate(later) is False
+        await leadership.stop()
+    _run(test)
+
+
+def test_a_fenced_write_ends_leadership_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused write: stop acting, drop held messages, leave the election."""
+    async def test() -> None:
+        registry = GatedRegistry(fail=FencedError("the leader znode is gone"))
+        shell, leadership, contender = await _elected(monkeypatch, registry)
+        assert shell._state is not None
+        assert leadership.gate(_register(shell._state)) is True
+        registry.gate.set()
+        with pytest.raises(LeadershipLost):
+            await leadership.durable()
+        assert leadership.deposed.is_set() and not leadership.acting
+        assert "FencedError" in leadership.deposed_reason
+        assert not shell.timers_running and shell.delivered == []
+        assert contender.withdrawn
+        assert leadership.gate([Send(("peer", b"x"), Heartbeat())]) is True  # nothing leaves
+        await leadership.stop()
+    _run(test)
+
+
+def test_losing_the_election_stops_acting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deposed contender (session lost) stops the timers and sets ``deposed``."""
+    async def test() -> None:
+        shell, leadership, contender = await _elected(monkeypatch, InMemoryRegistry())
+        contender.depose("ZooKeeper session expired")
+        assert leadership.deposed.is_set() and not leadership.acting
+        assert leadership.deposed_reason == "ZooKeeper session expired"
+        assert not shell.timers_running
+        assert not leadership.elected
+        await leadership.stop()
+    _run(test)
+
+
+def test_unreadable_registry_means_no_leadership(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the registry cannot be read, this master never acts and gives the election up."""
+    class Broken(InMemoryRegistry):
+        async def load(self) -> RegistryState:
+            raise OSError("disk on fire")
+
+    async def test() -> None:
+        shell, leadership, contender = await _elected(monkeypatch, Broken())
+        assert not leadership.acting and leadership.deposed.is_set()
+        assert "disk on fire" in leadership.deposed_reason
+        assert contender.withdrawn and not shell.timers_running
+        await leadership.stop()
+    _run(test)
+
+
+def test_non_leader_points_peers_to_the_leader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before election, peers get LeaderRedirect(leader); answers are never answered."""
+    async def test() -> None:
+        contender = FakeContender()
+        monkeypatch.setattr(leadership_module, "create_contender", lambda *a, **k: contender)
+        shell = FakeShell()
+        leadership = Leadership(shell)  # type: ignore[arg-type]
+        await leadership.start()
+        other = _info("other", 6060)
+        leadership.detector = FakeDetector(other)  # type: ignore[assignment]
+        leadership.refuse(b"p1", Heartbeat())
+        leadership.refuse(b"p1", ProtocolError("no"))
+        leadership.refuse(b"p1", LeaderRedirect(None))
+        leadership.detector = FakeDetector(shell.info)  # type: ignore[assignment]
+        leadership.refuse(b"p2", Heartbeat())
+        assert shell._router.sent == [(b"p1", LeaderRedirect(other)), (b"p2", LeaderRedirect(None))]
+        assert leadership.redirects == 2
+        await leadership.stop()
+    _run(test)
+
+
+def test_in_memory_registry_holds_nothing_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a registry that is not durable there is nothing to wait for: sends leave at once."""
+    async def test() -> None:
+        shell, leadership, _ = await _elected(monkeypatch, InMemoryRegistry())
+        assert shell._state is not None
+        assert leadership.gate(_register(shell._state)) is False
+        assert leadership.sync is not None and len(leadership.sync.mirror.agents) == 1
+        await leadership.durable()
+        await leadership.stop()
+    _run(test)
