@@ -3,8 +3,8 @@
 Owns: the small protocol the scheduler driver uses to learn the leading
 master's ZeroMQ endpoint, the static implementation for a fixed
 ``host:port``, and :func:`detector_for`, which turns the driver's ``master``
-argument into a detector.  A ZooKeeper detector (``zk://…``) plugs in here
-later without touching the driver.
+argument into a detector: ``zk://…`` follows the leader through ZooKeeper
+(:mod:`mesoslite.coordination`), anything else is a fixed address.
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ class StaticMasterDetector:
 def detector_for(master: str | MasterDetector) -> MasterDetector:
     """Build the detector for the driver's ``master`` argument.
 
-    ``master`` is a detector (returned as is), ``host:port`` or ``tcp://host:port``.
-    ``zk://…`` is refused until ZooKeeper detection lands; pass a detector instead.
+    ``master`` is a detector (returned as is), ``zk://host:port[,host:port]/path``
+    (the leader elected in ZooKeeper, followed as it changes), ``host:port`` or
+    ``tcp://host:port``.
     """
     if isinstance(master, MasterDetector):
         return master
@@ -67,10 +68,12 @@ def detector_for(master: str | MasterDetector) -> MasterDetector:
             f"master: expected 'host:port', 'tcp://host:port' or a MasterDetector, got {master!r}"
         )
     if master.startswith("zk://"):
-        raise ValueError(
-            f"master: {master!r} needs ZooKeeper detection, which is not available yet; "
-            "expected 'host:port', 'tcp://host:port' or a MasterDetector"
-        )
+        from mesoslite.coordination import EndpointDetector, create_detector
+
+        try:
+            return EndpointDetector(create_detector(master))
+        except ValueError as exc:
+            raise ValueError(f"master: {exc}") from None
     try:
         return StaticMasterDetector(master)
     except ValueError:

@@ -285,11 +285,14 @@ def test_seen_updates_forget_the_oldest_beyond_capacity() -> None:
 
 
 def test_master_argument_forms() -> None:
-    """host:port and tcp:// become a static detector; zk:// and junk are refused clearly."""
+    """host:port and tcp:// are static, zk:// follows ZooKeeper, junk is refused clearly."""
+    from mesoslite.coordination import EndpointDetector
+
     assert detector_for("10.0.0.1:5055").endpoint == "tcp://10.0.0.1:5055"  # type: ignore[attr-defined]
     assert detector_for("tcp://h:1").endpoint == "tcp://h:1"  # type: ignore[attr-defined]
-    with pytest.raises(ValueError, match="ZooKeeper"):
-        detector_for("zk://zk1:2181/mesos")
+    assert isinstance(detector_for("zk://zk1:2181,zk2:2181/mesos"), EndpointDetector)
+    with pytest.raises(ValueError, match="master"):
+        detector_for("zk://zk1:notaport/mesos")
     with pytest.raises(ValueError, match="master"):
         detector_for("nonsense")
 
