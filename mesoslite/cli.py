@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -139,13 +140,35 @@ def _guess_field(message: str, config_cls: type) -> str:
     return ""
 
 
+class _LineFormatter(logging.Formatter):
+    """``logging.Formatter`` whose date text is computed once per second, not per line."""
+
+    _second = -1
+    _text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The default ``YYYY-mm-dd HH:MM:SS,mmm`` (``datefmt`` is not supported)."""
+        second = int(record.created)
+        if second != self._second:
+            self._text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        return self.default_msec_format % (self._text, record.msecs)
+
+
 def setup_logging(level: str) -> None:
-    """Log to stderr, one line per event, with the component name."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Log to stderr, one line per event, with the component name.
+
+    The records carry only what the format prints: no caller lookup, thread
+    or process names (the logging HOWTO's optimisations), and the date text
+    is reused within a second; a busy master logs several lines per task.
+    """
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # no stack walk per record (see the logging HOWTO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
 async def _serve_until_signalled(

@@ -113,7 +113,8 @@ class Agent:
         self._http_server: Any = None
         self._master_info: MasterInfo | None = None
         self._link = MasterLink(
-            config, self._clock, self._on_master_message, self._registration_message
+            config, self._clock, self._on_master_message, self._registration_message,
+            flush_barrier=self._sync_checkpoint,
         )
         self._boot_id = read_boot_id()
         self._start_time = 0.0
@@ -124,6 +125,8 @@ class Agent:
             maxlen=config.max_completed_frameworks
         )
         self._checkpointer = Checkpointer(self._work_dir)
+        self._checkpointer.on_dirty = self._schedule_checkpoint_sync
+        self._checkpoint_sync_scheduled = False
         self.metrics = AgentMetrics()
         self._executors = ExecutorManager(self, containerizer or ProcessContainerizer())
         self._updates = UpdateFlow(self)
@@ -270,6 +273,8 @@ class Agent:
             self._http_server.stop()
         self._executors.close()
         await self._link.close()
+        self._sync_checkpoint()
+        self._checkpointer.close()
         self._state = _STOPPED
         self._stopped.set()
         log.info("Agent %s stopped", self._agent_id)
@@ -476,6 +481,31 @@ class Agent:
             self._checkpointer.remove_framework(self._agent_id, fw.id)
         log.info("Framework %s removed from agent %s", fw.id, self._agent_id)
 
+    def _schedule_checkpoint_sync(self) -> None:
+        """Sync the checkpoint journal at the end of this loop turn (records were buffered)."""
+        if self._checkpoint_sync_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on a loop (tests): the next flush or load syncs
+            return
+        self._checkpoint_sync_scheduled = True
+        loop.call_soon(self._sync_checkpoint)
+
+    def _sync_checkpoint(self) -> None:
+        """Make buffered checkpoint records durable: one write and fdatasync per batch.
+
+        Runs before any message leaves the agent (the sockets' flush barrier)
+        and at the end of every loop turn that buffered records.
+        """
+        self._checkpoint_sync_scheduled = False
+        try:
+            self._checkpointer.sync()
+        except OSError as exc:
+            self.metrics.checkpoint_failures += 1
+            log.error("Agent %s: checkpoint write failed (%s); retried with the next batch",
+                      self._agent_id, exc)
+
     def _checkpoint_executor(self, fw: FrameworkRecord, ex: ExecutorRecord) -> None:
         checkpoint_executor(self._checkpointer, self._agent_id, fw, ex)
 
@@ -523,8 +553,10 @@ class Agent:
                               f"framework {info.id} is shutting down",
                               Reason.REASON_FRAMEWORK_REMOVED)
             return
-        else:
+        elif fw.info != info:
             fw.info = info
+            if info.checkpoint:
+                self._checkpointer.write_framework(self._agent_id, info)
         if task.task_id in fw.task_index:
             log.error("Ignoring task %s of framework %s: a task with this id is already here",
                       task.task_id, info.id)

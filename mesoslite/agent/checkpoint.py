@@ -1,24 +1,29 @@
 """Durable agent state under ``<work_dir>/meta`` (what agent recovery reads back).
 
-Owns: the on-disk layout and format of checkpoints, written with fsync so a
-crash leaves either the old or the new content:
+Owns: the on-disk layout and format of checkpoints and reading them back:
 
 ```
 meta/boot_id                                          host boot id at last start
 meta/agents/latest -> <agent_id>                      symlink to the current agent
 meta/agents/<agent_id>/agent.info                     AgentInfo (with id)
   frameworks/<fid>/framework.info                     FrameworkInfo
-  frameworks/<fid>/executors/<eid>/executor.info      {"info": ExecutorInfo, "kind", "host"}
-  .../executors/<eid>/runs/<cid>/run.info             {"pid", "create_time", "endpoint", ...}
-  .../executors/<eid>/runs/<cid>/tasks/<tid>/task.info      TaskInfo
-  .../executors/<eid>/runs/<cid>/tasks/<tid>/task.updates   UPDATE/ACK records (append-only)
+  journal                                             executors, runs, tasks, updates
 ```
 
-``*.info`` files are rewritten atomically (temp file, fsync, rename, fsync of
-the directory); ``task.updates`` is append-only: each record is a 4-byte
-big-endian length and a msgpack body, fsynced; a torn last record (crash in
-mid-write) is ignored on load.  Frameworks are checkpointed only when their
-``FrameworkInfo.checkpoint`` is true (as in Mesos); agent info always is.
+``*.info`` files change rarely and are rewritten atomically (temp file,
+fsync, rename, fsync of the directory).  What changes once or more per task
+(executors and their runs, tasks, status-update records) goes to the
+agent's append-only journal (:mod:`mesoslite.agent.journal`): buffered, then
+written and made durable with one ``fdatasync`` per batch by :meth:`Checkpointer.sync`,
+which the agent runs before any of its messages leaves (so a record is
+durable before the acknowledgement or update that depends on it is sent).
+Frameworks are checkpointed only when their ``FrameworkInfo.checkpoint`` is
+true (as in Mesos); agent info always is.
+
+Checkpoints of the earlier per-file layout
+(``frameworks/<fid>/executors/<eid>/executor.info``, ``runs/<cid>/run.info``,
+``tasks/<tid>/task.info`` and append-only ``task.updates``, each record a
+4-byte big-endian length and a msgpack body) are still read back.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ import logging
 import os
 import shutil
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 import msgpack
 
+from mesoslite.agent.journal import Journal, RawRecord
 from mesoslite.agent.status_updates import Record
 from mesoslite.protocol import (
     AgentInfo,
@@ -186,6 +192,41 @@ class Checkpointer:
     def __init__(self, work_dir: str) -> None:
         """Use ``<work_dir>/meta``."""
         self.meta_dir = os.path.join(work_dir, "meta")
+        self._journals: dict[str, Journal] = {}
+        #: Called when a journal gets its first buffered record (schedule :meth:`sync`).
+        self.on_dirty: Callable[[], None] | None = None
+
+    # ----------------------------------------------------------- journal
+
+    def journal(self, agent_id: str) -> Journal:
+        """The journal of agent ``agent_id`` (``meta/agents/<agent_id>/journal``)."""
+        journal = self._journals.get(agent_id)
+        if journal is None:
+            journal = Journal(os.path.join(self.agent_dir(agent_id), "journal"))
+            journal.on_dirty = self._dirty
+            self._journals[agent_id] = journal
+        return journal
+
+    def _dirty(self) -> None:
+        if self.on_dirty is not None:
+            self.on_dirty()
+
+    @property
+    def pending(self) -> bool:
+        """True when journal records wait for :meth:`sync`."""
+        return any(j.pending for j in self._journals.values())
+
+    def sync(self) -> int:
+        """Make every buffered journal record durable (one write and fdatasync per journal)."""
+        return sum(j.sync() for j in self._journals.values())
+
+    def close(self) -> None:
+        """Sync and close the journals."""
+        try:
+            self.sync()
+        finally:
+            for journal in self._journals.values():
+                journal.close()
 
     # ----------------------------------------------------------- paths
 
@@ -252,12 +293,9 @@ class Checkpointer:
         kind: str,
         host_container_id: str = "",
     ) -> None:
-        """Record an executor (``kind`` custom | command | command-host)."""
-        path = os.path.join(
-            self.executor_dir(agent_id, framework_id, info.executor_id), "executor.info"
-        )
+        """Record an executor (``kind`` custom | command | command-host) in the journal."""
         body = {"info": unstructure(info), "kind": kind, "host": host_container_id}
-        atomic_write(path, _pack(body))
+        self.journal(agent_id).append("EXECUTOR", framework_id, info.executor_id, body=body)
 
     def write_run(
         self,
@@ -270,21 +308,16 @@ class Checkpointer:
         **extra: Any,
     ) -> None:
         """Record the process of a container run (pid + start time detect pid reuse)."""
-        path = os.path.join(
-            self.run_dir(agent_id, framework_id, executor_id, container_id), "run.info"
-        )
         body = {"pid": pid, "create_time": create_time, "extra": extra}
-        atomic_write(path, _pack(body))
+        self.journal(agent_id).append("RUN", framework_id, executor_id, container_id, body=body)
 
     def write_task(
         self, agent_id: str, framework_id: str, executor_id: str, container_id: str, task: TaskInfo
     ) -> None:
         """Record a task given to an executor run."""
-        path = os.path.join(
-            self.task_dir(agent_id, framework_id, executor_id, container_id, task.task_id),
-            "task.info",
+        self.journal(agent_id).append(
+            "TASK", framework_id, executor_id, container_id, task.task_id, unstructure(task)
         )
-        atomic_write(path, _pack(unstructure(task)))
 
     def append_updates(
         self,
@@ -295,16 +328,21 @@ class Checkpointer:
         task_id: str,
         records: Iterable[Record],
     ) -> None:
-        """Append UPDATE/ACK records to a task's ``task.updates``."""
-        path = os.path.join(
-            self.task_dir(agent_id, framework_id, executor_id, container_id, task_id),
-            "task.updates",
-        )
-        append_records(path, records)
+        """Append a task's UPDATE/ACK records to the journal."""
+        journal = self.journal(agent_id)
+        for kind, value in records:
+            if kind == "UPDATE":
+                body = unstructure(value)
+            elif kind == "ACK":
+                body = value
+            else:
+                raise ValueError(f"record kind: expected 'UPDATE' or 'ACK', got {kind!r}")
+            journal.append(kind, framework_id, executor_id, container_id, task_id, body)
 
     def remove_framework(self, agent_id: str, framework_id: str) -> None:
         """Delete a framework's checkpoint (it was shut down)."""
         shutil.rmtree(self.framework_dir(agent_id, framework_id), ignore_errors=True)
+        self.journal(agent_id).append("FORGET", framework_id)
 
     # ----------------------------------------------------------- reads
 
@@ -320,6 +358,7 @@ class Checkpointer:
         agent_id = agent_id or self.latest_agent_id()
         if not agent_id:
             return None
+        self.sync()
         info = self._read_struct(os.path.join(self.agent_dir(agent_id), "agent.info"), AgentInfo)
         if info is None:
             return None
@@ -333,7 +372,64 @@ class Checkpointer:
             agent.frameworks[fid] = fw
             for eid in _listdir(os.path.join(fdir, "executors")):
                 fw.executors[eid] = self._load_executor(os.path.join(fdir, "executors", eid), eid)
+        journal = self._journals.get(agent_id) or Journal(
+            os.path.join(self.agent_dir(agent_id), "journal")
+        )
+        on_disk = set(agent.frameworks)
+        for record in journal.read():
+            self._replay(agent, record, journal.path, on_disk)
         return agent
+
+    def _replay(
+        self, agent: CheckpointedAgent, record: RawRecord, path: str, on_disk: set[str]
+    ) -> None:
+        """Apply one journal record to what was loaded (bad records are logged and skipped).
+
+        ``FORGET`` drops what came before for the framework; a ``framework.info``
+        still on disk was written after it (removal deletes the directory).
+        """
+        kind, fid, eid, cid, tid, body = record
+        if kind == "FORGET":
+            if fid in on_disk:
+                agent.frameworks[fid].executors.clear()
+            else:
+                agent.frameworks.pop(fid, None)
+            return
+        fw = agent.frameworks.get(fid)
+        if fw is None:
+            fw = agent.frameworks[fid] = CheckpointedFramework(info=None)
+        ex = fw.executors.get(eid)
+        if ex is None:
+            ex = fw.executors[eid] = CheckpointedExecutor(executor_id=eid, info=None)
+        try:
+            if kind == "EXECUTOR":
+                raw = body if isinstance(body, dict) else {}
+                if "info" in raw:
+                    ex.info = structure(ExecutorInfo, raw["info"])
+                ex.kind = str(raw.get("kind", "custom"))
+                ex.host_container_id = str(raw.get("host", ""))
+                return
+            run = ex.runs.get(cid)
+            if run is None:
+                run = ex.runs[cid] = CheckpointedRun(container_id=cid)
+            if kind == "RUN":
+                raw = body if isinstance(body, dict) else {}
+                run.pid = int(raw.get("pid", 0))
+                run.create_time = float(raw.get("create_time", 0.0))
+                run.extra = dict(raw.get("extra", {}))
+                return
+            task = run.tasks.get(tid)
+            if task is None:
+                task = run.tasks[tid] = CheckpointedTask(info=None)
+            if kind == "TASK":
+                task.info = structure(TaskInfo, body)
+            elif kind == "UPDATE":
+                task.records.append(("UPDATE", structure(StatusUpdate, body)))
+            elif kind == "ACK" and isinstance(body, bytes):
+                task.records.append(("ACK", body))
+        except (DecodeError, TypeError, ValueError) as exc:
+            log.warning("checkpoint %s: skipping a bad %s record of framework %s: %s",
+                        path, kind, fid, exc)
 
     def _load_executor(self, edir: str, eid: str) -> CheckpointedExecutor:
         raw = self._read_raw(os.path.join(edir, "executor.info")) or {}

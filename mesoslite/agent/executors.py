@@ -108,6 +108,8 @@ class ExecutorManager:
             name="agent<-executors",
             max_message_size=self._cfg.max_message_size,
         )
+        # Checkpoint records are durable before anything that depends on them leaves.
+        self._server.set_flush_barrier(self._agent._sync_checkpoint)
         self._server.start()
 
     def close(self) -> None:

@@ -43,9 +43,13 @@ class MasterLink:
         clock: Clock,
         on_message: Callable[[Any], None],
         registration_message: Callable[[], Any],
+        *,
+        flush_barrier: Callable[[], None] | None = None,
     ) -> None:
-        """Nothing is connected until :meth:`connect`."""
+        """Nothing is connected until :meth:`connect`; ``flush_barrier`` runs before
+        each batch of messages leaves (see ``DealerClient.set_flush_barrier``)."""
         self._config = config
+        self._flush_barrier = flush_barrier
         self._clock = clock
         self._on_message = on_message
         self._registration_message = registration_message
@@ -73,6 +77,7 @@ class MasterLink:
                 curve=curve,
                 max_message_size=self._config.max_message_size,
             )
+            self._client.set_flush_barrier(self._flush_barrier)
             self._client.connect(endpoint)
             self._client.start()
         else:

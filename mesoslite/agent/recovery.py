@@ -28,7 +28,7 @@ def checkpoint_executor(
     if not (fw.info.checkpoint and agent_id):
         return
     host = ex.host.container_id if ex.host is not None else ""
-    cp.write_framework(agent_id, fw.info)
+    # framework.info is written when the framework first runs a task here (and on updates).
     cp.write_executor(agent_id, fw.id, ex.info, ex.kind, host)
     if ex.is_command:
         cp.write_run(agent_id, fw.id, ex.executor_id, ex.container_id, 0, 0.0, host=host)

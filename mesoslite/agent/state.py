@@ -310,6 +310,7 @@ class AgentMetrics:
         self.executors_registered = 0
         self.executors_terminated = 0
         self.launch_failures = 0
+        self.checkpoint_failures = 0
 
     def count_terminal(self, state: TaskState) -> None:
         """Count a task reaching a terminal state."""

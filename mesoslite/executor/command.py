@@ -10,11 +10,12 @@ process group, TASK_STARTING → TASK_RUNNING when spawned, TASK_FINISHED on
 exit 0 or TASK_FAILED with "Command exited with status N" / "Command
 terminated by signal N (NAME)", and on a kill TASK_KILLING (for frameworks
 with TASK_KILLING_STATE), SIGTERM to the group, SIGKILL after the grace
-period, then TASK_KILLED.  Processes are spawned through the vfork path on
-spawn threads (the loop never waits for an exec), which also create the
-task's sandbox, and are reaped by pidfds on the event loop (see
-:mod:`mesoslite.agent.containerizer.process`).  The process runs in its own
-session so it can outlive the agent.
+period, then TASK_KILLED.  Each task's sandbox is created and its process
+spawned right on the event loop with ``posix_spawn`` (a vfork: the loop waits
+only until the child has exec'd; no thread hand-off), so TASK_STARTING and
+TASK_RUNNING leave in the same loop turn; processes are reaped by pidfds on
+the event loop (see :mod:`mesoslite.agent.containerizer.process`).  The
+process runs in its own session so it can outlive the agent.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from mesoslite.agent.containerizer.process import (
     ManagedProcess,
     command_argv,
     describe_wait_status,
-    spawn_async,
+    spawn_now,
 )
 from mesoslite.executor.driver import DriverStatus, Executor, ExecutorDriver
 from mesoslite.protocol import (
@@ -57,7 +58,7 @@ class _RunningTask:
     def __init__(self, task: TaskInfo, grace: float) -> None:
         """Start with no tasks; the base environment is this process's, minus agent links."""
         self.task = task
-        self.proc: ManagedProcess | None = None  # None while spawning
+        self.proc: ManagedProcess | None = None  # None until spawned
         self.grace = grace
         self.killing = False
         self.kill_grace = grace
@@ -111,16 +112,9 @@ class CommandExecutor(Executor):
         running = _RunningTask(task, grace)
         self._tasks[task.task_id] = running
         self._send(driver, task.task_id, TaskState.TASK_STARTING)
-        asyncio.get_running_loop().create_task(self._spawn(driver, running, env, sandbox))
-
-    async def _spawn(
-        self, driver: ExecutorDriver, running: _RunningTask, env: dict[str, str], sandbox: str
-    ) -> None:
-        task = running.task
-        assert task.command is not None
         try:
             argv, executable = command_argv(task.command)
-            proc = await spawn_async(
+            proc = spawn_now(
                 argv,
                 executable=executable,
                 cwd=sandbox,
@@ -138,9 +132,6 @@ class CommandExecutor(Executor):
             return
         running.proc = proc
         proc.exited.add_done_callback(lambda _f: self._on_exit(driver, running))
-        if running.killing:  # killed while spawning: no RUNNING after KILLING
-            asyncio.get_running_loop().create_task(proc.terminate(running.kill_grace))
-            return
         self._send(driver, task.task_id, TaskState.TASK_RUNNING)
         self.start_health_checks(driver, task)
 
@@ -177,7 +168,7 @@ class CommandExecutor(Executor):
         if framework is not None and framework.has_capability("TASK_KILLING_STATE"):
             self._send(driver, running.task.task_id, TaskState.TASK_KILLING)
         if running.proc is None:
-            return  # _spawn terminates it once it exists
+            return  # not spawned (launch_task spawns synchronously): nothing to signal
         log.info("Killing task %s (pid %d, grace %.1fs)", running.task.task_id,
                  running.proc.pid, grace)
         asyncio.get_running_loop().create_task(running.proc.terminate(grace))

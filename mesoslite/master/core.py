@@ -317,7 +317,9 @@ class StateCore:
             framework.touch()
         agent = self.agents.get(task.agent_id)
         if agent is not None and agent.tasks.pop((task.framework_id, task.task_id), None):
-            agent.recompute_used()
+            # Exact arithmetic: the same as recompute_used(), without summing every task.
+            agent.used = agent.used - task.resources
+            agent.touch()
             self.allocator.recover_resources(
                 task.framework_id, task.agent_id, task.role, task.resources, None
             )

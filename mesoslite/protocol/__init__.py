@@ -9,7 +9,9 @@ from mesoslite.protocol.codec import (
     PROTOCOL_VERSION,
     EncodeError,
     decode,
+    decode_frame,
     encode,
+    join_frames,
 )
 from mesoslite.protocol.messages import (
     MESSAGE_TYPES,
@@ -173,7 +175,9 @@ __all__ = [
     "can_transition",
     "check_transition",
     "decode",
+    "decode_frame",
     "encode",
+    "join_frames",
     "message",
     "structure",
     "unstructure",

@@ -1,17 +1,25 @@
 """The wire codec: msgpack envelopes with strict decoding (PURE).
 
 Owns: :func:`encode` and :func:`decode`, the envelope layout, the protocol
-version and the maximum message size.
+version and the maximum message size; :func:`join_frames` and
+:func:`decode_frame` for frames that carry several envelopes.
 
 An envelope is a msgpack array ``[version, type_name, body]`` where ``body``
 is a map of the message's fields.  :func:`decode` never lets anything but
 :class:`DecodeError` escape: oversized frames, garbage bytes, truncated
 msgpack, a wrong version, an unknown type and every field error become a
 ``DecodeError`` whose ``field`` says where the problem is.
+
+A frame may hold several envelopes back to back (a msgpack stream): senders
+batch what they have for one peer in one event-loop turn.  A frame with one
+envelope is exactly an encoded message, so a lone message looks as it always
+did; :func:`decode_frame` decodes every envelope of a frame in order, each
+as strictly as :func:`decode`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -55,6 +63,83 @@ def decode(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> Any:
     except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
         # msgpack's ExtraData, FormatError and StackError are ValueErrors.
         raise DecodeError("frame", f"not a valid msgpack message ({type(exc).__name__})") from None
+    return _from_envelope(envelope)
+
+
+def join_frames(envelopes: Sequence[bytes], max_size: int = MAX_MESSAGE_SIZE) -> list[bytes]:
+    """Pack encoded envelopes, in order, into as few frames of at most ``max_size`` as fit.
+
+    One envelope stays exactly as it is.  An envelope is never split, so one
+    over ``max_size`` gets a frame of its own (and is refused by the receiver).
+    """
+    if len(envelopes) == 1:
+        return [envelopes[0]]
+    frames: list[bytes] = []
+    batch: list[bytes] = []
+    size = 0
+    for data in envelopes:
+        if batch and size + len(data) > max_size:
+            frames.append(b"".join(batch))
+            batch, size = [], 0
+        batch.append(data)
+        size += len(data)
+    if batch:
+        frames.append(b"".join(batch))
+    return frames
+
+
+def decode_frame(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> list[Any]:
+    """Decode every envelope of a frame, in order; each item is a message or a DecodeError.
+
+    Each envelope is decoded as strictly as :func:`decode`, and one refused
+    for its contents (version, type, fields) does not stop the others.  When
+    the bytes themselves are not envelopes (garbage, truncated msgpack, not a
+    ``[version, type, body]`` array) that is the last item: the rest of the
+    frame cannot be framed and is dropped.
+    """
+    if len(data) > max_size:
+        return [DecodeError("frame", f"message of {len(data)} bytes exceeds {max_size} bytes")]
+    try:
+        envelope = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except msgpack.ExtraData:
+        return _decode_stream(data)
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        return [DecodeError("frame", f"not a valid msgpack message ({type(exc).__name__})")]
+    try:
+        return [_from_envelope(envelope)]
+    except DecodeError as exc:
+        return [exc]
+
+
+def _decode_stream(data: bytes) -> list[Any]:
+    unpacker = msgpack.Unpacker(
+        raw=False, use_list=True, strict_map_key=True, max_buffer_size=max(len(data), 1)
+    )
+    unpacker.feed(data)
+    out: list[Any] = []
+    end = 0  # where the last whole envelope ended
+    while True:
+        try:
+            envelope = unpacker.unpack()
+        except msgpack.OutOfData:
+            if end != len(data):
+                out.append(DecodeError("frame", "truncated envelope at the end of the frame"))
+            return out
+        except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+            out.append(DecodeError(
+                "frame", f"not a valid msgpack message ({type(exc).__name__})"
+            ))
+            return out
+        end = unpacker.tell()
+        try:
+            out.append(_from_envelope(envelope))
+        except DecodeError as exc:
+            out.append(exc)
+            if exc.field == "frame":
+                return out
+
+
+def _from_envelope(envelope: Any) -> Any:
     if type(envelope) is not list or len(envelope) != 3:
         raise DecodeError("frame", "expected an envelope [version, type, body]")
     version, name, body = envelope

@@ -195,6 +195,8 @@ def _compile_tuple(item: Any) -> tuple[Decoder, Encoder]:
             raise DecodeError(path, f"expected a list, got {_describe(value)}")
         if len(value) > MAX_SEQUENCE_LENGTH:
             raise DecodeError(path, f"list longer than {MAX_SEQUENCE_LENGTH} items")
+        if item is str and all(type(v) is str and len(v) <= MAX_STRING_LENGTH for v in value):
+            return tuple(value)  # the common case, checked without building item paths
         return tuple(dec_item(v, f"{path}[{i}]") for i, v in enumerate(value))
 
     def enc(value: tuple[Any, ...]) -> list[Any]:
@@ -212,6 +214,11 @@ def _compile_dict(item: Any) -> tuple[Decoder, Encoder]:
             raise DecodeError(path, f"expected a map, got {_describe(value)}")
         if len(value) > MAX_SEQUENCE_LENGTH:
             raise DecodeError(path, f"map larger than {MAX_SEQUENCE_LENGTH} entries")
+        if item is str and all(
+            type(k) is str and type(v) is str and len(v) <= MAX_STRING_LENGTH
+            for k, v in value.items()
+        ):
+            return value  # the common case, checked without building item paths
         out: dict[str, Any] = {}
         for key, v in value.items():
             if type(key) is not str:
@@ -226,41 +233,123 @@ def _compile_dict(item: Any) -> tuple[Decoder, Encoder]:
 
 
 def _compile_class(cls: type) -> tuple[Decoder, Encoder]:
+    """Generate a decoder and an encoder specialised to ``cls`` (source code, compiled once).
+
+    The generated decoder checks each field inline (scalars without a call,
+    nested values through their own converters) and builds the dotted error
+    path only when a check fails, so the errors are exactly those of the
+    generic converters.  Field converters are bound after the functions
+    exist, so that recursive classes resolve to themselves.
+    """
     hints = typing.get_type_hints(cls)
     fields = attrs.fields(cls)
-    # Placeholder first, so that recursive types terminate.
-    specs: list[tuple[str, Decoder, Encoder, bool]] = []
     name = cls.__name__
-
-    def dec(value: Any, path: str) -> Any:
-        if type(value) is not dict:
-            raise DecodeError(path, f"expected a map for {name}, got {_describe(value)}")
-        kwargs: dict[str, Any] = {}
-        seen = 0
-        for fname, fdec, _enc, required in specs:
-            if fname in value:
-                seen += 1
-                kwargs[fname] = fdec(value[fname], f"{path}.{fname}")
-            elif required:
-                raise DecodeError(f"{path}.{fname}", "required field is missing")
-        if seen != len(value):
-            known = {s[0] for s in specs}
-            extra = sorted(str(k) for k in value if k not in known)
-            raise DecodeError(f"{path}.{extra[0]}", f"unknown field for {name}")
-        try:
-            return cls(**kwargs)
-        except (ValueError, TypeError) as exc:
-            field = getattr(exc, "field", "")
-            raise DecodeError(f"{path}.{field}" if field else path, str(exc)) from None
-
-    def enc(value: Any) -> dict[str, Any]:
-        return {fname: fenc(getattr(value, fname)) for fname, _dec, fenc, _req in specs}
-
+    ns: dict[str, Any] = {
+        "cls": cls,
+        "DecodeError": DecodeError,
+        "_describe": _describe,
+        "_MISSING": _MISSING,
+        "isfinite": math.isfinite,
+        "MAX_STR": MAX_STRING_LENGTH,
+        "KNOWN": frozenset(f.name for f in fields),
+    }
+    dec_lines = [
+        "def dec(value, path):",
+        "    if type(value) is not dict:",
+        f"        raise DecodeError(path, f'expected a map for {name}, got {{_describe(value)}}')",
+        "    get = value.get",
+        "    kw = {}",
+        "    seen = 0",
+    ]
+    enc_items: list[str] = []
+    for i, f in enumerate(fields):
+        tp = hints[f.name]
+        required = f.default is attrs.NOTHING
+        fname = f.name
+        ns[f"n{i}"] = fname
+        dec_lines.append(f"    v = get({fname!r}, _MISSING)")
+        if required:
+            dec_lines += [
+                "    if v is _MISSING:",
+                f"        raise DecodeError(path + '.{fname}', 'required field is missing')",
+            ]
+            indent = "    "
+        else:
+            dec_lines.append("    if v is not _MISSING:")
+            indent = "        "
+        dec_lines.append(f"{indent}seen += 1")
+        dec_lines += [indent + line for line in _field_check(tp, i, fname, ns)]
+        dec_lines.append(f"{indent}kw[{fname!r}] = v")
+        enc_items.append(f"{fname!r}: {_field_encode(tp, i, fname, ns)}")
+    dec_lines += [
+        "    if seen != len(value):",
+        "        extra = sorted(str(k) for k in value if k not in KNOWN)",
+        f"        raise DecodeError(f'{{path}}.{{extra[0]}}', 'unknown field for {name}')",
+        "    try:",
+        "        return cls(**kw)",
+        "    except (ValueError, TypeError) as exc:",
+        "        field = getattr(exc, 'field', '')",
+        "        raise DecodeError(f'{path}.{field}' if field else path, str(exc)) from None",
+    ]
+    enc_lines = ["def enc(value):", "    return {" + ", ".join(enc_items) + "}"]
+    source = "\n".join(dec_lines) + "\n\n" + "\n".join(enc_lines) + "\n"
+    code = compile(source, f"<mesoslite.protocol.schema converters for {name}>", "exec")
+    exec(code, ns)  # noqa: S102 - source generated above from the class's own fields
+    dec, enc = ns["dec"], ns["enc"]
     _CACHE[cls] = (dec, enc)
-    for f in fields:
+    for i, f in enumerate(fields):
         fdec, fenc = converters(hints[f.name])
-        specs.append((f.name, fdec, fenc, f.default is attrs.NOTHING))
+        ns[f"d{i}"] = fdec
+        ns[f"e{i}"] = fenc
     return dec, enc
+
+
+_MISSING = object()
+
+
+def _field_check(tp: Any, i: int, fname: str, ns: dict[str, Any]) -> list[str]:
+    """Lines that check (and maybe convert) ``v``, the wire value of field ``i``."""
+    slow = f"v = d{i}(v, path + '.{fname}')"  # the generic converter: raises the exact error
+    if tp is str:
+        return ["if type(v) is not str or len(v) > MAX_STR:", f"    {slow}"]
+    if tp in (int, bool, bytes):
+        ns[f"t{i}"] = tp
+        return [f"if type(v) is not t{i}:", f"    {slow}"]
+    if tp is float:
+        return ["if type(v) is not float or not isfinite(v):", f"    {slow}"]
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = next(a for a in typing.get_args(tp) if a is not type(None))
+        if inner is str:
+            return ["if v is not None and (type(v) is not str or len(v) > MAX_STR):",
+                    f"    {slow}"]
+        if inner in (int, bool, bytes):
+            ns[f"t{i}"] = inner
+            return [f"if v is not None and type(v) is not t{i}:", f"    {slow}"]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        ns[f"m{i}"] = {m.value: m for m in tp}
+        return [
+            f"w = m{i}.get(v) if type(v) is str else None",
+            "if w is None:",
+            f"    {slow}",
+            "else:",
+            "    v = w",
+        ]
+    return [slow]
+
+
+def _field_encode(tp: Any, i: int, fname: str, ns: dict[str, Any]) -> str:
+    """An expression that encodes field ``i`` of ``value``."""
+    if tp in _SCALARS:
+        return f"value.{fname}"
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return f"value.{fname}.value"
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = next(a for a in typing.get_args(tp) if a is not type(None))
+        if inner in _SCALARS:
+            return f"value.{fname}"
+    return f"e{i}(value.{fname})"
 
 
 def structure(cls: type, value: Any, path: str | None = None) -> Any:

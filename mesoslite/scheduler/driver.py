@@ -18,8 +18,8 @@ and from inside callbacks; calls from other threads cross into the loop with
 from __future__ import annotations
 
 import asyncio
-import getpass
 import concurrent.futures
+import getpass
 import logging
 import random
 import signal

@@ -5,6 +5,16 @@ wrap a *synchronous* zmq socket driven by ``loop.add_reader`` on its file
 descriptor, draining everything that is ready on each wake-up; that is much
 cheaper per message than awaiting one future per frame.
 
+Sending is batched per event-loop turn: :meth:`send` encodes at once (an
+encoding error is reported to the caller) and queues the bytes for their
+peer; at the end of the turn everything queued for one peer leaves as one
+frame holding the envelopes back to back (:func:`~mesoslite.protocol.join_frames`;
+a lone message is a plain one-envelope frame).  Under load that turns many
+small ZeroMQ messages, each waking two I/O threads and the receiver, into
+a few; order per peer is kept.  A message that cannot be routed when the
+batch leaves (an unknown or departed ROUTER peer) is counted in
+``stats["dropped"]``.
+
 Thread-safety: none.  Create, use and close both classes on the event loop's
 thread only.
 
@@ -30,8 +40,9 @@ from mesoslite.protocol import (
     DecodeError,
     EncodeError,
     ProtocolError,
-    decode,
+    decode_frame,
     encode,
+    join_frames,
 )
 from mesoslite.transport.curve import CurveClientKeys, CurveServerKeys
 
@@ -71,6 +82,11 @@ class _LoopSocket:
         self._check_scheduled = False
         self._closed = False
         self._outbox: collections.deque[list[bytes]] = collections.deque()
+        # Encoded envelopes waiting for the end of this loop turn, per destination
+        # (a ROUTER peer id; None for a DEALER's one server), in order.
+        self._pending: dict[bytes | None, list[bytes]] = {}
+        self._flush_scheduled = False
+        self._barrier: Callable[[], Any] | None = None
         self._logged_faults: set[tuple[Any, str]] = set()
         self.stats: _Stats = _Stats()
 
@@ -128,7 +144,7 @@ class _LoopSocket:
                 except zmq.Again:
                     frames = None
                 if frames is not None:
-                    self.stats["received"] += 1
+                    self.stats["frames_received"] += 1
                     self._dispatch(frames)
                     progressed = True
             if not progressed:
@@ -136,7 +152,59 @@ class _LoopSocket:
             budget -= 1
         self._schedule_check()
 
-    def _send_frames(self, frames: list[bytes]) -> bool:
+    def _queue(self, key: bytes | None, data: bytes) -> bool:
+        """Queue one encoded envelope for ``key``'s frame at the end of this loop turn."""
+        if self._closed:
+            self.stats["dropped"] += 1
+            return False
+        if self._loop is None:  # not started yet: no loop turn to wait for
+            return self._send_frames(self._frames_for(key, data))
+        pending = self._pending.get(key)
+        if pending is None:
+            self._pending[key] = [data]
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush_pending)
+        else:
+            pending.append(data)
+        return True
+
+    def set_flush_barrier(self, barrier: Callable[[], Any] | None) -> None:
+        """Run ``barrier()`` each time before queued messages are handed to ZeroMQ.
+
+        The agent makes its checkpoint durable there, so that nothing it sends
+        gets ahead of the records it depends on.  An exception in the barrier
+        is logged; the messages go out anyway.
+        """
+        self._barrier = barrier
+
+    def _flush_pending(self, receive: bool = True) -> None:
+        """Send what this loop turn queued: one frame per destination (split by size).
+
+        With ``receive``, input that arrived meanwhile is handled right after.
+        """
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        if self._barrier is not None:
+            try:
+                self._barrier()
+            except Exception:
+                log.exception("%s: flush barrier failed", self._name)
+        pending, self._pending = self._pending, {}
+        for key, envelopes in pending.items():
+            for data in join_frames(envelopes, self._max):
+                self._send_frames(self._frames_for(key, data), check=False)
+            self.stats["sent"] += len(envelopes)
+        if receive:
+            # Sending may have consumed the edge of ZeroMQ's FD: look for input
+            # now rather than one loop turn later.
+            self._on_ready()
+
+    def _frames_for(self, key: bytes | None, data: bytes) -> list[bytes]:
+        return [data] if key is None else [key, data]
+
+    def _send_frames(self, frames: list[bytes], check: bool = True) -> bool:
         if self._closed:
             self.stats["dropped"] += 1
             return False
@@ -144,21 +212,22 @@ class _LoopSocket:
             self._outbox.append(frames)
             return True
         try:
-            self._sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            self._sock.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
             self._outbox.append(frames)
         except zmq.ZMQError as exc:
             self.stats["dropped"] += 1
             log.debug("%s: send failed: %s", self._name, exc)
             return False
-        self.stats["sent"] += 1
-        self._schedule_check()
+        self.stats["frames_sent"] += 1
+        if check:
+            self._schedule_check()
         return True
 
     def _flush(self) -> None:
         while self._outbox:
             try:
-                self._sock.send_multipart(self._outbox[0], zmq.NOBLOCK, copy=False)
+                self._sock.send_multipart(self._outbox[0], zmq.NOBLOCK)
             except zmq.Again:
                 return
             except zmq.ZMQError:
@@ -177,11 +246,13 @@ class _LoopSocket:
     def close(self, linger: float = 0.0) -> None:
         """Stop watching and close the socket.
 
-        With ``linger`` > 0, messages already queued keep going out in the
+        Messages queued in this loop turn are handed to ZeroMQ first.  With
+        ``linger`` > 0, messages ZeroMQ still holds keep going out in the
         background for up to that many seconds; otherwise they are dropped.
         """
         if self._closed:
             return
+        self._flush_pending(receive=False)
         self._closed = True
         if self._loop is not None:
             try:
@@ -225,15 +296,15 @@ class RouterServer(_LoopSocket):
     def send(self, peer: bytes, msg: Any) -> bool:
         """Send a message to a peer; False when it could not be queued."""
         data = self._encode(msg)
-        return data is not None and self._send_frames([peer, data])
+        return data is not None and self._queue(peer, data)
 
     def send_encoded(self, peer: bytes, data: bytes) -> bool:
         """Send bytes already produced by :func:`encode` (to fan one message out)."""
-        return self._send_frames([peer, data])
+        return self._queue(peer, data)
 
-    def _send_frames(self, frames: list[bytes]) -> bool:
+    def _send_frames(self, frames: list[bytes], check: bool = True) -> bool:
         try:
-            return super()._send_frames(frames)
+            return super()._send_frames(frames, check)
         except zmq.ZMQError:
             return False
 
@@ -250,19 +321,20 @@ class RouterServer(_LoopSocket):
             self._log_fault_once(peer, "frames", f"{len(frames) - 1} body frames, expected 1")
             self.send(peer, ProtocolError(message="expected exactly one body frame", field="frame"))
             return
-        try:
-            msg = decode(frames[1], self._max)
-        except DecodeError as exc:
-            self.stats["decode_errors"] += 1
-            self._log_fault_once(peer, exc.field, str(exc))
-            self.send(peer, ProtocolError(message=str(exc), field=exc.field))
-            return
-        self.stats["msg." + type(msg).__name__] += 1
-        try:
-            self._handler(peer, msg)
-        except Exception:
-            self.stats["handler_errors"] += 1
-            log.exception("%s: handler failed on %s", self._name, type(msg).__name__)
+        stats = self.stats
+        for msg in decode_frame(frames[1], self._max):
+            if isinstance(msg, DecodeError):
+                stats["decode_errors"] += 1
+                self._log_fault_once(peer, msg.field, str(msg))
+                self.send(peer, ProtocolError(message=str(msg), field=msg.field))
+                continue
+            stats["received"] += 1
+            stats["msg." + type(msg).__name__] += 1
+            try:
+                self._handler(peer, msg)
+            except Exception:
+                stats["handler_errors"] += 1
+                log.exception("%s: handler failed on %s", self._name, type(msg).__name__)
 
 
 class DealerClient(_LoopSocket):
@@ -302,6 +374,7 @@ class DealerClient(_LoopSocket):
             # A fresh socket: stale queued frames must not reach the new peer
             # under the old identity.
             was_watching = self._loop is not None
+            self._pending.clear()
             self.close()
             self._closed = False
             self._sock = self._new_socket(zmq.DEALER)
@@ -318,22 +391,23 @@ class DealerClient(_LoopSocket):
     def send(self, msg: Any) -> bool:
         """Queue a message for the server; False when it could not be queued."""
         data = self._encode(msg)
-        return data is not None and self._send_frames([data])
+        return data is not None and self._queue(None, data)
 
     def _dispatch(self, frames: list[bytes]) -> None:
         if len(frames) != 1:
             self.stats["decode_errors"] += 1
             self._log_fault_once(None, "frames", f"{len(frames)} frames, expected 1")
             return
-        try:
-            msg = decode(frames[0], self._max)
-        except DecodeError as exc:
-            self.stats["decode_errors"] += 1
-            self._log_fault_once(None, exc.field, str(exc))
-            return
-        self.stats["msg." + type(msg).__name__] += 1
-        try:
-            self._handler(msg)
-        except Exception:
-            self.stats["handler_errors"] += 1
-            log.exception("%s: handler failed on %s", self._name, type(msg).__name__)
+        stats = self.stats
+        for msg in decode_frame(frames[0], self._max):
+            if isinstance(msg, DecodeError):
+                stats["decode_errors"] += 1
+                self._log_fault_once(None, msg.field, str(msg))
+                continue
+            stats["received"] += 1
+            stats["msg." + type(msg).__name__] += 1
+            try:
+                self._handler(msg)
+            except Exception:
+                stats["handler_errors"] += 1
+                log.exception("%s: handler failed on %s", self._name, type(msg).__name__)

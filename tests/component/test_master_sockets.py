@@ -39,7 +39,7 @@ from mesoslite.protocol import (
     TaskState,
     TaskStatus,
     Update,
-    decode,
+    decode_frame,
 )
 from mesoslite.resources import Resources
 from mesoslite.transport import DealerClient
@@ -184,7 +184,7 @@ async def _recv_all(sock: zmq.Socket, count: int, timeout: float = 5.0) -> list[
 
     def poll() -> bool:
         while sock.poll(0):
-            replies.append(decode(sock.recv()))
+            replies.extend(decode_frame(sock.recv()))  # the master batches per loop turn
         return len(replies) >= count
 
     await _until(poll, timeout)

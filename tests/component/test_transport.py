@@ -9,7 +9,7 @@ from typing import Any
 
 import zmq
 
-from mesoslite.protocol import Heartbeat, Ping, Pong, ProtocolError
+from mesoslite.protocol import Heartbeat, Ping, Pong, ProtocolError, decode_frame, encode
 from mesoslite.transport import (
     CurveClientKeys,
     CurveServerKeys,
@@ -69,19 +69,19 @@ def test_garbage_is_counted_answered_and_survived() -> None:
         raw.send(b"\x00garbage")
         raw.send_multipart([b"a", b"b"])
         raw.send(b"\x93\x01\xa4Ping\x80"[:4])  # truncated
-        replies: list[bytes] = []
+        replies: list[Any] = []
 
         async def drain() -> None:
             while len(replies) < 3:
                 if raw.poll(10):
-                    replies.append(raw.recv())
+                    # Replies of one loop turn share a frame (envelopes back to back).
+                    replies.extend(decode_frame(raw.recv()))
                 else:
                     await asyncio.sleep(0.01)
 
         await asyncio.wait_for(drain(), 5)
-        from mesoslite.protocol import decode
-
-        assert all(isinstance(decode(r), ProtocolError) for r in replies)
+        assert len(replies) == 3
+        assert all(isinstance(r, ProtocolError) for r in replies)
         await _until(lambda: server.stats["decode_errors"] == 3)
         client = DealerClient(lambda m: None)
         client.connect(server.endpoint)
@@ -159,6 +159,82 @@ def test_curve_admits_authorised_clients_only(tmp_path: Path) -> None:
         assert {m.sender_id for m in received} == {"good", "good-2"}
         for client in (bad, plain, good):
             client.close()
+        server.close()
+
+    _run(main)
+
+
+def test_sends_of_one_loop_turn_leave_as_one_frame_in_order() -> None:
+    """Messages queued in one loop turn share a frame; a lone message is a plain envelope."""
+
+    async def main() -> None:
+        raw = zmq.Context.instance().socket(zmq.ROUTER)
+        raw.setsockopt(zmq.LINGER, 0)
+        port = raw.bind_to_random_port("tcp://127.0.0.1")
+        client = DealerClient(lambda m: None)
+        client.connect(f"127.0.0.1:{port}")
+        client.start()
+        frames: list[list[bytes]] = []
+
+        async def receive(count: int) -> None:
+            while len(frames) < count:
+                if raw.poll(10):
+                    frames.append(raw.recv_multipart())
+                else:
+                    await asyncio.sleep(0.005)
+
+        client.send(Heartbeat(sender_id="lone"))
+        await asyncio.wait_for(receive(1), 5)
+        assert frames[0][1] == encode(Heartbeat(sender_id="lone"))
+        for i in range(20):
+            client.send(Heartbeat(sender_id=f"h-{i}"))
+        await asyncio.wait_for(receive(2), 5)
+        assert decode_frame(frames[1][1]) == [Heartbeat(sender_id=f"h-{i}") for i in range(20)]
+        assert client.stats["sent"] == 21 and client.stats["frames_sent"] == 2
+        client.close()
+        raw.close()
+
+    _run(main)
+
+
+def test_flush_barrier_runs_before_each_batch_and_cannot_block_it() -> None:
+    """The barrier runs once per batch before it leaves; if it raises, the batch still goes."""
+
+    async def main() -> None:
+        received: list[Any] = []
+        server = RouterServer("tcp://127.0.0.1:0", lambda p, m: received.append(m))
+        server.start()
+        client = DealerClient(lambda m: None)
+        client.connect(server.endpoint)
+        client.start()
+        seen_at_barrier: list[int] = []
+
+        def barrier() -> None:
+            seen_at_barrier.append(len(received))
+            if len(seen_at_barrier) == 2:
+                raise OSError("disk full")
+
+        client.set_flush_barrier(barrier)
+        client.send(Ping())
+        client.send(Ping())
+        await _until(lambda: len(received) == 2)
+        client.send(Pong(agent_id="a"))
+        await _until(lambda: len(received) == 3)
+        assert seen_at_barrier == [0, 2]
+        client.close()
+        server.close()
+
+    _run(main)
+
+
+def test_unroutable_peer_is_counted_as_dropped() -> None:
+    """A reply to a peer the router does not know is dropped and counted, not raised."""
+
+    async def main() -> None:
+        server = RouterServer("tcp://127.0.0.1:0", lambda p, m: None)
+        server.start()
+        assert server.send(b"nobody", Ping())
+        await _until(lambda: server.stats["dropped"] == 1)
         server.close()
 
     _run(main)

@@ -3,6 +3,8 @@
 Owns: every subprocess the agent starts.  :func:`spawn` starts a command in
 its own session (so its own process group) through ``subprocess.Popen``'s
 vfork path (no ``preexec_fn``), with stdout/stderr appended to files;
+:func:`spawn_now` does the same with ``os.posix_spawn`` on the caller's thread
+(the command executor's cheap path);
 :class:`ManagedProcess` reaps it without blocking the event loop (a pidfd
 watched by the loop; a worker thread where pidfds are missing), kills what
 is left of its process group when it ends, and terminates it with a grace
@@ -25,6 +27,8 @@ import logging
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -91,12 +95,14 @@ class ManagedProcess:
         loop: asyncio.AbstractEventLoop,
         popen: subprocess.Popen[bytes] | None = None,
         create_time: float | None = None,
+        *,
+        child: bool | None = None,
     ) -> None:
-        """Start watching ``pid`` (a child when ``popen`` is given)."""
+        """Start watching ``pid``: our child when ``popen`` is given or ``child`` is True."""
         self.pid = pid
         self._loop = loop
         self._popen = popen
-        self._is_child = popen is not None
+        self._is_child = popen is not None if child is None else child
         self.create_time = create_time if create_time is not None else time.time()
         self.exited: asyncio.Future[int | None] = loop.create_future()
         self._pidfd: int | None = None
@@ -279,6 +285,99 @@ def prepare_sandbox(path: str) -> None:
             os.unlink(tmp)
         os.symlink(name, tmp)
         os.replace(tmp, latest)
+
+
+def _resolve_executable(path: str, env: Mapping[str, str]) -> list[str]:
+    """Candidates for ``path`` as Popen tries them: as given when it names a directory,
+    else in each directory of the child's ``PATH``."""
+    if os.sep in path:
+        return [path]
+    return [os.path.join(d, path) for d in os.get_exec_path(env)]
+
+
+def _posix_spawn_in(
+    cwd: str, candidates: list[str], argv: list[str], env: Mapping[str, str],
+    out_fd: int, err_fd: int,
+) -> int:
+    actions = [
+        (os.POSIX_SPAWN_DUP2, _devnull(), 0),
+        (os.POSIX_SPAWN_DUP2, out_fd, 1),
+        (os.POSIX_SPAWN_DUP2, err_fd, 2),
+    ]
+    home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(cwd)
+        try:
+            error: OSError | None = None
+            for path in candidates:
+                try:
+                    return os.posix_spawn(path, argv, env, file_actions=actions, setsid=True,
+                                          setsigdef=_RESTORED_SIGNALS)
+                except (FileNotFoundError, NotADirectoryError) as exc:
+                    error = error or exc
+                except PermissionError as exc:  # as execvpe: remember it, try the next one
+                    error = exc
+            assert error is not None
+            raise error
+        finally:
+            os.fchdir(home)
+    finally:
+        os.close(home)
+
+
+#: Signals Python ignores that a command must get back at their defaults (as Popen does).
+_RESTORED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, name)
+)
+_HAS_POSIX_SPAWN = (
+    hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2") and sys.platform == "linux"
+)
+
+
+def spawn_now(
+    argv: list[str],
+    *,
+    executable: str | None = None,
+    cwd: str,
+    env: Mapping[str, str],
+    stdout_path: str,
+    stderr_path: str,
+    make_sandbox: bool = False,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> ManagedProcess:
+    """Start ``argv`` in a new session in ``cwd`` right here, without a spawn thread.
+
+    The cheap path for a single-threaded process that spawns often (the command
+    executor): ``os.posix_spawn`` (a vfork: the caller waits only until the child
+    has exec'd) with ``setsid``, stdin from /dev/null, stdout/stderr appended to
+    the files, and SIGPIPE/SIGXFSZ back at their defaults; with ``make_sandbox``
+    the sandbox and its ``latest`` link are created first.  posix_spawn cannot
+    change directory, so this process's working directory is switched to
+    ``cwd`` around the call and back at once: that is only safe while no other
+    thread runs, so with other threads alive (or without posix_spawn) it takes
+    the Popen path inline instead.  Descriptors are not closed in the child:
+    Python makes every descriptor close-on-exec (PEP 446), as do ZeroMQ and
+    asyncio.  Raises OSError when the command cannot start.
+    """
+    loop = loop or asyncio.get_running_loop()
+    if not _HAS_POSIX_SPAWN or threading.active_count() > 1:
+        popen = _open_and_popen(argv, executable, cwd, env, stdout_path, stderr_path,
+                                make_sandbox)
+        return ManagedProcess(popen.pid, loop, popen=popen)
+    if make_sandbox:
+        prepare_sandbox(cwd)
+    candidates = _resolve_executable(executable or argv[0], env)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    out_fd = os.open(stdout_path, flags, 0o644)
+    try:
+        err_fd = os.open(stderr_path, flags, 0o644)
+        try:
+            pid = _posix_spawn_in(cwd, candidates, argv, env, out_fd, err_fd)
+        finally:
+            os.close(err_fd)
+    finally:
+        os.close(out_fd)
+    return ManagedProcess(pid, loop, child=True)
 
 
 def spawn(

@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""shell_tasks: end-to-end throughput of shell tasks through a real cluster vs raw spawning.
+
+Owns: the benchmark of the whole task pipeline.  It starts one master and
+``--agents`` agents as real processes (``python -m mesoslite.cli master|agent``
+on free loopback ports, each with its own work directory under a temporary
+directory), runs a framework in this process that launches ``--tasks``
+tasks (``true``, a shell command: ``/bin/sh -c true``) as fast as offers
+allow with at most ``--parallelism`` tasks in flight, and measures
+
+* ``mesoslite_tasks_per_s``: tasks / (last TASK_FINISHED acknowledged − first offer);
+* ``raw_spawn_per_s``: ``sh -c true`` spawned with ``subprocess`` from this one
+  Python process by a pool of ``--parallelism`` threads (the same parallelism);
+* ``ratio`` of the two; the goal is ``ratio >= 0.5``.
+
+It prints ONE JSON object on stdout (progress goes to stderr)::
+
+    python benchmarks/shell_tasks.py [--tasks 2000] [--agents 2] [--parallelism 64]
+        [--cpus-per-task 0.1] [--repeat 1] [--no-checkpoint] [--log-level INFO]
+        [--keep] [--py-spy DIR]
+
+With ``--repeat N`` both rates are measured N times (alternating) on the
+same cluster: the rates are the medians, ``ratio`` the median of the runs'
+own ratios (each pair is measured back to back), every run listed under
+``runs``.  ``cpu_ms_per_task``
+splits the CPU the cluster used per task by process (master, agents, command
+executors, the tasks themselves, this framework); ``other_processes_cpu_share``
+is the share of the machine's CPU that processes outside the benchmark used
+meanwhile (a busy machine makes the figures lower).  ``--py-spy DIR`` records a
+py-spy profile (``--py-spy-format``: flame graph SVG, raw collapsed stacks or
+speedscope) of the master, every agent and every command executor during the
+last run (needs ``py-spy`` on PATH: ``pip install py-spy``).
+
+Every process it started (master, agents, executors, tasks) is stopped on the
+way out, after an error or Ctrl-C too: agents get SIGTERM (they kill their
+executors and tasks), then anything left whose command line, working
+directory or ``MESOS_SANDBOX`` lies under the benchmark's directory is killed.
+Exit status: 0 when every task finished, 1 otherwise, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import concurrent.futures
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # running from a source checkout
+    sys.path.insert(0, str(ROOT))
+
+from bench_support import (
+    Cluster,
+    CpuMeter,
+    PySpy,
+    filesystem_of,
+    git_commit,
+    inode_create_us,
+    machine_info,
+    say,
+)
+
+from mesoslite.protocol import (
+    CommandInfo,
+    Filters,
+    FrameworkInfo,
+    MasterInfo,
+    Offer,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+)
+from mesoslite.resources import Resources
+from mesoslite.scheduler import Scheduler, SchedulerDriver
+
+GOAL_RATIO = 0.5
+MEM_PER_TASK_MB = 32.0
+
+
+# ---------------------------------------------------------------- framework
+
+
+class ShellTasks(Scheduler):
+    """Launches ``total`` shell tasks, at most ``parallelism`` in flight, as offers allow.
+
+    Offers it cannot use yet are kept (not declined) and used as soon as
+    tasks end; every accept leaves its remainder to the master with
+    ``refuse_seconds=0`` so that it is offered again at once.  Updates are
+    acknowledged explicitly; the run ends when the last terminal update
+    has been acknowledged.
+    """
+
+    def __init__(self, total: int, parallelism: int, per_task: Resources, command: str,
+                 on_done: Callable[[], None] | None = None) -> None:
+        """Launch ``total`` tasks of ``per_task`` running ``command``; ``on_done`` at the end."""
+        self.total = total
+        self.on_done = on_done
+        self.parallelism = parallelism
+        self.per_task = per_task
+        self.command = command
+        self.launched = 0
+        self.in_flight = 0
+        self.ended = 0
+        self.by_state: collections.Counter[str] = collections.Counter()
+        self.problems: list[str] = []
+        self.held: dict[str, Offer] = {}
+        self.first_offer_at: float | None = None
+        self.first_update_at: float | None = None
+        self.last_ack_at: float | None = None
+        self.done = asyncio.Event()
+        self._launch_soon = False
+        self._suppressed = False
+        self._progress_at = 0.0
+
+    def registered(self, driver: SchedulerDriver, framework_id: str,
+                   master_info: MasterInfo | None) -> None:
+        """Log the framework id."""
+        say(f"framework {framework_id} registered")
+
+    def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
+        """Keep the offers and launch what the parallelism allows."""
+        if self.first_offer_at is None:
+            self.first_offer_at = time.perf_counter()
+        for offer in offers:
+            self.held[offer.id] = offer
+        self._launch(driver)
+
+    def offer_rescinded(self, driver: SchedulerDriver, offer_id: str) -> None:
+        """Forget a rescinded offer."""
+        self.held.pop(offer_id, None)
+
+    def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
+        """Acknowledge; on a terminal state free a slot and launch more (batched per loop turn)."""
+        driver.acknowledge_status_update(status)
+        if self.first_update_at is None:
+            self.first_update_at = time.perf_counter()
+        if not status.state.is_terminal:
+            return
+        self.ended += 1
+        self.in_flight -= 1
+        self.by_state[status.state.value] += 1
+        if status.state is not TaskState.TASK_FINISHED and len(self.problems) < 10:
+            self.problems.append(f"{status.task_id}: {status.state.value} {status.message}")
+        if self.ended >= self.total:
+            self.last_ack_at = time.perf_counter()
+            self.done.set()
+            if self.on_done is not None:
+                self.on_done()
+            return
+        now = time.monotonic()
+        if now - self._progress_at > 1.0:
+            self._progress_at = now
+            say(f"{self.ended}/{self.total} ended, {self.in_flight} in flight")
+        if not self._launch_soon:
+            self._launch_soon = True
+            asyncio.get_running_loop().call_soon(self._launch_later, driver)
+
+    def error(self, driver: SchedulerDriver, message: str) -> None:
+        """A fatal error from the master ends the run."""
+        self.problems.append(f"error from the master: {message}")
+        self.done.set()
+
+    def _launch_later(self, driver: SchedulerDriver) -> None:
+        self._launch_soon = False
+        self._launch(driver)
+
+    def _launch(self, driver: SchedulerDriver) -> None:
+        budget = min(self.parallelism - self.in_flight, self.total - self.launched)
+        if budget > 0 and self.held:
+            plans: dict[str, list[TaskInfo]] = {oid: [] for oid in self.held}
+            left = {oid: offer.resources for oid, offer in self.held.items()}
+            progressed = True
+            while budget > 0 and progressed:  # round-robin over the agents' offers
+                progressed = False
+                for oid, offer in self.held.items():
+                    if budget <= 0 or not left[oid].contains(self.per_task):
+                        continue
+                    left[oid] = left[oid] - self.per_task
+                    task_id = f"true-{self.launched}"
+                    self.launched += 1
+                    budget -= 1
+                    plans[oid].append(TaskInfo(
+                        name=task_id, task_id=task_id, agent_id=offer.agent_id,
+                        resources=self.per_task, command=CommandInfo(value=self.command),
+                    ))
+                    progressed = True
+            for oid, tasks in plans.items():
+                if tasks:
+                    del self.held[oid]
+                    self.in_flight += len(tasks)
+                    driver.launch_tasks([oid], tasks, Filters(refuse_seconds=0.0))
+        if self.launched >= self.total and not self._suppressed:
+            self._suppressed = True
+            driver.suppress_offers()
+            for oid in list(self.held):
+                driver.decline_offer(oid, Filters(refuse_seconds=60.0))
+            self.held.clear()
+
+
+async def run_framework(
+    master: str, args: argparse.Namespace, on_done: Callable[[], None] | None = None
+) -> ShellTasks:
+    """Run one framework to completion (or timeout) and tear it down."""
+    per_task = Resources.from_dict({"cpus": args.cpus_per_task, "mem": MEM_PER_TASK_MB})
+    sched = ShellTasks(args.tasks, args.parallelism, per_task, "true", on_done)
+    info = FrameworkInfo(user="", name="shell-tasks-benchmark", checkpoint=args.checkpoint)
+    driver = SchedulerDriver(sched, info, master, implicit_acknowledgements=False)
+    await driver.start_async()
+    try:
+        await asyncio.wait_for(sched.done.wait(), args.timeout)
+    except TimeoutError:
+        sched.problems.append(f"timed out after {args.timeout}s with {sched.ended} ended")
+    finally:
+        await driver.stop_async()
+    return sched
+
+
+# ------------------------------------------------------------- raw baseline
+
+
+def raw_spawn_rate(count: int, parallelism: int) -> float:
+    """``sh -c true`` per second, ``parallelism`` at a time, via subprocess from this process."""
+    def one(_: int) -> int:
+        """One spawn, waited for."""
+        return subprocess.run(["sh", "-c", "true"], stdin=subprocess.DEVNULL,
+                              close_fds=True, check=False).returncode
+
+    with concurrent.futures.ThreadPoolExecutor(parallelism) as pool:
+        list(pool.map(one, range(min(count, 2 * parallelism))))  # warm up the threads
+        started = time.perf_counter()
+        codes = list(pool.map(one, range(count)))
+        elapsed = time.perf_counter() - started
+    if any(codes):
+        raise RuntimeError("sh -c true failed in the raw baseline")
+    return count / elapsed
+
+
+# --------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse and check the command line (exit status 2 on a usage error)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks per run (default 2000)")
+    parser.add_argument("--agents", type=int, default=2, help="agents (default 2)")
+    parser.add_argument("--parallelism", type=int, default=64,
+                        help="max tasks in flight, and threads of the raw baseline (default 64)")
+    parser.add_argument("--cpus-per-task", type=float, default=0.1,
+                        help="cpus each task asks for (default 0.1)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure both rates this many times; medians reported (default 1)")
+    parser.add_argument("--no-checkpoint", dest="checkpoint", action="store_false",
+                        help="framework without checkpointing (default: checkpoint=True)")
+    parser.add_argument("--log-level", default="INFO",
+                        help="log level of the master and agents (default INFO)")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds allowed per run (default 300)")
+    parser.add_argument("--work-dir", default="",
+                        help="directory to create the cluster's temporary directory in "
+                             "(default: the system's temporary directory)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (logs, sandboxes) and print its path")
+    parser.add_argument("--py-spy", metavar="DIR", default="",
+                        help="record py-spy profiles of the cluster during the last run")
+    parser.add_argument("--py-spy-format", default="flamegraph",
+                        choices=("flamegraph", "raw", "speedscope"),
+                        help="py-spy output format (default flamegraph: SVG)")
+    args = parser.parse_args(argv)
+    for name in ("tasks", "agents", "parallelism", "repeat"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name}: expected at least 1, got {getattr(args, name)}")
+    if args.cpus_per_task <= 0:
+        parser.error(f"--cpus-per-task: expected > 0, got {args.cpus_per_task}")
+    return args
+
+
+def agent_resources(args: argparse.Namespace) -> str:
+    """Resources of each agent: room for the whole parallelism on any one agent."""
+    cpus = max(32.0, args.parallelism * args.cpus_per_task)
+    mem = max(32768.0, args.parallelism * MEM_PER_TASK_MB)
+    return f"cpus:{cpus:g};mem:{mem:g};disk:100000;ports:[31000-32000]"
+
+
+async def measure_once(
+    cluster: Cluster, args: argparse.Namespace, spy: PySpy | None
+) -> dict[str, Any]:
+    """One mesoslite run with its CPU accounting (and optional profiles)."""
+    meter = CpuMeter(cluster)
+    meter.begin()
+    attach_task = None
+    if spy is not None:
+        attach_task = asyncio.get_running_loop().create_task(_attach_when_ready(cluster, spy))
+    sched = await _run_with_meter(cluster, args, meter)
+    if attach_task is not None:
+        attach_task.cancel()
+        spy.stop()  # type: ignore[union-attr]
+    assert sched.first_offer_at is not None or sched.problems
+    seconds = (
+        (sched.last_ack_at - sched.first_offer_at)
+        if sched.last_ack_at is not None and sched.first_offer_at is not None
+        else float("nan")
+    )
+    return {
+        "sched": sched,
+        "seconds": seconds,
+        "rate": args.tasks / seconds if seconds > 0 else 0.0,
+        "cpu": meter.used,
+        "busy": meter.busy_share,
+        "other": meter.other_share,
+    }
+
+
+async def _attach_when_ready(cluster: Cluster, spy: PySpy) -> None:
+    targets = [("master", cluster.master.pid)] if cluster.master else []
+    targets += [(f"agent{i}", a.pid) for i, a in enumerate(cluster.agents)]
+    for _ in range(200):
+        hosts = cluster.command_executors()
+        if len(hosts) >= len(cluster.agents):
+            break
+        await asyncio.sleep(0.01)
+    targets += [(f"command_executor{i}", p.pid) for i, p in enumerate(hosts)]
+    spy.attach(targets)
+
+
+async def _run_with_meter(
+    cluster: Cluster, args: argparse.Namespace, meter: CpuMeter
+) -> ShellTasks:
+    # The CPU sample ends when the last update is acknowledged, before the teardown.
+    sched = await run_framework(cluster.master_address, args, meter.end)
+    if not meter.used:
+        meter.end()
+    return sched
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print the JSON result; return the exit status."""
+    args = parse_args(argv)
+    started = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="mesoslite-shell-tasks-", dir=args.work_dir or None))
+    cluster = Cluster(root, args.agents, agent_resources(args), args.log_level)
+
+    def on_sigterm(_signum: int, _frame: Any) -> None:
+        """SIGTERM: stop like Ctrl-C."""
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    runs: list[dict[str, Any]] = []
+    problems: list[str] = []
+    work_fs: dict[str, Any] = {}
+    try:
+        say(f"starting a master and {args.agents} agents under {root} "
+            f"({agent_resources(args)} each)")
+        cluster.start()
+        work_fs = {"type": filesystem_of(root), "inode_create_us": round(inode_create_us(root), 1)}
+        say(f"work directory on {work_fs['type'] or '?'}: "
+            f"{work_fs['inode_create_us']} us per inode created")
+        for i in range(args.repeat):
+            say(f"run {i + 1}/{args.repeat}: raw spawning of {args.tasks} x 'sh -c true', "
+                f"{args.parallelism} at a time")
+            raw = raw_spawn_rate(args.tasks, args.parallelism)
+            say(f"run {i + 1}/{args.repeat}: raw {raw:.0f}/s; now {args.tasks} tasks "
+                f"through mesoslite")
+            spy = PySpy(args.py_spy, args.py_spy_format) if args.py_spy and i == args.repeat - 1 else None
+            result = asyncio.run(measure_once(cluster, args, spy))
+            sched: ShellTasks = result["sched"]
+            problems += sched.problems
+            say(f"run {i + 1}/{args.repeat}: mesoslite {result['rate']:.0f} tasks/s "
+                f"({result['seconds']:.2f}s), {dict(sched.by_state)}")
+            runs.append({
+                "mesoslite_tasks_per_s": round(result["rate"], 1),
+                "raw_spawn_per_s": round(raw, 1),
+                "ratio": round(result["rate"] / raw, 3),
+                "seconds": round(result["seconds"], 3),
+                # Until the first update: mostly starting the command executors.
+                "first_update_after_s": round(
+                    (sched.first_update_at or 0.0) - (sched.first_offer_at or 0.0), 3),
+                "finished": sched.by_state.get("TASK_FINISHED", 0),
+                "cpu_ms_per_task": {
+                    k: round(v * 1000.0 / args.tasks, 3) for k, v in result["cpu"].items()
+                },
+                "machine_busy_share": round(result["busy"], 3),
+                "other_processes_cpu_share": round(result["other"], 3),
+            })
+    except KeyboardInterrupt:
+        say("interrupted; cleaning up")
+        cluster.stop()
+        return 130
+    except Exception as exc:  # noqa: BLE001 - reported, then cleaned up
+        problems.append(f"{type(exc).__name__}: {exc}")
+        say(f"failed: {exc}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if cluster.master is not None:
+            say("stopping the cluster")
+            cluster.stop()
+        if args.keep:
+            say(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    if not runs:
+        print(json.dumps({"error": problems}), flush=True)
+        return 1
+    rate = statistics.median(r["mesoslite_tasks_per_s"] for r in runs)
+    raw = statistics.median(r["raw_spawn_per_s"] for r in runs)
+    # Each run's pair is measured back to back on the same machine state: the
+    # median of the pairs' ratios is steadier than the ratio of the medians.
+    ratio = statistics.median(
+        r["mesoslite_tasks_per_s"] / r["raw_spawn_per_s"] for r in runs if r["raw_spawn_per_s"]
+    )
+    all_finished = all(r["finished"] == args.tasks for r in runs) and not problems
+    out = {
+        "benchmark": "shell_tasks",
+        "tasks": args.tasks,
+        "agents": args.agents,
+        "parallelism": args.parallelism,
+        "cpus_per_task": args.cpus_per_task,
+        "checkpoint": args.checkpoint,
+        "repeat": args.repeat,
+        "mesoslite_tasks_per_s": round(rate, 1),
+        "raw_spawn_per_s": round(raw, 1),
+        "ratio": round(ratio, 3),
+        "goal_ratio": GOAL_RATIO,
+        "met": bool(ratio >= GOAL_RATIO and all_finished),
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "all_finished": all_finished,
+        "problems": problems[:10],
+        "cpu_ms_per_task": runs[-1]["cpu_ms_per_task"],
+        "other_processes_cpu_share": runs[-1]["other_processes_cpu_share"],
+        "runs": runs,
+        "machine": machine_info(),
+        "work_dir_fs": work_fs,
+        "git": git_commit(),
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    print(json.dumps(out), flush=True)
+    return 0 if all_finished else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""The agent's checkpoint journal: per-task checkpoint records in one append-only file.
+
+Owns: ``meta/agents/<agent_id>/journal``, where the agent checkpoints what
+changes once or more per task (executors, their runs, tasks and their
+status-update records), the batching that makes it cheap, and compaction.
+
+Format: each record is a 4-byte big-endian length and a msgpack array
+``[kind, framework_id, executor_id, container_id, task_id, body]`` with
+kind ``EXECUTOR`` (body ``{"info", "kind", "host"}``), ``RUN`` (``{"pid",
+"create_time", "extra"}``), ``TASK`` (a TaskInfo), ``UPDATE`` (a
+StatusUpdate), ``ACK`` (the acknowledged uuid) or ``FORGET`` (the framework
+was removed: what came before for it no longer counts).  Ids a kind does not
+need are empty strings.  A torn last record (a crash in mid-write) is
+ignored on load; later records win over earlier ones.
+
+Durability: :meth:`Journal.append` only buffers.  :meth:`Journal.sync`
+writes everything buffered with one ``write`` and makes it durable with one
+``fdatasync``: one sync per batch, not one ``fsync`` per record (the
+per-file layout this replaces cost a dozen fsyncs, about 3 ms, per task).
+The agent calls :meth:`sync` before any message leaves it (its sockets' flush
+barrier, see :mod:`mesoslite.transport`) and at the end of every event-loop
+turn that buffered something, so a record is durable before anything that
+depends on it (the executor's acknowledgement, the update sent to the
+master, the task sent to its executor) is sent.
+
+Compaction: once the file outgrows ``compact_bytes`` it is rewritten
+(temporary file, fsync, rename) without closed tasks (terminal update
+acknowledged), command executors left without tasks, and removed frameworks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgpack
+
+from mesoslite.protocol import TERMINAL_STATES
+
+log = logging.getLogger("mesoslite.agent")
+
+_LEN = struct.Struct(">I")
+MAX_RECORD = 64 * 1024 * 1024
+KINDS = frozenset({"EXECUTOR", "RUN", "TASK", "UPDATE", "ACK", "FORGET"})
+#: Default size (bytes) past which the journal is compacted.
+COMPACT_BYTES = 8 * 1024 * 1024
+
+#: (kind, framework_id, executor_id, container_id, task_id, body) as read back.
+RawRecord = tuple[str, str, str, str, str, Any]
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def iter_records(data: bytes, path: str = "journal") -> Iterator[tuple[RawRecord, bytes]]:
+    """Parse journal bytes into ``(record, encoded bytes)``; stops (logged) at a torn tail."""
+    pos = 0
+    while pos + _LEN.size <= len(data):
+        (size,) = _LEN.unpack_from(data, pos)
+        end = pos + _LEN.size + size
+        if size > MAX_RECORD or end > len(data):
+            break
+        try:
+            value = msgpack.unpackb(data[pos + _LEN.size:end], raw=False, strict_map_key=True)
+        except (ValueError, TypeError):
+            break
+        if (
+            type(value) is not list
+            or len(value) != 6
+            or value[0] not in KINDS
+            or not all(type(v) is str for v in value[1:5])
+        ):
+            break
+        yield (value[0], value[1], value[2], value[3], value[4], value[5]), data[pos:end]
+        pos = end
+    if pos != len(data):
+        log.warning("checkpoint %s: ignoring %d torn bytes at the end", path, len(data) - pos)
+
+
+class _Entry:
+    """One record as the compactor sees it."""
+
+    __slots__ = ("data", "exec_kind", "kind", "scope", "terminal", "uuid")
+
+    def __init__(self, kind: str, scope: tuple[str, ...], data: bytes) -> None:
+        """Remember a record's kind, scope and raw bytes."""
+        self.kind = kind
+        self.scope = scope  # (fid,) | (fid, eid) | (fid, eid, cid) | (fid, eid, cid, tid)
+        self.data = data
+        self.uuid = b""  # UPDATE: its uuid; ACK: the acknowledged uuid
+        self.terminal = False  # UPDATE: a terminal state
+        self.exec_kind = ""  # EXECUTOR: custom | command | command-host
+
+
+def _entry(record: RawRecord, data: bytes) -> _Entry:
+    kind, fid, eid, cid, tid, body = record
+    scope: tuple[str, ...] = {
+        "FORGET": (fid,),
+        "EXECUTOR": (fid, eid),
+        "RUN": (fid, eid, cid),
+    }.get(kind, (fid, eid, cid, tid))
+    entry = _Entry(kind, scope, data)
+    if kind == "UPDATE" and isinstance(body, dict):
+        status = body.get("status")
+        if isinstance(status, dict):
+            uuid = status.get("uuid", b"")
+            entry.uuid = uuid if isinstance(uuid, bytes) else b""
+            entry.terminal = status.get("state") in _TERMINAL_STATE_NAMES
+    elif kind == "ACK" and isinstance(body, bytes):
+        entry.uuid = body
+    elif kind == "EXECUTOR" and isinstance(body, dict):
+        entry.exec_kind = str(body.get("kind", ""))
+    return entry
+
+
+_TERMINAL_STATE_NAMES = frozenset(state.value for state in TERMINAL_STATES)
+
+
+def compacted(entries: list[_Entry]) -> list[_Entry]:
+    """The entries that still matter: without closed tasks, finished command
+    executors and removed frameworks (order kept)."""
+    forgotten: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        if e.kind == "FORGET":
+            forgotten[e.scope[0]] = i
+    terminal: dict[tuple[str, ...], bytes] = {}
+    closed: set[tuple[str, ...]] = set()
+    for e in entries:
+        if e.kind == "UPDATE" and e.terminal:
+            terminal[e.scope] = e.uuid
+        elif e.kind == "ACK" and e.uuid and terminal.get(e.scope) == e.uuid:
+            closed.add(e.scope)
+    kept = [
+        e for i, e in enumerate(entries)
+        if e.kind != "FORGET" and forgotten.get(e.scope[0], -1) < i and e.scope not in closed
+    ]
+    busy = {e.scope[:2] for e in kept if len(e.scope) == 4}
+    done_commands = {
+        e.scope for e in kept
+        if e.kind == "EXECUTOR" and e.exec_kind == "command" and e.scope not in busy
+    }
+    return [e for e in kept if len(e.scope) < 2 or e.scope[:2] not in done_commands]
+
+
+class Journal:
+    """One agent's journal file: buffered appends, batched durability, compaction."""
+
+    def __init__(self, path: str, compact_bytes: int = COMPACT_BYTES) -> None:
+        """Use ``path`` (created on the first sync); existing records are kept."""
+        self.path = path
+        self._compact_at = compact_bytes
+        self._min_compact = compact_bytes
+        self._fd: int | None = None
+        self._buffer: list[bytes] = []
+        self._size = 0
+        #: Called when the first record enters an empty buffer (the agent schedules a sync).
+        self.on_dirty: Callable[[], None] | None = None
+        #: Batches made durable, and records in them (for metrics).
+        self.syncs = 0
+        self.records = 0
+
+    @property
+    def pending(self) -> bool:
+        """True when records wait for :meth:`sync`."""
+        return bool(self._buffer)
+
+    def append(
+        self, kind: str, fid: str, eid: str = "", cid: str = "", tid: str = "", body: Any = None
+    ) -> None:
+        """Buffer one record (durable after the next :meth:`sync`)."""
+        if kind not in KINDS:
+            raise ValueError(f"record kind: expected one of {sorted(KINDS)}, got {kind!r}")
+        payload = _pack([kind, fid, eid, cid, tid, body])
+        first = not self._buffer
+        self._buffer.append(_LEN.pack(len(payload)) + payload)
+        if first and self.on_dirty is not None:
+            self.on_dirty()
+
+    def sync(self) -> int:
+        """Write what is buffered (one write) and fdatasync it; returns how many records."""
+        if not self._buffer:
+            return 0
+        fd = self._open()
+        data = b"".join(self._buffer)
+        count = len(self._buffer)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fdatasync(fd)
+        self._buffer.clear()
+        self._size += len(data)
+        self.syncs += 1
+        self.records += count
+        if self._size > self._compact_at:
+            self.compact()
+        return count
+
+    def compact(self) -> None:
+        """Rewrite the file with only the records that still matter (durably)."""
+        self.sync()
+        try:
+            with open(self.path, "rb") as f:
+                old = f.read()
+        except FileNotFoundError:
+            return
+        entries = [_entry(record, raw) for record, raw in iter_records(old, self.path)]
+        kept = compacted(entries)
+        data = b"".join(e.data for e in kept)
+        tmp = f"{self.path}.compact{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.close()
+        os.replace(tmp, self.path)
+        _fsync_dir(os.path.dirname(self.path))
+        log.info("checkpoint journal %s compacted: %d of %d records kept (%d bytes)",
+                 self.path, len(kept), len(entries), len(data))
+        self._size = len(data)
+        self._fd = fd
+        os.lseek(fd, 0, os.SEEK_END)
+        self._compact_at = max(self._min_compact, 2 * self._size)
+
+    def close(self) -> None:
+        """Close the file (buffered records stay buffered)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            directory = os.path.dirname(self.path)
+            os.makedirs(directory, exist_ok=True)
+            try:
+                with open(self.path, "rb") as f:
+                    old: bytes | None = f.read()
+            except FileNotFoundError:
+                old = None
+            if old is not None:
+                # Records of an earlier run are kept; a torn tail is cut so that
+                # what we append stays readable.
+                valid = sum(len(raw) for _record, raw in iter_records(old, self.path))
+                if valid != len(old):
+                    with open(self.path, "r+b") as f:
+                        f.truncate(valid)
+                self._size = valid
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
+            )
+            if old is None:
+                _fsync_dir(directory)
+        return self._fd
+
+    def read(self) -> list[RawRecord]:
+        """Every durable record, in order (buffered ones are not included)."""
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        return [record for record, _raw in iter_records(data, self.path)]
