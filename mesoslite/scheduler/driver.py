@@ -58,7 +58,7 @@ from mesoslite.transport import CurveClientKeys, DealerClient
 log = logging.getLogger("mesoslite.scheduler")
 
 #: How long stop() waits for the master to confirm it received the last message.
-STOP_FLUSH_TIMEOUT = 1.0
+STOP_FLUSH_TIMEOUT = 1.0  # seconds the last Teardown/Deactivate may linger
 #: How long a blocking stop() from another thread waits for the driver's loop.
 STOP_WAIT_TIMEOUT = 10.0
 
@@ -141,7 +141,6 @@ class SchedulerDriver(DriverCalls):
         self._closed: asyncio.Event | None = None
         self._detect_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
-        self._probe: asyncio.Future[None] | None = None
         self._handlers: dict[type, Callable[[Any], None]] = {
             Subscribed: self._on_subscribed,
             Heartbeat: lambda msg: None,
@@ -355,24 +354,12 @@ class SchedulerDriver(DriverCalls):
             else:
                 log.info("framework %s: tearing down", framework_id)
                 last = Teardown(framework_id=framework_id)
-            await self._send_last(client, last)
+            client.send(last)
         self._session.close()
-        self._release()
+        # Linger: the last message still goes out after the socket is closed,
+        # even when the process exits right after stop().
+        self._release(linger=STOP_FLUSH_TIMEOUT)
         self._resolve(Status.DRIVER_STOPPED)
-
-    async def _send_last(self, client: DealerClient, msg: Any) -> None:
-        # The socket drops unsent frames on close, so wait until the master
-        # answers a probe sent after the last message (the link is ordered).
-        assert self._loop is not None
-        self._probe = self._loop.create_future()
-        client.send(msg)
-        client.send(Heartbeat(sender_id=self._session.framework_id))
-        try:
-            done, _ = await asyncio.wait({self._probe}, timeout=STOP_FLUSH_TIMEOUT)
-            if not done:
-                log.debug("no answer to the stop probe within %.1f s", STOP_FLUSH_TIMEOUT)
-        finally:
-            self._probe = None
 
     def _after_abort(self) -> None:
         self._stop_background()
@@ -398,11 +385,11 @@ class SchedulerDriver(DriverCalls):
             # Bounded: a detector that swallows cancellation must not hang stop().
             await asyncio.wait({task}, timeout=1.0)
 
-    def _release(self) -> None:
+    def _release(self, linger: float = 0.0) -> None:
         """Close the connection and the detector; idempotent, loop thread only."""
         self._stop_background()
         if self._client is not None:
-            self._client.close()
+            self._client.close(linger=linger)
             self._client = None
             try:
                 self._detector.close()
@@ -556,9 +543,6 @@ class SchedulerDriver(DriverCalls):
 
     def _on_message(self, msg: Any) -> None:
         if self._status is not Status.DRIVER_RUNNING:
-            probe = self._probe
-            if probe is not None and not probe.done() and isinstance(msg, (ProtocolError, Error)):
-                probe.set_result(None)
             return
         self._session.heard_from_master()
         handler = self._handlers.get(type(msg))

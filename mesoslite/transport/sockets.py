@@ -54,6 +54,9 @@ ClientHandler = Callable[[Any], None]
 #: Bounded send queue per socket (messages) before ZeroMQ itself pushes back.
 SEND_HWM = 200_000
 RECV_HWM = 200_000
+#: Frames between the message limit and this multiple of it are refused and
+#: counted; larger ones make ZeroMQ drop the connection unread.
+HARD_FRAME_FACTOR = 2
 
 
 def tcp_endpoint(address: str) -> str:
@@ -95,8 +98,10 @@ class _LoopSocket:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, SEND_HWM)
         sock.setsockopt(zmq.RCVHWM, RECV_HWM)
-        # ZeroMQ drops a peer that sends a frame over this size.
-        sock.setsockopt(zmq.MAXMSGSIZE, self._max + 4096)
+        # Frames up to twice the message limit are read, then refused by the
+        # decoder with an answer and a count; past that ZeroMQ closes the
+        # peer's connection without reading the frame (memory protection).
+        sock.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_FACTOR * self._max + 4096)
         return sock
 
     def start(self) -> None:

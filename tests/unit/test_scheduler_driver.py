@@ -449,12 +449,13 @@ def test_stop_tears_down_and_stop_failover_deactivates(master: FakeMaster) -> No
         wait_until(lambda d=driver: d.connected)  # type: ignore[misc]
         before = len(master.of_type(kind))
         assert driver.stop(failover=failover) is Status.DRIVER_STOPPED
-        assert len(master.of_type(kind)) == before + 1  # stop() waited for delivery
+        # The last message lingers on the closed socket until delivered.
+        wait_until(lambda k=kind, b=before: len(master.of_type(k)) == b + 1)  # type: ignore[misc]
         assert driver.join() is Status.DRIVER_STOPPED
         assert driver.stop() is Status.DRIVER_STOPPED
         assert driver.kill_task("t-1") is Status.DRIVER_STOPPED
     assert master.of_type(Kill) == []
-    assert len(master.of_type(Teardown)) == 1 and len(master.of_type(Deactivate)) == 1
+    wait_until(lambda: len(master.of_type(Teardown)) == 1 and len(master.of_type(Deactivate)) == 1)
 
 
 def test_methods_before_start_do_nothing(master: FakeMaster) -> None:
@@ -519,7 +520,7 @@ def test_error_aborts_the_driver_then_calls_error(master: FakeMaster) -> None:
     assert seen == [Status.DRIVER_ABORTED]
     master.send(Offers((make_offer(),)))
     assert driver.stop() is Status.DRIVER_ABORTED  # stop after abort still tears down
-    assert len(master.of_type(Teardown)) == 1
+    wait_until(lambda: len(master.of_type(Teardown)) == 1)
     assert "resource_offers" not in sched.names()
 
 
@@ -551,7 +552,7 @@ def test_async_api_runs_on_the_callers_loop(master: FakeMaster) -> None:
         assert await driver.join_async() is Status.DRIVER_STOPPED
 
     asyncio.run(main())
-    assert len(master.of_type(Deactivate)) == 1
+    wait_until(lambda: len(master.of_type(Deactivate)) == 1)
 
 
 def test_run_stops_on_sigint_and_restores_the_handler(master: FakeMaster) -> None:
@@ -566,7 +567,7 @@ def test_run_stops_on_sigint_and_restores_the_handler(master: FakeMaster) -> Non
     driver = fast_driver(Interrupted(), master, framework_info=FrameworkInfo(user="", name="x"))
     assert driver.run() is Status.DRIVER_STOPPED
     assert signal.getsignal(signal.SIGINT) is before
-    assert len(master.of_type(Teardown)) == 1
+    wait_until(lambda: len(master.of_type(Teardown)) == 1)
 
 
 def test_a_new_leader_from_the_detector_gets_a_resubscription(master: FakeMaster) -> None:
@@ -604,7 +605,8 @@ def test_a_new_leader_from_the_detector_gets_a_resubscription(master: FakeMaster
         assert sched.names()[:3] == ["registered", "disconnected", "reregistered"]
         assert other.of_type(Subscribe)[0].framework_info.id == "fake-0001"
         await driver.stop_async()
-        assert len(other.of_type(Teardown)) == 1 and master.of_type(Teardown) == []
+        await until(lambda: len(other.of_type(Teardown)) == 1)
+        assert master.of_type(Teardown) == []
 
     try:
         asyncio.run(main())
