@@ -375,8 +375,10 @@ class AgentHandlers(StateCore):
         if status.state == task.state and task.state.is_terminal:
             pass  # the same end, reported again with a new uuid
         elif self._set_state(task, status):
-            log.info("framework %s task %s on agent %s: %s", task.framework_id, task.task_id,
-                     task.agent_id, status.state.value)
+            # The launch and the end of a task are INFO; the steps between are DEBUG.
+            log.log(logging.INFO if status.state.is_terminal else logging.DEBUG,
+                    "framework %s task %s on agent %s: %s", task.framework_id, task.task_id,
+                    task.agent_id, status.state.value)
         else:
             return
         if task.state.is_terminal:

@@ -1,0 +1,97 @@
+"""An agent with a zk:// master follows the leader: same id, same tasks, nothing killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from mesoslite.agent import Agent, AgentConfig
+from mesoslite.master import Master
+from mesoslite.protocol import FrameworkInfo, TaskState
+from mesoslite.scheduler import SchedulerDriver
+from tests.integration.test_master_ha_inprocess import ha_config, run, until
+from tests.support.frameworks import RecordingScheduler, ShapeLauncher
+from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid a task wrote into ``path`` (None until it did)."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def test_agent_reregisters_with_the_new_leader(zk_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Stopping the leading master moves the agent to the new leader with its id and live task."""
+
+    async def main() -> None:
+        masters = [Master(ha_config(zk_url)) for _ in range(2)]
+        for master in masters:
+            await master.start()
+        leader = await until(lambda: next((m for m in masters if m.is_leading), None), 15,
+                             "a leader")
+        follower = next(m for m in masters if m is not leader)
+        agent = Agent(AgentConfig(master=zk_url, http_port=0, work_dir=str(tmp_path / "agent"),
+                                  resources="cpus:2;mem:512;disk:100",
+                                  registration_backoff_factor=0.2))
+        await agent.start()
+        pid_file = tmp_path / "task.pid"
+        scheduler = RecordingScheduler(
+            ShapeLauncher("sleeper", "cpus:0.1;mem:16",
+                          f"echo $$ > {pid_file}; exec sleep 600", limit=1))
+        info = FrameworkInfo(user="", name="follow-leader", failover_timeout=60.0,
+                             checkpoint=True)
+        driver = SchedulerDriver(scheduler, info, zk_url, registration_backoff_factor=0.2)
+        driver.start()
+        try:
+            await until(agent.is_registered, 20, "the agent registered")
+            agent_id = agent.agent_id
+            assert agent.master_info is not None and agent.master_info.id == leader.info.id
+            await until(lambda: scheduler.first("sleeper-1", TaskState.TASK_RUNNING), 30,
+                        "sleeper-1 RUNNING")
+            pid = await until(lambda: read_pid(pid_file), 10, "the task's pid")
+            framework_id = scheduler.framework_id
+
+            await leader.stop()
+            await until(lambda: follower.is_leading, 20, "the follower leading")
+            await until(lambda: agent.is_registered() and agent.master_info is not None
+                        and agent.master_info.id == follower.info.id, 30,
+                        "the agent re-registered with the new leader")
+            assert agent.agent_id == agent_id
+
+            def task_state() -> TaskState | None:
+                record = follower.state.agents.get(agent_id or "")
+                task = record.tasks.get((framework_id, "sleeper-1")) if record else None
+                return task.state if task else None
+
+            await until(lambda: task_state() is TaskState.TASK_RUNNING, 15,
+                        "the new leader knowing sleeper-1 RUNNING")
+            assert pid_alive(pid)
+            assert TaskState.TASK_KILLED not in scheduler.states("sleeper-1")
+        finally:
+            await asyncio.to_thread(driver.stop, False)
+            await asyncio.to_thread(driver.join)
+            await agent.stop(kill_tasks=True)
+            for master in masters:
+                await master.stop()
+            pid = read_pid(pid_file)
+            if pid is not None and pid_alive(pid):
+                os.kill(pid, 9)
+
+    run(main)
