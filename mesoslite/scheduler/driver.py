@@ -356,6 +356,12 @@ class SchedulerDriver(DriverCalls):
                 last = Teardown(framework_id=framework_id)
             client.send(last)
         self._session.close()
+        aclose = getattr(self._detector, "aclose", None)
+        if aclose is not None:  # e.g. a ZooKeeper session: end it before the loop does
+            try:
+                await asyncio.wait_for(aclose(), timeout=5.0)
+            except Exception:
+                log.exception("closing the master detector failed")
         # Linger: the last message still goes out after the socket is closed,
         # even when the process exits right after stop().
         self._release(linger=STOP_FLUSH_TIMEOUT)
