@@ -28,7 +28,8 @@ from mesoslite.agent.containerizer import Containerizer
 from mesoslite.agent.containerizer.process import ProcessContainerizer
 from mesoslite.agent.executors import ExecutorManager
 from mesoslite.agent.master_link import MasterLink, master_endpoint
-from mesoslite.agent.recovery import checkpoint_executor, checkpoint_run, clean_previous_run
+from mesoslite.agent.reconnect import Reconnect, previous_executor_endpoint
+from mesoslite.agent.recovery import checkpoint_executor, checkpoint_run
 from mesoslite.agent.resources_detect import detect_resources
 from mesoslite.agent.state import (
     AgentMetrics,
@@ -131,6 +132,7 @@ class Agent:
         self._executors = ExecutorManager(self, containerizer or ProcessContainerizer())
         self._updates = UpdateFlow(self)
         self._unregister_on_stop = True
+        self._recovery_job: asyncio.Task[None] | None = None
         self._dispatch: dict[type, Any] = {
             AgentRegistered: self._on_registered,
             AgentReregistered: self._on_registered,
@@ -234,21 +236,40 @@ class Agent:
         os.makedirs(self._work_dir, exist_ok=True)
         self._work_dir = os.path.realpath(self._work_dir)
         self._start_time = self._clock.time()
-        await clean_previous_run(self._checkpointer, self._executors.containerizer)
+        recovery = Reconnect(self)
+        previous = await recovery.load()
         self._checkpointer.write_boot_id(self._boot_id)
         self._resources = detect_resources(self._work_dir, self.config.resources_override)
-        self._executors.start()
+        bind = previous_executor_endpoint(previous) if previous is not None else None
+        self._executors.start(bind or "tcp://127.0.0.1:0")
         from mesoslite.agent.http import start_http_server
 
         self._http_server, self._http_port = start_http_server(self)
-        self._link.connect(master_endpoint(self.config.master))
+        endpoint = master_endpoint(self.config.master)
+        if endpoint is not None:
+            self._link.connect(endpoint)
         self._state = _RUNNING
-        self._link.start()
+        follow = None if endpoint is not None else self.config.master
+        if previous is None:
+            self._link.start(follow=follow)
+        else:
+            await recovery.adopt()
+            self._recovery_job = asyncio.get_running_loop().create_task(
+                self._finish_recovery(recovery, follow)
+            )
         log.info(
             "Agent started on %s (HTTP %s, executors %s), master %s, resources %s",
             self.config.effective_hostname, self._http_port, self._executors.endpoint,
             self.config.master, self._resources,
         )
+
+    async def _finish_recovery(self, recovery: Reconnect, follow: str | None) -> None:
+        """Wait for surviving executors, then re-register with the master under the old id."""
+        try:
+            await recovery.finish()
+        finally:
+            if self._state == _RUNNING:
+                self._link.start(follow=follow)
 
     async def stop(self, kill_tasks: bool = True) -> None:
         """Stop the agent; with ``kill_tasks`` kill every task and executor and wait for them.
@@ -263,11 +284,15 @@ class Agent:
         self._state = _TERMINATING
         log.info("Agent %s stopping (kill_tasks=%s)", self._agent_id, kill_tasks)
         self._link.stop_registering()
+        if self._recovery_job is not None and not self._recovery_job.done():
+            self._recovery_job.cancel()
         if was_running and kill_tasks:
             await self._executors.shutdown_all(list(self._frameworks.values()))
             await self._drain_updates(0.5)
             if self._unregister_on_stop and self.is_registered() and self._agent_id:
                 self._send_master(UnregisterAgent(agent_id=self._agent_id))
+            # Everything was shut down: the next start is a new agent, not a recovery.
+            self._checkpointer.forget_latest()
         self._updates.close()
         if self._http_server is not None:
             self._http_server.stop()
@@ -291,8 +316,7 @@ class Agent:
         """Follow a new leading master (``host:port`` or ``tcp://``): reconnect and re-register."""
         endpoint = tcp_endpoint(address)
         log.info("Agent %s: master is now %s", self._agent_id, endpoint)
-        self._link.connect(endpoint)
-        self._link.begin_registration("new master")
+        self._link.move_to(endpoint, "new master")
 
     def _registration_message(self) -> RegisterAgent | ReregisterAgent:
         version = mesoslite.__version__
@@ -364,8 +388,13 @@ class Agent:
                     msg.in_reply_to or "a message", self._agent_id, msg.message, msg.field)
 
     def _on_leader_redirect(self, msg: LeaderRedirect) -> None:
+        # A standby names the leader: go there.  LeaderRedirect(None): no leader yet; keep
+        # retrying here with backoff and let the detector (zk:// master) move us when one is known.
         if msg.leader is not None and msg.leader.zmq_endpoint:
-            self.set_master(msg.leader.zmq_endpoint)
+            if tcp_endpoint(msg.leader.zmq_endpoint) != self._link.endpoint:
+                self.set_master(msg.leader.zmq_endpoint)
+            return
+        log.info("Master %s knows no leader yet; waiting", self._link.endpoint)
 
     # ------------------------------------------------------------ status updates
 

@@ -85,8 +85,8 @@ def _work_dir(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
 class AgentConfig:
     """Every agent flag, with Mesos defaults; durations are float seconds.
 
-    ``master`` is ``host:port`` of the master's ZMQ endpoint (``zk://`` arrives
-    with the detector); ``hostname`` empty means ``ip``; ``http_port`` 0 binds an
+    ``master`` is ``host:port`` of the master's ZMQ endpoint or ``zk://…``
+    (the agent follows the leader); ``hostname`` empty means ``ip``; ``http_port`` 0 binds an
     ephemeral port; ``resources`` replaces detected resources by name;
     ``containerizers`` is a comma list (``process``; ``docker`` later).
     """

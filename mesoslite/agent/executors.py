@@ -84,6 +84,8 @@ class ExecutorManager:
         self._peers: dict[bytes, Entity] = {}
         self._containers: dict[str, Entity] = {}
         self._jobs: set[asyncio.Task[Any]] = set()
+        #: Container ids of executors taken over from a previous agent run.
+        self._adopted: set[str] = set()
         self._dispatch = {
             RegisterExecutor: self._on_register,
             ReregisterExecutor: self._on_reregister,
@@ -100,17 +102,74 @@ class ExecutorManager:
         assert self._server is not None
         return self._server.endpoint
 
-    def start(self) -> None:
-        """Bind the executor socket on ``tcp://127.0.0.1:0``."""
-        self._server = RouterServer(
-            "tcp://127.0.0.1:0",
+    def start(self, endpoint: str = "tcp://127.0.0.1:0") -> None:
+        """Bind the executor socket on ``endpoint`` (default: an ephemeral loopback port).
+
+        A recovering agent binds the endpoint of its previous run, so surviving
+        executors reconnect by themselves; when that port is taken it falls
+        back to an ephemeral one (those executors then cannot come back).
+        """
+        try:
+            self._server = self._bind(endpoint)
+        except Exception as exc:  # zmq errors stay inside the transport package
+            if endpoint == "tcp://127.0.0.1:0":
+                raise
+            log.error("Cannot bind the previous executor endpoint %s (%s); using a new port",
+                      endpoint, exc)
+            self._server = self._bind("tcp://127.0.0.1:0")
+        # Checkpoint records are durable before anything that depends on them leaves.
+        self._server.set_flush_barrier(self._agent._sync_checkpoint)
+        self._server.start()
+
+    def _bind(self, endpoint: str) -> RouterServer:
+        return RouterServer(
+            endpoint,
             self._on_message,
             name="agent<-executors",
             max_message_size=self._cfg.max_message_size,
         )
-        # Checkpoint records are durable before anything that depends on them leaves.
-        self._server.set_flush_barrier(self._agent._sync_checkpoint)
-        self._server.start()
+
+    def adopt(self, fw: FrameworkRecord, ent: Entity) -> None:
+        """Take over a recovered executor process (REGISTERING until it re-registers)."""
+        self._containers[ent.container_id] = ent
+        self._adopted.add(ent.container_id)
+        self._spawn(self._watch_adopted(fw, ent))
+
+    async def _watch_adopted(self, fw: FrameworkRecord, ent: Entity) -> None:
+        termination = await self.containerizer.wait(ent.container_id)
+        if ent.timed_out:
+            self._terminated(
+                fw, ent, termination.status,
+                "did not re-register after the agent restarted "
+                f"(then {termination.message})",
+                Reason.REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
+            )
+        else:
+            self._terminated(fw, ent, termination.status, termination.message,
+                             Reason.REASON_EXECUTOR_TERMINATED)
+        self.containerizer.remove(ent.container_id)
+
+    def expire_reregistration(self) -> list[Entity]:
+        """Kill adopted executors that did not re-register in time; returns them."""
+        late = self._adopted_waiting()
+        for ent in late:
+            log.warning("Executor %s of framework %s did not re-register; killing container %s",
+                        ent.executor_id, ent.framework_id, ent.container_id)
+            ent.timed_out = True
+            self._spawn(self.containerizer.kill(ent.container_id, 0.0))
+        return late
+
+    def pending_reregistration(self) -> int:
+        """Adopted executors that have not re-registered yet."""
+        return len(self._adopted_waiting())
+
+    def _adopted_waiting(self) -> list[Entity]:
+        return [e for cid in self._adopted if (e := self._containers.get(cid)) is not None
+                and e.state is ExecutorState.REGISTERING]
+
+    def terminate_lost(self, fw: FrameworkRecord, ent: Entity, message: str) -> None:
+        """A checkpointed executor whose process did not survive the agent restart."""
+        self._terminated(fw, ent, None, message, Reason.REASON_EXECUTOR_TERMINATED)
 
     def close(self) -> None:
         """Close the socket and stop watching processes (they keep running)."""

@@ -2,9 +2,10 @@
 
 Owns: the ``DealerClient`` to the master, (re-)registration with randomised
 capped backoff (delay uniform in ``[0, factor·2^n]``, capped at
-``registration_backoff_max``), the ``registered`` event, and the watchdog
+``registration_backoff_max``), the ``registered`` event, the watchdog
 that re-registers when no ``Ping`` arrived for ``ping_interval ×
-ping_timeout_factor``.  What to register with and what to do once
+ping_timeout_factor``, and following the leader of a ``zk://`` master
+through a coordination detector (move the socket, re-register at once).  What to register with and what to do once
 registered is the agent's business (the two callables given to it).
 """
 
@@ -19,18 +20,16 @@ from typing import Any
 
 from mesoslite.agent.config import AgentConfig
 from mesoslite.clock import Clock
+from mesoslite.coordination import CoordinationError, create_detector
 from mesoslite.transport import CurveClientKeys, DealerClient, tcp_endpoint
 
 log = logging.getLogger("mesoslite.agent")
 
 
-def master_endpoint(address: str) -> str:
-    """The ZMQ endpoint for ``host:port`` / ``tcp://``; ``zk://`` needs the detector."""
+def master_endpoint(address: str) -> str | None:
+    """The ZMQ endpoint for ``host:port`` / ``tcp://``; None for ``zk://`` (the detector finds it)."""
     if address.startswith("zk://"):
-        raise ValueError(
-            f"master: {address!r} needs the ZooKeeper detector, which is not wired yet; "
-            "expected host:port"
-        )
+        return None
     return tcp_endpoint(address)
 
 
@@ -62,6 +61,9 @@ class MasterLink:
         self._register_job: asyncio.Task[Any] | None = None
         self.registration_attempts = 0
         self.reregistrations = 0
+        self.leader_changes = 0
+        self._detector: Any = None
+        self._detector_retry = 1.0
 
     def connect(self, endpoint: str) -> None:
         """Connect (or move) to ``endpoint``."""
@@ -83,12 +85,63 @@ class MasterLink:
         else:
             self._client.connect(endpoint)
 
-    def start(self) -> None:
-        """Start registering and watching pings."""
+    @property
+    def endpoint(self) -> str | None:
+        """The master endpoint the socket is connected to (None before the first leader)."""
+        return self._client.endpoint if self._client is not None else None
+
+    def start(self, follow: str | None = None) -> None:
+        """Start registering and watching pings; with ``follow`` (a ``zk://`` URL) the
+        leader's endpoint comes from a detector and registration starts once one is known."""
         self._running = True
         self._last_ping = self._clock.monotonic()
-        self.begin_registration("starting")
+        if follow is None:
+            self.begin_registration("starting")
+        else:
+            self._spawn(self._follow_leader(follow))
         self._spawn(self._ping_watchdog())
+
+    def move_to(self, endpoint: str, why: str) -> None:
+        """Connect to ``endpoint`` (if not there already) and re-register from attempt 0."""
+        endpoint = tcp_endpoint(endpoint)
+        if endpoint != self.endpoint:
+            self.connect(endpoint)
+        if not self._running:
+            return
+        self.registered.clear()
+        if self._register_job is not None:
+            self._register_job.cancel()
+        log.info("Agent (re-)registering with %s: %s", endpoint, why)
+        self._register_job = self._spawn(self._registration_loop())
+
+    async def _follow_leader(self, url: str) -> None:
+        """Follow the leader of ``url``: on every endpoint change move there and re-register."""
+        while self._running and self._detector is None:
+            detector = create_detector(url)
+            try:
+                await detector.start()
+            except CoordinationError as exc:
+                log.warning("Cannot follow the master through %s yet (%s); retrying in %.0fs",
+                            url, exc, self._detector_retry)
+                with contextlib.suppress(Exception):
+                    await detector.stop()
+                await asyncio.sleep(self._detector_retry)
+                continue
+            self._detector = detector
+        leader = self._detector.current() if self._detector is not None else None
+        while self._running and self._detector is not None:
+            endpoint = leader.zmq_endpoint if leader is not None else ""
+            if not endpoint:
+                log.warning("No leading master known (%s); waiting for one", url)
+            elif tcp_endpoint(endpoint) != self.endpoint:
+                self.leader_changes += 1
+                self.move_to(endpoint, f"leading master is {leader.id if leader else '?'}")
+            try:
+                leader = await self._detector.wait_for_change(leader)
+            except CoordinationError as exc:
+                log.warning("Leader detection through %s failed (%s); retrying", url, exc)
+                await asyncio.sleep(self._detector_retry)
+                leader = self._detector.current() if self._detector is not None else None
 
     def send(self, msg: Any) -> None:
         """Send to the master (dropped once closed)."""
@@ -124,9 +177,13 @@ class MasterLink:
             job.cancel()
 
     async def close(self) -> None:
-        """Give ZeroMQ a moment to flush the last messages, then close."""
+        """Give ZeroMQ a moment to flush the last messages, then close (and stop the detector)."""
         self.stop_registering()
         self.registered.clear()
+        if self._detector is not None:
+            detector, self._detector = self._detector, None
+            with contextlib.suppress(Exception):
+                await detector.stop()
         if self._client is not None:
             await asyncio.sleep(0.05)
             self._client.close()

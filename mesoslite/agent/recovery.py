@@ -1,11 +1,10 @@
 """What the agent checkpoints while it runs, and what it does with the last run's leftovers.
 
 Owns: when executors, runs and tasks are written under ``meta/`` (only for
-frameworks with ``FrameworkInfo.checkpoint``), and :func:`clean_previous_run`.
-Reconnecting to surviving executors (``recover=reconnect``) is the agent
-recovery issue's work: everything it needs is written here.  Until then a
-previous run's containers that still run are killed and the agent registers
-as a new agent.
+frameworks with ``FrameworkInfo.checkpoint``), and :func:`clean_previous_run`:
+with ``recover=cleanup`` or after a reboot a previous run's containers that
+still run are killed and the agent registers as a new agent.  Reconnecting
+to them (``recover=reconnect``) is :mod:`mesoslite.agent.reconnect`.
 """
 
 from __future__ import annotations

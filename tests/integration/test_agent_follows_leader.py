@@ -95,3 +95,52 @@ def test_agent_reregisters_with_the_new_leader(zk_url: str, tmp_path: Path) -> N
                 os.kill(pid, 9)
 
     run(main)
+
+
+def test_agent_waits_for_a_leader_to_be_elected(zk_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """An agent started before any master registers once one is elected."""
+
+    async def main() -> None:
+        agent = Agent(AgentConfig(master=zk_url, http_port=0, work_dir=str(tmp_path / "agent"),
+                                  resources="cpus:1;mem:128", registration_backoff_factor=0.2))
+        await agent.start()
+        master = Master(ha_config(zk_url))
+        try:
+            await asyncio.sleep(0)
+            assert not agent.is_registered()
+            await master.start()
+            await until(agent.is_registered, 20, "the agent registered with the elected master")
+            assert agent.agent_id in master.state.agents
+        finally:
+            await agent.stop()
+            await master.stop()
+
+    run(main)
+
+
+def test_standby_redirects_the_agent_to_the_leader(zk_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """An agent pointed at a standby (host:port) follows its LeaderRedirect to the leader."""
+
+    async def main() -> None:
+        masters = [Master(ha_config(zk_url)) for _ in range(2)]
+        for master in masters:
+            await master.start()
+        leader = await until(lambda: next((m for m in masters if m.is_leading), None), 15,
+                             "a leader")
+        standby = next(m for m in masters if m is not leader)
+        await until(lambda: standby.leadership.leader() == leader.info, 10,
+                    "the standby to see the leader")
+        address = standby.zmq_endpoint.removeprefix("tcp://")
+        agent = Agent(AgentConfig(master=address, http_port=0, work_dir=str(tmp_path / "agent"),
+                                  resources="cpus:1;mem:128", registration_backoff_factor=0.2))
+        await agent.start()
+        try:
+            await until(agent.is_registered, 20, "the agent registered")
+            assert agent.agent_id in leader.state.agents
+            assert agent.master_info is not None and agent.master_info.id == leader.info.id
+        finally:
+            await agent.stop()
+            for master in masters:
+                await master.stop()
+
+    run(main)

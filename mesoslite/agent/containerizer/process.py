@@ -103,10 +103,27 @@ class ManagedProcess:
         self._loop = loop
         self._popen = popen
         self._is_child = popen is not None if child is None else child
-        self.create_time = create_time if create_time is not None else time.time()
+        self._create_time = create_time
+        self._started_at = time.time()
         self.exited: asyncio.Future[int | None] = loop.create_future()
         self._pidfd: int | None = None
         self._watch()
+
+    @property
+    def create_time(self) -> float:
+        """When the process started, in the kernel's time base (what recovery compares).
+
+        Read lazily from /proc through psutil: the kernel's start time can differ
+        from ``time.time()`` at spawn by a second or more (boot-time rounding).
+        """
+        if self._create_time is None:
+            import psutil
+
+            try:
+                self._create_time = psutil.Process(self.pid).create_time()
+            except psutil.Error:
+                self._create_time = self._started_at
+        return self._create_time
 
     @property
     def status(self) -> int | None:
