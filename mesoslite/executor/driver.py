@@ -427,9 +427,14 @@ class ExecutorDriver:
         if pid <= 0:
             return
         child = os.getppid() == pid
+        pid_gone = False
         while True:
             await asyncio.sleep(self._liveness_interval)
-            if self._agent_lost_at is None and not self._agent_alive(pid, child):
+            # The pid is that of the agent that started us: once it is gone it
+            # stays gone, and a restarted agent that re-registers us (which
+            # clears _agent_lost_at) must not be taken for dead again.
+            if not pid_gone and not self._agent_alive(pid, child):
+                pid_gone = True
                 self._agent_lost()
             if self._agent_lost_at is not None and not self._shutting_down:
                 waited = time.monotonic() - self._agent_lost_at

@@ -202,3 +202,46 @@ def test_driver_on_a_background_thread_can_be_stopped_from_outside() -> None:
             agent.server.close()
 
     run(body())
+
+
+def test_reregistered_executor_outlives_its_first_agent_past_the_recovery_timeout() -> None:
+    """After the starting agent's pid died and a new agent re-registered us, we keep running."""
+
+    class Noticing(Recorder):
+        def disconnected(self, driver):  # type: ignore[no-untyped-def]
+            self.calls.append(("disconnected",))
+
+    async def body() -> None:
+        agent = FakeAgent()
+        executor = Noticing()
+        dead = await asyncio.create_subprocess_exec("true")
+        await dead.wait()  # a pid that no longer runs: the "old agent"
+        env = env_for(agent) | {"MESOSLITE_AGENT_PID": str(dead.pid), "MESOS_CHECKPOINT": "1",
+                                "MESOS_RECOVERY_TIMEOUT": "0.5"}
+        driver = ExecutorDriver(executor, env, heartbeat_interval=0.05, liveness_interval=0.05)
+        runner = asyncio.get_running_loop().create_task(driver.run_async())
+        try:
+            await until(lambda: agent.of_type(RegisterExecutor))
+            agent.send(ExecutorRegistered(executor_info=EXEC, framework_info=FW, agent_id="S-1",
+                                          agent_info=AgentInfo(hostname="h", resources=Resources(),
+                                                               id="S-1")))
+            await until(lambda: ("registered", "E-1", "S-1") in executor.calls)
+            # The pid watch notices the old agent is gone; the new agent re-registers us.
+            await until(lambda: ("disconnected",) in executor.calls)
+            agent.send(ProtocolError(message="who?", code="NOT_REGISTERED"))
+            await until(lambda: agent.of_type(ReregisterExecutor))
+            agent.send(ExecutorReregistered(agent_id="S-1"))
+            await until(lambda: ("reregistered",) in executor.calls)
+            # Three recovery timeouts later we are still here, heartbeating.
+            beats = len(agent.of_type(Heartbeat))
+            await asyncio.sleep(1.5)
+            assert ("shutdown",) not in executor.calls
+            assert not runner.done()
+            assert len(agent.of_type(Heartbeat)) > beats
+        finally:
+            if not runner.done():
+                driver.abort()
+                await runner
+            agent.server.close()
+
+    run(body())
