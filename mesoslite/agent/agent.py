@@ -26,6 +26,7 @@ from mesoslite.agent.checkpoint import Checkpointer
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.containerizer import Containerizer
 from mesoslite.agent.containerizer.process import ProcessContainerizer
+from mesoslite.agent.docker_tasks import DockerTasks
 from mesoslite.agent.executors import ExecutorManager
 from mesoslite.agent.master_link import MasterLink, master_endpoint
 from mesoslite.agent.reconnect import Reconnect, previous_executor_endpoint
@@ -130,6 +131,7 @@ class Agent:
         self._checkpoint_sync_scheduled = False
         self.metrics = AgentMetrics()
         self._executors = ExecutorManager(self, containerizer or ProcessContainerizer())
+        self._docker = DockerTasks(self)
         self._updates = UpdateFlow(self)
         self._unregister_on_stop = True
         self._recovery_job: asyncio.Task[None] | None = None
@@ -240,6 +242,7 @@ class Agent:
         previous = await recovery.load()
         self._checkpointer.write_boot_id(self._boot_id)
         self._resources = detect_resources(self._work_dir, self.config.resources_override)
+        await self._docker.start()
         bind = previous_executor_endpoint(previous) if previous is not None else None
         self._executors.start(bind or "tcp://127.0.0.1:0")
         from mesoslite.agent.http import start_http_server
@@ -287,7 +290,10 @@ class Agent:
         if self._recovery_job is not None and not self._recovery_job.done():
             self._recovery_job.cancel()
         if was_running and kill_tasks:
-            await self._executors.shutdown_all(list(self._frameworks.values()))
+            await asyncio.gather(
+                self._executors.shutdown_all(list(self._frameworks.values())),
+                self._docker.shutdown_all(self.config.executor_shutdown_grace_period),
+            )
             await self._drain_updates(0.5)
             if self._unregister_on_stop and self.is_registered() and self._agent_id:
                 self._send_master(UnregisterAgent(agent_id=self._agent_id))
@@ -297,6 +303,7 @@ class Agent:
         if self._http_server is not None:
             self._http_server.stop()
         self._executors.close()
+        self._docker.close()
         await self._link.close()
         self._sync_checkpoint()
         self._checkpointer.close()
@@ -428,7 +435,7 @@ class Agent:
         if ex.is_command and ex.host is not None:
             # The command executor reported the end: the task's processes are gone.
             ex.host.task_containers.discard(ex.container_id)
-        if ex.is_command and not ex.live_tasks() and not ex.terminated_tasks:
+        if ex.is_virtual and not ex.live_tasks() and not ex.terminated_tasks:
             # A command executor's life ends with its task.
             self._executor_terminated(fw, ex, 0, "exited with status 0",
                                       Reason.REASON_EXECUTOR_TERMINATED)
@@ -596,13 +603,17 @@ class Agent:
                               Reason.REASON_TASK_INVALID)
             return
         container = task.container or (task.executor.container if task.executor else None)
-        if container is not None and container.type == "DOCKER":
-            self._refuse_task(info, task, TaskState.TASK_FAILED,
-                              "container.type: DOCKER needs the docker containerizer, "
-                              "which this agent does not run",
+        docker = container is not None and container.type == "DOCKER"
+        if docker and (task.executor is not None or self._docker.containerizer is None):
+            message = self._docker.refusal() if task.executor is None else (
+                "container.type: DOCKER is supported for command tasks only, "
+                "not for custom executors")
+            self._refuse_task(info, task, TaskState.TASK_FAILED, message,
                               Reason.REASON_CONTAINER_LAUNCH_FAILED)
             return
-        if task.executor is not None:
+        if docker:
+            ex = self._docker.new_executor(fw, task)
+        elif task.executor is not None:
             ex = fw.executors.get(task.executor.executor_id)
             if ex is not None and ex.state in (ExecutorState.TERMINATING,
                                                ExecutorState.TERMINATED):
@@ -626,7 +637,10 @@ class Agent:
         if fw.info.checkpoint:
             self._checkpointer.write_task(self._agent_id, fw.id, ex.executor_id,
                                           ex.container_id, task)
-        self._executors.deliver(ex, record)
+        if docker:
+            self._docker.run(fw, ex, record)
+        else:
+            self._executors.deliver(ex, record)
         log.info("Launching task %s of framework %s with executor %s",
                  task.task_id, fw.id, ex.executor_id)
 
@@ -669,7 +683,10 @@ class Agent:
         )
         log.info("Killing task %s of framework %s (grace %.1fs)",
                  msg.task_id, fw.id, policy.grace_period)
-        self._executors.kill_task(ex, msg.task_id, policy)
+        if ex.kind == "docker":
+            self._docker.kill(fw, ex, task, policy)
+        else:
+            self._executors.kill_task(ex, msg.task_id, policy)
 
     def _on_framework_message(self, msg: FrameworkToExecutorMessage) -> None:
         fw = self._frameworks.get(msg.framework_id)
@@ -686,6 +703,7 @@ class Agent:
         log.info("Shutting down framework %s", fw.id)
         fw.state = FrameworkState.TERMINATING
         self._executors.shutdown_framework(fw)
+        self._docker.kill_framework(fw, self.config.executor_shutdown_grace_period)
         self._maybe_remove_framework(fw)
 
     def _on_shutdown_executor(self, msg: ShutdownExecutor) -> None:
@@ -696,7 +714,7 @@ class Agent:
                      msg.executor_id, msg.framework_id)
             return
         log.info("Shutting down executor %s of framework %s", ex.executor_id, fw.id)
-        if ex.is_command:
+        if ex.is_virtual:
             grace = self.config.executor_shutdown_grace_period
             for task in ex.live_tasks():
                 self._on_kill_task(KillTask(fw.id, task.task_id, KillPolicy(grace)))
@@ -721,7 +739,13 @@ class Agent:
 
     async def monitor_statistics(self) -> list[dict[str, Any]]:
         """``/monitor/statistics``: usage of every running executor."""
-        return await self._executors.statistics(list(self._frameworks.values()))
+        entries = await self._executors.statistics(list(self._frameworks.values()))
+        return entries + await self._docker.statistics()
+
+    def containerizers_health(self) -> dict[str, Any]:
+        """``/state`` ``containerizers``: the Docker daemon's health when docker is enabled."""
+        health = self._docker.health()
+        return {"docker": health} if health is not None else {}
 
     def is_registered(self) -> bool:
         """True while registered with a master."""

@@ -14,8 +14,14 @@ from typing import Any
 
 import attrs
 
+from mesoslite.agent.containerizer.docker_spec import DEFAULT_ALLOWED_PARAMETERS, DockerOptions
 from mesoslite.protocol import MAX_MESSAGE_SIZE
 from mesoslite.resources import Resources, ResourcesError
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
 
 _RECOVER_MODES = ("reconnect", "cleanup")
 _KNOWN_CONTAINERIZERS = ("process", "docker")
@@ -50,6 +56,11 @@ def _non_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
         raise ValueError(f"{attribute.name}: expected a number, got {value!r}")
     if value < 0:
         raise ValueError(f"{attribute.name}: expected a value >= 0, got {value!r}")
+
+
+def _bool(_inst: Any, attribute: attrs.Attribute, value: bool) -> None:
+    if not isinstance(value, bool):  # config errors are ValueErrors by contract
+        raise ValueError(f"{attribute.name}: expected true or false, got {value!r}")  # noqa: TRY004
 
 
 def _port(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
@@ -88,7 +99,8 @@ class AgentConfig:
     ``master`` is ``host:port`` of the master's ZMQ endpoint or ``zk://…``
     (the agent follows the leader); ``hostname`` empty means ``ip``; ``http_port`` 0 binds an
     ephemeral port; ``resources`` replaces detected resources by name;
-    ``containerizers`` is a comma list (``process``; ``docker`` later).
+    ``containerizers`` is a comma list of ``process`` and ``docker``; the
+    ``docker_*`` fields configure the Docker containerizer (:meth:`docker_options`).
     """
 
     master: str = attrs.field(default="127.0.0.1:5055", validator=_master)
@@ -98,7 +110,39 @@ class AgentConfig:
     work_dir: str = attrs.field(default="/tmp/mesoslite/agent", validator=_work_dir)
     resources: str = attrs.field(default="", validator=_text)
     attributes: str = attrs.field(default="", validator=_text)
-    containerizers: str = attrs.field(default="process", validator=_text)
+    containerizers: str = attrs.field(
+        default="process", validator=_text,
+        metadata={"help": "comma list of containerizers: process, docker (e.g. docker,process)"},
+    )
+    docker_host: str = attrs.field(
+        default="", validator=_text,
+        metadata={"help": "Docker daemon address (empty: $DOCKER_HOST or the default socket)"},
+    )
+    docker_allow_privileged: bool = attrs.field(
+        default=False, validator=_bool,
+        metadata={"help": "let Docker tasks ask for privileged containers"},
+    )
+    docker_allowed_parameters: str = attrs.field(
+        default="", validator=_text,
+        metadata={"help": "comma list of docker run options tasks may pass as parameters "
+                          "(empty: the safe default list)"},
+    )
+    docker_volume_allowed_paths: str = attrs.field(
+        default="", validator=_text,
+        metadata={"help": "comma list of absolute host paths Docker volumes may mount"},
+    )
+    docker_kill_orphans: bool = attrs.field(
+        default=True, validator=_bool,
+        metadata={"help": "remove this agent's labelled containers it does not know on start"},
+    )
+    docker_pull_timeout: float = attrs.field(
+        default=1800.0, validator=_positive,
+        metadata={"help": "seconds an image pull may take"},
+    )
+    docker_health_interval: float = attrs.field(
+        default=5.0, validator=_positive,
+        metadata={"help": "seconds between Docker daemon health checks"},
+    )
     executor_registration_timeout: float = attrs.field(default=60.0, validator=_positive)
     executor_shutdown_grace_period: float = attrs.field(default=5.0, validator=_non_negative)
     executor_reregistration_timeout: float = attrs.field(default=2.0, validator=_positive)
@@ -149,6 +193,21 @@ class AgentConfig:
         except ResourcesError as exc:
             raise ValueError(f"resources: {exc}") from None
         parse_attributes(self.attributes)
+        if "docker" in names:
+            self.docker_options()
+
+    def docker_options(self) -> DockerOptions:
+        """The Docker containerizer's options from the ``docker_*`` fields (ValueError if bad)."""
+        allowed = _comma_list(self.docker_allowed_parameters)
+        return DockerOptions(
+            docker_host=self.docker_host,
+            allow_privileged=self.docker_allow_privileged,
+            allowed_parameters=frozenset(allowed) if allowed else DEFAULT_ALLOWED_PARAMETERS,
+            volume_allowed_paths=_comma_list(self.docker_volume_allowed_paths),
+            kill_orphans=self.docker_kill_orphans,
+            pull_timeout=float(self.docker_pull_timeout),
+            port_bind_ip=self.ip,
+        )
 
     @property
     def effective_hostname(self) -> str:

@@ -496,7 +496,7 @@ class ExecutorManager:
     def shutdown_framework(self, fw: FrameworkRecord) -> None:
         """Shut down every executor of a framework (and its command host)."""
         for ex in list(fw.executors.values()):
-            if not ex.is_command:
+            if not ex.is_virtual:  # docker tasks: Agent stops them through DockerTasks
                 self.shutdown_executor(ex)
         if fw.command_host is not None:
             self.shutdown_executor(fw.command_host)
@@ -535,8 +535,8 @@ class ExecutorManager:
         host_pids: set[int] = set()
         for fw in frameworks:
             for ex in fw.executors.values():
-                if ex.state is ExecutorState.TERMINATED:
-                    continue
+                if ex.state is ExecutorState.TERMINATED or ex.kind == "docker":
+                    continue  # docker tasks are measured by DockerTasks
                 if ex.is_command:
                     if ex.host is not None and ex.host.pid is not None and ex.launched_tasks:
                         virtual.append(ex)

@@ -165,6 +165,10 @@ class Reconnect:
                 host.executors[eid] = ex
                 host.task_containers.add(ex.container_id)
             else:
+                # TODO(docker recovery): a "docker" executor's run has pid 0 and is never
+                # adopted, so its tasks are failed as lost (REASON_EXECUTOR_TERMINATED) and
+                # DockerTasks.start removes its container.  Reattach instead through
+                # DockerContainerizer.recover (labels carry the container id) once wired.
                 ex.pid = run.pid or None
             fw.executors[eid] = ex
         agent._frameworks[fid] = fw

@@ -23,13 +23,13 @@ log = logging.getLogger("mesoslite.agent")
 def checkpoint_executor(
     cp: Checkpointer, agent_id: str | None, fw: FrameworkRecord, ex: ExecutorRecord
 ) -> None:
-    """Record a new executor (and, for a command task, its run) of a checkpointing framework."""
+    """Record a new executor (and, for a command or docker task, its run) of a checkpointing framework."""
     if not (fw.info.checkpoint and agent_id):
         return
     host = ex.host.container_id if ex.host is not None else ""
     # framework.info is written when the framework first runs a task here (and on updates).
     cp.write_executor(agent_id, fw.id, ex.info, ex.kind, host)
-    if ex.is_command:
+    if ex.is_virtual:  # a command or docker task: the run has no process of its own (pid 0)
         cp.write_run(agent_id, fw.id, ex.executor_id, ex.container_id, 0, 0.0, host=host)
 
 

@@ -44,7 +44,8 @@ class ExecutorState(str, enum.Enum):
 class TaskRecord:
     """A task on this agent: its info and the latest state the agent has seen."""
 
-    __slots__ = ("executor_id", "framework_id", "info", "kill_requested", "state", "statuses")
+    __slots__ = ("executor_id", "framework_id", "info", "kill_requested", "progress", "state",
+                 "statuses")
 
     def __init__(self, info: TaskInfo, framework_id: str, executor_id: str) -> None:
         """A task given to this agent, in TASK_STAGING until an update says otherwise."""
@@ -54,6 +55,8 @@ class TaskRecord:
         self.state = TaskState.TASK_STAGING
         self.statuses: collections.deque[TaskStatus] = collections.deque(maxlen=MAX_STATUSES)
         self.kill_requested = False
+        #: The latest launch progress (a Docker image pull), shown on /state.
+        self.progress = ""
 
     @property
     def task_id(self) -> str:
@@ -96,6 +99,7 @@ class TaskRecord:
             "state": self.state.value,
             "resources": self.info.resources.to_json_dict(),
             "labels": [{"key": k, "value": v} for k, v in self.info.labels.items()],
+            **({"progress": self.progress} if self.progress else {}),
             "statuses": [
                 {
                     "state": s.state.value,
@@ -124,7 +128,7 @@ class ExecutorRecord:
         self.info = info
         self.container_id = container_id
         self.directory = directory
-        self.kind = kind  # "custom" | "command"
+        self.kind = kind  # "custom" | "command" | "docker"
         self.state = ExecutorState.REGISTERING
         self.peer: bytes | None = None
         self.host: CommandHost | None = None
@@ -145,6 +149,11 @@ class ExecutorRecord:
     def executor_id(self) -> str:
         """The executor id (= task id for command executors)."""
         return self.info.executor_id
+
+    @property
+    def is_virtual(self) -> bool:
+        """True for an executor that is one task's container (command or docker task)."""
+        return self.kind in ("command", "docker")
 
     @property
     def is_command(self) -> bool:
@@ -186,11 +195,11 @@ class ExecutorRecord:
         return {
             "id": self.executor_id,
             "name": self.info.name,
-            "source": self.executor_id if self.is_command else self.info.executor_id,
+            "source": self.executor_id if self.is_virtual else self.info.executor_id,
             "framework_id": self.framework_id,
             "container": self.container_id,
             "directory": self.directory,
-            "type": "COMMAND" if self.is_command else self.info.type,
+            "type": "COMMAND" if self.is_virtual else self.info.type,
             "state": self.state.value,
             "resources": self.resources().to_json_dict(),
             "tasks": [t.to_json(agent_id) for t in self.launched_tasks.values()],

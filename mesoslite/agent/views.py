@@ -74,6 +74,7 @@ def state_json(agent: Agent) -> dict[str, Any]:
         "attributes": agent.attributes,
         "master_hostname": info.hostname if info else "",
         "flags": config.to_flags(),
+        "containerizers": agent.containerizers_health(),
         "frameworks": [fw.to_json(agent_id) for fw in agent.frameworks],
         "completed_frameworks": [fw.to_json(agent_id) for fw in agent.completed_frameworks],
     }

@@ -132,7 +132,7 @@ class SchedulerDriver(DriverCalls):
         self._status = Status.DRIVER_NOT_STARTED
         self._claimed = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
+        self._loop_thread: threading.Thread | None = None
         self._finished: concurrent.futures.Future[Status] = concurrent.futures.Future()
         self._client: DealerClient | None = None
         self._endpoint: str | None = None
@@ -232,6 +232,8 @@ class SchedulerDriver(DriverCalls):
         """
         if self._status is Status.DRIVER_NOT_STARTED and not self._claimed:
             return self._status
+        if self._finished.done():
+            return self._finished.result()
         if self._in_loop_thread():
             raise RuntimeError("join() on the driver's own loop would deadlock; use join_async()")
         return self._finished.result()
@@ -328,7 +330,7 @@ class SchedulerDriver(DriverCalls):
         self._client.start()
         with self._lock:
             self._loop = loop
-            self._loop_thread = threading.get_ident()
+            self._loop_thread = threading.current_thread()
             self._status = Status.DRIVER_RUNNING
         self._detect_task = loop.create_task(self._detect_loop(), name="scheduler-detector")
         log.info("framework %r: driver started", self._framework_info.name)
@@ -439,7 +441,9 @@ class SchedulerDriver(DriverCalls):
     # --------------------------------------------------------- thread plumbing
 
     def _in_loop_thread(self) -> bool:
-        return self._loop_thread is not None and threading.get_ident() == self._loop_thread
+        # Compare thread objects, not ids: a finished loop thread's id can be
+        # reused by another thread (e.g. an asyncio.to_thread worker).
+        return self._loop_thread is not None and threading.current_thread() is self._loop_thread
 
     def _on_loop(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the driver's loop: now if on its thread, else thread-safely."""
