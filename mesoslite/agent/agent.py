@@ -397,6 +397,11 @@ class Agent:
     def _on_leader_redirect(self, msg: LeaderRedirect) -> None:
         # A standby names the leader: go there.  LeaderRedirect(None): no leader yet; keep
         # retrying here with backoff and let the detector (zk:// master) move us when one is known.
+        if self._link.follows_detector:
+            # The detector is the authority: a standby that has not yet seen the
+            # election may still name a leader that is already dead.
+            log.info("Master %s is not leading yet; retrying there", self._link.endpoint)
+            return
         if msg.leader is not None and msg.leader.zmq_endpoint:
             if tcp_endpoint(msg.leader.zmq_endpoint) != self._link.endpoint:
                 self.set_master(msg.leader.zmq_endpoint)

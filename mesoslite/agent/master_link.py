@@ -64,6 +64,8 @@ class MasterLink:
         self.leader_changes = 0
         self._detector: Any = None
         self._detector_retry = 1.0
+        #: True when the leader comes from a ZooKeeper detector (a zk:// master).
+        self.follows_detector = False
 
     def connect(self, endpoint: str) -> None:
         """Connect (or move) to ``endpoint``."""
@@ -94,6 +96,7 @@ class MasterLink:
         """Start registering and watching pings; with ``follow`` (a ``zk://`` URL) the
         leader's endpoint comes from a detector and registration starts once one is known."""
         self._running = True
+        self.follows_detector = follow is not None
         self._last_ping = self._clock.monotonic()
         if follow is None:
             self.begin_registration("starting")

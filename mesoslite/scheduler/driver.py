@@ -49,7 +49,7 @@ from mesoslite.protocol import (
     Update,
 )
 from mesoslite.scheduler.calls import DriverCalls
-from mesoslite.scheduler.detector import MasterDetector, detector_for
+from mesoslite.scheduler.detector import MasterDetector, StaticMasterDetector, detector_for
 from mesoslite.scheduler.scheduler import Scheduler
 from mesoslite.scheduler.session import MAX_MISSED_HEARTBEATS, Action, SeenUpdates, Session
 from mesoslite.scheduler.status import Status
@@ -652,6 +652,11 @@ class SchedulerDriver(DriverCalls):
         leader = msg.leader
         if leader is None or not leader.zmq_endpoint:
             log.warning("master %s is not the leader and knows no leader", self._endpoint)
+            return
+        if not isinstance(self._detector, StaticMasterDetector):
+            # A detector (zk://) is the authority: a standby that has not yet seen
+            # the election may still name a leader that is already dead.
+            log.info("master %s is not leading yet; the detector decides", self._endpoint)
             return
         if leader.zmq_endpoint != self._endpoint:
             self._switch_master(leader.zmq_endpoint)
