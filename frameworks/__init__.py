@@ -1,0 +1,1 @@
+"""Frameworks that ship with mesoslite."""
