@@ -132,12 +132,12 @@ class Cluster:
     def stop(self) -> None:
         """Stop the agents (they kill executors and tasks), then the master; sweep leftovers."""
         for proc in self.agents:
-            _signal(proc, signal.SIGTERM)
+            signal_process(proc, signal.SIGTERM)
         for proc in self.agents:
-            _wait_or_kill(proc, 15.0)
+            wait_or_kill(proc, 15.0)
         if self.master is not None:
-            _signal(self.master, signal.SIGTERM)
-            _wait_or_kill(self.master, 10.0)
+            signal_process(self.master, signal.SIGTERM)
+            wait_or_kill(self.master, 10.0)
         for proc in [*self.agents, *([self.master] if self.master else [])]:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -148,7 +148,8 @@ class Cluster:
             log.close()
 
 
-def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+def signal_process(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Send ``sig`` to ``proc`` unless it has already exited."""
     if proc.poll() is None:
         try:
             proc.send_signal(sig)
@@ -156,11 +157,12 @@ def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
             pass
 
 
-def _wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for ``proc``, then SIGKILL it."""
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        _signal(proc, signal.SIGKILL)
+        signal_process(proc, signal.SIGKILL)
         proc.wait(5.0)
 
 
@@ -328,7 +330,7 @@ class PySpy:
     def stop(self) -> None:
         """Stop recording (py-spy writes the SVG on SIGINT)."""
         for proc in self.procs:
-            _signal(proc, signal.SIGINT)
+            signal_process(proc, signal.SIGINT)
         for proc in self.procs:
-            _wait_or_kill(proc, 20.0)
+            wait_or_kill(proc, 20.0)
         self.procs = []

@@ -62,6 +62,8 @@ from benchmarks.bench_support import (
     git_commit,
     kill_leftovers,
     machine_info,
+    signal_process,
+    wait_or_kill,
 )
 from mesoslite.protocol import (
     CommandInfo,
@@ -166,13 +168,13 @@ class Procs:
     def stop(self) -> None:
         """SIGTERM agents (they kill executors and tasks), then the masters (no sweep yet)."""
         for proc in [*self.agents, *self.others]:
-            _signal(proc, signal.SIGTERM)
+            signal_process(proc, signal.SIGTERM)
         for proc in [*self.agents, *self.others]:
-            _wait_or_kill(proc, 15.0)
+            wait_or_kill(proc, 15.0)
         for proc, _ in self.masters:
-            _signal(proc, signal.SIGTERM)
+            signal_process(proc, signal.SIGTERM)
         for proc, _ in self.masters:
-            _wait_or_kill(proc, 10.0)
+            wait_or_kill(proc, 10.0)
         for proc in [*self.agents, *self.others, *(p for p, _ in self.masters)]:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -180,22 +182,6 @@ class Procs:
                 pass
         for log in self._logs:
             log.close()
-
-
-def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
-    if proc.poll() is None:
-        try:
-            proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
-
-
-def _wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        _signal(proc, signal.SIGKILL)
-        proc.wait(5.0)
 
 
 def elected(http_port: int) -> bool:
