@@ -25,11 +25,13 @@ leader's session), and ``tasks_lost``: terminal or LOST/UNREACHABLE updates
 seen after the kill (must be 0).  It prints ONE JSON object on stdout
 (progress goes to stderr)::
 
-    python benchmarks/failover.py [--agents 20] [--tasks 100] [--session-timeout 4]
-        [--agent-batch 10] [--timeout 60] [--log-level INFO] [--keep]
+    python benchmarks/failover.py [--agents 20] [--simulated-agents 0] [--tasks 100]
+        [--session-timeout 4] [--agent-batch 10] [--timeout 60] [--log-level INFO] [--keep]
 
-``--simulated-agents N`` (agents simulated by one process speaking the real
-protocol) is reserved: not implemented yet, so any value but 0 is refused.
+``--simulated-agents N`` adds N agents simulated by one more process
+(``benchmarks/sim_agents.py``: one DealerClient per agent speaking the real
+protocol, following the leader through ZooKeeper); the tasks spread over
+real and simulated agents alike and the measurements are the same.
 
 Every process it started (ZooKeeper, masters, agents, executors, tasks,
 simulator) is stopped on the way out, after an error or Ctrl-C too.
@@ -308,6 +310,23 @@ async def wait_until(check: Any, timeout: float, what: str, period: float = 0.05
         await asyncio.sleep(period)
 
 
+async def start_simulated_agents(procs: Procs, zk_url: str, args: argparse.Namespace,
+                                 leader_http: int) -> None:
+    """One ``benchmarks/sim_agents.py`` process; wait until the leader counts all agents."""
+    ready = procs.root / "sim_agents.ready"
+    say(f"starting {args.simulated_agents} simulated agents (one process)")
+    procs.others.append(procs.spawn("sim_agents", [
+        sys.executable, str(ROOT / "benchmarks" / "sim_agents.py"), "--zk", zk_url,
+        "--count", str(args.simulated_agents), "--ready-file", str(ready),
+        "--log-level", args.log_level,
+    ]))
+    total = args.agents + args.simulated_agents
+    await wait_until(ready.exists, args.timeout, f"{args.simulated_agents} simulated agents "
+                     "registered", 0.1, procs)
+    await wait_until(lambda: active_agents(leader_http) >= total, args.timeout,
+                     f"{total} agents active on the leader", 0.25, procs)
+
+
 async def run(procs: Procs, zk_url: str, args: argparse.Namespace,
               result: dict[str, Any], holder: dict[str, LongTasks]) -> None:
     """Start the cluster and the framework, kill the leader, measure into ``result``.
@@ -332,6 +351,8 @@ async def run(procs: Procs, zk_url: str, args: argparse.Namespace,
                          f"{started} agents registered", 0.25, procs)
         if started < args.agents:
             say(f"{started}/{args.agents} agents registered")
+    if args.simulated_agents:
+        await start_simulated_agents(procs, zk_url, args, leader_http)
     say(f"{total_agents} agents registered; launching {args.tasks} tasks")
 
     sched = holder["sched"] = LongTasks(args.tasks, f"exec sleep {args.task_seconds:g}")
@@ -464,9 +485,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("agents", "simulated_agents", "tasks"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(args, name)}")
-    if args.simulated_agents:
-        parser.error("--simulated-agents: not implemented yet (expected 0); see "
-                     "benchmarks/README.md")
     if args.agents + args.simulated_agents < 1:
         parser.error("--agents/--simulated-agents: expected at least one agent in all, got 0")
     if args.tasks < 1:

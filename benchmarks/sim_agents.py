@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""sim_agents: N simulated agents on one asyncio loop, speaking the real protocol.
+
+Owns: the agent simulator of ``benchmarks/failover.py --simulated-agents N``.
+Each simulated agent has its own :class:`~mesoslite.transport.DealerClient`
+(its own ZeroMQ identity and connection to the leading master) and:
+
+* registers (``RegisterAgent``, hostname ``sim-<i>``, ``cpus:4;mem:4096;
+  ports:[31000-31010]``) and keeps the id of ``AgentRegistered``;
+* answers every ``Ping`` with ``Pong(agent_id)``;
+* on ``RunTask`` records the task as RUNNING and sends a RUNNING
+  ``StatusUpdate`` (source executor), resent every couple of seconds until
+  its ``StatusUpdateAcknowledgement`` arrives;
+* follows the leader through one ZooKeeper detector shared by all agents: on
+  a change every client moves to the new endpoint and sends
+  ``ReregisterAgent`` (with its tasks) after a random delay in [0, 1 s];
+* resends (re)registration until answered (a message lost while no master
+  was listening, or a ``LeaderRedirect`` from a master not yet elected);
+* ignores anything else.  No executor or process is started.
+
+::
+
+    python benchmarks/sim_agents.py --zk zk://127.0.0.1:2181/mesoslite --count 1000 \
+        [--ready-file F] [--log-level INFO]
+
+``--ready-file`` is written once every agent is registered.  SIGTERM or
+Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mesoslite.coordination import create_detector
+from mesoslite.protocol import (
+    AgentInfo,
+    AgentRegistered,
+    AgentReregistered,
+    FrameworkInfo,
+    Ping,
+    Pong,
+    RegisterAgent,
+    ReregisterAgent,
+    RunTask,
+    StatusUpdate,
+    StatusUpdateAcknowledgement,
+    Task,
+    TaskState,
+    TaskStatus,
+)
+from mesoslite.protocol.states import Source
+from mesoslite.resources import Resources
+from mesoslite.transport import DealerClient
+
+log = logging.getLogger("sim_agents")
+
+RESOURCES = "cpus:4;mem:4096;ports:[31000-31010]"
+#: Seconds without an answer before (re)registration is sent again.
+REGISTER_RETRY_S = 2.0
+#: Seconds between resends of unacknowledged status updates.
+UPDATE_RETRY_S = 2.0
+
+
+class SimAgent:
+    """One simulated agent: a DealerClient and what the master told it."""
+
+    def __init__(self, index: int, resources: Resources) -> None:
+        """Not connected yet."""
+        self.index = index
+        self.info = AgentInfo(hostname=f"sim-{index}", resources=resources,
+                              port=20000 + index % 40000)
+        self.agent_id = ""
+        self.registered = asyncio.Event()
+        self.asked_at = 0.0  # when (re)registration was last sent
+        self.tasks: dict[str, Task] = {}
+        self.frameworks: dict[str, FrameworkInfo] = {}
+        #: Unacknowledged updates by uuid.
+        self.resend: dict[bytes, StatusUpdate] = {}
+        self.client = DealerClient(self.on_message, name=f"sim-{index}")
+
+    # ---------------------------------------------------------- outgoing
+
+    def register(self) -> None:
+        """RegisterAgent, or ReregisterAgent with the tasks once an id is known."""
+        self.asked_at = time.monotonic()
+        if not self.agent_id:
+            self.client.send(RegisterAgent(agent_info=self.info))
+        else:
+            self.client.send(ReregisterAgent(
+                agent_info=self.info_with_id(), tasks=tuple(self.tasks.values()),
+                frameworks=tuple(self.frameworks.values())))
+
+    def info_with_id(self) -> AgentInfo:
+        """AgentInfo carrying the id the master gave."""
+        return AgentInfo(hostname=self.info.hostname, resources=self.info.resources,
+                         id=self.agent_id, port=self.info.port)
+
+    def move(self, endpoint: str) -> None:
+        """Follow a new leader: new connection, not registered there yet."""
+        self.registered.clear()
+        self.client.connect(endpoint)
+
+    # ---------------------------------------------------------- incoming
+
+    def on_message(self, msg: Any) -> None:
+        """The master's messages; anything unexpected is ignored."""
+        if isinstance(msg, Ping):
+            self.client.send(Pong(agent_id=self.agent_id))
+        elif isinstance(msg, AgentRegistered | AgentReregistered):
+            self.agent_id = msg.agent_id
+            self.registered.set()
+            for update in self.resend.values():
+                self.client.send(update)
+        elif isinstance(msg, RunTask):
+            self.run_task(msg)
+        elif isinstance(msg, StatusUpdateAcknowledgement):
+            self.resend.pop(msg.uuid, None)
+
+    def run_task(self, msg: RunTask) -> None:
+        """Record the task RUNNING and report it."""
+        info, fw = msg.task, msg.framework_info
+        self.frameworks[fw.id] = fw
+        status = TaskStatus(task_id=info.task_id, state=TaskState.TASK_RUNNING,
+                            source=Source.SOURCE_EXECUTOR, agent_id=self.agent_id,
+                            executor_id=info.task_id, timestamp=time.time(),
+                            uuid=os.urandom(16))
+        self.tasks[info.task_id] = Task(
+            task_id=info.task_id, name=info.name, framework_id=fw.id,
+            agent_id=self.agent_id, executor_id=info.task_id,
+            state=TaskState.TASK_RUNNING, resources=info.resources, statuses=(status,),
+            status_update_state=TaskState.TASK_RUNNING, status_update_uuid=status.uuid)
+        update = StatusUpdate(framework_id=fw.id, status=status)
+        self.resend[status.uuid] = update
+        self.client.send(update)
+
+
+async def follow(agents: list[SimAgent], zk_url: str, ready_file: str) -> None:
+    """Register everyone with the leader, then follow leader changes."""
+    detector = create_detector(zk_url)
+    await detector.start()
+    loop = asyncio.get_running_loop()
+    current = None
+    endpoint: str | None = None
+    pending: list[asyncio.TimerHandle] = []
+    ready_written = False
+
+    async def retry() -> None:
+        """Resend unanswered registrations and unacknowledged updates."""
+        last_updates = time.monotonic()
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            if endpoint is None:
+                continue
+            for agent in agents:
+                if not agent.registered.is_set() and agent.asked_at and \
+                        now - agent.asked_at > REGISTER_RETRY_S + random.random():
+                    agent.register()
+            if now - last_updates > UPDATE_RETRY_S:
+                last_updates = now
+                for agent in agents:
+                    if agent.registered.is_set():
+                        for update in agent.resend.values():
+                            agent.client.send(update)
+
+    async def ready() -> None:
+        nonlocal ready_written
+        while not all(a.registered.is_set() for a in agents):
+            await asyncio.sleep(0.1)
+        if ready_file and not ready_written:
+            ready_written = True
+            Path(ready_file).write_text(f"{len(agents)}\n")
+        log.info("%d simulated agents registered", len(agents))
+
+    retrier = loop.create_task(retry())
+    readier = loop.create_task(ready())
+    try:
+        while True:
+            leader = detector.current()
+            new = (leader.zmq_endpoint or None) if leader else None
+            if new != endpoint and new is not None:
+                log.info("leader is now %s; moving %d agents", new, len(agents))
+                for handle in pending:
+                    handle.cancel()
+                pending.clear()
+                first = endpoint is None
+                endpoint = new
+                for agent in agents:
+                    agent.move(new)
+                    if first:
+                        agent.register()
+                    else:
+                        agent.asked_at = 0.0  # the delayed send below starts the clock
+                        pending.append(loop.call_later(random.random(), agent.register))
+            current = leader
+            await detector.wait_for_change(current)
+    finally:
+        retrier.cancel()
+        readier.cancel()
+        await detector.stop()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    """Create the agents and run until cancelled."""
+    # ZeroMQ's default cap is 1,023 sockets per context, and a move to a new
+    # leader opens each agent's new socket while the old one is still being
+    # reaped: allow a few per agent (set before the first socket is created).
+    zmq.Context.instance().set(zmq.MAX_SOCKETS, 3 * args.count + 64)
+    resources = Resources.parse(RESOURCES)
+    agents = [SimAgent(i, resources) for i in range(args.count)]
+    for agent in agents:
+        agent.client.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    follower = loop.create_task(follow(agents, args.zk, args.ready_file))
+    waiter = loop.create_task(stop.wait())
+    done, _ = await asyncio.wait({follower, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    follower.cancel()
+    try:
+        await follower
+    except asyncio.CancelledError:
+        pass
+    for agent in agents:
+        agent.client.close()
+    if follower in done and follower.exception() is not None:
+        raise follower.exception()  # type: ignore[misc]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--zk", required=True, help="zk://host:port/path of the masters")
+    parser.add_argument("--count", type=int, required=True, help="simulated agents")
+    parser.add_argument("--ready-file", default="", help="written once all are registered")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error(f"--count: expected at least 1, got {args.count}")
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(main_async(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
