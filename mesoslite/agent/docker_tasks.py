@@ -30,6 +30,7 @@ import attrs
 from mesoslite.agent.containerizer import ContainerizerError
 from mesoslite.agent.sandbox import sandbox_dir, task_environment
 from mesoslite.agent.state import ExecutorRecord, ExecutorState, FrameworkRecord, TaskRecord
+from mesoslite.agent.views import statistics_entry
 from mesoslite.protocol import (
     CommandInfo,
     ExecutorInfo,
@@ -332,26 +333,4 @@ class DockerTasks:
             return [(ex, dc.usage(ex.container_id)) for ex in running]
 
         results = await asyncio.get_running_loop().run_in_executor(None, measure)
-        entries = []
-        for ex, usage in results:
-            if usage is None:
-                continue
-            res = ex.resources()
-            entries.append({
-                "executor_id": ex.executor_id,
-                "executor_name": ex.info.name,
-                "framework_id": ex.framework_id,
-                "source": ex.executor_id,
-                "container_id": ex.container_id,
-                "statistics": {
-                    "timestamp": usage.timestamp,
-                    "cpus_user_time_secs": round(usage.cpus_user_time_secs, 3),
-                    "cpus_system_time_secs": round(usage.cpus_system_time_secs, 3),
-                    "cpus_limit": res.cpus,
-                    "mem_rss_bytes": usage.mem_rss_bytes,
-                    "mem_limit_bytes": usage.mem_limit_bytes or int(res.mem * 1024 * 1024),
-                    "processes": usage.processes,
-                    **usage.extra_statistics(),
-                },
-            })
-        return entries
+        return [statistics_entry(ex, usage) for ex, usage in results if usage is not None]

@@ -39,6 +39,7 @@ from mesoslite.agent.state import (
     FrameworkRecord,
     TaskRecord,
 )
+from mesoslite.agent.views import statistics_entry
 from mesoslite.protocol import (
     CommandInfo,
     ExecutorInfo,
@@ -557,30 +558,7 @@ class ExecutorManager:
 
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(None, measure)
-        entries = []
-        for ex, usage in results:
-            if usage is None:
-                continue
-            res = ex.resources()
-            entries.append(
-                {
-                    "executor_id": ex.executor_id,
-                    "executor_name": ex.info.name,
-                    "framework_id": ex.framework_id,
-                    "source": ex.executor_id,
-                    "container_id": ex.container_id,
-                    "statistics": {
-                        "timestamp": usage.timestamp,
-                        "cpus_user_time_secs": round(usage.cpus_user_time_secs, 3),
-                        "cpus_system_time_secs": round(usage.cpus_system_time_secs, 3),
-                        "cpus_limit": res.cpus,
-                        "mem_rss_bytes": usage.mem_rss_bytes,
-                        "mem_limit_bytes": int(res.mem * 1024 * 1024),
-                        "processes": usage.processes,
-                    },
-                }
-            )
-        return entries
+        return [statistics_entry(ex, usage) for ex, usage in results if usage is not None]
 
     # ------------------------------------------------------------ inbound
 

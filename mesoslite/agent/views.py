@@ -142,3 +142,30 @@ def prometheus_text(snapshot: dict[str, float]) -> str:
         lines.append(f"# TYPE {metric} {kind}")
         lines.append(f"{metric} {snapshot[name]:.17g}")
     return "\n".join(lines) + "\n"
+
+
+def statistics_entry(ex: Any, usage: Any) -> dict[str, Any]:
+    """One ``/monitor/statistics`` entry (Mesos shape) for an executor and its usage.
+
+    Containerizers that know more (Docker: a memory limit, network counters)
+    provide ``mem_limit_bytes`` and ``extra_statistics()`` on their usage.
+    """
+    res = ex.resources()
+    extra = getattr(usage, "extra_statistics", None)
+    return {
+        "executor_id": ex.executor_id,
+        "executor_name": ex.info.name,
+        "framework_id": ex.framework_id,
+        "source": ex.executor_id,
+        "container_id": ex.container_id,
+        "statistics": {
+            "timestamp": usage.timestamp,
+            "cpus_user_time_secs": round(usage.cpus_user_time_secs, 3),
+            "cpus_system_time_secs": round(usage.cpus_system_time_secs, 3),
+            "cpus_limit": res.cpus,
+            "mem_rss_bytes": usage.mem_rss_bytes,
+            "mem_limit_bytes": getattr(usage, "mem_limit_bytes", 0) or int(res.mem * 1024 * 1024),
+            "processes": usage.processes,
+            **(extra() if extra is not None else {}),
+        },
+    }
