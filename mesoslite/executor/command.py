@@ -16,6 +16,14 @@ only until the child has exec'd; no thread hand-off), so TASK_STARTING and
 TASK_RUNNING leave in the same loop turn; processes are reaped by pidfds on
 the event loop (see :mod:`mesoslite.agent.containerizer.process`).  The
 process runs in its own session so it can outlive the agent.
+
+Tasks with a ``health_check`` get a
+:class:`~mesoslite.executor.health_probes.HealthChecker` once running: each
+health transition is a new TASK_RUNNING with ``healthy`` set (reason
+REASON_TASK_HEALTH_CHECK_STATUS_UPDATED); after ``consecutive_failures``
+failed checks the task is killed with its kill grace and ends TASK_KILLED
+with ``healthy=false``.  Checks stop when a kill starts or the task ends.  An
+invalid health check fails the launch (TASK_FAILED, REASON_TASK_INVALID).
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ from mesoslite.agent.containerizer.process import (
     spawn_now,
 )
 from mesoslite.executor.driver import DriverStatus, Executor, ExecutorDriver
+from mesoslite.executor.health import validate_health_check
+from mesoslite.executor.health_probes import HealthChecker
 from mesoslite.protocol import (
     AgentInfo,
     ExecutorInfo,
@@ -53,15 +63,26 @@ _PRIVATE_VARS = ("MESOSLITE_AGENT_ZMQ", "MESOSLITE_AGENT_PID")
 
 
 class _RunningTask:
-    __slots__ = ("grace", "kill_grace", "killing", "proc", "task")
+    __slots__ = ("checker", "env", "grace", "health_kill", "kill_grace", "killing", "proc",
+                 "sandbox", "task")
 
-    def __init__(self, task: TaskInfo, grace: float) -> None:
-        """Start with no tasks; the base environment is this process's, minus agent links."""
+    def __init__(self, task: TaskInfo, grace: float, env: dict[str, str], sandbox: str) -> None:
+        """A task being launched: not spawned, not killing, no health checker yet."""
         self.task = task
         self.proc: ManagedProcess | None = None  # None until spawned
         self.grace = grace
         self.killing = False
         self.kill_grace = grace
+        self.env = env
+        self.sandbox = sandbox
+        self.checker: HealthChecker | None = None
+        #: Why the health checker asked for the kill ("" when it did not).
+        self.health_kill = ""
+
+    def stop_checks(self) -> None:
+        """Stop the health checker, if any."""
+        if self.checker is not None:
+            self.checker.stop()
 
 
 class CommandExecutor(Executor):
@@ -105,11 +126,17 @@ class CommandExecutor(Executor):
                        "the command executor is shutting down",
                        Reason.REASON_COMMAND_EXECUTOR_FAILED)
             return
+        if task.health_check is not None:
+            error = validate_health_check(task.health_check)
+            if error:
+                self._send(driver, task.task_id, TaskState.TASK_FAILED,
+                           f"task {task.task_id}: {error}", Reason.REASON_TASK_INVALID)
+                return
         env = dict(self._base_env)
         env.update(task.command.environment)
         sandbox = env.get("MESOS_SANDBOX") or os.getcwd()
         grace = task.kill_policy.grace_period if task.kill_policy else DEFAULT_GRACE
-        running = _RunningTask(task, grace)
+        running = _RunningTask(task, grace, env, sandbox)
         self._tasks[task.task_id] = running
         self._send(driver, task.task_id, TaskState.TASK_STARTING)
         try:
@@ -136,13 +163,31 @@ class CommandExecutor(Executor):
         self.start_health_checks(driver, task)
 
     def start_health_checks(self, driver: ExecutorDriver, task: TaskInfo) -> None:
-        """Hook for ``TaskInfo.health_check`` (a later issue).
+        """Start a health checker for a running task that carries ``health_check``.
 
-        A checker started here sends TASK_RUNNING updates with ``healthy`` set
-        and kills the task after ``consecutive_failures``; today it does nothing.
+        Transitions become TASK_RUNNING updates with ``healthy`` set; the kill
+        verdict kills the task with its own grace period.
         """
-        if task.health_check is not None:
-            log.debug("Task %s has a health check; health checks are not run yet", task.task_id)
+        running = self._tasks.get(task.task_id)
+        if task.health_check is None or running is None or running.killing:
+            return
+        task_id = task.task_id
+
+        def on_status(healthy: bool, message: str) -> None:
+            if self._tasks.get(task_id) is running and not running.killing:
+                self._send(driver, task_id, TaskState.TASK_RUNNING, message,
+                           Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, healthy=healthy)
+
+        def on_kill(message: str) -> None:
+            if self._tasks.get(task_id) is running and not running.killing:
+                running.health_kill = message
+                self._kill(driver, running, running.grace)
+
+        running.checker = HealthChecker(
+            task.health_check, env=running.env, cwd=running.sandbox,
+            on_status=on_status, on_kill=on_kill, name=task_id,
+        )
+        running.checker.start()
 
     def kill_task(self, driver: ExecutorDriver, task_id: str) -> None:
         """Kill with the task's own grace period."""
@@ -164,6 +209,7 @@ class CommandExecutor(Executor):
             return
         running.killing = True
         running.kill_grace = grace
+        running.stop_checks()  # no health updates once a kill has started
         framework = self._framework or driver.framework_info
         if framework is not None and framework.has_capability("TASK_KILLING_STATE"):
             self._send(driver, running.task.task_id, TaskState.TASK_KILLING)
@@ -199,14 +245,21 @@ class CommandExecutor(Executor):
         status = running.proc.status
         task_id = running.task.task_id
         self._tasks.pop(task_id, None)
+        running.stop_checks()
         message = f"Command {describe_wait_status(status)}"
+        reason: Reason | None = None
+        healthy: bool | None = None
         if running.killing:
             state = TaskState.TASK_KILLED
+            if running.health_kill:
+                message = f"Task killed: {running.health_kill}; {message}"
+                reason = Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+                healthy = False
         elif status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             state = TaskState.TASK_FINISHED
         else:
             state = TaskState.TASK_FAILED
-        self._send(driver, task_id, state, message)
+        self._send(driver, task_id, state, message, reason, healthy=healthy)
         self._maybe_exit(driver)
 
     def _maybe_exit(self, driver: ExecutorDriver) -> None:
@@ -225,10 +278,12 @@ class CommandExecutor(Executor):
         state: TaskState,
         message: str = "",
         reason: Reason | None = None,
+        *,
+        healthy: bool | None = None,
     ) -> None:
         driver.send_status_update(
             TaskStatus(task_id=task_id, state=state, message=message, reason=reason,
-                       executor_id=task_id)
+                       executor_id=task_id, healthy=healthy)
         )
 
     def on_sigterm(self, driver: ExecutorDriver) -> None:
