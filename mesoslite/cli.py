@@ -268,6 +268,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
         work_dir=args.work_dir,
         agent_resources=args.agent_resources,
         agent_port_base=args.agent_port_base,
+        marathon_port=None if args.no_marathon else args.marathon_port,
     )
 
     async def start() -> None:
@@ -275,6 +276,35 @@ def _cmd_local(args: argparse.Namespace) -> int:
         print(cluster.describe(), flush=True)
 
     asyncio.run(_serve_until_signalled(start, cluster.stop))
+    return 0
+
+
+# ---------------------------------------------------------------- marathon
+
+
+def _cmd_marathon(args: argparse.Namespace) -> int:
+    from frameworks.marathon.config import MarathonConfig
+    from frameworks.marathon.main import MarathonProcess
+    from mesoslite.coordination import CoordinationError
+
+    config = build_config(MarathonConfig, args)
+    process = MarathonProcess(config)
+
+    async def start() -> None:
+        await process.start()
+        mode = f"contending at {config.zk}" if config.zk else f"state in {config.state_dir}"
+        print(f"mesoslite marathon: {process.url}  master {config.master}  ({mode})",
+              flush=True)
+
+    try:
+        asyncio.run(_serve_until_signalled(start, process.stop, process.deposed))
+    except CoordinationError as exc:
+        log.error("mesoslite marathon: cannot take part in the election: %s", exc)
+        return 1
+    if process.deposed.is_set():
+        log.error("mesoslite marathon: no longer the leader (%s); exiting with status %d",
+                  process.deposed_reason, EXIT_DEPOSED)
+        return EXIT_DEPOSED
     return 0
 
 
@@ -335,7 +365,18 @@ def build_parser() -> argparse.ArgumentParser:
                    default=env("MESOSLITE_AGENT_RESOURCES", ""),
                    help="resources of each agent in Mesos syntax (default: detected, "
                         "cpus and mem divided among the agents)")
+    p.add_argument("--marathon_port", "--marathon-port", type=int,
+                   default=int(env("MESOSLITE_MARATHON_PORT", "8080")),
+                   help="REST API port of the bundled Marathon-style framework (default 8080)")
+    p.add_argument("--no_marathon", "--no-marathon", action="store_true",
+                   help="do not start the Marathon-style framework")
     p.set_defaults(func=_cmd_local)
+
+    from frameworks.marathon.config import MarathonConfig
+
+    p = sub.add_parser("marathon", help="run the Marathon-style framework (REST API v2)")
+    add_config_flags(p, MarathonConfig)
+    p.set_defaults(func=_cmd_marathon)
 
     add_ctl_parser(sub)
 

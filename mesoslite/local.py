@@ -60,6 +60,7 @@ class LocalCluster:
         agent_port_base: int = 5051,
         master_options: dict[str, Any] | None = None,
         agent_options: dict[str, Any] | None = None,
+        marathon_port: int | None = None,
     ) -> None:
         if agents < 1:
             raise ValueError(f"agents: expected at least 1, got {agents}")
@@ -81,6 +82,9 @@ class LocalCluster:
             )
         )
         self.agents: list[Agent] = []
+        #: The bundled Marathon-style framework (None: not started).
+        self.marathon: Any = None
+        self._marathon_port = marathon_port
 
     @property
     def master_address(self) -> str:
@@ -116,9 +120,21 @@ class LocalCluster:
             await agent.start()
         for agent in self.agents:
             await agent.registered.wait()
+        if self._marathon_port is not None:
+            from frameworks.marathon.config import MarathonConfig
+            from frameworks.marathon.main import MarathonProcess
+
+            self.marathon = MarathonProcess(MarathonConfig(
+                master=self.master_address, http_address=self._ip,
+                http_port=self._marathon_port,
+                state_dir=str(self.work_dir / "marathon"),
+                reconciliation_initial_delay=1.0))
+            await self.marathon.start()
 
     async def stop(self) -> None:
-        """Stop the agents (killing their tasks and executors), then the master."""
+        """Stop the framework, the agents (killing their tasks and executors), then the master."""
+        if self.marathon is not None:
+            await self.marathon.stop()
         for agent in self.agents:
             try:
                 await agent.stop(kill_tasks=True)
@@ -136,5 +152,7 @@ class LocalCluster:
                 f"  agent {agent.agent_id} http://{self._ip}:{agent.http_port}  "
                 f"{self._agent_resources_for(i)}"
             )
+        if self.marathon is not None:
+            lines.append(f"  marathon {self.marathon.url}  (REST API v2: /v2/apps, /v2/events)")
         lines.append("Ctrl-C stops the cluster and every task it started.")
         return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""One ``mesoslite marathon`` process: REST API, election, state and the scheduler driver.
+
+Owns: :class:`MarathonProcess`, which binds the REST API first (standbys
+answer too: they proxy to the leader), enters the election (``--zk``) or
+leads at once, and on election loads the state from the store (ZooKeeper
+under ``<zk path>/state``, fenced by the leader's znode; or ``--state_dir``),
+subscribes to the master with the stored framework id and starts scheduling.
+Losing leadership stops scheduling at once; the process then exits (status
+3, so a supervisor restarts it as a candidate), except after an abdication
+(``DELETE /v2/leader``), where it stays up as a standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import socket
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+
+from frameworks.marathon.config import MarathonConfig
+from frameworks.marathon.election import MarathonElection
+from frameworks.marathon.http import make_app
+from frameworks.marathon.scheduling import Scheduling
+from frameworks.marathon.service import MarathonService
+from frameworks.marathon.store import FileStore, Store, ZooKeeperStore
+from mesoslite import __version__
+from mesoslite.clock import SYSTEM_CLOCK, Clock
+from mesoslite.protocol import FrameworkInfo
+from mesoslite.scheduler import SchedulerDriver
+
+log = logging.getLogger("mesoslite.marathon")
+
+#: Capabilities the framework declares to the master.
+CAPABILITIES = ("PARTITION_AWARE", "TASK_KILLING_STATE")
+
+
+class MarathonProcess:
+    """The whole framework process; ``start()`` then ``stop()``."""
+
+    def __init__(self, config: MarathonConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.clock = clock
+        self.http_port = config.http_port
+        self.store: Store | None = None
+        self.election: MarathonElection | None = None
+        self.service: MarathonService | None = None
+        self.scheduling: Scheduling | None = None
+        self.driver: SchedulerDriver | None = None
+        self._server: HTTPServer | None = None
+        #: Set when leadership was lost involuntarily (the CLI exits with status 3).
+        self.deposed = asyncio.Event()
+        self.deposed_reason = ""
+        self._leading = asyncio.Lock()
+        self._lead_task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        """The REST API's base URL."""
+        return f"http://{self.config.advertised_host}:{self.http_port}"
+
+    async def start(self) -> None:
+        """Bind the API, open the store, enter the election."""
+        cfg = self.config
+        if cfg.zk:
+            store: Store = ZooKeeperStore(cfg.zk, session_timeout=cfg.zk_session_timeout)
+        else:
+            store = FileStore(cfg.state_dir)
+        await store.start()
+        self.store = store
+        self.service = MarathonService(cfg, store, clock=self.clock)
+        app = make_app(self.service, max_body_bytes=cfg.http_max_body,
+                       keepalive_seconds=cfg.event_stream_keepalive)
+        self._server = HTTPServer(app, max_body_size=cfg.http_max_body,
+                                  xheaders=False)
+        sockets = _bind(cfg.http_address, cfg.http_port)
+        self._server.add_sockets(sockets)
+        self.http_port = sockets[0].getsockname()[1]
+        election = MarathonElection(cfg.zk or None, cfg.advertised_host, self.http_port,
+                                    version=__version__,
+                                    session_timeout=cfg.zk_session_timeout)
+        self.election = election
+        self.service.election = election
+        election.on_elected(self._elected)
+        election.on_deposed(self._deposed)
+        await election.start()
+        log.info("marathon API at %s (%s)", self.url,
+                 f"contending at {cfg.zk}" if cfg.zk else "standalone, leading")
+
+    def _elected(self) -> None:
+        self._lead_task = asyncio.get_running_loop().create_task(self._lead())
+
+    async def _lead(self) -> None:
+        async with self._leading:
+            service, election, store = self.service, self.election, self.store
+            assert service is not None and election is not None and store is not None
+            if isinstance(store, ZooKeeperStore):
+                store.fencing_path = election.fencing_path
+            await service.load()
+            if not election.is_leader:
+                return
+            scheduling = Scheduling(service)
+            service.scheduling = scheduling
+            cfg = self.config
+            info = FrameworkInfo(
+                user=cfg.mesos_user or getpass.getuser(), name=cfg.framework_name,
+                id=service.framework_id or "", roles=(cfg.mesos_role,),
+                failover_timeout=cfg.failover_timeout, checkpoint=True,
+                capabilities=CAPABILITIES, hostname=cfg.advertised_host, webui_url=self.url)
+            driver = SchedulerDriver(scheduling, info, cfg.master)
+            self.scheduling, self.driver = scheduling, driver
+            await driver.start_async()
+            scheduling.start(driver)
+            scheduling.kick()
+            log.info("leading: %d apps, %d tasks", len(service.apps), len(service.tracked))
+
+    def _deposed(self, reason: str) -> None:
+        asyncio.get_running_loop().create_task(self._step_down(reason))
+
+    async def _step_down(self, reason: str) -> None:
+        await self._stop_leading()
+        if reason != "abdicated":
+            self.deposed_reason = reason
+            self.deposed.set()
+
+    async def _stop_leading(self) -> None:
+        if self._lead_task is not None:
+            self._lead_task.cancel()
+        scheduling, driver = self.scheduling, self.driver
+        self.scheduling = self.driver = None
+        if self.service is not None:
+            self.service.scheduling = None
+        if scheduling is not None:
+            await scheduling.stop()
+        if driver is not None:
+            # failover=True: the framework (and its tasks) stay registered at the master.
+            await driver.stop_async(failover=True)
+
+    async def stop(self) -> None:
+        """Stop scheduling (tasks keep running), leave the election, close everything."""
+        await self._stop_leading()
+        if self.election is not None:
+            await self.election.stop()
+        if self._server is not None:
+            self._server.stop()
+            await self._server.close_all_connections()
+        if self.store is not None:
+            await self.store.close()
+
+
+def _bind(address: str, port: int) -> list[socket.socket]:
+    from tornado.netutil import bind_sockets
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return bind_sockets(port, address=address, family=family)
+
+
+def describe(process: MarathonProcess) -> dict[str, Any]:
+    """A one-line summary for the CLI."""
+    return {"url": process.url, "zk": process.config.zk or None,
+            "state_dir": None if process.config.zk else process.config.state_dir}

@@ -1,0 +1,226 @@
+"""Turning an app and an offer's chosen resources into a TaskInfo (PURE).
+
+Owns: :func:`build_task_info` and :func:`task_environment`.  The command
+comes from ``cmd`` (shell) or ``args`` (argv); the environment carries the
+app's ``env`` (secret references left out) and Marathon's task variables
+(``PORT0…``, ``PORT``, ``PORTS``, ``PORT_<NAME>``, ``HOST``,
+``MARATHON_APP_*``, ``MESOS_TASK_ID``); a Docker container becomes a DOCKER
+ContainerInfo with the chosen host ports in its port mappings; the app's
+first health check becomes the task's Mesos-style health check (run on the
+agent); ``taskKillGracePeriodSeconds`` becomes the kill policy.
+"""
+
+from __future__ import annotations
+
+import re
+
+from frameworks.marathon.model import App, AppHealthCheck
+from mesoslite.protocol.types import (
+    CommandInfo,
+    ContainerInfo,
+    DockerInfo,
+    HealthCheck,
+    HTTPCheck,
+    KillPolicy,
+    Parameter,
+    PortMapping,
+    TaskInfo,
+    TCPCheck,
+    Volume,
+)
+from mesoslite.resources import Resources
+
+_ENV_NAME_RE = re.compile(r"[^A-Z0-9_]")
+#: Label values longer than this are not exported (as in Marathon).
+MAX_LABEL_ENV_VALUE = 512
+_DOCKER_NETWORK = {"host": "HOST", "container/bridge": "BRIDGE", "container": "USER"}
+
+
+def _env_name(name: str) -> str:
+    return _ENV_NAME_RE.sub("_", name.upper())
+
+
+def _num(value: float) -> str:
+    return str(float(value))
+
+
+def port_env_values(app: App, host_ports: tuple[int, ...]) -> list[tuple[int, str | None, int]]:
+    """(declared port, name, value) per app port: the value is the host port.
+
+    With container networks a mapping without a host port exposes its
+    container port; a container port of 0 means "same as the host port".
+    """
+    if app.uses_host_ports:
+        return [(p.port, p.name, host)
+                for p, host in zip(app.port_definitions, host_ports, strict=True)]
+    out: list[tuple[int, str | None, int]] = []
+    hosts = iter(host_ports)
+    for m in (app.container.port_mappings if app.container else None) or ():
+        if m.host_port is None:
+            out.append((m.container_port, m.name, m.container_port))
+        else:
+            out.append((m.container_port, m.name, next(hosts)))
+    return out
+
+
+def task_environment(
+    app: App, *, task_id: str, hostname: str, host_ports: tuple[int, ...]
+) -> dict[str, str]:
+    """The environment Marathon gives a task of ``app`` launched with ``host_ports``."""
+    env = {k: v for k, v in app.env.items() if isinstance(v, str)}
+    values = port_env_values(app, host_ports)
+    for i, (declared, name, value) in enumerate(values):
+        env[f"PORT{i}"] = str(value)
+        if declared:
+            env[f"PORT_{declared}"] = str(value)
+        if name:
+            env[f"PORT_{_env_name(name)}"] = str(value)
+    if values:
+        env["PORT"] = str(values[0][2])
+        env["PORTS"] = ",".join(str(v) for _d, _n, v in values)
+    env["HOST"] = hostname
+    env["MARATHON_APP_ID"] = app.id
+    env["MARATHON_APP_VERSION"] = app.version
+    env["MESOS_TASK_ID"] = task_id
+    if app.is_docker and app.container is not None and app.container.docker is not None:
+        env["MARATHON_APP_DOCKER_IMAGE"] = app.container.docker.image
+    exported = []
+    for key, value in app.labels.items():
+        name = _env_name(key)
+        if len(value) > MAX_LABEL_ENV_VALUE or not name:
+            continue
+        exported.append(name)
+        env[f"MARATHON_APP_LABEL_{name}"] = value
+    env["MARATHON_APP_LABELS"] = " ".join(exported)
+    env["MARATHON_APP_RESOURCE_CPUS"] = _num(app.cpus)
+    env["MARATHON_APP_RESOURCE_MEM"] = _num(app.mem)
+    env["MARATHON_APP_RESOURCE_DISK"] = _num(app.disk)
+    env["MARATHON_APP_RESOURCE_GPUS"] = str(int(app.gpus))
+    return env
+
+
+def _command(app: App, env: dict[str, str]) -> CommandInfo:
+    user = app.user or ""
+    if app.cmd is not None:
+        return CommandInfo(value=app.cmd, shell=True, environment=env, user=user)
+    if app.args:
+        return CommandInfo(value=app.args[0], shell=False, arguments=tuple(app.args),
+                           environment=env, user=user) if not app.is_docker else CommandInfo(
+            value="", shell=False, arguments=tuple(app.args), environment=env, user=user)
+    return CommandInfo(value="", shell=False, environment=env, user=user)
+
+
+def _container(app: App, host_ports: tuple[int, ...]) -> ContainerInfo | None:
+    container = app.container
+    if container is None:
+        return None
+    volumes = tuple(Volume(container_path=v.container_path, host_path=v.host_path, mode=v.mode)
+                    for v in container.volumes)
+    if container.type != "DOCKER" or container.docker is None:
+        return ContainerInfo(type="MESOS", volumes=volumes) if volumes else None
+    net = app.networks[0]
+    mappings: list[PortMapping] = []
+    if not app.uses_host_ports:
+        hosts = iter(host_ports)
+        for m in container.port_mappings or ():
+            if m.host_port is None:
+                continue
+            host = next(hosts)
+            for proto in m.protocol.split(","):
+                mappings.append(PortMapping(host_port=host, container_port=m.container_port
+                                            or host, protocol=proto))
+    docker = container.docker
+    info = DockerInfo(
+        image=docker.image,
+        network=_DOCKER_NETWORK[net.mode],
+        port_mappings=tuple(mappings),
+        privileged=docker.privileged,
+        parameters=tuple(Parameter(key=p.key, value=p.value) for p in docker.parameters),
+        force_pull_image=docker.force_pull_image,
+        user_network=(net.name or "") if net.mode == "container" else "",
+    )
+    return ContainerInfo(type="DOCKER", docker=info, volumes=volumes)
+
+
+def check_port(app: App, check: AppHealthCheck, host_ports: tuple[int, ...]) -> int:
+    """The port a health check probes: the fixed ``port``, or the one at ``portIndex``.
+
+    On the host network that is the host port; with container networks it is
+    the host port mapped to the indexed mapping (its container port when the
+    mapping has no host port).
+    """
+    if check.port is not None:
+        return check.port
+    index = check.port_index or 0
+    values = port_env_values(app, host_ports)
+    if index >= len(values):
+        raise ValueError(f"health check portIndex {index} is out of range: the app has "
+                         f"{len(values)} port(s)")
+    return values[index][2]
+
+
+def build_health_check(
+    app: App, check: AppHealthCheck, host_ports: tuple[int, ...], env: dict[str, str]
+) -> HealthCheck:
+    """One app health check as the Mesos-style check the executor runs."""
+    common = {
+        "delay_seconds": float(check.delay_seconds),
+        "interval_seconds": float(check.interval_seconds),
+        "timeout_seconds": float(check.timeout_seconds),
+        "consecutive_failures": int(check.max_consecutive_failures),
+        "grace_period_seconds": float(check.grace_period_seconds),
+    }
+    if check.protocol == "COMMAND":
+        return HealthCheck(type="COMMAND", command=CommandInfo(
+            value=check.command or "", shell=True, environment=dict(env)), **common)
+    port = check_port(app, check, host_ports)
+    if check.protocol in ("TCP", "MESOS_TCP"):
+        return HealthCheck(type="TCP", tcp=TCPCheck(port=port), **common)
+    scheme = "https" if check.protocol in ("HTTPS", "MESOS_HTTPS") else "http"
+    return HealthCheck(type="HTTP", http=HTTPCheck(port=port, path=check.path or "/",
+                                                   scheme=scheme), **common)
+
+
+def task_name(app_id: str) -> str:
+    """Marathon names a task after its app, reversed like a hostname (``/g/web`` → ``web.g``)."""
+    return ".".join(reversed([s for s in app_id.split("/") if s]))
+
+
+def build_task_info(
+    app: App,
+    *,
+    task_id: str,
+    agent_id: str,
+    hostname: str,
+    resources: Resources,
+    host_ports: tuple[int, ...],
+    service_ports: tuple[int, ...],
+    framework_name: str = "marathon",
+) -> TaskInfo:
+    """The TaskInfo launching one task of ``app`` on ``agent_id`` with ``resources``.
+
+    ``host_ports`` are the ports taken from the offer, one per port the app
+    needs from the host (:attr:`App.host_port_count`), in declaration order;
+    ``service_ports`` are the app's service ports (informational here).
+    Raises :class:`ValueError` when the number of host ports does not match.
+    """
+    del service_ports, framework_name  # the task carries no extra keys for them
+    if len(host_ports) != app.host_port_count:
+        raise ValueError(f"host_ports: app {app.id} needs {app.host_port_count} host port(s), "
+                         f"got {len(host_ports)}")
+    env = task_environment(app, task_id=task_id, hostname=hostname, host_ports=host_ports)
+    health = build_health_check(app, app.health_checks[0], host_ports, env) \
+        if app.health_checks else None
+    kill = KillPolicy(grace_period=float(app.task_kill_grace_period_seconds)) \
+        if app.task_kill_grace_period_seconds is not None else None
+    return TaskInfo(
+        name=task_name(app.id),
+        task_id=task_id,
+        agent_id=agent_id,
+        resources=resources,
+        command=_command(app, env),
+        container=_container(app, host_ports),
+        health_check=health,
+        kill_policy=kill,
+        labels=dict(app.labels),
+    )

@@ -1,0 +1,69 @@
+"""ISO-8601 timestamps the way Marathon shows them (PURE).
+
+Owns: :func:`iso` (epoch seconds → ``2026-01-02T03:04:05.678Z``),
+:func:`parse_iso` (the reverse, accepting what Marathon accepts for
+versions: ``Z`` or a numeric offset, with or without fractional seconds)
+and :func:`new_version` (a fresh app version from an injected clock).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from typing import Protocol
+
+_ISO_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))$"
+)
+
+
+class _Clock(Protocol):
+    def time(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO-8601 UTC with milliseconds and a ``Z`` suffix."""
+    if not math.isfinite(ts):
+        raise ValueError(f"timestamp: expected a finite number of seconds, got {ts!r}")
+    millis = round(ts * 1000)
+    moment = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(
+        milliseconds=millis
+    )
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> float:
+    """Epoch seconds of an ISO-8601 date-time with ``Z`` or an offset.
+
+    Raises :class:`ValueError` naming the value when it is not such a time.
+    """
+    match = _ISO_RE.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"expected an ISO-8601 date-time such as 2026-01-02T03:04:05.678Z, got {text!r}"
+        )
+    year, month, day, hour, minute = (int(match.group(i)) for i in range(1, 6))
+    second = int(match.group(6) or 0)
+    fraction = match.group(7) or ""
+    micros = int((fraction + "000000")[:6]) if fraction else 0
+    offset = _dt.timedelta(0)
+    if match.group(9):
+        offset = _dt.timedelta(hours=int(match.group(10)), minutes=int(match.group(11)))
+        if match.group(9) == "-":
+            offset = -offset
+    try:
+        moment = _dt.datetime(
+            year, month, day, hour, minute, second, micros, tzinfo=_dt.timezone(offset)
+        )
+    except ValueError as exc:
+        raise ValueError(f"expected a valid date-time, got {text!r}: {exc}") from None
+    return moment.timestamp()
+
+
+def new_version(clock: _Clock) -> str:
+    """A new app version: the clock's current time, rendered with :func:`iso`."""
+    return iso(clock.time())
