@@ -13,9 +13,12 @@ Each simulated agent has its own :class:`~mesoslite.transport.DealerClient`
   its ``StatusUpdateAcknowledgement`` arrives;
 * follows the leader through one ZooKeeper detector shared by all agents: on
   a change every client moves to the new endpoint and sends
-  ``ReregisterAgent`` (with its tasks) after a random delay in [0, 1 s];
+  ``ReregisterAgent`` (with its tasks) at once, as a real agent does
+  (``mesoslite.agent.master_link``);
 * resends (re)registration until answered (a message lost while no master
-  was listening, or a ``LeaderRedirect`` from a master not yet elected);
+  was listening, or a ``LeaderRedirect`` from a master not yet elected) with
+  the real agent's randomised capped backoff: retry ``n`` after a uniform
+  delay in ``[0.05, min(factor * 2**n, 60)]`` seconds, factor 1 s;
 * ignores anything else.  No executor or process is started.
 
 ::
@@ -68,8 +71,9 @@ from mesoslite.transport import DealerClient
 log = logging.getLogger("sim_agents")
 
 RESOURCES = "cpus:4;mem:4096;ports:[31000-31010]"
-#: Seconds without an answer before (re)registration is sent again.
-REGISTER_RETRY_S = 2.0
+#: The agent's registration_backoff_factor and _max (Mesos defaults), seconds.
+BACKOFF_FACTOR_S = 1.0
+BACKOFF_MAX_S = 60.0
 #: Seconds between resends of unacknowledged status updates.
 UPDATE_RETRY_S = 2.0
 
@@ -85,6 +89,8 @@ class SimAgent:
         self.agent_id = ""
         self.registered = asyncio.Event()
         self.asked_at = 0.0  # when (re)registration was last sent
+        self.retry_at = 0.0  # when to send it again if still unanswered (0: not pending)
+        self.attempts = 0  # sends since the last leader change
         self.tasks: dict[str, Task] = {}
         self.frameworks: dict[str, FrameworkInfo] = {}
         #: Unacknowledged updates by uuid.
@@ -96,6 +102,9 @@ class SimAgent:
     def register(self) -> None:
         """RegisterAgent, or ReregisterAgent with the tasks once an id is known."""
         self.asked_at = time.monotonic()
+        bound = min(BACKOFF_FACTOR_S * 2 ** min(self.attempts, 32), BACKOFF_MAX_S)
+        self.retry_at = self.asked_at + max(0.05, random.uniform(0.0, bound))
+        self.attempts += 1
         if not self.agent_id:
             self.client.send(RegisterAgent(agent_info=self.info))
         else:
@@ -111,6 +120,7 @@ class SimAgent:
     def move(self, endpoint: str) -> None:
         """Follow a new leader: new connection, not registered there yet."""
         self.registered.clear()
+        self.attempts = 0
         self.client.connect(endpoint)
 
     # ---------------------------------------------------------- incoming
@@ -154,20 +164,18 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str) -> None:
     loop = asyncio.get_running_loop()
     current = None
     endpoint: str | None = None
-    pending: list[asyncio.TimerHandle] = []
     ready_written = False
 
     async def retry() -> None:
         """Resend unanswered registrations and unacknowledged updates."""
         last_updates = time.monotonic()
         while True:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.05)
             now = time.monotonic()
             if endpoint is None:
                 continue
             for agent in agents:
-                if not agent.registered.is_set() and agent.asked_at and \
-                        now - agent.asked_at > REGISTER_RETRY_S + random.random():
+                if not agent.registered.is_set() and agent.retry_at and now >= agent.retry_at:
                     agent.register()
             if now - last_updates > UPDATE_RETRY_S:
                 last_updates = now
@@ -185,6 +193,17 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str) -> None:
             Path(ready_file).write_text(f"{len(agents)}\n")
         log.info("%d simulated agents registered", len(agents))
 
+    async def progress(since: float) -> None:
+        """Log how the (re)registration with a new leader goes, until everyone is back."""
+        while True:
+            await asyncio.sleep(0.25)
+            back = sum(a.registered.is_set() for a in agents)
+            sends = sum(a.attempts for a in agents)
+            log.info("%.2fs after the move: %d/%d registered, %d (re)registration messages sent",
+                     time.monotonic() - since, back, len(agents), sends)
+            if back == len(agents):
+                return
+
     retrier = loop.create_task(retry())
     readier = loop.create_task(ready())
     try:
@@ -193,18 +212,11 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str) -> None:
             new = (leader.zmq_endpoint or None) if leader else None
             if new != endpoint and new is not None:
                 log.info("leader is now %s; moving %d agents", new, len(agents))
-                for handle in pending:
-                    handle.cancel()
-                pending.clear()
-                first = endpoint is None
                 endpoint = new
                 for agent in agents:
                     agent.move(new)
-                    if first:
-                        agent.register()
-                    else:
-                        agent.asked_at = 0.0  # the delayed send below starts the clock
-                        pending.append(loop.call_later(random.random(), agent.register))
+                    agent.register()
+                loop.create_task(progress(time.monotonic()))
             current = leader
             await detector.wait_for_change(current)
     finally:

@@ -365,11 +365,17 @@ def _cross_checks(r: Reader, f: dict[str, Any]) -> None:
             r.error(path, f"port name {name!r} is used more than once; names must be unique")
         seen.add(name)
     count = len(named)
+    maps = () if host or container is None else (container.port_mappings or ())
     for i, hc in enumerate(f["health_checks"]):
         if hc.port_index is not None and hc.port_index >= count:
             r.error(f"/healthChecks/{i}/portIndex",
                     f"got {hc.port_index}, but the app has {count} port(s): the index must "
                     f"address an element of portDefinitions or container.portMappings")
+        elif hc.port_index is not None and maps and maps[hc.port_index].host_port is None \
+                and maps[hc.port_index].container_port == 0:
+            r.error(f"/healthChecks/{i}/portIndex",
+                    f"port mapping {hc.port_index} has neither a hostPort nor a containerPort "
+                    f"to probe")
     if len(f["readiness_checks"]) > 1:
         r.error("/readinessChecks", f"at most one readiness check is supported, "
                                     f"got {len(f['readiness_checks'])}")

@@ -309,10 +309,11 @@ def health_check(reader: Reader, value: Any, path: str) -> AppHealthCheck | Any:
         if proto in HTTP_PROTOCOLS:
             hc_path = _opt(value, "path")
             hc_path = "/" if hc_path is MISSING else reader.string(hc_path, f"{path}/path")
-            if hc_path is not BAD and (not hc_path.startswith("/")
-                                       or any(c.isspace() for c in hc_path)):
+            if hc_path is not BAD and (not hc_path.startswith("/") or any(
+                    c.isspace() or ord(c) < 32 or ord(c) == 127 for c in hc_path)):
                 hc_path = reader.error(f"{path}/path", f"expected a path starting with '/' "
-                                                       f"and without spaces, got {hc_path!r}")
+                                                       f"and without spaces or control "
+                                                       f"characters, got {hc_path!r}")
     if proto not in ("HTTP", "HTTPS"):
         ignore = False if ignore is not BAD else BAD
     parts = (proto, grace, interval, timeout, failures, delay, ignore, port_index, port,

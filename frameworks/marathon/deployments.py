@@ -470,7 +470,7 @@ def render_event_plan(
 def plan_to_record(
     deployment: DeploymentPlan, app_to_json: Callable[[App], dict[str, Any]]
 ) -> dict[str, Any]:
-    """A JSON-able record of ``deployment`` for the store (read back by :func:`plan_from_record`)."""
+    """A JSON-able record of ``deployment`` for the store (see :func:`plan_from_record`)."""
     return {
         "id": deployment.id,
         "version": deployment.version,

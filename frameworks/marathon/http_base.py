@@ -177,14 +177,14 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def json_body(self) -> Any:
         """The request body as JSON (400 ``Invalid JSON`` naming the problem, 415 not JSON)."""
-        ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip()
-        if ctype and not _JSON_TYPES.match(ctype):
-            raise ApiError(415, f"Unsupported Content-Type {ctype[:80]!r}: "
-                                "send application/json")
         raw = self.request.body
         if not raw.strip():
             raise ApiError(400, "Invalid JSON", [{"path": "/", "errors": [
                 "the request body is empty; expected a JSON document"]}])
+        ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip()
+        if ctype and not _JSON_TYPES.match(ctype):
+            raise ApiError(415, f"Unsupported Content-Type {ctype[:80]!r}: "
+                                "send application/json")
         try:
             text = raw.decode("utf-8")
             value = json.loads(text, parse_constant=_refuse_constant)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -49,6 +50,7 @@ __all__ = [
     "Placement",
     "instance_resources",
     "match_offers",
+    "reject_summary",
 ]
 
 #: Marathon's default limit of launches per offer.
@@ -307,3 +309,18 @@ def match_offers(
     used_offers = {p.offer_id for p in placements}
     unused = [offer.id for offer in offers if offer.id not in used_offers]
     return MatchResult(placements, unused, rejections)
+
+
+def reject_summary(processed: int, rejections: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Marathon's ``rejectSummary…`` funnel: ``[{reason, declined, processed}]``.
+
+    ``processed`` offers entered the funnel; each reason (in
+    :data:`REJECT_REASONS` order) saw the offers not declined by an earlier one.
+    """
+    out: list[dict[str, Any]] = []
+    remaining = processed
+    for reason in REJECT_REASONS:
+        declined = int(rejections.get(reason, 0))
+        out.append({"reason": reason, "declined": declined, "processed": remaining})
+        remaining = max(0, remaining - declined)
+    return out

@@ -19,7 +19,9 @@ Rules:
 * Tasks of apps that no longer exist are killed (reason ``Orphaned``);
   unreachable ones among them are also expunged.
 * A task already ``kill_requested`` is never killed twice.
-* Apps in a deployment (and their tasks) are left to the deployment logic.
+* Apps in a deployment are left to the deployment logic, except that their
+  unreachable tasks are still expunged on time (a deployment step waits for
+  them to disappear).
 """
 
 from __future__ import annotations
@@ -148,13 +150,14 @@ def reconcile(
         by_app.setdefault(task.app_id, []).append(task)
     decisions = Decisions()
     for app_id in sorted(by_app.keys() | apps.keys()):
-        if app_id in deployments_in_progress:
-            continue
         app = apps.get(app_id)
         app_tasks = by_app.get(app_id, [])
+        locked = app_id in deployments_in_progress
         for task in app_tasks:
-            if _should_expunge(task, app, now):
+            if _should_expunge(task, app, now) and not (locked and app is None):
                 decisions.expunge.append(task.task_id)
+        if locked:
+            continue
         if app is None:
             for task in app_tasks:
                 if task.condition.is_active and not task.kill_requested:

@@ -70,6 +70,8 @@ class Scheduling(Scheduler):
         self.offers_processed: dict[str, int] = {}
         self.offers_unused: dict[str, int] = {}
         self.suppressed = False
+        #: True after offers were declined with the long filter (a revive clears it).
+        self.offers_filtered = False
         self.subscribed = False
         self._kick_handle: asyncio.TimerHandle | None = None
         self._pass_running = False
@@ -257,8 +259,8 @@ class Scheduling(Scheduler):
         driver = self.driver
         if driver is None or not self.subscribed:
             return
-        if wants and self.suppressed:
-            self.suppressed = False
+        if wants and (self.suppressed or self.offers_filtered):
+            self.suppressed = self.offers_filtered = False
             driver.revive_offers()
         elif not wants and not self.suppressed and not self.waiting:
             self.suppressed = True
@@ -277,6 +279,7 @@ class Scheduling(Scheduler):
             filters = Filters(refuse_seconds=self.config.decline_offer_duration)
             for offer in offers:
                 driver.decline_offer(offer.id, filters)
+            self.offers_filtered = True
             if not self.waiting and not self.suppressed:
                 self.suppressed = True
                 driver.suppress_offers()

@@ -20,6 +20,9 @@ _LABEL = r"([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])"
 _SEGMENT_RE = re.compile(rf"^({_LABEL}\.)*{_LABEL}$")
 #: Port names (portDefinitions, portMappings): Marathon's "legacy name".
 PORT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9]+)*$")
+#: Longest app id accepted: task ids (``<id>.instance-<uuid>._app.<n>``) must stay
+#: within the 255 characters the cluster allows for ids.
+MAX_APP_ID_LENGTH = 190
 #: Constraint operators Marathon knows.
 CONSTRAINT_OPERATORS = ("UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS")
 #: Port protocols of port definitions and mappings.
@@ -80,7 +83,11 @@ def resolve_app_id(text: str, group: str = "/") -> str:
         parts.append(segment)
     if not parts:
         raise ValueError(f"path id {text!r} names the root group, expected an app id")
-    return "/" + "/".join(parts)
+    resolved = "/" + "/".join(parts)
+    if len(resolved) > MAX_APP_ID_LENGTH:
+        raise ValueError(f"path id {show(text)} is {len(resolved)} characters long, expected "
+                         f"at most {MAX_APP_ID_LENGTH}")
+    return resolved
 
 
 def parent_group(app_id: str) -> str:

@@ -12,9 +12,15 @@ Kills send TASK_KILLING (to frameworks with that capability) and stop the
 container with the grace period.  Updates enter the agent's status-update
 flow exactly like an executor's (checkpointed, retried until acknowledged).
 
-Recovery of Docker tasks across agent restarts is not implemented yet: on
-start, this agent's labelled containers are removed (``docker_kill_orphans``)
-and checkpointed Docker tasks are failed by the reconnect logic.
+Recovery (``--recover=reconnect``): :mod:`mesoslite.agent.reconnect` calls
+:meth:`DockerTasks.expect_recovery` before :meth:`DockerTasks.start`, then
+:meth:`DockerTasks.recover` with the checkpointed Docker runs: running
+containers carrying this agent's labels are reattached (not restarted; their
+logs are appended from where the previous run stopped), ones that exited
+meanwhile report their exit status, and labelled containers no checkpoint
+names are removed (``docker_kill_orphans``).  :meth:`DockerTasks.adopt`
+resumes a recovered task at ``wait``.  Without a previous run to reconnect
+to, :meth:`DockerTasks.start` removes every labelled container of this agent.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from mesoslite.agent.containerizer import ContainerizerError
+from mesoslite.agent.containerizer import ContainerizerError, RecoveredContainer, Termination
 from mesoslite.agent.sandbox import sandbox_dir, task_environment
 from mesoslite.agent.state import ExecutorRecord, ExecutorState, FrameworkRecord, TaskRecord
 from mesoslite.agent.views import statistics_entry
@@ -70,6 +76,8 @@ class DockerTasks:
         self._running: dict[str, tuple[FrameworkRecord, ExecutorRecord]] = {}
         #: container id -> grace period of a requested kill.
         self._grace: dict[str, float] = {}
+        #: True when a previous run is being reconnected to (orphans wait for recover()).
+        self._recovering = False
 
     @property
     def enabled(self) -> bool:
@@ -97,8 +105,7 @@ class DockerTasks:
         self.containerizer = dc
         if await dc.check_health():
             log.info("Docker containerizer: %s", dc.health_message)
-            if self._cfg.docker_kill_orphans:
-                # TODO(recovery): reattach to checkpointed Docker tasks instead.
+            if self._cfg.docker_kill_orphans and not self._recovering:
                 try:
                     await dc.recover([])
                 except Exception as exc:  # noqa: BLE001 - best effort at start
@@ -248,7 +255,18 @@ class DockerTasks:
             await self._kill(ex, self._grace.get(ex.container_id, 0.0))
         else:
             self._update(fw, ex, task, TaskState.TASK_RUNNING, message)
+        # TODO(health checks): when mesoslite/executor/health.py exists, start its checker
+        # for ``info.health_check`` here (COMMAND checks run through ``docker exec`` in the
+        # container, HTTP/TCP ones against the mapped host port) and stop it in ``_run``'s
+        # ``finally``; its results become TASK_RUNNING updates with ``healthy`` set.
         termination = await dc.wait(ex.container_id)
+        self._report_end(fw, ex, task, termination)
+
+    def _report_end(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord,
+                    termination: Termination) -> None:
+        """The task's terminal update from how its container ended (exit code in the message)."""
+        if task.state.is_terminal:
+            return
         code = getattr(termination, "exit_code", None)
         if task.kill_requested:
             self._update(fw, ex, task, TaskState.TASK_KILLED, f"Container {termination.message}")
@@ -261,6 +279,93 @@ class DockerTasks:
             if code is not None and f"{code}" not in text:
                 text += f" (exit code {code})"
             self._update(fw, ex, task, TaskState.TASK_FAILED, text, reason)
+
+    # ------------------------------------------------------------ recovery
+
+    def expect_recovery(self) -> None:
+        """A previous run will be reconnected to: :meth:`start` leaves orphans to :meth:`recover`."""
+        self._recovering = True
+
+    async def recover(self, runs: list[RecoveredContainer]) -> tuple[set[str], str]:
+        """Reattach to the checkpointed Docker task containers ``runs``; remove unknown ones.
+
+        Returns the ids reattached (running, or exited meanwhile with their exit
+        status waiting in :meth:`adopt`) and, when none could be looked for, why
+        ("" when the daemon answered).  Labelled containers of this agent not in
+        ``runs`` are removed when ``docker_kill_orphans`` is set.
+        """
+        self._recovering = False
+        dc = self.containerizer
+        if dc is None:
+            return set(), self.refusal() if self.enabled else (
+                "the docker containerizer is not enabled on this agent any more")
+        if dc.healthy is False and not await dc.check_health():
+            return set(), f"Docker daemon unhealthy: {dc.health_message}"
+        try:
+            found = await dc.recover(runs)
+        except Exception as exc:  # noqa: BLE001 - reported as the tasks' failure reason
+            log.error("Docker containerizer: recovery failed: %s", exc)
+            return set(), f"Docker recovery failed: {exc}"
+        if dc.orphans_removed:
+            log.info("Docker containerizer: removed %d orphan containers",
+                     len(dc.orphans_removed))
+        return found, ""
+
+    def adopt(self, fw: FrameworkRecord, ex: ExecutorRecord) -> None:
+        """Resume a reattached Docker task at ``wait``: TASK_RUNNING if not yet sent, then its end."""
+        dc = self.containerizer
+        assert dc is not None
+        ex.state = ExecutorState.RUNNING
+        ex.pid = dc.pid(ex.container_id) or None
+        self._running[ex.container_id] = (fw, ex)
+        self._spawn(self._resume(fw, ex))
+
+    async def _resume(self, fw: FrameworkRecord, ex: ExecutorRecord) -> None:
+        cid = ex.container_id
+        dc = self.containerizer
+        assert dc is not None
+        try:
+            if not dc.ended(cid):
+                for task in ex.live_tasks():
+                    if task.state in (TaskState.TASK_STAGING, TaskState.TASK_STARTING):
+                        self._update(fw, ex, task, TaskState.TASK_RUNNING,
+                                     "container reattached after an agent restart")
+            termination = await dc.wait(cid)
+            for task in ex.live_tasks():
+                self._report_end(fw, ex, task, termination)
+        except Exception:
+            log.exception("Docker task container %s of framework %s: unexpected error", cid, fw.id)
+            for task in ex.live_tasks():
+                self._update(fw, ex, task, TaskState.TASK_FAILED,
+                             "the agent failed to follow the reattached container",
+                             Reason.REASON_EXECUTOR_TERMINATED)
+        finally:
+            self._running.pop(cid, None)
+            self._grace.pop(cid, None)
+            dc.remove(cid)
+
+    def lost(self, fw: FrameworkRecord, ex: ExecutorRecord, why: str) -> None:
+        """A checkpointed Docker task whose container was not found after a restart: TASK_FAILED."""
+        for task in ex.live_tasks():
+            state = TaskState.TASK_KILLED if task.kill_requested else TaskState.TASK_FAILED
+            self._update(fw, ex, task, state,
+                         f"Container {ex.container_id} was gone when the agent restarted"
+                         f" ({why})", Reason.REASON_EXECUTOR_TERMINATED)
+        ex.state = ExecutorState.RUNNING  # ended with its task's acknowledged terminal update
+
+    def discard(self, container_id: str) -> None:
+        """Stop and remove a reattached container no recovered task needs any more."""
+        dc = self.containerizer
+        if dc is None or container_id not in dc.containers():
+            return
+
+        async def stop() -> None:
+            with contextlib.suppress(ContainerizerError):
+                await dc.kill(container_id, 0.0)
+            dc.remove(container_id)
+
+        log.info("Docker container %s: its tasks are over; removing it", container_id)
+        self._spawn(stop())
 
     def _on_progress(self, container_id: str, message: str) -> None:
         """Pull progress of a container: kept on its task record (shown on /state)."""

@@ -4,8 +4,11 @@ Owns: deciding what to do with a previous run's checkpoint (same boot id:
 reconnect; another boot id or ``--recover=cleanup``: clean up and register
 anew), rebuilding framework / executor / task records and status-update
 streams from the checkpoint, adopting executor processes that survived,
-failing the tasks of those that did not, and the reconnection window after
-which executors that stayed silent are killed.
+failing the tasks of those that did not, reattaching Docker task containers
+(through :class:`~mesoslite.agent.docker_tasks.DockerTasks`: running ones are
+resumed at ``wait``, ones that exited meanwhile report their exit status, ones
+that are gone fail their task, unknown labelled ones are removed), and the
+reconnection window after which executors that stayed silent are killed.
 
 Executors find a restarted agent by themselves: the agent binds the executor
 endpoint of its previous run, an executor's next message (its heartbeat, at
@@ -76,6 +79,10 @@ class Reconnect:
         self._agent = agent
         self.previous: CheckpointedAgent | None = None
         self._lost: list[tuple[FrameworkRecord, ExecutorRecord | CommandHost]] = []
+        #: Docker task containers reattached, and why none could be looked for ("" if they were).
+        self._docker_alive: set[str] = set()
+        self._docker_why = ""
+        self._docker_adopted: set[str] = set()
 
     async def load(self) -> CheckpointedAgent | None:
         """Read the checkpoint; clean up instead when it must not be reconnected to.
@@ -99,6 +106,8 @@ class Reconnect:
             await clean_previous_run(cp, containerizer)
             return None
         self.previous = previous
+        # Orphan containers are removed by adopt() once the checkpointed ones are known.
+        agent._docker.expect_recovery()
         return previous
 
     async def adopt(self) -> None:
@@ -108,12 +117,24 @@ class Reconnect:
         agent = self._agent
         agent._agent_id = previous.info.id
         runs: list[RecoveredContainer] = []
+        docker_runs: list[RecoveredContainer] = []
         for fw in previous.frameworks.values():
             for ex in fw.executors.values():
                 run = _latest_run(ex)
-                if run is not None and run.pid and ex.kind != "command":
+                if run is None:
+                    continue
+                if ex.kind == "docker":
+                    if fw.info is not None and fw.info.checkpoint:
+                        docker_runs.append(RecoveredContainer(run.container_id, 0, 0.0))
+                elif run.pid and ex.kind != "command":
                     runs.append(RecoveredContainer(run.container_id, run.pid, run.create_time))
         alive = await agent._executors.containerizer.recover(runs)
+        if agent._docker.enabled or docker_runs:
+            self._docker_alive, self._docker_why = await agent._docker.recover(docker_runs)
+            for run in docker_runs:
+                log.info("Checkpointed Docker container %s: %s", run.container_id,
+                         "reattached" if run.container_id in self._docker_alive
+                         else f"gone {self._docker_why}".strip())
         for run in runs:
             log.info("Checkpointed container %s (pid %d): %s", run.container_id, run.pid,
                      "still running" if run.container_id in alive else "gone")
@@ -121,6 +142,8 @@ class Reconnect:
             if cfw.info is None or not cfw.info.checkpoint:
                 continue
             self._recover_framework(fid, cfw, alive)
+        for cid in self._docker_alive - self._docker_adopted:
+            agent._docker.discard(cid)  # every task of it had ended and been acknowledged
         log.info("Agent %s recovering: %d frameworks, %d executors to reconnect, %d lost",
                  agent._agent_id, len(agent._frameworks),
                  agent._executors.pending_reregistration(), len(self._lost))
@@ -165,10 +188,6 @@ class Reconnect:
                 host.executors[eid] = ex
                 host.task_containers.add(ex.container_id)
             else:
-                # TODO(docker recovery): a "docker" executor's run has pid 0 and is never
-                # adopted, so its tasks are failed as lost (REASON_EXECUTOR_TERMINATED) and
-                # DockerTasks.start removes its container.  Reattach instead through
-                # DockerContainerizer.recover (labels carry the container id) once wired.
                 ex.pid = run.pid or None
             fw.executors[eid] = ex
         agent._frameworks[fid] = fw
@@ -188,6 +207,13 @@ class Reconnect:
 
     def _adopt_or_lose(self, fw: FrameworkRecord, ent: ExecutorRecord | CommandHost,
                        alive: set[str]) -> None:
+        if isinstance(ent, ExecutorRecord) and ent.kind == "docker":
+            if ent.container_id in self._docker_alive:
+                self._docker_adopted.add(ent.container_id)
+                self._agent._docker.adopt(fw, ent)
+            else:
+                self._lost.append((fw, ent))
+            return
         if ent.container_id in alive:
             ent.state = ExecutorState.REGISTERING
             self._agent._executors.adopt(fw, ent)
@@ -224,6 +250,9 @@ class Reconnect:
         """Fail what was lost, wait for executors to come back, kill the ones that did not."""
         agent = self._agent
         for fw, ent in self._lost:
+            if isinstance(ent, ExecutorRecord) and ent.kind == "docker":
+                agent._docker.lost(fw, ent, self._docker_why or "not found in the Docker engine")
+                continue
             agent._executors.terminate_lost(
                 fw, ent, "was gone when the agent restarted (it exited while the agent was down)"
             )

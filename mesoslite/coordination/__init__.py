@@ -52,7 +52,12 @@ from mesoslite.coordination.standalone import (
 )
 from mesoslite.coordination.url import ZkUrl, is_zk_url, parse_host_port, parse_zk_url
 from mesoslite.coordination.zk_registry import ZooKeeperRegistry
-from mesoslite.coordination.zookeeper import ZooKeeperContender, ZooKeeperDetector
+from mesoslite.coordination.zookeeper import (
+    ZooKeeperContender,
+    ZooKeeperDetector,
+    derived_suspend_grace,
+    effective_suspend_grace,
+)
 
 __all__ = [
     "MASTER_INFO_LABEL",
@@ -88,6 +93,8 @@ __all__ = [
     "ZooKeeperRegistry",
     "create_contender",
     "create_detector",
+    "derived_suspend_grace",
+    "effective_suspend_grace",
     "is_zk_url",
     "master_info_for_address",
     "master_info_from_json",

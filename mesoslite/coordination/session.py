@@ -14,6 +14,10 @@ Session states as seen by handlers (kazoo's names):
   kazoo forgets every watch at this point, so handlers re-read and re-watch
   on the next ``CONNECTED``.
 * ``LOST`` -- the session expired (its ephemeral znodes are gone).
+
+The server may grant a session timeout other than the one asked for (it
+clamps it to ``[2, 20] x tickTime`` by default); :attr:`ZkSession.negotiated_timeout`
+is the one it granted, learnt at each connection.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class ZkSession:
         self._connected = asyncio.Event()
         self._handlers: list[StateHandler] = []
         self._close_done: asyncio.Future[None] | None = None
+        #: The session timeout the server granted (seconds; None until connected once).
+        self.negotiated_timeout: float | None = None
 
     # ------------------------------------------------------------ the bridge
 
@@ -133,6 +139,7 @@ class ZkSession:
             connection_retry=dict(_CONNECTION_RETRY),
         )
         client.add_listener(lambda state: self._deliver(self._on_state, state))
+        self._watch_negotiation(client)
         self._client = client
         client.start_async()
         try:
@@ -166,6 +173,45 @@ class ZkSession:
             self._stop_client(client, self._close_done)
         if self._close_done is not None:
             await asyncio.shield(self._close_done)
+
+    def _watch_negotiation(self, client: KazooClient) -> None:
+        """Learn the session timeout the server grants at each connection.
+
+        kazoo 2.x keeps it in a local variable of its connection routine, whose
+        result is ``(read_timeout, connect_timeout)`` in milliseconds with
+        ``read_timeout`` = two thirds of the negotiated timeout; the value
+        crosses into the loop through :meth:`_deliver` like everything else.
+        When kazoo's internals differ, :attr:`negotiated_timeout` stays None
+        and callers use the requested timeout.
+        """
+        connection = getattr(client, "_connection", None)
+        original = getattr(connection, "_connect", None)
+        if connection is None or not callable(original):
+            return
+
+        def connect(*args: Any, **kwargs: Any) -> Any:  # on kazoo's connection thread
+            result = original(*args, **kwargs)
+            try:
+                read_timeout_ms = float(result[0])
+            except (TypeError, ValueError, IndexError):
+                return result
+            if read_timeout_ms > 0:
+                self._deliver(self._set_negotiated, read_timeout_ms * 1.5 / 1000.0)
+            return result
+
+        connection._connect = connect
+
+    def _set_negotiated(self, seconds: float) -> None:  # on the loop
+        if self.negotiated_timeout is None or abs(seconds - self.negotiated_timeout) > 1e-3:
+            if abs(seconds - self.session_timeout) > 1e-3:
+                log.info("%s: the server granted a %.3gs session timeout (asked for %.3gs)",
+                         self.name, seconds, self.session_timeout)
+            self.negotiated_timeout = seconds
+
+    @property
+    def effective_timeout(self) -> float:
+        """The negotiated session timeout once known, else the requested one (seconds)."""
+        return self.negotiated_timeout or self.session_timeout
 
     def _stop_client(self, client: KazooClient, done: asyncio.Future[None]) -> None:
         """Stop ``client`` on a helper thread (stop() and close() block); resolve ``done``."""

@@ -15,6 +15,9 @@ leader znode -- and ``check(meta, version)``: a deposed leader's write fails
 with :class:`FencedError`, a concurrent writer's with
 :class:`RegistryConflictError`.
 
+Every full read starts with ``sync()`` so that the server the session talks
+to has caught up with the quorum: a new leader never reads a stale registry.
+
 Small changes rewrite only the shards they touch, in place.  A change too big
 for one transaction (ZooKeeper caps a request at about 1 MB), or a shard that
 grew past ``max_znode_bytes``, writes a complete new generation -- with more
@@ -155,6 +158,13 @@ class ZooKeeperRegistry(BatchingRegistry):
         """The generation last read or written (None: nothing stored yet)."""
         return self._generation
 
+    async def connect(self) -> None:
+        """Open the session ahead of the first read (CoordinationError when no server answers).
+
+        Optional: :meth:`load` and every write connect on demand.
+        """
+        await self._ensure_started()
+
     async def close(self) -> None:
         """Finish queued writes and close the session."""
         await super().close()
@@ -217,6 +227,10 @@ class ZooKeeperRegistry(BatchingRegistry):
         await self._timed(self._read_all(), self.fetch_timeout, "reading the registry")
 
     async def _read_all(self) -> None:
+        # The server this session talks to may lag the quorum (a follower applies
+        # commits asynchronously); sync() makes it catch up first, so a newly
+        # elected leader never rebuilds itself from a stale registry.
+        await self.session.call("sync", self.url.path)
         try:
             meta_bytes, stat = await self.session.call("get", self.meta_path)
         except NoNodeError:

@@ -9,11 +9,13 @@ MasterInfo JSON (:mod:`mesoslite.coordination.masterinfo`).  The child with
 the lowest sequence number leads.  Nothing else lives in that directory.
 
 Losing leadership: when the session is LOST, or SUSPENDED for longer than
-``suspend_grace`` (default 2 s, always shorter than the session timeout),
-the contender is deposed at once: ``elected`` is cleared, ``deposed`` is set,
-the ``on_deposed`` callbacks run, and its session is closed.  The detector
-likewise reports "no leader" (None) when its own session is lost or
-suspended beyond the grace.
+the suspend grace, the contender is deposed at once: ``elected`` is cleared,
+``deposed`` is set, the ``on_deposed`` callbacks run, and its session is
+closed.  The detector likewise reports "no leader" (None) when its own
+session is lost or suspended beyond the grace.  The grace is derived from
+the session timeout the server *granted* (:func:`derived_suspend_grace`),
+read when the suspension starts; an explicit ``suspend_grace`` overrides it
+but is capped to that safe window (:func:`effective_suspend_grace`).
 
 All state here lives on the asyncio loop; kazoo's threads reach it only
 through :class:`~mesoslite.coordination.session.ZkSession`'s single bridge.
@@ -53,8 +55,10 @@ log = logging.getLogger("mesoslite.coordination.zk")
 
 #: Default ZooKeeper session timeout, seconds (Mesos ``--zk_session_timeout``).
 DEFAULT_SESSION_TIMEOUT = 10.0
-#: Default time a leader may stay disconnected before it deposes itself, seconds.
-DEFAULT_SUSPEND_GRACE = 2.0
+#: Longest a leader may stay disconnected before it deposes itself, seconds.
+MAX_SUSPEND_GRACE = 2.0
+#: Kept for callers that name it: the longest derived grace, seconds.
+DEFAULT_SUSPEND_GRACE = MAX_SUSPEND_GRACE
 #: Default deadline for the first connection, seconds.
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
@@ -76,14 +80,44 @@ def election_acl(url: ZkUrl) -> list[Any] | None:
     return [make_digest_acl(url.username, url.password, all=True), *READ_ACL_UNSAFE]
 
 
-def _check_timing(session_timeout: float, suspend_grace: float) -> None:
+def derived_suspend_grace(session_timeout: float) -> float:
+    """The grace for a suspended connection, from the (negotiated) session timeout.
+
+    A quarter of the timeout, at most :data:`MAX_SUSPEND_GRACE`: kazoo reports
+    SUSPENDED after two thirds of the timeout without a reply, and the server
+    expires the session (so that another master may lead) one third later; a
+    quarter leaves a margin inside that third.
+    """
+    return min(MAX_SUSPEND_GRACE, session_timeout / 4)
+
+
+def effective_suspend_grace(configured: float | None, session_timeout: float) -> float:
+    """The grace to apply: ``configured`` (None: derived), capped to the derived safe window.
+
+    ``session_timeout`` is the negotiated one when known.  A configured grace
+    longer than a third of it would let the session expire -- and another
+    master lead -- while this one still acts, so it is cut to the derived value.
+    """
+    derived = derived_suspend_grace(session_timeout)
+    if configured is None:
+        return derived
+    if configured >= session_timeout / 3:
+        return derived
+    return configured
+
+
+def _check_timing(session_timeout: float, suspend_grace: float | None) -> None:
     if session_timeout <= 0:
         raise ValueError(f"session_timeout: expected seconds > 0, got {session_timeout!r}")
-    if not 0 < suspend_grace < session_timeout:
+    if suspend_grace is not None and not 0 < suspend_grace < session_timeout:
         raise ValueError(
             f"suspend_grace: expected 0 < seconds < session_timeout ({session_timeout}), "
             f"got {suspend_grace!r}"
         )
+    if suspend_grace is not None and suspend_grace >= session_timeout / 3:
+        log.warning("suspend_grace %.3gs is not below a third of the %.3gs session timeout; "
+                    "%.3gs is used instead", suspend_grace, session_timeout,
+                    derived_suspend_grace(session_timeout))
 
 
 class _Refresher:
@@ -150,12 +184,14 @@ class ZooKeeperContender:
         master_info: MasterInfo,
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
         *,
-        suspend_grace: float = DEFAULT_SUSPEND_GRACE,
+        suspend_grace: float | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
+        """``suspend_grace`` None: derived from the negotiated session timeout."""
         _check_timing(session_timeout, suspend_grace)
         self.url = as_zk_url(zk_url)
         self.master_info = master_info
+        #: The configured grace (None: derived); see :attr:`current_suspend_grace`.
         self.suspend_grace = suspend_grace
         self.connect_timeout = connect_timeout
         name = f"contender {master_info.id or master_info.zmq_endpoint}"
@@ -181,6 +217,11 @@ class ZooKeeperContender:
     def is_leader(self) -> bool:
         """True from election until withdrawal or deposition."""
         return self._leadership.is_leader
+
+    @property
+    def current_suspend_grace(self) -> float:
+        """The grace a suspension gets now (from the negotiated session timeout once known)."""
+        return effective_suspend_grace(self.suspend_grace, self.session.effective_timeout)
 
     def on_elected(self, callback: ElectedCallback) -> None:
         """Run ``callback()`` on the loop when elected (at once if already leading)."""
@@ -246,9 +287,10 @@ class ZooKeeperContender:
             return
         if state == SUSPENDED:
             if self.is_leader and self._grace_timer is None:
+                grace = self.current_suspend_grace
                 self._grace_timer = asyncio.get_running_loop().call_later(
-                    self.suspend_grace, self._depose,
-                    f"ZooKeeper connection suspended for more than {self.suspend_grace}s",
+                    grace, self._depose,
+                    f"ZooKeeper connection suspended for more than {grace:.3g}s",
                 )
         elif state == LOST:
             self._cancel_grace()
@@ -363,11 +405,13 @@ class ZooKeeperDetector:
         zk_url: str | ZkUrl,
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
         *,
-        suspend_grace: float = DEFAULT_SUSPEND_GRACE,
+        suspend_grace: float | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
+        """``suspend_grace`` None: derived from the negotiated session timeout."""
         _check_timing(session_timeout, suspend_grace)
         self.url = as_zk_url(zk_url)
+        #: The configured grace (None: derived); see :attr:`current_suspend_grace`.
         self.suspend_grace = suspend_grace
         self.connect_timeout = connect_timeout
         self.session = ZkSession(self.url, session_timeout=session_timeout,
@@ -409,6 +453,11 @@ class ZooKeeperDetector:
         """The leader as last seen (None: none known)."""
         return self._tracker.current()
 
+    @property
+    def current_suspend_grace(self) -> float:
+        """The grace a suspension gets now (from the negotiated session timeout once known)."""
+        return effective_suspend_grace(self.suspend_grace, self.session.effective_timeout)
+
     async def wait_for_change(self, previous: MasterInfo | None) -> MasterInfo | None:
         """Return the leader once it differs from ``previous`` (at once if it already does)."""
         return await self._tracker.wait_for_change(previous)
@@ -425,7 +474,7 @@ class ZooKeeperDetector:
         if state == SUSPENDED:
             if self._grace_timer is None:
                 self._grace_timer = asyncio.get_running_loop().call_later(
-                    self.suspend_grace, self._forget_leader
+                    self.current_suspend_grace, self._forget_leader
                 )
         elif state == LOST:
             self._cancel_grace()

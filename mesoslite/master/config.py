@@ -262,6 +262,14 @@ class MasterConfig:
         metadata={"help": "ZooKeeper session timeout in seconds; a leader that loses its "
                           "session stops leading"},
     )
+    zk_suspend_grace: float | None = attrs.field(
+        default=None,
+        validator=_optional_positive,
+        metadata={"help": "seconds a leader whose ZooKeeper connection is suspended keeps "
+                          "acting before it steps down (default: a quarter of the session "
+                          "timeout the server granted, at most 2; a value not below a third "
+                          "of it is cut to that default)"},
+    )
     agent_reregister_timeout: float = attrs.field(
         default=600.0,
         validator=_positive,
@@ -293,6 +301,12 @@ class MasterConfig:
             field = "curve_authorized_dir" if self.curve_secret_key else "curve_secret_key"
             raise ConfigError(
                 field, "expected curve_secret_key and curve_authorized_dir to be set together"
+            )
+        if self.zk_suspend_grace is not None and \
+                self.zk_suspend_grace >= self.zk_session_timeout:
+            raise ConfigError(
+                "zk_suspend_grace", f"expected less than zk_session_timeout "
+                f"({self.zk_session_timeout}), got {self.zk_suspend_grace!r}"
             )
         if self.zk and self.quorum is None:
             raise ConfigError(

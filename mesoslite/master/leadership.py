@@ -6,10 +6,17 @@ shell that decides whether this master acts as the leader:
 * **candidate** -- from :meth:`~Leadership.start` until elected: a
   contender (ZooKeeper with ``--zk``, else standalone and elected at once)
   and, with ZooKeeper, a detector that says who leads.  HTTP answers 307
-  to the leader (503 when none is known) and every ZeroMQ peer is answered
-  ``LeaderRedirect(leader)``.
+  to the leader (503 when none is known).  A ZeroMQ message is held for up
+  to :data:`CANDIDATE_HOLD` seconds (a peer's detector may see this master
+  elected before this master's own contender does): if the election comes
+  meanwhile it is handled after recovery, otherwise the peer is answered
+  ``LeaderRedirect(leader)``.  Without ZooKeeper it is answered at once.
 * **recovering** -- elected, reading the registry (``registry_fetch_timeout``);
-  messages are dropped (peers retry), HTTP answers 503.
+  HTTP answers 503.  ZeroMQ messages are *held* (in order, at most
+  :data:`MAX_HELD_MESSAGES`) and handled as soon as the state is rebuilt, in
+  arrival order and before anything newer, so a ``Subscribe`` or
+  ``ReregisterAgent`` sent the moment a peer saw the election is answered
+  without waiting for the peer's retry.
 * **acting** -- the state is rebuilt (:mod:`.recovery`), the timers run and
   every change the state journals is written to the registry before the
   messages that depend on it leave: :meth:`~Leadership.gate` holds *all*
@@ -41,6 +48,7 @@ from mesoslite.coordination import (
     ZkUrl,
     create_contender,
     create_detector,
+    derived_suspend_grace,
     parse_zk_url,
 )
 from mesoslite.master.config import ConfigError
@@ -62,19 +70,21 @@ log = logging.getLogger("mesoslite.master")
 
 #: Longest :meth:`Leadership.stop` waits for each ZooKeeper goodbye (seconds).
 STOP_TIMEOUT = 5.0
-#: Longest a leader may stay disconnected from ZooKeeper before it steps down (seconds).
-MAX_SUSPEND_GRACE = 2.0
+#: Most messages held while recovering; later ones are dropped (their peers retry).
+MAX_HELD_MESSAGES = 50_000
+#: Longest a candidate holds a message in case its election is under way (seconds).
+CANDIDATE_HOLD = 1.0
 
 
 def suspend_grace(session_timeout: float) -> float:
     """How long a suspended ZooKeeper connection is tolerated before stepping down.
 
-    A quarter of the session timeout, at most :data:`MAX_SUSPEND_GRACE`: kazoo
-    notices a silent connection after about two thirds of the session timeout,
-    and another master can be elected only once the session has expired, so
-    the leader is gone well before anyone else leads.
+    The default: a quarter of the session timeout, at most 2 s (see
+    :func:`mesoslite.coordination.derived_suspend_grace`).  The contender and
+    detector apply it to the timeout the server *granted*, unless
+    ``zk_suspend_grace`` is configured.
     """
-    return min(MAX_SUSPEND_GRACE, session_timeout / 4)
+    return derived_suspend_grace(session_timeout)
 
 
 class LeadershipLost(RuntimeError):
@@ -112,6 +122,11 @@ class Leadership:
         self.registry_writes = 0
         self.redirects = 0
         self.dropped_while_recovering = 0
+        #: Messages held while recovering and handled once acting (cumulative).
+        self.held_while_recovering = 0
+        #: (arrival time, peer, message) held until the state is rebuilt.
+        self._held: collections.deque[tuple[float, bytes, Any]] = collections.deque()
+        self._hold_timer: asyncio.TimerHandle | None = None
         self._outbox: collections.deque[Any] = collections.deque()
         self._last_write: asyncio.Future[bool] | None = None
         self._election: asyncio.Task[None] | None = None
@@ -134,7 +149,7 @@ class Leadership:
             log.warning("agent_reregister_timeout is %.1f s; Mesos requires at least 600 s so "
                         "that agents have time to find a new leader", config.agent_reregister_timeout)
         if self.zk_url is not None:
-            grace = suspend_grace(config.zk_session_timeout)
+            grace = config.zk_suspend_grace  # None: derived from the negotiated timeout
             self.detector = create_detector(self.zk_url, session_timeout=config.zk_session_timeout,
                                             suspend_grace=grace)
             await self.detector.start()
@@ -148,11 +163,27 @@ class Leadership:
         log.info("master %s: contending for leadership (%s); registry: %s", info.id,
                  self.zk_url or "standalone", describe_registry(config))
         await self.contender.start()
+        if self.zk_url is not None and self.registry is None and not self.elected:
+            # Connect the registry's session now, so that an election does not wait for it.
+            self.registry = open_registry(config, self.zk_url, self.contender.fencing_path())
+            connect = getattr(self.registry, "connect", None)
+            if connect is not None:
+                self._spawn(self._preconnect(connect))
         if self.zk_url is None and self._election is not None:
             await self._election
             if not self.acting:
                 raise RuntimeError(f"the master could not take up leadership: "
                                    f"{self.deposed_reason}")
+
+    async def _preconnect(self, connect: Any) -> None:
+        """Open the registry's ZooKeeper session ahead of any election (failures: later)."""
+        try:
+            await connect()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the election's read connects again
+            log.info("registry: could not connect ahead of an election (%r); will connect "
+                     "when elected", exc)
 
     async def stop(self) -> None:
         """Stop acting, let queued registry writes finish, leave the election (idempotent)."""
@@ -162,6 +193,7 @@ class Leadership:
         was_acting = self.acting
         self.acting = False
         self.recovering = False
+        self._drop_held()
         if self._election is not None and not self._election.done():
             self._election.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -203,17 +235,73 @@ class Leadership:
             return None
         return current
 
+    def about_to_lead(self) -> bool:
+        """True while recovering, or while this master's detector already names it the leader
+        (its contender's election event is on the way)."""
+        if self.recovering:
+            return True
+        if self.acting or self._stopped or self.deposed.is_set() or self.detector is None:
+            return False
+        current = self.detector.current()
+        own = self.master.info
+        return current is not None and own is not None and current.id == own.id
+
     def refuse(self, peer: bytes, msg: Any) -> None:
-        """A message reached a master that does not act as the leader: point the peer on."""
+        """A message reached a master that does not act as the leader.
+
+        Recovering, or a ZooKeeper candidate: hold it (at most
+        :data:`MAX_HELD_MESSAGES`; beyond that it is dropped and the peer
+        retries), to be handled once the state is rebuilt -- a candidate only
+        for :data:`CANDIDATE_HOLD` seconds unless its detector names it the
+        leader, then it points the peer to the leader.  Otherwise (standalone,
+        deposed, stopped) the peer is pointed to the leader at once.
+        """
         if isinstance(msg, LeaderRedirect | ProtocolError):
             return  # never answer an answer
-        if self.recovering:
-            self.dropped_while_recovering += 1
-            return  # the peer retries; by then this master acts
+        if self.recovering or (self.zk_url is not None and not self._stopped
+                               and not self.deposed.is_set()):
+            if len(self._held) >= MAX_HELD_MESSAGES:
+                self.dropped_while_recovering += 1
+                return  # the peer retries; by then this master acts
+            self._held.append((time.monotonic(), peer, msg))
+            if not self.recovering:
+                self._arm_hold_timer()
+            return
+        self._redirect(peer)
+
+    def _redirect(self, peer: bytes) -> None:
         router = self.master._router
         if router is not None:
             self.redirects += 1
             router.send(peer, LeaderRedirect(self.leader()))
+
+    def _arm_hold_timer(self) -> None:
+        if self._hold_timer is None and self._held:
+            delay = max(0.0, self._held[0][0] + CANDIDATE_HOLD - time.monotonic())
+            self._hold_timer = asyncio.get_running_loop().call_later(delay, self._expire_held)
+
+    def _expire_held(self) -> None:
+        """A candidate still not elected: redirect the peers whose messages waited too long."""
+        self._hold_timer = None
+        if self.elected or self.about_to_lead():
+            if not self.elected:
+                self._hold_timer = asyncio.get_running_loop().call_later(
+                    CANDIDATE_HOLD, self._expire_held)
+            return
+        limit = time.monotonic() - CANDIDATE_HOLD
+        answered: set[bytes] = set()
+        while self._held and self._held[0][0] <= limit:
+            _, peer, _msg = self._held.popleft()
+            if peer not in answered:  # one redirect per peer is enough
+                answered.add(peer)
+                self._redirect(peer)
+        self._arm_hold_timer()
+
+    def _drop_held(self) -> None:
+        self._held.clear()
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
 
     # ------------------------------------------------------------ election
 
@@ -233,7 +321,11 @@ class Leadership:
                  describe_registry(config))
         started = time.perf_counter()
         try:
-            self.registry = open_registry(config, self.zk_url, self.contender.fencing_path())
+            fence = self.contender.fencing_path()
+            if self.registry is None:
+                self.registry = open_registry(config, self.zk_url, fence)
+            elif hasattr(self.registry, "fencing_path"):
+                self.registry.fencing_path = fence  # the znode may have been re-created
             stored = await asyncio.wait_for(self.registry.load(), config.registry_fetch_timeout)
         except asyncio.CancelledError:
             raise
@@ -251,8 +343,15 @@ class Leadership:
         self.recovering = False
         self.acting = True
         master._begin_leading(state)
-        log.info("master %s: leading (registry read in %.0f ms)", info.id,
-                 self.registry_fetch_ms)
+        held, self._held = self._held, collections.deque()
+        self._drop_held()
+        log.info("master %s: leading (registry read in %.0f ms); handling %d message(s) held "
+                 "meanwhile", info.id, self.registry_fetch_ms, len(held))
+        self.held_while_recovering += len(held)
+        for _, peer, msg in held:  # in arrival order, before anything that arrives later
+            if not self.acting:
+                break
+            master.handle(peer, msg)
 
     def _on_deposed(self, reason: str) -> None:
         self._step_down(reason)
@@ -271,6 +370,7 @@ class Leadership:
         self.acting = False
         self.recovering = False
         self._outbox.clear()  # held messages depended on writes that may never be durable
+        self._drop_held()
         self.master._end_leading()
         if self._election is not None and not self._election.done() \
                 and self._election is not asyncio.current_task():
@@ -394,4 +494,6 @@ class Leadership:
             "master/slaves_recovered": (len(recovery.state.recovered_agents)
                                         if recovery else 0),
             "master/leader_redirects": self.redirects,
+            "master/messages_held_while_recovering": self.held_while_recovering,
+            "master/messages_dropped_while_recovering": self.dropped_while_recovering,
         }

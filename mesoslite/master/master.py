@@ -273,6 +273,10 @@ class Master:
         if not self.leadership.acting:
             self.leadership.refuse(peer, msg)
             return
+        self.handle(peer, msg)
+
+    def handle(self, peer: bytes, msg: Any) -> None:
+        """Handle one message from ``peer`` as the acting leader and deliver the sends."""
         state = self.state
         handler = DISPATCH.get(type(msg), MasterState.refuse_unexpected)
         try:

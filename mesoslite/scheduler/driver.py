@@ -650,13 +650,18 @@ class SchedulerDriver(DriverCalls):
 
     def _on_leader_redirect(self, msg: LeaderRedirect) -> None:
         leader = msg.leader
+        follows_detector = not isinstance(self._detector, StaticMasterDetector)
+        if follows_detector:
+            # A detector (zk://) is the authority: a standby that has not yet seen the
+            # election may still name a leader that is already dead (or none).  The
+            # master we talk to is the one the detector elected, about to notice its
+            # own election: ask it again soon rather than after a full backoff.
+            if self._session.leader_not_ready():
+                self._wake_timers()
+            log.info("master %s is not leading yet; the detector decides", self._endpoint)
+            return
         if leader is None or not leader.zmq_endpoint:
             log.warning("master %s is not the leader and knows no leader", self._endpoint)
-            return
-        if not isinstance(self._detector, StaticMasterDetector):
-            # A detector (zk://) is the authority: a standby that has not yet seen
-            # the election may still name a leader that is already dead.
-            log.info("master %s is not leading yet; the detector decides", self._endpoint)
             return
         if leader.zmq_endpoint != self._endpoint:
             self._switch_master(leader.zmq_endpoint)

@@ -18,6 +18,11 @@ from mesoslite.clock import Clock
 
 #: Consecutive heartbeat intervals of silence after which the master is presumed gone.
 MAX_MISSED_HEARTBEATS = 5
+#: Quick retries (per detected leader) when the detected leader says it does not lead yet.
+MAX_QUICK_RETRIES = 3
+#: A quick retry waits uniform [QUICK_RETRY_MIN, QUICK_RETRY_MAX] seconds.
+QUICK_RETRY_MIN = 0.05
+QUICK_RETRY_MAX = 0.25
 
 
 class Phase(enum.Enum):
@@ -40,9 +45,12 @@ class Action(enum.Enum):
 class Session:
     """Subscription bookkeeping for one driver.
 
-    Backoff follows the Mesos v0 driver: the first Subscribe goes out at once;
-    retry ``n`` (0-based) waits a uniform random delay in
-    ``[0, min(factor * 2**n, backoff_max)]``.
+    Backoff follows the Mesos v0 driver: the first Subscribe to a newly
+    detected leader goes out at once; retry ``n`` (0-based) waits a uniform
+    random delay in ``[0, min(factor * 2**n, backoff_max)]``.  When the
+    detected leader answers that it does not lead yet (it has not seen its own
+    election), :meth:`leader_not_ready` brings the next attempt forward to a
+    short random delay, at most :data:`MAX_QUICK_RETRIES` times per leader.
     """
 
     def __init__(
@@ -73,6 +81,7 @@ class Session:
         self.heartbeat_interval: float | None = None
         self.subscriptions = 0  # how many Subscribed were accepted so far
         self.attempts = 0  # Subscribe messages sent since the last (re)start of subscribing
+        self.quick_retries = 0  # leader_not_ready() retries since the last leader detection
         self._next_subscribe = 0.0
         self._next_heartbeat = 0.0
         self._last_heard = 0.0
@@ -85,7 +94,23 @@ class Session:
         Returns True when the framework was subscribed (the caller reports
         ``disconnected()`` before re-subscribing).
         """
+        self.quick_retries = 0
         return self._resubscribe()
+
+    def leader_not_ready(self) -> bool:
+        """The detected leader says it does not lead yet: retry soon instead of backing off.
+
+        Returns True when the next Subscribe was brought forward (only while
+        subscribing, at most :data:`MAX_QUICK_RETRIES` times per leader).
+        """
+        if self.phase is not Phase.SUBSCRIBING or self.quick_retries >= MAX_QUICK_RETRIES:
+            return False
+        self.quick_retries += 1
+        soon = self._clock.monotonic() + self._rng.uniform(QUICK_RETRY_MIN, QUICK_RETRY_MAX)
+        if soon < self._next_subscribe:
+            self._next_subscribe = soon
+            self.attempts = max(0, self.attempts - 1)  # the refused attempt does not count
+        return True
 
     def master_lost(self) -> bool:
         """No leader is known; True when the framework was subscribed."""

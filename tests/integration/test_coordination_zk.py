@@ -349,7 +349,7 @@ def test_leader_survives_losing_one_of_three_zookeeper_servers(tmp_path: Path) -
 
     async def main() -> None:
         url = f"zk://{ensemble.hosts}/mesoslite"
-        timing = {"session_timeout": 10.0, "suspend_grace": 4.0}
+        timing = {"session_timeout": 10.0, "suspend_grace": 3.0}
         leader = ZooKeeperContender(url, master(1), **timing)
         detector = ZooKeeperDetector(url, **timing)
         await leader.start()

@@ -136,7 +136,9 @@ def test_plan_relative_dependency_and_cycle_do_not_break() -> None:
     db = app("/prod/db")
     web = app("/prod/web", dependencies=("db",))
     p = plan({}, {"/prod/db": db, "/prod/web": web}, "v1", "d")
-    assert actions(p)[1:] == [[("ScaleApplication", "/prod/db")], [("ScaleApplication", "/prod/web")]]
+    assert actions(p)[1:] == [
+        [("ScaleApplication", "/prod/db")], [("ScaleApplication", "/prod/web")]
+    ]
     x = app("/x", dependencies=("/y",))
     y = app("/y", dependencies=("/x",))
     cyc = plan({}, {"/x": x, "/y": y}, "v1", "d")
@@ -419,7 +421,7 @@ COMBOS = [
 def test_rolling_restart_respects_bounds_and_terminates(
     n: int, min_hc: float, max_oc: float, checks: str
 ) -> None:
-    """At every tick healthy ≥ ⌈n×minHC⌉ and total ≤ ⌊n×(1+maxOC)⌋, and it finishes."""
+    """At every tick healthy ≥ ⌈n×minHC⌉ and total ≤ ⌊n×(1+maxOC)⌋; it finishes."""
     fields: dict[str, object] = {}
     if "health" in checks:
         fields["health_checks"] = (AppHealthCheck(protocol="COMMAND", command="true"),)

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from frameworks.marathon.matcher import LaunchWant, match_offers
+from frameworks.marathon.matcher import LaunchWant, match_offers, reject_summary
 from frameworks.marathon.model import (
     App,
     Container,
@@ -297,7 +297,9 @@ def test_service_ports_allocated_lowest_free_avoiding_used() -> None:
 
 def test_service_ports_for_port_mappings() -> None:
     """Bridge apps get servicePort allocated on their port mappings."""
-    app = bridge_app(PortMapping(container_port=80), PortMapping(container_port=81, service_port=10500))
+    app = bridge_app(
+        PortMapping(container_port=80), PortMapping(container_port=81, service_port=10500)
+    )
     done = allocate_service_ports(app, {10000})
     assert service_ports(done) == (10001, 10500)
     assert done.container is not None and done.container.port_mappings is not None
@@ -328,3 +330,15 @@ def test_used_service_ports_excludes_the_app_itself() -> None:
     ]
     assert used_service_ports(apps) == {10005, 10006}
     assert used_service_ports(apps, exclude="/b") == {10005}
+
+
+def test_reject_summary_funnel() -> None:
+    """The summary lists every reason in order with the offers that reached it."""
+    summary = reject_summary(10, {"UnfulfilledRole": 2, "InsufficientCpus": 3})
+    assert [s["reason"] for s in summary][:3] == [
+        "UnfulfilledRole", "UnfulfilledConstraint", "InsufficientCpus"
+    ]
+    assert summary[0] == {"reason": "UnfulfilledRole", "declined": 2, "processed": 10}
+    assert summary[1] == {"reason": "UnfulfilledConstraint", "declined": 0, "processed": 8}
+    assert summary[2] == {"reason": "InsufficientCpus", "declined": 3, "processed": 8}
+    assert summary[3] == {"reason": "InsufficientMemory", "declined": 0, "processed": 5}

@@ -120,6 +120,14 @@ def test_apps_in_deployment_are_left_alone() -> None:
                     locked=("/web", "/gone"))
     assert decisions == Decisions()
     assert run([app(5)], [task()], locked=("/other",)).launch == {"/web": 4}
+
+
+def test_unreachable_tasks_of_locked_apps_are_still_expunged() -> None:
+    """Expunging an unreachable task is bookkeeping: it happens during a deployment too."""
+    clock = FakeClock()
+    lost = task(C.UNREACHABLE, condition_since=clock.time())
+    decisions = run([app(1)], [lost], clock, locked=("/web",))
+    assert decisions == Decisions(expunge=[lost.task_id])
     assert run([], [task(app_id="/gone")], locked=("/gone",)) == Decisions()
 
 

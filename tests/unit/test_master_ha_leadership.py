@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from test_master_harness import AGENT_RESOURCES
 
-from mesoslite.coordination import FencedError, RegistryState
+from mesoslite.coordination import FencedError, RegistryState, parse_zk_url
 from mesoslite.coordination.tracking import LeadershipState
 from mesoslite.master import MasterConfig, MasterState, Send
 from mesoslite.master import leadership as leadership_module
@@ -57,7 +57,13 @@ class FakeShell:
         self._state: MasterState | None = None
         self._router = FakeRouter()
         self.delivered: list[list[Send]] = []
+        self.handled: list[tuple[bytes, Any]] = []
         self.timers_running = False
+
+    def handle(self, peer: bytes, msg: Any) -> None:
+        """Record a message handled as the leader (held ones are replayed through here)."""
+        assert self._state is not None, "handled before the state was rebuilt"
+        self.handled.append((peer, msg))
 
     def deliver(self, sends: list[Send], *, gated: bool = True) -> None:
         """Record released sends (only the leadership calls this here, ungated)."""
@@ -278,10 +284,104 @@ def test_non_leader_points_peers_to_the_leader(monkeypatch: pytest.MonkeyPatch) 
         leadership.refuse(b"p1", Heartbeat())
         leadership.refuse(b"p1", ProtocolError("no"))
         leadership.refuse(b"p1", LeaderRedirect(None))
-        leadership.detector = FakeDetector(shell.info)  # type: ignore[assignment]
+        leadership.detector = FakeDetector(None)  # type: ignore[assignment]
         leadership.refuse(b"p2", Heartbeat())
         assert shell._router.sent == [(b"p1", LeaderRedirect(other)), (b"p2", LeaderRedirect(None))]
         assert leadership.redirects == 2
+        await leadership.stop()
+    _run(test)
+
+
+def test_messages_during_recovery_are_held_and_handled_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ZooKeeper candidate, then a recovering leader, hold messages (no redirect, no drop)
+    and handle them in arrival order once the state is rebuilt."""
+    async def test() -> None:
+        contender = FakeContender()
+        loaded = asyncio.Event()
+
+        class SlowRegistry(InMemoryRegistry):
+            async def load(self) -> RegistryState:
+                await loaded.wait()
+                return await super().load()
+
+        monkeypatch.setattr(leadership_module, "create_contender", lambda *a, **k: contender)
+        monkeypatch.setattr(leadership_module, "open_registry", lambda *a, **k: SlowRegistry())
+        shell = FakeShell()
+        leadership = Leadership(shell)  # type: ignore[arg-type]
+        await leadership.start()
+        leadership.zk_url = parse_zk_url("zk://127.0.0.1:2181/m")  # a ZooKeeper candidate
+        leadership.detector = FakeDetector(_info("old-leader"))  # type: ignore[assignment]
+        leadership.refuse(b"early", Heartbeat(sender_id="f0"))  # election event not yet seen
+        contender.elect()
+        await _until(lambda: leadership.recovering)
+        for i in range(3):
+            leadership.refuse(f"p{i}".encode(), Heartbeat(sender_id=f"f{i + 1}"))
+        await asyncio.sleep(0.01)
+        assert shell._router.sent == [] and shell.handled == [] and not leadership.acting
+        loaded.set()
+        await _until(lambda: leadership.acting)
+        assert [peer for peer, _ in shell.handled] == [b"early", b"p0", b"p1", b"p2"]
+        assert leadership.metrics()["master/messages_held_while_recovering"] == 4
+        assert leadership.dropped_while_recovering == 0
+        await leadership.stop()
+    _run(test)
+
+
+def test_held_messages_are_bounded_and_dropped_on_deposition(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond MAX_HELD_MESSAGES a recovering master drops (peers retry); losing the election
+    while recovering discards what was held."""
+    async def test() -> None:
+        contender = FakeContender()
+        never = asyncio.Event()
+
+        class StuckRegistry(InMemoryRegistry):
+            async def load(self) -> RegistryState:
+                await never.wait()
+                return await super().load()
+
+        monkeypatch.setattr(leadership_module, "MAX_HELD_MESSAGES", 2)
+        monkeypatch.setattr(leadership_module, "create_contender", lambda *a, **k: contender)
+        monkeypatch.setattr(leadership_module, "open_registry", lambda *a, **k: StuckRegistry())
+        shell = FakeShell()
+        leadership = Leadership(shell)  # type: ignore[arg-type]
+        await leadership.start()
+        contender.elect()
+        await _until(lambda: leadership.recovering)
+        for i in range(3):
+            leadership.refuse(b"p", Heartbeat(sender_id=f"f{i}"))
+        assert leadership.dropped_while_recovering == 1
+        contender.depose("session expired")
+        assert leadership.deposed.is_set() and not leadership.about_to_lead()
+        leadership.refuse(b"q", Heartbeat(sender_id="late"))
+        assert shell.handled == [] and shell._router.sent == [(b"q", LeaderRedirect(None))]
+        await leadership.stop()
+    _run(test)
+
+
+def test_a_candidate_redirects_held_messages_when_not_elected_in_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ZooKeeper candidate not elected within CANDIDATE_HOLD answers each waiting peer once
+    with LeaderRedirect(leader) -- but keeps holding while its detector names it the leader."""
+    async def test() -> None:
+        contender = FakeContender()
+        monkeypatch.setattr(leadership_module, "CANDIDATE_HOLD", 0.02)
+        monkeypatch.setattr(leadership_module, "create_contender", lambda *a, **k: contender)
+        shell = FakeShell()
+        leadership = Leadership(shell)  # type: ignore[arg-type]
+        await leadership.start()
+        leadership.zk_url = parse_zk_url("zk://127.0.0.1:2181/m")
+        other = _info("other", 6060)
+        leadership.detector = FakeDetector(shell.info)  # type: ignore[assignment]
+        leadership.refuse(b"p1", Heartbeat(sender_id="a"))
+        leadership.refuse(b"p1", Heartbeat(sender_id="b"))
+        await asyncio.sleep(0.06)
+        assert shell._router.sent == []  # its own election is on the way: still held
+        leadership.detector = FakeDetector(other)  # type: ignore[assignment]
+        await _until(lambda: shell._router.sent)
+        assert shell._router.sent == [(b"p1", LeaderRedirect(other))]
+        assert shell.handled == [] and leadership.redirects == 1
         await leadership.stop()
     _run(test)
 

@@ -304,15 +304,11 @@ class DockerContainerizer(Containerizer):
         self._watches[container_id] = w
         try:
             # Off the loop too: volume paths are resolved on the filesystem.
-            plan = await self._call(
-                plan_container, container_id, spec, self.options, self.agent_scope
-            )
+            plan = await self._call(_plan_and_prepare, container_id, spec, self.options,
+                                    self.agent_scope)
             w.mem_limit = plan.mem_limit
-            try:
-                await self._call(_prepare_sandbox_files, spec.sandbox)
-            except OSError as exc:
-                raise DockerLaunchError(f"sandbox: cannot create {spec.sandbox!r}: {exc}") from exc
-            await self._ensure_image(w, plan.image, plan.force_pull)
+            if plan.force_pull:
+                await self._pull(w, plan.image)
             self._check_cancel(w)
             await self._create_and_start(w, plan)
         except BaseException as exc:
@@ -330,17 +326,6 @@ class DockerContainerizer(Containerizer):
     def _check_cancel(self, w: _Watch) -> None:
         if w.cancel.is_set():
             raise DockerLaunchError("container: killed before it started")
-
-    async def _ensure_image(self, w: _Watch, image: str, force: bool) -> None:
-        if not force:
-            try:
-                await self._call(self._api.inspect_image, image)
-                return
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                raise DockerPullError(f"image {image!r}: {_explain(exc)}") from exc
-        await self._pull(w, image)
 
     async def _pull(self, w: _Watch, image: str) -> None:
         """Pull on its own thread, reporting progress; bounded by pull_timeout, cancellable."""
@@ -407,17 +392,42 @@ class DockerContainerizer(Containerizer):
         done.result()
         self._progress(w, f"pulled image {image} in {time.monotonic() - started:.1f}s")
 
-    async def _create_and_start(self, w: _Watch, plan: ContainerPlan) -> None:
+    async def _create(self, w: _Watch, plan: ContainerPlan) -> dict[str, Any]:
+        """``docker create``; the image is pulled only when the daemon does not have it.
+
+        Optimistic, to save round trips on the common path: no image inspection
+        before, and a leftover container of the same name (a failed attempt) is
+        removed only when the daemon reports the conflict.
+        """
         api = self._api
-        with contextlib.suppress(docker.errors.NotFound):  # a leftover of a failed attempt
-            await self._call(api.remove_container, plan.name, force=True)
         try:
             host_config = api.create_host_config(**plan.host)
-            created = await self._call(api.create_container, host_config=host_config, **plan.create)
-        except docker.errors.APIError as exc:
-            raise DockerLaunchError(f"docker create {plan.image}: {_explain(exc)}") from exc
         except docker.errors.DockerException as exc:  # invalid arguments caught by the SDK
             raise DockerLaunchError(f"docker create {plan.image}: {exc}") from exc
+        pulled, removed = plan.force_pull, False
+        while True:
+            try:
+                return dict(await self._call(
+                    api.create_container, host_config=host_config, **plan.create))
+            except docker.errors.ImageNotFound as exc:
+                if pulled:
+                    raise DockerPullError(f"image {plan.image!r}: {_explain(exc)}") from exc
+                pulled = True
+                await self._pull(w, plan.image)
+                self._check_cancel(w)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409 and not removed:  # a leftover of a failed attempt
+                    removed = True
+                    with contextlib.suppress(docker.errors.NotFound):
+                        await self._call(api.remove_container, plan.name, force=True)
+                    continue
+                raise DockerLaunchError(f"docker create {plan.image}: {_explain(exc)}") from exc
+            except docker.errors.DockerException as exc:
+                raise DockerLaunchError(f"docker create {plan.image}: {exc}") from exc
+
+    async def _create_and_start(self, w: _Watch, plan: ContainerPlan) -> None:
+        api = self._api
+        created = await self._create(w, plan)
         w.docker_id = created["Id"]
         for warning in created.get("Warnings") or ():
             log.warning("Docker container %s: %s", w.container_id, warning)
@@ -594,8 +604,8 @@ class DockerContainerizer(Containerizer):
 
         Returns the ids found: running ones are watched again (not restarted);
         ones that exited while the agent was down resolve :meth:`wait` at once
-        with their exit status (their remaining logs are copied first).
-        Labelled containers of this agent scope not in the checkpoint are
+        with their exit status (their remaining logs are copied first); ones
+        created but never started are removed and not returned.  Labelled containers of this agent scope not in the checkpoint are
         removed when ``kill_orphans`` is set.
         """
         wanted = {c.container_id: c for c in checkpointed}
@@ -609,6 +619,13 @@ class DockerContainerizer(Containerizer):
             cid = labels.get(LABEL_CONTAINER, "")
             if cid in wanted and cid not in self._watches and labels.get(LABEL_SANDBOX):
                 info = await self._call(self._api.inspect_container, summary["Id"])
+                if info["State"].get("Status") == "created":
+                    # The previous run died between create and start: nothing ran, and
+                    # waiting on it would report a bogus exit 0.  It is not recovered.
+                    log.warning("Removing docker container %s: created but never started", cid)
+                    with contextlib.suppress(docker.errors.NotFound):
+                        await self._call(self._api.remove_container, summary["Id"], force=True)
+                    continue
                 w = _Watch(cid, labels[LABEL_SANDBOX], loop)
                 w.docker_id = summary["Id"]
                 w.pid = int(info["State"].get("Pid") or 0)
@@ -703,6 +720,17 @@ class DockerContainerizer(Containerizer):
         self._pool.shutdown(wait=False)
         with contextlib.suppress(Exception):
             self._api.close()
+
+
+def _plan_and_prepare(container_id: str, spec: DockerLaunchSpec, options: DockerOptions,
+                      agent_scope: str) -> ContainerPlan:
+    """Validate the spec into a plan, then prepare the sandbox (blocking: a worker thread)."""
+    plan = plan_container(container_id, spec, options, agent_scope)
+    try:
+        _prepare_sandbox_files(spec.sandbox)
+    except OSError as exc:
+        raise DockerLaunchError(f"sandbox: cannot create {spec.sandbox!r}: {exc}") from exc
+    return plan
 
 
 def _prepare_sandbox_files(sandbox: str) -> None:
