@@ -410,7 +410,9 @@ class Scheduling(Scheduler):
                                     taskId=task.task_id, instanceId=task.instance_id,
                                     version=task.version, reason=status.message,
                                     host=task.host, slaveId=task.agent_id)
-        service.task_record(new)
+        durable = condition.is_terminal or "started_at" in changes or (
+            "condition" in changes and condition is InstanceCondition.UNREACHABLE)
+        service.task_record(new, durable=durable)
         service.count(f"tasks.updates.{state.lower()}")
         service.bus.publish(
             "status_update_event", slaveId=new.agent_id, taskId=new.task_id,

@@ -539,13 +539,19 @@ class MarathonService:
             host=task.host, agent_id=task.agent_id, timestamp=self.clock.time(),
             version=task.version)
 
-    def task_record(self, task: MarathonTask) -> None:
-        """Track ``task`` (and stage its durable record)."""
-        self.tracked[task.task_id] = task
+    def task_record(self, task: MarathonTask, *, durable: bool = True) -> None:
+        """Track ``task``; ``durable`` also stages its stored record for the next flush.
+
+        Creation, the first RUNNING, kill requests and the end of a task are
+        durable; other changes (health, messages) are rebuilt by reconciliation
+        after a failover and are not written.
+        """
         if task.condition.is_terminal:
-            del self.tracked[task.task_id]
+            self.tracked.pop(task.task_id, None)
             self.instance_repo.stage_delete(task.task_id)
-        else:
+            return
+        self.tracked[task.task_id] = task
+        if durable:
             self.instance_repo.stage_put(task)
 
 
