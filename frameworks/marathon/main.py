@@ -80,7 +80,8 @@ class MarathonProcess:
         self.http_port = sockets[0].getsockname()[1]
         election = MarathonElection(cfg.zk or None, cfg.advertised_host, self.http_port,
                                     version=__version__,
-                                    session_timeout=cfg.zk_session_timeout)
+                                    session_timeout=cfg.zk_session_timeout,
+                                    suspend_grace=min(2.0, cfg.zk_session_timeout / 2))
         self.election = election
         self.service.election = election
         election.on_elected(self._elected)

@@ -27,6 +27,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -133,18 +134,30 @@ def kill_order(
     return sorted(tasks, key=key)
 
 
+def _locked_ids(deployments_in_progress: Iterable[Any]) -> set[str]:
+    """App ids from a mix of app ids and objects with ``affected_app_ids`` (plans)."""
+    locked: set[str] = set()
+    for item in deployments_in_progress:
+        if isinstance(item, str):
+            locked.add(item)
+        else:
+            locked.update(item.affected_app_ids)
+    return locked
+
+
 def reconcile(
     apps: Mapping[str, App],
     tasks: Sequence[MarathonTask],
-    deployments_in_progress: Collection[str],
+    deployments_in_progress: Collection[Any],
     clock: Clock,
 ) -> Decisions:
     """Steady-state decisions for every app not in a deployment (see the module doc).
 
-    ``deployments_in_progress`` holds the ids of apps locked by a running
-    deployment (``DeploymentPlan.affected_app_ids``).
+    ``deployments_in_progress`` holds the running deployments
+    (``DeploymentPlan``s) or directly the ids of the apps they lock.
     """
     now = clock.time()
+    locked_ids = _locked_ids(deployments_in_progress)
     by_app: dict[str, list[MarathonTask]] = {}
     for task in tasks:
         by_app.setdefault(task.app_id, []).append(task)
@@ -152,7 +165,7 @@ def reconcile(
     for app_id in sorted(by_app.keys() | apps.keys()):
         app = apps.get(app_id)
         app_tasks = by_app.get(app_id, [])
-        locked = app_id in deployments_in_progress
+        locked = app_id in locked_ids
         for task in app_tasks:
             if _should_expunge(task, app, now) and not (locked and app is None):
                 decisions.expunge.append(task.task_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from frameworks.marathon.deployments import plan
 from frameworks.marathon.model import (
     App,
     InstanceCondition,
@@ -179,3 +180,11 @@ def test_scaled_to_zero_kills_everything() -> None:
     tasks = [task(staged_at=i) for i in range(3)]
     decisions = run([app(0)], tasks)
     assert sorted(t for t, _ in decisions.kill) == sorted(t.task_id for t in tasks)
+
+
+def test_deployment_plans_lock_their_apps() -> None:
+    """Running deployment plans may be passed directly: their affected apps are locked."""
+    a = app(3)
+    deployment = plan({}, {"/web": a}, "v1", "d1")
+    decisions = reconcile({"/web": a}, [], [deployment], FakeClock())
+    assert decisions == Decisions()
