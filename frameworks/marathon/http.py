@@ -30,6 +30,7 @@ import tornado.netutil
 import tornado.web
 
 from frameworks.marathon.app_json import render_app
+from frameworks.marathon.deployments import render_deployment
 from frameworks.marathon.facade import ServiceFacade
 from frameworks.marathon.http_apps import (
     AppHandler,
@@ -114,7 +115,6 @@ class DeploymentsHandler(ApiHandler):
 
     async def get(self) -> None:
         """List deployments."""
-        from frameworks.marathon.deployments import render_deployment
         self.write_json([render_deployment(p) for p in self.service.deployments()])
 
 
@@ -165,7 +165,7 @@ class MarathonApplication(tornado.web.Application):
     """A tornado Application that normalises request paths before routing."""
 
     def find_handler(self, request: tornado.httputil.HTTPServerRequest,
-                     **kwargs: Any) -> tornado.web._HandlerDelegate:
+                     **kwargs: Any) -> tornado.httputil.HTTPMessageDelegate:
         """Collapse ``//`` and drop a trailing ``/`` before the routes see the path."""
         path = _SLASHES.sub("/", request.path or "/")
         if len(path) > 1 and path.endswith("/"):
@@ -176,18 +176,22 @@ class MarathonApplication(tornado.web.Application):
 
 def make_app(service: ServiceFacade, *, max_body_bytes: int = MAX_BODY_BYTES,
              keepalive_seconds: float = 15.0, proxy_timeout_seconds: float = 30.0,
+             event_write_timeout_seconds: float = 60.0,
              debug: bool = False) -> tornado.web.Application:
     """The REST API v2 on ``service``.
 
     ``max_body_bytes``: larger bodies get 413.  ``keepalive_seconds``: the
     event stream's ``: ping`` interval.  ``proxy_timeout_seconds``: how long
     a standby waits for the leader's answer to a forwarded request.
+    ``event_write_timeout_seconds``: an event-stream client that takes no data
+    for this long is disconnected.
     """
-    if max_body_bytes <= 0 or keepalive_seconds <= 0 or proxy_timeout_seconds <= 0:
-        raise ValueError("make_app: max_body_bytes, keepalive_seconds and "
-                         "proxy_timeout_seconds must be positive")
     options = {"max_body_bytes": max_body_bytes, "keepalive_seconds": keepalive_seconds,
-               "proxy_timeout_seconds": proxy_timeout_seconds}
+               "proxy_timeout_seconds": proxy_timeout_seconds,
+               "event_write_timeout_seconds": event_write_timeout_seconds}
+    for name, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"make_app: {name} must be a positive number, got {value!r}")
     args = {"service": service, "options": options}
     routes: list[tuple[str, type[tornado.web.RequestHandler]]] = [
         (r"/ping", PingHandler),

@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from frameworks.marathon.app_json import parse_app, render_app
+from frameworks.marathon.deployments import render_deployment
 from frameworks.marathon.facade import UnknownApp, UnknownTask
 from frameworks.marathon.http_base import (
     DEPLOYMENT_HEADER,
@@ -70,7 +71,6 @@ class AppViews:
     def deployments_of(self, app_id: str) -> list[str]:
         """Ids of the running deployments affecting the app."""
         if self._deployments is None:
-            from frameworks.marathon.deployments import render_deployment
             self._deployments = {}
             for plan in self.service.deployments():
                 rendered = render_deployment(plan)
@@ -145,6 +145,13 @@ def merge_definition(service: Any, obj: dict[str, Any], app_id: str | None,
     return parse_app(body), current is None
 
 
+def partial_update(handler: ApiHandler) -> bool:
+    """Marathon's ``partialUpdate`` query flag (``partial`` accepted too); default true."""
+    if handler.get_query_argument("partialUpdate", None) is not None:
+        return handler.bool_arg("partialUpdate", True)
+    return handler.bool_arg("partial", True)
+
+
 def wants_text(accept: str) -> bool:
     """True when the Accept header prefers ``text/plain`` over JSON."""
     best: dict[str, tuple[float, int]] = {}
@@ -214,7 +221,7 @@ class AppsHandler(ApiHandler):
             raise invalid("/", "expected a JSON array of app definitions")
         if not value:
             raise invalid("/", "expected at least one app definition")
-        partial = self.bool_arg("partial", True)
+        partial = partial_update(self)
         apps: list[App] = []
         seen: set[str] = set()
         for index, item in enumerate(value):
@@ -263,7 +270,7 @@ class AppHandler(ApiHandler):
             plan = await self.service.rollback_app(app_id, version, force=force)
             deployment_result(self, plan)
             return
-        app, new = merge_definition(self.service, obj, app_id, self.bool_arg("partial", True))
+        app, new = merge_definition(self.service, obj, app_id, partial_update(self))
         plan = await self.service.put_app(app, force=force)
         if new:
             self.set_header("Location", f"/v2/apps{app.id}")

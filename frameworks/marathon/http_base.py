@@ -240,9 +240,16 @@ class ApiHandler(tornado.web.RequestHandler):
             raise ApiError(status, f"Could not reach the leader at {leader}: {response.error}")
         self.clear()
         self.set_status(response.code, response.reason)
+        relayed: set[str] = set()
         for name, value in response.headers.get_all():
-            if name.lower() not in _HOP_BY_HOP:
+            key = name.lower()
+            if key in _HOP_BY_HOP:
+                continue
+            if key in relayed:
                 self.add_header(name, value)
+            else:
+                self.set_header(name, value)
+                relayed.add(key)
         self.finish(response.body or b"")
 
 

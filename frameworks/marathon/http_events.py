@@ -7,7 +7,8 @@ Owns: :class:`EventStreamHandler`.  Each event is written as
 them.  A ``: ping`` comment goes out after ``keepalive_seconds`` of silence
 so that clients and proxies see a live stream.  The subscription is closed
 when the client goes away; a slow client only ever waits on its own socket
-(the subscription's bounded queue lives in the service).  A standby answers
+(the subscription's bounded queue lives in the service), and a client that
+takes no data for ``event_write_timeout_seconds`` is disconnected.  A standby answers
 302 to the same URL on the leader.
 """
 
@@ -35,6 +36,12 @@ def sse_frame(event: dict[str, Any]) -> bytes:
     kind = str(event.get("eventType", "message")).replace("\n", " ")
     data = json.dumps(event, separators=(",", ":"))
     return f"event: {kind}\ndata: {data}\n\n".encode()
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned flush's outcome so that asyncio does not report it."""
+    if not future.cancelled():
+        future.exception()
 
 
 class EventStreamHandler(ApiHandler):
@@ -68,7 +75,7 @@ class EventStreamHandler(ApiHandler):
         sub = self.service.subscribe(types, self.request.remote_ip or "")
         self._subscription = sub
         try:
-            await self.flush()
+            await self._flush()
             while not self._gone.is_set():
                 event = await self._next(sub, keepalive)
                 if self._gone.is_set():
@@ -79,14 +86,29 @@ class EventStreamHandler(ApiHandler):
                     self.write(b": ping\n\n")
                 else:
                     self.write(sse_frame(light_event(event) if light else event))
-                await self.flush()
+                if not await self._flush():
+                    break
         except tornado.iostream.StreamClosedError:
             pass
         finally:
             self._close_subscription()
-        if not self._gone.is_set():
-            with contextlib.suppress(tornado.iostream.StreamClosedError):
-                self.finish()
+        with contextlib.suppress(tornado.iostream.StreamClosedError):
+            self.finish()
+
+    async def _flush(self) -> bool:
+        """Send what was written; False (connection closed) when the client stalls too long."""
+        pending = self.flush()
+        timeout = float(self.options["event_write_timeout_seconds"])
+        done, _ = await asyncio.wait({pending}, timeout=timeout)
+        if not done:
+            pending.add_done_callback(_ignore_result)
+            log.warning("event stream to %s took no data for %.1f s; closing it",
+                        self.request.remote_ip, timeout)
+            self._gone.set()
+            self.request.connection.close()  # type: ignore[union-attr]
+            return False
+        pending.result()
+        return True
 
     def _event_types(self) -> frozenset[str] | None:
         """The ``event_type`` filter (None: every event)."""

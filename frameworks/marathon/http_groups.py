@@ -21,7 +21,7 @@ from frameworks.marathon.groups import (
     build_group,
     flatten_group_definition,
 )
-from frameworks.marathon.http_apps import AppViews, merge_definition
+from frameworks.marathon.http_apps import AppViews, merge_definition, partial_update
 from frameworks.marathon.http_base import ApiError, ApiHandler, deployment_result, invalid
 from frameworks.marathon.http_render import parse_embeds
 from frameworks.marathon.model import App
@@ -105,7 +105,7 @@ class GroupsHandler(ApiHandler):
         definitions = _definitions(body, group_id)
         if not definitions:
             raise invalid("/apps", "expected apps (or scaleBy) to change")
-        partial = self.bool_arg("partial", True)
+        partial = partial_update(self)
         apps: list[App] = []
         for definition in definitions:
             app, _new = merge_definition(self.service, definition, None, partial)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from frameworks.marathon.deployments import render_deployment
 from frameworks.marathon.facade import QueueEntry, TaskCounts, TaskFailure
 from frameworks.marathon.model import App, InstanceCondition, MarathonTask
 from frameworks.marathon.timestamps import iso
@@ -55,7 +56,6 @@ def deployment_ref(plan: Any) -> tuple[str, str] | None:
     dep_id = getattr(plan, "id", None)
     version = getattr(plan, "version", None)
     if not isinstance(dep_id, str) or not isinstance(version, str):
-        from frameworks.marathon.deployments import render_deployment
         rendered = render_deployment(plan)
         dep_id, version = rendered["id"], rendered["version"]
     return dep_id, version
