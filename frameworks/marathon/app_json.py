@@ -109,6 +109,8 @@ def _merge(reader: Reader, base: App, update: dict[str, Any], group: str) -> dic
         merged.pop("portDefinitions", None)
     if "uris" in sent and "fetch" not in sent:
         merged.pop("fetch", None)
+    if "networks" not in sent and _legacy_network(sent.get("container")):
+        merged.pop("networks", None)
     merged.update(sent)
     merged["id"] = base.id
     if "networks" in sent or "container" in sent:
@@ -119,6 +121,12 @@ def _merge(reader: Reader, base: App, update: dict[str, Any], group: str) -> dic
         if host and "container" not in sent and isinstance(container, dict):
             merged["container"] = {k: v for k, v in container.items() if k != "portMappings"}
     return merged
+
+
+def _legacy_network(container: Any) -> bool:
+    """True when a container object uses the deprecated ``docker.network``."""
+    docker = container.get("docker") if isinstance(container, dict) else None
+    return isinstance(docker, dict) and docker.get("network") is not None
 
 
 def _looks_host(obj: dict[str, Any]) -> bool:
@@ -213,12 +221,11 @@ def _parse(r: Reader, obj: dict[str, Any], group: str) -> App | Any:
     cross = ("networks", "container", "port_definitions", "health_checks", "readiness_checks")
     if all(f[k] is not BAD for k in cross):
         _cross_checks(r, f)
-    if BAD in f.values() or app_id is BAD:
-        return BAD
+    container = f["container"]
     if f["cmd"] is None and f["args"] is None and (
-            f["container"] is None or f["container"].docker is None):
+            container is None or (container is not BAD and container.docker is None)):
         r.error("/", _NEEDS_COMMAND)
-    if r.errors:
+    if BAD in f.values() or app_id is BAD or r.errors:
         return BAD
     for key in ("cpus", "mem", "disk", "backoff_seconds", "backoff_factor",
                 "max_launch_delay_seconds"):
@@ -313,8 +320,8 @@ def _ports_and_container(r: Reader, obj: dict[str, Any], f: dict[str, Any]) -> N
     elif legacy_maps is not MISSING:
         raw_maps = legacy_maps
     maps_path = "/container/portMappings"
-    if not host and container is None:
-        r.error("/networks", "container and bridge networks need a container")
+    if not host and (container is None or (container is not BAD and container.type != "DOCKER")):
+        r.error("/networks", "container and bridge networks need a DOCKER container")
     mappings: Any = None
     if not host:
         if raw_maps is MISSING:
@@ -390,7 +397,7 @@ def _cross_checks(r: Reader, f: dict[str, Any]) -> None:
 
 def _n(value: float) -> float:
     """Whole numbers as JSON integers (Marathon writes ``128``, not ``128.0``)."""
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
         return int(value)
     return value
 

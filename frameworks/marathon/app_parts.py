@@ -246,6 +246,11 @@ def container(reader: Reader, value: Any, path: str) -> tuple[Any, Any, Any]:
     if ctype == "DOCKER" and raw is MISSING:
         reader.error(f"{path}/docker", "a DOCKER container needs a docker object with an image")
         docker = BAD
+    if ctype == "MESOS" and docker not in (None, BAD):
+        reader.error(f"{path}/docker/image", "images run only in DOCKER containers here: the "
+                                             "MESOS containerizer runs the command on the host; "
+                                             "use type DOCKER")
+        docker = BAD
     if BAD in (ctype, volumes, docker):
         return BAD, legacy_network, legacy_mappings
     return (Container(type=ctype, docker=docker, volumes=tuple(volumes)),
@@ -258,7 +263,12 @@ _HC_KEYS = frozenset({"protocol", "path", "portIndex", "port", "command",
 
 
 def health_check(reader: Reader, value: Any, path: str) -> AppHealthCheck | Any:
-    """One ``healthChecks`` element, normalised per protocol (see module docstring)."""
+    """One ``healthChecks`` element, normalised per protocol.
+
+    COMMAND checks keep only ``command``; TCP checks have no ``path``;
+    ``ignoreHttp1xx`` is kept for HTTP/HTTPS only; ``portIndex`` defaults to 0
+    unless a fixed ``port`` is given.
+    """
     value = reader.obj(value, path)
     if value is BAD:
         return BAD

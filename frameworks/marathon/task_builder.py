@@ -1,6 +1,8 @@
 """Turning an app and an offer's chosen resources into a TaskInfo (PURE).
 
-Owns: :func:`build_task_info` and :func:`task_environment`.  The command
+Owns: :func:`build_task_info` and the environment helpers
+(:func:`task_environment`, :func:`ports_environment`,
+:func:`labels_environment`), following Marathon's rules.  The command
 comes from ``cmd`` (shell) or ``args`` (argv); the environment carries the
 app's ``env`` (secret references left out) and Marathon's task variables
 (``PORT0…``, ``PORT``, ``PORTS``, ``PORT_<NAME>``, ``HOST``,
@@ -30,37 +32,82 @@ from mesoslite.protocol.types import (
 )
 from mesoslite.resources import Resources
 
-_ENV_NAME_RE = re.compile(r"[^A-Z0-9_]")
-#: Label values longer than this are not exported (as in Marathon).
-MAX_LABEL_ENV_VALUE = 512
+#: Label keys are exported with runs of other characters replaced by ``_``.
+_LABEL_KEY_RE = re.compile(r"[^a-zA-Z0-9_]+")
+#: Marathon's limit on an exported variable's length.
+MAX_ENV_VALUE_LENGTH = 512
+_LABEL_PREFIX = "MARATHON_APP_LABEL_"
 _DOCKER_NETWORK = {"host": "HOST", "container/bridge": "BRIDGE", "container": "USER"}
-
-
-def _env_name(name: str) -> str:
-    return _ENV_NAME_RE.sub("_", name.upper())
 
 
 def _num(value: float) -> str:
     return str(float(value))
 
 
-def port_env_values(app: App, host_ports: tuple[int, ...]) -> list[tuple[int, str | None, int]]:
-    """(declared port, name, value) per app port: the value is the host port.
+def _port_requests(
+    app: App, host_ports: tuple[int, ...]
+) -> list[tuple[str | None, int, int | None]]:
+    """(name, requested port, host port or None) per app port, in declaration order.
 
-    With container networks a mapping without a host port exposes its
-    container port; a container port of 0 means "same as the host port".
+    The requested port is the port definition's ``port`` on the host network
+    and the mapping's ``containerPort`` with container networks; the host
+    port is the one taken from the offer (None for a mapping without one).
     """
     if app.uses_host_ports:
-        return [(p.port, p.name, host)
+        return [(p.name, p.port, host)
                 for p, host in zip(app.port_definitions, host_ports, strict=True)]
-    out: list[tuple[int, str | None, int]] = []
+    out: list[tuple[str | None, int, int | None]] = []
     hosts = iter(host_ports)
     for m in (app.container.port_mappings if app.container else None) or ():
-        if m.host_port is None:
-            out.append((m.container_port, m.name, m.container_port))
-        else:
-            out.append((m.container_port, m.name, next(hosts)))
+        out.append((m.name, m.container_port, None if m.host_port is None else next(hosts)))
     return out
+
+
+def ports_environment(app: App, host_ports: tuple[int, ...]) -> dict[str, str]:
+    """``PORT<i>``, ``PORT_<port>``, ``PORT_<NAME>``, ``PORT`` and ``PORTS``, as Marathon sets them.
+
+    ``PORT_<NAME>`` uses the upper-cased port name; when that is not a shell
+    name (a ``-`` in it) the ``_`` spelling is set too.
+    """
+    requests = _port_requests(app, host_ports)
+    if not requests:
+        return {}
+    env: dict[str, str] = {}
+    for i, (_name, requested, host) in enumerate(requests):
+        if host is not None:
+            env[f"PORT{i}"] = str(host)
+        elif requested:
+            env[f"PORT{i}"] = str(requested)
+    for _name, requested, host in requests:
+        if host is not None:
+            env[f"PORT_{requested or host}"] = str(host)
+        elif requested:
+            env[f"PORT_{requested}"] = str(requested)
+    for name, requested, host in requests:
+        value = host if host is not None else requested
+        if name and value:
+            env[f"PORT_{name.upper()}"] = str(value)
+            env[f"PORT_{name.upper().replace('-', '_')}"] = str(value)
+    assigned = [host for _n, _r, host in requests if host is not None]
+    if assigned:
+        env["PORT"] = str(assigned[0])
+    env["PORTS"] = ",".join(str(p) for p in assigned)
+    return env
+
+
+def labels_environment(labels: dict[str, str]) -> dict[str, str]:
+    """``MARATHON_APP_LABELS`` and one ``MARATHON_APP_LABEL_<KEY>`` per exportable label."""
+    names: list[str] = []
+    env: dict[str, str] = {}
+    for key, value in labels.items():
+        if len(key) >= MAX_ENV_VALUE_LENGTH - len(_LABEL_PREFIX) or \
+                len(value) >= MAX_ENV_VALUE_LENGTH:
+            continue
+        name = _LABEL_KEY_RE.sub("_", key).upper()
+        if name not in env:
+            names.append(name)
+        env[f"{_LABEL_PREFIX}{name}"] = value
+    return {"MARATHON_APP_LABELS": " ".join(names), **env}
 
 
 def task_environment(
@@ -68,30 +115,14 @@ def task_environment(
 ) -> dict[str, str]:
     """The environment Marathon gives a task of ``app`` launched with ``host_ports``."""
     env = {k: v for k, v in app.env.items() if isinstance(v, str)}
-    values = port_env_values(app, host_ports)
-    for i, (declared, name, value) in enumerate(values):
-        env[f"PORT{i}"] = str(value)
-        if declared:
-            env[f"PORT_{declared}"] = str(value)
-        if name:
-            env[f"PORT_{_env_name(name)}"] = str(value)
-    if values:
-        env["PORT"] = str(values[0][2])
-        env["PORTS"] = ",".join(str(v) for _d, _n, v in values)
+    env.update(ports_environment(app, host_ports))
     env["HOST"] = hostname
     env["MARATHON_APP_ID"] = app.id
     env["MARATHON_APP_VERSION"] = app.version
     env["MESOS_TASK_ID"] = task_id
     if app.is_docker and app.container is not None and app.container.docker is not None:
         env["MARATHON_APP_DOCKER_IMAGE"] = app.container.docker.image
-    exported = []
-    for key, value in app.labels.items():
-        name = _env_name(key)
-        if len(value) > MAX_LABEL_ENV_VALUE or not name:
-            continue
-        exported.append(name)
-        env[f"MARATHON_APP_LABEL_{name}"] = value
-    env["MARATHON_APP_LABELS"] = " ".join(exported)
+    env.update(labels_environment(app.labels))
     env["MARATHON_APP_RESOURCE_CPUS"] = _num(app.cpus)
     env["MARATHON_APP_RESOURCE_MEM"] = _num(app.mem)
     env["MARATHON_APP_RESOURCE_DISK"] = _num(app.disk)
@@ -152,11 +183,12 @@ def check_port(app: App, check: AppHealthCheck, host_ports: tuple[int, ...]) -> 
     if check.port is not None:
         return check.port
     index = check.port_index or 0
-    values = port_env_values(app, host_ports)
-    if index >= len(values):
+    requests = _port_requests(app, host_ports)
+    if index >= len(requests):
         raise ValueError(f"health check portIndex {index} is out of range: the app has "
-                         f"{len(values)} port(s)")
-    return values[index][2]
+                         f"{len(requests)} port(s)")
+    _name, requested, host = requests[index]
+    return host if host is not None else requested
 
 
 def build_health_check(

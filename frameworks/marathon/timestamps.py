@@ -30,9 +30,12 @@ def iso(ts: float) -> str:
     if not math.isfinite(ts):
         raise ValueError(f"timestamp: expected a finite number of seconds, got {ts!r}")
     millis = round(ts * 1000)
-    moment = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(
-        milliseconds=millis
-    )
+    try:
+        moment = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(
+            milliseconds=millis
+        )
+    except OverflowError:
+        raise ValueError(f"timestamp: {ts!r} is outside the years 1-9999") from None
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -59,9 +62,9 @@ def parse_iso(text: str) -> float:
         moment = _dt.datetime(
             year, month, day, hour, minute, second, micros, tzinfo=_dt.timezone(offset)
         )
-    except ValueError as exc:
+        return moment.timestamp()
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"expected a valid date-time, got {text!r}: {exc}") from None
-    return moment.timestamp()
 
 
 def new_version(clock: _Clock) -> str:

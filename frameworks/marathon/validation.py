@@ -23,6 +23,10 @@ PORT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9]+)*$")
 #: Longest app id accepted: task ids (``<id>.instance-<uuid>._app.<n>``) must stay
 #: within the 255 characters the cluster allows for ids.
 MAX_APP_ID_LENGTH = 190
+#: At most this many paths are reported in one error (a huge bad body stays small).
+MAX_DETAILS = 100
+#: Longest LIKE/UNLIKE regular expression accepted.
+MAX_CONSTRAINT_REGEX = 1000
 #: Constraint operators Marathon knows.
 CONSTRAINT_OPERATORS = ("UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS")
 #: Port protocols of port definitions and mappings.
@@ -53,7 +57,12 @@ class AppValidationError(ValueError):
 
 def show(value: Any) -> str:
     """A short rendering of a JSON value for error messages."""
-    text = repr(value)
+    if isinstance(value, list | dict) and len(value) > 20:
+        return f"a JSON {'array' if isinstance(value, list) else 'object'} of {len(value)} items"
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"a deeply nested JSON {'array' if isinstance(value, list) else 'object'}"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -104,7 +113,10 @@ class Reader:
 
     def error(self, path: str, message: str) -> Any:
         """Record an error at ``path``; returns :data:`BAD` for convenience."""
-        bucket = self.errors.setdefault(path or "/", [])
+        path = path or "/"
+        if path not in self.errors and len(self.errors) >= MAX_DETAILS:
+            return BAD
+        bucket = self.errors.setdefault(path, [])
         if message not in bucket:
             bucket.append(message)
         return BAD
@@ -160,13 +172,13 @@ class Reader:
             return self.error(path, f"expected {kind}, got {show(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             return self.error(path, f"expected a finite number, got {show(value)}")
-        if integer:
-            if isinstance(value, float):
-                if not value.is_integer():
-                    return self.error(path, f"expected an integer, got {show(value)}")
-                value = int(value)
-            if abs(value) > 2**53:
-                return self.error(path, f"expected an integer below 2^53, got {show(value)}")
+        if abs(value) > 2**53:
+            return self.error(path, f"expected a number of magnitude at most 2^53, "
+                                    f"got {show(value)}")
+        if integer and isinstance(value, float):
+            if not value.is_integer():
+                return self.error(path, f"expected an integer, got {show(value)}")
+            value = int(value)
         if minimum is not None and value < minimum:
             return self.error(path, f"got {show(value)}, expected {_fmt(minimum)} or more")
         if above is not None and value <= above:
@@ -261,9 +273,12 @@ def check_constraint(reader: Reader, value: Any, path: str) -> tuple[str, ...] |
     if op in ("LIKE", "UNLIKE", "IS", "MAX_PER") and arg is None:
         return reader.error(path, f"operator {op} needs a value")
     if op in ("LIKE", "UNLIKE"):
+        if len(arg) > MAX_CONSTRAINT_REGEX:
+            return reader.error(f"{path}/2", f"{op} value is {len(arg)} characters long, "
+                                             f"expected at most {MAX_CONSTRAINT_REGEX}")
         try:
             re.compile(arg)
-        except re.error as exc:
+        except (re.error, RecursionError, OverflowError) as exc:
             return reader.error(f"{path}/2", f"{op} value {arg!r} is not a valid regular "
                                              f"expression: {exc}")
     if op in ("MAX_PER", "GROUP_BY") and arg not in (None, "") and (

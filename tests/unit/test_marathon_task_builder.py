@@ -48,7 +48,8 @@ def test_shell_app_environment_has_marathons_variables() -> None:
         "env": {"MODE": "prod", "TOKEN": {"secret": "tok"}},
         "secrets": {"tok": {"source": "/s/tok"}},
         "portDefinitions": [{"port": 10001, "name": "http"}, {"port": 0, "name": "admin-ui"}],
-        "labels": {"owner": "team-a", "HAPROXY_0_VHOST": "web.example", "big": "x" * 600},
+        "labels": {"owner": "team-a", "HAPROXY_0_VHOST": "web.example", "big": "x" * 512,
+                   "a.b--c": "d"},
         "version": "2026-01-02T03:04:05.678Z",
     })
     task = build(app, (31000, 31001))
@@ -58,14 +59,16 @@ def test_shell_app_environment_has_marathons_variables() -> None:
     assert env["MODE"] == "prod" and "TOKEN" not in env
     assert (env["PORT0"], env["PORT1"], env["PORT"]) == ("31000", "31001", "31000")
     assert env["PORTS"] == "31000,31001"
-    assert env["PORT_HTTP"] == "31000" and env["PORT_ADMIN_UI"] == "31001"
-    assert env["PORT_10001"] == "31000"
+    assert env["PORT_HTTP"] == "31000" and env["PORT_ADMIN-UI"] == "31001"
+    assert env["PORT_ADMIN_UI"] == "31001"
+    assert env["PORT_10001"] == "31000" and env["PORT_31001"] == "31001"
     assert env["HOST"] == "node1.local"
     assert env["MARATHON_APP_ID"] == "/grp/web"
     assert env["MARATHON_APP_VERSION"] == "2026-01-02T03:04:05.678Z"
     assert env["MESOS_TASK_ID"] == TASK_ID
-    assert env["MARATHON_APP_LABELS"] == "OWNER HAPROXY_0_VHOST"
+    assert env["MARATHON_APP_LABELS"] == "OWNER HAPROXY_0_VHOST A_B_C"
     assert env["MARATHON_APP_LABEL_OWNER"] == "team-a"
+    assert env["MARATHON_APP_LABEL_A_B_C"] == "d"
     assert "MARATHON_APP_LABEL_BIG" not in env
     assert env["MARATHON_APP_RESOURCE_CPUS"] == "0.25"
     assert env["MARATHON_APP_RESOURCE_MEM"] == "64.0"
@@ -81,7 +84,7 @@ def test_args_app_runs_an_argv_without_shell() -> None:
     task = build(app, ())
     assert task.command is not None and not task.command.shell
     assert task.command.value == "/bin/echo" and task.command.arguments == ("/bin/echo", "hi")
-    assert "PORT" not in task.command.environment and "PORTS" not in task.command.environment
+    assert not any(k.startswith("PORT") for k in task.command.environment)
     assert_master_accepts(task)
 
 
@@ -131,7 +134,9 @@ def test_user_network_mapping_without_host_port_takes_none() -> None:
     assert docker is not None and docker.network == "USER" and docker.user_network == "overlay"
     assert [(m.host_port, m.container_port) for m in docker.port_mappings] == [(31010, 9090)]
     env = task.command.environment if task.command else {}
-    assert env["PORT_API"] == "8080" and env["PORT1"] == "31010"
+    assert (env["PORT0"], env["PORT_8080"], env["PORT_API"]) == ("8080", "8080", "8080")
+    assert (env["PORT1"], env["PORT_9090"]) == ("31010", "31010")
+    assert (env["PORT"], env["PORTS"]) == ("31010", "31010")
     assert task.health_check is not None and task.health_check.tcp is not None
     assert task.health_check.tcp.port == 8080
 
