@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from frameworks.marathon.config import MarathonConfig
 from mesoslite.agent import AgentConfig
 from mesoslite.cli import build_config, build_parser
 from mesoslite.master import MasterConfig
@@ -17,33 +18,39 @@ def _compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_services_are_zookeeper_three_masters_and_two_agents() -> None:
-    """The cluster has ZooKeeper, three masters and two agents."""
+def test_services_are_zookeeper_three_masters_two_agents_and_two_marathons() -> None:
+    """The cluster has ZooKeeper, three masters, two agents and two framework instances."""
     services = _compose()["services"]
-    assert sorted(services) == ["agent-1", "agent-2", "master-1", "master-2", "master-3",
-                                "zookeeper"]
+    assert sorted(services) == ["agent-1", "agent-2", "marathon-1", "marathon-2", "master-1",
+                                "master-2", "master-3", "zookeeper"]
 
 
 def test_every_command_parses_into_a_valid_config() -> None:
     """Each master and agent command is accepted by the real CLI and builds a valid config."""
     parser = build_parser()
-    masters, agents = [], []
+    masters, agents, marathons = [], [], []
     for name, service in _compose()["services"].items():
         if name == "zookeeper":
             continue
         args = parser.parse_args([str(a) for a in service["command"]])
         if args.command == "master":
             masters.append(build_config(MasterConfig, args))
+        elif args.command == "marathon":
+            marathons.append(build_config(MarathonConfig, args))
         else:
             assert args.command == "agent"
             agents.append(build_config(AgentConfig, args))
-    assert len(masters) == 3 and len(agents) == 2
+    assert len(masters) == 3 and len(agents) == 2 and len(marathons) == 2
     zk = {m.zk for m in masters}
     assert len(zk) == 1 and next(iter(zk)).startswith("zk://")
     assert all(m.quorum == 2 for m in masters)
     assert {a.master for a in agents} == zk
+    assert {m.master for m in marathons} == zk
+    assert len({m.zk for m in marathons}) == 1 and marathons[0].zk.startswith("zk://")
+    assert marathons[0].zk != next(iter(zk)), "the framework keeps its state apart"
+    assert all(m.http_address == "127.0.0.1" for m in marathons)
     ports = [m.http_port for m in masters] + [m.zmq_port for m in masters] + [
-        a.http_port for a in agents]
+        a.http_port for a in agents] + [m.http_port for m in marathons]
     assert len(set(ports)) == len(ports), "two services would bind the same port"
     assert all(m.ip == "127.0.0.1" for m in masters) and all(a.ip == "127.0.0.1" for a in agents)
     assert all("docker" in a.containerizers for a in agents)
