@@ -129,6 +129,9 @@ class QueueEntry:
 class Subscription(Protocol):
     """One event-stream subscriber."""
 
+    #: True once closed (by the client, or by the service when it fell too far behind).
+    closed: bool
+
     async def next(self, timeout: float) -> dict[str, Any] | None:
         """The next event (a dict with ``eventType`` and ``timestamp``), None on timeout."""
         ...
