@@ -2,8 +2,9 @@
 
 Owns: :func:`check_offers` (every offer outstanding, this framework's, all
 on one agent, none repeated) and :func:`check_tasks` (per task: agent id,
-exactly one of command/executor, non-empty resources, unique task id,
-cumulative resources within what the offers hold).  Both return verdicts
+exactly one of command/executor, non-empty resources, a health check the
+executor can run, unique task id, cumulative resources within what the
+offers hold).  Both return verdicts
 with messages that name the offending offer, task and field; the state
 turns them into TASK_DROPPED / TASK_ERROR updates and RunTask messages.
 """
@@ -14,6 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 
+from mesoslite.executor.health import validate_health_check
 from mesoslite.master.records import OfferRecord
 from mesoslite.protocol import Operation, TaskInfo
 from mesoslite.resources import Resources
@@ -93,6 +95,10 @@ def _shape_error(task: TaskInfo, agent_id: str) -> tuple[str, str]:
         return "command", f"task {tid}: expected exactly one of command or executor, got both"
     if not task.resources:
         return "resources", f"task {tid}: resources: expected non-empty resources"
+    if task.health_check is not None:
+        problem = validate_health_check(task.health_check, f"task {tid}: health_check")
+        if problem:
+            return "health_check", problem
     return "", ""
 
 
