@@ -18,6 +18,7 @@ import logging
 import socket
 from typing import Any
 
+import attrs
 from tornado.httpserver import HTTPServer
 
 from frameworks.marathon.config import MarathonConfig
@@ -73,11 +74,16 @@ class MarathonProcess:
         self.service = MarathonService(cfg, store, clock=self.clock)
         app = make_app(self.service, max_body_bytes=cfg.http_max_body,
                        keepalive_seconds=cfg.event_stream_keepalive)
-        self._server = HTTPServer(app, max_body_size=cfg.http_max_body,
+        # Bodies up to 4x the limit are read so the API can answer 413 with a JSON
+        # message (tornado itself would just drop the connection); beyond that it does.
+        self._server = HTTPServer(app, max_body_size=4 * cfg.http_max_body,
                                   xheaders=False)
         sockets = _bind(cfg.http_address, cfg.http_port)
         self._server.add_sockets(sockets)
         self.http_port = sockets[0].getsockname()[1]
+        if cfg.http_port != self.http_port:  # --http_port 0: /v2/info shows the bound port
+            cfg = self.config = attrs.evolve(cfg, http_port=self.http_port)
+            self.service.config = cfg
         election = MarathonElection(cfg.zk or None, cfg.advertised_host, self.http_port,
                                     version=__version__,
                                     session_timeout=cfg.zk_session_timeout,

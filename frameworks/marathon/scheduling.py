@@ -355,7 +355,7 @@ class Scheduling(Scheduler):
         app = service.apps.get(task.app_id)
         policy = None
         if app is not None and app.task_kill_grace_period_seconds is not None:
-            policy = KillPolicy(grace_period_seconds=app.task_kill_grace_period_seconds)
+            policy = KillPolicy(grace_period=app.task_kill_grace_period_seconds)
         log.info("killing task %s: %s", task.task_id, reason)
         service.count("tasks.killed")
         if self.driver is not None:
