@@ -276,11 +276,18 @@ def add_ctl_parser(sub: Any) -> None:
     lg.add_argument("task_id")
     lg.add_argument("--stderr", action="store_true", help="print stderr instead of stdout")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing until the task ends")
+    from mesoslite.ctl_apps import add_app_parsers
+
+    add_app_parsers(p, ctl)
     p.set_defaults(func=run_ctl)
 
 
 def run_ctl(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run one ctl sub-command; 1 with a message on failure."""
+    from mesoslite.ctl_apps import APP_COMMANDS, run_app_command
+
+    if args.ctl_command in APP_COMMANDS:
+        return run_app_command(args, out)
     try:
         master = resolve_master(args.master)
         match args.ctl_command:
