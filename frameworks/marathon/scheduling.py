@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from frameworks.marathon import deployments as dep
+from frameworks.marathon.app_json import render_health_check
 from frameworks.marathon.facade import QueueEntry
 from frameworks.marathon.launch_queue import LaunchQueue
 from frameworks.marathon.matcher import LaunchWant, Placement, match_offers
@@ -48,6 +49,14 @@ log = logging.getLogger("mesoslite.marathon.scheduling")
 UNFIT_OFFER_FILTER = 5.0
 #: How soon a pass follows a change (changes arriving together share one pass).
 KICK_DELAY = 0.02
+#: Seconds before a kill that has not taken effect is sent again (Marathon's kill retry).
+KILL_RETRY_SECONDS = 10.0
+#: Seconds after (re)registration during which nothing is expunged or timed out:
+#: reconciliation answers about tasks on recovering agents arrive meanwhile.
+RECONCILIATION_GRACE = 10.0
+#: Reasons of terminal updates that say nothing about the task itself (no backoff).
+NOT_TASK_FAILURES = frozenset({"REASON_MASTER_DISCONNECTED", "REASON_INVALID_OFFERS",
+                               "REASON_RECONCILIATION"})
 
 
 class Scheduling(Scheduler):
@@ -79,6 +88,12 @@ class Scheduling(Scheduler):
         self._periodic: asyncio.Task[None] | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        #: task id → monotonic time its kill was last sent.
+        self._kill_sent: dict[str, float] = {}
+        #: Monotonic time of the last (re)registration (expunges wait RECONCILIATION_GRACE).
+        self._registered_at: float | None = None
+        #: True once the framework id is durably stored (no launch before that).
+        self.framework_id_stored = service.framework_id is not None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -107,20 +122,41 @@ class Scheduling(Scheduler):
     def registered(self, driver: SchedulerDriver, framework_id: str, master_info: Any) -> None:
         """First subscription: keep the framework id, reconcile, schedule."""
         log.info("registered with framework id %s", framework_id)
+        self._on_subscribed()
+        if self.service.framework_id != framework_id or not self.framework_id_stored:
+            self.service.framework_id = framework_id
+            self.framework_id_stored = False
+            self._spawn(self._store_framework_id(framework_id))
+        self.kick()
+
+    async def _store_framework_id(self, framework_id: str) -> None:
+        """Store the id before anything is launched; retry until it is stored."""
+        delay = 0.5
+        while True:
+            try:
+                await self.service.framework_id_repo.set(framework_id)
+            except Exception:
+                log.exception("cannot store the framework id; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.framework_id_stored = True
+            self.kick()
+            return
+
+    def _on_subscribed(self) -> None:
+        """(Re)subscribed: the master keeps suppression and filters, so settle them anew."""
         self.subscribed = True
         self.suppressed = False
-        if self.service.framework_id != framework_id:
-            self.service.framework_id = framework_id
-            self._spawn(self.service.framework_id_repo.set(framework_id))
+        self.offers_filtered = True  # the next pass revives if anything waits, else suppresses
+        self._registered_at = self.clock.monotonic()
+        self._kill_sent.clear()  # kills sent before may have been dropped: resend them
         self._start_reconciliation()
-        self.kick()
 
     def reregistered(self, driver: SchedulerDriver, master_info: Any) -> None:
         """Subscribed again (new leading master): reconcile and schedule."""
         log.info("re-registered with the master")
-        self.subscribed = True
-        self.suppressed = False
-        self._start_reconciliation()
+        self._on_subscribed()
         self.kick()
 
     def disconnected(self, driver: SchedulerDriver) -> None:
@@ -137,11 +173,12 @@ class Scheduling(Scheduler):
         self.on_status(status)
 
     def agent_lost(self, driver: SchedulerDriver, agent_id: str) -> None:
-        """An agent is gone; its tasks arrive as status updates."""
+        """An agent is gone: ask the master about the tasks we had there."""
         log.warning("agent %s lost", agent_id)
+        self._reconcile_explicitly(lambda t: t.agent_id == agent_id)
 
     def error(self, driver: SchedulerDriver, message: str) -> None:
-        """The master refused the framework."""
+        """The master refused the framework (the driver aborts; the process steps down)."""
         log.error("the master reported an error: %s", message)
 
     # ------------------------------------------------------------ passes
@@ -163,7 +200,13 @@ class Scheduling(Scheduler):
     async def _periodic_passes(self) -> None:
         while True:
             await asyncio.sleep(self.config.tick_interval)
-            await self.run_pass()
+            try:
+                await self.run_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduling pass failed; the next one follows in %.1f s",
+                              self.config.tick_interval)
 
     async def run_pass(self) -> None:
         """One scheduling pass (re-run at once if asked for while running)."""
@@ -185,12 +228,13 @@ class Scheduling(Scheduler):
         now = self.clock.time()
         self.launch_queue.tick()
         launch: dict[str, int] = {}
-        locked: set[str] = set()
+        locked: set[str] = set(service.quarantined)
+        finished: list[dep.DeploymentPlan] = []
         for plan in list(service.plans.values()):
             locked.update(plan.affected_app_ids)
-            if await self._step(plan, launch):
-                await service.advance_plan(plan)
-                self.kick()
+            if self._step(plan, launch):
+                finished.append(plan)
+        settling = self._settling()
         tasks = list(service.tracked.values())
         decisions = reconcile(service.apps, tasks, locked, self.clock)
         for app_id, n in decisions.launch.items():
@@ -199,17 +243,43 @@ class Scheduling(Scheduler):
             task = service.tracked.get(task_id)
             if task is not None:
                 self.kill(task, reason)
-        for task_id in decisions.expunge:
-            task = service.tracked.get(task_id)
-            if task is not None:
-                log.info("expunging unreachable task %s", task_id)
-                service.task_record(attrs.evolve(task, condition=InstanceCondition.UNKNOWN))
-        self._kill_overdue_launches(now)
+        if not settling:
+            for task_id in decisions.expunge:
+                task = service.tracked.get(task_id)
+                if task is not None:
+                    log.info("expunging unreachable task %s", task_id)
+                    service.task_record(
+                        attrs.evolve(task, condition=InstanceCondition.UNKNOWN))
+            self._kill_overdue_launches(now)
+        self._retry_kills()
+        # Wants are set before anything below awaits, so offers never see stale counts.
         self._set_wants(launch)
+        for plan in finished:
+            await service.advance_plan(plan)
+        if finished:
+            self.kick()
         if service.instance_repo.pending:
             await service.instance_repo.flush()
 
-    async def _step(self, plan: dep.DeploymentPlan, launch: dict[str, int]) -> bool:
+    def _settling(self) -> bool:
+        """True shortly after (re)registration, while reconciliation answers arrive."""
+        return self._registered_at is None or (
+            self.clock.monotonic() - self._registered_at < RECONCILIATION_GRACE)
+
+    def _retry_kills(self) -> None:
+        """Send again every kill that has not taken effect within KILL_RETRY_SECONDS."""
+        if self.driver is None or not self.subscribed:
+            return
+        now = self.clock.monotonic()
+        for task in list(self.service.tracked.values()):
+            if not task.kill_requested or not task.condition.is_active:
+                continue
+            sent = self._kill_sent.get(task.task_id)
+            if sent is None or now - sent >= KILL_RETRY_SECONDS:
+                log.info("sending the kill of task %s again", task.task_id)
+                self._send_kill(task)
+
+    def _step(self, plan: dep.DeploymentPlan, launch: dict[str, int]) -> bool:
         """Drive the current step of ``plan``; True when every action in it is done."""
         service = self.service
         done = True
@@ -272,13 +342,26 @@ class Scheduling(Scheduler):
         driver = self.driver
         if driver is None:
             return
+        answered: set[str] = set()
+        try:
+            await self._use_offers(driver, offers, answered)
+        finally:
+            for offer in offers:
+                if offer.id not in answered:
+                    driver.decline_offer(offer.id, Filters(refuse_seconds=UNFIT_OFFER_FILTER))
+
+    async def _use_offers(self, driver: SchedulerDriver, offers: list[Offer],
+                          answered: set[str]) -> None:
         service = self.service
+        if not self.framework_id_stored:
+            return  # declined (short filter) in _handle_offers: nothing launches before that
         wants = [LaunchWant(service.apps[app_id], n) for app_id, n in self.wants.items()
                  if n > 0 and app_id in service.apps]
         if not wants:
             filters = Filters(refuse_seconds=self.config.decline_offer_duration)
             for offer in offers:
                 driver.decline_offer(offer.id, filters)
+                answered.add(offer.id)
             self.offers_filtered = True
             if not self.waiting and not self.suppressed:
                 self.suppressed = True
@@ -316,18 +399,17 @@ class Scheduling(Scheduler):
                 for items in by_offer.values():
                     for _placement, info in items:
                         service.tracked.pop(info.task_id, None)
-                for offer in offers:
-                    driver.decline_offer(offer.id, Filters(refuse_seconds=UNFIT_OFFER_FILTER))
+                        service.instance_repo.stage_delete(info.task_id)
                 self.kick()
-                return
+                return  # every offer is declined by _handle_offers
         for offer_id, items in by_offer.items():
             driver.launch_tasks([offer_id], [info for _p, info in items])
+            answered.add(offer_id)
             service.count("tasks.launched", len(items))
-        unused = [o for o in offers if o.id not in by_offer]
-        for offer in unused:
-            for want in wants:
-                self.offers_unused[want.app.id] = self.offers_unused.get(want.app.id, 0) + 1
-            driver.decline_offer(offer.id, Filters(refuse_seconds=UNFIT_OFFER_FILTER))
+        for offer in offers:
+            if offer.id not in by_offer:
+                for want in wants:
+                    self.offers_unused[want.app.id] = self.offers_unused.get(want.app.id, 0) + 1
 
     def _prepare(self, app: App, placement: Placement, now: float) -> tuple[Any, MarathonTask]:
         instance_id = new_instance_id(app.id)
@@ -347,20 +429,27 @@ class Scheduling(Scheduler):
     # ------------------------------------------------------------ kills
 
     def kill(self, task: MarathonTask, reason: str, *, wipe: bool = False) -> None:
-        """Ask the master to kill ``task`` (once), honouring the app's kill grace period."""
-        if task.kill_requested and not wipe:
-            return
+        """Ask the master to kill ``task`` (once; retried until it takes effect)."""
         service = self.service
-        service.task_record(attrs.evolve(task, kill_requested=True))
-        app = service.apps.get(task.app_id)
+        current = service.tracked.get(task.task_id)
+        if current is None or (current.kill_requested and not wipe):
+            return
+        current = attrs.evolve(current, kill_requested=True)
+        service.task_record(current)
+        log.info("killing task %s: %s", task.task_id, reason)
+        service.count("tasks.killed")
+        self._send_kill(current)
+        self.kick()
+
+    def _send_kill(self, task: MarathonTask) -> None:
+        if self.driver is None or not self.subscribed:
+            return  # sent by _retry_kills once subscribed
+        app = self.service.apps.get(task.app_id)
         policy = None
         if app is not None and app.task_kill_grace_period_seconds is not None:
             policy = KillPolicy(grace_period=app.task_kill_grace_period_seconds)
-        log.info("killing task %s: %s", task.task_id, reason)
-        service.count("tasks.killed")
-        if self.driver is not None:
-            self.driver.kill_task(task.task_id, task.agent_id, policy)
-        self.kick()
+        self._kill_sent[task.task_id] = self.clock.monotonic()
+        self.driver.kill_task(task.task_id, task.agent_id, policy)
 
     # ------------------------------------------------------------ status updates
 
@@ -369,18 +458,17 @@ class Scheduling(Scheduler):
         service = self.service
         task = service.tracked.get(status.task_id)
         state = status.state.value if isinstance(status.state, TaskState) else str(status.state)
+        reason = status.reason.value if status.reason is not None else ""
         if task is None:
-            if not TaskState(state).is_terminal and self.driver is not None:
-                log.warning("unknown task %s (%s): killing it", status.task_id, state)
-                self.driver.kill_task(status.task_id, status.agent_id)
-            else:
-                service.bus.publish("unknown_instance_terminated_event",
-                                    instanceId=status.task_id, appId="", condition=state)
+            self._unknown_task(status, state)
             return
         condition = InstanceCondition(state)
         now = self.clock.time()
+        changed = condition is not task.condition
+        if not changed and reason == "REASON_RECONCILIATION":
+            return  # a reconciliation answer that tells nothing new
         changes: dict[str, Any] = {"message": status.message}
-        if condition is not task.condition:
+        if changed:
             changes["condition"] = condition
             changes["condition_since"] = now
         if status.agent_id:
@@ -388,30 +476,20 @@ class Scheduling(Scheduler):
         if condition is InstanceCondition.RUNNING and task.started_at is None:
             changes["started_at"] = now
         health_changed = False
-        if status.healthy is not None and condition.is_active:
+        if status.healthy is not None and condition.is_active and (
+                status.healthy != task.healthy or task.health is None or not status.healthy):
             changes["health"] = _health_after(task.health, status.healthy, now, status.message)
             health_changed = status.healthy != task.healthy
             changes["healthy"] = status.healthy
         new = attrs.evolve(task, **changes)
         app = service.apps.get(task.app_id)
-        if condition is InstanceCondition.RUNNING and app is not None:
-            self.launch_queue.task_running(app, task.task_id)
+        if condition is InstanceCondition.RUNNING and app is not None and changed:
+            self.launch_queue.task_running(attrs.evolve(app, version=task.version),
+                                           task.task_id)
         if condition.is_terminal:
-            self.launch_queue.task_gone(task.task_id)
-            self.readiness.forget(task.task_id)
-            failed = condition in FAILURE_CONDITIONS or condition is InstanceCondition.FINISHED \
-                or (condition is InstanceCondition.KILLED and not task.kill_requested)
-            if failed:
-                service.record_failure(task, state, status.message)
-                if app is not None and app.version == task.version:
-                    self.launch_queue.task_failed(app)
-            if status.healthy is False and condition is InstanceCondition.KILLED:
-                service.bus.publish("unhealthy_task_kill_event", appId=task.app_id,
-                                    taskId=task.task_id, instanceId=task.instance_id,
-                                    version=task.version, reason=status.message,
-                                    host=task.host, slaveId=task.agent_id)
+            self._ended(task, condition, state, reason, status)
         durable = condition.is_terminal or "started_at" in changes or (
-            "condition" in changes and condition is InstanceCondition.UNREACHABLE)
+            changed and InstanceCondition.UNREACHABLE in (condition, task.condition))
         service.task_record(new, durable=durable)
         service.count(f"tasks.updates.{state.lower()}")
         service.bus.publish(
@@ -419,42 +497,85 @@ class Scheduling(Scheduler):
             taskStatus=state, message=status.message, appId=new.app_id, host=new.host,
             ipAddresses=[{"ipAddress": ip, "protocol": "IPv4"} for ip in new.ip_addresses],
             ports=list(new.ports), version=new.version)
-        service.bus.publish(
-            "instance_changed_event", instanceId=new.instance_id, condition=_condition_name(
-                condition), runSpecId=new.app_id, agentId=new.agent_id, host=new.host,
-            runSpecVersion=new.version)
+        if changed:
+            service.bus.publish(
+                "instance_changed_event", instanceId=new.instance_id,
+                condition=_condition_name(condition), runSpecId=new.app_id,
+                agentId=new.agent_id, host=new.host, runSpecVersion=new.version,
+                goal="Running" if not new.kill_requested else "Stopped")
         if health_changed:
             service.bus.publish("health_status_changed_event", appId=new.app_id,
                                 taskId=new.task_id, instanceId=new.instance_id,
                                 version=new.version, alive=bool(status.healthy))
-            if status.healthy is False:
+            if status.healthy is False and app is not None and app.health_checks:
                 service.bus.publish("failed_health_check_event", appId=new.app_id,
                                     taskId=new.task_id, instanceId=new.instance_id,
-                                    healthCheck={}, version=new.version)
+                                    healthCheck=render_health_check(app.health_checks[0]),
+                                    version=new.version)
         if condition is InstanceCondition.RUNNING and app is not None and app.readiness_checks:
             self.readiness.watch(app, new)
         self.kick()
 
+    def _ended(self, task: MarathonTask, condition: InstanceCondition, state: str,
+               reason: str, status: TaskStatus) -> None:
+        """Bookkeeping for a task that reached a terminal state."""
+        service = self.service
+        self.launch_queue.task_gone(task.task_id)
+        self.readiness.forget(task.task_id)
+        self._kill_sent.pop(task.task_id, None)
+        failed = reason not in NOT_TASK_FAILURES and (
+            condition in FAILURE_CONDITIONS or condition is InstanceCondition.FINISHED
+            or (condition is InstanceCondition.KILLED and not task.kill_requested))
+        app = service.apps.get(task.app_id)
+        if failed:
+            service.record_failure(task, state, status.message)
+            if app is not None and app.version == task.version:
+                self.launch_queue.task_failed(app)
+        if status.healthy is False and condition is InstanceCondition.KILLED:
+            service.bus.publish("unhealthy_task_kill_event", appId=task.app_id,
+                                taskId=task.task_id, instanceId=task.instance_id,
+                                version=task.version, reason=status.message,
+                                host=task.host, slaveId=task.agent_id)
+
+    def _unknown_task(self, status: TaskStatus, state: str) -> None:
+        """A task this framework does not track: kill it while it lives."""
+        if not TaskState(state).is_terminal:
+            if self.driver is not None:
+                log.warning("unknown task %s (%s): killing it", status.task_id, state)
+                self.driver.kill_task(status.task_id, status.agent_id)
+            return
+        head, _sep, _tail = status.task_id.partition(".instance-")
+        self.service.bus.publish(
+            "unknown_instance_terminated_event", instanceId=status.task_id,
+            runSpecId="/" + head.replace("_", "/") if head else "",
+            condition=_condition_name(InstanceCondition(state)))
+
     # ------------------------------------------------------------ reconciliation
 
     def _start_reconciliation(self) -> None:
-        driver = self.driver
-        if driver is None:
-            return
-        known = [TaskStatus(task_id=t.task_id, state=TaskState(t.condition.value),
-                            agent_id=t.agent_id)
-                 for t in self.service.tracked.values() if t.condition.is_active]
-        if known:
-            driver.reconcile_tasks(known)
+        self._reconcile_explicitly(lambda t: True)
         if self._reconcile_task is None or self._reconcile_task.done():
             self._reconcile_task = asyncio.get_running_loop().create_task(
                 self._periodic_reconciliation())
 
+    def _reconcile_explicitly(self, which: Any) -> None:
+        """Ask the master for the state of the tracked active tasks ``which(task)`` selects."""
+        driver = self.driver
+        if driver is None or not self.subscribed:
+            return
+        known = [TaskStatus(task_id=t.task_id, state=TaskState(t.condition.value),
+                            agent_id=t.agent_id)
+                 for t in self.service.tracked.values() if t.condition.is_active and which(t)]
+        if known:
+            driver.reconcile_tasks(known)
+
     async def _periodic_reconciliation(self) -> None:
+        """Explicit (tasks we know), then implicit (tasks we do not), as Marathon does."""
         await asyncio.sleep(self.config.reconciliation_initial_delay)
         while True:
             if self.driver is not None and self.subscribed:
-                log.info("reconciling all tasks with the master")
+                log.info("reconciling tasks with the master")
+                self._reconcile_explicitly(lambda t: True)
                 self.driver.reconcile_tasks([])
             await asyncio.sleep(self.config.reconciliation_interval)
 

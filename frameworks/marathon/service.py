@@ -83,6 +83,8 @@ class MarathonService:
         self.tracked: dict[str, MarathonTask] = {}
         self.plans: dict[str, dep.DeploymentPlan] = {}
         self.failures: dict[str, TaskFailure] = {}
+        #: Stored apps that could not be read: their tasks are left alone (never orphaned).
+        self.quarantined: set[str] = set()
         self.framework_id: str | None = None
         self.bus = EventBus(self.now_iso,
                             max_queue=config.event_stream_max_outstanding_messages)
@@ -123,11 +125,14 @@ class MarathonService:
     async def load(self) -> None:
         """Read apps, deployments, tasks and the framework id from the store."""
         self.apps.clear()
+        self.quarantined.clear()
         for app_id, record in (await self.app_repo.all_current()).items():
             try:
                 self.apps[app_id] = parse_app(record)
             except ValueError as exc:  # AppValidationError: a stored app that no longer parses
-                log.error("stored app %s cannot be read (%s); skipping it", app_id, exc)
+                log.error("stored app %s cannot be read (%s); its tasks are left running and "
+                          "untouched until it is fixed or deleted", app_id, exc)
+                self.quarantined.add(app_id)
         self.plans.clear()
         for plan_id, record in (await self.deployment_repo.all()).items():
             try:
@@ -391,6 +396,8 @@ class MarathonService:
                 if changes:
                     plan = await self._deploy(changes, force=force, killing=found)
         if plan is None:
+            if self.scheduling is None:
+                raise NotLeader("not leading yet: try again shortly", self.leader_address())
             for task in found:
                 self.scheduling.kill(task, "killed through the API", wipe=wipe)
         return found, plan
@@ -460,13 +467,27 @@ class MarathonService:
             target[app_id] = self._stamp(app, original.get(app_id), version,
                                          restart=app_id in restart, taken=taken)
         plan = dep.plan(original, target, version=version, id=str(uuid.uuid4()))
-        for app_id, app in target.items():
-            await self.app_repo.store_app(app_id, app.version, render_app(app))
-        await self.deployment_repo.store_deployment(plan.id, self.plan_to_record(plan))
+        # Deleted apps go first: should we fail over before the deployment is stored,
+        # their tasks are orphans that the next leader kills anyway.
         for app_id, change in changes.items():
             if change is None:
                 await self.app_repo.delete_app(app_id)
+                self.quarantined.discard(app_id)
+        for app_id, app in target.items():
+            await self.app_repo.store_app(app_id, app.version, render_app(app))
+        await self.deployment_repo.store_deployment(plan.id, self.plan_to_record(plan))
+        scheduling = self.scheduling
+        for app_id, change in changes.items():
+            if change is None:
                 self.apps.pop(app_id, None)
+                self.failures.pop(app_id, None)
+                if scheduling is not None:
+                    scheduling.launch_queue.remove(app_id)
+            elif scheduling is not None and (
+                    app_id not in original or not _only_scaled(original[app_id], change)):
+                scheduling.launch_queue.app_updated(target[app_id])
+        if scheduling is not None:
+            scheduling.wants.clear()  # until the next pass recomputes them from the new state
         self.apps.update(target)
         self.plans[plan.id] = plan
         if killing and self.scheduling is not None:
