@@ -150,8 +150,10 @@ class Procs:
         first = len(self.agents)
         for i in range(first, first + count):
             self.agents.append(self.cli(f"agent{i}", [
+                # HTTP port 0: nothing here reads it, and a port picked in advance can be
+                # taken by another process before the agent binds it.
                 "agent", "--master", zk_url, "--ip", "127.0.0.1",
-                "--http_port", str(free_port()), "--work_dir", str(self.root / f"agent{i}"),
+                "--http_port", "0", "--work_dir", str(self.root / f"agent{i}"),
                 "--resources", resources,
             ]))
 

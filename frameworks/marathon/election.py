@@ -43,7 +43,7 @@ class MarathonElection:
 
     def __init__(self, zk_url: str | ZkUrl | None, http_host: str, http_port: int, *,
                  instance_id: str | None = None, version: str = "",
-                 session_timeout: float = 10.0, suspend_grace: float = 2.0,
+                 session_timeout: float = 10.0, suspend_grace: float | None = None,
                  connect_timeout: float = 30.0) -> None:
         if not isinstance(http_host, str) or not http_host:
             raise ValueError(f"http_host: expected a host name or address, got {http_host!r}")

@@ -87,7 +87,7 @@ class MarathonProcess:
         election = MarathonElection(cfg.zk or None, cfg.advertised_host, self.http_port,
                                     version=__version__,
                                     session_timeout=cfg.zk_session_timeout,
-                                    suspend_grace=min(2.0, cfg.zk_session_timeout / 2))
+                                    suspend_grace=None)
         self.election = election
         self.service.election = election
         election.on_elected(self._elected)

@@ -9,6 +9,14 @@ acknowledges them, together with the tasks no update of which was
 acknowledged yet; both are re-sent when the driver re-registers (the agent
 answered ``NOT_REGISTERED``: it restarted, or the connection was renewed).
 
+Re-attaching to a restarted agent (``--recover=reconnect``): once the agent
+process that started this executor is gone, the driver probes the agent's
+executor endpoint (a plain TCP connect every ``reattach_interval`` seconds);
+as soon as a new agent process listens there it opens a fresh connection
+(ZeroMQ's own reconnection may be backing off for seconds) and re-registers
+at once, rather than on its next heartbeat.  The new agent then finishes its
+recovery without waiting for executors' heartbeats.
+
 Threads: every callback runs on the driver's event loop thread.  ``run()``
 runs that loop in the calling thread; ``start()`` runs it in a background
 thread; ``await run_async()`` runs it on the current loop.  ``stop``,
@@ -157,6 +165,30 @@ class ExecutorSettings:
         )
 
 
+def _tcp_address(endpoint: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a ``tcp://host:port`` endpoint; None for anything else."""
+    if not endpoint.startswith("tcp://"):
+        return None
+    host, sep, port = endpoint[len("tcp://"):].rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+async def _accepts_connections(host: str, port: int, timeout: float) -> bool:
+    """True when something accepts a TCP connection on ``host:port`` (closed at once)."""
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
+
+
 class ExecutorDriver:
     """Connects an :class:`Executor` to its agent (Mesos ExecutorDriver API)."""
 
@@ -167,12 +199,18 @@ class ExecutorDriver:
         *,
         heartbeat_interval: float = 5.0,
         liveness_interval: float = 1.0,
+        reattach_interval: float = 0.1,
     ) -> None:
-        """Wrap ``executor``; settings come from ``environ`` (default: os.environ)."""
+        """Wrap ``executor``; settings come from ``environ`` (default: os.environ).
+
+        ``reattach_interval``: seconds between probes of the agent's endpoint
+        while its process is gone (see the module docstring).
+        """
         self.executor = executor
         self._environ = dict(os.environ if environ is None else environ)
         self._heartbeat_interval = heartbeat_interval
         self._liveness_interval = liveness_interval
+        self._reattach_interval = reattach_interval
         self._status = DriverStatus.DRIVER_NOT_STARTED
         self._settings: ExecutorSettings | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -450,6 +488,32 @@ class ExecutorDriver:
         if not self.settings.checkpoint:
             log.warning("Framework does not checkpoint: shutting down")
             self._begin_shutdown()
+            return
+        self._spawn(self._reattach())
+
+    def _reattaching(self) -> bool:
+        return (self._agent_lost_at is not None and not self._shutting_down
+                and self._status is DriverStatus.DRIVER_RUNNING)
+
+    async def _reattach(self) -> None:
+        """While the agent is gone: re-register as soon as a new agent listens on its endpoint."""
+        address = _tcp_address(self.settings.agent_zmq)
+        if address is None:
+            return  # not TCP: the next heartbeat finds the new agent
+        host, port = address
+        while self._reattaching():
+            if not await _accepts_connections(host, port, self._reattach_interval * 5):
+                await asyncio.sleep(self._reattach_interval)
+                continue
+            log.info("An agent listens on %s again: re-registering", self.settings.agent_zmq)
+            assert self._client is not None
+            self._client.connect(self.settings.agent_zmq)  # a fresh socket connects at once
+            self._reregister()
+            # Answered by ExecutorRegistered/ExecutorReregistered (which end the loop);
+            # otherwise (the agent was still starting) try again.
+            deadline = time.monotonic() + 1.0
+            while self._reattaching() and time.monotonic() < deadline:
+                await asyncio.sleep(self._reattach_interval)
 
     def _begin_shutdown(self) -> None:
         if self._shutting_down:

@@ -267,6 +267,10 @@ class _LoopSocket:
         self._sock.close(linger=int(linger * 1000))
 
 
+#: The listen queue of a bound socket (the kernel caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 4096
+
+
 class RouterServer(_LoopSocket):
     """A ROUTER socket bound to an endpoint; peers are identified by bytes ids.
 
@@ -287,6 +291,9 @@ class RouterServer(_LoopSocket):
         self._handler = handler
         self._sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # A new leading master is dialled by every agent at once: with ZeroMQ's default
+        # listen backlog (100) most connections would overflow it and retry ~1 s later.
+        self._sock.setsockopt(zmq.BACKLOG, LISTEN_BACKLOG)
         self._curve = curve
         if curve is not None:
             curve.apply(self._sock)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -36,6 +38,19 @@ def read_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def recovery_seconds(log: Path) -> float:
+    """Seconds between the agent's "recovering" and "recovered (0 executors ...)" log lines."""
+    stamps: dict[str, datetime] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        match = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*Agent \S+ "
+                         r"(recovering:|recovered \(0 executors)", line)
+        if match:
+            stamps.setdefault(match.group(2), datetime.strptime(match.group(1),
+                                                                "%Y-%m-%d %H:%M:%S,%f"))
+    assert set(stamps) == {"recovering:", "recovered (0 executors"}, f"no recovery lines in {log}"
+    return (stamps["recovered (0 executors"] - stamps["recovering:"]).total_seconds()
+
+
 def test_agent_restart_reconnects_to_its_executors(tmp_path: Path) -> None:
     """After kill -9 and a restart the agent keeps its id and tasks; what ended meanwhile is reported."""
     pids = tmp_path / "pids"
@@ -67,11 +82,14 @@ def test_agent_restart_reconnects_to_its_executors(tmp_path: Path) -> None:
                      what="the short task ending while the agent is down")
             assert scheduler.first("short", TaskState.TASK_FINISHED) is None
 
-            restarted = AgentProc(master, agent.work_dir, tmp_path / "cluster" / "agent-0b.log",
-                                  {"resources": RESOURCES})
+            restarted_log = tmp_path / "cluster" / "agent-0b.log"
+            restarted = AgentProc(master, agent.work_dir, restarted_log, {"resources": RESOURCES})
             cluster.agents.append(restarted)
             assert restarted.agent_id == agent.agent_id
             assert all(pid_alive(pid) for pid in long_pids.values())
+            # Surviving executors re-attach as soon as the new agent listens, not on their
+            # next heartbeat (5 s apart): recovery ends well within a second.
+            assert recovery_seconds(restarted_log) < 1.0
 
             scheduler.wait_state("short", TaskState.TASK_FINISHED, timeout=30)
             driver.reconcile_tasks(["long-1", "long-2"])
