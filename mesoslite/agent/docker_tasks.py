@@ -255,10 +255,16 @@ class DockerTasks:
             await self._kill(ex, self._grace.get(ex.container_id, 0.0))
         else:
             self._update(fw, ex, task, TaskState.TASK_RUNNING, message)
-        # TODO(health checks): when mesoslite/executor/health.py exists, start its checker
-        # for ``info.health_check`` here (COMMAND checks run through ``docker exec`` in the
-        # container, HTTP/TCP ones against the mapped host port) and stop it in ``_run``'s
-        # ``finally``; its results become TASK_RUNNING updates with ``healthy`` set.
+        # TODO(health checks): start a mesoslite.executor.health_probes.HealthChecker for
+        # ``info.health_check`` here (and in ``_resume`` for a reattached container), kept
+        # per container id and stopped in ``_run``'s / ``_resume``'s ``finally``.  HTTP and
+        # TCP probes connect to the agent's address (HOST network) or to the mapped host
+        # port (BRIDGE: the check's port is the container port; translate it through the
+        # task's port_mappings).  A COMMAND check must run inside the container (a probe
+        # doing ``docker exec`` through the containerizer, passed as ``probe=``), not on
+        # the host.  on_status(healthy, message) → a TASK_RUNNING update with ``healthy``
+        # set and REASON_TASK_HEALTH_CHECK_STATUS_UPDATED; on_kill(message) → self.kill(...)
+        # with the task's kill policy.
         termination = await dc.wait(ex.container_id)
         self._report_end(fw, ex, task, termination)
 

@@ -134,7 +134,7 @@ class Reconnect:
             for run in docker_runs:
                 log.info("Checkpointed Docker container %s: %s", run.container_id,
                          "reattached" if run.container_id in self._docker_alive
-                         else f"gone {self._docker_why}".strip())
+                         else f"gone ({self._docker_why})" if self._docker_why else "gone")
         for run in runs:
             log.info("Checkpointed container %s (pid %d): %s", run.container_id, run.pid,
                      "still running" if run.container_id in alive else "gone")
@@ -259,6 +259,7 @@ class Reconnect:
         for fw in list(agent._frameworks.values()):
             agent._maybe_remove_framework(fw)  # nothing of it was left to recover
         window = agent.config.executor_reregistration_timeout + EXECUTOR_HEARTBEAT_INTERVAL
+        window = min(window, agent.config.recovery_timeout)  # the agent's recovery is bounded
         deadline = time.monotonic() + window
         while agent._executors.pending_reregistration() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -26,6 +26,7 @@ from mesoslite.agent.containerizer.docker import (
 )
 from mesoslite.protocol import Reason
 from tests.support.docker_env import (
+    AGENT_ID,
     LocalRegistry,
     SocketProxy,
     agent_scope,
@@ -312,3 +313,53 @@ def test_daemon_outage_while_watching_is_survived(docker_scope: str, tmp_path: P
     assert read(box / "stdout") == "started\nfinished\n"
     assert "is unreachable" in str(error) and error.reason is Reason.REASON_CONTAINER_LAUNCH_FAILED
     assert health["healthy"] is True
+
+
+def test_recover_removes_a_container_created_but_never_started(
+    docker_scope: str, tmp_path: Path
+) -> None:
+    """A checkpointed container left in state 'created' (agent died before start) is removed."""
+    cid = new_cid()
+    api = docker_api()
+    box = sandbox(tmp_path, cid)
+    box.mkdir(parents=True)
+    created = api.create_container(
+        "mesoslite-test/busybox:latest", ["sleep", "300"],
+        labels={"mesoslite.agent_scope": docker_scope, "mesoslite.container_id": cid,
+                "mesoslite.sandbox": str(box)},
+    )
+
+    async def main() -> tuple[set[str], set[str]]:
+        dc = DockerContainerizer(docker_scope)
+        try:
+            return await dc.recover([RecoveredContainer(cid, 0, 0.0)]), dc.containers()
+        finally:
+            dc.close()
+
+    found, watched = run(main())
+    assert found == set() and watched == set()
+    assert created["Id"] not in {c["Id"] for c in scope_containers(api, docker_scope)}
+
+
+def test_launch_replaces_a_leftover_container_of_the_same_name(
+    docker_scope: str, tmp_path: Path
+) -> None:
+    """A container already holding the name (a failed earlier attempt) is removed, then launched."""
+    cid = new_cid()
+    api = docker_api()
+    leftover = api.create_container("mesoslite-test/busybox:latest", ["sleep", "300"],
+                                    name=f"mesoslite-{AGENT_ID}-{cid}",
+                                    labels={"mesoslite.agent_scope": docker_scope})
+
+    async def main() -> Any:
+        dc = DockerContainerizer(docker_scope)
+        try:
+            await dc.launch(cid, spec(tmp_path, cid, "echo replaced"))
+            return await asyncio.wait_for(dc.wait(cid), 30)
+        finally:
+            dc.close()
+
+    termination = run(main())
+    assert exit_status(termination) == 0
+    assert read(sandbox(tmp_path, cid) / "stdout") == "replaced\n"
+    assert leftover["Id"] not in {c["Id"] for c in scope_containers(api, docker_scope)}

@@ -16,18 +16,17 @@ restart (removing unknown ones) and measures cpu, memory and network usage.
 Every Docker SDK call blocks, so none runs on the event loop: short calls go
 to a small thread pool; each container has a waiter thread and two log
 threads (one per stream) with their own clients.  Results cross into the loop
-through ``loop.call_soon_threadsafe``.
+through ``loop.call_soon_threadsafe``.  What those threads do is in
+:mod:`mesoslite.agent.containerizer.docker_watch`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import calendar
 import concurrent.futures
 import contextlib
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,8 +34,6 @@ from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
-import urllib3.exceptions
 
 from mesoslite.agent.containerizer import (
     Containerizer,
@@ -64,122 +61,27 @@ from mesoslite.agent.containerizer.docker_spec import (
     exit_code_to_wait_status,
     plan_container,
 )
-from mesoslite.agent.containerizer.process import describe_wait_status, prepare_sandbox
+from mesoslite.agent.containerizer.docker_watch import (
+    PullProgress,
+    Watch,
+    explain,
+    follow_logs,
+    parse_log_timestamp,
+    to_loop,
+    unreachable,
+    wait_exit,
+)
+from mesoslite.agent.containerizer.process import prepare_sandbox
 from mesoslite.protocol import Reason
 
 log = logging.getLogger("mesoslite.agent.docker")
 
-
-def _to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
-    """Hand a result to the loop from a thread (dropped when the loop is gone)."""
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(fn, *args)
+#: Containers between ``docker create`` and started at once (the SDK thread pool's size).
+LAUNCH_CONCURRENCY = 8
 
 
-def _explain(exc: BaseException) -> str:
-    """The daemon's own message when there is one."""
-    if isinstance(exc, docker.errors.APIError) and exc.explanation:
-        return str(exc.explanation)
-    return str(exc) or type(exc).__name__
-
-
-def _is_read_timeout(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
-            return True
-        if any(isinstance(a, urllib3.exceptions.ReadTimeoutError) for a in seen.args):
-            return True
-        seen = seen.__context__
-    return False
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """True for failures to talk to the daemon at all (not its refusals)."""
-    return isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
-
-
-_TS = re.compile(rb"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$")
-
-
-def parse_log_timestamp(raw: bytes) -> int | None:
-    """Nanoseconds since the epoch of a Docker RFC 3339 log timestamp (UTC)."""
-    m = _TS.match(raw)
-    if not m:
-        return None
-    secs = calendar.timegm(time.strptime(m.group(1).decode(), "%Y-%m-%dT%H:%M:%S"))
-    frac = (m.group(2) or b"0").decode()
-    return secs * 1_000_000_000 + int(frac.ljust(9, "0"))
-
-
-class _PullProgress:
-    """Turns the daemon's per-layer pull events into one line."""
-
-    def __init__(self, image: str) -> None:
-        self.image = image
-        self.layers: dict[str, tuple[str, int, int]] = {}
-        self.last_status = ""
-
-    def update(self, event: dict[str, Any]) -> None:
-        """Take one event of the daemon's pull stream into account."""
-        layer = event.get("id")
-        status = str(event.get("status", ""))
-        if layer and status and not status.startswith(("Pulling from", "Digest", "Status")):
-            detail = event.get("progressDetail") or {}
-            _, cur, total = self.layers.get(layer, ("", 0, 0))
-            cur = int(detail.get("current", cur) or cur)
-            total = int(detail.get("total", total) or total)
-            self.layers[layer] = (status, cur, total)
-        elif status:
-            self.last_status = status
-
-    def message(self) -> str:
-        """One line: layers downloaded and megabytes so far."""
-        if not self.layers:
-            return f"pulling image {self.image}: {self.last_status or 'started'}"
-        done = sum(1 for s, _, _ in self.layers.values() if s in (
-            "Pull complete", "Already exists", "Download complete", "Extracting"))
-        cur = sum(c for _, c, _ in self.layers.values())
-        total = sum(t for _, _, t in self.layers.values())
-        size = f", {cur / 1e6:.1f} of {total / 1e6:.1f} MB" if total else ""
-        return f"pulling image {self.image}: {done}/{len(self.layers)} layers downloaded{size}"
-
-
-class _Watch:
-    """One container: its Docker id, sandbox, watcher threads and how it ended."""
-
-    def __init__(self, container_id: str, sandbox: str, loop: asyncio.AbstractEventLoop) -> None:
-        self.container_id = container_id
-        self.sandbox = sandbox
-        self.loop = loop
-        self.docker_id: str | None = None
-        self.pid = 0
-        self.create_time = time.time()
-        self.mem_limit = 0
-        self.stop_signal = "SIGTERM"
-        self.launched: asyncio.Future[None] = loop.create_future()
-        self.termination: asyncio.Future[DockerTermination] = loop.create_future()
-        self.cancel = threading.Event()
-        self.closed = threading.Event()
-        self.killed = False
-        self.log_threads: list[threading.Thread] = []
-        self.streams: list[Any] = []
-        self.clients: list[docker.APIClient] = []
-
-    def finish(self, termination: DockerTermination) -> None:
-        """Resolve the termination (on the loop; the first one wins)."""
-        if not self.termination.done():
-            self.termination.set_result(termination)
-
-    def close(self) -> None:
-        """Stop following: unblock the log threads and release the clients."""
-        self.closed.set()
-        for stream in list(self.streams):
-            with contextlib.suppress(Exception):  # best effort: unblocks a log thread
-                stream.close()
-        for client in list(self.clients):
-            with contextlib.suppress(Exception):
-                client.close()
+class _ImageMissing(Exception):
+    """``docker create`` found no such image (pull it, then create again)."""
 
 
 class DockerContainerizer(Containerizer):
@@ -203,8 +105,10 @@ class DockerContainerizer(Containerizer):
         self.agent_scope = agent_scope
         self.options = options or DockerOptions()
         self._on_progress = on_progress
-        self._watches: dict[str, _Watch] = {}
-        self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="docker")
+        self._watches: dict[str, Watch] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            LAUNCH_CONCURRENCY, thread_name_prefix="docker")
+        self._launch_slots = asyncio.Semaphore(LAUNCH_CONCURRENCY)
         self._api = self._new_client()
         self._closed = False
         self.healthy: bool | None = None
@@ -228,9 +132,9 @@ class DockerContainerizer(Containerizer):
         try:
             result = await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
         except Exception as exc:
-            if _unreachable(exc):
+            if unreachable(exc):
                 self._set_health(False, f"Docker daemon at {self.options.base_url} is "
-                                 f"unreachable: {_explain(exc)}")
+                                 f"unreachable: {explain(exc)}")
                 raise DockerUnavailableError(self.health_message) from exc
             raise
         if self.healthy is False:
@@ -250,7 +154,7 @@ class DockerContainerizer(Containerizer):
         except ContainerizerError:
             return False
         except Exception as exc:  # noqa: BLE001 - any failure is "unhealthy"
-            self._set_health(False, f"Docker daemon answered badly: {_explain(exc)}")
+            self._set_health(False, f"Docker daemon answered badly: {explain(exc)}")
             return False
         self._set_health(True, f"Docker {version.get('Version', '?')} (API "
                          f"{version.get('ApiVersion', '?')}) at {self.options.base_url}")
@@ -271,15 +175,15 @@ class DockerContainerizer(Containerizer):
             "docker_host": self.options.base_url,
         }
 
-    def _get(self, container_id: str) -> _Watch:
+    def _get(self, container_id: str) -> Watch:
         try:
             return self._watches[container_id]
         except KeyError:
             raise ContainerizerError(f"container_id: unknown container {container_id!r}") from None
 
-    def _progress(self, w: _Watch, message: str) -> None:
+    def _progress(self, w: Watch, message: str) -> None:
         if self._on_progress is not None and not w.closed.is_set():
-            _to_loop(w.loop, self._on_progress, w.container_id, message)
+            to_loop(w.loop, self._on_progress, w.container_id, message)
 
     # ------------------------------------------------------------ launch
 
@@ -300,12 +204,13 @@ class DockerContainerizer(Containerizer):
         if container_id in self._watches:
             raise ContainerizerError(f"container_id: {container_id!r} is already in use")
         loop = asyncio.get_running_loop()
-        w = _Watch(container_id, spec.sandbox, loop)
+        w = Watch(container_id, spec.sandbox, loop)
         self._watches[container_id] = w
         try:
-            # Off the loop too: volume paths are resolved on the filesystem.
-            plan = await self._call(_plan_and_prepare, container_id, spec, self.options,
-                                    self.agent_scope)
+            # Off the loop too (volume paths are resolved, the sandbox is created), and not
+            # on the SDK pool: a burst of launches must not queue its creates behind this.
+            plan = await loop.run_in_executor(
+                None, _plan_and_prepare, container_id, spec, self.options, self.agent_scope)
             w.mem_limit = plan.mem_limit
             if plan.force_pull:
                 await self._pull(w, plan.image)
@@ -323,11 +228,11 @@ class DockerContainerizer(Containerizer):
         log.info("Docker container %s (%s) started as pid %d", container_id, plan.name, w.pid)
         return w.pid
 
-    def _check_cancel(self, w: _Watch) -> None:
+    def _check_cancel(self, w: Watch) -> None:
         if w.cancel.is_set():
             raise DockerLaunchError("container: killed before it started")
 
-    async def _pull(self, w: _Watch, image: str) -> None:
+    async def _pull(self, w: Watch, image: str) -> None:
         """Pull on its own thread, reporting progress; bounded by pull_timeout, cancellable."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
@@ -344,7 +249,7 @@ class DockerContainerizer(Containerizer):
 
         def run() -> None:
             client = self._new_client()
-            progress = _PullProgress(image)
+            progress = PullProgress(image)
             last = 0.0
             try:
                 for event in client.pull(image, stream=True, decode=True):
@@ -361,16 +266,16 @@ class DockerContainerizer(Containerizer):
             except DockerPullError as exc:
                 error = exc
             except Exception as exc:  # noqa: BLE001 - every failure is a pull failure
-                error = DockerPullError(f"failed to pull image {image!r}: {_explain(exc)}")
-                if _unreachable(exc):
+                error = DockerPullError(f"failed to pull image {image!r}: {explain(exc)}")
+                if unreachable(exc):
                     error = DockerUnavailableError(
                         f"Docker daemon at {self.options.base_url} is unreachable while "
-                        f"pulling {image!r}: {_explain(exc)}"
+                        f"pulling {image!r}: {explain(exc)}"
                     )
             finally:
                 with contextlib.suppress(Exception):
                     client.close()
-            _to_loop(loop, settle, error)
+            to_loop(loop, settle, error)
 
         self._progress(w, f"pulling image {image}")
         log.info("Pulling image %s for container %s", image, w.container_id)
@@ -392,42 +297,53 @@ class DockerContainerizer(Containerizer):
         done.result()
         self._progress(w, f"pulled image {image} in {time.monotonic() - started:.1f}s")
 
-    async def _create(self, w: _Watch, plan: ContainerPlan) -> dict[str, Any]:
-        """``docker create``; the image is pulled only when the daemon does not have it.
+    async def _create_and_start(self, w: Watch, plan: ContainerPlan) -> None:
+        """Create and start the container; pull its image first if the daemon lacks it.
 
         Optimistic, to save round trips on the common path: no image inspection
-        before, and a leftover container of the same name (a failed attempt) is
-        removed only when the daemon reports the conflict.
+        before the create, and a leftover container of the same name (a failed
+        attempt) is removed only when the daemon reports the conflict.  At most
+        :data:`LAUNCH_CONCURRENCY` containers are between create and started at
+        once, each one's calls back to back, so that a burst of launches
+        reports its first containers running early; pulls hold no slot.
         """
+        pulled = plan.force_pull
+        while True:
+            try:
+                async with self._launch_slots:
+                    self._check_cancel(w)
+                    await self._create_and_start_once(w, plan)
+                return
+            except _ImageMissing as missing:
+                if pulled:
+                    raise DockerPullError(f"image {plan.image!r}: {missing}") from None
+            pulled = True
+            await self._pull(w, plan.image)
+            self._check_cancel(w)
+
+    async def _create_and_start_once(self, w: Watch, plan: ContainerPlan) -> None:
         api = self._api
         try:
             host_config = api.create_host_config(**plan.host)
         except docker.errors.DockerException as exc:  # invalid arguments caught by the SDK
             raise DockerLaunchError(f"docker create {plan.image}: {exc}") from exc
-        pulled, removed = plan.force_pull, False
+        removed = False
         while True:
             try:
-                return dict(await self._call(
-                    api.create_container, host_config=host_config, **plan.create))
+                created = await self._call(api.create_container, host_config=host_config,
+                                           **plan.create)
+                break
             except docker.errors.ImageNotFound as exc:
-                if pulled:
-                    raise DockerPullError(f"image {plan.image!r}: {_explain(exc)}") from exc
-                pulled = True
-                await self._pull(w, plan.image)
-                self._check_cancel(w)
+                raise _ImageMissing(explain(exc)) from exc
             except docker.errors.APIError as exc:
                 if exc.status_code == 409 and not removed:  # a leftover of a failed attempt
                     removed = True
                     with contextlib.suppress(docker.errors.NotFound):
                         await self._call(api.remove_container, plan.name, force=True)
                     continue
-                raise DockerLaunchError(f"docker create {plan.image}: {_explain(exc)}") from exc
+                raise DockerLaunchError(f"docker create {plan.image}: {explain(exc)}") from exc
             except docker.errors.DockerException as exc:
                 raise DockerLaunchError(f"docker create {plan.image}: {exc}") from exc
-
-    async def _create_and_start(self, w: _Watch, plan: ContainerPlan) -> None:
-        api = self._api
-        created = await self._create(w, plan)
         w.docker_id = created["Id"]
         for warning in created.get("Warnings") or ():
             log.warning("Docker container %s: %s", w.container_id, warning)
@@ -439,135 +355,36 @@ class DockerContainerizer(Containerizer):
             with contextlib.suppress(Exception):
                 await self._call(api.remove_container, w.docker_id, force=True)
             if isinstance(exc, docker.errors.APIError):
-                raise DockerLaunchError(f"docker start {plan.image}: {_explain(exc)}") from exc
+                raise DockerLaunchError(f"docker start {plan.image}: {explain(exc)}") from exc
             raise
         w.pid = int(info["State"].get("Pid") or 0)
         w.stop_signal = info["Config"].get("StopSignal") or "SIGTERM"
 
     # ------------------------------------------------------------ watching
 
-    def _watch(self, w: _Watch) -> None:
+    def _watch(self, w: Watch) -> None:
         """Start the log threads and the waiter of a started (or recovered) container."""
         for stream in ("stdout", "stderr"):
             t = threading.Thread(
-                target=self._follow_logs, args=(w, stream), daemon=True,
+                target=follow_logs, args=(w, stream, self._client_for(w)), daemon=True,
                 name=f"docker-{stream}-{w.container_id[:8]}",
             )
             w.log_threads.append(t)
             t.start()
+
+        def on_outage(exc: BaseException) -> None:
+            to_loop(w.loop, self._set_health, False,
+                    f"Docker daemon at {self.options.base_url} is unreachable: {explain(exc)}")
+
         threading.Thread(
-            target=self._wait_exit, args=(w,), daemon=True, name=f"docker-wait-{w.container_id[:8]}"
+            target=wait_exit, args=(w, self._client_for(w), on_outage), daemon=True,
+            name=f"docker-wait-{w.container_id[:8]}",
         ).start()
 
-    def _client_for(self, w: _Watch) -> docker.APIClient:
+    def _client_for(self, w: Watch) -> docker.APIClient:
         client = self._new_client()
         w.clients.append(client)
         return client
-
-    def _follow_logs(self, w: _Watch, stream: str) -> None:
-        """Append the container's ``stream`` to ``<sandbox>/<stream>`` as it is written.
-
-        The timestamp of the last entry written is kept in a hidden file beside
-        it, so a reattached agent continues where the previous one stopped.
-        """
-        client = self._client_for(w)
-        path = os.path.join(w.sandbox, stream)
-        mark_path = os.path.join(w.sandbox, f".{stream}.docker-offset")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-            mark = os.open(mark_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            log.error("Cannot write %s of container %s: %s", path, w.container_id, exc)
-            return
-        try:
-            raw = os.pread(mark, 32, 0).strip()
-            last_ns = int(raw) if raw.isdigit() else 0
-            backoff = 0.5
-            while not w.closed.is_set():
-                since = (last_ns - 1000) / 1e9 if last_ns > 1000 else None
-                try:
-                    logs = client.logs(
-                        w.docker_id, stdout=stream == "stdout", stderr=stream == "stderr",
-                        stream=True, follow=True, timestamps=True, since=since,
-                    )
-                    w.streams.append(logs)
-                    for chunk in logs:
-                        stamp, _, payload = chunk.partition(b" ")
-                        ns = parse_log_timestamp(stamp)
-                        if ns is None:
-                            payload = chunk
-                        elif ns <= last_ns:
-                            continue
-                        while payload:
-                            payload = payload[os.write(fd, payload):]
-                        if ns is not None:
-                            last_ns = ns
-                            os.pwrite(mark, b"%020d\n" % ns, 0)
-                    w.streams.remove(logs)
-                    state = client.inspect_container(w.docker_id)["State"]
-                    if not state.get("Running"):
-                        return
-                    w.closed.wait(0.2)  # the stream ended early (daemon restart): follow again
-                except docker.errors.NotFound:
-                    return
-                except Exception as exc:  # noqa: BLE001 - retried: the daemon may come back
-                    if w.closed.is_set():
-                        return
-                    log.debug("Log stream %s of %s broke: %s", stream, w.container_id, exc)
-                    w.closed.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
-        finally:
-            os.close(fd)
-            os.close(mark)
-
-    def _wait_exit(self, w: _Watch) -> None:
-        """Block until the container stops; then resolve its termination on the loop."""
-        client = self._client_for(w)
-        backoff = 0.5
-        while not w.closed.is_set():
-            try:
-                client.wait(w.docker_id, timeout=30)
-                break
-            except docker.errors.NotFound:
-                break
-            except Exception as exc:  # noqa: BLE001 - read timeouts loop, outages retry
-                if w.closed.is_set():
-                    return
-                if _is_read_timeout(exc):
-                    continue
-                _to_loop(
-                    w.loop, self._set_health, False,
-                    f"Docker daemon at {self.options.base_url} is unreachable: {_explain(exc)}",
-                )
-                w.closed.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-        if w.closed.is_set():
-            return
-        for t in w.log_threads:
-            t.join(timeout=10.0)
-        termination = self._termination(client, w)
-        if not w.closed.is_set():
-            _to_loop(w.loop, w.finish, termination)
-
-    def _termination(self, client: docker.APIClient, w: _Watch) -> DockerTermination:
-        try:
-            state = client.inspect_container(w.docker_id)["State"]
-        except docker.errors.NotFound:
-            return DockerTermination(None, "container disappeared (removed outside the agent)")
-        except Exception as exc:  # noqa: BLE001 - the end is known, its status is not
-            return DockerTermination(None, f"exited (status unknown: {_explain(exc)})")
-        code = state.get("ExitCode")
-        status = exit_code_to_wait_status(code)
-        oom = bool(state.get("OOMKilled"))
-        message = describe_wait_status(status)
-        reason = None
-        if oom:
-            limit = f" of {w.mem_limit // (1024 * 1024)} MB" if w.mem_limit else ""
-            message += f" (out of memory: the memory limit{limit} was reached)"
-            reason = Reason.REASON_CONTAINER_LIMITATION_MEMORY
-        elif state.get("Error"):
-            message += f" ({state['Error']})"
-        return DockerTermination(status, message, exit_code=code, oom_killed=oom, reason=reason)
 
     async def wait(self, container_id: str) -> Termination:
         """Wait until the container ends and its logs are in the sandbox."""
@@ -591,7 +408,7 @@ class DockerContainerizer(Containerizer):
                 await self._signal(w, "SIGKILL")
         return await asyncio.shield(w.termination)
 
-    async def _signal(self, w: _Watch, sig: str) -> None:
+    async def _signal(self, w: Watch, sig: str) -> None:
         try:
             await self._call(self._api.kill, w.docker_id, signal=sig)
         except docker.errors.APIError:
@@ -626,7 +443,7 @@ class DockerContainerizer(Containerizer):
                     with contextlib.suppress(docker.errors.NotFound):
                         await self._call(self._api.remove_container, summary["Id"], force=True)
                     continue
-                w = _Watch(cid, labels[LABEL_SANDBOX], loop)
+                w = Watch(cid, labels[LABEL_SANDBOX], loop)
                 w.docker_id = summary["Id"]
                 w.pid = int(info["State"].get("Pid") or 0)
                 w.mem_limit = int(info["HostConfig"].get("Memory") or 0)
