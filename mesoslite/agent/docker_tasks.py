@@ -37,6 +37,7 @@ from mesoslite.agent.containerizer import ContainerizerError, RecoveredContainer
 from mesoslite.agent.sandbox import sandbox_dir, task_environment
 from mesoslite.agent.state import ExecutorRecord, ExecutorState, FrameworkRecord, TaskRecord
 from mesoslite.agent.views import statistics_entry
+from mesoslite.executor.health_probes import HealthChecker, ProbeResult
 from mesoslite.protocol import (
     CommandInfo,
     ExecutorInfo,
@@ -76,6 +77,8 @@ class DockerTasks:
         self._running: dict[str, tuple[FrameworkRecord, ExecutorRecord]] = {}
         #: container id -> grace period of a requested kill.
         self._grace: dict[str, float] = {}
+        #: container id → why its task was killed by its failing health check.
+        self._health_killed: dict[str, str] = {}
         #: True when a previous run is being reconnected to (orphans wait for recover()).
         self._recovering = False
 
@@ -166,12 +169,14 @@ class DockerTasks:
         self._spawn(self._run(fw, ex, task))
 
     def _update(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord,
-                state: TaskState, message: str, reason: Reason | None = None) -> None:
+                state: TaskState, message: str, reason: Reason | None = None, *,
+                healthy: bool | None = None) -> None:
         """A status update of the task, accepted like one its executor sent."""
         agent = self._agent
         update = agent._agent_update(fw.id, task.task_id, state, message, reason, ex.executor_id)
         update = attrs.evolve(
-            update, status=attrs.evolve(update.status, source=Source.SOURCE_EXECUTOR)
+            update, status=attrs.evolve(update.status, source=Source.SOURCE_EXECUTOR,
+                                        healthy=healthy)
         )
         agent._accept_update(update, ex)
 
@@ -255,18 +260,63 @@ class DockerTasks:
             await self._kill(ex, self._grace.get(ex.container_id, 0.0))
         else:
             self._update(fw, ex, task, TaskState.TASK_RUNNING, message)
-        # TODO(health checks): start a mesoslite.executor.health_probes.HealthChecker for
-        # ``info.health_check`` here (and in ``_resume`` for a reattached container), kept
-        # per container id and stopped in ``_run``'s / ``_resume``'s ``finally``.  HTTP and
-        # TCP probes connect to the agent's address (HOST network) or to the mapped host
-        # port (BRIDGE: the check's port is the container port; translate it through the
-        # task's port_mappings).  A COMMAND check must run inside the container (a probe
-        # doing ``docker exec`` through the containerizer, passed as ``probe=``), not on
-        # the host.  on_status(healthy, message) → a TASK_RUNNING update with ``healthy``
-        # set and REASON_TASK_HEALTH_CHECK_STATUS_UPDATED; on_kill(message) → self.kill(...)
-        # with the task's kill policy.
-        termination = await dc.wait(ex.container_id)
+        checker = self._start_health(fw, ex, task, env)
+        try:
+            termination = await dc.wait(ex.container_id)
+        finally:
+            if checker is not None:
+                checker.stop()
         self._report_end(fw, ex, task, termination)
+
+    def _start_health(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord,
+                      env: dict[str, str]) -> HealthChecker | None:
+        """Run the task's health check beside its container (None: it has none).
+
+        HTTP and TCP checks connect to the agent's address on the check's port
+        (a host port: HOST networking, or the host side of a BRIDGE mapping);
+        COMMAND checks run inside the container (``docker exec``).  Transitions
+        become TASK_RUNNING updates with ``healthy`` set; too many failures kill
+        the task with its grace period, ending TASK_KILLED with healthy=false.
+        """
+        check = task.info.health_check
+        dc = self.containerizer
+        if check is None or dc is None or task.kill_requested:
+            return None
+        cid = ex.container_id
+        probe = None
+        if check.type == "COMMAND" and check.command is not None:
+            argv = (["/bin/sh", "-c", check.command.value] if check.command.shell
+                    else [check.command.value, *check.command.arguments])
+            check_env = {**env, **dict(check.command.environment)}
+
+            async def probe() -> ProbeResult:
+                code, output = await dc.exec_command(cid, argv, check_env,
+                                                     check.timeout_seconds)
+                if code == 0:
+                    return ProbeResult(True, "command exited 0")
+                what = f"exited {code}" if code is not None else "did not run"
+                return ProbeResult(False, f"command {what}: {output.strip()[-200:]}")
+
+        def on_status(healthy: bool, message: str) -> None:
+            if not task.state.is_terminal and not task.kill_requested:
+                self._update(fw, ex, task, TaskState.TASK_RUNNING, message,
+                             Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, healthy=healthy)
+
+        def on_kill(message: str) -> None:
+            if task.state.is_terminal or task.kill_requested:
+                return
+            self._health_killed[cid] = message
+            self.kill(fw, ex, task, task.info.kill_policy or KillPolicy())
+
+        try:
+            checker = HealthChecker(check, env=env, cwd=ex.directory, on_status=on_status,
+                                    on_kill=on_kill, host=self._cfg.ip, name=task.task_id,
+                                    probe=probe)
+        except ValueError as exc:
+            log.warning("Docker task %s: health check not run: %s", task.task_id, exc)
+            return None
+        checker.start()
+        return checker
 
     def _report_end(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord,
                     termination: Termination) -> None:
@@ -274,7 +324,11 @@ class DockerTasks:
         if task.state.is_terminal:
             return
         code = getattr(termination, "exit_code", None)
-        if task.kill_requested:
+        unhealthy = self._health_killed.pop(ex.container_id, None)
+        if unhealthy is not None:
+            self._update(fw, ex, task, TaskState.TASK_KILLED, f"Task killed: {unhealthy}",
+                         Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, healthy=False)
+        elif task.kill_requested:
             self._update(fw, ex, task, TaskState.TASK_KILLED, f"Container {termination.message}")
         elif termination.status == 0:
             self._update(fw, ex, task, TaskState.TASK_FINISHED,

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 
 from mesoslite.protocol import (
@@ -237,3 +238,52 @@ def test_unreachable_daemon_fails_docker_tasks_with_its_error(
         failed = scheduler.wait_state("nodaemon", S.TASK_FAILED, timeout=30)
     assert failed.reason is Reason.REASON_CONTAINER_LAUNCH_FAILED
     assert "unreachable" in failed.message, failed.message
+
+
+def _checked(task: TaskInfo, command: str, failures: int) -> TaskInfo:
+    """``task`` with a fast COMMAND health check."""
+    from mesoslite.protocol import HealthCheck
+
+    check = HealthCheck(type="COMMAND", command=CommandInfo(value=command), delay_seconds=0,
+                        interval_seconds=0.3, timeout_seconds=5, grace_period_seconds=0,
+                        consecutive_failures=failures)
+    return attrs.evolve(task, health_check=check)
+
+
+def _health_updates(scheduler: RecordingScheduler, task_id: str) -> list[Any]:
+    return [s for s in scheduler.statuses(task_id) if s.healthy is not None]
+
+
+def test_docker_command_health_check_runs_inside_the_container(
+    mesoslite_cluster: ClusterHandle, docker_engine: str
+) -> None:
+    """A COMMAND check on a file only the container has → TASK_RUNNING healthy=true."""
+    agent = mesoslite_cluster.agents[0]
+    scheduler = RecordingScheduler()
+    with running_framework(mesoslite_cluster.master_address, scheduler, "docker-hc") as driver:
+        launch(scheduler, driver, agent, ["hc"], lambda tid, aid: _checked(docker_task(
+            tid, aid, "touch /inside-only; exec sleep 600", docker_engine),
+            "test -f /inside-only", 3))
+        healthy = wait_for(lambda: [s for s in _health_updates(scheduler, "hc")
+                                    if s.healthy is True], timeout=60, what="healthy=true")
+        assert healthy[0].state is S.TASK_RUNNING
+        assert healthy[0].reason is Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+        driver.kill_task("hc", agent.agent_id)
+        scheduler.wait_state("hc", S.TASK_KILLED, timeout=60)
+
+
+def test_docker_failing_health_check_kills_the_task_unhealthy(
+    mesoslite_cluster: ClusterHandle, docker_engine: str
+) -> None:
+    """A COMMAND check that keeps failing → healthy=false, then TASK_KILLED unhealthy."""
+    agent = mesoslite_cluster.agents[0]
+    scheduler = RecordingScheduler()
+    with running_framework(mesoslite_cluster.master_address, scheduler, "docker-hc2") as driver:
+        launch(scheduler, driver, agent, ["sick"], lambda tid, aid: _checked(docker_task(
+            tid, aid, "exec sleep 600", docker_engine, grace=1.0), "exit 1", 2))
+        killed = scheduler.wait_state("sick", S.TASK_KILLED, timeout=60)
+    assert killed.healthy is False
+    assert killed.reason is Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+    assert "health" in killed.message
+    assert any(s.healthy is False and s.state is S.TASK_RUNNING
+               for s in _health_updates(scheduler, "sick"))

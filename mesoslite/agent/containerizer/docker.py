@@ -408,6 +408,33 @@ class DockerContainerizer(Containerizer):
                 await self._signal(w, "SIGKILL")
         return await asyncio.shield(w.termination)
 
+    async def exec_command(self, container_id: str, argv: list[str], env: dict[str, str],
+                           timeout: float) -> tuple[int | None, str]:
+        """Run ``argv`` inside the running container (health checks).
+
+        Returns (exit code, the tail of its output); (None, why) when it could
+        not run or did not finish within ``timeout`` seconds (the command is
+        left to end by itself: Docker cannot kill an exec).
+        """
+        w = self._get(container_id)
+        if w.docker_id is None:
+            return None, "the container is not running"
+
+        def run() -> tuple[int | None, str]:
+            created = self._api.exec_create(w.docker_id, argv, environment=env,
+                                            stdout=True, stderr=True)
+            output = self._api.exec_start(created["Id"])
+            code = self._api.exec_inspect(created["Id"]).get("ExitCode")
+            text = output.decode("utf-8", "replace") if isinstance(output, bytes) else ""
+            return code, text[-400:]
+
+        try:
+            return await asyncio.wait_for(self._call(run), timeout)
+        except TimeoutError:
+            return None, f"timed out after {timeout:g}s"
+        except (docker.errors.APIError, DockerUnavailableError) as exc:
+            return None, explain(exc)
+
     async def _signal(self, w: Watch, sig: str) -> None:
         try:
             await self._call(self._api.kill, w.docker_id, signal=sig)
