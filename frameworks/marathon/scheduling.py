@@ -403,7 +403,10 @@ class Scheduling(Scheduler):
                 self.kick()
                 return  # every offer is declined by _handle_offers
         for offer_id, items in by_offer.items():
-            driver.launch_tasks([offer_id], [info for _p, info in items])
+            # refuse_seconds=0: what is left of the offer comes back in the next
+            # allocation, so large scale-ups are not paced by the default 5 s filter.
+            driver.launch_tasks([offer_id], [info for _p, info in items],
+                                Filters(refuse_seconds=0.0))
             answered.add(offer_id)
             service.count("tasks.launched", len(items))
         for offer in offers:
@@ -465,8 +468,9 @@ class Scheduling(Scheduler):
         condition = InstanceCondition(state)
         now = self.clock.time()
         changed = condition is not task.condition
-        if not changed and reason == "REASON_RECONCILIATION":
-            return  # a reconciliation answer that tells nothing new
+        if not changed and reason == "REASON_RECONCILIATION" and (
+                status.healthy is None or status.healthy == task.healthy):
+            return  # a reconciliation answer that tells nothing new (health is rebuilt from it)
         changes: dict[str, Any] = {"message": status.message}
         if changed:
             changes["condition"] = condition

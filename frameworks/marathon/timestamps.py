@@ -11,12 +11,18 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+import time
 from typing import Protocol
 
 _ISO_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))$"
 )
+
+
+#: Epoch seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+_MIN_SECONDS = -62135596800
+_MAX_SECONDS = 253402300799
 
 
 class _Clock(Protocol):
@@ -30,13 +36,14 @@ def iso(ts: float) -> str:
     if not math.isfinite(ts):
         raise ValueError(f"timestamp: expected a finite number of seconds, got {ts!r}")
     millis = round(ts * 1000)
-    try:
-        moment = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(
-            milliseconds=millis
-        )
-    except OverflowError:
-        raise ValueError(f"timestamp: {ts!r} is outside the years 1-9999") from None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    seconds, ms = divmod(millis, 1000)
+    if not _MIN_SECONDS <= seconds <= _MAX_SECONDS:
+        raise ValueError(f"timestamp: {ts!r} is outside the years 1-9999")
+    # time.gmtime + % formatting: ~4x faster than datetime + strftime, and /v2/apps
+    # renders tens of thousands of these per request.
+    t = time.gmtime(seconds)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}Z")
 
 
 def parse_iso(text: str) -> float:
