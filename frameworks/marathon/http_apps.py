@@ -14,7 +14,7 @@ from typing import Any
 
 from frameworks.marathon.app_json import parse_app, render_app
 from frameworks.marathon.deployments import render_deployment
-from frameworks.marathon.facade import UnknownApp, UnknownTask
+from frameworks.marathon.facade import TaskCounts, UnknownApp, UnknownTask
 from frameworks.marathon.http_base import (
     DEPLOYMENT_HEADER,
     ApiError,
@@ -25,6 +25,7 @@ from frameworks.marathon.http_base import (
 )
 from frameworks.marathon.http_render import (
     app_extras,
+    count_tasks,
     deployment_ref,
     labels_match,
     parse_embeds,
@@ -68,6 +69,14 @@ class AppViews:
                 self._tasks.setdefault(task.app_id, []).append(task)
         return self._tasks.get(app_id, [])
 
+    def counts_of(self, app_id: str) -> TaskCounts:
+        """The app's task counters, from the tasks read once per request.
+
+        Not ``service.task_counts`` (one pass over every task per app): a list
+        of A apps with T tasks would cost A x T.
+        """
+        return count_tasks(self.tasks_of(app_id))
+
     def deployments_of(self, app_id: str) -> list[str]:
         """Ids of the running deployments affecting the app."""
         if self._deployments is None:
@@ -85,8 +94,7 @@ class AppViews:
             return render_app(app)
         extra = app_extras(
             embeds,
-            counts=self.service.task_counts(app.id)
-            if embeds & {"counts", "taskStats"} else None,
+            counts=self.counts_of(app.id) if embeds & {"counts", "taskStats"} else None,
             deployment_ids=self.deployments_of(app.id) if "deployments" in embeds else None,
             tasks=[render_task(t, app) for t in self.tasks_of(app.id)]
             if "tasks" in embeds else None,
