@@ -97,37 +97,54 @@ class MarathonProcess:
                  f"contending at {cfg.zk}" if cfg.zk else "standalone, leading")
 
     def _elected(self) -> None:
+        if self.service is not None:
+            self.service.loading = True  # 503 until the state is loaded
         self._lead_task = asyncio.get_running_loop().create_task(self._lead())
 
     async def _lead(self) -> None:
         async with self._leading:
             service, election, store = self.service, self.election, self.store
             assert service is not None and election is not None and store is not None
-            if isinstance(store, ZooKeeperStore):
-                store.fencing_path = election.fencing_path
-            await service.load()
-            if not election.is_leader:
-                return
-            scheduling = Scheduling(service)
-            service.scheduling = scheduling
-            cfg = self.config
-            info = FrameworkInfo(
-                user=cfg.mesos_user or getpass.getuser(), name=cfg.framework_name,
-                id=service.framework_id or "", roles=(cfg.mesos_role,),
-                failover_timeout=cfg.failover_timeout, checkpoint=True,
-                capabilities=CAPABILITIES, hostname=cfg.advertised_host, webui_url=self.url)
-            driver = SchedulerDriver(scheduling, info, cfg.master)
-            self.scheduling, self.driver = scheduling, driver
-            await driver.start_async()
-            scheduling.start(driver)
-            scheduling.kick()
-            log.info("leading: %d apps, %d tasks", len(service.apps), len(service.tracked))
+            try:
+                await self._load(service, election, store)
+            finally:
+                service.loading = False
+
+    async def _load(self, service: MarathonService, election: MarathonElection,
+                    store: Store) -> None:
+        """Load the state, then serve the API and subscribe to the master."""
+        if isinstance(store, ZooKeeperStore):
+            store.fencing_path = election.fencing_path
+        await service.load()
+        if not election.is_leader:
+            return
+        scheduling = Scheduling(service)
+        service.scheduling = scheduling
+        service.loading = False
+        cfg = self.config
+        info = FrameworkInfo(
+            user=cfg.mesos_user or getpass.getuser(), name=cfg.framework_name,
+            id=service.framework_id or "", roles=(cfg.mesos_role,),
+            failover_timeout=cfg.failover_timeout, checkpoint=True,
+            capabilities=CAPABILITIES, hostname=cfg.advertised_host, webui_url=self.url)
+        driver = SchedulerDriver(scheduling, info, cfg.master)
+        self.scheduling, self.driver = scheduling, driver
+        await driver.start_async()
+        scheduling.start(driver)
+        scheduling.kick()
+        log.info("leading: %d apps, %d tasks", len(service.apps), len(service.tracked))
 
     def _deposed(self, reason: str) -> None:
-        asyncio.get_running_loop().create_task(self._step_down(reason))
+        # Detach the lead that ends now: a re-election (at once when standalone, after an
+        # abdication) starts a new one, which the step-down must neither cancel nor stop.
+        ending, self._lead_task = self._lead_task, None
+        asyncio.get_running_loop().create_task(self._step_down(reason, ending))
 
-    async def _step_down(self, reason: str) -> None:
-        await self._stop_leading()
+    async def _step_down(self, reason: str, ending: asyncio.Task[None] | None) -> None:
+        if ending is not None:
+            ending.cancel()
+        async with self._leading:  # a new lead starts only once the old one has stopped
+            await self._release_leadership()
         if reason != "abdicated":
             self.deposed_reason = reason
             self.deposed.set()
@@ -135,6 +152,9 @@ class MarathonProcess:
     async def _stop_leading(self) -> None:
         if self._lead_task is not None:
             self._lead_task.cancel()
+        await self._release_leadership()
+
+    async def _release_leadership(self) -> None:
         scheduling, driver = self.scheduling, self.driver
         self.scheduling = self.driver = None
         if self.service is not None:

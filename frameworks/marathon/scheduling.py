@@ -285,8 +285,7 @@ class Scheduling(Scheduler):
         done = True
         for action in plan.current_actions:
             app_id = action.app_id
-            tasks = [t for t in service.tracked.values()
-                     if t.app_id == app_id and t.condition.is_active]
+            tasks = [t for t in service.app_tasks(app_id) if t.condition.is_active]
             target = plan.target.get(app_id)
             ready = self.readiness.ready_tasks(target, tasks) if target is not None else set()
             n, kills, action_done = dep.action_decisions(plan, action, tasks, ready)
@@ -398,8 +397,10 @@ class Scheduling(Scheduler):
                 log.exception("cannot persist new tasks; not launching them")
                 for items in by_offer.values():
                     for _placement, info in items:
-                        service.tracked.pop(info.task_id, None)
-                        service.instance_repo.stage_delete(info.task_id)
+                        task = service.tracked.get(info.task_id)
+                        if task is not None:  # forget it (and its staged record)
+                            service.task_record(
+                                attrs.evolve(task, condition=InstanceCondition.DROPPED))
                 self.kick()
                 return  # every offer is declined by _handle_offers
         for offer_id, items in by_offer.items():

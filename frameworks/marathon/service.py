@@ -81,6 +81,9 @@ class MarathonService:
         self.election = election
         self.apps: dict[str, App] = {}
         self.tracked: dict[str, MarathonTask] = {}
+        #: The same tasks by app id (kept by :meth:`task_record`), so per-app views
+        #: never scan every task.
+        self.by_app: dict[str, dict[str, MarathonTask]] = {}
         self.plans: dict[str, dep.DeploymentPlan] = {}
         self.failures: dict[str, TaskFailure] = {}
         #: Stored apps that could not be read: their tasks are left alone (never orphaned).
@@ -94,6 +97,9 @@ class MarathonService:
         self.instance_repo = InstanceRepository(store)
         #: Set by the process that wires the offer side in (``scheduling.Scheduling``).
         self.scheduling: Any = None
+        #: True from election until the state is loaded: the API answers 503 meanwhile
+        #: (never from a half-loaded state, never proxying to itself).
+        self.loading = False
         self.counters: dict[str, int] = {}
         self._write_lock = asyncio.Lock()
         self._last_version = ""
@@ -140,7 +146,11 @@ class MarathonService:
             except ValueError as exc:
                 log.error("stored deployment %s cannot be read (%s); dropping it", plan_id, exc)
                 await self.deployment_repo.delete(plan_id)
-        self.tracked = {t.task_id: t for t in await self.instance_repo.load_all()}
+        self.tracked = {}
+        self.by_app = {}
+        for task in await self.instance_repo.load_all():
+            self.tracked[task.task_id] = task
+            self.by_app.setdefault(task.app_id, {})[task.task_id] = task
         self.framework_id = await self.framework_id_repo.get()
         if self.apps:
             self._last_version = max(a.version for a in self.apps.values())
@@ -165,11 +175,13 @@ class MarathonService:
 
     @property
     def is_leader(self) -> bool:
-        """True when this instance leads."""
-        return self.election is None or self.election.is_leader
+        """True when this instance leads and its state is loaded."""
+        return not self.loading and (self.election is None or self.election.is_leader)
 
     def leader_address(self) -> str | None:
-        """``host:port`` of the leader's REST API."""
+        """``host:port`` of the leader's REST API (None while this one loads its state)."""
+        if self.loading:
+            return None
         if self.election is None:
             return f"{self.config.advertised_host}:{self.config.http_port}"
         return self.election.leader_http_address()
@@ -273,15 +285,20 @@ class MarathonService:
         """Active tasks, of one app or of all, in launch order."""
         if app_id is not None:
             self.get_app(app_id)
-        found = [t for t in self.tracked.values()
+        source = self.tracked.values() if app_id is None else self.app_tasks(app_id)
+        found = [t for t in source
                  if t.condition.is_active and (app_id is None or t.app_id == app_id)]
         found.sort(key=lambda t: (t.staged_at or 0.0, t.task_id))
         return found
 
+    def app_tasks(self, app_id: str) -> list[MarathonTask]:
+        """Every tracked task of ``app_id`` (any condition), without scanning the others."""
+        return list(self.by_app.get(app_id, {}).values())
+
     def task_counts(self, app_id: str) -> TaskCounts:
         """tasksStaged/Running/Healthy/Unhealthy."""
         staged = running = healthy = unhealthy = 0
-        for t in self.tracked.values():
+        for t in self.app_tasks(app_id):
             if t.app_id != app_id or not t.condition.is_active:
                 continue
             if t.condition in (InstanceCondition.STAGING, InstanceCondition.STARTING):
@@ -569,9 +586,15 @@ class MarathonService:
         """
         if task.condition.is_terminal:
             self.tracked.pop(task.task_id, None)
+            per_app = self.by_app.get(task.app_id)
+            if per_app is not None:
+                per_app.pop(task.task_id, None)
+                if not per_app:
+                    del self.by_app[task.app_id]
             self.instance_repo.stage_delete(task.task_id)
             return
         self.tracked[task.task_id] = task
+        self.by_app.setdefault(task.app_id, {})[task.task_id] = task
         if durable:
             self.instance_repo.stage_put(task)
 
