@@ -102,19 +102,30 @@ def test_commit_applies_puts_and_deletes(tmp_path: Path) -> None:
     run_with_store(tmp_path, body)
 
 
-def test_failed_commit_changes_nothing_and_leaves_no_temp_files(tmp_path: Path) -> None:
-    """A commit whose staging fails leaves earlier values untouched and no temp files behind."""
+def test_failed_commit_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit whose journal sync fails raises naming a key and changes nothing, reopened too."""
     async def body(store: FileStore) -> None:
         await store.put("/k/a", b"old")
-        (store.root / "k" / "blocked").write_bytes(b"a file where a directory is needed")
-        with pytest.raises(StoreError, match="/k/blocked/v"):
-            await store.commit({"/k/a": b"new", "/k/blocked/v": b"x"})
-        assert await store.get("/k/a") == b"old"
-        leftovers = [n for _, _, files in os.walk(store.root) for n in files
-                     if n.startswith(".value.tmp-")]
-        assert leftovers == []
+        size = store.journal_path.stat().st_size
+
+        real_sync, failures = os.fdatasync, [OSError(5, "Input/output error")]
+
+        def broken_sync(fd: int) -> None:
+            if failures:
+                raise failures.pop()
+            real_sync(fd)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fdatasync", broken_sync)
+            with pytest.raises(StoreError, match="/k/a"):
+                await store.commit({"/k/a": b"new", "/k/b": b"x"})
+        assert await store.get("/k/a") == b"old" and await store.get("/k/b") is None
+        assert store.journal_path.stat().st_size == size
+        await store.put("/k/c", b"after")
 
     run_with_store(tmp_path, body)
+    found = run_with_store(tmp_path, lambda s: get_many(s, ["/k/a", "/k/b", "/k/c"]))
+    assert found == {"/k/a": b"old", "/k/b": None, "/k/c": b"after"}
 
 
 @pytest.mark.parametrize("key", [
@@ -147,18 +158,17 @@ def test_value_limits(tmp_path: Path) -> None:
 
 
 def test_start_removes_crash_leftovers(tmp_path: Path) -> None:
-    """Temp files and trash directories left by a crash are removed on start."""
+    """Temp snapshot and journal files left by a crash are removed on start; state is kept."""
+    run_with_store(tmp_path, lambda s: s.put("/apps/a", b"1"))
     state = tmp_path / "state"
-    (state / "apps" / ".trash-1234" / "x").mkdir(parents=True)
-    (state / "apps" / "a").mkdir()
-    (state / "apps" / "a" / ".value.tmp-dead").write_bytes(b"torn")
+    (state / "snapshot.tmp-dead").write_bytes(b"torn")
+    (state / "journal.tmp-dead").write_bytes(b"torn")
 
     async def body(store: FileStore) -> None:
         assert await store.children("/apps") == ["a"]
 
     run_with_store(tmp_path, body)
-    assert not (state / "apps" / ".trash-1234").exists()
-    assert not (state / "apps" / "a" / ".value.tmp-dead").exists()
+    assert sorted(p.name for p in state.iterdir()) == ["journal", "lock"]
 
 
 @pytest.mark.parametrize("app_id", ["/web", "/grp/sub/app", "/a_b/c", "/%41/x", "/.x/..", "/ü/日本"])
@@ -233,12 +243,12 @@ def test_corrupt_value_names_the_key(tmp_path: Path) -> None:
     run_with_store(tmp_path, body)
 
 
-def test_corrupt_file_on_disk_names_the_key(tmp_path: Path) -> None:
-    """A file damaged on disk (invalid UTF-8) raises CorruptValueError naming the key."""
+def test_corrupt_stored_bytes_name_the_key(tmp_path: Path) -> None:
+    """A stored value that is not UTF-8 raises CorruptValueError naming the key."""
     async def body(store: FileStore) -> None:
         deployments = DeploymentRepository(store)
         await deployments.store_deployment("d-1", {"id": "d-1", "steps": []})
-        (store.root / "deployments" / "d-1" / ".value").write_bytes(b"\xff\xfe\x00")
+        await store.put("/deployments/d-1", b"\xff\xfe\x00")
         with pytest.raises(CorruptValueError, match="/deployments/d-1"):
             await deployments.all()
 
