@@ -32,7 +32,8 @@ def local_cluster(tmp_path: Path):
     proc = Proc(
         mesoslite("local", "--agents", "2", "--port", str(http), "--zmq_port", str(zmq_port),
                   "--agent_port_base", str(agent_base), "--work_dir", str(work),
-                  "--agent_resources", "cpus:2;mem:1024;disk:1024"),
+                  "--agent_resources", "cpus:2;mem:1024;disk:1024",
+                  "--marathon_port", str(free_port())),
         tmp_path / "local.log",
     )
     proc.wait_output("Ctrl-C stops", timeout=30)
