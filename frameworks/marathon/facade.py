@@ -10,11 +10,12 @@ return.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import attrs
 
-from frameworks.marathon.model import App, MarathonTask
+from frameworks.marathon.model import App, InstanceCondition, MarathonTask
 
 
 class ServiceError(Exception):
@@ -95,6 +96,28 @@ class TaskCounts:
     running: int = 0
     healthy: int = 0
     unhealthy: int = 0
+
+
+def count_tasks(tasks: Iterable[MarathonTask]) -> TaskCounts:
+    """The counters of one app from its tasks (terminal ones are skipped).
+
+    Staged: STAGING or STARTING; running: RUNNING; healthy / unhealthy: the
+    last health verdict, whatever the condition.
+    """
+    staged = running = healthy = unhealthy = 0
+    for task in tasks:
+        condition = task.condition
+        if not condition.is_active:
+            continue
+        if condition is InstanceCondition.STAGING or condition is InstanceCondition.STARTING:
+            staged += 1
+        elif condition is InstanceCondition.RUNNING:
+            running += 1
+        if task.healthy is True:
+            healthy += 1
+        elif task.healthy is False:
+            unhealthy += 1
+    return TaskCounts(staged, running, healthy, unhealthy)
 
 
 @attrs.frozen

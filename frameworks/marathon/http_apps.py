@@ -14,7 +14,7 @@ from typing import Any
 
 from frameworks.marathon.app_json import parse_app, render_app
 from frameworks.marathon.deployments import render_deployment
-from frameworks.marathon.facade import TaskCounts, UnknownApp, UnknownTask
+from frameworks.marathon.facade import TaskCounts, UnknownApp, UnknownTask, count_tasks
 from frameworks.marathon.http_base import (
     DEPLOYMENT_HEADER,
     ApiError,
@@ -25,7 +25,6 @@ from frameworks.marathon.http_base import (
 )
 from frameworks.marathon.http_render import (
     app_extras,
-    count_tasks,
     deployment_ref,
     labels_match,
     parse_embeds,

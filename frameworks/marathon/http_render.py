@@ -1,7 +1,7 @@
 """What the REST API adds around App and Task JSON (PURE: no I/O, no tornado).
 
 Owns: the ``embed`` parameter (:func:`parse_embeds`), the embedded extras of
-an app (:func:`app_extras`: counts (:func:`count_tasks`), deployments, tasks, readiness,
+an app (:func:`app_extras`: counts, deployments, tasks, readiness,
 lastTaskFailure, taskStats), ``/v2/queue`` entries, the ``text/plain``
 rendering of ``/v2/tasks``, the ``label`` selector of ``/v2/apps``,
 ``{"deploymentId", "version"}`` references and the ``plan-format=light``
@@ -65,27 +65,6 @@ def counts_json(counts: TaskCounts) -> dict[str, int]:
     """The four task counters Marathon puts on an app."""
     return {"tasksStaged": counts.staged, "tasksRunning": counts.running,
             "tasksHealthy": counts.healthy, "tasksUnhealthy": counts.unhealthy}
-
-
-def count_tasks(tasks: Iterable[MarathonTask]) -> TaskCounts:
-    """The counters of one app from its active tasks, counted as the service counts them.
-
-    Staged: STAGING or STARTING; running: RUNNING; healthy / unhealthy: the
-    last health verdict, whatever the condition.  Lets a list of apps be
-    counted from one pass over the tasks instead of one pass per app.
-    """
-    staged = running = healthy = unhealthy = 0
-    for task in tasks:
-        condition = task.condition
-        if condition is InstanceCondition.STAGING or condition is InstanceCondition.STARTING:
-            staged += 1
-        elif condition is InstanceCondition.RUNNING:
-            running += 1
-        if task.healthy is True:
-            healthy += 1
-        elif task.healthy is False:
-            unhealthy += 1
-    return TaskCounts(staged, running, healthy, unhealthy)
 
 
 def failure_json(failure: TaskFailure) -> dict[str, Any]:

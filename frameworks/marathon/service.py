@@ -36,6 +36,7 @@ from frameworks.marathon.facade import (
     UnknownApp,
     UnknownDeployment,
     UnknownTask,
+    count_tasks,
 )
 from frameworks.marathon.instances import InstanceRepository
 from frameworks.marathon.model import App, InstanceCondition, MarathonTask, VersionInfo
@@ -297,19 +298,7 @@ class MarathonService:
 
     def task_counts(self, app_id: str) -> TaskCounts:
         """tasksStaged/Running/Healthy/Unhealthy."""
-        staged = running = healthy = unhealthy = 0
-        for t in self.app_tasks(app_id):
-            if t.app_id != app_id or not t.condition.is_active:
-                continue
-            if t.condition in (InstanceCondition.STAGING, InstanceCondition.STARTING):
-                staged += 1
-            elif t.condition is InstanceCondition.RUNNING:
-                running += 1
-            if t.healthy is True:
-                healthy += 1
-            elif t.healthy is False:
-                unhealthy += 1
-        return TaskCounts(staged, running, healthy, unhealthy)
+        return count_tasks(self.app_tasks(app_id))
 
     def last_task_failure(self, app_id: str) -> TaskFailure | None:
         """The app's latest failed task."""
