@@ -264,3 +264,20 @@ class ZkSession:
 
 
 __all__ = ["CONNECTED", "LOST", "SUSPENDED", "KazooException", "ZkSession"]
+
+
+class Fenced:
+    """Mixin: a ZooKeeper writer whose writes check its leader znode (``fencing_path``)."""
+
+    _fencing_path: str | None = None
+
+    @property
+    def fencing_path(self) -> str | None:
+        """The znode every write checks (None: unfenced); may be reassigned at any time."""
+        return self._fencing_path
+
+    @fencing_path.setter
+    def fencing_path(self, value: str | None) -> None:
+        if value is not None and (not isinstance(value, str) or not value.startswith("/")):
+            raise ValueError(f"fencing_path: expected an absolute znode path or None, got {value!r}")
+        self._fencing_path = value

@@ -34,7 +34,7 @@ from kazoo.security import make_digest_acl
 
 from mesoslite.coordination.interface import CoordinationError
 from mesoslite.coordination.registry import FencedError as RegistryFencedError
-from mesoslite.coordination.session import ZkSession
+from mesoslite.coordination.session import Fenced, ZkSession
 from mesoslite.coordination.url import ZkUrl, parse_zk_url
 
 #: Largest value accepted (ZooKeeper's own cap, jute.maxbuffer, is 1 MiB per request).
@@ -77,7 +77,7 @@ def key_parts(key: str) -> list[str]:
     return parts
 
 
-class ZkKeyValueStore:
+class ZkKeyValueStore(Fenced):
     """Bytes under ``root`` (default: the URL's path) in the ensemble of ``zk_url``."""
 
     def __init__(
@@ -112,17 +112,6 @@ class ZkKeyValueStore:
         self._known: set[str] = set()
 
     # ------------------------------------------------------------ lifecycle
-
-    @property
-    def fencing_path(self) -> str | None:
-        """The znode every write checks (None: unfenced); may be reassigned at any time."""
-        return self._fencing_path
-
-    @fencing_path.setter
-    def fencing_path(self, value: str | None) -> None:
-        if value is not None and (not isinstance(value, str) or not value.startswith("/")):
-            raise ValueError(f"fencing_path: expected an absolute znode path or None, got {value!r}")
-        self._fencing_path = value
 
     async def start(self) -> None:
         """Connect and create the root znode; CoordinationError when ZooKeeper is unreachable."""

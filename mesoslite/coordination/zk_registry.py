@@ -66,7 +66,7 @@ from mesoslite.coordination.registry_state import (
     shard_name,
     shard_of,
 )
-from mesoslite.coordination.session import ZkSession
+from mesoslite.coordination.session import Fenced, ZkSession
 from mesoslite.coordination.url import ZkUrl, parse_zk_url
 
 log = logging.getLogger("mesoslite.coordination.registry")
@@ -87,7 +87,7 @@ _GC_BATCH = 200
 T = TypeVar("T")
 
 
-class ZooKeeperRegistry(BatchingRegistry):
+class ZooKeeperRegistry(Fenced, BatchingRegistry):
     """The registry under ``root`` in the ensemble of ``zk_url``, fenced by ``fencing_path``.
 
     ``fencing_path`` is the writer's leader znode (``contender.fencing_path()``);
@@ -136,17 +136,6 @@ class ZooKeeperRegistry(BatchingRegistry):
         self._versions: dict[str, int] = {}
 
     # ------------------------------------------------------------ public
-
-    @property
-    def fencing_path(self) -> str | None:
-        """The leader znode every write checks (None: unfenced)."""
-        return self._fencing_path
-
-    @fencing_path.setter
-    def fencing_path(self, value: str | None) -> None:
-        if value is not None and (not isinstance(value, str) or not value.startswith("/")):
-            raise ValueError(f"fencing_path: expected an absolute znode path or None, got {value!r}")
-        self._fencing_path = value
 
     @property
     def meta_path(self) -> str:
