@@ -2,35 +2,51 @@
 
 Owns: :class:`Cluster` (a master and agents started as ``python -m
 mesoslite.cli`` processes on free loopback ports, and the cleanup of
-everything they started, tasks included), :func:`kill_leftovers`,
-:class:`CpuMeter` (CPU per process kind over a run, and the share other
-processes took), :class:`PySpy` (py-spy recorders attached to the cluster),
-and facts about the machine and the work directory's filesystem.
+everything they started, tasks included), the process helpers every
+benchmark uses (:func:`spawn_logged`, :func:`stop_all`, :func:`kill_sessions`,
+:func:`kill_leftovers`), :class:`CpuMeter` (CPU per process kind over a run,
+and the share other processes took), :class:`PySpy` (py-spy recorders
+attached to the cluster), facts about the machine and the work directory's
+filesystem, and the command-line and report plumbing the benchmarks share
+(progress lines, SIGTERM as Ctrl-C, argument checks, the report's run facts).
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: The tag of progress lines: the running benchmark's name (:func:`set_progress_tag`).
+_progress_tag = "shell_tasks"
+
+
+def set_progress_tag(tag: str) -> None:
+    """Tag every later progress line (:func:`say`, here and in the benchmarks) with ``tag``."""
+    global _progress_tag
+    _progress_tag = tag
+
+
 def say(text: str) -> None:
     """Progress line on stderr."""
-    print(f"[shell_tasks] {text}", file=sys.stderr, flush=True)
+    print(f"[{_progress_tag}] {text}", file=sys.stderr, flush=True)
 
 
 def free_port() -> int:
@@ -47,18 +63,66 @@ def get_json(url: str, timeout: float = 5.0) -> Any:
         return json.loads(response.read())
 
 
+# ---------------------------------------------------------------- processes
+
+
+def cli_argv(log_level: str, *args: str) -> list[str]:
+    """``python -m mesoslite.cli --log_level <log_level> <args>``."""
+    return [sys.executable, "-m", "mesoslite.cli", "--log_level", log_level, *args]
+
+
+def spawn_logged(argv: list[str], log: IO[bytes], cwd: Path) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in ``cwd``, in its own session, its output into ``log``.
+
+    The child runs unbuffered, without proxies for loopback, and imports this
+    checkout's mesoslite, installed or not.
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, cwd=str(cwd), env=env,
+                            start_new_session=True)
+
+
+def stop_all(procs: Sequence[subprocess.Popen[bytes]], sig: int, timeout: float) -> None:
+    """Send ``sig`` to every one of ``procs``, then wait for each (SIGKILL after ``timeout``)."""
+    for proc in procs:
+        signal_process(proc, sig)
+    for proc in procs:
+        wait_or_kill(proc, timeout)
+
+
+def kill_sessions(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGKILL whatever is left in the sessions (process groups) ``procs`` lead."""
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def remove_or_keep(root: Path, keep: bool) -> None:
+    """Remove the work directory ``root``, or (``keep``) say where it is."""
+    if keep:
+        say(f"kept {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 # ------------------------------------------------------------------ cluster
 
 
 class Cluster:
     """A master and agents as real processes under ``root``; :meth:`stop` cleans up all."""
 
-    def __init__(self, root: Path, agents: int, resources: str, log_level: str) -> None:
-        """Nothing starts until :meth:`start`."""
+    def __init__(self, root: Path, agents: int, resources: str, log_level: str,
+                 agent_args: Sequence[str] = ()) -> None:
+        """Nothing starts until :meth:`start`; ``agent_args`` go to every agent's command line."""
         self.root = root
         self.agent_count = agents
         self.resources = resources
         self.log_level = log_level
+        self.agent_args = list(agent_args)
         self.master: subprocess.Popen[bytes] | None = None
         self.agents: list[subprocess.Popen[bytes]] = []
         self.zmq_port = 0
@@ -68,14 +132,7 @@ class Cluster:
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
-        # This checkout's mesoslite, installed or not.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        return subprocess.Popen(
-            [sys.executable, "-m", "mesoslite.cli", "--log_level", self.log_level, *args],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(self.root), env=env, start_new_session=True,
-        )
+        return spawn_logged(cli_argv(self.log_level, *args), log, self.root)
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the master, then the agents; return once every agent is registered."""
@@ -85,11 +142,10 @@ class Cluster:
             "--zmq_port", str(self.zmq_port), "--work_dir", str(self.root / "master"),
         ])
         for i in range(self.agent_count):
-            work = self.root / f"agent{i}"
             self.agents.append(self._start(f"agent{i}", [
                 "agent", "--master", f"127.0.0.1:{self.zmq_port}", "--ip", "127.0.0.1",
-                "--http_port", str(free_port()), "--work_dir", str(work),
-                "--resources", self.resources,
+                "--http_port", str(free_port()), "--work_dir", str(self.agent_dir(i)),
+                "--resources", self.resources, *self.agent_args,
             ]))
         deadline = time.monotonic() + timeout
         while True:
@@ -104,9 +160,14 @@ class Cluster:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"agents did not register within {timeout}s; "
+                who = "the agent" if self.agent_count == 1 else "agents"
+                raise RuntimeError(f"{who} did not register within {timeout}s; "
                                    f"see the logs in {self.root}")
             time.sleep(0.05)
+
+    def agent_dir(self, i: int = 0) -> Path:
+        """Agent ``i``'s work directory."""
+        return self.root / f"agent{i}"
 
     @property
     def master_address(self) -> str:
@@ -131,18 +192,10 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop the agents (they kill executors and tasks), then the master; sweep leftovers."""
-        for proc in self.agents:
-            signal_process(proc, signal.SIGTERM)
-        for proc in self.agents:
-            wait_or_kill(proc, 15.0)
-        if self.master is not None:
-            signal_process(self.master, signal.SIGTERM)
-            wait_or_kill(self.master, 10.0)
-        for proc in [*self.agents, *([self.master] if self.master else [])]:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        masters = [self.master] if self.master is not None else []
+        stop_all(self.agents, signal.SIGTERM, 15.0)
+        stop_all(masters, signal.SIGTERM, 10.0)
+        kill_sessions([*self.agents, *masters])
         kill_leftovers(self.root)
         for log in self._logs:
             log.close()
@@ -329,8 +382,62 @@ class PySpy:
 
     def stop(self) -> None:
         """Stop recording (py-spy writes the SVG on SIGINT)."""
-        for proc in self.procs:
-            signal_process(proc, signal.SIGINT)
-        for proc in self.procs:
-            wait_or_kill(proc, 20.0)
+        stop_all(self.procs, signal.SIGINT, 20.0)
         self.procs = []
+
+
+# ------------------------------------------------- command line and report
+
+
+def sigterm_as_interrupt() -> Callable[[], None]:
+    """From now on SIGTERM raises KeyboardInterrupt (stop like Ctrl-C); returns the undo."""
+
+    def on_sigterm(_signum: int, _frame: Any) -> None:
+        """SIGTERM: stop like Ctrl-C (the run's clean-up still happens)."""
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+
+    def restore() -> None:
+        """Put the previous SIGTERM handler back."""
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
+def check_at_least(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                   names: Iterable[str], low: int = 1) -> None:
+    """Usage error (exit status 2) naming the first option of ``names`` below ``low``."""
+    for name in names:
+        value = getattr(args, name)
+        if value < low:
+            parser.error(f"--{name.replace('_', '-')}: expected at least {low}, got {value}")
+
+
+def check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                   names: Iterable[str]) -> None:
+    """Usage error (exit status 2) naming the first option of ``names`` not above 0."""
+    for name in names:
+        value = getattr(args, name)
+        if value <= 0:
+            parser.error(f"--{name.replace('_', '-')}: expected > 0, got {value}")
+
+
+def failure(exc: BaseException) -> str:
+    """An exception as one problem line of a report; said on stderr too."""
+    say(f"failed: {exc}")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_facts(started: float) -> dict[str, Any]:
+    """The report's closing facts: the machine, the commit, wall seconds since ``started``."""
+    return {
+        "machine": machine_info(),
+        "git": git_commit(),
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def print_report(out: dict[str, Any]) -> None:
+    """The benchmark's one JSON object, on stdout."""
+    print(json.dumps(out), flush=True)

@@ -47,10 +47,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -66,7 +63,18 @@ if str(ROOT) not in sys.path:  # running from a source checkout
 
 import docker
 import docker.errors
-from bench_support import Cluster, free_port, get_json, git_commit, machine_info
+from bench_framework import BenchScheduler, drive
+from bench_support import (
+    Cluster,
+    check_at_least,
+    failure,
+    print_report,
+    remove_or_keep,
+    run_facts,
+    say,
+    set_progress_tag,
+    sigterm_as_interrupt,
+)
 
 from mesoslite.protocol import (
     CommandInfo,
@@ -74,14 +82,13 @@ from mesoslite.protocol import (
     DockerInfo,
     Filters,
     FrameworkInfo,
-    MasterInfo,
     Offer,
     TaskInfo,
     TaskState,
     TaskStatus,
 )
 from mesoslite.resources import Resources
-from mesoslite.scheduler import Scheduler, SchedulerDriver
+from mesoslite.scheduler import SchedulerDriver
 
 GOAL_SDK = 1.15
 GOAL_SWARM = 0.75
@@ -91,11 +98,6 @@ PER_TASK = Resources.from_dict({"cpus": 0.1, "mem": 32.0})
 API_VERSION = "1.41"
 #: Threads of the informative parallel SDK figure: the Docker containerizer's pool size.
 SDK_PARALLEL = 8
-
-
-def say(text: str) -> None:
-    """Progress line on stderr."""
-    print(f"[docker_launch] {text}", file=sys.stderr, flush=True)
 
 
 def api_client() -> docker.APIClient:
@@ -121,62 +123,20 @@ def remove_labelled(api: docker.APIClient, label: str, timeout: float = 120.0) -
 # ---------------------------------------------------------------- mesoslite
 
 
-class DockerCluster(Cluster):
-    """One master and one Docker-enabled agent (``--containerizers docker,process``)."""
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the master, then the agent; return once the agent is registered."""
-        self.zmq_port, self.http_port = free_port(), free_port()
-        self.master = self._start("master", [
-            "master", "--ip", "127.0.0.1", "--http_port", str(self.http_port),
-            "--zmq_port", str(self.zmq_port), "--work_dir", str(self.root / "master"),
-        ])
-        self.agents.append(self._start("agent0", [
-            "agent", "--master", f"127.0.0.1:{self.zmq_port}", "--ip", "127.0.0.1",
-            "--http_port", str(free_port()), "--work_dir", str(self.agent_dir),
-            "--resources", self.resources, "--containerizers", "docker,process",
-        ]))
-        deadline = time.monotonic() + timeout
-        while True:
-            for proc in [self.master, *self.agents]:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{proc.args[3:5]} exited with {proc.returncode}; "
-                                       f"see the logs in {self.root}")
-            with contextlib.suppress(OSError):
-                if get_json(f"http://127.0.0.1:{self.http_port}/state", 2.0).get(
-                        "activated_slaves", 0) >= 1:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the agent did not register within {timeout}s; "
-                                   f"see the logs in {self.root}")
-            time.sleep(0.05)
-
-    @property
-    def agent_dir(self) -> Path:
-        """The agent's work directory (its Docker scope is its real path)."""
-        return self.root / "agent0"
-
-
-class DockerLauncher(Scheduler):
+class DockerLauncher(BenchScheduler):
     """Launches ``total`` DOCKER tasks (``sleep``) from its first offers; waits until all run."""
 
     def __init__(self, total: int, image: str, network: str) -> None:
         """``total`` tasks of ``image`` on ``network`` (HOST or BRIDGE)."""
+        super().__init__()
         self.total = total
         self.image = image
         self.network = network
         self.launched = 0
         self.running: set[str] = set()
-        self.problems: list[str] = []
         self.first_offer_at: float | None = None
         self.launch_at: float | None = None
         self.all_running_at: float | None = None
-        self.done = asyncio.Event()
-
-    def registered(self, driver: SchedulerDriver, framework_id: str,
-                   master_info: MasterInfo | None) -> None:
-        """Log the framework id."""
-        say(f"framework {framework_id} registered")
 
     def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
         """Launch as many tasks as each offer holds until ``total`` are launched."""
@@ -216,24 +176,13 @@ class DockerLauncher(Scheduler):
             if len(self.problems) >= 3:
                 self.done.set()
 
-    def error(self, driver: SchedulerDriver, message: str) -> None:
-        """A fatal error from the master ends the run."""
-        self.problems.append(f"error from the master: {message}")
-        self.done.set()
-
 
 async def _run_launcher(master: str, args: argparse.Namespace) -> DockerLauncher:
     sched = DockerLauncher(args.containers, args.image, args.network.upper())
     info = FrameworkInfo(user="", name="docker-launch-benchmark")
-    driver = SchedulerDriver(sched, info, master)
-    await driver.start_async()
-    try:
-        await asyncio.wait_for(sched.done.wait(), args.timeout)
-    except TimeoutError:
-        sched.problems.append(f"timed out after {args.timeout}s with {len(sched.running)} running")
-    finally:
-        await driver.stop_async()
-    return sched
+    return await drive(
+        sched, info, master, args.timeout,
+        lambda: f"timed out after {args.timeout}s with {len(sched.running)} running")
 
 
 def measure_mesoslite(args: argparse.Namespace, root: Path, api: docker.APIClient
@@ -242,12 +191,13 @@ def measure_mesoslite(args: argparse.Namespace, root: Path, api: docker.APIClien
     root.mkdir(parents=True, exist_ok=True)
     cpus = max(8.0, args.containers * PER_TASK.cpus * 2)
     mem = max(4096.0, args.containers * PER_TASK.mem * 2)
-    cluster = DockerCluster(root, 1, f"cpus:{cpus:g};mem:{mem:g};disk:10000",
-                            args.log_level)
+    # One master and one Docker-enabled agent.
+    cluster = Cluster(root, 1, f"cpus:{cpus:g};mem:{mem:g};disk:10000", args.log_level,
+                      agent_args=["--containerizers", "docker,process"])
     scope = ""
     try:
         cluster.start()
-        scope = os.path.realpath(cluster.agent_dir)
+        scope = os.path.realpath(cluster.agent_dir())  # the agent's Docker scope
         sched = asyncio.run(_run_launcher(cluster.master_address, args))
     finally:
         cluster.stop()
@@ -395,9 +345,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs, sandboxes) and print its path")
     args = parser.parse_args(argv)
-    for name in ("containers", "repeat"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name}: expected at least 1, got {getattr(args, name)}")
+    check_at_least(parser, args, ("containers", "repeat"))
     return args
 
 
@@ -409,13 +357,9 @@ def _median(runs: list[dict[str, Any]], way: str) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the JSON result; return the exit status."""
     args = parse_args(argv)
+    set_progress_tag("docker_launch")
     started = time.monotonic()
-
-    def on_sigterm(_signum: int, _frame: Any) -> None:
-        """SIGTERM: stop like Ctrl-C."""
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    restore_sigterm = sigterm_as_interrupt()
     runs: list[dict[str, Any]] = []
     problems: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="mesoslite-docker-launch-", dir=args.work_dir or None))
@@ -449,17 +393,13 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted; cleaning up")
         problems.append("interrupted")
     except Exception as exc:  # noqa: BLE001 - reported, then cleaned up
-        problems.append(f"{type(exc).__name__}: {exc}")
-        say(f"failed: {exc}")
+        problems.append(failure(exc))
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore_sigterm()
         if api is not None:
             with contextlib.suppress(Exception):
                 remove_labelled(api, BENCH_LABEL)
-        if args.keep:
-            say(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        remove_or_keep(base, args.keep)
     mesoslite_s = _median(runs, "mesoslite")
     sdk_s = _median(runs, "sdk")
     sdk_parallel_s = _median(runs, "sdk_parallel")
@@ -492,11 +432,9 @@ def main(argv: list[str] | None = None) -> int:
         "problems": problems[:10],
         "runs": runs,
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "machine": machine_info(),
-        "git": git_commit(),
-        "wall_seconds": round(time.monotonic() - started, 1),
+        **run_facts(started),
     }
-    print(json.dumps(out), flush=True)
+    print_report(out)
     return 0 if all_ran else 1
 
 

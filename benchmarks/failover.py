@@ -43,9 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -56,16 +54,24 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_support
 from benchmarks.bench_support import (
     ROOT,
+    check_at_least,
+    check_positive,
+    cli_argv,
+    failure,
     free_port,
     get_json,
-    git_commit,
     kill_leftovers,
-    machine_info,
-    signal_process,
-    wait_or_kill,
+    kill_sessions,
+    print_report,
+    remove_or_keep,
+    run_facts,
+    say,
+    set_progress_tag,
+    sigterm_as_interrupt,
+    spawn_logged,
+    stop_all,
 )
 from mesoslite.protocol import (
     CommandInfo,
@@ -92,14 +98,6 @@ LOST_STATES = {"TASK_LOST", "TASK_UNREACHABLE", "TASK_GONE", "TASK_GONE_BY_OPERA
                "TASK_DROPPED", "TASK_UNKNOWN"}
 
 
-def say(text: str) -> None:
-    """Progress line on stderr."""
-    print(f"[failover] {text}", file=sys.stderr, flush=True)
-
-
-bench_support.say = say  # kill_leftovers reports through it
-
-
 # ----------------------------------------------------------------- processes
 
 
@@ -120,18 +118,13 @@ class Procs:
         """Start ``argv`` with its output in ``<root>/<name>.log``, in its own session."""
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=str(self.root), env=env,
-                                start_new_session=True)
+        proc = spawn_logged(argv, log, self.root)
         self.names[proc.pid] = name
         return proc
 
     def cli(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         """``python -m mesoslite.cli --log_level L <args>``."""
-        return self.spawn(name, [sys.executable, "-m", "mesoslite.cli",
-                                 "--log_level", self.log_level, *args])
+        return self.spawn(name, cli_argv(self.log_level, *args))
 
     def start_masters(self, zk_url: str, session_timeout: float, count: int = 3) -> None:
         """Three masters contending at ``zk_url`` (quorum 2)."""
@@ -171,19 +164,10 @@ class Procs:
 
     def stop(self) -> None:
         """SIGTERM agents (they kill executors and tasks), then the masters (no sweep yet)."""
-        for proc in [*self.agents, *self.others]:
-            signal_process(proc, signal.SIGTERM)
-        for proc in [*self.agents, *self.others]:
-            wait_or_kill(proc, 15.0)
-        for proc, _ in self.masters:
-            signal_process(proc, signal.SIGTERM)
-        for proc, _ in self.masters:
-            wait_or_kill(proc, 10.0)
-        for proc in [*self.agents, *self.others, *(p for p, _ in self.masters)]:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        masters = [p for p, _ in self.masters]
+        stop_all([*self.agents, *self.others], signal.SIGTERM, 15.0)
+        stop_all(masters, signal.SIGTERM, 10.0)
+        kill_sessions([*self.agents, *self.others, *masters])
         for log in self._logs:
             log.close()
 
@@ -482,17 +466,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs) and print its path")
     args = parser.parse_args(argv)
-    if args.agent_batch < 1:
-        parser.error(f"--agent-batch: expected at least 1, got {args.agent_batch}")
+    check_at_least(parser, args, ("agent_batch",))
     for name in ("agents", "simulated_agents", "tasks"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(args, name)}")
     if args.agents + args.simulated_agents < 1:
         parser.error("--agents/--simulated-agents: expected at least one agent in all, got 0")
-    if args.tasks < 1:
-        parser.error(f"--tasks: expected at least 1, got {args.tasks}")
-    if args.session_timeout <= 0:
-        parser.error(f"--session-timeout: expected > 0, got {args.session_timeout}")
+    check_at_least(parser, args, ("tasks",))
+    check_positive(parser, args, ("session_timeout",))
     return args
 
 
@@ -526,15 +507,14 @@ def summarise(args: argparse.Namespace, result: dict[str, Any], problems: list[s
         out["note"] = (f"{args.agents} real agent processes on {os.cpu_count()} cores: the "
                        "machine may be CPU-bound, which inflates (b) and (c)")
     out["problems"] = problems[:10]
-    out["machine"] = machine_info()
-    out["git"] = git_commit()
-    out["wall_seconds"] = round(time.monotonic() - started, 1)
+    out.update(run_facts(started))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the JSON result; return the exit status."""
     args = parse_args(argv)
+    set_progress_tag("failover")
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="mesoslite-failover-", dir=args.work_dir or None))
     procs = Procs(root, args.log_level)
@@ -542,12 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     # ZooKeeper allows 60 connections per client address by default; every agent,
     # master (contender, detector, registry) and driver holds one, all from 127.0.0.1.
     zk._node.extra_config = ["maxClientCnxns=0"]
-
-    def on_sigterm(_signum: int, _frame: Any) -> None:
-        """SIGTERM: stop like Ctrl-C."""
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    restore_sigterm = sigterm_as_interrupt()
     result: dict[str, Any] = {}
     problems: list[str] = []
     lost: dict[str, str] = {}
@@ -564,29 +539,25 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted; cleaning up")
         interrupted = True
     except Exception as exc:  # noqa: BLE001 - reported, then cleaned up
-        problems.append(f"{type(exc).__name__}: {exc}")
-        say(f"failed: {exc}")
+        problems.append(failure(exc))
     finally:
         sched = holder.get("sched")
         if sched is not None:
             lost = sched.lost
             problems += sched.problems
             result["tasks_reconciled"] = len(sched.reconciled)
-        signal.signal(signal.SIGTERM, previous)
+        restore_sigterm()
         say("stopping the cluster")
         try:
             procs.stop()
         finally:
             zk.stop()
             kill_leftovers(root)  # executors and tasks a stuck agent left behind
-            if args.keep:
-                say(f"kept {root}")
-            else:
-                shutil.rmtree(root, ignore_errors=True)
+            remove_or_keep(root, args.keep)
     if interrupted:
         return 130
     out = summarise(args, result, problems, lost, started)
-    print(json.dumps(out), flush=True)
+    print_report(out)
     return 0 if out["complete"] else 1
 
 

@@ -29,9 +29,7 @@ Exit status: 0 when every run completed, 1 otherwise, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import signal
 import statistics
 import sys
 import time
@@ -45,9 +43,17 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from bench_support import git_commit, machine_info
+from bench_support import (
+    check_at_least,
+    check_positive,
+    print_report,
+    run_facts,
+    say,
+    set_progress_tag,
+    sigterm_as_interrupt,
+)
 from marathon_scale_api import measure
-from marathon_scale_run import marathon_run, say, sdk_run
+from marathon_scale_run import marathon_run, sdk_run
 
 GOAL_OVERHEAD = 1.2
 GOAL_API_MS = 1000.0
@@ -96,12 +102,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="(b) also profile the API process (cProfile) over extra requests")
     args = p.parse_args(argv)
-    for name in ("instances", "agents", "repeat", "api_apps", "api_tasks", "api_requests"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')}: expected at least 1, got {getattr(args, name)}")
-    for name in ("cpus", "mem", "health_interval", "health_timeout", "poll", "timeout"):
-        if getattr(args, name) <= 0:
-            p.error(f"--{name.replace('_', '-')}: expected > 0, got {getattr(args, name)}")
+    check_at_least(p, args, ("instances", "agents", "repeat", "api_apps", "api_tasks",
+                             "api_requests"))
+    check_positive(p, args, ("cpus", "mem", "health_interval", "health_timeout", "poll",
+                             "timeout"))
     return args
 
 
@@ -164,13 +168,9 @@ def part_api(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run the parts asked for; print the JSON result; return the exit status."""
     args = parse_args(argv)
+    set_progress_tag("marathon_scale")
     started = time.monotonic()
-
-    def on_sigterm(_signum: int, _frame: Any) -> None:
-        """SIGTERM: stop like Ctrl-C (the runs' clean-up still happens)."""
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    restore_sigterm = sigterm_as_interrupt()
     out: dict[str, Any] = {"benchmark": "marathon_scale"}
     ok = True
     try:
@@ -183,11 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted")
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    out["machine"] = machine_info()
-    out["git"] = git_commit()
-    out["wall_seconds"] = round(time.monotonic() - started, 1)
-    print(json.dumps(out), flush=True)
+        restore_sigterm()
+    out.update(run_facts(started))
+    print_report(out)
     return 0 if ok else 1
 
 

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -34,17 +32,21 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from bench_support import ROOT, Cluster, CpuMeter, free_port, signal_process, wait_or_kill
+from bench_support import (
+    Cluster,
+    CpuMeter,
+    cli_argv,
+    free_port,
+    remove_or_keep,
+    say,
+    spawn_logged,
+    stop_all,
+)
 from marathon_scale_sdk import health_check, run_sdk
 
 from mesoslite.resources import Resources
 
 APP_ID = "/bench/sleep"
-
-
-def say(text: str) -> None:
-    """Progress line on stderr."""
-    print(f"[marathon_scale] {text}", file=sys.stderr, flush=True)
 
 
 def app_definition(args: Any, instances: int) -> dict[str, Any]:
@@ -107,10 +109,7 @@ def new_cluster(args: Any, label: str) -> Cluster:
 def discard(cluster: Cluster, keep: bool) -> None:
     """Stop ``cluster`` and (unless ``keep``) remove its directory."""
     cluster.stop()
-    if keep:
-        say(f"kept {cluster.root}")
-    else:
-        shutil.rmtree(cluster.root, ignore_errors=True)
+    remove_or_keep(cluster.root, keep)
 
 
 def start_marathon(cluster: Cluster, args: Any) -> tuple[subprocess.Popen[bytes], str, Path]:
@@ -119,18 +118,13 @@ def start_marathon(cluster: Cluster, args: Any) -> tuple[subprocess.Popen[bytes]
     extra: list[str] = []
     if args.max_instances_per_offer:
         extra += ["--max_instances_per_offer", str(args.max_instances_per_offer)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     state = (Path(tempfile.mkdtemp(prefix="marathon-state-", dir=args.marathon_state_parent))
              if args.marathon_state_parent else cluster.root / "marathon-state")
-    log = open(cluster.root / "marathon.log", "wb")  # noqa: SIM115 - closed by the caller
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mesoslite.cli", "--log_level", args.log_level, "marathon",
-         "--master", cluster.master_address, "--http_address", "127.0.0.1",
-         "--http_port", str(port), "--state_dir", str(state), *extra],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        cwd=str(cluster.root), env=env, start_new_session=True)
-    log.close()
+    with open(cluster.root / "marathon.log", "wb") as log:
+        proc = spawn_logged(cli_argv(
+            args.log_level, "marathon", "--master", cluster.master_address,
+            "--http_address", "127.0.0.1", "--http_port", str(port), "--state_dir", str(state),
+            *extra), log, cluster.root)
     return proc, f"http://127.0.0.1:{port}", state
 
 
@@ -235,8 +229,7 @@ def marathon_run(args: Any) -> dict[str, Any]:
         out.setdefault("seconds", float("nan"))
     finally:
         if proc is not None:
-            signal_process(proc, signal.SIGTERM)
-            wait_or_kill(proc, 10.0)
+            stop_all([proc], signal.SIGTERM, 10.0)
         discard(cluster, args.keep)
         if state_dir is not None and args.marathon_state_parent:
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -15,6 +15,8 @@ import asyncio
 import time
 from typing import Any
 
+from bench_framework import BenchScheduler, drive, spread
+
 from mesoslite.protocol import (
     CommandInfo,
     Filters,
@@ -27,7 +29,7 @@ from mesoslite.protocol import (
 )
 from mesoslite.protocol.types import HealthCheck
 from mesoslite.resources import Resources
-from mesoslite.scheduler import Scheduler, SchedulerDriver
+from mesoslite.scheduler import SchedulerDriver
 
 
 def health_check(spec: dict[str, Any]) -> HealthCheck:
@@ -43,7 +45,7 @@ def health_check(spec: dict[str, Any]) -> HealthCheck:
     )
 
 
-class HealthyTasks(Scheduler):
+class HealthyTasks(BenchScheduler):
     """Launches ``total`` tasks of ``per_task`` running ``command``; done when all are healthy.
 
     Every offer is used at once (tasks spread round-robin over the offers of
@@ -55,6 +57,7 @@ class HealthyTasks(Scheduler):
     def __init__(self, total: int, per_task: Resources, command: str, check: HealthCheck,
                  prefix: str = "sleep") -> None:
         """Launch ``total`` tasks; ``check`` is every task's health check."""
+        super().__init__()
         self.total = total
         self.per_task = per_task
         self.command = command
@@ -63,14 +66,12 @@ class HealthyTasks(Scheduler):
         self.launched = 0
         self.running: set[str] = set()
         self.healthy: set[str] = set()
-        self.problems: list[str] = []
         self.registered_at: float | None = None
         self.first_offer_at: float | None = None
         self.all_launched_at: float | None = None
         self.all_running_at: float | None = None
         self.done_at: float | None = None
         self.registered_event = asyncio.Event()
-        self.done = asyncio.Event()
         self._suppressed = False
 
     def registered(self, driver: SchedulerDriver, framework_id: str,
@@ -83,22 +84,7 @@ class HealthyTasks(Scheduler):
         """Fill the offers with tasks until ``total`` are launched; decline the rest."""
         if self.first_offer_at is None:
             self.first_offer_at = time.perf_counter()
-        plans: dict[str, list[TaskInfo]] = {o.id: [] for o in offers}
-        left = {o.id: o.resources for o in offers}
-        progressed = True
-        while self.launched < self.total and progressed:
-            progressed = False
-            for offer in offers:
-                if self.launched >= self.total or not left[offer.id].contains(self.per_task):
-                    continue
-                left[offer.id] = left[offer.id] - self.per_task
-                task_id = f"{self.prefix}-{self.launched}"
-                self.launched += 1
-                plans[offer.id].append(TaskInfo(
-                    name=task_id, task_id=task_id, agent_id=offer.agent_id,
-                    resources=self.per_task, command=CommandInfo(value=self.command),
-                    health_check=self.check))
-                progressed = True
+        plans = spread(offers, self.total - self.launched, self.per_task, self._task)
         for offer in offers:
             if plans[offer.id]:
                 driver.launch_tasks([offer.id], plans[offer.id], Filters(refuse_seconds=0.0))
@@ -130,10 +116,12 @@ class HealthyTasks(Scheduler):
                 self.done_at = time.perf_counter()
             self.done.set()
 
-    def error(self, driver: SchedulerDriver, message: str) -> None:
-        """A fatal error from the master ends the run."""
-        self.problems.append(f"error from the master: {message}")
-        self.done.set()
+    def _task(self, offer: Offer) -> TaskInfo:
+        task_id = f"{self.prefix}-{self.launched}"
+        self.launched += 1
+        return TaskInfo(name=task_id, task_id=task_id, agent_id=offer.agent_id,
+                        resources=self.per_task, command=CommandInfo(value=self.command),
+                        health_check=self.check)
 
 
 async def run_sdk(master: str, total: int, per_task: Resources, command: str,
@@ -144,13 +132,6 @@ async def run_sdk(master: str, total: int, per_task: Resources, command: str,
     """
     sched = HealthyTasks(total, per_task, command, check)
     info = FrameworkInfo(user="", name="marathon-scale-sdk-baseline", checkpoint=True)
-    driver = SchedulerDriver(sched, info, master)
-    await driver.start_async()
-    try:
-        await asyncio.wait_for(sched.done.wait(), timeout)
-    except TimeoutError:
-        sched.problems.append(f"timed out after {timeout}s: {len(sched.running)} running, "
-                              f"{len(sched.healthy)} healthy of {total}")
-    finally:
-        await driver.stop_async()
-    return sched
+    return await drive(sched, info, master, timeout,
+                       lambda: f"timed out after {timeout}s: {len(sched.running)} running, "
+                               f"{len(sched.healthy)} healthy of {total}")

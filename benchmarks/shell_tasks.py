@@ -44,9 +44,6 @@ import argparse
 import asyncio
 import collections
 import concurrent.futures
-import json
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -60,29 +57,34 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # running from a source checkout
     sys.path.insert(0, str(ROOT))
 
+from bench_framework import BenchScheduler, drive, spread
 from bench_support import (
     Cluster,
     CpuMeter,
     PySpy,
+    check_at_least,
+    failure,
     filesystem_of,
-    git_commit,
     inode_create_us,
-    machine_info,
+    print_report,
+    remove_or_keep,
+    run_facts,
     say,
+    set_progress_tag,
+    sigterm_as_interrupt,
 )
 
 from mesoslite.protocol import (
     CommandInfo,
     Filters,
     FrameworkInfo,
-    MasterInfo,
     Offer,
     TaskInfo,
     TaskState,
     TaskStatus,
 )
 from mesoslite.resources import Resources
-from mesoslite.scheduler import Scheduler, SchedulerDriver
+from mesoslite.scheduler import SchedulerDriver
 
 GOAL_RATIO = 0.5
 MEM_PER_TASK_MB = 32.0
@@ -91,7 +93,7 @@ MEM_PER_TASK_MB = 32.0
 # ---------------------------------------------------------------- framework
 
 
-class ShellTasks(Scheduler):
+class ShellTasks(BenchScheduler):
     """Launches ``total`` shell tasks, at most ``parallelism`` in flight, as offers allow.
 
     Offers it cannot use yet are kept (not declined) and used as soon as
@@ -104,6 +106,7 @@ class ShellTasks(Scheduler):
     def __init__(self, total: int, parallelism: int, per_task: Resources, command: str,
                  on_done: Callable[[], None] | None = None) -> None:
         """Launch ``total`` tasks of ``per_task`` running ``command``; ``on_done`` at the end."""
+        super().__init__()
         self.total = total
         self.on_done = on_done
         self.parallelism = parallelism
@@ -113,20 +116,13 @@ class ShellTasks(Scheduler):
         self.in_flight = 0
         self.ended = 0
         self.by_state: collections.Counter[str] = collections.Counter()
-        self.problems: list[str] = []
         self.held: dict[str, Offer] = {}
         self.first_offer_at: float | None = None
         self.first_update_at: float | None = None
         self.last_ack_at: float | None = None
-        self.done = asyncio.Event()
         self._launch_soon = False
         self._suppressed = False
         self._progress_at = 0.0
-
-    def registered(self, driver: SchedulerDriver, framework_id: str,
-                   master_info: MasterInfo | None) -> None:
-        """Log the framework id."""
-        say(f"framework {framework_id} registered")
 
     def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
         """Keep the offers and launch what the parallelism allows."""
@@ -166,11 +162,6 @@ class ShellTasks(Scheduler):
             self._launch_soon = True
             asyncio.get_running_loop().call_soon(self._launch_later, driver)
 
-    def error(self, driver: SchedulerDriver, message: str) -> None:
-        """A fatal error from the master ends the run."""
-        self.problems.append(f"error from the master: {message}")
-        self.done.set()
-
     def _launch_later(self, driver: SchedulerDriver) -> None:
         self._launch_soon = False
         self._launch(driver)
@@ -178,23 +169,8 @@ class ShellTasks(Scheduler):
     def _launch(self, driver: SchedulerDriver) -> None:
         budget = min(self.parallelism - self.in_flight, self.total - self.launched)
         if budget > 0 and self.held:
-            plans: dict[str, list[TaskInfo]] = {oid: [] for oid in self.held}
-            left = {oid: offer.resources for oid, offer in self.held.items()}
-            progressed = True
-            while budget > 0 and progressed:  # round-robin over the agents' offers
-                progressed = False
-                for oid, offer in self.held.items():
-                    if budget <= 0 or not left[oid].contains(self.per_task):
-                        continue
-                    left[oid] = left[oid] - self.per_task
-                    task_id = f"true-{self.launched}"
-                    self.launched += 1
-                    budget -= 1
-                    plans[oid].append(TaskInfo(
-                        name=task_id, task_id=task_id, agent_id=offer.agent_id,
-                        resources=self.per_task, command=CommandInfo(value=self.command),
-                    ))
-                    progressed = True
+            # Round-robin over the agents' offers.
+            plans = spread(self.held.values(), budget, self.per_task, self._task)
             for oid, tasks in plans.items():
                 if tasks:
                     del self.held[oid]
@@ -207,6 +183,12 @@ class ShellTasks(Scheduler):
                 driver.decline_offer(oid, Filters(refuse_seconds=60.0))
             self.held.clear()
 
+    def _task(self, offer: Offer) -> TaskInfo:
+        task_id = f"true-{self.launched}"
+        self.launched += 1
+        return TaskInfo(name=task_id, task_id=task_id, agent_id=offer.agent_id,
+                        resources=self.per_task, command=CommandInfo(value=self.command))
+
 
 async def run_framework(
     master: str, args: argparse.Namespace, on_done: Callable[[], None] | None = None
@@ -215,15 +197,9 @@ async def run_framework(
     per_task = Resources.from_dict({"cpus": args.cpus_per_task, "mem": MEM_PER_TASK_MB})
     sched = ShellTasks(args.tasks, args.parallelism, per_task, "true", on_done)
     info = FrameworkInfo(user="", name="shell-tasks-benchmark", checkpoint=args.checkpoint)
-    driver = SchedulerDriver(sched, info, master, implicit_acknowledgements=False)
-    await driver.start_async()
-    try:
-        await asyncio.wait_for(sched.done.wait(), args.timeout)
-    except TimeoutError:
-        sched.problems.append(f"timed out after {args.timeout}s with {sched.ended} ended")
-    finally:
-        await driver.stop_async()
-    return sched
+    return await drive(sched, info, master, args.timeout,
+                       lambda: f"timed out after {args.timeout}s with {sched.ended} ended",
+                       implicit_acknowledgements=False)
 
 
 # ------------------------------------------------------------- raw baseline
@@ -277,9 +253,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         choices=("flamegraph", "raw", "speedscope"),
                         help="py-spy output format (default flamegraph: SVG)")
     args = parser.parse_args(argv)
-    for name in ("tasks", "agents", "parallelism", "repeat"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name}: expected at least 1, got {getattr(args, name)}")
+    check_at_least(parser, args, ("tasks", "agents", "parallelism", "repeat"))
     if args.cpus_per_task <= 0:
         parser.error(f"--cpus-per-task: expected > 0, got {args.cpus_per_task}")
     return args
@@ -346,15 +320,11 @@ async def _run_with_meter(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the JSON result; return the exit status."""
     args = parse_args(argv)
+    set_progress_tag("shell_tasks")
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="mesoslite-shell-tasks-", dir=args.work_dir or None))
     cluster = Cluster(root, args.agents, agent_resources(args), args.log_level)
-
-    def on_sigterm(_signum: int, _frame: Any) -> None:
-        """SIGTERM: stop like Ctrl-C."""
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    restore_sigterm = sigterm_as_interrupt()
     runs: list[dict[str, Any]] = []
     problems: list[str] = []
     work_fs: dict[str, Any] = {}
@@ -397,19 +367,15 @@ def main(argv: list[str] | None = None) -> int:
         cluster.stop()
         return 130
     except Exception as exc:  # noqa: BLE001 - reported, then cleaned up
-        problems.append(f"{type(exc).__name__}: {exc}")
-        say(f"failed: {exc}")
+        problems.append(failure(exc))
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore_sigterm()
         if cluster.master is not None:
             say("stopping the cluster")
             cluster.stop()
-        if args.keep:
-            say(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        remove_or_keep(root, args.keep)
     if not runs:
-        print(json.dumps({"error": problems}), flush=True)
+        print_report({"error": problems})
         return 1
     rate = statistics.median(r["mesoslite_tasks_per_s"] for r in runs)
     raw = statistics.median(r["raw_spawn_per_s"] for r in runs)
@@ -419,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         r["mesoslite_tasks_per_s"] / r["raw_spawn_per_s"] for r in runs if r["raw_spawn_per_s"]
     )
     all_finished = all(r["finished"] == args.tasks for r in runs) and not problems
+    facts = run_facts(started)
     out = {
         "benchmark": "shell_tasks",
         "tasks": args.tasks,
@@ -438,12 +405,11 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_ms_per_task": runs[-1]["cpu_ms_per_task"],
         "other_processes_cpu_share": runs[-1]["other_processes_cpu_share"],
         "runs": runs,
-        "machine": machine_info(),
+        "machine": facts.pop("machine"),
         "work_dir_fs": work_fs,
-        "git": git_commit(),
-        "wall_seconds": round(time.monotonic() - started, 1),
+        **facts,
     }
-    print(json.dumps(out), flush=True)
+    print_report(out)
     return 0 if all_finished else 1
 
 
