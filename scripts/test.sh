@@ -42,6 +42,9 @@ bash scripts/ensure-zookeeper.sh >/dev/null
 # Real Docker engine and the local busybox test image (no registry is needed).
 bash scripts/ensure-docker.sh >/dev/null
 
+# Real haproxy for the service discovery test (the packaged service is kept stopped).
+bash scripts/ensure-haproxy.sh >/dev/null
+
 # Every test server listens on loopback only; make sure no proxy interferes.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 export no_proxy="$NO_PROXY"
