@@ -59,6 +59,8 @@ _APP_FIELDS = frozenset({
     "residency", "ipAddress",
 })
 _MESSAGE = "Object is not valid"
+#: Marathon's int32 fields (instances, gpus) accept at most this.
+INT32_MAX = 2**31 - 1
 _NEEDS_COMMAND = ("AppDefinition must either contain one of 'cmd' or 'args', "
                   "and/or a 'container' with a docker image.")
 
@@ -170,10 +172,11 @@ def _parse(r: Reader, obj: dict[str, Any], group: str) -> App | Any:
         r.error("/", "AppDefinition must not contain both 'cmd' and 'args'.")
     f["user"] = opt("user", None, lambda v, p: r.string(v, p, min_len=1))
     f["instances"] = opt("instances", d.instances,
-                         lambda v, p: r.number(v, p, minimum=0, integer=True))
+                         lambda v, p: r.number(v, p, minimum=0, maximum=INT32_MAX, integer=True))
     for key, attr in (("cpus", "cpus"), ("mem", "mem"), ("disk", "disk")):
         f[attr] = opt(key, getattr(d, attr), lambda v, p: r.number(v, p, minimum=0))
-    f["gpus"] = opt("gpus", d.gpus, lambda v, p: r.number(v, p, minimum=0, integer=True))
+    f["gpus"] = opt("gpus", d.gpus,
+                    lambda v, p: r.number(v, p, minimum=0, maximum=INT32_MAX, integer=True))
     f["executor"] = opt("executor", d.executor, r.string)
     f["backoff_seconds"] = opt("backoffSeconds", d.backoff_seconds,
                                lambda v, p: r.number(v, p, minimum=0))
