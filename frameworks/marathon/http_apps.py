@@ -246,7 +246,7 @@ class AppsHandler(ApiHandler):
 
 
 class AppHandler(ApiHandler):
-    """``/v2/apps/{id}``: show (GET), update or roll back (PUT), destroy (DELETE)."""
+    """``/v2/apps/{id}``: show (GET), update or roll back (PUT), patch (PATCH), destroy (DELETE)."""
 
     async def get(self, raw_id: str) -> None:
         """``{"app": App}`` with tasks, counts, deployments, readiness and lastTaskFailure.
@@ -282,6 +282,15 @@ class AppHandler(ApiHandler):
         if new:
             self.set_header("Location", f"/v2/apps{app.id}")
         deployment_result(self, plan, 201 if new else 200)
+
+    async def patch(self, raw_id: str) -> None:
+        """Partial update of an existing app (404 when it does not exist), as PUT's default."""
+        app_id = normalize_id(raw_id)
+        self.service.get_app(app_id)
+        obj = self.json_object()
+        app, _new = merge_definition(self.service, obj, app_id, True)
+        plan = await self.service.put_app(app, force=self.bool_arg("force"))
+        deployment_result(self, plan)
 
     async def delete(self, raw_id: str) -> None:
         """Destroy the app (a deployment that stops its tasks)."""

@@ -176,6 +176,26 @@ def test_put_is_a_partial_update_locked_by_running_deployments() -> None:
     serve(body)
 
 
+def test_patch_updates_only_sent_fields_of_an_existing_app() -> None:
+    """PATCH /v2/apps/{id} keeps unsent fields, is locked like PUT, and 404s an unknown app."""
+
+    async def body(service: FakeService, api: ApiServer) -> None:
+        await api.call("POST", "/v2/apps", WEB)
+        locked = await api.call("PATCH", "/v2/apps/web", {"instances": 3})
+        assert locked.code == 409
+        service.finish_deployments()
+        patched = await api.call("PATCH", "/v2/apps/web", {"instances": 3})
+        assert patched.code == 200 and set(patched.json) == {"deploymentId", "version"}
+        assert service.apps["/web"].instances == 3 and service.apps["/web"].cmd == "sleep 100"
+        missing = await api.call("PATCH", "/v2/apps/nope", {"instances": 1})
+        assert missing.code == 404 and "/nope" in missing.json["message"]
+        assert "/nope" not in service.apps
+        bad = await api.call("PATCH", "/v2/apps/web", {"instances": "three"})
+        assert bad.code == 422 and bad.json["details"][0]["path"] == "/instances"
+
+    serve(body)
+
+
 def test_rollback_versions_restart_and_delete() -> None:
     """{"version": v} rolls back; versions list and show; restart and delete start deployments."""
 
