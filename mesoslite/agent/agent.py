@@ -244,6 +244,8 @@ class Agent:
         self._resources = detect_resources(self._work_dir, self.config.resources_override)
         await self._docker.start()
         bind = previous_executor_endpoint(previous) if previous is not None else None
+        if previous is not None:
+            self._executors.hold()  # surviving executors wait until their records exist
         self._executors.start(bind or "tcp://127.0.0.1:0")
         from mesoslite.agent.http import start_http_server
 
@@ -256,7 +258,10 @@ class Agent:
         if previous is None:
             self._link.start(follow=follow)
         else:
-            await recovery.adopt()
+            try:
+                await recovery.adopt()
+            finally:
+                self._executors.release()
             self._recovery_job = asyncio.get_running_loop().create_task(
                 self._finish_recovery(recovery, follow)
             )

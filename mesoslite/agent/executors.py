@@ -73,6 +73,10 @@ _PYTHON_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(mesoslite.__file_
 Entity = ExecutorRecord | CommandHost
 
 
+#: Executor messages kept at most while a recovering agent rebuilds its records.
+MAX_HELD_MESSAGES = 100_000
+
+
 class ExecutorManager:
     """The agent's executor processes and the socket they talk to the agent on."""
 
@@ -87,6 +91,9 @@ class ExecutorManager:
         self._jobs: set[asyncio.Task[Any]] = set()
         #: Container ids of executors taken over from a previous agent run.
         self._adopted: set[str] = set()
+        #: Messages from executors that arrive while a recovering agent rebuilds its
+        #: records (None: not holding): handled in order once :meth:`release` runs.
+        self._held: list[tuple[bytes, Any]] | None = None
         self._dispatch = {
             RegisterExecutor: self._on_register,
             ReregisterExecutor: self._on_reregister,
@@ -562,7 +569,30 @@ class ExecutorManager:
 
     # ------------------------------------------------------------ inbound
 
+    def hold(self) -> None:
+        """Keep executors' messages until :meth:`release` (agent recovery in progress).
+
+        A surviving executor re-attaches within ~0.1 s of the new agent binding
+        its endpoint, often before the checkpoint's executors (and, with Docker,
+        the daemon's containers) are known: answering then would shut it down.
+        """
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Handle the held messages, in arrival order, and stop holding."""
+        held, self._held = self._held, None
+        for peer, msg in held or ():
+            self._on_message(peer, msg)
+
     def _on_message(self, peer: bytes, msg: Any) -> None:
+        if self._held is not None:
+            if len(self._held) < MAX_HELD_MESSAGES:
+                self._held.append((peer, msg))
+            else:
+                log.warning("Dropped %s from executor peer %r: %d messages already held "
+                            "while recovering", type(msg).__name__, peer, MAX_HELD_MESSAGES)
+            return
         handler = self._dispatch.get(type(msg))
         if handler is None:
             self._refuse(peer, msg, f"{type(msg).__name__} is not an executor message", "type")

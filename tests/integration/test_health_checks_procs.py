@@ -215,13 +215,15 @@ def test_tcp_check_to_a_closed_port_reports_unhealthy(framework: Any, cluster: A
 
 
 def test_invalid_health_check_fails_the_launch(framework: Any) -> None:
-    """A task whose health check cannot run fails with REASON_TASK_INVALID naming the field."""
+    """A task whose health check cannot run is refused by the master (TASK_ERROR,
+    REASON_TASK_INVALID) with a message naming the field; nothing starts on the agent."""
     fw, driver = framework
     check = HealthCheck(type="HTTP", tcp=TCPCheck(port=1), **FAST)
     launch(fw, driver, "hc-invalid", "sleep 600", check)
-    failed = fw.wait_state("hc-invalid", TaskState.TASK_FAILED)
-    assert failed.reason is Reason.REASON_TASK_INVALID
-    assert "health_check.http" in failed.message
+    refused = fw.wait_state("hc-invalid", TaskState.TASK_ERROR)
+    assert refused.reason is Reason.REASON_TASK_INVALID
+    assert "health_check.http" in refused.message
+    assert fw.states("hc-invalid") == [TaskState.TASK_ERROR]
 
 
 # ------------------------------------------------------------- probes directly
