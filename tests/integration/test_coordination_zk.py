@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from mesoslite.coordination import (
 )
 from mesoslite.protocol.types import MasterInfo
 from tests.support.zk import ZooKeeperEnsemble, ZooKeeperServer, expire_session
-from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
+from tests.support.zk_fixtures import raw_zk, zk_url, zookeeper  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -77,18 +77,6 @@ async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 async def within(awaitable: Awaitable[Any], timeout: float) -> Any:
     """Await with a deadline."""
     return await asyncio.wait_for(awaitable, timeout)
-
-
-@pytest.fixture
-def raw_zk(zookeeper: ZooKeeperServer) -> Iterator[KazooClient]:  # noqa: F811
-    """A plain kazoo client for inspecting znodes as Mesos tools would."""
-    client = KazooClient(hosts=zookeeper.hosts)
-    client.start(timeout=10)
-    try:
-        yield client
-    finally:
-        client.stop()
-        client.close()
 
 
 # ------------------------------------------------------------------ election

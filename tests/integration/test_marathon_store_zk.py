@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +28,11 @@ from frameworks.marathon.store import (
     ZooKeeperStore,
 )
 from mesoslite.coordination import parse_zk_url
-from tests.support.zk import ZooKeeperServer
-from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
+from tests.support.zk_fixtures import raw_zk, zk_url, zookeeper  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 ONE_MB = 1024 * 1024
-
-
-@pytest.fixture
-def raw_zk(zookeeper: ZooKeeperServer) -> Iterator[KazooClient]:  # noqa: F811
-    """A plain kazoo client for inspecting and damaging znodes."""
-    client = KazooClient(hosts=zookeeper.hosts)
-    client.start(timeout=10)
-    try:
-        yield client
-    finally:
-        client.stop()
-        client.close()
 
 
 async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -4,6 +4,9 @@ Opt in from a test module with::
 
     from tests.support.zk_fixtures import zookeeper, zk_url  # noqa: F401
 
+(and ``raw_zk``, a plain kazoo client on the same server, for inspecting or
+damaging znodes as other tools would).
+
 ``zookeeper`` installs ZooKeeper if needed (scripts/ensure-zookeeper.sh),
 starts a server on a free loopback port in a temp dir and stops it after the
 module; a test that stopped or killed it gets it restarted by the next
@@ -17,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from kazoo.client import KazooClient
 
 from tests.support.zk import ZooKeeperServer, ensure_zookeeper
 
@@ -39,3 +43,15 @@ def zk_url(zookeeper: ZooKeeperServer) -> str:
     if not zookeeper.alive():
         zookeeper.start()
     return f"zk://{zookeeper.hosts}/mesoslite-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def raw_zk(zookeeper: ZooKeeperServer) -> Iterator[KazooClient]:
+    """A plain kazoo client on the test server, for inspecting or damaging znodes."""
+    client = KazooClient(hosts=zookeeper.hosts)
+    client.start(timeout=10)
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
