@@ -396,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except FlagError as exc:
         parser.exit(2, f"mesoslite {args.command}: error: {exc}\n")
+    except OSError as exc:  # e.g. a port already in use: one clear line, no traceback
+        log.error("mesoslite %s: %s", args.command, exc.strerror or exc)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -180,7 +180,13 @@ class MarathonProcess:
 def _bind(address: str, port: int) -> list[socket.socket]:
     from tornado.netutil import bind_sockets
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    return bind_sockets(port, address=address, family=family)
+    try:
+        return bind_sockets(port, address=address, family=family)
+    except OSError as exc:
+        raise OSError(exc.errno, f"the REST API cannot listen on {address}:{port} "
+                                 f"({exc.strerror}); choose another port "
+                                 f"(mesoslite marathon --http_port, mesoslite local "
+                                 f"--marathon_port)") from None
 
 
 def describe(process: MarathonProcess) -> dict[str, Any]:

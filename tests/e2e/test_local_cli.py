@@ -153,3 +153,22 @@ def test_keygen_writes_a_key_pair(tmp_path: Path) -> None:
     secret = tmp_path / "master.key_secret"
     assert secret.stat().st_mode & 0o077 == 0
     assert str(secret) in result.stdout
+
+
+def test_busy_framework_port_is_one_clear_error(tmp_path: Path) -> None:
+    """A taken --marathon_port: exit 1 with a line naming the flag, no traceback, no leftovers."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        work = tmp_path / "work"
+        result = subprocess.run(
+            mesoslite("local", "--agents", "1", "--port", "0", "--zmq_port", "0",
+                      "--agent_port_base", "0", "--work_dir", str(work),
+                      "--marathon_port", str(port)),
+            check=False, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "--marathon_port" in result.stderr and "Traceback" not in result.stderr
+    assert not processes_under(work)
