@@ -37,6 +37,7 @@ from frameworks.marathon.model import (
 from frameworks.marathon.readiness import ReadinessChecks
 from frameworks.marathon.reconciler import reconcile
 from frameworks.marathon.service import FAILURE_CONDITIONS, MarathonService
+from frameworks.marathon.service_ports import service_ports
 from frameworks.marathon.task_builder import build_task_info
 from frameworks.marathon.timestamps import iso
 from mesoslite.protocol import Filters, KillPolicy, Offer, TaskStatus
@@ -418,15 +419,15 @@ class Scheduling(Scheduler):
     def _prepare(self, app: App, placement: Placement, now: float) -> tuple[Any, MarathonTask]:
         instance_id = new_instance_id(app.id)
         task_id = task_id_for(instance_id, 1)
-        service_ports = _service_ports(app)
+        ports = service_ports(app)
         info = build_task_info(
             app, task_id=task_id, agent_id=placement.agent_id, hostname=placement.hostname,
             resources=placement.resources, host_ports=placement.host_ports,
-            service_ports=service_ports, framework_name=self.config.framework_name)
+            service_ports=ports, framework_name=self.config.framework_name)
         task = MarathonTask(
             task_id=task_id, instance_id=instance_id, app_id=app.id, version=app.version,
             condition=InstanceCondition.STAGING, agent_id=placement.agent_id,
-            host=placement.hostname, ports=placement.host_ports, service_ports=service_ports,
+            host=placement.hostname, ports=placement.host_ports, service_ports=ports,
             staged_at=now, condition_since=now, attributes=dict(placement.attributes))
         return info, task
 
@@ -621,11 +622,6 @@ class Scheduling(Scheduler):
             "offers.suppressed": 1 if self.suppressed else 0,
             "framework.subscribed": 1 if self.subscribed else 0,
         }
-
-
-def _service_ports(app: App) -> tuple[int, ...]:
-    from frameworks.marathon.service_ports import service_ports
-    return service_ports(app)
 
 
 def _health_after(old: HealthResult | None, healthy: bool, now: float, message: str

@@ -38,13 +38,12 @@ from frameworks.marathon.store_journal import (
     encode_commit,
     encode_journal_start,
     encode_snapshot,
-    fsync_dir,
     read_old_layout,
     read_snapshot,
     scan_journal,
-    write_all,
     write_atomic,
 )
+from mesoslite.durable import fsync_dir, write_all
 
 if TYPE_CHECKING:
     from mesoslite.coordination.url import ZkUrl

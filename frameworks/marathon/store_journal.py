@@ -29,6 +29,8 @@ from typing import Any
 
 import msgpack
 
+from mesoslite.durable import atomic_write
+
 JOURNAL_MAGIC = b"MLJRNL1\n"
 SNAPSHOT_MAGIC = b"MLSNAP1\n"
 TMP_MARKER = ".tmp-"
@@ -242,40 +244,10 @@ def scan_journal(path: Path) -> JournalScan:
 # ------------------------------------------------------------------ files
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so renames and new entries in it are durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """os.write until every byte is written."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temp file, fsync, rename, fsync the directory."""
-    tmp = path.with_name(f"{path.name}{TMP_MARKER}{uuid.uuid4().hex}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
+    """Replace ``path`` with ``data`` durably; the temp file carries :data:`TMP_MARKER`."""
+    atomic_write(path, data, tmp_path=path.with_name(f"{path.name}{TMP_MARKER}{uuid.uuid4().hex}"),
+                 mode=0o644)
 
 
 def read_old_layout(root: Path, skip: set[str]) -> dict[str, bytes]:
@@ -308,10 +280,8 @@ __all__ = [
     "encode_journal_start",
     "encode_snapshot",
     "frame",
-    "fsync_dir",
-    "read_old_layout",
+        "read_old_layout",
     "read_snapshot",
     "scan_journal",
-    "write_all",
-    "write_atomic",
+        "write_atomic",
 ]

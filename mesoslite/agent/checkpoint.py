@@ -39,6 +39,7 @@ from typing import Any
 import attrs
 import msgpack
 
+from mesoslite import durable
 from mesoslite.agent.journal import Journal, RawRecord
 from mesoslite.agent.status_updates import Record
 from mesoslite.protocol import (
@@ -66,27 +67,10 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=True)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(directory)
+    """Replace ``path`` with ``data`` atomically and durably (its directory is created)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    durable.atomic_write(path, data)
 
 
 def append_records(path: str, records: Iterable[Record]) -> None:
@@ -104,12 +88,12 @@ def append_records(path: str, records: Iterable[Record]) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.write(fd, b"".join(chunks))
+        durable.write_all(fd, b"".join(chunks))
         os.fsync(fd)
     finally:
         os.close(fd)
     if new:
-        _fsync_dir(os.path.dirname(path))
+        durable.fsync_dir(os.path.dirname(path))
 
 
 def read_records(path: str) -> list[Record]:
@@ -273,7 +257,7 @@ class Checkpointer:
             os.unlink(tmp)
         os.symlink(info.id, tmp)
         os.replace(tmp, os.path.join(agents, "latest"))
-        _fsync_dir(agents)
+        durable.fsync_dir(agents)
 
     def forget_latest(self) -> None:
         """Drop the ``latest`` link: the next start registers as a new agent."""

@@ -38,6 +38,7 @@ from typing import Any
 
 import msgpack
 
+from mesoslite.durable import fsync_dir
 from mesoslite.protocol import TERMINAL_STATES
 
 log = logging.getLogger("mesoslite.agent")
@@ -54,14 +55,6 @@ RawRecord = tuple[str, str, str, str, str, Any]
 
 def _pack(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def iter_records(data: bytes, path: str = "journal") -> Iterator[tuple[RawRecord, bytes]]:
@@ -229,7 +222,7 @@ class Journal:
             raise
         self.close()
         os.replace(tmp, self.path)
-        _fsync_dir(os.path.dirname(self.path))
+        fsync_dir(os.path.dirname(self.path))
         log.info("checkpoint journal %s compacted: %d of %d records kept (%d bytes)",
                  self.path, len(kept), len(entries), len(data))
         self._size = len(data)
@@ -264,7 +257,7 @@ class Journal:
                 self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
             )
             if old is None:
-                _fsync_dir(directory)
+                fsync_dir(directory)
         return self._fd
 
     def read(self) -> list[RawRecord]:

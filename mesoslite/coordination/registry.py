@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -37,6 +37,7 @@ from mesoslite.coordination.registry_state import (
     SetQuota,
     SetWeight,
 )
+from mesoslite.durable import atomic_write
 
 log = logging.getLogger("mesoslite.coordination.registry")
 
@@ -166,6 +167,13 @@ class BatchingRegistry:
                         raise
                     continue
 
+    def _apply(self, entries: list[Entry]) -> None:
+        """Apply every operation of ``entries`` to the loaded state, in order."""
+        assert self._state is not None
+        for ops, _future in entries:
+            for op in ops:
+                op.apply(self._state)
+
     @staticmethod
     def _resolve(entries: list[Entry]) -> None:
         for _ops, future in entries:
@@ -207,10 +215,8 @@ class FileRegistry(BatchingRegistry):
         self._state = state.copy()
 
     async def _write_batch(self, entries: list[Entry]) -> None:
+        self._apply(entries)
         assert self._state is not None
-        for ops, _future in entries:
-            for op in ops:
-                op.apply(self._state)
         await self._write(self._state)
         self._resolve(entries)
 
@@ -233,24 +239,10 @@ class FileRegistry(BatchingRegistry):
         return f".{self.path.name}."
 
     def _atomic_write(self, data: bytes) -> None:
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temps()
-        fd, tmp = tempfile.mkstemp(prefix=self._temp_prefix(), suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(self.path, data, tmp_path=self.path.parent
+                     / f"{self._temp_prefix()}{uuid.uuid4().hex}.tmp")
 
     def _remove_stale_temps(self) -> None:
         prefix = self._temp_prefix()

@@ -89,10 +89,8 @@ class InMemoryRegistry(BatchingRegistry):
         self._state = state.copy()
 
     async def _write_batch(self, entries: list[Entry]) -> None:
+        self._apply(entries)
         assert self._state is not None
-        for ops, _future in entries:
-            for op in ops:
-                op.apply(self._state)
         self._stored = self._state.copy()
         self._resolve(entries)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from mesoslite.coordination import (
     parse_zk_url,
 )
 from mesoslite.protocol.types import MasterInfo
+from tests.support.procs import until
 from tests.support.zk import ZooKeeperEnsemble, ZooKeeperServer, expire_session
 from tests.support.zk_fixtures import raw_zk, zk_url, zookeeper  # noqa: F401
 
@@ -61,17 +62,6 @@ def agent_record(i: int) -> AgentRecord:
         },
         registered_time=1_700_000_000.0 + i,
     )
-
-
-async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Wait until ``predicate()`` is truthy, checking often; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what} not within {timeout}s")
 
 
 async def within(awaitable: Awaitable[Any], timeout: float) -> Any:

@@ -28,22 +28,12 @@ from frameworks.marathon.store import (
     ZooKeeperStore,
 )
 from mesoslite.coordination import parse_zk_url
+from tests.support.procs import until
 from tests.support.zk_fixtures import raw_zk, zk_url, zookeeper  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 ONE_MB = 1024 * 1024
-
-
-async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Wait until ``predicate()`` is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what} not within {timeout}s")
 
 
 def make_store(kind: str, url: str, tmp_path: Path) -> Store:

@@ -23,23 +23,13 @@ from mesoslite.protocol import (
 )
 from mesoslite.resources import Resources
 from mesoslite.transport import DealerClient
+from tests.support.procs import until
 from tests.support.zk import ZooKeeperServer, expire_session
 from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 AGENT_RESOURCES = "cpus:2;mem:1024;ports:[31000-31005]"
-
-
-async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Wait until ``predicate()`` is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what} not within {timeout}s")
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:

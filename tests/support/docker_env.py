@@ -36,10 +36,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-import docker
 import docker.errors
 import pytest
 
+import docker
 from mesoslite.agent.containerizer.docker import (
     DockerContainerizer,
     DockerLaunchError,
@@ -56,7 +56,7 @@ from mesoslite.protocol import (
     Volume,
 )
 from mesoslite.resources import Resources
-from tests.support.procs import ROOT
+from tests.support.procs import ROOT, until
 
 ENSURE_SCRIPT = ROOT / "scripts" / "ensure-docker.sh"
 TEST_IMAGE = "mesoslite-test/busybox:latest"
@@ -397,17 +397,6 @@ def run(coro: Awaitable[T]) -> T:
         return await coro
 
     return asyncio.run(main())
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    """Poll ``predicate`` (cheap, non-blocking) on the loop until truthy, or fail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what or 'condition'} not met within {timeout}s")
 
 
 async def blocking(fn: Callable[..., T], *args: Any) -> T:

@@ -9,6 +9,7 @@ work directory).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -47,6 +48,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
             last_exc = exc
         time.sleep(interval)
     raise AssertionError(f"{what} not met within {timeout}s (last error: {last_exc!r})")
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition",
+                interval: float = 0.02) -> Any:
+    """:func:`wait_for` on the event loop: poll a cheap, non-blocking ``predicate``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:
