@@ -38,11 +38,11 @@ from mesoslite.coordination import (
     RemoveAgent,
     RemoveFramework,
     SetWeight,
+    StoredAgent,
+    StoredFramework,
     ZkUrl,
     ZooKeeperRegistry,
 )
-from mesoslite.coordination import AgentRecord as StoredAgent
-from mesoslite.coordination import FrameworkRecord as StoredFramework
 from mesoslite.coordination.registry import BatchingRegistry, Entry
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.journal import (
