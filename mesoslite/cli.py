@@ -206,11 +206,11 @@ EXIT_DEPOSED = 3
 
 def _cmd_master(args: argparse.Namespace) -> int:
     from mesoslite.coordination import CoordinationError
-    from mesoslite.master import ConfigError, Master, MasterConfig
+    from mesoslite.master import ConfigError, MasterConfig, MasterProcess
 
     config = build_config(MasterConfig, args)
     try:
-        master = Master(config)
+        master = MasterProcess(config)
     except ConfigError as exc:
         raise FlagError(f"--{exc.field}", str(exc)) from None
 

@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 
 from mesoslite.agent import Agent, AgentConfig
-from mesoslite.master import Master, MasterConfig
+from mesoslite.master import MasterConfig, MasterProcess
 from mesoslite.resources import Resources
 
 log = logging.getLogger("mesoslite.local")
@@ -72,7 +72,7 @@ class LocalCluster:
         self._agent_resources = agent_resources or default_agent_resources(agents)
         self._agent_port_base = agent_port_base
         self._agent_options = dict(agent_options or {})
-        self.master = Master(
+        self.master = MasterProcess(
             MasterConfig(
                 ip=ip,
                 http_port=http_port,

@@ -32,8 +32,6 @@ from mesoslite.coordination.registry import (
 )
 from mesoslite.coordination.registry_state import (
     AdmitAgent,
-    AgentRecord,
-    FrameworkRecord,
     MarkAgentUnreachable,
     PutFramework,
     RegistryFormatError,
@@ -44,6 +42,8 @@ from mesoslite.coordination.registry_state import (
     SetMaintenance,
     SetQuota,
     SetWeight,
+    StoredAgent,
+    StoredFramework,
 )
 from mesoslite.coordination.standalone import (
     StandaloneContender,
@@ -62,14 +62,12 @@ from mesoslite.coordination.zookeeper import (
 __all__ = [
     "MASTER_INFO_LABEL",
     "AdmitAgent",
-    "AgentRecord",
     "Contender",
     "CoordinationError",
     "Detector",
     "EndpointDetector",
     "FencedError",
     "FileRegistry",
-    "FrameworkRecord",
     "MarkAgentUnreachable",
     "MasterInfoError",
     "PutFramework",
@@ -87,6 +85,8 @@ __all__ = [
     "SetWeight",
     "StandaloneContender",
     "StandaloneDetector",
+    "StoredAgent",
+    "StoredFramework",
     "ZkUrl",
     "ZooKeeperContender",
     "ZooKeeperDetector",

@@ -6,7 +6,8 @@ write batching shared by the stores (like Mesos's registrar, operations that
 arrive while a write is in flight go out together in the next write) and
 :class:`FileRegistry`, the store for ``mesoslite local`` and single-master
 setups.  The ZooKeeper store is :class:`mesoslite.coordination.zk_registry.
-ZooKeeperRegistry` (also importable from here).
+ZooKeeperRegistry`; the state, its records and operations live in
+:mod:`mesoslite.coordination.registry_state`.
 
 A store caches the state it last read or wrote.  After a failed write it
 forgets that cache and re-reads before the next write, so a caller may
@@ -20,12 +21,10 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from mesoslite.coordination.registry_state import (
     AdmitAgent,
-    AgentRecord,
-    FrameworkRecord,
     MarkAgentUnreachable,
     PutFramework,
     RegistryFormatError,
@@ -258,18 +257,7 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
-def __getattr__(name: str) -> Any:
-    """``ZooKeeperRegistry`` is importable from here too (loaded on first use)."""
-    if name == "ZooKeeperRegistry":
-        from mesoslite.coordination.zk_registry import ZooKeeperRegistry
-
-        return ZooKeeperRegistry
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
-    "OPERATION_TYPES", "AdmitAgent", "AgentRecord", "BatchingRegistry", "FencedError",
-    "FileRegistry", "FrameworkRecord", "MarkAgentUnreachable", "PutFramework", "Registry",
-    "RegistryConflictError", "RegistryError", "RegistryState", "RegistryTimeoutError",
-    "RemoveAgent", "RemoveFramework", "SetMaintenance", "SetQuota", "SetWeight",
+    "MAX_BATCH_OPS", "OPERATION_TYPES", "BatchingRegistry", "Entry", "FencedError",
+    "FileRegistry", "Registry", "RegistryConflictError", "RegistryError", "RegistryTimeoutError",
 ]

@@ -95,7 +95,7 @@ def _check_weight(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
 
 
 @attrs.frozen
-class AgentRecord:
+class StoredAgent:
     """An admitted agent: its hostname, its AgentInfo as a plain dict, when it registered."""
 
     hostname: str
@@ -108,7 +108,7 @@ class AgentRecord:
                 "registered_time": self.registered_time}
 
     @classmethod
-    def from_dict(cls, obj: Any, field: str = "agent") -> AgentRecord:
+    def from_dict(cls, obj: Any, field: str = "agent") -> StoredAgent:
         """Validate plain data into a record."""
         obj = _mapping(field, obj)
         hostname = obj.get("hostname")
@@ -121,7 +121,7 @@ class AgentRecord:
 
 
 @attrs.frozen
-class FrameworkRecord:
+class StoredFramework:
     """A framework the master must remember across failovers (Mesos keeps it for recovery)."""
 
     info: dict[str, Any]
@@ -136,7 +136,7 @@ class FrameworkRecord:
                 "unregistered_time": self.unregistered_time}
 
     @classmethod
-    def from_dict(cls, obj: Any, field: str = "framework") -> FrameworkRecord:
+    def from_dict(cls, obj: Any, field: str = "framework") -> StoredFramework:
         """Validate plain data into a record."""
         obj = _mapping(field, obj)
         unregistered = obj.get("unregistered_time")
@@ -156,8 +156,8 @@ class FrameworkRecord:
 class RegistryState:
     """Everything the registry holds.  Stores hand out copies; mutate only your own."""
 
-    agents: dict[str, AgentRecord] = attrs.field(factory=dict)
-    frameworks: dict[str, FrameworkRecord] = attrs.field(factory=dict)
+    agents: dict[str, StoredAgent] = attrs.field(factory=dict)
+    frameworks: dict[str, StoredFramework] = attrs.field(factory=dict)
     unreachable: dict[str, float] = attrs.field(factory=dict)
     weights: dict[str, float] = attrs.field(factory=dict)
     quota: dict[str, dict[str, Any]] = attrs.field(factory=dict)
@@ -205,9 +205,9 @@ class RegistryState:
             field = f"{section}[{key!r}]"
             _identifier(field, key)
             if section == "agents":
-                self.agents[key] = AgentRecord.from_dict(value, field)
+                self.agents[key] = StoredAgent.from_dict(value, field)
             elif section == "frameworks":
-                self.frameworks[key] = FrameworkRecord.from_dict(value, field)
+                self.frameworks[key] = StoredFramework.from_dict(value, field)
             else:
                 self.unreachable[key] = _number(field, value)
 
@@ -276,7 +276,7 @@ class AdmitAgent:
     """Admit (or re-admit) an agent; it stops being unreachable."""
 
     agent_id: str = attrs.field(validator=_check_id)
-    record: AgentRecord
+    record: StoredAgent
 
     def apply(self, state: RegistryState) -> Touched:
         """Apply to ``state`` in place; the touched keys."""
@@ -317,7 +317,7 @@ class PutFramework:
     """Add or replace a framework's record."""
 
     framework_id: str = attrs.field(validator=_check_id)
-    record: FrameworkRecord
+    record: StoredFramework
 
     def apply(self, state: RegistryState) -> Touched:
         """Apply to ``state`` in place; the touched keys."""

@@ -1,10 +1,12 @@
 """The master: registration, subscriptions, offers, task routing, agent health, HTTP.
 
-Public names: :class:`Master` (the process shell), :class:`MasterConfig`,
-:func:`parse_weights`, :class:`MasterState` (the pure state machine, for
-tests and tools) and :class:`Send`.  ``Master`` is imported lazily so that
-the pure modules (``state``, ``records``, ``validation``, ``render``,
-``metrics``, ``config``) can be imported without zmq or tornado.
+Public names: :class:`MasterProcess` (a whole master: build it with a
+:class:`MasterConfig`, then ``start()``/``stop()``), :class:`MasterConfig`,
+:class:`ConfigError`, :func:`parse_weights`, :class:`MasterState` (the pure
+state machine, for tests and tools) and :class:`Send`.  ``MasterProcess`` is
+imported on first use so that the pure modules (``state``, ``records``,
+``validation``, ``render``, ``metrics``, ``config``) and the shell's
+dispatch table load without zmq, tornado or kazoo.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from mesoslite.master.records import Send
 from mesoslite.master.state import MasterState
 
 if TYPE_CHECKING:
-    from mesoslite.master.master import Master
+    from mesoslite.master.main import MasterProcess
 
-__all__ = ["ConfigError", "Master", "MasterConfig", "MasterState", "Send", "parse_weights"]
+__all__ = ["ConfigError", "MasterConfig", "MasterProcess", "MasterState", "Send", "parse_weights"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Master":
-        from mesoslite.master.master import Master
+    if name == "MasterProcess":
+        from mesoslite.master.main import MasterProcess
 
-        return Master
+        return MasterProcess
     raise AttributeError(f"module 'mesoslite.master' has no attribute {name!r}")

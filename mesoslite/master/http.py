@@ -587,10 +587,9 @@ class RedirectHandler(BaseHandler):
 
     def get(self) -> None:
         """Redirect as Mesos does (``//host:port``)."""
-        if self.master.is_leading:
-            info = self.master.info
-            host = info.hostname if info is not None else self.request.host
-            self.redirect(f"//{host}:{self.master.http_port}", status=307)
+        info = self.master.info
+        if self.master.is_leading and info is not None:
+            self.redirect(f"//{info.hostname}:{info.port}", status=307)
             return
         leader = self.master.leadership.leader()
         if leader is None:

@@ -1,7 +1,11 @@
 """Leadership of one master: election, recovery, durable writes, and stepping down.
 
-Owns: :class:`Leadership`, the part of the :class:`~mesoslite.master.master.Master`
-shell that decides whether this master acts as the leader:
+Owns: :class:`Leadership`, which decides whether this master acts as the
+leader, and :class:`LeadershipCallbacks`, the few functions it calls on the
+process around it (start or stop acting, handle a held message, deliver
+released sends, answer a peer directly).  It knows nothing of the master
+shell, its sockets or its HTTP server; :mod:`mesoslite.master.main` wires it.
+Its phases:
 
 * **candidate** -- from :meth:`~Leadership.start` until elected: a
   contender (ZooKeeper with ``--zk``, else standalone and elected at once)
@@ -30,6 +34,8 @@ shell that decides whether this master acts as the leader:
   keeps answering as a non-leader until it is stopped.  ``mesoslite
   master`` exits non-zero so a supervisor restarts it as a new candidate,
   as Mesos aborts.
+
+Every callback runs on the event loop, from this object's own methods.
 """
 
 from __future__ import annotations
@@ -39,8 +45,12 @@ import collections
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+import attrs
+
+from mesoslite.clock import Clock
 from mesoslite.coordination import (
     Contender,
     Detector,
@@ -51,20 +61,12 @@ from mesoslite.coordination import (
     derived_suspend_grace,
     parse_zk_url,
 )
-from mesoslite.master.config import ConfigError
+from mesoslite.master.config import ConfigError, MasterConfig
 from mesoslite.master.records import Send
 from mesoslite.master.recovery import Recovery
-from mesoslite.master.registry_sync import (
-    RegistrySync,
-    describe_registry,
-    open_registry,
-    snapshot_from,
-)
+from mesoslite.master.registry_sync import RegistrySync, describe_registry, snapshot_from
 from mesoslite.master.state import MasterState
 from mesoslite.protocol import LeaderRedirect, MasterInfo, ProtocolError
-
-if TYPE_CHECKING:
-    from mesoslite.master.master import Master
 
 log = logging.getLogger("mesoslite.master")
 
@@ -87,26 +89,58 @@ def suspend_grace(session_timeout: float) -> float:
     return derived_suspend_grace(session_timeout)
 
 
+def master_zk_url(config: MasterConfig) -> ZkUrl | None:
+    """The parsed ``--zk`` URL (None without one); ConfigError naming ``zk`` when malformed."""
+    if not config.zk:
+        return None
+    try:
+        return parse_zk_url(config.zk)
+    except ValueError as exc:
+        raise ConfigError("zk", f"{exc} (got {config.zk!r})") from None
+
+
 class LeadershipLost(RuntimeError):
     """This master stopped leading before a durable write finished."""
+
+
+@attrs.frozen
+class LeadershipCallbacks:
+    """What :class:`Leadership` asks of the process around it (each called on the loop)."""
+
+    #: Elected and recovered: act on this rebuilt state (start the timers).
+    elected: Callable[[MasterState], None]
+    #: Leadership lost: stop acting at once (cancel every timer).
+    deposed: Callable[[], None]
+    #: Handle one message held while recovering, as the acting leader.
+    handle: Callable[[bytes, Any], None]
+    #: Send messages whose registry writes are durable (they are not gated again).
+    deliver: Callable[[list[Send]], None]
+    #: Answer one peer directly (a ``LeaderRedirect``), bypassing the state.
+    send: Callable[[bytes, Any], object]
 
 
 class Leadership:
     """Whether this master leads, and everything that changes with it."""
 
-    def __init__(self, master: Master) -> None:
-        """Check the ZooKeeper URL (ConfigError naming ``zk``); nothing starts yet."""
-        self.master = master
-        config = master.config
-        self.zk_url: ZkUrl | None = None
-        if config.zk:
-            try:
-                self.zk_url = parse_zk_url(config.zk)
-            except ValueError as exc:
-                raise ConfigError("zk", f"{exc} (got {config.zk!r})") from None
+    def __init__(self, config: MasterConfig, clock: Clock, registry: Registry,
+                 callbacks: LeadershipCallbacks) -> None:
+        """Check the ZooKeeper URL (ConfigError naming ``zk``); nothing starts yet.
+
+        ``registry`` is where the master's durable state lives (see
+        :func:`~mesoslite.master.registry_sync.open_registry`); it is read on
+        election and written while acting.
+        """
+        self.config = config
+        self.clock = clock
+        self.callbacks = callbacks
+        self.zk_url = master_zk_url(config)
+        #: This master, as it contends (set by :meth:`start`).
+        self.info: MasterInfo | None = None
         self.contender: Contender | None = None
         self.detector: Detector | None = None
-        self.registry: Registry | None = None
+        self.registry = registry
+        #: The state this master acts on (set once elected and recovered).
+        self.state: MasterState | None = None
         self.sync: RegistrySync | None = None
         self.recovery: Recovery | None = None
         #: Elected and recovered: handles messages, runs timers, writes the registry.
@@ -135,16 +169,14 @@ class Leadership:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Enter the election (standalone: lead and recover before returning).
+    async def start(self, info: MasterInfo) -> None:
+        """Enter the election as ``info`` (standalone: lead and recover before returning).
 
         Raises CoordinationError when ZooKeeper cannot be reached, and, in
         standalone mode, the registry error when the registry cannot be read.
         """
-        master = self.master
-        config = master.config
-        info = master.info
-        assert info is not None
+        self.info = info
+        config = self.config
         if config.agent_reregister_timeout < 600:
             log.warning("agent_reregister_timeout is %.1f s; Mesos requires at least 600 s so "
                         "that agents have time to find a new leader", config.agent_reregister_timeout)
@@ -163,9 +195,8 @@ class Leadership:
         log.info("master %s: contending for leadership (%s); registry: %s", info.id,
                  self.zk_url or "standalone", describe_registry(config))
         await self.contender.start()
-        if self.zk_url is not None and self.registry is None and not self.elected:
+        if self.zk_url is not None and not self.elected:
             # Connect the registry's session now, so that an election does not wait for it.
-            self.registry = open_registry(config, self.zk_url, self.contender.fencing_path())
             connect = getattr(self.registry, "connect", None)
             if connect is not None:
                 self._spawn(self._preconnect(connect))
@@ -200,10 +231,9 @@ class Leadership:
                 await self._election
         # A leader lets its queued writes finish; a deposed one's are fenced anyway.
         deposed = self.deposed.is_set()
-        timeout = STOP_TIMEOUT if deposed else self.master.config.registry_store_timeout
-        if self.registry is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.registry.close(), timeout)
+        timeout = STOP_TIMEOUT if deposed else self.config.registry_store_timeout
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.registry.close(), timeout)
         if self.contender is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.contender.withdraw(), STOP_TIMEOUT)
@@ -213,8 +243,7 @@ class Leadership:
         for task in list(self._background):
             task.cancel()
         if was_acting:
-            log.info("master %s: left the election", self.master.info.id if self.master.info
-                     else "?")
+            log.info("master %s: left the election", self.info.id if self.info else "?")
 
     # ------------------------------------------------------------ who leads
 
@@ -226,11 +255,11 @@ class Leadership:
     def leader(self) -> MasterInfo | None:
         """The leading master as far as this one knows (None: unknown, or this one recovering)."""
         if self.acting:
-            return self.master.info
+            return self.info
         if self.detector is None:
             return None
         current = self.detector.current()
-        own = self.master.info
+        own = self.info
         if current is None or (own is not None and current.id == own.id):
             return None
         return current
@@ -243,7 +272,7 @@ class Leadership:
         if self.acting or self._stopped or self.deposed.is_set() or self.detector is None:
             return False
         current = self.detector.current()
-        own = self.master.info
+        own = self.info
         return current is not None and own is not None and current.id == own.id
 
     def refuse(self, peer: bytes, msg: Any) -> None:
@@ -270,10 +299,8 @@ class Leadership:
         self._redirect(peer)
 
     def _redirect(self, peer: bytes) -> None:
-        router = self.master._router
-        if router is not None:
-            self.redirects += 1
-            router.send(peer, LeaderRedirect(self.leader()))
+        self.redirects += 1
+        self.callbacks.send(peer, LeaderRedirect(self.leader()))
 
     def _arm_hold_timer(self) -> None:
         if self._hold_timer is None and self._held:
@@ -313,19 +340,16 @@ class Leadership:
 
     async def _take_up(self) -> None:
         """Read the registry, rebuild the state, start acting."""
-        master = self.master
-        config = master.config
-        info = master.info
+        config = self.config
+        info = self.info
         assert info is not None and self.contender is not None
         log.info("master %s: elected leading master; reading the registry (%s)", info.id,
                  describe_registry(config))
         started = time.perf_counter()
         try:
-            fence = self.contender.fencing_path()
-            if self.registry is None:
-                self.registry = open_registry(config, self.zk_url, fence)
-            elif hasattr(self.registry, "fencing_path"):
-                self.registry.fencing_path = fence  # the znode may have been re-created
+            if hasattr(self.registry, "fencing_path"):
+                # Writes are fenced by the leader znode (which may have been re-created).
+                self.registry.fencing_path = self.contender.fencing_path()
             stored = await asyncio.wait_for(self.registry.load(), config.registry_fetch_timeout)
         except asyncio.CancelledError:
             raise
@@ -336,13 +360,14 @@ class Leadership:
         if not self.recovering:  # deposed (or stopped) while reading
             return
         self.registry_fetch_ms = (time.perf_counter() - started) * 1000.0
-        state = MasterState(config, info, master.clock)
+        state = MasterState(config, info, self.clock)
         state.journal = []
+        self.state = state
         self.recovery = Recovery(state, snapshot_from(stored))
         self.sync = RegistrySync(stored)
         self.recovering = False
         self.acting = True
-        master._begin_leading(state)
+        self.callbacks.elected(state)
         held, self._held = self._held, collections.deque()
         self._drop_held()
         log.info("master %s: leading (registry read in %.0f ms); handling %d message(s) held "
@@ -351,7 +376,7 @@ class Leadership:
         for _, peer, msg in held:  # in arrival order, before anything that arrives later
             if not self.acting:
                 break
-            master.handle(peer, msg)
+            self.callbacks.handle(peer, msg)
 
     def _on_deposed(self, reason: str) -> None:
         self._step_down(reason)
@@ -371,16 +396,15 @@ class Leadership:
         self.recovering = False
         self._outbox.clear()  # held messages depended on writes that may never be durable
         self._drop_held()
-        self.master._end_leading()
+        self.callbacks.deposed()
         if self._election is not None and not self._election.done() \
                 and self._election is not asyncio.current_task():
             self._election.cancel()
         self.deposed_reason = reason
         self.deposed.set()
         log.error("master %s: stopped acting as the leading master (was %s): %s",
-                  self.master.info.id if self.master.info else "?", was, reason)
-        if self.registry is not None:
-            self._spawn(self.registry.close())
+                  self.info.id if self.info else "?", was, reason)
+        self._spawn(self.registry.close())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -399,7 +423,7 @@ class Leadership:
         """
         if not self.acting:
             return True
-        state = self.master._state
+        state = self.state
         if state is not None and state.journal:
             self._persist(state)
         if not self._outbox:
@@ -410,7 +434,7 @@ class Leadership:
 
     def flush_journal(self) -> None:
         """Write whatever the state journaled (for changes that send nothing, e.g. weights)."""
-        state = self.master._state
+        state = self.state
         if self.acting and state is not None and state.journal:
             self._persist(state)
 
@@ -439,8 +463,7 @@ class Leadership:
 
     async def _write(self, ops: list[Any], barrier: asyncio.Future[bool]) -> None:
         registry = self.registry
-        assert registry is not None
-        config = self.master.config
+        config = self.config
         started = time.perf_counter()
         self.queued_operations += len(ops)
         try:
@@ -471,7 +494,7 @@ class Leadership:
                 outbox.popleft()
                 continue
             outbox.popleft()
-            self.master.deliver(head, gated=False)
+            self.callbacks.deliver(head)
 
     # ------------------------------------------------------------ timers, metrics
 

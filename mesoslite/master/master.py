@@ -1,15 +1,18 @@
-"""The master process: sockets, timers and HTTP around the pure state.
+"""The master shell: routing, delivery and timers around the pure state.
 
-Owns: :class:`Master`, the thin shell that binds the ROUTER socket and the
-HTTP server, routes each incoming message through :data:`DISPATCH` (one
-table: message type -> state handler), delivers the handlers' sends, and
-runs the timers on the event loop: batch allocation every
-``allocation_interval`` plus coalesced allocations soon after anything frees
-resources or wants offers, and the state's :meth:`~MasterState.tick` (pings,
-heartbeats, disconnects, failover teardown, offer timeouts).
+Owns: :data:`DISPATCH` (one table: message type -> state handler) and
+:class:`Master`, the thin shell that routes each incoming message through
+it, delivers the handlers' sends over a :class:`Transport`, and runs the
+timers on the event loop: batch allocation every ``allocation_interval``
+plus coalesced allocations soon after anything frees resources or wants
+offers, and the state's :meth:`~MasterState.tick` (pings, heartbeats,
+disconnects, failover teardown, offer timeouts).  It also serves the
+operator calls the HTTP API makes (weights, teardown, metrics).
 
-Leadership (election, registry recovery, durable writes, stepping down)
-is :class:`~mesoslite.master.leadership.Leadership`'s: the shell handles
+The shell binds no socket and serves no HTTP: :mod:`mesoslite.master.main`
+builds those and hands the shell its transport.  Leadership (election,
+registry recovery, durable writes, stepping down) is
+:class:`~mesoslite.master.leadership.Leadership`'s: the shell handles
 messages, runs timers and delivers sends only while it acts as the leader.
 """
 
@@ -20,15 +23,12 @@ import collections
 import contextlib
 import logging
 import time
-import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mesoslite import __version__
-from mesoslite.clock import SYSTEM_CLOCK, Clock
+from mesoslite.clock import Clock
 from mesoslite.master import metrics
 from mesoslite.master.config import MasterConfig
-from mesoslite.master.leadership import Leadership
 from mesoslite.master.records import Send
 from mesoslite.master.state import MasterState
 from mesoslite.protocol import (
@@ -57,7 +57,9 @@ from mesoslite.protocol import (
     UnregisterAgent,
     encode,
 )
-from mesoslite.transport import CurveServerKeys, RouterServer
+
+if TYPE_CHECKING:
+    from mesoslite.master.leadership import Leadership
 
 log = logging.getLogger("mesoslite.master")
 
@@ -96,25 +98,36 @@ DISPATCH: dict[type, Handler] = {
 ALLOCATION_BATCH_DELAY = 0.005
 
 
-class Master:
-    """A master: standalone (leads at once) or one of several contending through ZooKeeper.
+class Transport(Protocol):
+    """The ROUTER socket as the shell uses it (a :class:`mesoslite.transport.RouterServer`)."""
 
-    After :meth:`start`: ``info`` (MasterInfo, id a uuid4 string),
-    ``zmq_endpoint`` (``tcp://ip:port``), ``zmq_port`` and ``http_port``
-    (the bound ports, useful with port 0); ``state`` (:class:`MasterState`)
-    once elected (at once when standalone).  ``leadership`` says whether it
-    leads; ``deposed`` is set when it lost leadership for good.
+    @property
+    def stats(self) -> Mapping[str, int]:
+        """Counters: ``received``, ``decode_errors``, ``dropped`` (others are ignored)."""
+        ...
+
+    def send_encoded(self, peer: bytes, data: bytes) -> bool:
+        """Send an already encoded message to ``peer``; False when it was dropped."""
+        ...
+
+
+class Master:
+    """The shell of one master: routing, delivery and timers while it acts as the leader.
+
+    Built by :class:`mesoslite.master.main.MasterProcess`, which hands it the
+    :class:`Leadership` and, once the ports are bound, :meth:`serve` its
+    ``info`` and transport.  ``state`` (:class:`MasterState`) exists once
+    this master leads.
     """
 
-    def __init__(self, config: MasterConfig | None = None, clock: Clock | None = None) -> None:
-        """Configure; nothing is bound until :meth:`start`."""
-        self.config = config or MasterConfig()
-        self.clock = clock or SYSTEM_CLOCK
+    def __init__(self, config: MasterConfig, clock: Clock, leadership: Leadership) -> None:
+        """Wire the shell to ``leadership``; nothing is served until :meth:`serve`."""
+        self.config = config
+        self.clock = clock
+        self.leadership = leadership
         self.info: MasterInfo | None = None
+        self.transport: Transport | None = None
         self._state: MasterState | None = None
-        self.zmq_endpoint = ""
-        self.zmq_port = 0
-        self.http_port = 0
         self.start_time = 0.0
         self.elected_time = 0.0
         #: Messages received, by type name.
@@ -123,24 +136,15 @@ class Master:
         self.undeliverable = 0
         self.handler_errors = 0
         self.allocation_run_ms = 0.0
-        self._router: RouterServer | None = None
-        self._http: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._alloc_handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_state: MasterState | None = None
-        #: Election, registry and stepping down (ConfigError here for a bad ``zk``).
-        self.leadership = Leadership(self)
 
     @property
     def is_leading(self) -> bool:
         """True while this master acts as the leader (elected and recovered)."""
         return self.leadership.acting
-
-    @property
-    def deposed(self) -> asyncio.Event:
-        """Set when this master lost leadership (or could not take it up); see ``leadership``."""
-        return self.leadership.deposed
 
     @property
     def state(self) -> MasterState:
@@ -149,69 +153,17 @@ class Master:
             raise RuntimeError("the master is not started, or has not led yet")
         return self._state
 
-    @property
-    def router(self) -> RouterServer:
-        """The ROUTER socket (available once started)."""
-        if self._router is None:
-            raise RuntimeError("the master is not started")
-        return self._router
-
     # -------------------------------------------------------------- lifecycle
 
-    async def start(self) -> None:
-        """Bind the ZeroMQ and HTTP ports, serve, and contend for leadership.
-
-        Standalone, the master leads (registry read, timers running) when this
-        returns; with ZooKeeper it returns once its candidacy exists.
-        """
-        from mesoslite.master.http import start_http_server
-
-        config = self.config
+    def serve(self, info: MasterInfo, transport: Transport) -> None:
+        """Serve as master ``info``, sending over ``transport`` (called on the loop)."""
+        self.info = info
+        self.transport = transport
         self._loop = asyncio.get_running_loop()
-        curve = None
-        if config.curve_secret_key:
-            curve = CurveServerKeys.from_files(config.curve_secret_key,
-                                               config.curve_authorized_dir)
-        endpoint = f"tcp://{config.ip}:{config.zmq_port}"
-        try:
-            self._router = RouterServer(endpoint, self._on_message, name="master", curve=curve,
-                                        max_message_size=config.max_message_size)
-        except Exception as exc:
-            raise OSError(f"zmq_port: cannot bind {endpoint}: {exc}") from exc
-        try:
-            self._http, self.http_port = start_http_server(self, config.ip, config.http_port)
-        except Exception as exc:
-            self._router.close()
-            self._router = None
-            raise OSError(
-                f"http_port: cannot bind {config.ip}:{config.http_port}: {exc}"
-            ) from exc
-        self.zmq_port = self._router.port
-        host = config.advertised_hostname
-        bound_host = config.ip if config.ip not in ("0.0.0.0", "*", "::") else host
-        self.zmq_endpoint = f"tcp://{bound_host}:{self.zmq_port}"
-        self.info = MasterInfo(
-            id=str(uuid.uuid4()),
-            ip=config.ip,
-            port=self.http_port,
-            hostname=host,
-            version=__version__,
-            zmq_endpoint=self.zmq_endpoint,
-            http_endpoint=f"http://{bound_host}:{self.http_port}",
-            pid=f"master@{bound_host}:{self.http_port}",
-        )
         self.start_time = self.clock.time()
-        self._router.start()
-        log.info("master %s serving: zmq %s http %s", self.info.id, self.zmq_endpoint,
-                 self.info.http_endpoint)
-        try:
-            await self.leadership.start()
-        except BaseException:
-            await self.stop()
-            raise
 
-    def _begin_leading(self, state: MasterState) -> None:
-        """Called by :class:`Leadership` once elected and recovered: act on ``state``."""
+    def begin_leading(self, state: MasterState) -> None:
+        """Elected and recovered: act on ``state`` and start the timers."""
         self._state = state
         self.elected_time = self.clock.time()
         self._tasks = [
@@ -222,34 +174,26 @@ class Master:
         state.request_allocation(None)
         self._schedule_allocation()
 
-    def _end_leading(self) -> None:
-        """Called by :class:`Leadership` on losing leadership: stop every timer at once."""
+    def end_leading(self) -> None:
+        """Leadership lost: stop every timer at once."""
         for task in self._tasks:
             task.cancel()
-        if self._alloc_handle is not None:
-            self._alloc_handle.cancel()
-            self._alloc_handle = None
+        self._cancel_allocation()
 
     async def stop(self) -> None:
-        """Stop the timers and close both servers (safe to call twice)."""
+        """Stop the timers and wait until they ended (safe to call twice)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._cancel_allocation()
+
+    def _cancel_allocation(self) -> None:
         if self._alloc_handle is not None:
             self._alloc_handle.cancel()
             self._alloc_handle = None
-        await self.leadership.stop()
-        if self._router is not None:
-            self._router.close()
-        if self._http is not None:
-            self._http.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._http.close_all_connections(), 5.0)
-            self._http = None
-        log.info("master stopped")
 
     def _tick_interval(self) -> float:
         config = self.config
@@ -268,7 +212,8 @@ class Master:
 
     # --------------------------------------------------------------- messages
 
-    def _on_message(self, peer: bytes, msg: Any) -> None:
+    def on_message(self, peer: bytes, msg: Any) -> None:
+        """One decoded message from ``peer``: handled when leading, else refused or held."""
         self.messages_by_type[type(msg).__name__] += 1
         if not self.leadership.acting:
             self.leadership.refuse(peer, msg)
@@ -296,8 +241,8 @@ class Master:
         """
         if gated and self.leadership.gate(sends):
             return
-        router = self._router
-        if router is None:
+        transport = self.transport
+        if transport is None:
             return
         state = self.state
         encoded: dict[int, bytes] = {}
@@ -317,8 +262,12 @@ class Master:
                     self.undeliverable += 1
                     continue
                 encoded[key] = data
-            if not router.send_encoded(peer, data):
+            if not transport.send_encoded(peer, data):
                 self.undeliverable += 1
+
+    def release(self, sends: list[Send]) -> None:
+        """Deliver sends the leadership held until their registry writes were durable."""
+        self.deliver(sends, gated=False)
 
     # ------------------------------------------------------------------ timers
 
@@ -369,7 +318,7 @@ class Master:
 
     def metrics_snapshot(self) -> dict[str, float]:
         """The ``/metrics/snapshot`` document (a non-leader reports itself, not elected)."""
-        router = self.router
+        stats: Mapping[str, int] = self.transport.stats if self.transport is not None else {}
         state = self._state if self.leadership.acting else None
         if state is None:
             if self._idle_state is None:
@@ -380,10 +329,10 @@ class Master:
             state,
             elected=self.leadership.elected,
             uptime=max(0.0, self.clock.time() - self.start_time),
-            messages_received=router.stats["received"],
+            messages_received=stats.get("received", 0),
             messages_by_type=self.messages_by_type,
-            decode_errors=router.stats["decode_errors"],
-            transport_dropped=router.stats["dropped"] + self.undeliverable,
+            decode_errors=stats.get("decode_errors", 0),
+            transport_dropped=stats.get("dropped", 0) + self.undeliverable,
             allocation_runs=state.allocator.allocation_runs,
             allocation_run_ms=self.allocation_run_ms,
             event_queue_dispatches=1 if self._alloc_handle is not None else 0,

@@ -38,11 +38,11 @@ from mesoslite.coordination import (
     RemoveAgent,
     RemoveFramework,
     SetWeight,
+    StoredAgent,
+    StoredFramework,
     ZkUrl,
     ZooKeeperRegistry,
 )
-from mesoslite.coordination import AgentRecord as StoredAgent
-from mesoslite.coordination import FrameworkRecord as StoredFramework
 from mesoslite.coordination.registry import BatchingRegistry, Entry
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.journal import (
@@ -107,8 +107,12 @@ def describe_registry(config: MasterConfig) -> str:
 
 
 def open_registry(config: MasterConfig, zk_url: ZkUrl | None,
-                  fencing_path: str | None) -> Registry:
-    """The store for a master elected with ``fencing_path`` (its leader znode, if any)."""
+                  fencing_path: str | None = None) -> Registry:
+    """The store for a master with ``config`` (nothing is read or connected yet).
+
+    ``fencing_path`` is the leader znode that fences ZooKeeper writes; the
+    leadership sets it on election, so it may be left None here.
+    """
     if config.registry == "in_memory":
         return InMemoryRegistry()
     if zk_url is not None:

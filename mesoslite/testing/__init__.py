@@ -2,11 +2,13 @@
 
 Public names: :class:`FakeClock`; the factories :func:`make_framework_info`,
 :func:`make_agent_info`, :func:`make_offer`, :func:`make_task_info`,
-:func:`make_executor_info`, :func:`make_status`; and :class:`InProcessCluster`
-(a real master and agents on the running loop).  ``InProcessCluster`` is
-imported lazily so that pure-core tests importing :class:`FakeClock` do not
-pull in the master and agent.  The pytest fixture ``mesoslite_cluster`` lives
-in :mod:`mesoslite.testing.pytest_plugin`.
+:func:`make_executor_info`, :func:`make_status`; :class:`Harness` (the
+master's pure state on a fake clock, see :mod:`mesoslite.testing.harness`);
+and :class:`InProcessCluster` (a real master and agents on the running
+loop).  ``Harness`` and ``InProcessCluster`` are imported on first use so
+that pure-core tests importing :class:`FakeClock` do not pull in the master
+and agent.  The pytest fixture ``mesoslite_cluster`` lives in
+:mod:`mesoslite.testing.pytest_plugin`.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from mesoslite.testing.factories import (
 
 if TYPE_CHECKING:
     from mesoslite.testing.cluster import InProcessCluster
+    from mesoslite.testing.harness import Harness
 
 __all__ = [
     "FakeClock",
+    "Harness",
     "InProcessCluster",
     "make_agent_info",
     "make_executor_info",
@@ -43,4 +47,8 @@ def __getattr__(name: str) -> Any:
         from mesoslite.testing.cluster import InProcessCluster
 
         return InProcessCluster
+    if name == "Harness":
+        from mesoslite.testing.harness import Harness
+
+        return Harness
     raise AttributeError(f"module 'mesoslite.testing' has no attribute {name!r}")

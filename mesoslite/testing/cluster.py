@@ -1,6 +1,6 @@
 """A real master and agents in one process, for testing frameworks.
 
-Owns: :class:`InProcessCluster`.  It runs a real :class:`~mesoslite.master.Master`
+Owns: :class:`InProcessCluster`.  It runs a real :class:`~mesoslite.master.MasterProcess`
 and N real :class:`~mesoslite.agent.Agent` s on the caller's event loop, all on
 loopback with ephemeral ports, in a temporary work directory (removed on
 :meth:`~InProcessCluster.stop` unless one was given).  Tasks run as real
@@ -95,7 +95,7 @@ class InProcessCluster:
         Raises TimeoutError when an agent does not register within
         ``registration_timeout`` seconds (the cluster is stopped first).
         """
-        from mesoslite.master import Master, MasterConfig
+        from mesoslite.master import MasterConfig, MasterProcess
 
         if self._started:
             raise RuntimeError("the cluster is already started")
@@ -108,7 +108,7 @@ class InProcessCluster:
         fields = {"ip": "127.0.0.1", "http_port": 0, "zmq_port": 0,
                   "work_dir": str(self.work_dir / "master"), **MASTER_TEST_DEFAULTS,
                   **self._master_overrides}
-        self.master = Master(MasterConfig(**fields), clock=self._clock)
+        self.master = MasterProcess(MasterConfig(**fields), clock=self._clock)
         try:
             await self.master.start()
             for resources in self._agent_resources:

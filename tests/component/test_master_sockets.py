@@ -1,4 +1,4 @@
-"""A real Master on loopback, driven by raw DealerClient peers and an HTTP client."""
+"""A real MasterProcess on loopback, driven by raw DealerClient peers and an HTTP client."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,7 +15,7 @@ import msgpack
 import zmq
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from mesoslite.master import Master, MasterConfig
+from mesoslite.master import MasterConfig, MasterProcess
 from mesoslite.master.http import YIELD_EVERY, state_json
 from mesoslite.protocol import Accept as AcceptCall
 from mesoslite.protocol import (
@@ -62,9 +63,9 @@ def _run(test: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(test())
 
 
-async def _start(**config: Any) -> Master:
+async def _start(**config: Any) -> MasterProcess:
     config.setdefault("allocation_interval", 0.05)
-    master = Master(MasterConfig(http_port=0, zmq_port=0, **config))
+    master = MasterProcess(MasterConfig(http_port=0, zmq_port=0, **config))
     await master.start()
     return master
 
@@ -72,7 +73,7 @@ async def _start(**config: Any) -> Master:
 class Peer:
     """A raw protocol peer: a DealerClient and everything it received."""
 
-    def __init__(self, master: Master) -> None:
+    def __init__(self, master: MasterProcess) -> None:
         self.got: list[Any] = []
         self._taken: set[int] = set()
         self.client = DealerClient(self.got.append)
@@ -99,26 +100,26 @@ class Peer:
         self.client.close()
 
 
-async def _get(master: Master, path: str, **kwargs: Any) -> HTTPResponse:
+async def _get(master: MasterProcess, path: str, **kwargs: Any) -> HTTPResponse:
     url = f"http://127.0.0.1:{master.http_port}{path}"
     return await AsyncHTTPClient().fetch(url, raise_error=False, follow_redirects=False,
                                          **kwargs)
 
 
-async def _json(master: Master, path: str) -> Any:
+async def _json(master: MasterProcess, path: str) -> Any:
     response = await _get(master, path)
     assert response.code == 200, (path, response.code, response.body[:200])
     return json.loads(response.body)
 
 
-async def _register(master: Master, hostname: str = "agent-1") -> tuple[Peer, str]:
+async def _register(master: MasterProcess, hostname: str = "agent-1") -> tuple[Peer, str]:
     agent = Peer(master)
     agent.send(RegisterAgent(AgentInfo(hostname=hostname,
                                        resources=Resources.parse(AGENT_RESOURCES))))
     return agent, (await agent.next(AgentRegistered)).agent_id
 
 
-async def _subscribe(master: Master, **info: Any) -> tuple[Peer, str]:
+async def _subscribe(master: MasterProcess, **info: Any) -> tuple[Peer, str]:
     scheduler = Peer(master)
     scheduler.send(Subscribe(FrameworkInfo(user="tester", name="fw", **info)))
     return scheduler, (await scheduler.next(Subscribed)).framework_id
@@ -172,7 +173,7 @@ def test_task_flows_between_fake_agent_and_fake_scheduler() -> None:
     _run(main)
 
 
-def _raw_dealer(master: Master) -> zmq.Socket:
+def _raw_dealer(master: MasterProcess) -> zmq.Socket:
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(master.zmq_endpoint)
@@ -425,7 +426,7 @@ def test_state_with_many_agents_does_not_stall_the_loop() -> None:
             # Drive the renderer by hand and count how often it suspends:
             # each suspension is a point where offers and pings get the loop.
             for _ in range(2):  # the second pass mostly reuses cached agent JSON
-                coro = state_json(master)
+                coro = state_json(master.shell)
                 suspensions = 0
                 try:
                     while True:
@@ -440,5 +441,41 @@ def test_state_with_many_agents_does_not_stall_the_loop() -> None:
             assert len(json.loads(response.body)["slaves"]) == 10_000
         finally:
             await master.stop()
+
+    _run(main)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_a_port_in_use_is_an_error_naming_the_flag_and_nothing_stays_bound() -> None:
+    """A busy HTTP or ZeroMQ port: OSError naming http_port/zmq_port; the other port is freed."""
+
+    async def main() -> None:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            for flag, other in (("http_port", "zmq_port"), ("zmq_port", "http_port")):
+                free = socket.socket()
+                free.bind(("127.0.0.1", 0))
+                other_port = free.getsockname()[1]
+                free.close()
+                master = MasterProcess(MasterConfig(ip="127.0.0.1",
+                                                    **{flag: port, other: other_port}))
+                try:
+                    await master.start()
+                except OSError as exc:
+                    assert str(exc).startswith(f"{flag}: cannot bind"), exc
+                else:
+                    await master.stop()
+                    raise AssertionError(f"a busy {flag} was accepted")
+                await _until(lambda port=other_port: _bindable(port))  # released again
 
     _run(main)

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from mesoslite.agent import Agent, AgentConfig
-from mesoslite.master import Master
+from mesoslite.master import MasterProcess
 from mesoslite.protocol import FrameworkInfo, TaskState
 from mesoslite.scheduler import SchedulerDriver
-from tests.integration.test_master_ha_inprocess import ha_config, run, until
 from tests.support.frameworks import RecordingScheduler, ShapeLauncher
+from tests.support.ha_inprocess import ha_config, run
+from tests.support.procs import until
 from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ def test_agent_reregisters_with_the_new_leader(zk_url: str, tmp_path: Path) -> N
     """Stopping the leading master moves the agent to the new leader with its id and live task."""
 
     async def main() -> None:
-        masters = [Master(ha_config(zk_url)) for _ in range(2)]
+        masters = [MasterProcess(ha_config(zk_url)) for _ in range(2)]
         for master in masters:
             await master.start()
         leader = await until(lambda: next((m for m in masters if m.is_leading), None), 15,
@@ -104,7 +105,7 @@ def test_agent_waits_for_a_leader_to_be_elected(zk_url: str, tmp_path: Path) -> 
         agent = Agent(AgentConfig(master=zk_url, http_port=0, work_dir=str(tmp_path / "agent"),
                                   resources="cpus:1;mem:128", registration_backoff_factor=0.2))
         await agent.start()
-        master = Master(ha_config(zk_url))
+        master = MasterProcess(ha_config(zk_url))
         try:
             await asyncio.sleep(0)
             assert not agent.is_registered()
@@ -122,7 +123,7 @@ def test_standby_redirects_the_agent_to_the_leader(zk_url: str, tmp_path: Path) 
     """An agent pointed at a standby (host:port) follows its LeaderRedirect to the leader."""
 
     async def main() -> None:
-        masters = [Master(ha_config(zk_url)) for _ in range(2)]
+        masters = [MasterProcess(ha_config(zk_url)) for _ in range(2)]
         for master in masters:
             await master.start()
         leader = await until(lambda: next((m for m in masters if m.is_leading), None), 15,

@@ -14,16 +14,16 @@ from kazoo.client import KazooClient
 
 from mesoslite.coordination import (
     AdmitAgent,
-    AgentRecord,
     CoordinationError,
     FencedError,
-    FrameworkRecord,
     MarkAgentUnreachable,
     PutFramework,
     RegistryError,
     RegistryState,
     SetQuota,
     SetWeight,
+    StoredAgent,
+    StoredFramework,
     ZooKeeperContender,
     ZooKeeperDetector,
     ZooKeeperRegistry,
@@ -46,9 +46,9 @@ def master(i: int) -> MasterInfo:
                       http_endpoint=f"http://127.0.0.1:{5050 + i}")
 
 
-def agent_record(i: int) -> AgentRecord:
+def agent_record(i: int) -> StoredAgent:
     """A realistic admitted-agent record (about 300 bytes of AgentInfo)."""
-    return AgentRecord(
+    return StoredAgent(
         hostname=f"agent-{i:05d}.rack{i % 40:02d}.example.com",
         agent_info={
             "id": f"a1b2c3d4-{i:08d}-S{i}",
@@ -192,7 +192,7 @@ def test_registry_round_trip_in_zookeeper(zk_url: str) -> None:  # noqa: F811
         state = RegistryState()
         for i in range(50):
             AdmitAgent(f"A-{i}", agent_record(i)).apply(state)
-        PutFramework("F-1", FrameworkRecord(info={"name": "marathon"}, failover_timeout=60.0,
+        PutFramework("F-1", StoredFramework(info={"name": "marathon"}, failover_timeout=60.0,
                                             registered_time=5.0)).apply(state)
         SetWeight("prod", 2.0).apply(state)
         await writer.store(state)
@@ -253,7 +253,7 @@ def test_registry_with_50000_agents_keeps_every_znode_under_1mb(
         if i % 10 == 0:
             MarkAgentUnreachable(f"U{i}", 1.0 + i).apply(state)
     for i in range(2000):
-        PutFramework(f"F{i}", FrameworkRecord(info={"name": f"fw-{i}", "user": "root",
+        PutFramework(f"F{i}", StoredFramework(info={"name": f"fw-{i}", "user": "root",
                                                     "roles": ["*"]},
                                               failover_timeout=604800.0)).apply(state)
 

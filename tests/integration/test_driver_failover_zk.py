@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from mesoslite.master import Master
+from mesoslite.master import MasterProcess
 from mesoslite.protocol import FrameworkInfo, MasterInfo
 from mesoslite.scheduler import Scheduler, SchedulerDriver
-from tests.integration.test_master_ha_inprocess import ha_config, run, until
+from tests.support.ha_inprocess import ha_config, run
+from tests.support.procs import until
 from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def test_driver_resubscribes_to_the_new_leader(zk_url: str) -> None:  # noqa: F8
     """When the leader goes away, the driver re-subscribes with its id to the next leader."""
 
     async def main() -> None:
-        masters = [Master(ha_config(zk_url)) for _ in range(2)]
+        masters = [MasterProcess(ha_config(zk_url)) for _ in range(2)]
         for master in masters:
             await master.start()
         leader = await until(lambda: next((m for m in masters if m.is_leading), None), 15,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
 from mesoslite.coordination import FencedError, SetWeight
-from mesoslite.master import Master, MasterConfig
+from mesoslite.master import MasterConfig, MasterProcess
 from mesoslite.protocol import (
     AgentInfo,
     AgentRegistered,
@@ -23,6 +22,7 @@ from mesoslite.protocol import (
 )
 from mesoslite.resources import Resources
 from mesoslite.transport import DealerClient
+from tests.support.ha_inprocess import ha_config, run
 from tests.support.procs import until
 from tests.support.zk import ZooKeeperServer, expire_session
 from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
@@ -32,27 +32,14 @@ pytestmark = pytest.mark.integration
 AGENT_RESOURCES = "cpus:2;mem:1024;ports:[31000-31005]"
 
 
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    """Run an async test body."""
-    asyncio.run(test())
-
-
-def ha_config(zk: str, **extra: Any) -> MasterConfig:
-    """A master on ephemeral ports in the ZooKeeper group ``zk``, with short timeouts."""
-    fields: dict[str, Any] = {"http_port": 0, "zmq_port": 0, "zk": zk, "quorum": 2,
-                              "zk_session_timeout": 2.0, "allocation_interval": 0.05}
-    fields.update(extra)
-    return MasterConfig(**fields)
-
-
-async def get(master: Master, path: str, **kwargs: Any) -> HTTPResponse:
+async def get(master: MasterProcess, path: str, **kwargs: Any) -> HTTPResponse:
     """GET ``path`` from ``master`` without following redirects."""
     url = f"http://127.0.0.1:{master.http_port}{path}"
     return await AsyncHTTPClient().fetch(url, raise_error=False, follow_redirects=False,
                                          **kwargs)
 
 
-async def put_weights(master: Master, role: str, weight: float) -> HTTPResponse:
+async def put_weights(master: MasterProcess, role: str, weight: float) -> HTTPResponse:
     """PUT /weights with one role."""
     body = json.dumps([{"role": role, "weight": weight}])
     return await get(master, "/weights", method="PUT", body=body)
@@ -61,7 +48,7 @@ async def put_weights(master: Master, role: str, weight: float) -> HTTPResponse:
 class Peer:
     """A raw ZeroMQ peer and everything it received."""
 
-    def __init__(self, master: Master) -> None:
+    def __init__(self, master: MasterProcess) -> None:
         self.got: list[Any] = []
         self.client = DealerClient(self.got.append)
         self.client.connect(master.zmq_endpoint)
@@ -83,10 +70,10 @@ def register_message(hostname: str = "agent-1") -> RegisterAgent:
     return RegisterAgent(AgentInfo(hostname=hostname, resources=Resources.parse(AGENT_RESOURCES)))
 
 
-async def start_two(zk: str, **extra: Any) -> tuple[Master, Master]:
+async def start_two(zk: str, **extra: Any) -> tuple[MasterProcess, MasterProcess]:
     """Start two masters in one group; return (leader, follower) once one leads."""
-    first = Master(ha_config(zk, **extra))
-    second = Master(ha_config(zk, **extra))
+    first = MasterProcess(ha_config(zk, **extra))
+    second = MasterProcess(ha_config(zk, **extra))
     await first.start()
     await second.start()
     await until(lambda: first.is_leading or second.is_leading, 15, "a leader")
@@ -195,7 +182,7 @@ def test_standalone_registry_survives_a_restart(tmp_path: Path) -> None:
     async def test() -> None:
         config = MasterConfig(http_port=0, zmq_port=0, work_dir=str(tmp_path),
                               allocation_interval=0.05)
-        first = Master(config)
+        first = MasterProcess(config)
         await first.start()
         assert first.is_leading
         peer = Peer(first)
@@ -205,7 +192,7 @@ def test_standalone_registry_survives_a_restart(tmp_path: Path) -> None:
         assert (await put_weights(first, "web", 2.5)).code == 200
         await first.stop()
         assert (tmp_path / "registry.json").exists()
-        second = Master(config)
+        second = MasterProcess(config)
         await second.start()
         try:
             assert second.is_leading

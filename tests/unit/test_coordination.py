@@ -15,11 +15,9 @@ import pytest
 
 from mesoslite.coordination import (
     AdmitAgent,
-    AgentRecord,
     CoordinationError,
     EndpointDetector,
     FileRegistry,
-    FrameworkRecord,
     MarkAgentUnreachable,
     MasterInfoError,
     PutFramework,
@@ -32,6 +30,8 @@ from mesoslite.coordination import (
     SetWeight,
     StandaloneContender,
     StandaloneDetector,
+    StoredAgent,
+    StoredFramework,
     ZooKeeperContender,
     ZooKeeperDetector,
     create_contender,
@@ -55,9 +55,9 @@ def master(i: int = 1) -> MasterInfo:
                       http_endpoint="http://10.0.0.1:5050")
 
 
-def agent_record(i: int) -> AgentRecord:
+def agent_record(i: int) -> StoredAgent:
     """An admitted agent record."""
-    return AgentRecord(hostname=f"agent-{i}.example",
+    return StoredAgent(hostname=f"agent-{i}.example",
                        agent_info={"id": f"A-{i}", "hostname": f"agent-{i}.example",
                                    "resources": {"cpus": 8.0, "mem": 32768.0}},
                        registered_time=1_700_000_000.0 + i)
@@ -69,10 +69,10 @@ def full_state() -> RegistryState:
     AdmitAgent("A-1", agent_record(1)).apply(state)
     AdmitAgent("A-2", agent_record(2)).apply(state)
     MarkAgentUnreachable("A-3", 1_700_000_100.5).apply(state)
-    PutFramework("F-1", FrameworkRecord(info={"name": "marathon", "user": "root"},
+    PutFramework("F-1", StoredFramework(info={"name": "marathon", "user": "root"},
                                         failover_timeout=604800.0,
                                         registered_time=1_700_000_001.0)).apply(state)
-    PutFramework("F-2", FrameworkRecord(info={"name": "old"}, registered_time=1.0,
+    PutFramework("F-2", StoredFramework(info={"name": "old"}, registered_time=1.0,
                                         unregistered_time=2.0)).apply(state)
     SetWeight("prod", 2.5).apply(state)
     SetQuota("prod", {"cpus": 4.0, "mem": 1024.0}).apply(state)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from test_master_harness import AGENT_RESOURCES, Harness, errors, messages, offers_in, updates
-
 from mesoslite.protocol import (
     AgentInfo,
     AgentRegistered,
@@ -26,6 +24,7 @@ from mesoslite.protocol import (
     UnregisterAgent,
 )
 from mesoslite.resources import Resources
+from mesoslite.testing.harness import AGENT_RESOURCES, Harness, errors, messages, offers_in, updates
 
 
 def test_register_assigns_an_id_and_adds_resources() -> None:

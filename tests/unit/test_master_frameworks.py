@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from test_master_harness import AGENT_RESOURCES, Harness, errors, messages, updates
-
 from mesoslite.protocol import (
     Deactivate,
     Error,
@@ -20,6 +18,7 @@ from mesoslite.protocol import (
     UpdateFramework,
 )
 from mesoslite.resources import Resources
+from mesoslite.testing.harness import AGENT_RESOURCES, Harness, errors, messages, updates
 
 
 def test_subscribe_assigns_an_id_and_answers_subscribed() -> None:

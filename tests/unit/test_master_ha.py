@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from test_master_harness import AGENT_RESOURCES, Harness, messages, updates
 
 from mesoslite.cli import FlagError, build_config, build_parser
 from mesoslite.coordination import (
@@ -46,6 +45,7 @@ from mesoslite.protocol import (
     TaskState,
 )
 from mesoslite.resources import Resources
+from mesoslite.testing.harness import AGENT_RESOURCES, Harness, messages, updates
 
 ZK = "zk://127.0.0.1:2181/mesoslite"
 
@@ -104,22 +104,22 @@ def test_master_flags_come_from_the_config() -> None:
 
 
 def test_master_refuses_an_unparsable_zk_host() -> None:
-    """The shell parses --zk fully: a bad port is a ConfigError naming zk."""
-    from mesoslite.master import Master
+    """A master process parses --zk fully: a bad port is a ConfigError naming zk."""
+    from mesoslite.master import MasterProcess
 
     with pytest.raises(ConfigError) as caught:
-        Master(MasterConfig(zk="zk://h:99999/m", quorum=1))
+        MasterProcess(MasterConfig(zk="zk://h:99999/m", quorum=1))
     assert caught.value.field == "zk"
     assert "99999" in str(caught.value)
 
 
 def test_flags_mask_the_zookeeper_password() -> None:
     """/flags shows the ZooKeeper URL without its password."""
-    from mesoslite.master import Master
+    from mesoslite.master import MasterProcess
     from mesoslite.master.http import flags
 
-    master = Master(MasterConfig(zk="zk://user:hunter2@h1:2181,h2/m", quorum=2))
-    shown = flags(master)
+    master = MasterProcess(MasterConfig(zk="zk://user:hunter2@h1:2181,h2/m", quorum=2))
+    shown = flags(master.shell)
     assert shown["zk"] == "zk://user:***@h1:2181,h2:2181/m"
     assert shown["quorum"] == "2"
     assert "hunter2" not in str(shown)

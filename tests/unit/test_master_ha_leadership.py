@@ -1,4 +1,5 @@
-"""Leadership of one master, without sockets or ZooKeeper: a fake shell, contender and registry."""
+"""Leadership of one master, without sockets or ZooKeeper: plain callbacks, a fake contender
+and registry."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from test_master_harness import AGENT_RESOURCES
 
 from mesoslite.coordination import FencedError, RegistryState, parse_zk_url
 from mesoslite.coordination.tracking import LeadershipState
 from mesoslite.master import MasterConfig, MasterState, Send
 from mesoslite.master import leadership as leadership_module
-from mesoslite.master.leadership import Leadership, LeadershipLost
+from mesoslite.master.leadership import Leadership, LeadershipCallbacks, LeadershipLost
 from mesoslite.master.master import DISPATCH
 from mesoslite.master.registry_sync import InMemoryRegistry
 from mesoslite.protocol import (
@@ -27,6 +27,7 @@ from mesoslite.protocol import (
 )
 from mesoslite.resources import Resources
 from mesoslite.testing import FakeClock
+from mesoslite.testing.harness import AGENT_RESOURCES
 
 
 def _info(master_id: str, port: int = 5050) -> MasterInfo:
@@ -35,47 +36,44 @@ def _info(master_id: str, port: int = 5050) -> MasterInfo:
                       http_endpoint=f"http://127.0.0.1:{port}")
 
 
-class FakeRouter:
-    """Records what the leadership sends straight to peers."""
+class Recorded:
+    """What the leadership asked of the process around it, recorded by plain callables."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[bytes, Any]] = []
-
-    def send(self, peer: bytes, msg: Any) -> bool:
-        """Record one message."""
-        self.sent.append((peer, msg))
-        return True
-
-
-class FakeShell:
-    """The parts of Master that Leadership uses."""
-
-    def __init__(self, **config: Any) -> None:
-        self.config = MasterConfig(**config)
         self.info = _info("me")
-        self.clock = FakeClock()
-        self._state: MasterState | None = None
-        self._router = FakeRouter()
+        self.sent: list[tuple[bytes, Any]] = []
         self.delivered: list[list[Send]] = []
         self.handled: list[tuple[bytes, Any]] = []
+        self.leading: list[MasterState] = []
         self.timers_running = False
 
-    def handle(self, peer: bytes, msg: Any) -> None:
-        """Record a message handled as the leader (held ones are replayed through here)."""
-        assert self._state is not None, "handled before the state was rebuilt"
-        self.handled.append((peer, msg))
+    def callbacks(self) -> LeadershipCallbacks:
+        """Plain functions that record each call."""
+        def elected(state: MasterState) -> None:
+            self.leading.append(state)
+            self.timers_running = True
 
-    def deliver(self, sends: list[Send], *, gated: bool = True) -> None:
-        """Record released sends (only the leadership calls this here, ungated)."""
-        assert not gated
-        self.delivered.append(sends)
+        def deposed() -> None:
+            self.timers_running = False
 
-    def _begin_leading(self, state: MasterState) -> None:
-        self._state = state
-        self.timers_running = True
+        def handle(peer: bytes, msg: Any) -> None:
+            assert self.leading, "handled before the state was rebuilt"
+            self.handled.append((peer, msg))
 
-    def _end_leading(self) -> None:
-        self.timers_running = False
+        def send(peer: bytes, msg: Any) -> bool:
+            self.sent.append((peer, msg))
+            return True
+
+        return LeadershipCallbacks(elected=elected, deposed=deposed, handle=handle,
+                                   deliver=self.delivered.append, send=send)
+
+
+def _leadership(registry: Any = None, **config: Any) -> tuple[Recorded, Leadership]:
+    recorded = Recorded()
+    leadership = Leadership(MasterConfig(**config), FakeClock(),
+                            registry if registry is not None else InMemoryRegistry(),
+                            recorded.callbacks())
+    return recorded, leadership
 
 
 class FakeContender:
@@ -157,19 +155,17 @@ def _run(test: Callable[[], Awaitable[None]]) -> None:
 
 
 async def _elected(monkeypatch: pytest.MonkeyPatch, registry: Any,
-                   **config: Any) -> tuple[FakeShell, Leadership, FakeContender]:
+                   **config: Any) -> tuple[Recorded, Leadership, FakeContender]:
     contender = FakeContender()
     monkeypatch.setattr(leadership_module, "create_contender", lambda *a, **k: contender)
-    monkeypatch.setattr(leadership_module, "open_registry", lambda *a, **k: registry)
-    shell = FakeShell(**config)
-    leadership = Leadership(shell)  # type: ignore[arg-type]
-    await leadership.start()
+    recorded, leadership = _leadership(registry, **config)
+    await leadership.start(recorded.info)
     contender.elect()
     for _ in range(100):
         if not leadership.recovering:
             break
         await asyncio.sleep(0)
-    return shell, leadership, contender
+    return recorded, leadership, contender
 
 
 def _register(state: MasterState, peer: bytes = b"a1") -> list[Send]:
@@ -186,15 +182,16 @@ async def _until(predicate: Callable[[], Any]) -> None:
 
 
 def test_election_reads_the_registry_and_starts_acting(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Once elected, the registry is read and the shell starts acting on a journaling state."""
+    """Once elected, the registry is read and the process is told to act on a journaling state."""
     async def test() -> None:
         stored = RegistryState(weights={"web": 4.0})
         registry = InMemoryRegistry(stored)
-        shell, leadership, _ = await _elected(monkeypatch, registry)
-        assert leadership.acting and shell.timers_running
-        assert shell._state is not None and shell._state.journal == []
-        assert shell._state.weights()["web"] == 4.0
-        assert leadership.leader() == shell.info
+        recorded, leadership, _ = await _elected(monkeypatch, registry)
+        assert leadership.acting and recorded.timers_running
+        assert recorded.leading == [leadership.state]
+        assert leadership.state is not None and leadership.state.journal == []
+        assert leadership.state.weights()["web"] == 4.0
+        assert leadership.leader() == recorded.info
         await leadership.stop()
     _run(test)
 
@@ -204,19 +201,19 @@ def test_messages_wait_for_the_registry_write_they_depend_on(
     """AgentRegistered, and everything after it, leaves only once the admission is durable."""
     async def test() -> None:
         registry = GatedRegistry()
-        shell, leadership, _ = await _elected(monkeypatch, registry)
-        state = shell._state
+        recorded, leadership, _ = await _elected(monkeypatch, registry)
+        state = leadership.state
         assert state is not None
         assert leadership.gate([]) is False  # nothing journaled, nothing pending
         first = _register(state)
         assert leadership.gate(first) is True
         later = [Send(("peer", b"x"), Heartbeat())]
         assert leadership.gate(later) is True
-        assert shell.delivered == []
+        assert recorded.delivered == []
         registry.gate.set()
         await leadership.durable()
-        await _until(lambda: len(shell.delivered) == 2)
-        assert shell.delivered == [first, later]
+        await _until(lambda: len(recorded.delivered) == 2)
+        assert recorded.delivered == [first, later]
         assert isinstance(first[-1].message, AgentRegistered)
         assert [type(op).__name__ for op in registry.applied] == ["AdmitAgent"]
         assert leadership.gate(later) is False
@@ -228,15 +225,15 @@ def test_a_fenced_write_ends_leadership_at_once(monkeypatch: pytest.MonkeyPatch)
     """A refused write: stop acting, drop held messages, leave the election."""
     async def test() -> None:
         registry = GatedRegistry(fail=FencedError("the leader znode is gone"))
-        shell, leadership, contender = await _elected(monkeypatch, registry)
-        assert shell._state is not None
-        assert leadership.gate(_register(shell._state)) is True
+        recorded, leadership, contender = await _elected(monkeypatch, registry)
+        assert leadership.state is not None
+        assert leadership.gate(_register(leadership.state)) is True
         registry.gate.set()
         with pytest.raises(LeadershipLost):
             await leadership.durable()
         assert leadership.deposed.is_set() and not leadership.acting
         assert "FencedError" in leadership.deposed_reason
-        assert not shell.timers_running and shell.delivered == []
+        assert not recorded.timers_running and recorded.delivered == []
         assert contender.withdrawn
         assert leadership.gate([Send(("peer", b"x"), Heartbeat())]) is True  # nothing leaves
         await leadership.stop()
@@ -246,11 +243,11 @@ def test_a_fenced_write_ends_leadership_at_once(monkeypatch: pytest.MonkeyPatch)
 def test_losing_the_election_stops_acting(monkeypatch: pytest.MonkeyPatch) -> None:
     """A deposed contender (session lost) stops the timers and sets ``deposed``."""
     async def test() -> None:
-        shell, leadership, contender = await _elected(monkeypatch, InMemoryRegistry())
+        recorded, leadership, contender = await _elected(monkeypatch, InMemoryRegistry())
         contender.depose("ZooKeeper session expired")
         assert leadership.deposed.is_set() and not leadership.acting
         assert leadership.deposed_reason == "ZooKeeper session expired"
-        assert not shell.timers_running
+        assert not recorded.timers_running
         assert not leadership.elected
         await leadership.stop()
     _run(test)
@@ -263,10 +260,10 @@ def test_unreadable_registry_means_no_leadership(monkeypatch: pytest.MonkeyPatch
             raise OSError("disk on fire")
 
     async def test() -> None:
-        shell, leadership, contender = await _elected(monkeypatch, Broken())
+        recorded, leadership, contender = await _elected(monkeypatch, Broken())
         assert not leadership.acting and leadership.deposed.is_set()
         assert "disk on fire" in leadership.deposed_reason
-        assert contender.withdrawn and not shell.timers_running
+        assert contender.withdrawn and not recorded.timers_running
         await leadership.stop()
     _run(test)
 
@@ -276,9 +273,8 @@ def test_non_leader_points_peers_to_the_leader(monkeypatch: pytest.MonkeyPatch) 
     async def test() -> None:
         contender = FakeContender()
         monkeypatch.setattr(leadership_module, "create_contender", lambda *a, **k: contender)
-        shell = FakeShell()
-        leadership = Leadership(shell)  # type: ignore[arg-type]
-        await leadership.start()
+        recorded, leadership = _leadership()
+        await leadership.start(recorded.info)
         other = _info("other", 6060)
         leadership.detector = FakeDetector(other)  # type: ignore[assignment]
         leadership.refuse(b"p1", Heartbeat())
@@ -286,7 +282,7 @@ def test_non_leader_points_peers_to_the_leader(monkeypatch: pytest.MonkeyPatch) 
         leadership.refuse(b"p1", LeaderRedirect(None))
         leadership.detector = FakeDetector(None)  # type: ignore[assignment]
         leadership.refuse(b"p2", Heartbeat())
-        assert shell._router.sent == [(b"p1", LeaderRedirect(other)), (b"p2", LeaderRedirect(None))]
+        assert recorded.sent == [(b"p1", LeaderRedirect(other)), (b"p2", LeaderRedirect(None))]
         assert leadership.redirects == 2
         await leadership.stop()
     _run(test)
@@ -306,10 +302,8 @@ def test_messages_during_recovery_are_held_and_handled_in_order(
                 return await super().load()
 
         monkeypatch.setattr(leadership_module, "create_contender", lambda *a, **k: contender)
-        monkeypatch.setattr(leadership_module, "open_registry", lambda *a, **k: SlowRegistry())
-        shell = FakeShell()
-        leadership = Leadership(shell)  # type: ignore[arg-type]
-        await leadership.start()
+        recorded, leadership = _leadership(SlowRegistry())
+        await leadership.start(recorded.info)
         leadership.zk_url = parse_zk_url("zk://127.0.0.1:2181/m")  # a ZooKeeper candidate
         leadership.detector = FakeDetector(_info("old-leader"))  # type: ignore[assignment]
         leadership.refuse(b"early", Heartbeat(sender_id="f0"))  # election event not yet seen
@@ -318,10 +312,10 @@ def test_messages_during_recovery_are_held_and_handled_in_order(
         for i in range(3):
             leadership.refuse(f"p{i}".encode(), Heartbeat(sender_id=f"f{i + 1}"))
         await asyncio.sleep(0.01)
-        assert shell._router.sent == [] and shell.handled == [] and not leadership.acting
+        assert recorded.sent == [] and recorded.handled == [] and not leadership.acting
         loaded.set()
         await _until(lambda: leadership.acting)
-        assert [peer for peer, _ in shell.handled] == [b"early", b"p0", b"p1", b"p2"]
+        assert [peer for peer, _ in recorded.handled] == [b"early", b"p0", b"p1", b"p2"]
         assert leadership.metrics()["master/messages_held_while_recovering"] == 4
         assert leadership.dropped_while_recovering == 0
         await leadership.stop()
@@ -343,10 +337,8 @@ def test_held_messages_are_bounded_and_dropped_on_deposition(
 
         monkeypatch.setattr(leadership_module, "MAX_HELD_MESSAGES", 2)
         monkeypatch.setattr(leadership_module, "create_contender", lambda *a, **k: contender)
-        monkeypatch.setattr(leadership_module, "open_registry", lambda *a, **k: StuckRegistry())
-        shell = FakeShell()
-        leadership = Leadership(shell)  # type: ignore[arg-type]
-        await leadership.start()
+        recorded, leadership = _leadership(StuckRegistry())
+        await leadership.start(recorded.info)
         contender.elect()
         await _until(lambda: leadership.recovering)
         for i in range(3):
@@ -355,7 +347,7 @@ def test_held_messages_are_bounded_and_dropped_on_deposition(
         contender.depose("session expired")
         assert leadership.deposed.is_set() and not leadership.about_to_lead()
         leadership.refuse(b"q", Heartbeat(sender_id="late"))
-        assert shell.handled == [] and shell._router.sent == [(b"q", LeaderRedirect(None))]
+        assert recorded.handled == [] and recorded.sent == [(b"q", LeaderRedirect(None))]
         await leadership.stop()
     _run(test)
 
@@ -368,20 +360,19 @@ def test_a_candidate_redirects_held_messages_when_not_elected_in_time(
         contender = FakeContender()
         monkeypatch.setattr(leadership_module, "CANDIDATE_HOLD", 0.02)
         monkeypatch.setattr(leadership_module, "create_contender", lambda *a, **k: contender)
-        shell = FakeShell()
-        leadership = Leadership(shell)  # type: ignore[arg-type]
-        await leadership.start()
+        recorded, leadership = _leadership()
+        await leadership.start(recorded.info)
         leadership.zk_url = parse_zk_url("zk://127.0.0.1:2181/m")
         other = _info("other", 6060)
-        leadership.detector = FakeDetector(shell.info)  # type: ignore[assignment]
+        leadership.detector = FakeDetector(recorded.info)  # type: ignore[assignment]
         leadership.refuse(b"p1", Heartbeat(sender_id="a"))
         leadership.refuse(b"p1", Heartbeat(sender_id="b"))
         await asyncio.sleep(0.06)
-        assert shell._router.sent == []  # its own election is on the way: still held
+        assert recorded.sent == []  # its own election is on the way: still held
         leadership.detector = FakeDetector(other)  # type: ignore[assignment]
-        await _until(lambda: shell._router.sent)
-        assert shell._router.sent == [(b"p1", LeaderRedirect(other))]
-        assert shell.handled == [] and leadership.redirects == 1
+        await _until(lambda: recorded.sent)
+        assert recorded.sent == [(b"p1", LeaderRedirect(other))]
+        assert recorded.handled == [] and leadership.redirects == 1
         await leadership.stop()
     _run(test)
 
@@ -389,9 +380,9 @@ def test_a_candidate_redirects_held_messages_when_not_elected_in_time(
 def test_in_memory_registry_holds_nothing_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a registry that is not durable there is nothing to wait for: sends leave at once."""
     async def test() -> None:
-        shell, leadership, _ = await _elected(monkeypatch, InMemoryRegistry())
-        assert shell._state is not None
-        assert leadership.gate(_register(shell._state)) is False
+        _, leadership, _ = await _elected(monkeypatch, InMemoryRegistry())
+        assert leadership.state is not None
+        assert leadership.gate(_register(leadership.state)) is False
         assert leadership.sync is not None and len(leadership.sync.mirror.agents) == 1
         await leadership.durable()
         await leadership.stop()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from test_master_harness import Harness
-
 from mesoslite.master import metrics, render
 from mesoslite.protocol import TaskState
+from mesoslite.testing.harness import Harness
 
 _SAMPLE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]* -?[0-9.e+\-]+(inf)?$")
 

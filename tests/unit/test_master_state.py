@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from test_master_harness import AGENT_RESOURCES, Harness, errors, messages, updates
 
 from mesoslite.master.master import DISPATCH
 from mesoslite.protocol import (
@@ -17,6 +16,7 @@ from mesoslite.protocol import (
     Teardown,
 )
 from mesoslite.resources import Resources
+from mesoslite.testing.harness import AGENT_RESOURCES, Harness, errors, messages, updates
 
 #: protocol/messages.py: what agents and schedulers (and anyone) send to the master.
 TO_MASTER = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from test_master_harness import AGENT_RESOURCES, Harness, errors, messages, updates
-
 from mesoslite.protocol import (
     Acknowledge,
     CommandInfo,
@@ -25,6 +23,7 @@ from mesoslite.protocol import (
     TaskState,
 )
 from mesoslite.resources import Resources
+from mesoslite.testing.harness import AGENT_RESOURCES, Harness, errors, messages, updates
 
 TOTAL = Resources.parse(AGENT_RESOURCES)
 
