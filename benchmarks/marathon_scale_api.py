@@ -31,15 +31,15 @@ import psutil
 
 from frameworks.marathon.app_json import parse_app
 from frameworks.marathon.config import MarathonConfig
-from frameworks.marathon.model import (
+from frameworks.marathon.core.model import (
     HealthResult,
     InstanceCondition,
     MarathonTask,
     new_instance_id,
     task_id_for,
 )
+from frameworks.marathon.core.timestamps import iso
 from frameworks.marathon.service import MarathonService
-from frameworks.marathon.timestamps import iso
 
 LIST_PATH = "/v2/apps?embed=apps.tasks"
 BASE_TIME = 1767323045.0

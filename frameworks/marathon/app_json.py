@@ -20,18 +20,18 @@ import copy
 from typing import Any
 
 from frameworks.marathon import app_parts as parts
-from frameworks.marathon.model import (
+from frameworks.marathon.core.model import (
     App,
     AppHealthCheck,
+    AppPortMapping,
     Container,
     FetchUri,
     KillSelection,
     Network,
     PortDefinition,
-    PortMapping,
     VersionInfo,
 )
-from frameworks.marathon.timestamps import iso, parse_iso
+from frameworks.marathon.core.timestamps import iso, parse_iso
 from frameworks.marathon.validation import (
     BAD,
     MISSING,
@@ -328,7 +328,7 @@ def _ports_and_container(r: Reader, obj: dict[str, Any], f: dict[str, Any]) -> N
     mappings: Any = None
     if not host:
         if raw_maps is MISSING:
-            mappings = (PortMapping(container_port=0, host_port=0 if bridge else None),)
+            mappings = (AppPortMapping(container_port=0, host_port=0 if bridge else None),)
         else:
             mappings = r.items(raw_maps, maps_path,
                                lambda v, p: parts.port_mapping(r, v, p, bridge))
@@ -414,7 +414,7 @@ def _port_definition(p: PortDefinition) -> dict[str, Any]:
     return out
 
 
-def _port_mapping(m: PortMapping) -> dict[str, Any]:
+def _port_mapping(m: AppPortMapping) -> dict[str, Any]:
     out: dict[str, Any] = {"containerPort": m.container_port}
     if m.host_port is not None:
         out["hostPort"] = m.host_port

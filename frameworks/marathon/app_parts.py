@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from frameworks.marathon.model import (
+from frameworks.marathon.core.model import (
     AppHealthCheck,
+    AppPortMapping,
+    AppVolume,
     Container,
     Docker,
     DockerParameter,
     FetchUri,
     Network,
     PortDefinition,
-    PortMapping,
     ReadinessCheck,
     UnreachableStrategy,
     UpgradeStrategy,
-    Volume,
 )
 from frameworks.marathon.validation import (
     BAD,
@@ -95,7 +95,7 @@ _MAPPING_KEYS = frozenset({"containerPort", "hostPort", "servicePort", "protocol
                            "labels", "networkNames"})
 
 
-def port_mapping(reader: Reader, value: Any, path: str, bridge: bool) -> PortMapping | Any:
+def port_mapping(reader: Reader, value: Any, path: str, bridge: bool) -> AppPortMapping | Any:
     """One ``portMappings`` element; ``hostPort`` defaults to 0 only on the bridge."""
     value = reader.obj(value, path)
     if value is BAD:
@@ -121,7 +121,7 @@ def port_mapping(reader: Reader, value: Any, path: str, bridge: bool) -> PortMap
         reader.str_list(value["networkNames"], f"{path}/networkNames")
     if BAD in (container_port, host_port, service_port, protocol, name, labels):
         return BAD
-    return PortMapping(container_port=container_port, host_port=host_port,
+    return AppPortMapping(container_port=container_port, host_port=host_port,
                        service_port=service_port, protocol=protocol, name=name, labels=labels)
 
 
@@ -155,7 +155,7 @@ def check_networks(reader: Reader, nets: list[Network], path: str) -> None:
 _VOLUME_KEYS = frozenset({"containerPath", "hostPath", "mode"})
 
 
-def volume(reader: Reader, value: Any, path: str) -> Volume | Any:
+def volume(reader: Reader, value: Any, path: str) -> AppVolume | Any:
     """One ``container.volumes`` element (host path mounts only)."""
     value = reader.obj(value, path)
     if value is BAD:
@@ -174,7 +174,7 @@ def volume(reader: Reader, value: Any, path: str) -> Volume | Any:
     mode = "RW" if mode is MISSING else reader.enum(mode, f"{path}/mode", VOLUME_MODES)
     if BAD in (cpath, hpath, mode):
         return BAD
-    return Volume(container_path=cpath, host_path=hpath, mode=mode)
+    return AppVolume(container_path=cpath, host_path=hpath, mode=mode)
 
 
 def _docker_param(reader: Reader, value: Any, path: str) -> DockerParameter | Any:

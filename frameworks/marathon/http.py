@@ -30,7 +30,7 @@ import tornado.netutil
 import tornado.web
 
 from frameworks.marathon.app_json import render_app
-from frameworks.marathon.deployments import render_deployment
+from frameworks.marathon.core.deployments import render_deployment
 from frameworks.marathon.facade import ServiceFacade
 from frameworks.marathon.http_apps import (
     AppHandler,

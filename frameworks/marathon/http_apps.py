@@ -13,8 +13,10 @@ import asyncio
 from typing import Any
 
 from frameworks.marathon.app_json import parse_app, render_app
-from frameworks.marathon.deployments import render_deployment
-from frameworks.marathon.facade import TaskCounts, UnknownApp, UnknownTask, count_tasks
+from frameworks.marathon.core.deployments import render_deployment
+from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
+from frameworks.marathon.core.reports import TaskCounts, count_tasks
+from frameworks.marathon.facade import UnknownApp, UnknownTask
 from frameworks.marathon.http_base import (
     DEPLOYMENT_HEADER,
     ApiError,
@@ -31,7 +33,6 @@ from frameworks.marathon.http_render import (
     parse_label_selector,
     tasks_text,
 )
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask
 from frameworks.marathon.task_json import render_task
 
 #: Apps rendered between two yields to the event loop.

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from frameworks.marathon.app_json import parse_app
+from frameworks.marathon.core.model import App
 from frameworks.marathon.groups import (
     GroupDefinitionError,
     apps_under,
@@ -24,7 +25,6 @@ from frameworks.marathon.groups import (
 from frameworks.marathon.http_apps import AppViews, merge_definition, partial_update
 from frameworks.marathon.http_base import ApiError, ApiHandler, deployment_result, invalid
 from frameworks.marathon.http_render import parse_embeds
-from frameworks.marathon.model import App
 
 #: Largest scaleBy factor accepted.
 MAX_SCALE_BY = 1000.0

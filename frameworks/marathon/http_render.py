@@ -15,10 +15,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from frameworks.marathon.deployments import render_deployment
-from frameworks.marathon.facade import QueueEntry, TaskCounts, TaskFailure
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask
-from frameworks.marathon.timestamps import iso
+from frameworks.marathon.core.deployments import render_deployment
+from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
+from frameworks.marathon.core.reports import QueueEntry, TaskCounts, TaskFailure
+from frameworks.marathon.core.timestamps import iso
 
 #: Embed names after the ``app.``/``apps.``/``group.apps.`` prefix.
 APP_EMBEDS = frozenset({"tasks", "counts", "deployments", "readiness", "lastTaskFailure",

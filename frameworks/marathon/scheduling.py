@@ -21,12 +21,11 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon import deployments as dep
 from frameworks.marathon.app_json import render_health_check
-from frameworks.marathon.facade import QueueEntry
-from frameworks.marathon.launch_queue import LaunchQueue
-from frameworks.marathon.matcher import LaunchWant, Placement, match_offers
-from frameworks.marathon.model import (
+from frameworks.marathon.core import deployments as dep
+from frameworks.marathon.core.launch_queue import LaunchQueue
+from frameworks.marathon.core.matcher import LaunchWant, Placement, match_offers
+from frameworks.marathon.core.model import (
     App,
     HealthResult,
     InstanceCondition,
@@ -34,12 +33,13 @@ from frameworks.marathon.model import (
     new_instance_id,
     task_id_for,
 )
-from frameworks.marathon.readiness import ReadinessChecks
-from frameworks.marathon.reconciler import reconcile
+from frameworks.marathon.core.reconciler import reconcile
+from frameworks.marathon.core.reports import QueueEntry
+from frameworks.marathon.core.service_ports import service_ports
+from frameworks.marathon.core.task_builder import build_task_info
+from frameworks.marathon.core.timestamps import iso
+from frameworks.marathon.readiness_probes import ReadinessChecks
 from frameworks.marathon.service import FAILURE_CONDITIONS, MarathonService
-from frameworks.marathon.service_ports import service_ports
-from frameworks.marathon.task_builder import build_task_info
-from frameworks.marathon.timestamps import iso
 from mesoslite.protocol import Filters, KillPolicy, Offer, TaskStatus
 from mesoslite.protocol.states import TaskState
 from mesoslite.scheduler import Scheduler, SchedulerDriver

@@ -20,39 +20,36 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon import deployments as dep
 from frameworks.marathon.app_json import parse_app, render_app
 from frameworks.marathon.config import MarathonConfig
+from frameworks.marathon.core import deployments as dep
+from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask, VersionInfo
+from frameworks.marathon.core.reports import QueueEntry, TaskCounts, TaskFailure, count_tasks
+from frameworks.marathon.core.service_ports import (
+    ServicePortsExhausted,
+    allocate_service_ports,
+    service_ports,
+    used_service_ports,
+)
+from frameworks.marathon.core.timestamps import iso, new_version, parse_iso
 from frameworks.marathon.events import EventBus
 from frameworks.marathon.facade import (
     AppExists,
     AppLocked,
     InvalidRequest,
     NotLeader,
-    QueueEntry,
-    TaskCounts,
-    TaskFailure,
     TooManyDeployments,
     UnknownApp,
     UnknownDeployment,
     UnknownTask,
-    count_tasks,
 )
 from frameworks.marathon.instances import InstanceRepository
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask, VersionInfo
 from frameworks.marathon.repository import (
     AppRepository,
     DeploymentRepository,
     FrameworkIdRepository,
 )
-from frameworks.marathon.service_ports import (
-    ServicePortsExhausted,
-    allocate_service_ports,
-    service_ports,
-    used_service_ports,
-)
 from frameworks.marathon.store import Store
-from frameworks.marathon.timestamps import iso, new_version, parse_iso
 from mesoslite import __version__
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
 from frameworks.marathon.groups import (
     GroupDefinitionError,
     build_group,
@@ -18,7 +19,6 @@ from frameworks.marathon.http_render import (
     parse_label_selector,
     tasks_text,
 )
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask
 
 
 def test_embed_prefixes_and_aliases() -> None:

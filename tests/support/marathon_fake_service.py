@@ -13,19 +13,8 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon import deployments as dep
-from frameworks.marathon.events import EventBus
-from frameworks.marathon.facade import (
-    AppExists,
-    AppLocked,
-    QueueEntry,
-    TaskCounts,
-    TaskFailure,
-    UnknownApp,
-    UnknownDeployment,
-    UnknownTask,
-)
-from frameworks.marathon.model import (
+from frameworks.marathon.core import deployments as dep
+from frameworks.marathon.core.model import (
     App,
     InstanceCondition,
     MarathonTask,
@@ -33,7 +22,16 @@ from frameworks.marathon.model import (
     new_instance_id,
     task_id_for,
 )
-from frameworks.marathon.timestamps import iso
+from frameworks.marathon.core.reports import QueueEntry, TaskCounts, TaskFailure
+from frameworks.marathon.core.timestamps import iso
+from frameworks.marathon.events import EventBus
+from frameworks.marathon.facade import (
+    AppExists,
+    AppLocked,
+    UnknownApp,
+    UnknownDeployment,
+    UnknownTask,
+)
 
 #: Version timestamps start here (2026-01-02T03:04:05Z) and tick one second per write.
 BASE_TIME = 1767323045.0

@@ -1,4 +1,4 @@
-"""Unit tests for deployment plans and step decisions (frameworks.marathon.deployments).
+"""Unit tests for deployment plans and step decisions (frameworks.marathon.core.deployments).
 
 Includes a rolling-restart simulation: a fake cluster applies the decisions
 tick by tick, tasks become running/healthy/ready after random delays, and the
@@ -13,7 +13,7 @@ import random
 import attrs
 import pytest
 
-from frameworks.marathon.deployments import (
+from frameworks.marathon.core.deployments import (
     DeploymentAction,
     DeploymentPlan,
     action_decisions,
@@ -28,7 +28,7 @@ from frameworks.marathon.deployments import (
     scale_decisions,
     stop_decisions,
 )
-from frameworks.marathon.model import (
+from frameworks.marathon.core.model import (
     App,
     AppHealthCheck,
     InstanceCondition,

@@ -39,8 +39,8 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask
-from frameworks.marathon.reconciler import is_current_config, kill_order
+from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
+from frameworks.marathon.core.reconciler import is_current_config, kill_order
 
 __all__ = [
     "ACTIONS",
@@ -323,7 +323,7 @@ def scale_decisions(
 ) -> Decision:
     """``(launch_count, kill_task_ids, done)`` for scaling ``app`` to its instance count.
 
-    Surplus tasks are killed in :func:`~frameworks.marathon.reconciler.kill_order`;
+    Surplus tasks are killed in :func:`~frameworks.marathon.core.reconciler.kill_order`;
     done when exactly ``instances`` tasks are alive, none is being killed, and
     all are healthy (and ready).
     """
