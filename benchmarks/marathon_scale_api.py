@@ -29,7 +29,6 @@ from typing import Any
 
 import psutil
 
-from frameworks.marathon.app_json import parse_app
 from frameworks.marathon.config import MarathonConfig
 from frameworks.marathon.core.model import (
     HealthResult,
@@ -40,6 +39,7 @@ from frameworks.marathon.core.model import (
 )
 from frameworks.marathon.core.timestamps import iso
 from frameworks.marathon.service import MarathonService
+from frameworks.marathon.wire.app_json import parse_app
 
 LIST_PATH = "/v2/apps?embed=apps.tasks"
 BASE_TIME = 1767323045.0

@@ -29,8 +29,6 @@ import tornado.httputil
 import tornado.netutil
 import tornado.web
 
-from frameworks.marathon.app_json import render_app
-from frameworks.marathon.core.deployments import render_deployment
 from frameworks.marathon.facade import ServiceFacade
 from frameworks.marathon.http_apps import (
     AppHandler,
@@ -46,7 +44,9 @@ from frameworks.marathon.http_apps import (
 from frameworks.marathon.http_base import ApiError, ApiHandler, deployment_result
 from frameworks.marathon.http_events import EventStreamHandler
 from frameworks.marathon.http_groups import GroupsHandler
-from frameworks.marathon.http_render import queue_entry_json
+from frameworks.marathon.wire.app_json import render_app
+from frameworks.marathon.wire.deployment_json import render_deployment
+from frameworks.marathon.wire.render import queue_entry_json
 
 #: Default largest request body (bytes).
 MAX_BODY_BYTES = 1024 * 1024

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from frameworks.marathon.app_json import parse_app, render_app
-from frameworks.marathon.core.deployments import render_deployment
 from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
 from frameworks.marathon.core.reports import TaskCounts, count_tasks
 from frameworks.marathon.facade import UnknownApp, UnknownTask
@@ -25,7 +23,9 @@ from frameworks.marathon.http_base import (
     invalid,
     normalize_id,
 )
-from frameworks.marathon.http_render import (
+from frameworks.marathon.wire.app_json import parse_app, render_app
+from frameworks.marathon.wire.deployment_json import render_deployment
+from frameworks.marathon.wire.render import (
     app_extras,
     deployment_ref,
     labels_match,
@@ -33,7 +33,7 @@ from frameworks.marathon.http_render import (
     parse_label_selector,
     tasks_text,
 )
-from frameworks.marathon.task_json import render_task
+from frameworks.marathon.wire.task_json import render_task
 
 #: Apps rendered between two yields to the event loop.
 YIELD_EVERY = 200

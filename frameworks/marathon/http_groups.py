@@ -14,17 +14,17 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon.app_json import parse_app
 from frameworks.marathon.core.model import App
-from frameworks.marathon.groups import (
+from frameworks.marathon.http_apps import AppViews, merge_definition, partial_update
+from frameworks.marathon.http_base import ApiError, ApiHandler, deployment_result, invalid
+from frameworks.marathon.wire.app_json import parse_app
+from frameworks.marathon.wire.group_json import (
     GroupDefinitionError,
     apps_under,
     build_group,
     flatten_group_definition,
 )
-from frameworks.marathon.http_apps import AppViews, merge_definition, partial_update
-from frameworks.marathon.http_base import ApiError, ApiHandler, deployment_result, invalid
-from frameworks.marathon.http_render import parse_embeds
+from frameworks.marathon.wire.render import parse_embeds
 
 #: Largest scaleBy factor accepted.
 MAX_SCALE_BY = 1000.0

@@ -21,7 +21,6 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon.app_json import render_health_check
 from frameworks.marathon.core import deployments as dep
 from frameworks.marathon.core.launch_queue import LaunchQueue
 from frameworks.marathon.core.matcher import LaunchWant, Placement, match_offers
@@ -40,6 +39,7 @@ from frameworks.marathon.core.task_builder import build_task_info
 from frameworks.marathon.core.timestamps import iso
 from frameworks.marathon.readiness_probes import ReadinessChecks
 from frameworks.marathon.service import FAILURE_CONDITIONS, MarathonService
+from frameworks.marathon.wire.app_json import render_health_check
 from mesoslite.protocol import Filters, KillPolicy, Offer, TaskStatus
 from mesoslite.protocol.states import TaskState
 from mesoslite.scheduler import Scheduler, SchedulerDriver

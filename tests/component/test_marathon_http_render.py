@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
-from frameworks.marathon.groups import (
+from frameworks.marathon.http_apps import wants_text
+from frameworks.marathon.http_base import normalize_id
+from frameworks.marathon.wire.group_json import (
     GroupDefinitionError,
     build_group,
     flatten_group_definition,
 )
-from frameworks.marathon.http_apps import wants_text
-from frameworks.marathon.http_base import normalize_id
-from frameworks.marathon.http_render import (
+from frameworks.marathon.wire.render import (
     labels_match,
     light_event,
     parse_embeds,

@@ -32,6 +32,7 @@ from frameworks.marathon.facade import (
     UnknownDeployment,
     UnknownTask,
 )
+from frameworks.marathon.wire.deployment_json import render_deployment
 
 #: Version timestamps start here (2026-01-02T03:04:05Z) and tick one second per write.
 BASE_TIME = 1767323045.0
@@ -71,7 +72,7 @@ class FakeService:
     def finish_deployments(self) -> None:
         """Every running deployment completes."""
         for plan in self.plans:
-            self.bus.publish("deployment_success", id=plan.id, plan=dep.render_deployment(plan))
+            self.bus.publish("deployment_success", id=plan.id, plan=render_deployment(plan))
         self.plans.clear()
 
     def add_task(self, app_id: str, *, host: str = "agent-1", ports: tuple[int, ...] = (31000,),
@@ -124,7 +125,7 @@ class FakeService:
         self._plan_seq += 1
         plan = dep.plan(original, dict(self.apps), version, f"deployment-{self._plan_seq}")
         self.plans.append(plan)
-        self.bus.publish("deployment_info", plan=dep.render_deployment(plan),
+        self.bus.publish("deployment_info", plan=render_deployment(plan),
                          currentStep={"actions": []})
         return plan
 

@@ -1,4 +1,4 @@
-"""Unit tests for deployment plans and step decisions (frameworks.marathon.core.deployments).
+"""Unit tests for deployment plans and step decisions (core.deployments) and their JSON.
 
 Includes a rolling-restart simulation: a fake cluster applies the decisions
 tick by tick, tasks become running/healthy/ready after random delays, and the
@@ -20,10 +20,6 @@ from frameworks.marathon.core.deployments import (
     capacity_bounds,
     is_healthy,
     plan,
-    plan_from_record,
-    plan_to_record,
-    render_deployment,
-    render_event_plan,
     restart_decisions,
     scale_decisions,
     stop_decisions,
@@ -36,6 +32,12 @@ from frameworks.marathon.core.model import (
     ReadinessCheck,
     UpgradeStrategy,
     VersionInfo,
+)
+from frameworks.marathon.wire.deployment_json import (
+    plan_from_record,
+    plan_to_record,
+    render_deployment,
+    render_event_plan,
 )
 
 C = InstanceCondition

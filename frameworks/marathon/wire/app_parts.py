@@ -4,7 +4,7 @@ Owns: turning the nested JSON objects of an app (port definitions and
 mappings, networks, container, health and readiness checks, fetch URIs,
 upgrade and unreachable strategies, env and secrets) into the model's attrs
 values, with Marathon's defaults.  Every problem is recorded on the
-:class:`~frameworks.marathon.validation.Reader` with the JSON path of the
+:class:`~frameworks.marathon.wire.validation.Reader` with the JSON path of the
 offending value; a part that failed comes back as ``BAD``.
 """
 
@@ -26,7 +26,7 @@ from frameworks.marathon.core.model import (
     UnreachableStrategy,
     UpgradeStrategy,
 )
-from frameworks.marathon.validation import (
+from frameworks.marathon.wire.validation import (
     BAD,
     MISSING,
     PORT_NAME_RE,
@@ -37,7 +37,6 @@ from frameworks.marathon.validation import (
 
 HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 HTTP_PROTOCOLS = ("HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS")
-TCP_PROTOCOLS = ("TCP", "MESOS_TCP")
 NETWORK_MODES = ("host", "container/bridge", "container")
 DOCKER_NETWORKS = {"HOST": "host", "BRIDGE": "container/bridge", "USER": "container"}
 VOLUME_MODES = ("RW", "RO")
