@@ -46,7 +46,7 @@ BASE_TIME = 1767323045.0
 
 
 class MemoryStore:
-    """The :class:`~frameworks.marathon.store.Store` protocol held in a dict."""
+    """The :class:`~frameworks.marathon.state.store.Store` protocol held in a dict."""
 
     def __init__(self) -> None:
         """Empty."""

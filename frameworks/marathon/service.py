@@ -42,13 +42,13 @@ from frameworks.marathon.facade import (
     UnknownDeployment,
     UnknownTask,
 )
-from frameworks.marathon.instances import InstanceRepository
-from frameworks.marathon.repository import (
+from frameworks.marathon.state.instances import InstanceRepository
+from frameworks.marathon.state.repository import (
     AppRepository,
     DeploymentRepository,
     FrameworkIdRepository,
 )
-from frameworks.marathon.store import Store
+from frameworks.marathon.state.store import Store
 from frameworks.marathon.wire.app_json import parse_app, render_app
 from frameworks.marathon.wire.deployment_json import (
     plan_from_record,

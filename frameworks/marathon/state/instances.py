@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 
 from frameworks.marathon.core.model import HealthResult, InstanceCondition, MarathonTask
-from frameworks.marathon.repository import dump_json, encode_segment, load_json
-from frameworks.marathon.store import Store, StoreError, get_many
+from frameworks.marathon.state.repository import dump_json, encode_segment, load_json
+from frameworks.marathon.state.store import Store, StoreError, get_many
 
 log = logging.getLogger("mesoslite.marathon.instances")
 
