@@ -5,7 +5,7 @@ Owns: a child process (:func:`serve`) holding a real
 :class:`MemoryStore`) populated with ``apps`` apps (parsed from Marathon JSON
 by ``parse_app``) and ``tasks`` tasks (RUNNING, healthy, one host port each,
 recorded with ``service.task_record`` and flushed to the store), served by
-``frameworks.marathon.http.make_app`` on an ephemeral 127.0.0.1 port; and
+``frameworks.marathon.api.routes.make_app`` on an ephemeral 127.0.0.1 port; and
 :func:`measure`, which times real HTTP GETs against it from this process
 (keep-alive connection) next to baselines measured in the same run: ``GET
 /ping`` and ``json.dumps`` of the same document as plain Python objects.
@@ -117,7 +117,7 @@ async def populate(service: MarathonService, apps: int, tasks: int) -> None:
 
 def serve(conn: Any, apps: int, tasks: int, top: int) -> None:
     """Child process: populate, serve, report the port; profile on request; stop on "stop"."""
-    from frameworks.marathon.http import make_app, start_http_server
+    from frameworks.marathon.api.routes import make_app, start_http_server
 
     async def main() -> None:
         service = MarathonService(MarathonConfig(http_port=0), MemoryStore())

@@ -21,9 +21,9 @@ from typing import Any
 import attrs
 from tornado.httpserver import HTTPServer
 
+from frameworks.marathon.api.routes import make_app
 from frameworks.marathon.config import MarathonConfig
 from frameworks.marathon.election import MarathonElection
-from frameworks.marathon.http import make_app
 from frameworks.marathon.scheduling import Scheduling
 from frameworks.marathon.service import MarathonService
 from frameworks.marathon.state.file_store import FileStore

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from frameworks.marathon.api.apps import wants_text
+from frameworks.marathon.api.base import normalize_id
 from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
-from frameworks.marathon.http_apps import wants_text
-from frameworks.marathon.http_base import normalize_id
 from frameworks.marathon.wire.group_json import (
     GroupDefinitionError,
     build_group,

@@ -310,7 +310,7 @@ class ApiServer:
     """The REST API of ``service`` served on 127.0.0.1 (an ephemeral port)."""
 
     def __init__(self, service: Any, **options: Any) -> None:
-        from frameworks.marathon.http import make_app, start_http_server
+        from frameworks.marathon.api.routes import make_app, start_http_server
 
         self.service = service
         self.app = make_app(service, **options)
