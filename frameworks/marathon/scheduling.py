@@ -3,10 +3,10 @@
 Owns: :class:`Scheduling`, the mesoslite :class:`~mesoslite.scheduler.Scheduler`
 of the Marathon-style framework.  A *pass* (on every change, and every
 ``tick_interval``) asks the pure cores what to do — the running deployments'
-current steps (``deployments``) and, for every other app, the steady-state
-``reconciler`` — kills what they say, and keeps the launch *wants* (app →
+current steps (``core.deployments``) and, for every other app, the steady-state
+``core.reconciler`` — kills what they say, and keeps the launch *wants* (app →
 instances to start, once its backoff allows) that incoming offers are matched
-against (``matcher``).  Tasks are persisted before their launch is sent.
+against (``core.matcher``).  Tasks are persisted before their launch is sent.
 Offers are suppressed when nothing waits and revived when work appears;
 unused offers are declined with ``decline_offer_duration`` filters.  Status
 updates update the tracked tasks and the event bus.  Runs on the event loop.

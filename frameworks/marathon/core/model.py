@@ -2,9 +2,9 @@
 
 Owns: the attrs classes for an App and its parts, with Marathon's defaults,
 and the framework's view of one task (:class:`MarathonTask`).  Python names
-are snake_case; the JSON layer (``app_json``) maps them to Marathon's
+are snake_case; the JSON layer (``wire.app_json``) maps them to Marathon's
 camelCase field names.  Nothing here validates network input: parsing and
-validation live in ``app_json``/``validation``; these classes are the
+validation live in ``wire.app_json``/``wire.validation``; these classes are the
 already-valid values the pure cores work on.
 
 Task ids follow Marathon 1.8: an app ``/grp/web`` has instances
