@@ -20,9 +20,9 @@ from frameworks.marathon.core.model import (
     UnreachableStrategy,
 )
 from frameworks.marathon.core.timestamps import iso, new_version, parse_iso
-from frameworks.marathon.wire.app_json import AppValidationError, parse_app, render_app
+from frameworks.marathon.wire.app_json import parse_app, render_app
 from frameworks.marathon.wire.task_json import render_task
-from frameworks.marathon.wire.validation import resolve_app_id
+from frameworks.marathon.wire.validation import AppValidationError, resolve_app_id
 from mesoslite.testing.clock import FakeClock
 
 FULL_APP: dict[str, Any] = {

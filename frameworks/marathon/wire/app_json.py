@@ -43,7 +43,7 @@ from frameworks.marathon.wire.validation import (
     show,
 )
 
-__all__ = ["READ_ONLY_FIELDS", "AppValidationError", "parse_app", "render_app"]
+__all__ = ["READ_ONLY_FIELDS", "parse_app", "render_app"]
 
 #: Fields the API shows on an App that a client may send back; ignored on input.
 READ_ONLY_FIELDS = frozenset({
