@@ -5,7 +5,7 @@ Owns: a child process (:func:`serve`) holding a real
 :class:`MemoryStore`) populated with ``apps`` apps (parsed from Marathon JSON
 by ``parse_app``) and ``tasks`` tasks (RUNNING, healthy, one host port each,
 recorded with ``service.task_record`` and flushed to the store), served by
-``frameworks.marathon.http.make_app`` on an ephemeral 127.0.0.1 port; and
+``frameworks.marathon.api.routes.make_app`` on an ephemeral 127.0.0.1 port; and
 :func:`measure`, which times real HTTP GETs against it from this process
 (keep-alive connection) next to baselines measured in the same run: ``GET
 /ping`` and ``json.dumps`` of the same document as plain Python objects.
@@ -29,24 +29,24 @@ from typing import Any
 
 import psutil
 
-from frameworks.marathon.app_json import parse_app
 from frameworks.marathon.config import MarathonConfig
-from frameworks.marathon.model import (
+from frameworks.marathon.core.model import (
     HealthResult,
     InstanceCondition,
     MarathonTask,
     new_instance_id,
     task_id_for,
 )
+from frameworks.marathon.core.timestamps import iso
 from frameworks.marathon.service import MarathonService
-from frameworks.marathon.timestamps import iso
+from frameworks.marathon.wire.app_json import parse_app
 
 LIST_PATH = "/v2/apps?embed=apps.tasks"
 BASE_TIME = 1767323045.0
 
 
 class MemoryStore:
-    """The :class:`~frameworks.marathon.store.Store` protocol held in a dict."""
+    """The :class:`~frameworks.marathon.state.store.Store` protocol held in a dict."""
 
     def __init__(self) -> None:
         """Empty."""
@@ -117,7 +117,7 @@ async def populate(service: MarathonService, apps: int, tasks: int) -> None:
 
 def serve(conn: Any, apps: int, tasks: int, top: int) -> None:
     """Child process: populate, serve, report the port; profile on request; stop on "stop"."""
-    from frameworks.marathon.http import make_app, start_http_server
+    from frameworks.marathon.api.routes import make_app, start_http_server
 
     async def main() -> None:
         service = MarathonService(MarathonConfig(http_port=0), MemoryStore())

@@ -1,21 +1,19 @@
 """What the REST API asks of the framework: the service facade and its errors.
 
-Owns: :class:`ServiceFacade`, the one interface between ``http.py`` (and the
-UI) and the framework's state (``service.py`` implements it), the errors it
-raises (each maps to one HTTP status), and the small value types the API
-renders (:class:`QueueEntry`, :class:`TaskFailure`, :class:`TaskCounts`).
-Every method runs on the event loop; ``async`` ones persist before they
-return.
+Owns: :class:`ServiceFacade`, the one interface between the REST API
+(``api/``, and the UI) and the framework's state (``service.py`` implements
+it), the errors it raises (each maps to one HTTP status) and the event-stream
+:class:`Subscription`.  The value types it hands out (:class:`QueueEntry`,
+:class:`TaskFailure`, :class:`TaskCounts`) live in ``core.reports``.  Every
+method runs on the event loop; ``async`` ones persist before they return.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Protocol
 
-import attrs
-
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask
+from frameworks.marathon.core.model import App, MarathonTask
+from frameworks.marathon.core.reports import QueueEntry, TaskCounts, TaskFailure
 
 
 class ServiceError(Exception):
@@ -86,67 +84,6 @@ class InvalidRequest(ServiceError):
     """A semantically invalid request (e.g. a dependency cycle): 422 with details."""
 
     status = 422
-
-
-@attrs.frozen
-class TaskCounts:
-    """tasksStaged / tasksRunning / tasksHealthy / tasksUnhealthy of one app."""
-
-    staged: int = 0
-    running: int = 0
-    healthy: int = 0
-    unhealthy: int = 0
-
-
-def count_tasks(tasks: Iterable[MarathonTask]) -> TaskCounts:
-    """The counters of one app from its tasks (terminal ones are skipped).
-
-    Staged: STAGING or STARTING; running: RUNNING; healthy / unhealthy: the
-    last health verdict, whatever the condition.
-    """
-    staged = running = healthy = unhealthy = 0
-    for task in tasks:
-        condition = task.condition
-        if not condition.is_active:
-            continue
-        if condition is InstanceCondition.STAGING or condition is InstanceCondition.STARTING:
-            staged += 1
-        elif condition is InstanceCondition.RUNNING:
-            running += 1
-        if task.healthy is True:
-            healthy += 1
-        elif task.healthy is False:
-            unhealthy += 1
-    return TaskCounts(staged, running, healthy, unhealthy)
-
-
-@attrs.frozen
-class TaskFailure:
-    """An app's lastTaskFailure (times are epoch seconds)."""
-
-    app_id: str
-    task_id: str
-    state: str
-    message: str
-    host: str
-    agent_id: str
-    timestamp: float
-    version: str
-
-
-@attrs.frozen
-class QueueEntry:
-    """One app waiting for launches, as ``/v2/queue`` shows it."""
-
-    app: App
-    count: int
-    time_left_seconds: float
-    overdue: bool
-    since: float
-    #: Offer-rejection summary: reason name → count (last matching rounds).
-    rejections: dict[str, int] = attrs.field(factory=dict)
-    processed_offers: int = 0
-    unused_offers: int = 0
 
 
 class Subscription(Protocol):

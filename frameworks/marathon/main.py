@@ -21,12 +21,14 @@ from typing import Any
 import attrs
 from tornado.httpserver import HTTPServer
 
+from frameworks.marathon.api.routes import make_app
 from frameworks.marathon.config import MarathonConfig
 from frameworks.marathon.election import MarathonElection
-from frameworks.marathon.http import make_app
 from frameworks.marathon.scheduling import Scheduling
 from frameworks.marathon.service import MarathonService
-from frameworks.marathon.store import FileStore, Store, ZooKeeperStore
+from frameworks.marathon.state.file_store import FileStore
+from frameworks.marathon.state.store import Store
+from frameworks.marathon.state.zk_store import ZooKeeperStore
 from mesoslite import __version__
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.protocol import FrameworkInfo

@@ -3,10 +3,10 @@
 Owns: :class:`Scheduling`, the mesoslite :class:`~mesoslite.scheduler.Scheduler`
 of the Marathon-style framework.  A *pass* (on every change, and every
 ``tick_interval``) asks the pure cores what to do — the running deployments'
-current steps (``deployments``) and, for every other app, the steady-state
-``reconciler`` — kills what they say, and keeps the launch *wants* (app →
+current steps (``core.deployments``) and, for every other app, the steady-state
+``core.reconciler`` — kills what they say, and keeps the launch *wants* (app →
 instances to start, once its backoff allows) that incoming offers are matched
-against (``matcher``).  Tasks are persisted before their launch is sent.
+against (``core.matcher``).  Tasks are persisted before their launch is sent.
 Offers are suppressed when nothing waits and revived when work appears;
 unused offers are declined with ``decline_offer_duration`` filters.  Status
 updates update the tracked tasks and the event bus.  Runs on the event loop.
@@ -21,12 +21,10 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon import deployments as dep
-from frameworks.marathon.app_json import render_health_check
-from frameworks.marathon.facade import QueueEntry
-from frameworks.marathon.launch_queue import LaunchQueue
-from frameworks.marathon.matcher import LaunchWant, Placement, match_offers
-from frameworks.marathon.model import (
+from frameworks.marathon.core import deployments as dep
+from frameworks.marathon.core.launch_queue import LaunchQueue
+from frameworks.marathon.core.matcher import LaunchWant, Placement, match_offers
+from frameworks.marathon.core.model import (
     App,
     HealthResult,
     InstanceCondition,
@@ -34,12 +32,14 @@ from frameworks.marathon.model import (
     new_instance_id,
     task_id_for,
 )
-from frameworks.marathon.readiness import ReadinessChecks
-from frameworks.marathon.reconciler import reconcile
+from frameworks.marathon.core.reconciler import reconcile
+from frameworks.marathon.core.reports import QueueEntry
+from frameworks.marathon.core.service_ports import service_ports
+from frameworks.marathon.core.task_builder import build_task_info
+from frameworks.marathon.core.timestamps import iso
+from frameworks.marathon.readiness_probes import ReadinessChecks
 from frameworks.marathon.service import FAILURE_CONDITIONS, MarathonService
-from frameworks.marathon.service_ports import service_ports
-from frameworks.marathon.task_builder import build_task_info
-from frameworks.marathon.timestamps import iso
+from frameworks.marathon.wire.app_json import render_health_check
 from mesoslite.protocol import Filters, KillPolicy, Offer, TaskStatus
 from mesoslite.protocol.states import TaskState
 from mesoslite.scheduler import Scheduler, SchedulerDriver

@@ -20,39 +20,42 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon import deployments as dep
-from frameworks.marathon.app_json import parse_app, render_app
 from frameworks.marathon.config import MarathonConfig
+from frameworks.marathon.core import deployments as dep
+from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask, VersionInfo
+from frameworks.marathon.core.reports import QueueEntry, TaskCounts, TaskFailure, count_tasks
+from frameworks.marathon.core.service_ports import (
+    ServicePortsExhausted,
+    allocate_service_ports,
+    service_ports,
+    used_service_ports,
+)
+from frameworks.marathon.core.timestamps import iso, new_version, parse_iso
 from frameworks.marathon.events import EventBus
 from frameworks.marathon.facade import (
     AppExists,
     AppLocked,
     InvalidRequest,
     NotLeader,
-    QueueEntry,
-    TaskCounts,
-    TaskFailure,
     TooManyDeployments,
     UnknownApp,
     UnknownDeployment,
     UnknownTask,
-    count_tasks,
 )
-from frameworks.marathon.instances import InstanceRepository
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask, VersionInfo
-from frameworks.marathon.repository import (
+from frameworks.marathon.state.instances import InstanceRepository
+from frameworks.marathon.state.repository import (
     AppRepository,
     DeploymentRepository,
     FrameworkIdRepository,
 )
-from frameworks.marathon.service_ports import (
-    ServicePortsExhausted,
-    allocate_service_ports,
-    service_ports,
-    used_service_ports,
+from frameworks.marathon.state.store import Store
+from frameworks.marathon.wire.app_json import parse_app, render_app
+from frameworks.marathon.wire.deployment_json import (
+    plan_from_record,
+    plan_to_record,
+    render_event_plan,
+    render_step,
 )
-from frameworks.marathon.store import Store
-from frameworks.marathon.timestamps import iso, new_version, parse_iso
 from mesoslite import __version__
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 
@@ -161,16 +164,16 @@ class MarathonService:
     @staticmethod
     def plan_to_record(plan: dep.DeploymentPlan) -> dict[str, Any]:
         """A deployment as stored."""
-        return dep.plan_to_record(plan, render_app)
+        return plan_to_record(plan, render_app)
 
     @staticmethod
     def plan_from_record(record: dict[str, Any]) -> dep.DeploymentPlan:
         """Rebuild a stored deployment (ValueError on a malformed record)."""
-        return dep.plan_from_record(record, parse_app)
+        return plan_from_record(record, parse_app)
 
     def event_plan(self, plan: dep.DeploymentPlan) -> dict[str, Any]:
         """A deployment's ``plan`` as deployment events carry it (original and target)."""
-        return dep.render_event_plan(plan, render_app)
+        return render_event_plan(plan, render_app)
 
     # ------------------------------------------------------------ leadership / info
 
@@ -510,7 +513,7 @@ class MarathonService:
 
     def _announce_step(self, plan: dep.DeploymentPlan) -> None:
         self.bus.publish("deployment_info", plan=self.event_plan(plan),
-                         currentStep=dep.render_step(plan.current_actions))
+                         currentStep=render_step(plan.current_actions))
 
     def _stamp(self, app: App, old: App | None, version: str, *, restart: bool,
                taken: set[int]) -> App:
@@ -542,7 +545,7 @@ class MarathonService:
         if self.plans.get(plan.id) is not plan:
             return  # canceled meanwhile
         self.bus.publish("deployment_step_success", plan=self.event_plan(plan),
-                         currentStep=dep.render_step(plan.current_actions))
+                         currentStep=render_step(plan.current_actions))
         plan = plan.advanced()
         if not plan.finished:
             self.plans[plan.id] = plan

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
-from frameworks.marathon.facade import QueueEntry, TaskFailure
-from frameworks.marathon.model import InstanceCondition
+from frameworks.marathon.core.model import InstanceCondition
+from frameworks.marathon.core.reports import QueueEntry, TaskFailure
 from tests.support.marathon_fake_service import ApiServer, FakeService
 
 WEB = {"id": "/web", "cmd": "sleep 100", "instances": 2, "labels": {"HAPROXY_GROUP": "ext"}}

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from frameworks.marathon.groups import (
+from frameworks.marathon.api.apps import wants_text
+from frameworks.marathon.api.base import normalize_id
+from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
+from frameworks.marathon.wire.group_json import (
     GroupDefinitionError,
     build_group,
     flatten_group_definition,
 )
-from frameworks.marathon.http_apps import wants_text
-from frameworks.marathon.http_base import normalize_id
-from frameworks.marathon.http_render import (
+from frameworks.marathon.wire.render import (
     labels_match,
     light_event,
     parse_embeds,
     parse_label_selector,
     tasks_text,
 )
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask
 
 
 def test_embed_prefixes_and_aliases() -> None:

@@ -1,7 +1,7 @@
 """The ``/v2/events`` SSE stream of a real ``mesoslite marathon`` process, read like curl does.
 
 Each subscription is one HTTP connection read line by line
-(:class:`tests.support.marathon_procs.EventStream`): ``event:`` and
+(:class:`tests.support.marathon_procs.EventStreamReader`): ``event:`` and
 ``data:`` lines, a blank line per event, ``:`` keep-alive comments.  A
 deployment must show up as api_post_event, deployment_info,
 status_update_event (TASK_RUNNING), health_status_changed_event,
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.marathon_procs import EventStream, MarathonCluster, marathon, shell_app
+from tests.support.marathon_procs import EventStreamReader, MarathonCluster, marathon, shell_app
 from tests.support.procs import wait_for
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def group_app_ids(group: dict[str, Any]) -> set[str]:
     return found
 
 
-def deploy_and_wait(marathon: MarathonCluster, stream: EventStream, app_id: str
+def deploy_and_wait(marathon: MarathonCluster, stream: EventStreamReader, app_id: str
                     ) -> tuple[str, list[dict[str, Any]]]:
     """POST a one-instance app; wait for its deployment_success; returns (deployment id, events)."""
     resp = marathon.client.request("POST", "/v2/apps", shell_app(app_id, 1))

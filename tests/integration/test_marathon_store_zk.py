@@ -12,21 +12,21 @@ import pytest
 from kazoo.client import KazooClient
 
 from frameworks.marathon.election import MarathonElection
-from frameworks.marathon.repository import (
+from frameworks.marathon.state.file_store import FileStore
+from frameworks.marathon.state.repository import (
     AppRepository,
     CorruptValueError,
     DeploymentRepository,
     FrameworkIdRepository,
     encode_app_id,
 )
-from frameworks.marathon.store import (
-    FencedError,
-    FileStore,
+from frameworks.marathon.state.store import (
     Store,
     StoreError,
-    ValueTooLargeError,
-    ZooKeeperStore,
+    StoreFencedError,
+    StoreValueTooLargeError,
 )
+from frameworks.marathon.state.zk_store import ZooKeeperStore
 from mesoslite.coordination import parse_zk_url
 from tests.support.procs import until
 from tests.support.zk_fixtures import raw_zk, zk_url, zookeeper  # noqa: F401
@@ -106,7 +106,7 @@ def test_value_over_the_limit_is_refused(kind: str, zk_url: str,  # noqa: F811
                                          tmp_path: Path) -> None:
     """A value over 900 KiB is refused naming the key, and nothing is written."""
     async def body(store: Store) -> None:
-        with pytest.raises(ValueTooLargeError, match="/apps/huge/current"):
+        with pytest.raises(StoreValueTooLargeError, match="/apps/huge/current"):
             await store.commit({"/apps/huge/current": b"x" * (900 * 1024 + 1), "/ok": b"1"})
         assert await store.get("/ok") is None
         await store.put("/fits", b"y" * (900 * 1024))
@@ -124,7 +124,7 @@ def test_commit_over_the_transaction_limit_is_refused_whole_and_big_deletes_spli
     async def body(store: ZooKeeperStore) -> None:
         assert store.max_commit_bytes == 4000
         batch = {f"/big/{i:03d}": b"v" * 100 for i in range(100)}
-        with pytest.raises(ValueTooLargeError, match="transaction limit"):
+        with pytest.raises(StoreValueTooLargeError, match="transaction limit"):
             await store.commit(batch)
         assert await store.children("/big") == []
         for key, data in batch.items():
@@ -204,7 +204,7 @@ def test_thousand_apps_with_three_versions_keep_every_znode_small(
 
 def test_fenced_writes_fail_after_the_leader_znode_is_deleted(
         zk_url: str, raw_zk: KazooClient) -> None:  # noqa: F811
-    """A write fenced by a deleted leader znode raises FencedError and changes nothing."""
+    """A write fenced by a deleted leader znode raises StoreFencedError and changes nothing."""
     async def main() -> None:
         election = MarathonElection(zk_url, "127.0.0.1", 18080)
         await election.start()
@@ -218,11 +218,11 @@ def test_fenced_writes_fail_after_the_leader_znode_is_deleted(
         deposed: list[str] = []
         election.on_deposed(deposed.append)
         await asyncio.to_thread(raw_zk.delete, fence)
-        with pytest.raises(FencedError, match="no longer the leader"):
+        with pytest.raises(StoreFencedError, match="no longer the leader"):
             await apps.store_app("/web", ts(2), app("/web", ts(2)))
-        with pytest.raises(FencedError):
+        with pytest.raises(StoreFencedError):
             await store.delete("/apps")
-        with pytest.raises(FencedError):
+        with pytest.raises(StoreFencedError):
             await FrameworkIdRepository(store).set("fw-2")
         assert await apps.current("/web") == app("/web", ts(1))
         assert await apps.versions("/web") == [ts(1)]

@@ -13,19 +13,8 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon import deployments as dep
-from frameworks.marathon.events import EventBus
-from frameworks.marathon.facade import (
-    AppExists,
-    AppLocked,
-    QueueEntry,
-    TaskCounts,
-    TaskFailure,
-    UnknownApp,
-    UnknownDeployment,
-    UnknownTask,
-)
-from frameworks.marathon.model import (
+from frameworks.marathon.core import deployments as dep
+from frameworks.marathon.core.model import (
     App,
     InstanceCondition,
     MarathonTask,
@@ -33,7 +22,17 @@ from frameworks.marathon.model import (
     new_instance_id,
     task_id_for,
 )
-from frameworks.marathon.timestamps import iso
+from frameworks.marathon.core.reports import QueueEntry, TaskCounts, TaskFailure
+from frameworks.marathon.core.timestamps import iso
+from frameworks.marathon.events import EventBus
+from frameworks.marathon.facade import (
+    AppExists,
+    AppLocked,
+    UnknownApp,
+    UnknownDeployment,
+    UnknownTask,
+)
+from frameworks.marathon.wire.deployment_json import render_deployment
 
 #: Version timestamps start here (2026-01-02T03:04:05Z) and tick one second per write.
 BASE_TIME = 1767323045.0
@@ -73,7 +72,7 @@ class FakeService:
     def finish_deployments(self) -> None:
         """Every running deployment completes."""
         for plan in self.plans:
-            self.bus.publish("deployment_success", id=plan.id, plan=dep.render_deployment(plan))
+            self.bus.publish("deployment_success", id=plan.id, plan=render_deployment(plan))
         self.plans.clear()
 
     def add_task(self, app_id: str, *, host: str = "agent-1", ports: tuple[int, ...] = (31000,),
@@ -126,7 +125,7 @@ class FakeService:
         self._plan_seq += 1
         plan = dep.plan(original, dict(self.apps), version, f"deployment-{self._plan_seq}")
         self.plans.append(plan)
-        self.bus.publish("deployment_info", plan=dep.render_deployment(plan),
+        self.bus.publish("deployment_info", plan=render_deployment(plan),
                          currentStep={"actions": []})
         return plan
 
@@ -311,7 +310,7 @@ class ApiServer:
     """The REST API of ``service`` served on 127.0.0.1 (an ephemeral port)."""
 
     def __init__(self, service: Any, **options: Any) -> None:
-        from frameworks.marathon.http import make_app, start_http_server
+        from frameworks.marathon.api.routes import make_app, start_http_server
 
         self.service = service
         self.app = make_app(service, **options)

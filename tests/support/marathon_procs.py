@@ -1,10 +1,10 @@
 """A master, two agents and a ``mesoslite marathon`` process on loopback, for integration tests.
 
 Owns: :class:`MarathonProc` (the framework process, its REST API port read
-back from what it prints), :class:`MarathonClient` (a small REST client that
+back from what it prints), :class:`MarathonTestClient` (a small REST client that
 returns status, headers and JSON for 2xx and 4xx/5xx alike, plus wait-until
 helpers: deployments finished, tasks running/healthy/of a version),
-:class:`EventStream` (``/v2/events`` read line by line in a thread, events
+:class:`EventStreamReader` (``/v2/events`` read line by line in a thread, events
 collected in order), :class:`MarathonCluster` (everything above under one
 root; :meth:`MarathonCluster.stop` cleans up every process), the
 module-scoped ``marathon`` fixture and :func:`shell_app`, a small app
@@ -88,7 +88,7 @@ class Response:
         return f"Response({self.status}, {self.body[:300]!r})"
 
 
-class MarathonClient:
+class MarathonTestClient:
     """A small client of Marathon's REST API v2 with wait-until helpers."""
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
@@ -208,7 +208,7 @@ def is_healthy(task: dict[str, Any]) -> bool:
     return bool(results) and all(r.get("alive") for r in results)
 
 
-class EventStream:
+class EventStreamReader:
     """``GET /v2/events`` read in a background thread; events are kept in arrival order.
 
     Each event is its ``data:`` JSON plus ``_sse_event``, the type its ``event:`` line
@@ -311,7 +311,7 @@ class MarathonProc:
         match = _MARATHON_LINE.search(output)
         assert match, f"no address line in marathon's output:\n{output[-2000:]}"
         self.port = int(match.group(2))
-        self.client = MarathonClient(self.port)
+        self.client = MarathonTestClient(self.port)
         wait_for(lambda: self.client.get("/ping").status == 200, timeout=20, what="/ping")
 
         def registered() -> str:
@@ -360,10 +360,10 @@ class MarathonCluster:
         self.framework_id = self.marathon_proc.framework_id
         return self.marathon_proc
 
-    def events(self, query: str = "") -> EventStream:
+    def events(self, query: str = "") -> EventStreamReader:
         """A new subscription to ``/v2/events?query``."""
         assert self.marathon_proc is not None
-        return EventStream(self.marathon_proc.port, query)
+        return EventStreamReader(self.marathon_proc.port, query)
 
     def master_task_states(self) -> dict[str, str]:
         """Task id → state of the framework's tasks the master knows (live and completed)."""
@@ -441,10 +441,10 @@ def shell_app(app_id: str, instances: int = 1, *, cmd: str = HTTP_SERVER,
 
 __all__ = [
     "HTTP_SERVER",
-    "EventStream",
-    "MarathonClient",
+    "EventStreamReader",
     "MarathonCluster",
     "MarathonProc",
+    "MarathonTestClient",
     "Response",
     "free_port_range",
     "http_check",

@@ -9,20 +9,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from frameworks.marathon.app_json import AppValidationError, parse_app, render_app
-from frameworks.marathon.model import (
+from frameworks.marathon.core.model import (
     App,
+    AppPortMapping,
     HealthResult,
     InstanceCondition,
     KillSelection,
     MarathonTask,
     PortDefinition,
-    PortMapping,
     UnreachableStrategy,
 )
-from frameworks.marathon.task_json import render_task
-from frameworks.marathon.timestamps import iso, new_version, parse_iso
-from frameworks.marathon.validation import resolve_app_id
+from frameworks.marathon.core.timestamps import iso, new_version, parse_iso
+from frameworks.marathon.wire.app_json import parse_app, render_app
+from frameworks.marathon.wire.task_json import render_task
+from frameworks.marathon.wire.validation import AppValidationError, resolve_app_id
 from mesoslite.testing.clock import FakeClock
 
 FULL_APP: dict[str, Any] = {
@@ -353,7 +353,7 @@ def test_partial_update_to_bridge_networking_drops_port_definitions() -> None:
     updated = parse_app({"networks": [{"mode": "container/bridge"}]}, base=base, partial=True)
     assert updated.port_definitions == ()
     assert updated.container is not None
-    assert updated.container.port_mappings == (PortMapping(container_port=0, host_port=0),)
+    assert updated.container.port_mappings == (AppPortMapping(container_port=0, host_port=0),)
 
 
 def test_partial_update_to_host_networking_drops_port_mappings() -> None:
@@ -375,7 +375,7 @@ def test_partial_update_with_legacy_docker_network_replaces_networks() -> None:
     assert [n.mode for n in updated.networks] == ["container/bridge"]
     assert updated.port_definitions == ()
     assert updated.container is not None and updated.container.port_mappings == (
-        PortMapping(container_port=80, host_port=0),)
+        AppPortMapping(container_port=80, host_port=0),)
 
 
 def test_full_replacement_resets_fields_not_sent() -> None:
@@ -401,7 +401,7 @@ def test_legacy_docker_network_and_port_mappings_are_migrated() -> None:
     assert [n.mode for n in app.networks] == ["container/bridge"]
     assert app.container is not None
     assert app.container.port_mappings == (
-        PortMapping(container_port=80, host_port=0, service_port=10080),)
+        AppPortMapping(container_port=80, host_port=0, service_port=10080),)
     rendered = render_app(app)
     assert "network" not in rendered["container"]["docker"]
     assert rendered["ports"] == [10080] and "portDefinitions" not in rendered

@@ -1,10 +1,10 @@
-"""Unit tests for Marathon placement constraints (frameworks.marathon.constraints)."""
+"""Unit tests for Marathon placement constraints (frameworks.marathon.core.constraints)."""
 
 from __future__ import annotations
 
 import pytest
 
-from frameworks.marathon.constraints import check, check_all, field_value, first_unmet
+from frameworks.marathon.core.constraints import check, check_all, field_value, first_unmet
 
 
 def agent(host: str, **attrs: str) -> dict[str, str]:

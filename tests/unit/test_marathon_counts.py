@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from frameworks.marathon.facade import TaskCounts, count_tasks
-from frameworks.marathon.model import InstanceCondition as C
-from frameworks.marathon.model import MarathonTask
+from frameworks.marathon.core.model import InstanceCondition as C
+from frameworks.marathon.core.model import MarathonTask
+from frameworks.marathon.core.reports import TaskCounts, count_tasks
 
 
 def _task(n: int, condition: C, healthy: bool | None) -> MarathonTask:

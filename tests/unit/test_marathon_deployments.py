@@ -1,4 +1,4 @@
-"""Unit tests for deployment plans and step decisions (frameworks.marathon.deployments).
+"""Unit tests for deployment plans and step decisions (core.deployments) and their JSON.
 
 Includes a rolling-restart simulation: a fake cluster applies the decisions
 tick by tick, tasks become running/healthy/ready after random delays, and the
@@ -13,22 +13,18 @@ import random
 import attrs
 import pytest
 
-from frameworks.marathon.deployments import (
+from frameworks.marathon.core.deployments import (
     DeploymentAction,
     DeploymentPlan,
     action_decisions,
     capacity_bounds,
     is_healthy,
     plan,
-    plan_from_record,
-    plan_to_record,
-    render_deployment,
-    render_event_plan,
     restart_decisions,
     scale_decisions,
     stop_decisions,
 )
-from frameworks.marathon.model import (
+from frameworks.marathon.core.model import (
     App,
     AppHealthCheck,
     InstanceCondition,
@@ -36,6 +32,12 @@ from frameworks.marathon.model import (
     ReadinessCheck,
     UpgradeStrategy,
     VersionInfo,
+)
+from frameworks.marathon.wire.deployment_json import (
+    plan_from_record,
+    plan_to_record,
+    render_deployment,
+    render_event_plan,
 )
 
 C = InstanceCondition

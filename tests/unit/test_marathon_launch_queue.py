@@ -1,11 +1,11 @@
-"""Unit tests for launch delays and crash-loop protection (frameworks.marathon.launch_queue)."""
+"""Unit tests for launch delays and crash-loop protection (frameworks.marathon.core.launch_queue)."""
 
 from __future__ import annotations
 
 import pytest
 
-from frameworks.marathon.launch_queue import LaunchQueue
-from frameworks.marathon.model import App
+from frameworks.marathon.core.launch_queue import LaunchQueue
+from frameworks.marathon.core.model import App
 from mesoslite.testing import FakeClock
 
 

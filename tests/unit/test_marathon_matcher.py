@@ -1,6 +1,6 @@
 """Unit tests for the Marathon offer matcher and service-port allocation.
 
-Covers frameworks.marathon.matcher and frameworks.marathon.service_ports.
+Covers frameworks.marathon.core.matcher and frameworks.marathon.core.service_ports.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from collections import Counter
 
 import pytest
 
-from frameworks.marathon.matcher import LaunchWant, match_offers, reject_summary
-from frameworks.marathon.model import (
+from frameworks.marathon.core.matcher import LaunchWant, match_offers, reject_summary
+from frameworks.marathon.core.model import (
     App,
+    AppPortMapping,
     Container,
     Docker,
     Network,
     PortDefinition,
-    PortMapping,
 )
-from frameworks.marathon.service_ports import (
+from frameworks.marathon.core.service_ports import (
     ServicePortsExhausted,
     allocate_service_ports,
     service_ports,
@@ -36,7 +36,7 @@ def web(**fields: object) -> App:
     return App(**base)  # type: ignore[arg-type]
 
 
-def bridge_app(*mappings: PortMapping) -> App:
+def bridge_app(*mappings: AppPortMapping) -> App:
     """A Docker app on the bridge network with the given port mappings."""
     return App(
         id="/br",
@@ -129,9 +129,9 @@ def test_require_ports_allows_one_instance_per_offer() -> None:
 def test_bridge_mappings_random_fixed_and_none() -> None:
     """Bridge: hostPort 0 is random, a fixed hostPort is exact, None needs no host port."""
     app = bridge_app(
-        PortMapping(container_port=80, host_port=0),
-        PortMapping(container_port=81, host_port=31010),
-        PortMapping(container_port=82, host_port=None),
+        AppPortMapping(container_port=80, host_port=0),
+        AppPortMapping(container_port=81, host_port=31010),
+        AppPortMapping(container_port=82, host_port=None),
     )
     for seed in range(10):
         result = match_offers([offer()], [LaunchWant(app, 1)], {}, rng=random.Random(seed))
@@ -144,7 +144,7 @@ def test_bridge_mappings_random_fixed_and_none() -> None:
 
 def test_bridge_fixed_host_port_missing_is_rejected() -> None:
     """A fixed bridge hostPort outside the offer's ranges rejects the offer."""
-    app = bridge_app(PortMapping(container_port=80, host_port=8080))
+    app = bridge_app(AppPortMapping(container_port=80, host_port=8080))
     result = match_offers([offer()], [LaunchWant(app, 1)], {})
     assert result.placements == []
     assert result.rejections == {"/br": {"InsufficientPorts": 1}}
@@ -298,7 +298,7 @@ def test_service_ports_allocated_lowest_free_avoiding_used() -> None:
 def test_service_ports_for_port_mappings() -> None:
     """Bridge apps get servicePort allocated on their port mappings."""
     app = bridge_app(
-        PortMapping(container_port=80), PortMapping(container_port=81, service_port=10500)
+        AppPortMapping(container_port=80), AppPortMapping(container_port=81, service_port=10500)
     )
     done = allocate_service_ports(app, {10000})
     assert service_ports(done) == (10001, 10500)

@@ -1,11 +1,11 @@
-"""Unit tests for the steady-state reconciler (frameworks.marathon.reconciler)."""
+"""Unit tests for the steady-state reconciler (frameworks.marathon.core.reconciler)."""
 
 from __future__ import annotations
 
 import itertools
 
-from frameworks.marathon.deployments import plan
-from frameworks.marathon.model import (
+from frameworks.marathon.core.deployments import plan
+from frameworks.marathon.core.model import (
     App,
     InstanceCondition,
     KillSelection,
@@ -13,7 +13,7 @@ from frameworks.marathon.model import (
     UnreachableStrategy,
     VersionInfo,
 )
-from frameworks.marathon.reconciler import Decisions, kill_order, reconcile
+from frameworks.marathon.core.reconciler import Decisions, kill_order, reconcile
 from mesoslite.testing import FakeClock
 
 C = InstanceCondition

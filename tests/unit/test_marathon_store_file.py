@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from frameworks.marathon.election import MarathonElection
-from frameworks.marathon.repository import (
+from frameworks.marathon.state.file_store import FileStore
+from frameworks.marathon.state.repository import (
     AppRepository,
     CorruptValueError,
     DeploymentRepository,
@@ -19,11 +20,10 @@ from frameworks.marathon.repository import (
     decode_app_id,
     encode_app_id,
 )
-from frameworks.marathon.store import (
-    FileStore,
+from frameworks.marathon.state.store import (
     InvalidKeyError,
     StoreError,
-    ValueTooLargeError,
+    StoreValueTooLargeError,
     get_many,
 )
 
@@ -147,7 +147,7 @@ def test_keys_that_could_escape_are_refused(tmp_path: Path, key: str) -> None:
 def test_value_limits(tmp_path: Path) -> None:
     """Values over the limit are refused naming the key; empty values are refused too."""
     async def body(store: FileStore) -> None:
-        with pytest.raises(ValueTooLargeError, match="/big"):
+        with pytest.raises(StoreValueTooLargeError, match="/big"):
             await store.put("/big", b"x" * 1001)
         with pytest.raises(StoreError, match="/empty"):
             await store.put("/empty", b"")

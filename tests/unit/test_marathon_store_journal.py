@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from frameworks.marathon import store as store_module
-from frameworks.marathon.store import FileStore, StoreError, get_many
-from frameworks.marathon.store_journal import encode_commit, encode_snapshot, read_snapshot
+from frameworks.marathon.state import file_store as file_store_module
+from frameworks.marathon.state.file_store import FileStore
+from frameworks.marathon.state.journal import encode_commit, encode_snapshot, read_snapshot
+from frameworks.marathon.state.store import StoreError, get_many
 
 
 def run_with_store(state: Path, body: Callable[[FileStore], Awaitable[Any]],
@@ -156,7 +157,7 @@ def test_crash_between_new_snapshot_and_new_journal_loads(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compaction stopped after its snapshot: writes are refused, and a restart loads it all."""
     state = tmp_path / "state"
-    real_write = store_module.write_atomic
+    real_write = file_store_module.write_atomic
 
     def no_new_journal(path: Path, data: bytes) -> None:
         if path.name == "journal" and (state / "snapshot").exists():
@@ -172,7 +173,7 @@ def test_crash_between_new_snapshot_and_new_journal_loads(
                 acknowledged[f"/k/{i % 5}"] = value
         return acknowledged
 
-    monkeypatch.setattr(store_module, "write_atomic", no_new_journal)
+    monkeypatch.setattr(file_store_module, "write_atomic", no_new_journal)
     acknowledged = run_with_store(state, body, compact_min_bytes=2048)
     monkeypatch.undo()
     assert acknowledged and run_with_store(state, dump) == acknowledged

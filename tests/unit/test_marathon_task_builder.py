@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from frameworks.marathon.app_json import parse_app
-from frameworks.marathon.model import App
-from frameworks.marathon.task_builder import build_task_info, task_environment
+from frameworks.marathon.core.model import App
+from frameworks.marathon.core.task_builder import build_task_info, task_environment
+from frameworks.marathon.wire.app_json import parse_app
 from mesoslite.agent.containerizer.docker_spec import (
     DockerLaunchSpec,
     DockerOptions,

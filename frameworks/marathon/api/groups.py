@@ -1,7 +1,7 @@
 """``/v2/groups`` of the Marathon REST API (tornado handler).
 
 Owns: :class:`GroupsHandler`: GET a group tree (built from app ids by
-:mod:`.groups`), POST a new group of apps, PUT apps into a group or
+``wire.group_json``), POST a new group of apps, PUT apps into a group or
 ``{"scaleBy": f}`` (every app's instances × f, rounded up), DELETE every app
 of a group.  Groups have no state of their own here: a group exists while an
 app lives under it, so an empty group cannot be created.
@@ -14,17 +14,17 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon.app_json import parse_app
-from frameworks.marathon.groups import (
+from frameworks.marathon.api.apps import AppViews, merge_definition, partial_update
+from frameworks.marathon.api.base import ApiError, ApiHandler, deployment_result, invalid
+from frameworks.marathon.core.model import App
+from frameworks.marathon.wire.app_json import parse_app
+from frameworks.marathon.wire.group_json import (
     GroupDefinitionError,
     apps_under,
     build_group,
     flatten_group_definition,
 )
-from frameworks.marathon.http_apps import AppViews, merge_definition, partial_update
-from frameworks.marathon.http_base import ApiError, ApiHandler, deployment_result, invalid
-from frameworks.marathon.http_render import parse_embeds
-from frameworks.marathon.model import App
+from frameworks.marathon.wire.render import parse_embeds
 
 #: Largest scaleBy factor accepted.
 MAX_SCALE_BY = 1000.0

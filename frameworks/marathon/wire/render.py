@@ -6,7 +6,7 @@ lastTaskFailure, taskStats), ``/v2/queue`` entries, the ``text/plain``
 rendering of ``/v2/tasks``, the ``label`` selector of ``/v2/apps``,
 ``{"deploymentId", "version"}`` references and the ``plan-format=light``
 trimming of events.  App and Task objects themselves come from
-``app_json``; nothing here adds keys Marathon does not have.
+``app_json`` and ``task_json``; nothing here adds keys Marathon does not have.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from frameworks.marathon.deployments import render_deployment
-from frameworks.marathon.facade import QueueEntry, TaskCounts, TaskFailure
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask
-from frameworks.marathon.timestamps import iso
+from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
+from frameworks.marathon.core.reports import QueueEntry, TaskCounts, TaskFailure
+from frameworks.marathon.core.service_ports import service_ports
+from frameworks.marathon.core.timestamps import iso
+from frameworks.marathon.wire.deployment_json import render_deployment
 
 #: Embed names after the ``app.``/``apps.``/``group.apps.`` prefix.
 APP_EMBEDS = frozenset({"tasks", "counts", "deployments", "readiness", "lastTaskFailure",
@@ -129,14 +130,6 @@ def queue_entry_json(entry: QueueEntry, app_json: dict[str, Any]) -> dict[str, A
         "lastUnusedOffers": [],
         "app": app_json,
     }
-
-
-def service_ports(app: App) -> list[int]:
-    """The app's service ports (port definitions, or container port mappings)."""
-    if app.uses_host_ports:
-        return [p.port for p in app.port_definitions]
-    mappings = app.container.port_mappings if app.container else None
-    return [m.service_port for m in mappings or ()]
 
 
 def tasks_text(apps: Iterable[App], tasks: Iterable[MarathonTask]) -> str:

@@ -3,8 +3,8 @@
 Owns: :func:`make_app` (every route of Marathon's API v2 on a
 :class:`~frameworks.marathon.facade.ServiceFacade`), the system and
 deployment/queue handlers, and :func:`start_http_server`.  The app and task
-routes live in :mod:`.http_apps`, groups in :mod:`.http_groups`, the event
-stream in :mod:`.http_events`, the shared handler base in :mod:`.http_base`.
+routes live in :mod:`.apps`, groups in :mod:`.groups`, the event stream in
+:mod:`.event_stream`, the shared handler base in :mod:`.base`.
 
 Paths are normalised before routing (``//`` collapses, a trailing ``/`` is
 dropped), so ``/v2/apps//grp/web`` is ``/v2/apps/grp/web``.  App ids may have
@@ -29,10 +29,7 @@ import tornado.httputil
 import tornado.netutil
 import tornado.web
 
-from frameworks.marathon.app_json import render_app
-from frameworks.marathon.deployments import render_deployment
-from frameworks.marathon.facade import ServiceFacade
-from frameworks.marathon.http_apps import (
+from frameworks.marathon.api.apps import (
     AppHandler,
     AppRestartHandler,
     AppsHandler,
@@ -40,13 +37,16 @@ from frameworks.marathon.http_apps import (
     AppTasksHandler,
     AppVersionHandler,
     AppVersionsHandler,
+    TaskListHandler,
     TasksDeleteHandler,
-    TasksHandler,
 )
-from frameworks.marathon.http_base import ApiError, ApiHandler, deployment_result
-from frameworks.marathon.http_events import EventStreamHandler
-from frameworks.marathon.http_groups import GroupsHandler
-from frameworks.marathon.http_render import queue_entry_json
+from frameworks.marathon.api.base import ApiError, ApiHandler, deployment_result
+from frameworks.marathon.api.event_stream import EventStreamHandler
+from frameworks.marathon.api.groups import GroupsHandler
+from frameworks.marathon.facade import ServiceFacade
+from frameworks.marathon.wire.app_json import render_app
+from frameworks.marathon.wire.deployment_json import render_deployment
+from frameworks.marathon.wire.render import queue_entry_json
 
 #: Default largest request body (bytes).
 MAX_BODY_BYTES = 1024 * 1024
@@ -151,7 +151,7 @@ class QueueDelayHandler(ApiHandler):
         self.finish()
 
 
-class NotFoundHandler(ApiHandler):
+class UnknownPathHandler(ApiHandler):
     """Every unknown path: 404 JSON (no proxying: the path is wrong everywhere)."""
 
     LOCAL = True
@@ -206,7 +206,7 @@ def make_app(service: ServiceFacade, *, max_body_bytes: int = MAX_BODY_BYTES,
         (r"/v2/apps/(.+)/versions/([^/]+)", AppVersionHandler),
         (r"/v2/apps/(.+)/versions", AppVersionsHandler),
         (r"/v2/apps/(.+)", AppHandler),
-        (r"/v2/tasks", TasksHandler),
+        (r"/v2/tasks", TaskListHandler),
         (r"/v2/tasks/delete", TasksDeleteHandler),
         (r"/v2/deployments", DeploymentsHandler),
         (r"/v2/deployments/([^/]+)", DeploymentHandler),
@@ -217,7 +217,7 @@ def make_app(service: ServiceFacade, *, max_body_bytes: int = MAX_BODY_BYTES,
     ]
     return MarathonApplication(
         [(pattern, handler, args) for pattern, handler in routes],
-        default_handler_class=NotFoundHandler, default_handler_args=args,
+        default_handler_class=UnknownPathHandler, default_handler_args=args,
         debug=debug, serve_traceback=False, compress_response=False)
 
 

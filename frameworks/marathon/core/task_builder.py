@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from frameworks.marathon.model import App, AppHealthCheck
+from frameworks.marathon.core.model import App, AppHealthCheck
 from mesoslite.protocol.types import (
     CommandInfo,
     ContainerInfo,

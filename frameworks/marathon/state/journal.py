@@ -1,4 +1,4 @@
-"""The on-disk format and in-memory key tree behind :class:`~frameworks.marathon.store.FileStore`.
+"""The on-disk format and in-memory key tree behind the file store (``file_store.FileStore``).
 
 Owns: the key tree held in memory (:class:`KeyTree`), the framing of journal and
 snapshot records, reading them back (torn tails vs corruption), atomic file

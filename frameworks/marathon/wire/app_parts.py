@@ -4,7 +4,7 @@ Owns: turning the nested JSON objects of an app (port definitions and
 mappings, networks, container, health and readiness checks, fetch URIs,
 upgrade and unreachable strategies, env and secrets) into the model's attrs
 values, with Marathon's defaults.  Every problem is recorded on the
-:class:`~frameworks.marathon.validation.Reader` with the JSON path of the
+:class:`~frameworks.marathon.wire.validation.Reader` with the JSON path of the
 offending value; a part that failed comes back as ``BAD``.
 """
 
@@ -12,21 +12,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from frameworks.marathon.model import (
+from frameworks.marathon.core.model import (
     AppHealthCheck,
+    AppPortMapping,
+    AppVolume,
     Container,
     Docker,
     DockerParameter,
     FetchUri,
     Network,
     PortDefinition,
-    PortMapping,
     ReadinessCheck,
     UnreachableStrategy,
     UpgradeStrategy,
-    Volume,
 )
-from frameworks.marathon.validation import (
+from frameworks.marathon.wire.validation import (
     BAD,
     MISSING,
     PORT_NAME_RE,
@@ -37,7 +37,6 @@ from frameworks.marathon.validation import (
 
 HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 HTTP_PROTOCOLS = ("HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS")
-TCP_PROTOCOLS = ("TCP", "MESOS_TCP")
 NETWORK_MODES = ("host", "container/bridge", "container")
 DOCKER_NETWORKS = {"HOST": "host", "BRIDGE": "container/bridge", "USER": "container"}
 VOLUME_MODES = ("RW", "RO")
@@ -95,7 +94,7 @@ _MAPPING_KEYS = frozenset({"containerPort", "hostPort", "servicePort", "protocol
                            "labels", "networkNames"})
 
 
-def port_mapping(reader: Reader, value: Any, path: str, bridge: bool) -> PortMapping | Any:
+def port_mapping(reader: Reader, value: Any, path: str, bridge: bool) -> AppPortMapping | Any:
     """One ``portMappings`` element; ``hostPort`` defaults to 0 only on the bridge."""
     value = reader.obj(value, path)
     if value is BAD:
@@ -121,7 +120,7 @@ def port_mapping(reader: Reader, value: Any, path: str, bridge: bool) -> PortMap
         reader.str_list(value["networkNames"], f"{path}/networkNames")
     if BAD in (container_port, host_port, service_port, protocol, name, labels):
         return BAD
-    return PortMapping(container_port=container_port, host_port=host_port,
+    return AppPortMapping(container_port=container_port, host_port=host_port,
                        service_port=service_port, protocol=protocol, name=name, labels=labels)
 
 
@@ -155,7 +154,7 @@ def check_networks(reader: Reader, nets: list[Network], path: str) -> None:
 _VOLUME_KEYS = frozenset({"containerPath", "hostPath", "mode"})
 
 
-def volume(reader: Reader, value: Any, path: str) -> Volume | Any:
+def volume(reader: Reader, value: Any, path: str) -> AppVolume | Any:
     """One ``container.volumes`` element (host path mounts only)."""
     value = reader.obj(value, path)
     if value is BAD:
@@ -174,7 +173,7 @@ def volume(reader: Reader, value: Any, path: str) -> Volume | Any:
     mode = "RW" if mode is MISSING else reader.enum(mode, f"{path}/mode", VOLUME_MODES)
     if BAD in (cpath, hpath, mode):
         return BAD
-    return Volume(container_path=cpath, host_path=hpath, mode=mode)
+    return AppVolume(container_path=cpath, host_path=hpath, mode=mode)
 
 
 def _docker_param(reader: Reader, value: Any, path: str) -> DockerParameter | Any:

@@ -2,9 +2,9 @@
 
 Owns: the attrs classes for an App and its parts, with Marathon's defaults,
 and the framework's view of one task (:class:`MarathonTask`).  Python names
-are snake_case; the JSON layer (``app_json``) maps them to Marathon's
+are snake_case; the JSON layer (``wire.app_json``) maps them to Marathon's
 camelCase field names.  Nothing here validates network input: parsing and
-validation live in ``app_json``/``validation``; these classes are the
+validation live in ``wire.app_json``/``wire.validation``; these classes are the
 already-valid values the pure cores work on.
 
 Task ids follow Marathon 1.8: an app ``/grp/web`` has instances
@@ -44,7 +44,7 @@ class PortDefinition:
 
 
 @attrs.frozen
-class PortMapping:
+class AppPortMapping:
     """A container port mapped onto a host port (0: any offered port)."""
 
     container_port: int = 0
@@ -83,7 +83,7 @@ class Docker:
 
 
 @attrs.frozen
-class Volume:
+class AppVolume:
     """A host path mounted into the container."""
 
     container_path: str
@@ -97,8 +97,8 @@ class Container:
 
     type: str = "DOCKER"
     docker: Docker | None = None
-    volumes: tuple[Volume, ...] = ()
-    port_mappings: tuple[PortMapping, ...] | None = None
+    volumes: tuple[AppVolume, ...] = ()
+    port_mappings: tuple[AppPortMapping, ...] | None = None
 
 
 @attrs.frozen
@@ -327,11 +327,3 @@ def new_instance_id(app_id: str, uuid: str | None = None) -> str:
 def task_id_for(instance_id: str, incarnation: int = 1) -> str:
     """The id of an instance's ``incarnation``-th task (``<instance>._app.<n>``)."""
     return f"{instance_id}._app.{incarnation}"
-
-
-def instance_id_of(task_id: str) -> str | None:
-    """The instance id inside a task id made by :func:`task_id_for` (None if not ours)."""
-    head, sep, tail = task_id.rpartition("._app.")
-    if not sep or not tail.isdigit() or ".instance-" not in head:
-        return None
-    return head

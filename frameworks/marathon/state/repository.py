@@ -6,6 +6,7 @@ Owns: the key layout and JSON encoding of what survives a restart or a failover:
     /apps/<encoded app id>/versions/<version>   every kept version of it
     /deployments/<deployment id>                one deployment (a JSON object)
     /framework-id                               {"id": "<framework id>"}
+    /instances/<encoded task id>                one task (kept by ``instances``)
 
 The layout is nested so each value stays small (one app or one deployment
 per znode, far under ZooKeeper's 1 MB limit).  App ids are paths like
@@ -25,7 +26,7 @@ import json
 import re
 from typing import Any
 
-from frameworks.marathon.store import InvalidKeyError, Store, StoreError
+from frameworks.marathon.state.store import InvalidKeyError, Store, StoreError
 
 #: Marathon's ``zk_max_versions`` default.
 DEFAULT_MAX_VERSIONS = 50

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from frameworks.marathon.model import SERVICE_PORT_RANGE, App
+from frameworks.marathon.core.model import SERVICE_PORT_RANGE, App
 
 __all__ = [
     "ServicePortsExhausted",

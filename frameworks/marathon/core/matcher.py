@@ -36,9 +36,9 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon.constraints import check_all
-from frameworks.marathon.model import App
-from frameworks.marathon.service_ports import service_ports
+from frameworks.marathon.core.constraints import check_all
+from frameworks.marathon.core.model import App
+from frameworks.marathon.core.service_ports import service_ports
 from mesoslite.protocol.types import Offer
 from mesoslite.resources import Resources
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon.model import App, InstanceCondition, KillSelection, MarathonTask
+from frameworks.marathon.core.model import App, InstanceCondition, KillSelection, MarathonTask
 from mesoslite.clock import Clock
 
 __all__ = [

@@ -2,8 +2,9 @@
 
 Owns: turning a change of the app set (``original`` → ``target``) into a
 Marathon deployment plan of steps and actions; deciding, for the action being
-executed, what to launch and kill and when the action is done; and rendering
-plans in Marathon's JSON shapes (``GET /v2/deployments`` and the event bus).
+executed, what to launch and kill and when the action is done.  Plans in
+Marathon's JSON shapes (``GET /v2/deployments``, the event bus, the store)
+are ``wire.deployment_json``.
 
 Planning (Marathon's order):
 
@@ -34,13 +35,12 @@ checks.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import attrs
 
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask
-from frameworks.marathon.reconciler import is_current_config, kill_order
+from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
+from frameworks.marathon.core.reconciler import is_current_config, kill_order
 
 __all__ = [
     "ACTIONS",
@@ -50,14 +50,7 @@ __all__ = [
     "capacity_bounds",
     "is_healthy",
     "plan",
-    "plan_from_record",
-    "plan_to_record",
-    "render_action",
-    "render_deployment",
-    "render_event_plan",
-    "render_step",
     "restart_decisions",
-    "root_group",
     "scale_decisions",
     "stop_decisions",
 ]
@@ -323,7 +316,7 @@ def scale_decisions(
 ) -> Decision:
     """``(launch_count, kill_task_ids, done)`` for scaling ``app`` to its instance count.
 
-    Surplus tasks are killed in :func:`~frameworks.marathon.reconciler.kill_order`;
+    Surplus tasks are killed in :func:`~frameworks.marathon.core.reconciler.kill_order`;
     done when exactly ``instances`` tasks are alive, none is being killed, and
     all are healthy (and ready).
     """
@@ -372,138 +365,3 @@ def action_decisions(
     if action.action == SCALE:
         return scale_decisions(app, tasks, ready)
     raise ValueError(f"action: expected one of {', '.join(ACTIONS)}, got {action.action!r}")
-
-
-# -- rendering ---------------------------------------------------------------------------------
-
-
-def render_action(action: DeploymentAction) -> dict[str, str]:
-    """``{"action", "app"}`` as in Marathon's plans."""
-    return {"action": action.action, "app": action.app_id}
-
-
-def render_step(step: Sequence[DeploymentAction]) -> dict[str, Any]:
-    """``{"actions": [...]}``: one step (also the ``currentStep`` of step events)."""
-    return {"actions": [render_action(a) for a in step]}
-
-
-def render_deployment(
-    deployment: DeploymentPlan,
-    readiness: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
-) -> dict[str, Any]:
-    """One element of ``GET /v2/deployments``.
-
-    ``currentStep`` is 1-based; ``readiness`` maps app id → readiness-check
-    results (``{taskId, lastResponse, name, ready}``) for ``currentActions``.
-    """
-    total = len(deployment.steps)
-    readiness = readiness or {}
-    return {
-        "id": deployment.id,
-        "version": deployment.version,
-        "affectedApps": list(deployment.affected_app_ids),
-        "affectedPods": [],
-        "steps": [render_step(step) for step in deployment.steps],
-        "currentActions": [
-            {**render_action(a), "readinessCheckResults": list(readiness.get(a.app_id, ()))}
-            for a in deployment.current_actions
-        ],
-        "currentStep": min(deployment.current_step + 1, total),
-        "totalSteps": total,
-    }
-
-
-def _parent(path: str) -> str:
-    """The group id containing ``path`` (``/`` for top-level ids)."""
-    head = path.rstrip("/").rsplit("/", 1)[0]
-    return head or "/"
-
-
-def root_group(
-    apps: Mapping[str, App], version: str, app_to_json: Callable[[App], dict[str, Any]]
-) -> dict[str, Any]:
-    """The root group holding ``apps``, nested by path, in Marathon's Group shape.
-
-    Each group is ``{id, apps, groups, pods, dependencies, version}``.
-    """
-    group_ids = {"/"}
-    for app_id in apps:
-        parent = _parent(app_id)
-        while parent not in group_ids:
-            group_ids.add(parent)
-            parent = _parent(parent)
-    nodes: dict[str, dict[str, Any]] = {
-        gid: {"id": gid, "apps": [], "groups": [], "pods": [], "dependencies": [],
-              "version": version}
-        for gid in group_ids
-    }
-    for app_id in sorted(apps):
-        nodes[_parent(app_id)]["apps"].append(app_to_json(apps[app_id]))
-    for gid in sorted(group_ids - {"/"}):
-        nodes[_parent(gid)]["groups"].append(nodes[gid])
-    return nodes["/"]
-
-
-def render_event_plan(
-    deployment: DeploymentPlan,
-    app_to_json: Callable[[App], dict[str, Any]] | None = None,
-    *,
-    light: bool = False,
-) -> dict[str, Any]:
-    """The ``plan`` of deployment events: ``{id, original, target, steps, version}``.
-
-    ``original``/``target`` are root groups (see :func:`root_group`); with
-    ``light`` (``plan-format=light``) or without ``app_to_json`` they are left out.
-    """
-    out: dict[str, Any] = {"id": deployment.id}
-    if not light and app_to_json is not None:
-        out["original"] = root_group(deployment.original, deployment.version, app_to_json)
-        out["target"] = root_group(deployment.target, deployment.version, app_to_json)
-    out["steps"] = [render_step(step) for step in deployment.steps]
-    out["version"] = deployment.version
-    return out
-
-
-# -- persistence -------------------------------------------------------------------------------
-
-
-def plan_to_record(
-    deployment: DeploymentPlan, app_to_json: Callable[[App], dict[str, Any]]
-) -> dict[str, Any]:
-    """A JSON-able record of ``deployment`` for the store (see :func:`plan_from_record`)."""
-    return {
-        "id": deployment.id,
-        "version": deployment.version,
-        "original": {k: app_to_json(v) for k, v in sorted(deployment.original.items())},
-        "target": {k: app_to_json(v) for k, v in sorted(deployment.target.items())},
-        "steps": [[render_action(a) for a in step] for step in deployment.steps],
-        "currentStep": deployment.current_step,
-    }
-
-
-def plan_from_record(
-    record: Mapping[str, Any], app_from_json: Callable[[dict[str, Any]], App]
-) -> DeploymentPlan:
-    """The plan stored by :func:`plan_to_record`; raises ValueError naming a bad field."""
-    try:
-        steps = tuple(
-            tuple(DeploymentAction(str(a["action"]), str(a["app"])) for a in step)
-            for step in record["steps"]
-        )
-        for step in steps:
-            for action in step:
-                if action.action not in ACTIONS:
-                    raise ValueError(f"steps: unknown action {action.action!r}")
-        current = record.get("currentStep", 0)
-        if isinstance(current, bool) or not isinstance(current, int) or current < 0:
-            raise ValueError(f"currentStep: expected a non-negative integer, got {current!r}")
-        return DeploymentPlan(
-            id=str(record["id"]),
-            version=str(record["version"]),
-            original={k: app_from_json(v) for k, v in record["original"].items()},
-            target={k: app_from_json(v) for k, v in record["target"].items()},
-            steps=steps,
-            current_step=current,
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"deployment record: missing or malformed field {exc}") from None

@@ -1,6 +1,6 @@
 """Durable records of the framework's tasks.
 
-Owns: the JSON form of a :class:`~frameworks.marathon.model.MarathonTask`
+Owns: the JSON form of a :class:`~frameworks.marathon.core.model.MarathonTask`
 as stored under ``/instances/<task id>`` (written before a launch is sent,
 so that a new leader knows every task the old one may have started, and
 removed once the task is terminal), and the batching of those writes into
@@ -15,9 +15,9 @@ from typing import Any
 
 import attrs
 
-from frameworks.marathon.model import HealthResult, InstanceCondition, MarathonTask
-from frameworks.marathon.repository import dump_json, encode_segment, load_json
-from frameworks.marathon.store import Store, StoreError, get_many
+from frameworks.marathon.core.model import HealthResult, InstanceCondition, MarathonTask
+from frameworks.marathon.state.repository import dump_json, encode_segment, load_json
+from frameworks.marathon.state.store import Store, StoreError, get_many
 
 log = logging.getLogger("mesoslite.marathon.instances")
 

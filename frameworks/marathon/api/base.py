@@ -23,7 +23,7 @@ import tornado.httpclient
 import tornado.web
 
 from frameworks.marathon.facade import AppLocked, NotLeader, ServiceError, ServiceFacade
-from frameworks.marathon.http_render import deployment_ref
+from frameworks.marathon.wire.render import deployment_ref
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import attrs
 
-from frameworks.marathon.model import App
+from frameworks.marathon.core.model import App
 from mesoslite.clock import Clock
 
 __all__ = ["DEFAULT_MIN_UPTIME", "DelayState", "LaunchQueue"]

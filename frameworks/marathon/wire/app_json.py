@@ -17,22 +17,23 @@ sent or the app uses container networks (this layer emits both).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
-from frameworks.marathon import app_parts as parts
-from frameworks.marathon.model import (
+from frameworks.marathon.core.model import (
     App,
     AppHealthCheck,
+    AppPortMapping,
     Container,
     FetchUri,
     KillSelection,
     Network,
     PortDefinition,
-    PortMapping,
     VersionInfo,
 )
-from frameworks.marathon.timestamps import iso, parse_iso
-from frameworks.marathon.validation import (
+from frameworks.marathon.core.timestamps import iso, parse_iso
+from frameworks.marathon.wire import app_parts as parts
+from frameworks.marathon.wire.validation import (
     BAD,
     MISSING,
     AppValidationError,
@@ -42,7 +43,7 @@ from frameworks.marathon.validation import (
     show,
 )
 
-__all__ = ["READ_ONLY_FIELDS", "AppValidationError", "parse_app", "render_app"]
+__all__ = ["READ_ONLY_FIELDS", "parse_app", "render_app"]
 
 #: Fields the API shows on an App that a client may send back; ignored on input.
 READ_ONLY_FIELDS = frozenset({
@@ -145,26 +146,58 @@ def _get(obj: dict[str, Any], key: str) -> Any:
     return MISSING if value is None else value
 
 
+#: An App of defaults: where an omitted field takes its value from.
+_DEFAULTS = App(id="/x")
+_Check = Callable[[Any, str], Any]
+_Optional = Callable[[str, Any, _Check], Any]
+
+
 def _parse(r: Reader, obj: dict[str, Any], group: str) -> App | Any:
+    """The App in ``obj``, or BAD once any error is recorded (in the order the fields are read)."""
     for key in obj:
         if key not in _APP_FIELDS and key not in READ_ONLY_FIELDS:
             r.error(f"/{key}", f"unknown property {key!r}")
-    d = App(id="/x")
-    app_id: Any = BAD
+    app_id = _app_id(r, obj, group)
+    opt = _optional(obj)
+    f: dict[str, Any] = {}
+    _command_and_resources(r, opt, f)
+    _placement_and_policies(r, opt, obj, f)
+    _ports_and_container(r, obj, f)
+    _checks_and_dependencies(r, opt, f, app_id)
+    if BAD in f.values() or app_id is BAD or r.errors:
+        return BAD
+    for key in ("cpus", "mem", "disk", "backoff_seconds", "backoff_factor",
+                "max_launch_delay_seconds"):
+        f[key] = float(f[key])
+    if f["task_kill_grace_period_seconds"] is not None:
+        f["task_kill_grace_period_seconds"] = float(f["task_kill_grace_period_seconds"])
+    return App(id=app_id, **f)
+
+
+def _optional(obj: dict[str, Any]) -> _Optional:
+    """``opt(key, default, check)``: ``check(value, "/key")`` when sent, else ``default``."""
+    def opt(key: str, default: Any, check: _Check) -> Any:
+        raw = _get(obj, key)
+        return default if raw is MISSING else check(raw, f"/{key}")
+    return opt
+
+
+def _app_id(r: Reader, obj: dict[str, Any], group: str) -> Any:
+    """The absolute app id (BAD, with an error, when missing or malformed)."""
     raw_id = _get(obj, "id")
     if raw_id is MISSING:
         r.error("/id", "expected an app id, got nothing")
-    else:
-        try:
-            app_id = resolve_app_id(raw_id, group)
-        except ValueError as exc:
-            r.error("/id", str(exc))
-    f: dict[str, Any] = {}
+        return BAD
+    try:
+        return resolve_app_id(raw_id, group)
+    except ValueError as exc:
+        r.error("/id", str(exc))
+        return BAD
 
-    def opt(key: str, default: Any, check: Any) -> Any:
-        raw = _get(obj, key)
-        return default if raw is MISSING else check(raw, f"/{key}")
 
+def _command_and_resources(r: Reader, opt: _Optional, f: dict[str, Any]) -> None:
+    """Fill the command, user, instances, resources and launch backoff."""
+    d = _DEFAULTS
     f["cmd"] = opt("cmd", None, lambda v, p: r.string(v, p, min_len=1))
     args = opt("args", None, r.str_list)
     f["args"] = tuple(args) if args not in (None, BAD) and args else (BAD if args is BAD else None)
@@ -185,6 +218,12 @@ def _parse(r: Reader, obj: dict[str, Any], group: str) -> App | Any:
     f["max_launch_delay_seconds"] = opt("maxLaunchDelaySeconds", d.max_launch_delay_seconds,
                                         lambda v, p: r.number(v, p, minimum=0))
     f["require_ports"] = opt("requirePorts", False, r.boolean)
+
+
+def _placement_and_policies(r: Reader, opt: _Optional, obj: dict[str, Any],
+                            f: dict[str, Any]) -> None:
+    """Fill labels, secrets, env, constraints, fetch, strategies, roles and the version."""
+    d = _DEFAULTS
     f["labels"] = opt("labels", {}, r.str_map)
     f["secrets"] = opt("secrets", {}, lambda v, p: parts.secrets(r, v, p))
     names = f["secrets"] if f["secrets"] is not BAD else None
@@ -212,7 +251,11 @@ def _parse(r: Reader, obj: dict[str, Any], group: str) -> App | Any:
         r.error("/ipAddress", "ipAddress is not supported; use networks with mode container")
     f["version"] = opt("version", "", _version(r))
     f["version_info"] = opt("versionInfo", None, lambda v, p: _version_info(r, v, p))
-    _ports_and_container(r, obj, f)
+
+
+def _checks_and_dependencies(r: Reader, opt: _Optional, f: dict[str, Any],
+                             app_id: Any) -> None:
+    """Fill health and readiness checks and dependencies; then check the fields together."""
     hcs = opt("healthChecks", [], lambda v, p: r.items(
         v, p, lambda h, hp: parts.health_check(r, h, hp)))
     f["health_checks"] = BAD if hcs is BAD else tuple(hcs)
@@ -228,14 +271,6 @@ def _parse(r: Reader, obj: dict[str, Any], group: str) -> App | Any:
     if f["cmd"] is None and f["args"] is None and (
             container is None or (container is not BAD and container.docker is None)):
         r.error("/", _NEEDS_COMMAND)
-    if BAD in f.values() or app_id is BAD or r.errors:
-        return BAD
-    for key in ("cpus", "mem", "disk", "backoff_seconds", "backoff_factor",
-                "max_launch_delay_seconds"):
-        f[key] = float(f[key])
-    if f["task_kill_grace_period_seconds"] is not None:
-        f["task_kill_grace_period_seconds"] = float(f["task_kill_grace_period_seconds"])
-    return App(id=app_id, **f)
 
 
 def _version(r: Reader) -> Any:
@@ -328,7 +363,7 @@ def _ports_and_container(r: Reader, obj: dict[str, Any], f: dict[str, Any]) -> N
     mappings: Any = None
     if not host:
         if raw_maps is MISSING:
-            mappings = (PortMapping(container_port=0, host_port=0 if bridge else None),)
+            mappings = (AppPortMapping(container_port=0, host_port=0 if bridge else None),)
         else:
             mappings = r.items(raw_maps, maps_path,
                                lambda v, p: parts.port_mapping(r, v, p, bridge))
@@ -414,7 +449,7 @@ def _port_definition(p: PortDefinition) -> dict[str, Any]:
     return out
 
 
-def _port_mapping(m: PortMapping) -> dict[str, Any]:
+def _port_mapping(m: AppPortMapping) -> dict[str, Any]:
     out: dict[str, Any] = {"containerPort": m.container_port}
     if m.host_port is not None:
         out["hostPort"] = m.host_port

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from frameworks.marathon.model import App, MarathonTask
-from frameworks.marathon.timestamps import iso
+from frameworks.marathon.core.model import App, MarathonTask
+from frameworks.marathon.core.timestamps import iso
 
 
 def _ip(address: str) -> dict[str, str]:

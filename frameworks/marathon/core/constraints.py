@@ -2,7 +2,7 @@
 
 Owns: the meaning of ``[field, OPERATOR, value?]`` constraints for one
 candidate agent, given where the app's tasks already are.  Parsing and
-validation of the JSON form live in ``validation``; here a constraint is an
+validation of the JSON form live in ``wire.validation``; here a constraint is an
 already-valid tuple such as ``("hostname", "UNIQUE")`` or
 ``("rack", "GROUP_BY", "3")``.
 

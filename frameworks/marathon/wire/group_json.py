@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from frameworks.marathon.model import App
+from frameworks.marathon.core.model import App
 
 #: Deepest nesting of ``groups`` accepted in a group body.
 MAX_GROUP_DEPTH = 16

@@ -99,12 +99,6 @@ def resolve_app_id(text: str, group: str = "/") -> str:
     return resolved
 
 
-def parent_group(app_id: str) -> str:
-    """The group holding ``app_id`` (``/a/b`` → ``/a``; ``/b`` → ``/``)."""
-    head = app_id.rstrip("/").rpartition("/")[0]
-    return head or "/"
-
-
 class Reader:
     """Type-checks JSON values, recording ``(path, message)`` errors instead of raising."""
 

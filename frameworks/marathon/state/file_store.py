@@ -1,21 +1,11 @@
-"""Where the Marathon-style framework keeps its state: a small async key-value store.
+"""The store in a local state directory: memory, made durable by an append-only journal.
 
-Owns: the :class:`Store` protocol, its errors, key validation, and two
-implementations -- :class:`FileStore` (a local state directory holding a snapshot
-and an append-only journal, for a single instance without ZooKeeper; file formats
-in :mod:`frameworks.marathon.store_journal`) and :class:`ZooKeeperStore` (a thin adapter over
-:class:`mesoslite.coordination.zk_kv.ZkKeyValueStore`, fenced by the leader znode).
-
-Contract shared by both stores:
-
-* Keys are ``/``-separated paths such as ``/apps/web/current``; each segment
-  is non-empty, not ``.``/``..``, does not start with ``.``, has no NUL or
-  control characters and is at most 255 bytes of UTF-8.  ``"/"`` is the root.
-* A key may hold a value *and* have children (ZooKeeper's model).  Values are
-  non-empty bytes of at most ``max_value_bytes`` (default 900 KiB): parents
-  created implicitly have no value, and :meth:`Store.get` answers None for them.
-* ``delete`` is recursive; ``commit(puts, deletes)`` applies a batch (see each
-  implementation for its atomicity guarantee); a put under a deleted key is refused.
+Owns: :class:`FileStore`, for a single framework instance without ZooKeeper:
+the directory lock, loading (snapshot + journal replay, a torn tail cut off),
+all-or-nothing commits appended and fdatasynced on a worker thread,
+compaction into a new snapshot, and the one-time import of the old
+one-directory-per-key layout.  The file formats are ``journal``'s; the
+contract every store keeps is ``store``'s.
 """
 
 from __future__ import annotations
@@ -29,9 +19,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import Any
 
-from frameworks.marathon.store_journal import (
+from frameworks.marathon.state.journal import (
     TMP_MARKER,
     JournalError,
     KeyTree,
@@ -43,142 +33,21 @@ from frameworks.marathon.store_journal import (
     scan_journal,
     write_atomic,
 )
+from frameworks.marathon.state.store import (
+    DEFAULT_MAX_VALUE_BYTES,
+    InvalidKeyError,
+    StoreError,
+    check_batch,
+    split_key,
+)
 from mesoslite.durable import fsync_dir, write_all
 
-if TYPE_CHECKING:
-    from mesoslite.coordination.url import ZkUrl
-    from mesoslite.coordination.zk_kv import ZkKeyValueStore
-
-#: Largest value either store accepts (ZooKeeper refuses requests over 1 MiB).
-DEFAULT_MAX_VALUE_BYTES = 900 * 1024
-_MAX_SEGMENT_BYTES = 255
 _JOURNAL = "journal"
 _SNAPSHOT = "snapshot"
 _LOCK = "lock"
 _OLD_LAYOUT = "old-layout"
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-class StoreError(RuntimeError):
-    """A read or write failed; the message names the key."""
-
-
-class InvalidKeyError(StoreError, ValueError):
-    """A key is malformed or would escape the store."""
-
-
-class ValueTooLargeError(StoreError, ValueError):
-    """A value (or a batch) is over the size limit."""
-
-
-class FencedError(StoreError):
-    """A write was refused because this instance is no longer the leader."""
-
-
-@runtime_checkable
-class Store(Protocol):
-    """An async key-value store of bytes under ``/``-separated keys."""
-
-    async def start(self) -> None:
-        """Open the store (create the directory / connect)."""
-        ...
-
-    async def close(self) -> None:
-        """Release the store (idempotent)."""
-        ...
-
-    async def get(self, key: str) -> bytes | None:
-        """The value of ``key``, or None when it has none."""
-        ...
-
-    async def put(self, key: str, data: bytes) -> None:
-        """Set ``key`` to ``data`` (non-empty), creating parents as needed."""
-        ...
-
-    async def delete(self, key: str) -> None:
-        """Delete ``key`` and everything under it (no-op when absent)."""
-        ...
-
-    async def children(self, key: str) -> list[str]:
-        """Names directly under ``key``, sorted (empty when absent)."""
-        ...
-
-    async def commit(self, puts: Mapping[str, bytes], deletes: Sequence[str] = ()) -> None:
-        """Apply several puts and recursive deletes as one batch."""
-        ...
-
-
-def split_key(key: str) -> list[str]:
-    """Validate ``key`` and return its segments ([] for the root); InvalidKeyError if bad."""
-    if not isinstance(key, str):
-        raise InvalidKeyError(f"key: expected a string, got {type(key).__name__}")
-    if not key.startswith("/"):
-        raise InvalidKeyError(f"key {key!r}: expected an absolute key like '/apps/x'")
-    body = key.strip("/")
-    if not body:
-        if key != "/":
-            raise InvalidKeyError(f"key {key!r}: expected '/' or '/a/b'")
-        return []
-    if key.endswith("/"):
-        raise InvalidKeyError(f"key {key!r}: must not end with '/'")
-    parts = body.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise InvalidKeyError(f"key {key!r}: empty, '.' or '..' segment; expected /a/b")
-        if part.startswith("."):
-            raise InvalidKeyError(f"key {key!r}: segment {part!r} starts with '.' (reserved)")
-        if any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in part):
-            raise InvalidKeyError(f"key {key!r}: segment {part!r} has NUL, control characters "
-                                  "or a backslash")
-        if any(0xD800 <= ord(c) <= 0xF8FF or ord(c) >= 0xFFF0 for c in part):
-            raise InvalidKeyError(f"key {key!r}: segment {part!r} has characters ZooKeeper "
-                                  "refuses")
-        if len(part.encode("utf-8", "surrogatepass")) > _MAX_SEGMENT_BYTES:
-            raise InvalidKeyError(f"key {key!r}: a segment is over {_MAX_SEGMENT_BYTES} bytes")
-    return parts
-
-
-def check_value(key: str, data: bytes, limit: int) -> None:
-    """Refuse non-bytes, empty and oversized values, naming the key."""
-    if not isinstance(data, bytes | bytearray):
-        raise StoreError(f"value of {key!r}: expected bytes, got {type(data).__name__}")
-    if not data:
-        raise StoreError(f"value of {key!r}: empty values are not stored (empty means absent)")
-    if len(data) > limit:
-        raise ValueTooLargeError(f"value of {key!r}: {len(data)} bytes, over the "
-                                 f"{limit}-byte limit")
-
-
-def check_batch(puts: Mapping[str, bytes], deletes: Sequence[str], limit: int) -> None:
-    """Validate every key and value of a batch; refuse a put under a deleted key."""
-    put_parts = {key: split_key(key) for key in puts}
-    for key, data in puts.items():
-        if not put_parts[key]:
-            raise InvalidKeyError(f"key {key!r}: the root holds no value")
-        check_value(key, data, limit)
-    for dkey in deletes:
-        dparts = split_key(dkey)
-        if not dparts:
-            raise InvalidKeyError(f"key {dkey!r}: the root cannot be deleted")
-        for pkey, pparts in put_parts.items():
-            if pparts[:len(dparts)] == dparts:
-                raise InvalidKeyError(f"key {pkey!r}: put under {dkey!r}, which the same "
-                                      "commit deletes")
-
-
-async def get_many(store: Store, keys: Sequence[str], *,
-                   concurrency: int = 64) -> dict[str, bytes | None]:
-    """key → value for every key, read concurrently (ZooKeeper round trips overlap)."""
-    limit = asyncio.Semaphore(concurrency)
-
-    async def one(key: str) -> bytes | None:
-        async with limit:
-            return await store.get(key)
-
-    values = await asyncio.gather(*(one(key) for key in keys))
-    return dict(zip(keys, values, strict=True))
 
 
 class FileStore:
@@ -186,7 +55,7 @@ class FileStore:
 
     Files: ``journal`` (one record per commit), ``snapshot`` (the state the journal
     starts from), ``lock`` (held with flock while the store is open: one process per
-    directory); formats in :mod:`frameworks.marathon.store_journal`.
+    directory); formats in :mod:`frameworks.marathon.state.journal`.
 
     ``commit`` is all or nothing: its puts and deletes form one journal record,
     appended and fdatasynced on the store's worker thread before memory changes and
@@ -442,108 +311,3 @@ class FileStore:
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-
-
-class ZooKeeperStore:
-    """The store in ZooKeeper under ``<zk path>/state`` (or ``root``), fenced by the leader.
-
-    ``commit`` is one ZooKeeper transaction: all or nothing (a batch over
-    ZooKeeper's request limit is refused whole with ValueTooLargeError).  With
-    :attr:`fencing_path` set (assign ``election.fencing_path`` once elected),
-    every write checks that znode and a deposed leader's write raises FencedError.
-    """
-
-    def __init__(self, zk_url: str | ZkUrl, *, root: str | None = None,
-                 fencing_path: str | None = None,
-                 max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
-                 **options: Any) -> None:
-        from mesoslite.coordination.url import ZkUrl, parse_zk_url
-        from mesoslite.coordination.zk_kv import ZkKeyValueStore
-
-        url = zk_url if isinstance(zk_url, ZkUrl) else parse_zk_url(zk_url)
-        self.max_value_bytes = max_value_bytes
-        self.kv: ZkKeyValueStore = ZkKeyValueStore(
-            url, root=root if root is not None else f"{url.path}/state",
-            fencing_path=fencing_path, max_value_bytes=max_value_bytes, **options)
-        #: A commit whose values, paths and per-operation overhead exceed this is refused whole
-        #: (ValueTooLargeError): split big batches below it.
-        self.max_commit_bytes: int | None = self.kv.max_txn_bytes
-
-    @property
-    def fencing_path(self) -> str | None:
-        """The leader znode every write checks (None: unfenced)."""
-        return self.kv.fencing_path
-
-    @fencing_path.setter
-    def fencing_path(self, value: str | None) -> None:
-        self.kv.fencing_path = value
-
-    @property
-    def root(self) -> str:
-        """The root znode of the state."""
-        return self.kv.root
-
-    async def start(self) -> None:
-        """Connect and create the root znode."""
-        await self._call(self.kv.start())
-
-    async def close(self) -> None:
-        """Close the ZooKeeper session."""
-        await self.kv.close()
-
-    async def get(self, key: str) -> bytes | None:
-        """The value of ``key`` (None when it has none)."""
-        split_key(key)
-        return await self._call(self.kv.get(key))
-
-    async def put(self, key: str, data: bytes) -> None:
-        """Set ``key`` to ``data`` in one (fenced) transaction."""
-        await self.commit({key: data}, [])
-
-    async def delete(self, key: str) -> None:
-        """Delete ``key`` recursively (large subtrees take several fenced transactions)."""
-        check_batch({}, [key], self.max_value_bytes)
-        await self._call(self.kv.delete(key))
-
-    async def children(self, key: str) -> list[str]:
-        """Names directly under ``key``, sorted."""
-        split_key(key)
-        return await self._call(self.kv.children(key))
-
-    async def commit(self, puts: Mapping[str, bytes], deletes: Sequence[str] = ()) -> None:
-        """Apply the batch as one ZooKeeper transaction."""
-        check_batch(puts, deletes, self.max_value_bytes)
-        await self._call(self.kv.commit(puts, deletes))
-
-    async def _call(self, awaitable: Any) -> Any:
-        from mesoslite.coordination import zk_kv
-
-        try:
-            return await awaitable
-        except zk_kv.FencedError as exc:
-            raise FencedError(str(exc)) from exc
-        except zk_kv.ValueTooLargeError as exc:
-            raise ValueTooLargeError(str(exc)) from exc
-        except zk_kv.ZkKvKeyError as exc:
-            raise InvalidKeyError(str(exc)) from exc
-        except zk_kv.ZkKvError as exc:
-            raise StoreError(str(exc)) from exc
-        except RuntimeError as exc:  # CoordinationError: ZooKeeper unreachable
-            if isinstance(exc, StoreError):
-                raise
-            raise StoreError(f"{self.kv.name}: {exc}") from exc
-
-
-__all__ = [
-    "DEFAULT_MAX_VALUE_BYTES",
-    "FencedError",
-    "FileStore",
-    "InvalidKeyError",
-    "Store",
-    "StoreError",
-    "ValueTooLargeError",
-    "ZooKeeperStore",
-    "check_batch",
-    "get_many",
-    "split_key",
-]

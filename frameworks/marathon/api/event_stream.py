@@ -22,8 +22,8 @@ from typing import Any
 
 import tornado.iostream
 
-from frameworks.marathon.http_base import ApiError, ApiHandler
-from frameworks.marathon.http_render import light_event
+from frameworks.marathon.api.base import ApiError, ApiHandler
+from frameworks.marathon.wire.render import light_event
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from frameworks.marathon.app_json import parse_app, render_app
-from frameworks.marathon.deployments import render_deployment
-from frameworks.marathon.facade import TaskCounts, UnknownApp, UnknownTask, count_tasks
-from frameworks.marathon.http_base import (
+from frameworks.marathon.api.base import (
     DEPLOYMENT_HEADER,
     ApiError,
     ApiHandler,
@@ -23,7 +20,12 @@ from frameworks.marathon.http_base import (
     invalid,
     normalize_id,
 )
-from frameworks.marathon.http_render import (
+from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
+from frameworks.marathon.core.reports import TaskCounts, count_tasks
+from frameworks.marathon.facade import UnknownApp, UnknownTask
+from frameworks.marathon.wire.app_json import parse_app, render_app
+from frameworks.marathon.wire.deployment_json import render_deployment
+from frameworks.marathon.wire.render import (
     app_extras,
     deployment_ref,
     labels_match,
@@ -31,8 +33,7 @@ from frameworks.marathon.http_render import (
     parse_label_selector,
     tasks_text,
 )
-from frameworks.marathon.model import App, InstanceCondition, MarathonTask
-from frameworks.marathon.task_json import render_task
+from frameworks.marathon.wire.task_json import render_task
 
 #: Apps rendered between two yields to the event loop.
 YIELD_EVERY = 200
@@ -409,7 +410,7 @@ def _status_filter(values: list[str]) -> set[InstanceCondition] | None:
     return wanted or None
 
 
-class TasksHandler(ApiHandler):
+class TaskListHandler(ApiHandler):
     """``GET /v2/tasks``: every task (``status`` filter; JSON or ``text/plain``)."""
 
     async def get(self) -> None:

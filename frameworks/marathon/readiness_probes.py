@@ -1,12 +1,12 @@
-"""Readiness checks: the framework asks a new task whether it is ready for traffic.
+"""Readiness probes: the framework asks a new task whether it is ready for traffic.
 
 Owns: :class:`ReadinessChecks`, one probe loop per RUNNING task of an app
 that declares ``readinessChecks``: ``GET http://<host>:<port><path>`` every
 ``intervalSeconds`` (each attempt bounded by ``timeoutSeconds``) until the
 status is in ``httpStatusCodesForReady``.  Deployments count a task of such
-an app only once it is ready.  The port is the task's host port whose port
-definition (or port mapping) carries ``portName``; the first port when no
-name matches.  Results are shown as Marathon's ``readinessCheckResults``.
+an app only once it is ready.  What to probe (the URL, the port named by
+``portName``) and which tasks count as ready are decided in
+``core.readiness``.  Results are shown as Marathon's ``readinessCheckResults``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 import attrs
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-from frameworks.marathon.model import App, MarathonTask
+from frameworks.marathon.core.model import App, MarathonTask
+from frameworks.marathon.core.readiness import ProbeTarget, probe_target, ready_task_ids
 from mesoslite.clock import Clock
 
 log = logging.getLogger("mesoslite.marathon.readiness")
@@ -36,20 +37,6 @@ class _Probe:
     job: asyncio.Task[None] | None = None
 
 
-def port_for(app: App, task: MarathonTask, port_name: str) -> int | None:
-    """The host port of ``task`` named ``port_name`` (first port when unnamed)."""
-    if not task.ports:
-        return None
-    if app.uses_host_ports:
-        names = [d.name for d in app.port_definitions]
-    else:
-        mappings = app.container.port_mappings if app.container else None
-        names = [m.name for m in (mappings or ()) if m.host_port is not None]
-    if port_name in names and names.index(port_name) < len(task.ports):
-        return task.ports[names.index(port_name)]
-    return task.ports[0]
-
-
 class ReadinessChecks:
     """Readiness probes of running tasks; ``on_change`` fires when a task becomes ready."""
 
@@ -60,46 +47,39 @@ class ReadinessChecks:
 
     def watch(self, app: App, task: MarathonTask) -> None:
         """Start probing ``task`` (once) with the app's first readiness check."""
-        if task.task_id in self._probes or not app.readiness_checks:
+        if task.task_id in self._probes:
             return
-        check = app.readiness_checks[0]
-        probe = _Probe(app.id, task.task_id, check.name)
+        target = probe_target(app, task)
+        if target is None:
+            return
+        probe = _Probe(app.id, task.task_id, target.name)
         self._probes[task.task_id] = probe
-        port = port_for(app, task, check.port_name)
-        if port is None:
+        if target.url is None:
             probe.ready = True
             return
-        url = f"{check.protocol.lower()}://{task.host}:{port}{check.path}"
-        probe.job = asyncio.get_running_loop().create_task(
-            self._run(probe, url, check.interval_seconds, check.timeout_seconds,
-                      frozenset(check.http_status_codes_for_ready),
-                      check.preserve_last_response))
+        probe.job = asyncio.get_running_loop().create_task(self._run(probe, target.url, target))
 
-    async def _run(self, probe: _Probe, url: str, interval: float, timeout: float,
-                   codes: frozenset[int], keep_body: bool) -> None:
+    async def _run(self, probe: _Probe, url: str, target: ProbeTarget) -> None:
         client = AsyncHTTPClient()
         while True:
-            status, body = await _get(client, url, timeout)
+            status, body = await _get(client, url, target.timeout_seconds)
             probe.last_status = status
-            if keep_body:
+            if target.keep_body:
                 probe.last_body = body
-            if status in codes:
+            if status in target.ready_codes:
                 probe.ready = True
                 log.info("task %s is ready (%s answered %s)", probe.task_id, url, status)
                 self._on_change()
                 return
-            await asyncio.sleep(interval)
+            await asyncio.sleep(target.interval_seconds)
 
     def ready_tasks(self, app: App, tasks: Iterable[MarathonTask]) -> set[str]:
         """Ids of ``tasks`` that passed their readiness check (all, without checks)."""
-        if not app.readiness_checks:
-            return {t.task_id for t in tasks}
-        out = set()
-        for task in tasks:
-            probe = self._probes.get(task.task_id)
-            if probe is not None and probe.ready:
-                out.add(task.task_id)
-        return out
+        return ready_task_ids(app, tasks, self._is_ready)
+
+    def _is_ready(self, task_id: str) -> bool:
+        probe = self._probes.get(task_id)
+        return probe is not None and probe.ready
 
     def results(self, app_id: str) -> list[dict[str, Any]]:
         """Marathon's ``readinessCheckResults`` for the app's watched tasks."""
