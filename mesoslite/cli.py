@@ -323,7 +323,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and docs)."""
     from mesoslite.agent import AgentConfig
-    from mesoslite.ctl import add_ctl_parser
+    from mesoslite.ctl.main import add_ctl_parser
     from mesoslite.master import MasterConfig
 
     parser = argparse.ArgumentParser(
