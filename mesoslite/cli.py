@@ -7,7 +7,8 @@ so every config field is a flag (``--work_dir`` and ``--work-dir`` both work)
 and can also come from the environment as ``MESOSLITE_<FIELD>`` (for example
 ``MESOSLITE_WORK_DIR``).  A flag given on the command line wins over the
 environment, which wins over the default.  A bad flag or value exits with
-status 2 and names the flag.
+status 2 and one line naming the flag, the value and what was expected, read
+from the :class:`~mesoslite.config_checks.ConfigError` the config raised.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ _ALIASES: dict[str, tuple[str, ...]] = {"http_port": ("--port",)}
 class FlagError(ConfigError):
     """A command-line flag's value is invalid; ``flag`` names it (``--agents``).
 
-    A :class:`~mesoslite.config_checks.ConfigError` raised for a flag that is
-    no config field; with two arguments, the second is the whole explanation.
+    The :class:`~mesoslite.config_checks.ConfigError` the CLI raises: from
+    :func:`build_config` for a config field's flag, or from a command for a
+    flag of its own; with two arguments, the second is the whole explanation.
     """
 
     def __init__(self, flag: str, expected: str, value: Any = NO_VALUE, *,
