@@ -152,7 +152,7 @@ class _LineFormatter(logging.Formatter):
         if second != self._second:
             self._text = time.strftime(self.default_time_format, self.converter(second))
             self._second = second
-        return self.default_msec_format % (self._text, record.msecs)
+        return (self.default_msec_format or "%s,%03d") % (self._text, record.msecs)
 
 
 def setup_logging(level: str) -> None:

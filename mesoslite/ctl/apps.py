@@ -69,7 +69,8 @@ def _app_or_none(client: ApiClient, app_id: str) -> dict[str, Any] | None:
         raise
     if not isinstance(answer, dict) or not isinstance(answer.get("app"), dict):
         raise CtlError(f"GET {app_path(app_id)}: expected {{\"app\": {{...}}}}")
-    return answer["app"]
+    app: dict[str, Any] = answer["app"]
+    return app
 
 
 def wait_deployment(client: ApiClient, app_id: str, deployment_id: str, out: TextIO, *,
@@ -152,7 +153,8 @@ def _apps_list(client: ApiClient) -> list[dict[str, Any]]:
     answer = api_get(client, "/v2/apps", {"embed": "apps.counts"})
     if not isinstance(answer, dict) or not isinstance(answer.get("apps"), list):
         raise CtlError("GET /v2/apps: expected {\"apps\": [...]}")
-    return answer["apps"]
+    apps: list[dict[str, Any]] = answer["apps"]
+    return apps
 
 
 def cmd_apps(client: ApiClient, out: TextIO, as_json: bool) -> int:
