@@ -7,7 +7,8 @@ so every config field is a flag (``--work_dir`` and ``--work-dir`` both work)
 and can also come from the environment as ``MESOSLITE_<FIELD>`` (for example
 ``MESOSLITE_WORK_DIR``).  A flag given on the command line wins over the
 environment, which wins over the default.  A bad flag or value exits with
-status 2 and names the flag.
+status 2 and one line naming the flag, the value and what was expected, read
+from the :class:`~mesoslite.config_checks.ConfigError` the config raised.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import attrs
 
 from mesoslite import __version__
+from mesoslite.config_checks import NO_VALUE, ConfigError
 
 log = logging.getLogger("mesoslite.cli")
 
@@ -37,43 +39,48 @@ _FALSE = {"0", "false", "no", "off"}
 _ALIASES: dict[str, tuple[str, ...]] = {"http_port": ("--port",)}
 
 
-class FlagError(Exception):
-    """A flag's value is invalid; ``flag`` names it."""
+class FlagError(ConfigError):
+    """A command-line flag's value is invalid; ``flag`` names it (``--agents``).
 
-    def __init__(self, flag: str, message: str) -> None:
-        super().__init__(f"{flag}: {message}")
-        self.flag = flag
+    The :class:`~mesoslite.config_checks.ConfigError` the CLI raises: from
+    :func:`build_config` for a config field's flag, or from a command for a
+    flag of its own; with two arguments, the second is the whole explanation.
+    """
+
+    def __init__(self, flag: str, expected: str, value: Any = NO_VALUE, *,
+                 detail: str = "") -> None:
+        super().__init__(flag.removeprefix("--"), expected, value, detail=detail)
 
 
-def _convert(text: str, tp: Any, flag: str) -> Any:
+def _convert(text: str, tp: Any, field: str) -> Any:
+    """The flag text of config field ``field`` as a value of type ``tp`` (ConfigError if not)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         if text.strip().lower() in ("", "none", "null"):
             return None
-        return _convert(text, inner[0], flag)
+        return _convert(text, inner[0], field)
     if tp is bool:
         low = text.strip().lower()
         if low in _TRUE:
             return True
         if low in _FALSE:
             return False
-        raise FlagError(flag, f"expected true or false, got {text!r}")
+        raise ConfigError(field, "true or false", text)
     if tp in (int, float):
         try:
             return tp(text)
         except ValueError:
-            raise FlagError(flag, f"expected {'an integer' if tp is int else 'a number'}, "
-                                  f"got {text!r}") from None
+            raise ConfigError(field, "an integer" if tp is int else "a number", text) from None
     if origin is dict:
         out: dict[str, Any] = {}
         value_type = args[1] if len(args) == 2 else str
         for item in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = item.partition("=")
             if not sep or not key:
-                raise FlagError(flag, f"expected key=value[,key=value], got {item!r}")
-            out[key.strip()] = _convert(value.strip(), value_type, flag)
+                raise ConfigError(field, "key=value[,key=value]", item)
+            out[key.strip()] = _convert(value.strip(), value_type, field)
         return out
     if origin is tuple:
         return tuple(p.strip() for p in text.split(",") if p.strip())
@@ -105,39 +112,32 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type,
         )
 
 
-def build_config(config_cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
-    """Build a config from parsed flags, then the environment, then defaults."""
+def _given_values(config_cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given as flags, else in the environment, parsed (ConfigError if bad)."""
     hints = typing.get_type_hints(config_cls)
     values: dict[str, Any] = {}
     for field in attrs.fields(config_cls):
         if field.name.startswith("_"):
             continue
-        flag = f"--{field.name}"
         raw = getattr(args, field.name, None)
         if raw is None:
             raw = os.environ.get(f"MESOSLITE_{field.name.upper()}")
         if raw is None:
             continue
         parse = field.metadata.get("parse")
-        try:
-            values[field.name] = parse(raw) if parse else _convert(raw, hints[field.name], flag)
-        except FlagError:
-            raise
-        except ValueError as exc:
-            raise FlagError(flag, str(exc)) from None
-    values.update(overrides)
+        values[field.name] = parse(raw) if parse else _convert(raw, hints[field.name], field.name)
+    return values
+
+
+def build_config(config_cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
+    """Build a config from parsed flags, then the environment, then defaults.
+
+    A bad value raises :class:`FlagError` naming the flag, the value and what was expected.
+    """
     try:
-        return config_cls(**values)
-    except (ValueError, TypeError) as exc:
-        field = getattr(exc, "field", "") or _guess_field(str(exc), config_cls)
-        raise FlagError(f"--{field}" if field else config_cls.__name__, str(exc)) from None
-
-
-def _guess_field(message: str, config_cls: type) -> str:
-    for field in attrs.fields(config_cls):
-        if field.name in message:
-            return field.name
-    return ""
+        return config_cls(**{**_given_values(config_cls, args), **overrides})
+    except ConfigError as exc:
+        raise FlagError(exc.flag, exc.expected, exc.value, detail=exc.detail) from None
 
 
 class _LineFormatter(logging.Formatter):
@@ -152,7 +152,7 @@ class _LineFormatter(logging.Formatter):
         if second != self._second:
             self._text = time.strftime(self.default_time_format, self.converter(second))
             self._second = second
-        return self.default_msec_format % (self._text, record.msecs)
+        return (self.default_msec_format or "%s,%03d") % (self._text, record.msecs)
 
 
 def setup_logging(level: str) -> None:
@@ -325,7 +325,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and docs)."""
     from mesoslite.agent import AgentConfig
-    from mesoslite.ctl import add_ctl_parser
+    from mesoslite.ctl.main import add_ctl_parser
     from mesoslite.master import MasterConfig
 
     parser = argparse.ArgumentParser(
@@ -394,8 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         return int(args.func(args) or 0)
-    except FlagError as exc:
-        parser.exit(2, f"mesoslite {args.command}: error: {exc}\n")
+    except ConfigError as exc:  # a bad flag (FlagError) or config value: one line naming it
+        parser.exit(2, f"mesoslite {args.command}: error: {exc.flag}: {exc.problem}\n")
     except OSError as exc:  # e.g. a port already in use: one clear line, no traceback
         log.error("mesoslite %s: %s", args.command, exc.strerror or exc)
         return 1

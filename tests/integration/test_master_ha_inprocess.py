@@ -212,7 +212,8 @@ def test_standalone_registry_survives_a_restart(tmp_path: Path) -> None:
 
 def test_ctl_names_the_leader_or_says_there_is_none(zk_url: str) -> None:  # noqa: F811
     """`ctl --master zk://…` resolves to the leader's HTTP endpoint; no ZooKeeper: a clear error."""
-    from mesoslite.ctl import CtlError, resolve_master
+    from mesoslite.ctl.cluster import resolve_master
+    from mesoslite.ctl.common import CtlError
 
     async def test() -> None:
         leader, follower = await start_two(zk_url)

@@ -9,18 +9,16 @@ from typing import Any
 
 import pytest
 
-from mesoslite.ctl import CtlError, add_ctl_parser
-from mesoslite.ctl_apps import (
-    MarathonApiError,
+from mesoslite.ctl.apps import (
     WaitOptions,
     cmd_deploy,
     cmd_destroy,
     cmd_scale,
-    describe_api_error,
     load_definition,
     wait_deployment,
 )
-from mesoslite.ctl_apps_view import (
+from mesoslite.ctl.apps_api import MarathonApiError, describe_api_error
+from mesoslite.ctl.apps_view import (
     Progress,
     ProgressView,
     choose_rollback_version,
@@ -30,6 +28,8 @@ from mesoslite.ctl_apps_view import (
     render_bar,
     render_line,
 )
+from mesoslite.ctl.common import CtlError
+from mesoslite.ctl.main import add_ctl_parser
 from mesoslite.testing.clock import FakeClock
 
 V1, V2, V3 = "2026-01-02T03:04:05.000Z", "2026-01-02T03:05:00.000Z", "2026-01-02T03:06:00.000Z"

@@ -1,39 +1,35 @@
-"""``mesoslite ctl``: read a cluster's state and task logs from the command line.
+"""``mesoslite ctl state|agents|frameworks|tasks|logs``: a cluster's state and task logs.
 
-Owns: the ``ctl`` sub-commands (``state``, ``agents``, ``frameworks``,
-``tasks``, ``logs``) and the table printer.  It talks to the master's and
-agents' HTTP endpoints with the standard library only; the master address
-comes from ``--master`` or ``MESOSLITE_MASTER`` (``http://127.0.0.1:5050`` by
-default; ``host:port`` is accepted).  A ``zk://host:2181,.../path`` address is
-resolved to the leading master's HTTP endpoint through ZooKeeper
-(:func:`resolve_master`); a non-leading master's 307 redirect is followed.
+Owns the cluster sub-commands of ``ctl``, their parser
+(:func:`add_cluster_parsers`) and their run (:func:`run_cluster_command`).
+They read the master's and agents' HTTP endpoints (:mod:`mesoslite.ctl.common`);
+the master address comes from ``--master`` or ``MESOSLITE_MASTER``
+(``http://127.0.0.1:5050`` by default; ``host:port`` is accepted).  A
+``zk://host:2181,.../path`` address is resolved to the leading master's HTTP
+endpoint through ZooKeeper (:func:`resolve_master`); a non-leading master's 307
+redirect is followed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
+from mesoslite.ctl.common import CtlError, format_number, format_table, get_json, http_url
+
 DEFAULT_MASTER = "http://127.0.0.1:5050"
+#: The ``ctl`` sub-commands this module answers.
+CLUSTER_COMMANDS = frozenset({"state", "agents", "frameworks", "tasks", "logs"})
+#: Task states after which a task changes no more.
 TERMINAL = {
     "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
     "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
 }
-
-
-class CtlError(Exception):
-    """A failure to report to the user (exit status 1)."""
-
-
 #: How long ``ctl`` waits for ZooKeeper to name a leading master (seconds).
 LEADER_TIMEOUT = 10.0
 
@@ -72,42 +68,8 @@ async def _find_leader(zk: str, timeout: float) -> Any:
         await detector.stop()
 
 
-def http_url(address: str) -> str:
-    """Normalise ``host:port`` or a URL to an ``http://`` base URL without trailing slash."""
-    address = address.strip().rstrip("/")
-    if "://" not in address:
-        address = "http://" + address
-    return address
-
-
-def get_json(url: str, timeout: float = 10.0) -> Any:
-    """GET a JSON document, following redirects; CtlError on any failure."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return json.loads(response.read().decode("utf-8"))
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")[:300]
-        raise CtlError(f"{url}: HTTP {exc.code} {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise CtlError(f"{url}: cannot connect ({getattr(exc, 'reason', exc)})") from None
-    except ValueError:
-        raise CtlError(f"{url}: the answer is not JSON") from None
-
-
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Render rows as an aligned text table."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in cells]
-    return "\n".join(lines)
-
-
 def _res(resources: dict[str, Any] | None, name: str) -> str:
-    value = (resources or {}).get(name, 0)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    return format_number((resources or {}).get(name, 0))
 
 
 def _all_tasks(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -136,7 +98,8 @@ def cmd_state(master: str, out: TextIO) -> None:
         ("master", f"{state.get('hostname', '?')} (id {state.get('id', '?')})"),
         ("version", state.get("version", "?")),
         ("leader", state.get("leader", "?")),
-        ("agents", f"{sum(1 for a in agents if a.get('active', True))} active, {len(agents)} total"),
+        ("agents", (f"{sum(1 for a in agents if a.get('active', True))} active, "
+                    f"{len(agents)} total")),
         ("frameworks", (f"{len(state.get('frameworks', []))} active, "
                         f"{len(state.get('completed_frameworks', []))} completed")),
         ("cpus", f"{used['cpus']:g} used of {total['cpus']:g}"),
@@ -260,13 +223,12 @@ def cmd_logs(master: str, task_id: str, stderr: bool, follow: bool, out: TextIO,
         time.sleep(poll)
 
 
-def add_ctl_parser(sub: Any) -> None:
-    """Register ``ctl`` and its sub-commands on the main parser."""
-    p = sub.add_parser("ctl", help="inspect a running cluster")
-    p.add_argument("--master", default=os.environ.get("MESOSLITE_MASTER", DEFAULT_MASTER),
-                   help="master HTTP address, or zk://host:2181,.../path to find the leader "
-                        "(default http://127.0.0.1:5050; env MESOSLITE_MASTER)")
-    ctl = p.add_subparsers(dest="ctl_command", required=True, metavar="WHAT")
+def add_cluster_parsers(ctl_parser: argparse.ArgumentParser, ctl: Any) -> None:
+    """Add ``--master`` to ``ctl`` and the cluster sub-commands to its sub-parsers ``ctl``."""
+    ctl_parser.add_argument(
+        "--master", default=os.environ.get("MESOSLITE_MASTER", DEFAULT_MASTER),
+        help="master HTTP address, or zk://host:2181,.../path to find the leader "
+             "(default http://127.0.0.1:5050; env MESOSLITE_MASTER)")
     ctl.add_parser("state", help="cluster summary")
     ctl.add_parser("agents", help="agents and their resources")
     ctl.add_parser("frameworks", help="frameworks")
@@ -276,18 +238,10 @@ def add_ctl_parser(sub: Any) -> None:
     lg.add_argument("task_id")
     lg.add_argument("--stderr", action="store_true", help="print stderr instead of stdout")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing until the task ends")
-    from mesoslite.ctl_apps import add_app_parsers
-
-    add_app_parsers(p, ctl)
-    p.set_defaults(func=run_ctl)
 
 
-def run_ctl(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Run one ctl sub-command; 1 with a message on failure."""
-    from mesoslite.ctl_apps import APP_COMMANDS, run_app_command
-
-    if args.ctl_command in APP_COMMANDS:
-        return run_app_command(args, out)
+def run_cluster_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Run one cluster sub-command; 1 with a message on failure, 130 on Ctrl-C."""
     try:
         master = resolve_master(args.master)
         match args.ctl_command:

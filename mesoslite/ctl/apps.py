@@ -1,14 +1,13 @@
 """``mesoslite ctl apps|app|deploy|scale|restart|rollback|destroy``: apps of the Marathon-style
 framework from the command line.
 
-Owns: the app sub-commands of ``ctl`` and their parser, a small client of
-the framework's REST API v2 (:class:`MarathonClient`, standard library only,
-JSON over HTTP), and the wait for a deployment (:func:`wait_deployment`: a
-bar on a terminal, one line per change otherwise).  The framework address
-comes from ``--marathon`` or ``MESOSLITE_MARATHON`` (``http://127.0.0.1:8080``
-by default; ``host:port`` is accepted).  The tables, the rollback-version
-choice and the progress rendering live in :mod:`mesoslite.ctl_apps_view`
-(PURE).
+Owns the app sub-commands of ``ctl``, their parser (:func:`add_app_parsers`)
+and their run (:func:`run_app_command`), and the wait for a deployment
+(:func:`wait_deployment`: a bar on a terminal, one line per change otherwise).
+The framework address comes from ``--marathon`` or ``MESOSLITE_MARATHON``
+(``http://127.0.0.1:8080`` by default; ``host:port`` is accepted).  The REST
+API client is :mod:`mesoslite.ctl.apps_api`; the tables, the rollback-version
+choice and the progress rendering live in :mod:`mesoslite.ctl.apps_view` (PURE).
 """
 
 from __future__ import annotations
@@ -18,15 +17,13 @@ import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from mesoslite.ctl import CtlError, http_url
-from mesoslite.ctl_apps_view import (
+from mesoslite.ctl.apps_api import ApiClient, MarathonApiError, MarathonClient, api_get, app_path
+from mesoslite.ctl.apps_view import (
     ACTIVE_STATES,
     Progress,
     ProgressView,
@@ -37,6 +34,7 @@ from mesoslite.ctl_apps_view import (
     progress_from,
     render_line,
 )
+from mesoslite.ctl.common import CtlError
 
 DEFAULT_MARATHON = "http://127.0.0.1:8080"
 #: The ``ctl`` sub-commands this module answers.
@@ -45,95 +43,6 @@ APP_COMMANDS = frozenset({"apps", "app", "deploy", "scale", "restart", "rollback
 DEFAULT_TIMEOUT = 600.0
 #: Seconds between two looks at a running deployment.
 POLL_INTERVAL = 0.5
-
-
-class MarathonApiError(CtlError):
-    """The framework answered an error status; the text carries its message and details."""
-
-    def __init__(self, method: str, path: str, status: int, body: Any) -> None:
-        self.status = status
-        self.body = body if isinstance(body, dict) else {}
-        super().__init__(describe_api_error(method, path, status, body))
-
-
-def describe_api_error(method: str, path: str, status: int, body: Any) -> str:
-    """A user-facing text for an API error: message, per-field details, locking deployments."""
-    if isinstance(body, dict):
-        message = str(body.get("message") or "no message")
-    else:
-        message = str(body)[:300] if body else "no message"
-    lines = [f"{method} {path}: HTTP {status}: {message}"]
-    details = body.get("details") if isinstance(body, dict) else None
-    for detail in details if isinstance(details, list) else []:
-        if isinstance(detail, dict):
-            errors = detail.get("errors")
-            text = "; ".join(str(e) for e in errors) if isinstance(errors, list) else str(errors)
-            lines.append(f"  {detail.get('path', '/')}: {text}")
-        else:
-            lines.append(f"  {detail}")
-    deployments = body.get("deployments") if isinstance(body, dict) else None
-    if status == 409:
-        ids = [str(d.get("id")) for d in deployments or [] if isinstance(d, dict)]
-        if ids:
-            lines.append(f"  locked by deployment(s): {', '.join(ids)}")
-        lines.append("  use --force to cancel the running deployment and go ahead")
-    return "\n".join(lines)
-
-
-class ApiClient(Protocol):
-    """What the commands need from the REST API (a fake one in tests)."""
-
-    def request(self, method: str, path: str, body: Any = None,
-                query: dict[str, str] | None = None) -> tuple[Any, dict[str, str]]:
-        """Send one request; (decoded JSON body, lower-cased headers)."""
-        ...
-
-
-class MarathonClient:
-    """JSON over HTTP to the framework at ``base`` (``http://host:port``)."""
-
-    def __init__(self, base: str, timeout: float = 10.0) -> None:
-        self.base = http_url(base)
-        self.timeout = timeout
-
-    def request(self, method: str, path: str, body: Any = None,
-                query: dict[str, str] | None = None) -> tuple[Any, dict[str, str]]:
-        """Send one request; MarathonApiError on an error status, CtlError when unreachable."""
-        url = self.base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Accept", "application/json")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as response:
-                raw = response.read()
-                headers = {k.lower(): v for k, v in response.headers.items()}
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                decoded: Any = json.loads(raw.decode("utf-8"))
-            except ValueError:
-                decoded = raw.decode("utf-8", "replace")
-            raise MarathonApiError(method, path, exc.code, decoded) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise CtlError(f"{url}: cannot connect ({getattr(exc, 'reason', exc)}); is the "
-                           "framework running? (--marathon or MESOSLITE_MARATHON)") from None
-        if not raw.strip():
-            return None, headers
-        try:
-            return json.loads(raw.decode("utf-8")), headers
-        except ValueError:
-            raise CtlError(f"{method} {url}: the answer is not JSON") from None
-
-
-def _get(client: ApiClient, path: str, query: dict[str, str] | None = None) -> Any:
-    return client.request("GET", path, query=query)[0]
-
-
-def app_path(app_id: str) -> str:
-    """``/v2/apps/<id>`` for an id with or without its leading slash (``//`` collapsed)."""
-    return "/v2/apps" + urllib.parse.quote(normalize_app_id(app_id), safe="/")
 
 
 class Clock(Protocol):
@@ -153,14 +62,15 @@ def _deployment(deployments: Any, deployment_id: str) -> dict[str, Any] | None:
 
 def _app_or_none(client: ApiClient, app_id: str) -> dict[str, Any] | None:
     try:
-        answer = _get(client, app_path(app_id))
+        answer = api_get(client, app_path(app_id))
     except MarathonApiError as exc:
         if exc.status == 404:
             return None
         raise
     if not isinstance(answer, dict) or not isinstance(answer.get("app"), dict):
         raise CtlError(f"GET {app_path(app_id)}: expected {{\"app\": {{...}}}}")
-    return answer["app"]
+    app: dict[str, Any] = answer["app"]
+    return app
 
 
 def wait_deployment(client: ApiClient, app_id: str, deployment_id: str, out: TextIO, *,
@@ -181,7 +91,7 @@ def wait_deployment(client: ApiClient, app_id: str, deployment_id: str, out: Tex
     try:
         while True:
             try:
-                deployment = _deployment(_get(client, "/v2/deployments"), deployment_id)
+                deployment = _deployment(api_get(client, "/v2/deployments"), deployment_id)
                 app = _app_or_none(client, app_id)
                 problem = ""
             except CtlError as exc:  # e.g. a leader change: keep trying until the deadline
@@ -240,10 +150,11 @@ def _finished(view: ProgressView, app_id: str, deployment_id: str, app: dict[str
 
 # ------------------------------------------------------------------ commands
 def _apps_list(client: ApiClient) -> list[dict[str, Any]]:
-    answer = _get(client, "/v2/apps", {"embed": "apps.counts"})
+    answer = api_get(client, "/v2/apps", {"embed": "apps.counts"})
     if not isinstance(answer, dict) or not isinstance(answer.get("apps"), list):
         raise CtlError("GET /v2/apps: expected {\"apps\": [...]}")
-    return answer["apps"]
+    apps: list[dict[str, Any]] = answer["apps"]
+    return apps
 
 
 def cmd_apps(client: ApiClient, out: TextIO, as_json: bool) -> int:
@@ -256,7 +167,7 @@ def cmd_apps(client: ApiClient, out: TextIO, as_json: bool) -> int:
 
 def cmd_app(client: ApiClient, out: TextIO, app_id: str, as_json: bool) -> int:
     """Print one app with its tasks."""
-    app = _get(client, app_path(app_id))
+    app = api_get(client, app_path(app_id))
     if not isinstance(app, dict) or not isinstance(app.get("app"), dict):
         raise CtlError(f"GET {app_path(app_id)}: expected {{\"app\": {{...}}}}")
     out.write(json.dumps(app, indent=2) if as_json else format_app(app["app"]))
@@ -269,7 +180,7 @@ def load_definition(source: str, stdin: TextIO) -> dict[str, Any]:
     problem."""
     name = "standard input" if source == "-" else source
     try:
-        text = stdin.read() if source == "-" else open(source, encoding="utf-8").read()  # noqa: SIM115
+        text = stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
         raise CtlError(f"{name}: cannot read ({exc.strerror or exc})") from None
     try:
@@ -346,7 +257,7 @@ def cmd_scale(client: ApiClient, out: TextIO, app_id: str, instances: int, force
               opts: WaitOptions) -> int:
     """Set the app's number of instances."""
     app_id = normalize_app_id(app_id)
-    _get(client, app_path(app_id))  # a PUT would create a missing app: 404 first
+    api_get(client, app_path(app_id))  # a PUT would create a missing app: 404 first
     answer, headers = client.request("PUT", app_path(app_id), {"instances": instances},
                                      _force(force))
     return _follow(client, out, app_id, _deployment_id(answer, headers, f"scale {app_id}"),
@@ -366,9 +277,9 @@ def cmd_rollback(client: ApiClient, out: TextIO, app_id: str, version: str | Non
                  opts: WaitOptions) -> int:
     """Roll the app back to ``version`` (default: the one before the current)."""
     app_id = normalize_app_id(app_id)
-    current = _get(client, app_path(app_id))
+    current = api_get(client, app_path(app_id))
     current_version = ((current or {}).get("app") or {}).get("version")
-    listed = _get(client, app_path(app_id) + "/versions")
+    listed = api_get(client, app_path(app_id) + "/versions")
     versions = listed.get("versions") if isinstance(listed, dict) else None
     if not isinstance(versions, list):
         raise CtlError(f"GET {app_path(app_id)}/versions: expected {{\"versions\": [...]}}")

@@ -3,8 +3,9 @@
 Owns: the ``ctl apps`` table and the ``ctl app`` view, the choice of a
 rollback version, and the progress of a running deployment
 (:class:`Progress`, its bar and line renderings, :class:`ProgressView`,
-which writes them to a stream).  No I/O beyond writing to the given stream;
-the inputs are the REST API's JSON documents.
+which writes them to a stream as a :class:`~mesoslite.ctl.common.StatusLine`).
+No I/O beyond writing to the given stream; the inputs are the REST API's JSON
+documents.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
-from mesoslite.ctl import CtlError, format_table
+from mesoslite.ctl.common import CtlError, StatusLine, format_number, format_table
 
 #: Task states of an instance that is still there.
-ACTIVE_STATES = {"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_UNREACHABLE"}
+ACTIVE_STATES = {
+    "TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_UNREACHABLE",
+}
 _STAGED = {"TASK_STAGING", "TASK_STARTING"}
 _CMD_WIDTH = 60
 
@@ -46,12 +49,6 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def _num(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return "" if value is None else str(value)
-
-
 def format_apps(apps: Sequence[dict[str, Any]]) -> str:
     """The ``ctl apps`` table, one row per app sorted by id."""
     rows = []
@@ -60,8 +57,8 @@ def format_apps(apps: Sequence[dict[str, Any]]) -> str:
                   if app.get("healthChecks") else "-")
         deployments = ",".join(str(d.get("id", ""))[:8] for d in app.get("deployments") or [])
         rows.append((app.get("id"), f"{app.get('tasksRunning', 0)}/{app.get('instances', 0)}",
-                     health, _num(app.get("cpus")), _num(app.get("mem")), deployments or "-",
-                     _clip(app_command(app), _CMD_WIDTH)))
+                     health, format_number(app.get("cpus")), format_number(app.get("mem")),
+                     deployments or "-", _clip(app_command(app), _CMD_WIDTH)))
     headers = ("ID", "INSTANCES", "HEALTH", "CPUS", "MEM", "DEPLOYMENTS", "CMD/IMAGE")
     return format_table(headers, rows)
 
@@ -110,8 +107,9 @@ def format_app(app: dict[str, Any]) -> str:
                        f"wanted, {app.get('tasksStaged', 0)} staged")),
         ("health", (f"{app.get('tasksHealthy', 0)} healthy, {app.get('tasksUnhealthy', 0)} "
                     "unhealthy") if checks else "no health checks"),
-        ("resources", (f"cpus {_num(app.get('cpus'))}  mem {_num(app.get('mem'))}  "
-                       f"disk {_num(app.get('disk'))}")),
+        ("resources", (f"cpus {format_number(app.get('cpus'))}  "
+                       f"mem {format_number(app.get('mem'))}  "
+                       f"disk {format_number(app.get('disk'))}")),
         ("service ports", ",".join(str(p) for p in app.get("ports") or []) or "-"),
     ]
     fields += [("health check", _health_check_text(c)) for c in checks]
@@ -259,37 +257,10 @@ def render_bar(p: Progress, width: int = 30) -> str:
     return f"{p.app_id} [{'#' * filled}{'-' * (width - filled)}] {rest}"
 
 
-class ProgressView:
-    """Writes progress to ``out``: a bar redrawn in place on a terminal, one line per change
-    otherwise."""
-
-    def __init__(self, out: TextIO, tty: bool) -> None:
-        self.out = out
-        self.tty = tty
-        self._last: str | None = None
-        self._open = False
+class ProgressView(StatusLine):
+    """Writes a deployment's progress to ``out``: a bar redrawn in place on a terminal, one
+    line per change otherwise."""
 
     def update(self, progress: Progress) -> None:
         """Show ``progress`` (nothing when it reads the same as the last one)."""
-        text = render_bar(progress) if self.tty else render_line(progress)
-        if text == self._last:
-            return
-        self._last = text
-        if self.tty:
-            self.out.write("\r" + text + "\x1b[K")
-            self._open = True
-        else:
-            self.out.write(text + "\n")
-        self.out.flush()
-
-    def note(self, text: str) -> None:
-        """A message on a line of its own."""
-        self.close()
-        self.out.write(text + "\n")
-        self.out.flush()
-
-    def close(self) -> None:
-        """End the bar's line (on a terminal)."""
-        if self._open:
-            self.out.write("\n")
-            self._open = False
+        self.show(render_bar(progress), render_line(progress))

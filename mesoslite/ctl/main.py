@@ -1,0 +1,31 @@
+"""The ``mesoslite ctl`` command: its parser and the dispatch to cluster or app commands.
+
+Owns :func:`add_ctl_parser` (what :mod:`mesoslite.cli` calls) and :func:`run_ctl`.
+The cluster commands live in :mod:`mesoslite.ctl.cluster`, the app commands
+in :mod:`mesoslite.ctl.apps`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+from mesoslite.ctl.apps import APP_COMMANDS, add_app_parsers, run_app_command
+from mesoslite.ctl.cluster import add_cluster_parsers, run_cluster_command
+
+
+def add_ctl_parser(sub: Any) -> None:
+    """Register ``ctl`` and its sub-commands on the main parser's sub-parsers ``sub``."""
+    p = sub.add_parser("ctl", help="inspect a running cluster")
+    ctl = p.add_subparsers(dest="ctl_command", required=True, metavar="WHAT")
+    add_cluster_parsers(p, ctl)
+    add_app_parsers(p, ctl)
+    p.set_defaults(func=run_ctl)
+
+
+def run_ctl(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Run one ctl sub-command; 1 with a message on failure, 130 on Ctrl-C."""
+    if args.ctl_command in APP_COMMANDS:
+        return run_app_command(args, out)
+    return run_cluster_command(args, out)
