@@ -206,13 +206,10 @@ EXIT_DEPOSED = 3
 
 def _cmd_master(args: argparse.Namespace) -> int:
     from mesoslite.coordination import CoordinationError
-    from mesoslite.master import ConfigError, MasterConfig, MasterProcess
+    from mesoslite.master import MasterConfig, MasterProcess
 
     config = build_config(MasterConfig, args)
-    try:
-        master = MasterProcess(config)
-    except ConfigError as exc:
-        raise FlagError(f"--{exc.field}", str(exc)) from None
+    master = MasterProcess(config)  # a ConfigError is reported by main() naming its flag
 
     async def start() -> None:
         await master.start()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import posixpath
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -107,8 +108,19 @@ class ConfigError(ValueError):
         if self.value is NO_VALUE:
             said = self.expected
         else:
-            said = f"expected {self.expected}, got {self.value!r}"
+            said = f"expected {self.expected}, got {_masked(self.value)!r}"
         return f"{said} ({self.detail})" if self.detail else said
+
+
+#: ``scheme://user:password@`` in a URL: the password is never shown in an error.
+_URL_PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with any URL password replaced by ``***`` (errors end up in logs)."""
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1:***@", value)
+    return value
 
 
 @attrs.frozen

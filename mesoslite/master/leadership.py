@@ -96,7 +96,7 @@ def master_zk_url(config: MasterConfig) -> ZkUrl | None:
     try:
         return parse_zk_url(config.zk)
     except ValueError as exc:
-        raise ConfigError("zk", f"{exc} (got {config.zk!r})") from None
+        raise ConfigError("zk", f"a ZooKeeper URL ({exc})", config.zk) from None
 
 
 class LeadershipLost(RuntimeError):

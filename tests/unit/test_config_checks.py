@@ -188,3 +188,11 @@ def test_flag_error_for_a_cli_only_flag() -> None:
     assert (error.flag, error.field, error.problem) == (
         "--agents", "agents", "expected at least 1 agent, got 0")
     assert isinstance(error, ConfigError)
+
+
+def test_errors_never_show_a_url_password() -> None:
+    """A refused ZooKeeper URL is shown with its password masked."""
+    with pytest.raises(ConfigError) as caught:
+        MasterConfig(zk="zk://user:hunter2@h1:2181")
+    assert "hunter2" not in str(caught.value)
+    assert "user:***@" in str(caught.value)
