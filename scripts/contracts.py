@@ -38,6 +38,7 @@ import argparse
 import ast
 import configparser
 import json
+import os
 import re
 import subprocess
 import sys
@@ -275,7 +276,7 @@ def _check_runtime(root: Path, targets: list[tuple[str, tuple[str, ...]]]
     """module -> findings, for every (module, forbidden prefixes) target."""
     done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(targets)], cwd=root,
                           capture_output=True, text=True, timeout=300, check=False,
-                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+                          env={**os.environ, "PYTHONPATH": str(root)})
     if done.returncode != 0:
         return {"(runtime probe)": [f"failed: {done.stderr.strip()[-500:]}"]}
     findings: dict[str, list[str]] = {}
