@@ -4,7 +4,8 @@
 #   mypy              types                 mypy.ini (strict on the PURE cores)
 #   import-contracts  ownership rules       .importlinter (DESIGN.md section 3)
 #   code-contracts    what imports can't    scripts/contracts.py (spawn/kill calls,
-#                     show                  tornado.web, PURE modules, runtime imports)
+#                     show                  tornado.web, PURE modules, runtime imports,
+#                                           functions over 80 lines)
 #
 # Installs the tools when missing (idempotent: checks first).  Every check runs even when
 # an earlier one fails; each failure is named; the exit status is 1 when any failed.
