@@ -27,7 +27,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import psutil
 
@@ -151,7 +151,8 @@ class Cluster:
         while True:
             for proc in [self.master, *self.agents]:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{proc.args[3:5]} exited with {proc.returncode}; "
+                    argv = cast("list[str]", proc.args)  # as _start() gave it
+                    raise RuntimeError(f"{argv[3:5]} exited with {proc.returncode}; "
                                        f"see the logs in {self.root}")
             try:
                 state = get_json(f"http://127.0.0.1:{self.http_port}/state", 2.0)

@@ -53,8 +53,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmarks.bench_support import (
+from bench_support import (
     ROOT,
     check_at_least,
     check_positive,
@@ -73,6 +74,7 @@ from benchmarks.bench_support import (
     spawn_logged,
     stop_all,
 )
+
 from mesoslite.protocol import (
     CommandInfo,
     Filters,
@@ -409,8 +411,8 @@ async def measure(procs: Procs, sched: LongTasks, driver: SchedulerDriver,
                 f"(c) framework reregistered={sched.reregistered_at is not None}, "
                 f"{len(sched.reconciled)}/{args.tasks} tasks reconciled RUNNING "
                 f"{args.timeout:g}s after the kill") from None
-        result["c_framework_reregistered_s"] = sched.reregistered_at - killed  # type: ignore
-        result["c_framework_reconciled_s"] = sched.reconciled_at - killed  # type: ignore
+        result["c_framework_reregistered_s"] = sched.reregistered_at - killed  # type: ignore[operator]
+        result["c_framework_reconciled_s"] = sched.reconciled_at - killed  # type: ignore[operator]
         say(f"(c) framework re-registered after {result['c_framework_reregistered_s']:.2f}s, "
             f"reconciled after {result['c_framework_reconciled_s']:.2f}s")
 

@@ -51,7 +51,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # running from a source checkout
@@ -85,6 +85,9 @@ from mesoslite.protocol import (
 )
 from mesoslite.resources import Resources
 from mesoslite.scheduler import SchedulerDriver
+
+if TYPE_CHECKING:
+    import psutil
 
 GOAL_RATIO = 0.5
 MEM_PER_TASK_MB = 32.0
@@ -298,6 +301,7 @@ async def measure_once(
 async def _attach_when_ready(cluster: Cluster, spy: PySpy) -> None:
     targets = [("master", cluster.master.pid)] if cluster.master else []
     targets += [(f"agent{i}", a.pid) for i, a in enumerate(cluster.agents)]
+    hosts: list[psutil.Process] = []
     for _ in range(200):
         hosts = cluster.command_executors()
         if len(hosts) >= len(cluster.agents):
@@ -341,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
             raw = raw_spawn_rate(args.tasks, args.parallelism)
             say(f"run {i + 1}/{args.repeat}: raw {raw:.0f}/s; now {args.tasks} tasks "
                 f"through mesoslite")
-            spy = PySpy(args.py_spy, args.py_spy_format) if args.py_spy and i == args.repeat - 1 else None
+            last = i == args.repeat - 1
+            spy = PySpy(args.py_spy, args.py_spy_format) if args.py_spy and last else None
             result = asyncio.run(measure_once(cluster, args, spy))
             sched: ShellTasks = result["sched"]
             problems += sched.problems

@@ -187,10 +187,10 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str) -> None:
     async def ready() -> None:
         nonlocal ready_written
         while not all(a.registered.is_set() for a in agents):
-            await asyncio.sleep(0.1)
+            await asyncio.gather(*(a.registered.wait() for a in agents))
         if ready_file and not ready_written:
             ready_written = True
-            Path(ready_file).write_text(f"{len(agents)}\n")
+            await asyncio.to_thread(Path(ready_file).write_text, f"{len(agents)}\n")
         log.info("%d simulated agents registered", len(agents))
 
     async def progress(since: float) -> None:
@@ -206,6 +206,7 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str) -> None:
 
     retrier = loop.create_task(retry())
     readier = loop.create_task(ready())
+    watchers: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected
     try:
         while True:
             leader = detector.current()
@@ -216,7 +217,9 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str) -> None:
                 for agent in agents:
                     agent.move(new)
                     agent.register()
-                loop.create_task(progress(time.monotonic()))
+                watcher = loop.create_task(progress(time.monotonic()))
+                watchers.add(watcher)
+                watcher.add_done_callback(watchers.discard)
             current = leader
             await detector.wait_for_change(current)
     finally:

@@ -205,8 +205,9 @@ class HelloScheduler(Scheduler):
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse and check the command line (exits with status 2 on a usage error)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--master", default="127.0.0.1:5055",
-                        help="master address: host:port or zk://host:port/path (default %(default)s)")
+    parser.add_argument(
+        "--master", default="127.0.0.1:5055",
+        help="master address: host:port or zk://host:port/path (default %(default)s)")
     parser.add_argument("--tasks", type=int, default=20, help="tasks to run (default 20)")
     parser.add_argument("--cpus", type=float, default=0.1, help="cpus per task (default 0.1)")
     parser.add_argument("--mem", type=float, default=32.0, help="MB per task (default 32)")

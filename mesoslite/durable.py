@@ -1,4 +1,4 @@
-"""Durable file writes shared by every on-disk state (PURE of policy: mechanism only).
+"""Durable file writes shared by every on-disk state (mechanism only, no policy).
 
 Owns: :func:`write_all` (``os.write`` until every byte is out),
 :func:`fsync_dir` (make renames and new entries in a directory durable) and

@@ -605,7 +605,7 @@ class Resources:
         for name, value in other._d.items():
             current = a.get(name)
             kind = type(value)
-            if type(current) is not kind:
+            if current is None or type(current) is not kind:
                 return False
             if kind is int:
                 if current < value:

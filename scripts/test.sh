@@ -35,6 +35,8 @@ PY
 
 ensure_python_packages
 
+bash scripts/check.sh  # lint, types and the import contracts of DESIGN.md section 3, first
+
 # Real ZooKeeper for the coordination and high-availability tests
 # (each test starts its own server on a free loopback port).
 bash scripts/ensure-zookeeper.sh >/dev/null

@@ -485,8 +485,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     bridge = Bridge(args)
+
+    def stop(*_: object) -> None:
+        bridge.stop.set()
+        bridge.dirty.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: (bridge.stop.set(), bridge.dirty.set()))
+        signal.signal(sig, stop)
     bridge.run()
     log.info("stopped; haproxy keeps running (pid file %s)", args.pid_file)
     return 0

@@ -434,7 +434,7 @@ class HierarchicalAllocator:
 
     def weights(self) -> dict[str, float]:
         """Weights of every role given one or currently known (default 1.0)."""
-        out = {role: 1.0 for role in self._framework_sorters}
+        out = dict.fromkeys(self._framework_sorters, 1.0)
         out.update(self._weights)
         return out
 

@@ -67,9 +67,10 @@ def _dec_int(value: Any, path: str) -> int:
 def _dec_float(value: Any, path: str) -> float:
     kind = type(value)
     if kind is float:
-        if not math.isfinite(value):
-            raise DecodeError(path, f"expected a finite number, got {value!r}")
-        return value
+        number: float = value
+        if not math.isfinite(number):
+            raise DecodeError(path, f"expected a finite number, got {number!r}")
+        return number
     if kind is int:
         return float(value)
     raise DecodeError(path, f"expected a number, got {_describe(value)}")

@@ -33,7 +33,7 @@ def valid_id(value: str) -> bool:
     return bool(_ID_RE.match(value)) and value not in (".", "..")
 
 
-def _id(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+def _id(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not valid_id(value):
         raise FieldError(
             attribute.name,
@@ -41,17 +41,17 @@ def _id(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
         )
 
 
-def _optional_id(inst: Any, attribute: attrs.Attribute, value: str) -> None:
+def _optional_id(inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if value:
         _id(inst, attribute, value)
 
 
-def _non_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if value < 0:
         raise FieldError(attribute.name, f"expected a value >= 0, got {value!r}")
 
 
-def _port(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
+def _port(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise FieldError(attribute.name, f"expected a port in 0-65535, got {value!r}")
 

@@ -96,7 +96,7 @@ class DriverCalls:
     _framework_info: FrameworkInfo
     _clock: Clock
     _loop: asyncio.AbstractEventLoop | None
-    _submit: Callable[[str, Callable[[], None]], Status]
+    _submit: Callable[[str, Callable[[], object]], Status]
     _deliver_update: Callable[[TaskStatus], None]
     _send_ack: Callable[[TaskStatus], None]
 

@@ -415,7 +415,7 @@ class SchedulerDriver(DriverCalls):
         if status is not Status.DRIVER_RUNNING:
             return status
         loop = asyncio.get_running_loop()
-        installed: list[int] = []
+        installed: list[signal.Signals] = []
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 try:
@@ -445,7 +445,7 @@ class SchedulerDriver(DriverCalls):
         # reused by another thread (e.g. an asyncio.to_thread worker).
         return self._loop_thread is not None and threading.current_thread() is self._loop_thread
 
-    def _on_loop(self, fn: Callable[[], None]) -> None:
+    def _on_loop(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the driver's loop: now if on its thread, else thread-safely."""
         if self._in_loop_thread():
             self._guarded(fn)
@@ -459,13 +459,13 @@ class SchedulerDriver(DriverCalls):
             log.debug("driver loop closed; call dropped")
 
     @staticmethod
-    def _guarded(fn: Callable[[], None]) -> None:
+    def _guarded(fn: Callable[[], object]) -> None:
         try:
             fn()
         except Exception:
             log.exception("driver call failed")
 
-    def _submit(self, what: str, fn: Callable[[], None]) -> Status:
+    def _submit(self, what: str, fn: Callable[[], object]) -> Status:
         """Run a framework call on the loop if the driver is running; return the status."""
         status = self._status
         if status is not Status.DRIVER_RUNNING:

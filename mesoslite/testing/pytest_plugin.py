@@ -76,7 +76,8 @@ class ClusterHandle:
 
     def state(self) -> dict[str, Any]:
         """The master's ``/state`` document."""
-        return self.get_json("/state")
+        state: dict[str, Any] = self.get_json("/state")
+        return state
 
     def add_agent(self, resources: str | None = None, **overrides: Any) -> Any:
         """Start one more agent (see :meth:`InProcessCluster.add_agent`) and return it."""

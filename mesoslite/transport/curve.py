@@ -63,7 +63,7 @@ class CurveServerKeys:
             raise ValueError(f"authorized keys directory {authorized_dir!r} does not exist")
         return cls(public=public, secret=secret, authorized_dir=authorized_dir)
 
-    def apply(self, sock: zmq.Socket) -> None:
+    def apply(self, sock: zmq.Socket[bytes]) -> None:
         """Make ``sock`` a CURVE server that admits only authorised clients."""
         _authenticator(self.authorized_dir)
         sock.curve_secretkey = self.secret
@@ -88,7 +88,7 @@ class CurveClientKeys:
         public, secret = load_keypair(secret_file)
         return cls(public=public, secret=secret, server_public=load_public(server_public_file))
 
-    def apply(self, sock: zmq.Socket) -> None:
+    def apply(self, sock: zmq.Socket[bytes]) -> None:
         """Make ``sock`` a CURVE client of the trusted server."""
         sock.curve_secretkey = self.secret
         sock.curve_publickey = self.public

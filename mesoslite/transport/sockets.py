@@ -31,7 +31,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
@@ -69,7 +69,7 @@ def tcp_endpoint(address: str) -> str:
     return f"tcp://{host}:{int(port)}"
 
 
-class _Stats(collections.Counter):
+class _Stats(collections.Counter[str]):
     """Counters: received, sent, decode_errors, handler_errors, dropped, ..."""
 
 
@@ -77,7 +77,7 @@ class _LoopSocket:
     """Common plumbing: a sync zmq socket whose FD is watched by the loop."""
 
     def __init__(self, kind: int, name: str, max_message_size: int) -> None:
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._max = max_message_size
         self._sock = self._new_socket(kind)
         self._name = name
@@ -93,7 +93,7 @@ class _LoopSocket:
         self._logged_faults: set[tuple[Any, str]] = set()
         self.stats: _Stats = _Stats()
 
-    def _new_socket(self, kind: int) -> zmq.Socket:
+    def _new_socket(self, kind: int) -> zmq.Socket[bytes]:
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, SEND_HWM)
@@ -118,7 +118,7 @@ class _LoopSocket:
 
     def _watch(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._sock.getsockopt(zmq.FD), self._on_ready)
+        self._loop.add_reader(self._sock.fileno(), self._on_ready)
         self._schedule_check()
 
     def _schedule_check(self) -> None:
@@ -136,7 +136,7 @@ class _LoopSocket:
         budget = 5000  # yield to the loop now and then under heavy load
         while budget > 0:
             try:
-                events = sock.getsockopt(zmq.EVENTS)
+                events = cast(int, sock.getsockopt(zmq.EVENTS))
             except zmq.ZMQError:
                 return
             progressed = False
@@ -261,7 +261,7 @@ class _LoopSocket:
         self._closed = True
         if self._loop is not None:
             try:
-                self._loop.remove_reader(self._sock.getsockopt(zmq.FD))
+                self._loop.remove_reader(self._sock.fileno())
             except (zmq.ZMQError, ValueError, RuntimeError):
                 pass
         self._sock.close(linger=int(linger * 1000))
@@ -298,7 +298,7 @@ class RouterServer(_LoopSocket):
         if curve is not None:
             curve.apply(self._sock)
         self._sock.bind(endpoint)
-        self.endpoint: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.endpoint: str = self._sock.get_string(zmq.LAST_ENDPOINT)
 
     @property
     def port(self) -> int:
@@ -373,7 +373,7 @@ class DealerClient(_LoopSocket):
         self._configure(self._sock)
         self.endpoint: str | None = None
 
-    def _configure(self, sock: zmq.Socket) -> None:
+    def _configure(self, sock: zmq.Socket[bytes]) -> None:
         sock.setsockopt(zmq.RECONNECT_IVL, self._reconnect[0])
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect[1])
         if self._curve is not None:
