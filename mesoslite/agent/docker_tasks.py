@@ -37,7 +37,7 @@ from mesoslite.agent.containerizer import ContainerizerError, RecoveredContainer
 from mesoslite.agent.sandbox import sandbox_dir, task_environment
 from mesoslite.agent.state import ExecutorRecord, ExecutorState, FrameworkRecord, TaskRecord
 from mesoslite.agent.views import statistics_entry
-from mesoslite.executor.health_probes import HealthChecker, ProbeResult
+from mesoslite.health.probes import HealthChecker, ProbeResult
 from mesoslite.protocol import (
     CommandInfo,
     ExecutorInfo,

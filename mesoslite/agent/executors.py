@@ -30,7 +30,6 @@ import attrs
 
 import mesoslite
 from mesoslite.agent.containerizer import Containerizer, ContainerizerError, LaunchSpec
-from mesoslite.agent.containerizer.process import find_by_env, kill_pids, tree_usage
 from mesoslite.agent.sandbox import executor_environment, sandbox_dir, task_environment
 from mesoslite.agent.state import (
     CommandHost,
@@ -40,6 +39,7 @@ from mesoslite.agent.state import (
     TaskRecord,
 )
 from mesoslite.agent.views import statistics_entry
+from mesoslite.proc import find_by_env, kill_pids, tree_usage
 from mesoslite.protocol import (
     CommandInfo,
     ExecutorInfo,

@@ -14,8 +14,8 @@ import logging
 
 from mesoslite.agent.checkpoint import Checkpointer
 from mesoslite.agent.containerizer import Containerizer, RecoveredContainer
-from mesoslite.agent.containerizer.process import find_by_env, kill_pids
 from mesoslite.agent.state import CommandHost, ExecutorRecord, FrameworkRecord
+from mesoslite.proc import find_by_env, kill_pids
 
 log = logging.getLogger("mesoslite.agent")
 

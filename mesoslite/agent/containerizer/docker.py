@@ -71,7 +71,7 @@ from mesoslite.agent.containerizer.docker_watch import (
     unreachable,
     wait_exit,
 )
-from mesoslite.agent.containerizer.process import prepare_sandbox
+from mesoslite.proc import prepare_sandbox
 from mesoslite.protocol import Reason
 
 log = logging.getLogger("mesoslite.agent.docker")

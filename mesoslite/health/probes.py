@@ -12,7 +12,7 @@ each bounded by ``timeout_seconds`` and answering a :class:`ProbeResult`:
 - :func:`tcp_probe`: passes when a connection opens.
 
 and :class:`HealthChecker`, which runs probes on the event loop as the pure
-:class:`~mesoslite.executor.health.HealthCheckState` schedules them and calls
+:class:`~mesoslite.health.schedule.HealthCheckState` schedules them and calls
 ``on_status(healthy, message)`` on each health transition and
 ``on_kill(message)`` once, when the task should be killed.  It knows nothing
 of executors, so the command executor and the agent's Docker task runner can
@@ -31,13 +31,12 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 
-from mesoslite.agent.containerizer import ContainerizerError
-from mesoslite.agent.containerizer.process import command_argv, describe_wait_status
 from mesoslite.clock import SYSTEM_CLOCK, Clock
-from mesoslite.executor.health import HealthCheckState, HealthVerdict
+from mesoslite.health.schedule import HealthCheckState, HealthVerdict
+from mesoslite.proc import CommandError, command_argv, describe_wait_status
 from mesoslite.protocol import CommandInfo, HealthCheck
 
-log = logging.getLogger("mesoslite.executor.health")
+log = logging.getLogger("mesoslite.health")
 
 #: The host probes connect to: the task shares the host's network.
 DEFAULT_HOST = "127.0.0.1"
@@ -94,7 +93,7 @@ async def command_probe(command: CommandInfo, env: Mapping[str, str], cwd: str,
     """Run ``command`` in ``cwd`` with ``env`` (plus its own environment); pass on exit 0."""
     try:
         argv, executable = command_argv(command)
-    except ContainerizerError as exc:
+    except CommandError as exc:
         return ProbeResult(False, f"Health check command is invalid: {exc}")
     full_env = {**env, **command.environment}
     try:
