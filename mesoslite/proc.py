@@ -47,8 +47,8 @@ class CommandError(ValueError):
 
 
 @attrs.frozen
-class ContainerUsage:
-    """Resource usage of a process tree (Mesos ResourceStatistics subset)."""
+class ProcessUsage:
+    """Resource usage of a process tree (the fields of Mesos ResourceStatistics it fills)."""
 
     timestamp: float
     cpus_user_time_secs: float
@@ -461,7 +461,7 @@ async def spawn_async(
     return ManagedProcess(popen.pid, loop, popen=popen)
 
 
-def tree_usage(pid: int) -> ContainerUsage | None:
+def tree_usage(pid: int) -> ProcessUsage | None:
     """CPU times and RSS of ``pid`` and all its descendants (blocking; psutil)."""
     import psutil
 
@@ -485,7 +485,7 @@ def tree_usage(pid: int) -> ContainerUsage | None:
         count += 1
     if not count:
         return None
-    return ContainerUsage(
+    return ProcessUsage(
         timestamp=time.time(),
         cpus_user_time_secs=user,
         cpus_system_time_secs=system,

@@ -3,10 +3,9 @@
 Owns: :class:`Containerizer` (Nomad-like driver interface: ``launch``,
 ``wait``, ``kill``, ``recover``, ``usage``) and the values crossing it:
 :class:`LaunchSpec`, :class:`Termination`, :class:`ContainerUsage`,
-:class:`RecoveredContainer` (:class:`ContainerUsage` is defined below, in
-:mod:`mesoslite.proc`).  Implementations: ``process`` (a process tree in its
-own session) and ``docker``.  Only the containerizers and :mod:`mesoslite.proc`
-start subprocesses or talk to Docker.
+:class:`RecoveredContainer`.  Implementations: ``process`` (a process tree
+in its own session, on :mod:`mesoslite.proc`) and ``docker``.  Only the
+containerizers and :mod:`mesoslite.proc` start subprocesses or talk to Docker.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from collections.abc import Iterable
 
 import attrs
 
-from mesoslite.proc import ContainerUsage
 from mesoslite.protocol import CommandInfo
 from mesoslite.resources import Resources
 
@@ -41,6 +39,17 @@ class Termination:
 
     status: int | None
     message: str
+
+
+@attrs.frozen
+class ContainerUsage:
+    """Resource usage of a container's process tree (Mesos ResourceStatistics subset)."""
+
+    timestamp: float
+    cpus_user_time_secs: float
+    cpus_system_time_secs: float
+    mem_rss_bytes: int
+    processes: int
 
 
 @attrs.frozen

@@ -14,6 +14,8 @@ import logging
 import os
 from collections.abc import Iterable
 
+import attrs
+
 from mesoslite.agent.containerizer import (
     Containerizer,
     ContainerizerError,
@@ -106,7 +108,8 @@ class ProcessContainerizer(Containerizer):
         proc = self._procs.get(container_id)
         if proc is None or proc.done:
             return None
-        return tree_usage(proc.pid)
+        usage = tree_usage(proc.pid)
+        return ContainerUsage(**attrs.asdict(usage)) if usage is not None else None
 
     def containers(self) -> set[str]:
         """Containers being watched (ended ones until :meth:`remove`)."""
