@@ -106,8 +106,11 @@ class DockerTasks:
                 except Exception as exc:  # noqa: BLE001 - best effort at start
                     log.warning("Docker containerizer: orphan cleanup failed: %s", exc)
         else:
+            # "Docker daemon at <url> is unreachable: ..." names the url the flag gave.
+            why = dc.health_message.replace(f"Docker daemon at {dc.options.base_url} is ",
+                                            "the Docker daemon is ", 1)
             log.error("Docker containerizer: --docker_host %s: %s; Docker tasks will fail until "
-                      "the daemon answers", self._docker_host(), dc.health_message)
+                      "it answers", self._docker_host(), why)
         self._health_job = asyncio.get_running_loop().create_task(
             dc.run_health_checks(self._cfg.docker_health_interval)
         )
