@@ -266,8 +266,17 @@ def make_app(agent: AgentView) -> tornado.web.Application:
 
 
 def bind_http(config: AgentConfig) -> tuple[list[socket.socket], int]:
-    """Bind ``config.ip:config.http_port`` (0 = ephemeral); returns (sockets, port)."""
-    sockets = tornado.netutil.bind_sockets(config.http_port, address=config.ip)
+    """Bind ``config.ip:config.http_port`` (0 = ephemeral); returns (sockets, port).
+
+    An address that cannot be bound is an OSError naming the flag to change.
+    """
+    try:
+        sockets = tornado.netutil.bind_sockets(config.http_port, address=config.ip)
+    except OSError as exc:
+        raise OSError(exc.errno, f"the agent's HTTP server cannot listen on {config.ip}:"
+                                 f"{config.http_port} ({exc.strerror}); choose another port "
+                                 "(mesoslite agent --http_port, mesoslite local "
+                                 "--agent_port_base)") from None
     return sockets, sockets[0].getsockname()[1]
 
 
