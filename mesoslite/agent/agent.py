@@ -268,7 +268,7 @@ class Agent:
             return
         was_running = self._state == _RUNNING
         self._state = _TERMINATING
-        self.core.stop()
+        self.core.stop_accepting()
         log.info("Agent %s stopping (kill_tasks=%s)", self.core.agent_id, kill_tasks)
         self.link.stop_registering()
         if self._recovery_job is not None and not self._recovery_job.done():

@@ -56,7 +56,7 @@ from mesoslite.agent.effects import (
     WriteUpdates,
 )
 from mesoslite.agent.journal import Journal, RawRecord
-from mesoslite.agent.status_updates import Record
+from mesoslite.agent.update_streams import Record
 from mesoslite.protocol import (
     AgentInfo,
     DecodeError,

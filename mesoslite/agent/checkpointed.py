@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from mesoslite.agent.status_updates import Record
+from mesoslite.agent.update_streams import Record
 from mesoslite.protocol import AgentInfo, ExecutorInfo, FrameworkInfo, TaskInfo
 
 

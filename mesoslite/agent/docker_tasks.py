@@ -65,7 +65,7 @@ class DockerTasks:
         self._health_job: asyncio.Task[None] | None = None
         #: Why the containerizer could not be created ("" when it was, or is not enabled).
         self.error = ""
-        #: Containers of Docker tasks being run or followed (container id -> their job).
+        #: Containers of Docker tasks being run or followed.
         self._running: set[str] = set()
         #: Container id -> grace period of a requested kill.
         self._grace: dict[str, float] = {}

@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from mesoslite.agent.status_updates import Record
+from mesoslite.agent.update_streams import Record
 from mesoslite.protocol import AgentInfo, CommandInfo, ExecutorInfo, FrameworkInfo, TaskInfo
 from mesoslite.resources import Resources
 

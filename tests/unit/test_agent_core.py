@@ -313,7 +313,7 @@ def test_docker_tasks_are_refused_without_the_docker_containerizer() -> None:
 def test_tasks_are_refused_while_stopping_and_ignored_before_registration() -> None:
     """A stopping agent refuses tasks (LOST); one without an id ignores them."""
     h = Harness()
-    h.core.stop()
+    h.core.stop_accepting()
     assert _refused(h.run(command_task("t1"))).message == "agent is shutting down"
     fresh = Harness(register=False)
     assert fresh.run(command_task("t1")) == []
@@ -564,7 +564,7 @@ def test_the_core_imports_no_io() -> None:
     root = Path(__file__).resolve().parents[2] / "mesoslite" / "agent"
     modules = [*sorted((root / "core").glob("*.py")),
                *(root / name for name in ("effects.py", "records.py", "checkpointed.py",
-                                          "status_updates.py", "sandbox.py"))]
+                                          "update_streams.py", "sandbox.py"))]
     banned = {"asyncio", "zmq", "tornado", "docker", "subprocess", "socket", "psutil",
               "mesoslite.transport", "mesoslite.proc", "mesoslite.agent.agent",
               "mesoslite.agent.main", "mesoslite.agent.executors", "mesoslite.agent.checkpoint"}

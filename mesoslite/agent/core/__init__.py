@@ -7,7 +7,8 @@ plus an injected clock, and returns :mod:`~mesoslite.agent.effects` for the
 shell to perform.  It performs no I/O.  Its parts, by concern:
 
 - :mod:`.base` — identity, registries, counters, the registration message;
-- :mod:`.updates` — status updates: accept, send, retry, acknowledge,
+- :mod:`.updates` — the status-update flow (over the PURE streams of
+  :mod:`mesoslite.agent.update_streams`): accept, send, retry, acknowledge,
   complete; executors and frameworks ending;
 - :mod:`.executors` — executor processes and command hosts: creation,
   delivery, executor messages, launches, exits, timeouts, shutdown;

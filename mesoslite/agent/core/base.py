@@ -34,7 +34,7 @@ from mesoslite.agent.records import (
     Peer,
 )
 from mesoslite.agent.sandbox import sandbox_dir
-from mesoslite.agent.status_updates import StatusUpdateManager
+from mesoslite.agent.update_streams import StatusUpdateManager
 from mesoslite.clock import Clock
 from mesoslite.protocol import AgentInfo, MasterInfo, ProtocolError, RegisterAgent, ReregisterAgent
 from mesoslite.resources import Resources
@@ -122,8 +122,8 @@ class CoreBase:
         self.start_time = self.clock.time()
         self.accepting = True
 
-    def stop(self) -> None:
-        """The agent is stopping: refuse new tasks, ignore registrations, stop retrying."""
+    def stop_accepting(self) -> None:
+        """The agent is stopping: refuse new tasks and ignore registrations."""
         self.accepting = False
 
     def set_docker(self, refusal: str) -> None:

@@ -3,7 +3,7 @@
 Owns: :class:`UpdateFlow`, the agent's side of reliable status updates.
 An update (an executor's, or one the agent makes itself) is recorded on its
 task and queued in the pure
-:class:`~mesoslite.agent.status_updates.StatusUpdateManager`; a
+:class:`~mesoslite.agent.update_streams.StatusUpdateManager`; a
 checkpointing framework's update is written first (``WriteUpdates``); the
 head of each task's stream goes to the master while registered, and
 ``ArmRetry`` keeps the retry timer at the earliest pending resend.  An
@@ -37,7 +37,7 @@ from mesoslite.agent.records import (
     ExecutorState,
     FrameworkState,
 )
-from mesoslite.agent.status_updates import AddOutcome
+from mesoslite.agent.update_streams import AddOutcome
 from mesoslite.protocol import (
     ExitedExecutor,
     FrameworkInfo,
