@@ -11,7 +11,9 @@ thread where pidfds are missing), kills what is left of its process group
 when it ends, and terminates it with a grace period (SIGTERM to the group,
 SIGKILL after the grace).  psutil measures a process tree
 (:func:`tree_usage`) and finds processes by an environment variable
-(:func:`find_by_env`) for cleanup; :func:`kill_pids` signals them.
+(:func:`find_by_env`) for cleanup; :func:`kill_pids` signals them;
+:func:`process_alive` probes a pid.  :func:`run_captured` runs a short
+command (a health check) with its output captured, bounded by a timeout.
 
 The agent's :class:`~mesoslite.agent.containerizer.process.ProcessContainerizer`
 and the command executor (:mod:`mesoslite.executor.command`) are built on
@@ -541,3 +543,81 @@ def kill_pids(pids: Iterable[int], sig: int = signal.SIGKILL) -> int:
                 hit = True
         count += hit
     return count
+
+
+# ------------------------------------------------------------------ short commands
+
+
+@attrs.frozen
+class CommandOutcome:
+    """How a short command ran: its wait status (None: it timed out) and its output's tail."""
+
+    status: int | None
+    output: bytes
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def _read_tail(stream: asyncio.StreamReader | None, keep: int) -> bytes:
+    """Read a stream to its end, keeping only its last ``keep`` bytes."""
+    if stream is None:
+        return b""
+    tail = b""
+    while True:
+        chunk = await stream.read(4096)
+        if not chunk:
+            return tail
+        tail = (tail + chunk)[-keep:]
+
+
+async def run_captured(argv: list[str], *, executable: str | None, cwd: str | None,
+                       env: Mapping[str, str], timeout: float, keep: int) -> CommandOutcome:
+    """Run ``argv`` in its own session, stdout and stderr together (the last ``keep`` bytes).
+
+    Whatever the command leaves in its process group is killed when it ends;
+    at the ``timeout`` the whole group is killed (status None), and so it is
+    when the caller is cancelled.  Raises OSError when it cannot start.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv, executable=executable, cwd=cwd, env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+    )
+    reader = asyncio.ensure_future(_read_tail(proc.stdout, keep))
+    try:
+        try:
+            code = await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            _kill_group(proc.pid)
+            await proc.wait()
+            return CommandOutcome(None, b"")
+        finally:
+            # Whatever the command left in its group (background children) goes too.
+            _kill_group(proc.pid)
+        try:
+            tail = await asyncio.wait_for(asyncio.shield(reader), 1.0)
+        except TimeoutError:
+            tail = b""
+    except BaseException:
+        _kill_group(proc.pid)  # cancelled: the command is abandoned; reap what was killed
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(proc.wait(), 2.0)
+        raise
+    finally:
+        reader.cancel()
+    status = (code << 8) if code >= 0 else -code  # back to a raw wait status
+    return CommandOutcome(status, tail)
+
+
+def process_alive(pid: int) -> bool:
+    """True while a process with this pid exists (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -112,7 +112,7 @@ class Agent:
             KillDockerTask: docker.kill,
             ResumeDockerTask: lambda e: docker.resume(e.container_id),
             DiscardDockerContainer: lambda e: docker.discard(e.container_id),
-            Registered: lambda e: link.registered_with(e.ping_interval),
+            Registered: self._link_registered,
             ArmRetry: self._arm_retry,
             StopAgent: self._stop_requested,
         }
@@ -147,6 +147,9 @@ class Agent:
                 effect.container_id), endpoint=self.executors.endpoint)
         else:
             self.checkpointer.write(effect)
+
+    def _link_registered(self, effect: Registered) -> None:
+        self.link.registered_with(effect.ping_interval)
 
     def _arm_retry(self, effect: ArmRetry) -> None:
         if self._retry_handle is not None:

@@ -1,4 +1,4 @@
-"""The executor and the health checks stand below the agent: importing them loads no agent code."""
+"""Lower modules stay lower: the executor loads no agent code; pure cores load no I/O at run time."""
 
 from __future__ import annotations
 
@@ -27,3 +27,11 @@ def test_health_schedule_is_pure() -> None:
     loaded = set(_modules_after_import("mesoslite.health.schedule"))
     assert loaded.isdisjoint({"asyncio", "zmq", "tornado", "docker", "subprocess",
                               "mesoslite.proc", "mesoslite.agent", "mesoslite.executor"})
+
+
+def test_agent_core_loads_no_io_at_run_time() -> None:
+    """Importing the agent's pure core (package ``__init__`` files included) loads no I/O."""
+    loaded = set(_modules_after_import("mesoslite.agent.core"))
+    assert loaded.isdisjoint({"asyncio", "zmq", "tornado", "docker", "subprocess", "psutil",
+                              "socket", "mesoslite.proc", "mesoslite.transport",
+                              "mesoslite.agent.main", "mesoslite.agent.agent"})

@@ -45,8 +45,8 @@ class AgentState(Rebuild):
 #: The master → agent messages the core handles, and the handler of each (the shell
 #: answers Ping, ProtocolError and LeaderRedirect itself: they are about the link).
 MASTER_DISPATCH: dict[type, Callable[[AgentState, Any], list[Effect]]] = {
-    AgentRegistered: AgentState.registered,
-    AgentReregistered: AgentState.registered,
+    AgentRegistered: AgentState.registration_accepted,
+    AgentReregistered: AgentState.registration_accepted,
     RunTask: AgentState.run_task,
     KillTask: AgentState.kill_task,
     StatusUpdateAcknowledgement: AgentState.acknowledge,

@@ -347,11 +347,8 @@ class ExecutorFlow(UpdateFlow):
         if ent is None or ent.framework_id != msg.framework_id or (
             ent.executor_id != msg.executor_id
         ):
-            out = self.refuse_executor(
-                peer, msg, f"unknown executor {msg.executor_id!r} in container "
-                f"{msg.container_id!r} of framework {msg.framework_id!r}", "container_id")
-            shutdown = ShutdownExecutor(framework_id=msg.framework_id, executor_id=msg.executor_id)
-            return [*out, ToExecutor(peer, shutdown)]
+            return self._unknown(peer, msg, f"unknown executor {msg.executor_id!r} in container "
+                                 f"{msg.container_id!r} of framework {msg.framework_id!r}")
         fw = self.frameworks.get(ent.framework_id)
         if ent.state is not ExecutorState.REGISTERING or fw is None:
             if ent.peer == peer:
@@ -380,10 +377,7 @@ class ExecutorFlow(UpdateFlow):
             ent.executor_id != msg.executor_id
         ) or ent.state is ExecutorState.TERMINATED:
             # Executors of a previous agent run re-attach only through agent recovery.
-            out = self.refuse_executor(peer, msg, f"unknown container {msg.container_id!r}",
-                                       "container_id")
-            shutdown = ShutdownExecutor(framework_id=msg.framework_id, executor_id=msg.executor_id)
-            return [*out, ToExecutor(peer, shutdown)]
+            return self._unknown(peer, msg, f"unknown container {msg.container_id!r}")
         out: list[Effect] = []
         fresh = ent.state is ExecutorState.REGISTERING
         if fresh:
@@ -402,6 +396,13 @@ class ExecutorFlow(UpdateFlow):
             out.append(ToExecutor(peer, ExecutorReregistered(agent_id=self.agent_id or "",
                                                              agent_info=self.agent_info())))
         return out
+
+    def _unknown(self, peer: Peer, msg: RegisterExecutor | ReregisterExecutor,
+                 message: str) -> list[Effect]:
+        """Refuse an executor this agent does not know and tell it to shut down."""
+        shutdown = ShutdownExecutor(framework_id=msg.framework_id, executor_id=msg.executor_id)
+        return [*self.refuse_executor(peer, msg, message, "container_id"),
+                ToExecutor(peer, shutdown)]
 
     def _sender(self, peer: Peer, msg: Any) -> tuple[ExecutorProcess | None, list[Effect]]:
         """The registered executor process behind ``peer`` (or the refusal to send)."""

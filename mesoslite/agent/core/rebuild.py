@@ -50,7 +50,8 @@ def latest_run(ex: CheckpointedExecutor) -> CheckpointedRun | None:
     """The run with a process (the last one written), else the last run."""
     runs = list(ex.runs.values())
     with_pid = [r for r in runs if r.pid]
-    return (with_pid or runs or [None])[-1]
+    chosen = with_pid or runs
+    return chosen[-1] if chosen else None
 
 
 class Rebuild(TaskFlow):

@@ -71,7 +71,7 @@ class TaskFlow(DockerFlow):
 
     # ------------------------------------------------------------ registration
 
-    def registered(self, msg: AgentRegistered | AgentReregistered) -> list[Effect]:
+    def registration_accepted(self, msg: AgentRegistered | AgentReregistered) -> list[Effect]:
         """The master (re-)registered this agent: keep the id, resend pending updates."""
         if not self.accepting:
             return []
