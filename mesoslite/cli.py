@@ -235,10 +235,10 @@ def _cmd_master(args: argparse.Namespace) -> int:
 
 
 def _cmd_agent(args: argparse.Namespace) -> int:
-    from mesoslite.agent import Agent, AgentConfig
+    from mesoslite.agent import AgentConfig, AgentProcess
 
     config = build_config(AgentConfig, args)
-    agent = Agent(config)
+    agent = AgentProcess(config)
 
     async def start() -> None:
         await agent.start()

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from mesoslite.agent import Agent, AgentConfig
+from mesoslite.agent import AgentConfig, AgentProcess
 from mesoslite.master import MasterConfig, MasterProcess
 from mesoslite.resources import Resources
 
@@ -81,7 +81,7 @@ class LocalCluster:
                 **(master_options or {}),
             )
         )
-        self.agents: list[Agent] = []
+        self.agents: list[AgentProcess] = []
         #: The bundled Marathon-style framework (None: not started).
         self.marathon: Any = None
         self._marathon_port = marathon_port
@@ -115,7 +115,7 @@ class LocalCluster:
                 resources=self._agent_resources_for(i),
                 **self._agent_options,
             )
-            agent = Agent(config)
+            agent = AgentProcess(config)
             self.agents.append(agent)
             await agent.start()
         for agent in self.agents:

@@ -36,12 +36,27 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
 import msgpack
 
 from mesoslite import durable
+from mesoslite.agent.checkpointed import (
+    CheckpointedAgent,
+    CheckpointedExecutor,
+    CheckpointedFramework,
+    CheckpointedRun,
+    CheckpointedTask,
+)
+from mesoslite.agent.effects import (
+    ForgetFramework,
+    WriteAgentInfo,
+    WriteExecutor,
+    WriteFramework,
+    WriteRun,
+    WriteTask,
+    WriteUpdates,
+)
 from mesoslite.agent.journal import Journal, RawRecord
-from mesoslite.agent.status_updates import Record
+from mesoslite.agent.update_streams import Record
 from mesoslite.protocol import (
     AgentInfo,
     DecodeError,
@@ -56,6 +71,10 @@ from mesoslite.protocol import (
 log = logging.getLogger("mesoslite.agent")
 
 _LEN = struct.Struct(">I")
+
+#: The checkpoint effects :meth:`Checkpointer.write` performs.
+CheckpointWrite = (WriteAgentInfo | WriteFramework | WriteExecutor | WriteRun | WriteTask
+                   | WriteUpdates | ForgetFramework)
 MAX_RECORD = 64 * 1024 * 1024
 
 
@@ -123,53 +142,6 @@ def read_records(path: str) -> list[Record]:
     return out
 
 
-@attrs.define
-class CheckpointedTask:
-    """A task as read back: its info and its status-update records."""
-
-    info: TaskInfo | None
-    records: list[Record] = attrs.field(factory=list)
-
-
-@attrs.define
-class CheckpointedRun:
-    """One container run of an executor: the process and the tasks it was given."""
-
-    container_id: str
-    pid: int = 0
-    create_time: float = 0.0
-    extra: dict[str, Any] = attrs.field(factory=dict)
-    tasks: dict[str, CheckpointedTask] = attrs.field(factory=dict)
-
-
-@attrs.define
-class CheckpointedExecutor:
-    """An executor: its info, kind (custom | command | command-host) and runs."""
-
-    executor_id: str
-    info: ExecutorInfo | None
-    kind: str = "custom"
-    host_container_id: str = ""
-    runs: dict[str, CheckpointedRun] = attrs.field(factory=dict)
-
-
-@attrs.define
-class CheckpointedFramework:
-    """A checkpointing framework and its executors."""
-
-    info: FrameworkInfo | None
-    executors: dict[str, CheckpointedExecutor] = attrs.field(factory=dict)
-
-
-@attrs.define
-class CheckpointedAgent:
-    """Everything the last agent run left on disk."""
-
-    info: AgentInfo
-    boot_id: str
-    frameworks: dict[str, CheckpointedFramework] = attrs.field(factory=dict)
-
-
 class Checkpointer:
     """Reads and writes the ``meta`` tree of one agent work directory."""
 
@@ -235,6 +207,36 @@ class Checkpointer:
         return os.path.join(self.run_dir(agent_id, fid, eid, cid), "tasks", task_id)
 
     # ----------------------------------------------------------- writes
+
+    def write(self, effect: CheckpointWrite, *, create_time: float = 0.0,
+              endpoint: str = "") -> None:
+        """Perform one of the core's checkpoint effects.
+
+        A run with a process also records its start time and the executor
+        endpoint (what a restarted agent needs to find and reach it again).
+        """
+        match effect:
+            case WriteAgentInfo(info=info):
+                self.write_agent(info)
+            case WriteFramework(agent_id=agent_id, info=info):
+                self.write_framework(agent_id, info)
+            case WriteExecutor():
+                self.write_executor(effect.agent_id, effect.framework_id, effect.info,
+                                    effect.kind, effect.host_container_id)
+            case WriteRun(pid=0):
+                self.write_run(effect.agent_id, effect.framework_id, effect.executor_id,
+                               effect.container_id, 0, 0.0, host=effect.host_container_id)
+            case WriteRun():
+                self.write_run(effect.agent_id, effect.framework_id, effect.executor_id,
+                               effect.container_id, effect.pid, create_time, endpoint=endpoint)
+            case WriteTask():
+                self.write_task(effect.agent_id, effect.framework_id, effect.executor_id,
+                                effect.container_id, effect.task)
+            case WriteUpdates():
+                self.append_updates(effect.agent_id, effect.framework_id, effect.executor_id,
+                                    effect.container_id, effect.task_id, effect.records)
+            case ForgetFramework(agent_id=agent_id, framework_id=framework_id):
+                self.remove_framework(agent_id, framework_id)
 
     def write_boot_id(self, boot_id: str) -> None:
         """Record the host boot id of this agent start."""

@@ -1,26 +1,26 @@
-"""Docker tasks on the agent: one task, one container, run by the Docker containerizer.
+"""Docker tasks on the agent: the Docker containerizer's plumbing (I/O shell).
 
-Owns: :class:`DockerTasks`, the agent's side of ``TaskInfo.container.type ==
-"DOCKER"`` tasks.  It creates the :class:`DockerContainerizer` when
-``docker`` is in ``--containerizers`` (imported lazily: agents without it never
-load the Docker SDK), checks the daemon's health (at start and in the
-background), and runs each Docker task as a *virtual* executor (executor id =
-task id, its own container id and sandbox, like a command task): TASK_STARTING,
-launch (pull progress kept on the task record), TASK_RUNNING, wait, then
-TASK_FINISHED / TASK_FAILED / TASK_KILLED from the container's termination.
-Kills send TASK_KILLING (to frameworks with that capability) and stop the
-container with the grace period.  Updates enter the agent's status-update
-flow exactly like an executor's (checkpointed, retried until acknowledged).
+Owns: :class:`DockerTasks`, the I/O of ``TaskInfo.container.type ==
+"DOCKER"`` tasks.  With ``docker`` in ``--containerizers`` it creates the
+:class:`~mesoslite.agent.containerizer.docker.DockerContainerizer` (through
+the factory the composition root gives it, so agents without Docker never
+load the SDK), checks the daemon's health (at start, in one clear line naming
+``--docker_host`` when it does not answer, and in the background), and
+performs the core's Docker effects: ``RunDockerTask`` (launch with pull
+progress, health checks beside the container, wait), ``KillDockerTask``,
+``ResumeDockerTask`` and ``DiscardDockerContainer``.  What happens to the
+task is the core's decision (:mod:`mesoslite.agent.core.docker`); this
+module reports each event: not created, launch failed, started, health,
+exited.
 
-Recovery (``--recover=reconnect``): :mod:`mesoslite.agent.reconnect` calls
-:meth:`DockerTasks.expect_recovery` before :meth:`DockerTasks.start`, then
-:meth:`DockerTasks.recover` with the checkpointed Docker runs: running
-containers carrying this agent's labels are reattached (not restarted; their
-logs are appended from where the previous run stopped), ones that exited
-meanwhile report their exit status, and labelled containers no checkpoint
-names are removed (``docker_kill_orphans``).  :meth:`DockerTasks.adopt`
-resumes a recovered task at ``wait``.  Without a previous run to reconnect
-to, :meth:`DockerTasks.start` removes every labelled container of this agent.
+Recovery (``--recover=reconnect``): :meth:`DockerTasks.expect_recovery`
+before :meth:`DockerTasks.start`, then :meth:`DockerTasks.recover` with the
+checkpointed Docker runs: running containers carrying this agent's labels are
+reattached (not restarted; their logs are appended from where the previous
+run stopped), ones that exited meanwhile report their exit status, and
+labelled containers no checkpoint names are removed (``docker_kill_orphans``).
+Without a previous run to reconnect to, :meth:`DockerTasks.start` removes
+every labelled container of this agent.
 """
 
 from __future__ import annotations
@@ -28,84 +28,76 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+import os
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.containerizer import ContainerizerError, RecoveredContainer, Termination
-from mesoslite.agent.sandbox import sandbox_dir, task_environment
-from mesoslite.agent.state import ExecutorRecord, ExecutorState, FrameworkRecord, TaskRecord
+from mesoslite.agent.core import AgentState
+from mesoslite.agent.effects import Effect, KillDockerTask, RunDockerTask
 from mesoslite.agent.views import statistics_entry
-from mesoslite.executor.health_probes import HealthChecker, ProbeResult
-from mesoslite.protocol import (
-    CommandInfo,
-    ExecutorInfo,
-    KillPolicy,
-    Reason,
-    Source,
-    TaskInfo,
-    TaskState,
-)
+from mesoslite.health.probes import HealthChecker, ProbeResult
+from mesoslite.protocol import CommandInfo, Reason
 
 if TYPE_CHECKING:
-    from mesoslite.agent.agent import Agent
     from mesoslite.agent.containerizer.docker import DockerContainerizer
 
 log = logging.getLogger("mesoslite.agent.docker_tasks")
 
-#: Why a Docker task cannot run when the agent has no Docker containerizer.
-NO_DOCKER_MESSAGE = (
-    "container.type: DOCKER needs the docker containerizer, which this agent does not run "
-    "(start it with --containerizers=docker,process)"
-)
+#: Makes the Docker containerizer: ``(work_dir, on_progress) -> DockerContainerizer``.
+DockerFactory = Callable[[str, Callable[[str, str], None]], "DockerContainerizer"]
 
 
 class DockerTasks:
-    """The Docker containerizer of one agent and the Docker tasks it runs."""
+    """The Docker containerizer of one agent and the containers of its Docker tasks."""
 
-    def __init__(self, agent: Agent) -> None:
-        """Serve ``agent``; nothing talks to Docker until :meth:`start`."""
-        self._agent = agent
-        self._cfg = agent.config
+    def __init__(self, config: AgentConfig, core: AgentState,
+                 perform: Callable[[Iterable[Effect]], None],
+                 create: DockerFactory | None = None) -> None:
+        """Serve ``core``; ``create`` makes the containerizer (None: docker is not enabled)."""
+        self._cfg = config
+        self._core = core
+        self._perform = perform
+        self._create = create
         self.containerizer: DockerContainerizer | None = None
         self._jobs: set[asyncio.Task[Any]] = set()
         self._health_job: asyncio.Task[None] | None = None
         #: Why the containerizer could not be created ("" when it was, or is not enabled).
         self.error = ""
-        #: container id -> (framework, executor) of Docker tasks not yet ended.
-        self._running: dict[str, tuple[FrameworkRecord, ExecutorRecord]] = {}
-        #: container id -> grace period of a requested kill.
+        #: Containers of Docker tasks being run or followed.
+        self._running: set[str] = set()
+        #: Container id -> grace period of a requested kill.
         self._grace: dict[str, float] = {}
-        #: container id → why its task was killed by its failing health check.
-        self._health_killed: dict[str, str] = {}
         #: True when a previous run is being reconnected to (orphans wait for recover()).
         self._recovering = False
 
     @property
     def enabled(self) -> bool:
         """True when ``docker`` is in ``--containerizers``."""
-        return "docker" in self._cfg.containerizer_list
+        return self._create is not None
 
     async def start(self) -> None:
         """Create the containerizer, check the daemon, remove orphans, start health checks.
 
-        An unhealthy daemon is logged; the agent keeps running (Docker tasks fail
-        with the daemon's error until it answers again).
+        An unreachable daemon is one error line naming ``--docker_host``; the
+        agent keeps running (Docker tasks fail with the daemon's error until it
+        answers again).
         """
-        if not self.enabled:
+        if self._create is None:
             return
-        from mesoslite.agent.containerizer.docker import DockerContainerizer
-
         try:
-            dc = DockerContainerizer(
-                self._agent.work_dir, self._cfg.docker_options(), on_progress=self._on_progress
-            )
+            dc = self._create(self._core.work_dir, self._on_progress)
+        except ImportError as exc:
+            self._unavailable(f"--containerizers docker needs the Docker SDK for Python "
+                              f"(pip install docker): {exc}")
+            return
         except Exception as exc:  # noqa: BLE001 - e.g. a docker_host the SDK cannot use
-            self.error = f"docker containerizer unavailable: {exc}"
-            log.error("Docker containerizer: cannot be created (%s); Docker tasks will fail", exc)
+            self._unavailable(f"--docker_host {self._docker_host()}: the Docker SDK cannot "
+                              f"use it: {exc}")
             return
         self.containerizer = dc
+        self._core.set_docker("")
         if await dc.check_health():
             log.info("Docker containerizer: %s", dc.health_message)
             if self._cfg.docker_kill_orphans and not self._recovering:
@@ -114,11 +106,27 @@ class DockerTasks:
                 except Exception as exc:  # noqa: BLE001 - best effort at start
                     log.warning("Docker containerizer: orphan cleanup failed: %s", exc)
         else:
-            log.error("Docker containerizer: daemon unhealthy (%s); Docker tasks will fail "
-                      "until it answers", dc.health_message)
+            # "Docker daemon at <url> is unreachable: ..." names the url the flag gave.
+            why = dc.health_message.replace(f"Docker daemon at {dc.options.base_url} is ",
+                                            "the Docker daemon is ", 1)
+            log.error("Docker containerizer: --docker_host %s: %s; Docker tasks will fail until "
+                      "it answers", self._docker_host(), why)
         self._health_job = asyncio.get_running_loop().create_task(
             dc.run_health_checks(self._cfg.docker_health_interval)
         )
+
+    def _unavailable(self, why: str) -> None:
+        self.error = why
+        self._core.set_docker(why)
+        log.error("Docker containerizer: %s; Docker tasks will fail", why)
+
+    def _docker_host(self) -> str:
+        """The daemon address in use, and where it came from when not from the flag."""
+        if self._cfg.docker_host:
+            return self._cfg.docker_host
+        if os.environ.get("DOCKER_HOST"):
+            return f"{os.environ['DOCKER_HOST']} (from $DOCKER_HOST)"
+        return "unix:///var/run/docker.sock (the default)"
 
     def health(self) -> dict[str, Any] | None:
         """The daemon's health for ``/state`` (None when docker is not enabled)."""
@@ -128,10 +136,6 @@ class DockerTasks:
             return {"healthy": False, "message": self.error}
         return None
 
-    def refusal(self) -> str:
-        """Why a Docker task cannot run here (the containerizer is missing)."""
-        return self.error or NO_DOCKER_MESSAGE
-
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         job = asyncio.get_running_loop().create_task(coro)
         self._jobs.add(job)
@@ -140,149 +144,82 @@ class DockerTasks:
 
     # ------------------------------------------------------------ launch
 
-    def new_executor(self, fw: FrameworkRecord, task: TaskInfo) -> ExecutorRecord:
-        """The virtual executor of a Docker task (executor id = task id)."""
-        cid = uuid.uuid4().hex
-        agent_id = self._agent.agent_id or "unregistered"
-        directory = sandbox_dir(self._agent.work_dir, agent_id, fw.id, task.task_id, cid)
-        container = task.container
-        image = container.docker.image if container and container.docker else "?"
-        info = ExecutorInfo(
-            executor_id=task.task_id,
-            command=CommandInfo(value=f"docker run {image}"),
-            framework_id=fw.id,
-            name=f"Docker Executor (Task: {task.task_id}) (Image: {image})",
-            type="COMMAND",
-        )
-        ex = ExecutorRecord(
-            fw.id, info, cid, directory, "docker", self._cfg.max_completed_tasks_per_executor
-        )
-        ex.state = ExecutorState.RUNNING
-        fw.executors[ex.executor_id] = ex
-        self._agent._checkpoint_executor(fw, ex)
-        return ex
-
-    def run(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord) -> None:
+    def run(self, effect: RunDockerTask) -> None:
         """Start the task's container in the background and report its life."""
-        ex.launched_tasks[task.task_id] = task
-        self._running[ex.container_id] = (fw, ex)
-        self._spawn(self._run(fw, ex, task))
+        self._running.add(effect.container_id)
+        self._spawn(self._run(effect))
 
-    def _update(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord,
-                state: TaskState, message: str, reason: Reason | None = None, *,
-                healthy: bool | None = None) -> None:
-        """A status update of the task, accepted like one its executor sent."""
-        agent = self._agent
-        update = agent._agent_update(fw.id, task.task_id, state, message, reason, ex.executor_id)
-        update = attrs.evolve(
-            update, status=attrs.evolve(update.status, source=Source.SOURCE_EXECUTOR,
-                                        healthy=healthy)
-        )
-        agent._accept_update(update, ex)
-
-    async def _run(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord) -> None:
-        cid = ex.container_id
+    async def _run(self, effect: RunDockerTask) -> None:
+        cid = effect.container_id
         try:
-            await self._run_inner(fw, ex, task)
+            await self._run_inner(effect)
         except Exception:
-            log.exception("Docker task %s of framework %s: unexpected error", task.task_id, fw.id)
-            if not task.state.is_terminal:
-                self._update(fw, ex, task, TaskState.TASK_FAILED,
-                             "the agent failed to run the container",
-                             Reason.REASON_CONTAINER_LAUNCH_FAILED)
+            log.exception("Docker task %s of framework %s: unexpected error",
+                          effect.task.task_id, effect.framework_id)
+            self._perform(self._core.docker_failed(cid, "the agent failed to run the container",
+                                                   Reason.REASON_CONTAINER_LAUNCH_FAILED))
         finally:
-            self._running.pop(cid, None)
+            self._running.discard(cid)
             self._grace.pop(cid, None)
             if self.containerizer is not None:
                 self.containerizer.remove(cid)
 
-    async def _run_inner(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord) -> None:
+    async def _run_inner(self, effect: RunDockerTask) -> None:
         from mesoslite.agent.containerizer.docker import DockerLaunchSpec
 
         dc = self.containerizer
         assert dc is not None
-        info = task.info
-        self._update(fw, ex, task, TaskState.TASK_STARTING,
-                     "launching the Docker container")
+        cid, info = effect.container_id, effect.task
         if dc.healthy is False and not await dc.check_health():
-            self._update(fw, ex, task, TaskState.TASK_FAILED,
-                         f"Docker daemon unhealthy: {dc.health_message}",
-                         Reason.REASON_CONTAINER_LAUNCH_FAILED)
+            self._perform(self._core.docker_failed(
+                cid, f"Docker daemon unhealthy: {dc.health_message}",
+                Reason.REASON_CONTAINER_LAUNCH_FAILED))
+            return
+        if cid in self._grace:
+            self._perform(self._core.docker_not_created(cid))
             return
         assert info.container is not None
-        if task.kill_requested:
-            self._update(fw, ex, task, TaskState.TASK_KILLED,
-                         "killed before the container was created",
-                         Reason.REASON_TASK_KILLED_DURING_LAUNCH)
-            return
-        env = task_environment(
-            info,
-            framework_id=fw.id,
-            executor_id=ex.executor_id,
-            container_id=ex.container_id,
-            sandbox=ex.directory,
-            agent_endpoint=self._agent.http_endpoint,
-            host=self._cfg.effective_hostname,
-        )
         spec = DockerLaunchSpec(
-            command=info.command or CommandInfo(value=""),
-            sandbox=ex.directory,
-            environment=env,
-            resources=info.resources,
-            container_info=info.container,
-            agent_id=self._agent.agent_id or "",
-            framework_id=fw.id,
-            executor_id=ex.executor_id,
+            command=info.command or CommandInfo(value=""), sandbox=effect.directory,
+            environment=effect.environment, resources=info.resources,
+            container_info=info.container, agent_id=effect.agent_id,
+            framework_id=effect.framework_id, executor_id=effect.executor_id,
             task_id=info.task_id,
         )
         try:
-            pid = await dc.launch(ex.container_id, spec)
+            pid = await dc.launch(cid, spec)
         except ContainerizerError as exc:
-            if task.kill_requested:
-                self._update(fw, ex, task, TaskState.TASK_KILLED,
-                             "killed before the container started",
-                             Reason.REASON_TASK_KILLED_DURING_LAUNCH)
-            else:
-                reason = getattr(exc, "reason", Reason.REASON_CONTAINER_LAUNCH_FAILED)
-                self._update(fw, ex, task, TaskState.TASK_FAILED,
-                             f"Failed to launch container: {exc}", reason)
+            reason = getattr(exc, "reason", Reason.REASON_CONTAINER_LAUNCH_FAILED)
+            self._perform(self._core.docker_launch_failed(cid, str(exc), reason))
             return
-        ex.pid = pid
-        pulled = task.progress
-        task.progress = ""
-        image = info.container.docker.image if info.container.docker else "?"
-        message = "container started"
-        if pulled:
-            message += f"; {pulled}" if pulled.startswith("pulled image") else (
-                f"; pulled image {image}")
-        if task.kill_requested:
-            # The kill came while the container was being created: stop it now.
-            await self._kill(ex, self._grace.get(ex.container_id, 0.0))
-        else:
-            self._update(fw, ex, task, TaskState.TASK_RUNNING, message)
-        checker = self._start_health(fw, ex, task, env)
+        self._perform(self._core.docker_started(cid, pid))
+        checker = None if cid in self._grace else self._start_health(effect)
         try:
-            termination = await dc.wait(ex.container_id)
+            termination = await dc.wait(cid)
         finally:
             if checker is not None:
                 checker.stop()
-        self._report_end(fw, ex, task, termination)
+        self._report_end(cid, termination)
 
-    def _start_health(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord,
-                      env: dict[str, str]) -> HealthChecker | None:
+    def _report_end(self, cid: str, termination: Termination) -> None:
+        self._perform(self._core.docker_exited(
+            cid, termination.status, termination.message,
+            getattr(termination, "exit_code", None), getattr(termination, "reason", None)))
+
+    def _start_health(self, effect: RunDockerTask) -> HealthChecker | None:
         """Run the task's health check beside its container (None: it has none).
 
         HTTP and TCP checks connect to the agent's address on the check's port
         (a host port: HOST networking, or the host side of a BRIDGE mapping);
-        COMMAND checks run inside the container (``docker exec``).  Transitions
-        become TASK_RUNNING updates with ``healthy`` set; too many failures kill
-        the task with its grace period, ending TASK_KILLED with healthy=false.
+        COMMAND checks run inside the container (``docker exec``).  The core
+        turns transitions into TASK_RUNNING updates with ``healthy`` and too
+        many failures into the task's kill (TASK_KILLED, healthy=false).
         """
-        check = task.info.health_check
+        check = effect.task.health_check
         dc = self.containerizer
-        if check is None or dc is None or task.kill_requested:
+        if check is None or dc is None:
             return None
-        cid = ex.container_id
+        cid, env = effect.container_id, effect.environment
         probe = None
         if check.type == "COMMAND" and check.command is not None:
             argv = (["/bin/sh", "-c", check.command.value] if check.command.shell
@@ -297,179 +234,42 @@ class DockerTasks:
                 what = f"exited {code}" if code is not None else "did not run"
                 return ProbeResult(False, f"command {what}: {output.strip()[-200:]}")
 
-        def on_status(healthy: bool, message: str) -> None:
-            if not task.state.is_terminal and not task.kill_requested:
-                self._update(fw, ex, task, TaskState.TASK_RUNNING, message,
-                             Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, healthy=healthy)
-
-        def on_kill(message: str) -> None:
-            if task.state.is_terminal or task.kill_requested:
-                return
-            self._health_killed[cid] = message
-            self.kill(fw, ex, task, task.info.kill_policy or KillPolicy())
-
         try:
-            checker = HealthChecker(check, env=env, cwd=ex.directory, on_status=on_status,
-                                    on_kill=on_kill, host=self._cfg.ip, name=task.task_id,
-                                    probe=probe)
+            checker = HealthChecker(
+                check, env=env, cwd=effect.directory,
+                on_status=lambda healthy, message: self._perform(
+                    self._core.docker_health(cid, healthy, message)),
+                on_kill=lambda message: self._perform(
+                    self._core.docker_health_failed(cid, message)),
+                host=self._cfg.ip, name=effect.task.task_id, probe=probe,
+            )
         except ValueError as exc:
-            log.warning("Docker task %s: health check not run: %s", task.task_id, exc)
+            log.warning("Docker task %s: health check not run: %s", effect.task.task_id, exc)
             return None
         checker.start()
         return checker
 
-    def _report_end(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord,
-                    termination: Termination) -> None:
-        """The task's terminal update from how its container ended (exit code in the message)."""
-        if task.state.is_terminal:
-            return
-        code = getattr(termination, "exit_code", None)
-        unhealthy = self._health_killed.pop(ex.container_id, None)
-        if unhealthy is not None:
-            self._update(fw, ex, task, TaskState.TASK_KILLED, f"Task killed: {unhealthy}",
-                         Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, healthy=False)
-        elif task.kill_requested:
-            self._update(fw, ex, task, TaskState.TASK_KILLED, f"Container {termination.message}")
-        elif termination.status == 0:
-            self._update(fw, ex, task, TaskState.TASK_FINISHED,
-                         f"Container {termination.message}")
-        else:
-            reason = getattr(termination, "reason", None) or Reason.REASON_COMMAND_EXECUTOR_FAILED
-            text = f"Container {termination.message}"
-            if code is not None and f"{code}" not in text:
-                text += f" (exit code {code})"
-            self._update(fw, ex, task, TaskState.TASK_FAILED, text, reason)
-
-    # ------------------------------------------------------------ recovery
-
-    def expect_recovery(self) -> None:
-        """A previous run will be reconnected to: :meth:`start` leaves orphans to :meth:`recover`."""
-        self._recovering = True
-
-    async def recover(self, runs: list[RecoveredContainer]) -> tuple[set[str], str]:
-        """Reattach to the checkpointed Docker task containers ``runs``; remove unknown ones.
-
-        Returns the ids reattached (running, or exited meanwhile with their exit
-        status waiting in :meth:`adopt`) and, when none could be looked for, why
-        ("" when the daemon answered).  Labelled containers of this agent not in
-        ``runs`` are removed when ``docker_kill_orphans`` is set.
-        """
-        self._recovering = False
-        dc = self.containerizer
-        if dc is None:
-            return set(), self.refusal() if self.enabled else (
-                "the docker containerizer is not enabled on this agent any more")
-        if dc.healthy is False and not await dc.check_health():
-            return set(), f"Docker daemon unhealthy: {dc.health_message}"
-        try:
-            found = await dc.recover(runs)
-        except Exception as exc:  # noqa: BLE001 - reported as the tasks' failure reason
-            log.error("Docker containerizer: recovery failed: %s", exc)
-            return set(), f"Docker recovery failed: {exc}"
-        if dc.orphans_removed:
-            log.info("Docker containerizer: removed %d orphan containers",
-                     len(dc.orphans_removed))
-        return found, ""
-
-    def adopt(self, fw: FrameworkRecord, ex: ExecutorRecord) -> None:
-        """Resume a reattached Docker task at ``wait``: TASK_RUNNING if not yet sent, then its end."""
-        dc = self.containerizer
-        assert dc is not None
-        ex.state = ExecutorState.RUNNING
-        ex.pid = dc.pid(ex.container_id) or None
-        self._running[ex.container_id] = (fw, ex)
-        self._spawn(self._resume(fw, ex))
-
-    async def _resume(self, fw: FrameworkRecord, ex: ExecutorRecord) -> None:
-        cid = ex.container_id
-        dc = self.containerizer
-        assert dc is not None
-        try:
-            if not dc.ended(cid):
-                for task in ex.live_tasks():
-                    if task.state in (TaskState.TASK_STAGING, TaskState.TASK_STARTING):
-                        self._update(fw, ex, task, TaskState.TASK_RUNNING,
-                                     "container reattached after an agent restart")
-            termination = await dc.wait(cid)
-            for task in ex.live_tasks():
-                self._report_end(fw, ex, task, termination)
-        except Exception:
-            log.exception("Docker task container %s of framework %s: unexpected error", cid, fw.id)
-            for task in ex.live_tasks():
-                self._update(fw, ex, task, TaskState.TASK_FAILED,
-                             "the agent failed to follow the reattached container",
-                             Reason.REASON_EXECUTOR_TERMINATED)
-        finally:
-            self._running.pop(cid, None)
-            self._grace.pop(cid, None)
-            dc.remove(cid)
-
-    def lost(self, fw: FrameworkRecord, ex: ExecutorRecord, why: str) -> None:
-        """A checkpointed Docker task whose container was not found after a restart: TASK_FAILED."""
-        for task in ex.live_tasks():
-            state = TaskState.TASK_KILLED if task.kill_requested else TaskState.TASK_FAILED
-            self._update(fw, ex, task, state,
-                         f"Container {ex.container_id} was gone when the agent restarted"
-                         f" ({why})", Reason.REASON_EXECUTOR_TERMINATED)
-        ex.state = ExecutorState.RUNNING  # ended with its task's acknowledged terminal update
-
-    def discard(self, container_id: str) -> None:
-        """Stop and remove a reattached container no recovered task needs any more."""
-        dc = self.containerizer
-        if dc is None or container_id not in dc.containers():
-            return
-
-        async def stop() -> None:
-            with contextlib.suppress(ContainerizerError):
-                await dc.kill(container_id, 0.0)
-            dc.remove(container_id)
-
-        log.info("Docker container %s: its tasks are over; removing it", container_id)
-        self._spawn(stop())
-
     def _on_progress(self, container_id: str, message: str) -> None:
-        """Pull progress of a container: kept on its task record (shown on /state)."""
-        entry = self._running.get(container_id)
-        if entry is None:
-            return
-        for task in entry[1].live_tasks():
-            task.progress = message
+        """Pull progress of a container (shown on the task in ``/state``)."""
+        if container_id in self._running:
+            self._core.docker_progress(container_id, message)
 
     # ------------------------------------------------------------ kill and shutdown
 
-    def kill(self, fw: FrameworkRecord, ex: ExecutorRecord, task: TaskRecord,
-             policy: KillPolicy) -> None:
-        """TASK_KILLING (if the framework understands it), then stop the container."""
-        task.kill_requested = True
-        self._grace[ex.container_id] = policy.grace_period
-        if fw.info.has_capability("TASK_KILLING_STATE") and task.state in (
-            TaskState.TASK_STAGING, TaskState.TASK_STARTING, TaskState.TASK_RUNNING
-        ):
-            self._update(fw, ex, task, TaskState.TASK_KILLING,
-                         f"killing the container (grace {policy.grace_period:g}s)")
-        self._spawn(self._kill(ex, policy.grace_period))
+    def kill(self, effect: KillDockerTask) -> None:
+        """Stop a task's container: SIGTERM, SIGKILL after the grace period."""
+        self._grace[effect.container_id] = effect.grace
+        self._spawn(self._kill(effect.container_id, effect.grace))
 
-    async def _kill(self, ex: ExecutorRecord, grace: float) -> None:
+    async def _kill(self, cid: str, grace: float) -> None:
         dc = self.containerizer
-        if dc is None or ex.container_id not in dc.containers():
+        if dc is None or cid not in dc.containers():
             return
         with contextlib.suppress(ContainerizerError):
-            await dc.kill(ex.container_id, grace)
+            await dc.kill(cid, grace)
 
-    def kill_framework(self, fw: FrameworkRecord, grace: float) -> None:
-        """Kill every Docker task of a framework (framework shutdown)."""
-        for cfw, ex in list(self._running.values()):
-            if cfw is fw:
-                for task in ex.live_tasks():
-                    self.kill(fw, ex, task, KillPolicy(grace))
-
-    async def shutdown_all(self, grace: float) -> None:
-        """Kill every Docker task with ``grace`` and wait (bounded) for their updates."""
-        for fw, ex in list(self._running.values()):
-            for task in ex.live_tasks():
-                task.kill_requested = True
-            self._grace[ex.container_id] = grace
-            self._spawn(self._kill(ex, grace))
+    async def wait_all(self, grace: float) -> None:
+        """After the kills: wait (bounded) until every followed container has reported."""
         jobs = [j for j in self._jobs if not j.done()]
         if jobs:
             with contextlib.suppress(TimeoutError):
@@ -485,6 +285,78 @@ class DockerTasks:
         if self.containerizer is not None:
             self.containerizer.close()
 
+    # ------------------------------------------------------------ recovery
+
+    def expect_recovery(self) -> None:
+        """A previous run will be reconnected to: :meth:`start` leaves orphans to :meth:`recover`."""
+        self._recovering = True
+
+    async def recover(self, runs: list[RecoveredContainer]) -> tuple[set[str], str]:
+        """Reattach to the checkpointed Docker task containers ``runs``; remove unknown ones.
+
+        Returns the ids reattached (running, or exited meanwhile with their exit
+        status waiting in :meth:`resume`) and, when none could be looked for, why
+        ("" when the daemon answered).  Labelled containers of this agent not in
+        ``runs`` are removed when ``docker_kill_orphans`` is set.
+        """
+        self._recovering = False
+        dc = self.containerizer
+        if dc is None:
+            if self.enabled:
+                return set(), self.error or self._core.docker_refusal
+            return set(), "the docker containerizer is not enabled on this agent any more"
+        if dc.healthy is False and not await dc.check_health():
+            return set(), f"Docker daemon unhealthy: {dc.health_message}"
+        try:
+            found = await dc.recover(runs)
+        except Exception as exc:  # noqa: BLE001 - reported as the tasks' failure reason
+            log.error("Docker containerizer: recovery failed: %s", exc)
+            return set(), f"Docker recovery failed: {exc}"
+        if dc.orphans_removed:
+            log.info("Docker containerizer: removed %d orphan containers",
+                     len(dc.orphans_removed))
+        return found, ""
+
+    def resume(self, container_id: str) -> None:
+        """Follow a reattached task container: TASK_RUNNING if not yet sent, then its end."""
+        dc = self.containerizer
+        assert dc is not None
+        self._running.add(container_id)
+        running = not dc.ended(container_id)
+        self._perform(self._core.docker_reattached(container_id, dc.pid(container_id) or None,
+                                                   running))
+        self._spawn(self._resume(container_id))
+
+    async def _resume(self, cid: str) -> None:
+        dc = self.containerizer
+        assert dc is not None
+        try:
+            termination = await dc.wait(cid)
+            self._report_end(cid, termination)
+        except Exception:
+            log.exception("Docker task container %s: unexpected error", cid)
+            self._perform(self._core.docker_failed(
+                cid, "the agent failed to follow the reattached container",
+                Reason.REASON_EXECUTOR_TERMINATED))
+        finally:
+            self._running.discard(cid)
+            self._grace.pop(cid, None)
+            dc.remove(cid)
+
+    def discard(self, container_id: str) -> None:
+        """Stop and remove a reattached container no recovered task needs any more."""
+        dc = self.containerizer
+        if dc is None or container_id not in dc.containers():
+            return
+
+        async def stop() -> None:
+            with contextlib.suppress(ContainerizerError):
+                await dc.kill(container_id, 0.0)
+            dc.remove(container_id)
+
+        log.info("Docker container %s: its tasks are over; removing it", container_id)
+        self._spawn(stop())
+
     # ------------------------------------------------------------ statistics
 
     async def statistics(self) -> list[dict[str, Any]]:
@@ -492,9 +364,10 @@ class DockerTasks:
         dc = self.containerizer
         if dc is None or not self._running:
             return []
-        running = [ex for _fw, ex in self._running.values() if ex.pid]
+        running = [ex for fw in self._core.frameworks.values() for ex in fw.executors.values()
+                   if ex.kind == "docker" and ex.pid and ex.container_id in self._running]
 
-        def measure() -> list[tuple[ExecutorRecord, Any]]:
+        def measure() -> list[tuple[Any, Any]]:
             return [(ex, dc.usage(ex.container_id)) for ex in running]
 
         results = await asyncio.get_running_loop().run_in_executor(None, measure)

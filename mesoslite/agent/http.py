@@ -13,17 +13,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import TYPE_CHECKING, Any
+import socket
+from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.files import PathRefused, browse_entry, resolve_request_path
-from mesoslite.agent.views import metrics_snapshot, prometheus_text, state_json, version_json
-
-if TYPE_CHECKING:
-    from mesoslite.agent.agent import Agent
+from mesoslite.agent.views import (
+    AgentView,
+    metrics_snapshot,
+    prometheus_text,
+    state_json,
+    version_json,
+)
 
 _CHUNK = 64 * 1024
 
@@ -40,9 +45,9 @@ class BadArgument(Exception):
 class _Handler(tornado.web.RequestHandler):
     """Base: JSON helpers and strict query-argument parsing."""
 
-    agent: Agent
+    agent: AgentView
 
-    def initialize(self, agent: Agent) -> None:
+    def initialize(self, agent: AgentView) -> None:
         """Keep the agent this handler serves."""
         self.agent = agent
 
@@ -240,7 +245,7 @@ class NotFoundHandler(_Handler):
         self.error(404, "path", f"no endpoint {self.request.path!r}")
 
 
-def make_app(agent: Agent) -> tornado.web.Application:
+def make_app(agent: AgentView) -> tornado.web.Application:
     """The tornado application for ``agent``."""
     args = {"agent": agent}
     routes = [
@@ -260,9 +265,24 @@ def make_app(agent: Agent) -> tornado.web.Application:
     )
 
 
-def start_http_server(agent: Agent) -> tuple[tornado.httpserver.HTTPServer, int]:
-    """Bind ``config.ip:config.http_port`` (0 = ephemeral); returns (server, port)."""
+def bind_http(config: AgentConfig) -> tuple[list[socket.socket], int]:
+    """Bind ``config.ip:config.http_port`` (0 = ephemeral); returns (sockets, port).
+
+    An address that cannot be bound is an OSError naming the flag to change.
+    """
+    try:
+        sockets = tornado.netutil.bind_sockets(config.http_port, address=config.ip)
+    except OSError as exc:
+        raise OSError(exc.errno, f"the agent's HTTP server cannot listen on {config.ip}:"
+                                 f"{config.http_port} ({exc.strerror}); choose another port "
+                                 "(mesoslite agent --http_port, mesoslite local "
+                                 "--agent_port_base)") from None
+    return sockets, sockets[0].getsockname()[1]
+
+
+def start_http_server(agent: AgentView,
+                      sockets: list[socket.socket]) -> tornado.httpserver.HTTPServer:
+    """Serve ``agent``'s endpoints on the bound ``sockets``."""
     server = tornado.httpserver.HTTPServer(make_app(agent))
-    sockets = tornado.netutil.bind_sockets(agent.config.http_port, address=agent.config.ip)
     server.add_sockets(sockets)
-    return server, sockets[0].getsockname()[1]
+    return server

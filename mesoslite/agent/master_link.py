@@ -5,8 +5,10 @@ capped backoff (delay uniform in ``[0, factor·2^n]``, capped at
 ``registration_backoff_max``), the ``registered`` event, the watchdog
 that re-registers when no ``Ping`` arrived for ``ping_interval ×
 ping_timeout_factor``, and following the leader of a ``zk://`` master
-through a coordination detector (move the socket, re-register at once).  What to register with and what to do once
-registered is the agent's business (the two callables given to it).
+through a coordination detector (move the socket, re-register at once).
+What to register with and what to do once registered is the agent's
+business (the callables given to it); the socket itself is built by the
+composition root (:mod:`mesoslite.agent.main`) and attached.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from mesoslite.agent.config import AgentConfig
 from mesoslite.clock import Clock
 from mesoslite.coordination import CoordinationError, create_detector
-from mesoslite.transport import CurveClientKeys, DealerClient, tcp_endpoint
+from mesoslite.transport import DealerClient, tcp_endpoint
 
 log = logging.getLogger("mesoslite.agent")
 
@@ -40,19 +42,18 @@ class MasterLink:
         self,
         config: AgentConfig,
         clock: Clock,
-        on_message: Callable[[Any], None],
         registration_message: Callable[[], Any],
         *,
-        flush_barrier: Callable[[], None] | None = None,
+        on_unregistered: Callable[[], None] | None = None,
     ) -> None:
-        """Nothing is connected until :meth:`connect`; ``flush_barrier`` runs before
-        each batch of messages leaves (see ``DealerClient.set_flush_barrier``)."""
+        """Nothing is connected until a client is attached and :meth:`connect` runs;
+        ``on_unregistered`` is called whenever the link stops being registered."""
         self._config = config
-        self._flush_barrier = flush_barrier
         self._clock = clock
-        self._on_message = on_message
         self._registration_message = registration_message
+        self._on_unregistered = on_unregistered
         self._client: DealerClient | None = None
+        self._client_started = False
         self.registered = asyncio.Event()
         self.ping_interval = 15.0
         self._last_ping = 0.0
@@ -67,25 +68,23 @@ class MasterLink:
         #: True when the leader comes from a ZooKeeper detector (a zk:// master).
         self.follows_detector = False
 
+    def attach(self, client: DealerClient) -> None:
+        """Use ``client`` (not connected yet) to talk to the master."""
+        self._client = client
+
     def connect(self, endpoint: str) -> None:
         """Connect (or move) to ``endpoint``."""
         if self._client is None:
-            curve = None
-            if self._config.curve_secret_file:
-                curve = CurveClientKeys.from_files(
-                    self._config.curve_secret_file, self._config.master_public_key_file
-                )
-            self._client = DealerClient(
-                self._on_message,
-                name="agent->master",
-                curve=curve,
-                max_message_size=self._config.max_message_size,
-            )
-            self._client.set_flush_barrier(self._flush_barrier)
-            self._client.connect(endpoint)
+            raise RuntimeError("master link: attach a client before connecting")
+        self._client.connect(endpoint)
+        if not self._client_started:
+            self._client_started = True
             self._client.start()
-        else:
-            self._client.connect(endpoint)
+
+    def _unregister(self) -> None:
+        self.registered.clear()
+        if self._on_unregistered is not None:
+            self._on_unregistered()
 
     @property
     def endpoint(self) -> str | None:
@@ -111,7 +110,7 @@ class MasterLink:
             self.connect(endpoint)
         if not self._running:
             return
-        self.registered.clear()
+        self._unregister()
         if self._register_job is not None:
             self._register_job.cancel()
         log.info("Agent (re-)registering with %s: %s", endpoint, why)
@@ -168,7 +167,7 @@ class MasterLink:
         """Start (re-)registering unless that is already going on."""
         if not self._running:
             return
-        self.registered.clear()
+        self._unregister()
         if self._register_job is None or self._register_job.done():
             log.info("Agent (re-)registering: %s", why)
             self._register_job = self._spawn(self._registration_loop())
@@ -182,7 +181,7 @@ class MasterLink:
     async def close(self) -> None:
         """Give ZeroMQ a moment to flush the last messages, then close (and stop the detector)."""
         self.stop_registering()
-        self.registered.clear()
+        self._unregister()
         if self._detector is not None:
             detector, self._detector = self._detector, None
             with contextlib.suppress(Exception):

@@ -1,56 +1,146 @@
-"""What the agent checkpoints while it runs, and what it does with the last run's leftovers.
+"""Agent recovery: taking over what the previous run left (I/O shell).
 
-Owns: when executors, runs and tasks are written under ``meta/`` (only for
-frameworks with ``FrameworkInfo.checkpoint``), and :func:`clean_previous_run`:
-with ``recover=cleanup`` or after a reboot a previous run's containers that
-still run are killed and the agent registers as a new agent.  Reconnecting
-to them (``recover=reconnect``) is :mod:`mesoslite.agent.reconnect`.
+Owns: :class:`Recovery`, the I/O of an agent start on a work directory with
+a checkpoint.  :meth:`Recovery.load` reads the checkpoint and decides: same
+boot id and ``--recover=reconnect`` → reconnect; another boot id or
+``--recover=cleanup`` → :func:`clean_previous_run` (kill what still runs,
+register as a new agent).  :meth:`Recovery.adopt` asks the containerizers
+which checkpointed containers survived and hands it all to the core's
+:meth:`~mesoslite.agent.core.AgentState.rebuild` (records, streams, adoption:
+:mod:`mesoslite.agent.core.rebuild`).  :meth:`Recovery.finish` fails what was
+lost, waits for surviving executors to re-register and ends the window.
+
+Executors find a restarted agent by themselves: the agent binds the executor
+endpoint of its previous run (:func:`previous_executor_endpoint`), an
+executor's next message (its heartbeat, at most
+:data:`EXECUTOR_HEARTBEAT_INTERVAL` apart) is answered ``NOT_REGISTERED`` and
+it re-registers with its unacknowledged tasks and updates.  So the window is
+``executor_reregistration_timeout`` plus one heartbeat interval (bounded by
+``recovery_timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable, Iterable
 
 from mesoslite.agent.checkpoint import Checkpointer
+from mesoslite.agent.checkpointed import CheckpointedAgent
+from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.containerizer import Containerizer, RecoveredContainer
-from mesoslite.agent.containerizer.process import find_by_env, kill_pids
-from mesoslite.agent.state import CommandHost, ExecutorRecord, FrameworkRecord
+from mesoslite.agent.core import AgentState
+from mesoslite.agent.core.rebuild import latest_run
+from mesoslite.agent.docker_tasks import DockerTasks
+from mesoslite.agent.effects import Effect
+from mesoslite.proc import find_by_env, kill_pids
 
 log = logging.getLogger("mesoslite.agent")
 
-
-def checkpoint_executor(
-    cp: Checkpointer, agent_id: str | None, fw: FrameworkRecord, ex: ExecutorRecord
-) -> None:
-    """Record a new executor (and, for a command or docker task, its run) of a checkpointing framework."""
-    if not (fw.info.checkpoint and agent_id):
-        return
-    host = ex.host.container_id if ex.host is not None else ""
-    # framework.info is written when the framework first runs a task here (and on updates).
-    cp.write_executor(agent_id, fw.id, ex.info, ex.kind, host)
-    if ex.is_virtual:  # a command or docker task: the run has no process of its own (pid 0)
-        cp.write_run(agent_id, fw.id, ex.executor_id, ex.container_id, 0, 0.0, host=host)
+#: How often an executor driver sends a heartbeat (ExecutorDriver's default).
+EXECUTOR_HEARTBEAT_INTERVAL = 5.0
 
 
-def checkpoint_run(
-    cp: Checkpointer,
-    agent_id: str | None,
-    fw: FrameworkRecord,
-    ent: ExecutorRecord | CommandHost,
-    create_time: float,
-    endpoint: str,
-) -> None:
-    """Record the process of an executor (or command host) of a checkpointing framework."""
-    if not (fw.info.checkpoint and agent_id and ent.pid):
-        return
-    if isinstance(ent, CommandHost):
-        cp.write_framework(agent_id, fw.info)
-        cp.write_executor(agent_id, fw.id, ent.info, "command-host")
-    cp.write_run(
-        agent_id, fw.id, ent.executor_id, ent.container_id, ent.pid, create_time,
-        endpoint=endpoint,
-    )
+def previous_executor_endpoint(previous: CheckpointedAgent) -> str | None:
+    """The executor endpoint the previous run's executors were given (None: unknown)."""
+    for fw in previous.frameworks.values():
+        for ex in fw.executors.values():
+            for run in ex.runs.values():
+                endpoint = run.extra.get("endpoint")
+                if isinstance(endpoint, str) and endpoint.startswith("tcp://"):
+                    return endpoint
+    return None
+
+
+def recoverable_runs(previous: CheckpointedAgent) -> tuple[list[RecoveredContainer],
+                                                          list[RecoveredContainer]]:
+    """The containers to look for: executor processes, and Docker task containers."""
+    runs: list[RecoveredContainer] = []
+    docker_runs: list[RecoveredContainer] = []
+    for fw in previous.frameworks.values():
+        for ex in fw.executors.values():
+            run = latest_run(ex)
+            if run is None:
+                continue
+            if ex.kind == "docker":
+                if fw.info is not None and fw.info.checkpoint:
+                    docker_runs.append(RecoveredContainer(run.container_id, 0, 0.0))
+            elif run.pid and ex.kind != "command":
+                runs.append(RecoveredContainer(run.container_id, run.pid, run.create_time))
+    return runs, docker_runs
+
+
+class Recovery:
+    """One recovery of an agent from its checkpoint (``load`` → ``adopt`` → ``finish``)."""
+
+    def __init__(self, config: AgentConfig, core: AgentState, checkpointer: Checkpointer,
+                 containerizer: Containerizer, docker: DockerTasks,
+                 perform: Callable[[Iterable[Effect]], None], boot_id: str) -> None:
+        """Recover ``core`` (not yet started) from ``checkpointer``'s work directory."""
+        self._cfg = config
+        self._core = core
+        self._checkpointer = checkpointer
+        self._containerizer = containerizer
+        self._docker = docker
+        self._perform = perform
+        self._boot_id = boot_id
+        self.previous: CheckpointedAgent | None = None
+        #: Why no Docker container could be looked for ("" when the daemon answered).
+        self._docker_why = ""
+
+    async def load(self) -> CheckpointedAgent | None:
+        """Read the checkpoint; clean up instead when it must not be reconnected to.
+
+        Returns what will be recovered (None: register as a new agent).
+        """
+        cp = self._checkpointer
+        previous = cp.load()
+        if previous is None:
+            return None
+        if self._cfg.recover != "reconnect":
+            log.info("recover=%s: cleaning up agent %s", self._cfg.recover, previous.info.id)
+            await clean_previous_run(cp, self._containerizer)
+            return None
+        if previous.boot_id and self._boot_id and previous.boot_id != self._boot_id:
+            log.warning("Host rebooted since agent %s ran (boot id %s, now %s); "
+                        "registering as a new agent", previous.info.id, previous.boot_id,
+                        self._boot_id)
+            await clean_previous_run(cp, self._containerizer)
+            return None
+        self.previous = previous
+        # Orphan containers are removed by adopt() once the checkpointed ones are known.
+        self._docker.expect_recovery()
+        return previous
+
+    async def adopt(self) -> None:
+        """Find the surviving containers; rebuild records and adopt them (socket bound already)."""
+        previous = self.previous
+        assert previous is not None
+        runs, docker_runs = recoverable_runs(previous)
+        alive = await self._containerizer.recover(runs)
+        docker_alive: set[str] = set()
+        if self._docker.enabled or docker_runs:
+            docker_alive, self._docker_why = await self._docker.recover(docker_runs)
+            for run in docker_runs:
+                log.info("Checkpointed Docker container %s: %s", run.container_id,
+                         "reattached" if run.container_id in docker_alive
+                         else f"gone ({self._docker_why})" if self._docker_why else "gone")
+        for run in runs:
+            log.info("Checkpointed container %s (pid %d): %s", run.container_id, run.pid,
+                     "still running" if run.container_id in alive else "gone")
+        self._perform(self._core.rebuild(previous, alive, docker_alive))
+
+    async def finish(self) -> None:
+        """Fail what was lost, wait for executors to come back, kill the ones that did not."""
+        core = self._core
+        self._perform(core.fail_lost(self._docker_why))
+        window = self._cfg.executor_reregistration_timeout + EXECUTOR_HEARTBEAT_INTERVAL
+        window = min(window, self._cfg.recovery_timeout)  # the agent's recovery is bounded
+        deadline = time.monotonic() + window
+        while core.pending_reregistration() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self._perform(core.end_reregistration_window())
 
 
 async def clean_previous_run(cp: Checkpointer, containerizer: Containerizer) -> None:

@@ -3,20 +3,101 @@
 Owns: turning the agent's records into Mesos-shaped JSON (field names as in
 Mesos's agent ``/state``) and Mesos metric names (``slave/...``, kept for
 tool compatibility), and the Prometheus rendering of those metrics.  Reads
-the agent; changes nothing.
+the agent through :class:`AgentView` (what
+:class:`~mesoslite.agent.main.AgentProcess` offers); changes nothing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 import mesoslite
-from mesoslite.agent.state import ExecutorState
-from mesoslite.protocol import TaskState
+from mesoslite.agent.config import AgentConfig
+from mesoslite.agent.records import AgentFramework, AgentMetrics, ExecutorState
+from mesoslite.clock import Clock
+from mesoslite.protocol import MasterInfo, TaskState
 from mesoslite.resources import Resources
 
-if TYPE_CHECKING:
-    from mesoslite.agent.agent import Agent
+
+class AgentView(Protocol):
+    """What the views and HTTP handlers read of a running agent."""
+
+    @property
+    def config(self) -> AgentConfig:
+        """The agent's flags."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The agent's clock."""
+        ...
+
+    @property
+    def agent_id(self) -> str | None:
+        """The id the master gave (None until registered)."""
+        ...
+
+    @property
+    def work_dir(self) -> str:
+        """The work directory (absolute)."""
+        ...
+
+    @property
+    def http_port(self) -> int:
+        """The HTTP port bound."""
+        ...
+
+    @property
+    def start_time(self) -> float:
+        """When the agent started (epoch seconds)."""
+        ...
+
+    @property
+    def master_info(self) -> MasterInfo | None:
+        """The master registered with."""
+        ...
+
+    @property
+    def resources(self) -> Resources:
+        """Total resources."""
+        ...
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        """Attributes."""
+        ...
+
+    @property
+    def frameworks(self) -> list[AgentFramework]:
+        """Frameworks with executors or unacknowledged tasks."""
+        ...
+
+    @property
+    def completed_frameworks(self) -> list[AgentFramework]:
+        """Recently removed frameworks."""
+        ...
+
+    @property
+    def metrics(self) -> AgentMetrics:
+        """The counters."""
+        ...
+
+    def is_registered(self) -> bool:
+        """True while registered with a master."""
+        ...
+
+    def registration_counts(self) -> tuple[int, int]:
+        """(registration messages sent, re-registrations started)."""
+        ...
+
+    def containerizers_health(self) -> dict[str, Any]:
+        """``containerizers`` of ``/state``."""
+        ...
+
+    def monitor_statistics(self) -> Awaitable[list[dict[str, Any]]]:
+        """``/monitor/statistics``."""
+        ...
 
 _GAUGE_STATES = {
     TaskState.TASK_STAGING: "staging",
@@ -57,7 +138,7 @@ def version_json() -> dict[str, Any]:
     }
 
 
-def state_json(agent: Agent) -> dict[str, Any]:
+def state_json(agent: AgentView) -> dict[str, Any]:
     """The agent's ``/state`` (Mesos field names)."""
     agent_id = agent.agent_id or ""
     info = agent.master_info
@@ -80,7 +161,7 @@ def state_json(agent: Agent) -> dict[str, Any]:
     }
 
 
-def _used(agent: Agent) -> Resources:
+def _used(agent: AgentView) -> Resources:
     used = Resources()
     for fw in agent.frameworks:
         for ex in fw.executors.values():
@@ -89,7 +170,7 @@ def _used(agent: Agent) -> Resources:
     return used
 
 
-def metrics_snapshot(agent: Agent) -> dict[str, float]:
+def metrics_snapshot(agent: AgentView) -> dict[str, float]:
     """``/metrics/snapshot`` with Mesos agent metric names."""
     metrics = agent.metrics
     attempts, reregistrations = agent.registration_counts()
@@ -106,7 +187,7 @@ def metrics_snapshot(agent: Agent) -> dict[str, float]:
     used = _used(agent)
     out: dict[str, float] = {
         "slave/registered": 1.0 if agent.is_registered() else 0.0,
-        "slave/uptime_secs": max(agent._clock.time() - agent.start_time, 0.0)
+        "slave/uptime_secs": max(agent.clock.time() - agent.start_time, 0.0)
         if agent.start_time
         else 0.0,
         "slave/frameworks_active": float(len(agent.frameworks)),

@@ -14,11 +14,11 @@ period, then TASK_KILLED.  Each task's sandbox is created and its process
 spawned right on the event loop with ``posix_spawn`` (a vfork: the loop waits
 only until the child has exec'd; no thread hand-off), so TASK_STARTING and
 TASK_RUNNING leave in the same loop turn; processes are reaped by pidfds on
-the event loop (see :mod:`mesoslite.agent.containerizer.process`).  The
+the event loop (see :mod:`mesoslite.proc`).  The
 process runs in its own session so it can outlive the agent.
 
 Tasks with a ``health_check`` get a
-:class:`~mesoslite.executor.health_probes.HealthChecker` once running: each
+:class:`~mesoslite.health.probes.HealthChecker` once running: each
 health transition is a new TASK_RUNNING with ``healthy`` set (reason
 REASON_TASK_HEALTH_CHECK_STATUS_UPDATED); after ``consecutive_failures``
 failed checks the task is killed with its kill grace and ends TASK_KILLED
@@ -34,16 +34,16 @@ import os
 import signal
 import sys
 
-from mesoslite.agent.containerizer import ContainerizerError
-from mesoslite.agent.containerizer.process import (
+from mesoslite.executor.driver import DriverStatus, Executor, ExecutorDriver
+from mesoslite.health.probes import HealthChecker
+from mesoslite.health.schedule import validate_health_check
+from mesoslite.proc import (
+    CommandError,
     ManagedProcess,
     command_argv,
     describe_wait_status,
     spawn_now,
 )
-from mesoslite.executor.driver import DriverStatus, Executor, ExecutorDriver
-from mesoslite.executor.health import validate_health_check
-from mesoslite.executor.health_probes import HealthChecker
 from mesoslite.protocol import (
     AgentInfo,
     ExecutorInfo,
@@ -150,7 +150,7 @@ class CommandExecutor(Executor):
                 stderr_path=os.path.join(sandbox, "stderr"),
                 make_sandbox=True,
             )
-        except (OSError, ContainerizerError) as exc:
+        except (OSError, CommandError) as exc:
             self._tasks.pop(task.task_id, None)
             self._send(driver, task.task_id, TaskState.TASK_FAILED,
                        f"Failed to launch command: {exc}",

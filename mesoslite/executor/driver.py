@@ -39,6 +39,7 @@ from typing import Any
 
 import attrs
 
+from mesoslite.proc import process_alive
 from mesoslite.protocol import (
     AgentInfo,
     ExecutorInfo,
@@ -451,13 +452,7 @@ class ExecutorDriver:
     def _agent_alive(self, pid: int, child: bool) -> bool:
         if child:
             return os.getppid() == pid
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return process_alive(pid)
 
     async def _watch_agent(self) -> None:
         """Notice the agent's death through its pid (MESOSLITE_AGENT_PID)."""

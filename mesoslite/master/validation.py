@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 
-from mesoslite.executor.health import validate_health_check
+from mesoslite.health.schedule import validate_health_check
 from mesoslite.master.records import OfferRecord
 from mesoslite.protocol import Operation, TaskInfo
 from mesoslite.resources import Resources

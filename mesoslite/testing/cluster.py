@@ -1,7 +1,7 @@
 """A real master and agents in one process, for testing frameworks.
 
 Owns: :class:`InProcessCluster`.  It runs a real :class:`~mesoslite.master.MasterProcess`
-and N real :class:`~mesoslite.agent.Agent` s on the caller's event loop, all on
+and N real :class:`~mesoslite.agent.AgentProcess` es on the caller's event loop, all on
 loopback with ephemeral ports, in a temporary work directory (removed on
 :meth:`~InProcessCluster.stop` unless one was given).  Tasks run as real
 processes through the agents' executors.  A scheduler under test connects to
@@ -122,7 +122,7 @@ class InProcessCluster:
 
     async def add_agent(self, resources: str = DEFAULT_AGENT_RESOURCES, **overrides: Any) -> Any:
         """Start one more agent (``overrides``: AgentConfig fields); return it once registered."""
-        from mesoslite.agent import Agent, AgentConfig
+        from mesoslite.agent import AgentConfig, AgentProcess
 
         if self.master is None or self.work_dir is None:
             raise RuntimeError("start the cluster before adding agents")
@@ -131,7 +131,7 @@ class InProcessCluster:
         fields = {"master": self.master_address, "ip": "127.0.0.1", "http_port": 0,
                   "work_dir": str(self.work_dir / f"agent-{index}"), "resources": resources,
                   **AGENT_TEST_DEFAULTS, **self._agent_overrides, **overrides}
-        agent = Agent(AgentConfig(**fields), clock=self._clock)
+        agent = AgentProcess(AgentConfig(**fields), clock=self._clock)
         self.agents.append(agent)
         await agent.start()
         try:

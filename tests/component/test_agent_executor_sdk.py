@@ -190,7 +190,7 @@ def test_executor_registration_timeout(tmp_path: Path) -> None:
 def test_checkpointing_framework_writes_updates(tmp_path: Path) -> None:
     """With FrameworkInfo.checkpoint the task and its updates land under meta/ (and replay)."""
     from mesoslite.agent.checkpoint import Checkpointer
-    from mesoslite.agent.status_updates import StatusUpdateManager
+    from mesoslite.agent.update_streams import StatusUpdateManager
     from mesoslite.testing import FakeClock
 
     async def body() -> None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from mesoslite.agent import Agent, AgentConfig
+from mesoslite.agent import AgentConfig, AgentProcess
 from mesoslite.protocol import (
     AgentRegistered,
     AgentReregistered,
@@ -158,7 +158,7 @@ def shell_task(task_id: str, command: str, *, grace: float | None = None,
     )
 
 
-def make_agent(tmp_path: Path, master: FakeMaster, **overrides: Any) -> Agent:
+def make_agent(tmp_path: Path, master: FakeMaster, **overrides: Any) -> AgentProcess:
     """An agent on loopback with an ephemeral HTTP port and quick backoffs."""
     settings: dict[str, Any] = {
         "master": master.address,
@@ -170,10 +170,10 @@ def make_agent(tmp_path: Path, master: FakeMaster, **overrides: Any) -> Agent:
         "executor_shutdown_grace_period": 2.0,
     }
     settings.update(overrides)
-    return Agent(AgentConfig(**settings))
+    return AgentProcess(AgentConfig(**settings))
 
 
-async def started(tmp_path: Path, master: FakeMaster, **overrides: Any) -> Agent:
+async def started(tmp_path: Path, master: FakeMaster, **overrides: Any) -> AgentProcess:
     """Start an agent and wait until it is registered."""
     agent = make_agent(tmp_path, master, **overrides)
     await agent.start()
@@ -186,20 +186,20 @@ def launch(master: FakeMaster, task: TaskInfo, info: FrameworkInfo | None = None
     master.send(RunTask(framework_info=info or framework_info(), task=task))
 
 
-async def http_get(agent: Agent, path: str) -> HTTPResponse:
+async def http_get(agent: AgentProcess, path: str) -> HTTPResponse:
     """GET from the agent's HTTP server (errors come back as responses)."""
     client = AsyncHTTPClient()
     url = f"http://127.0.0.1:{agent.http_port}{path}"
     return await client.fetch(url, raise_error=False)
 
 
-async def http_json(agent: Agent, path: str) -> tuple[int, Any]:
+async def http_json(agent: AgentProcess, path: str) -> tuple[int, Any]:
     """GET and decode JSON."""
     response = await http_get(agent, path)
     return response.code, json.loads(response.body or b"null")
 
 
-def read_sandbox_file(agent: Agent, task_id: str, name: str) -> str:
+def read_sandbox_file(agent: AgentProcess, task_id: str, name: str) -> str:
     """Read ``stdout``/``stderr`` of a command task's latest run."""
     path = Path(agent.work_dir, "agents", AGENT_ID, "frameworks", FRAMEWORK_ID,
                 "executors", task_id, "runs", "latest", name)

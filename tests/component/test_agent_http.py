@@ -21,7 +21,7 @@ from test_agent_fakemaster import (
     started,
 )
 
-from mesoslite.agent import Agent
+from mesoslite.agent import AgentProcess
 from mesoslite.protocol import TaskState
 
 
@@ -34,7 +34,7 @@ async def eventually(predicate, timeout: float = 10.0) -> None:  # type: ignore[
         await asyncio.sleep(0.02)
 
 
-async def running_task(agent: Agent, master: FakeMaster, task_id: str, command: str) -> str:
+async def running_task(agent: AgentProcess, master: FakeMaster, task_id: str, command: str) -> str:
     """Launch a task, wait until it runs and printed something; return its sandbox."""
     launch(master, shell_task(task_id, command))
     await master.wait_state(task_id, TaskState.TASK_RUNNING)

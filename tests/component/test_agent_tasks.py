@@ -22,7 +22,7 @@ from test_agent_fakemaster import (
     started,
 )
 
-from mesoslite.agent import Agent
+from mesoslite.agent import AgentProcess
 from mesoslite.protocol import (
     ExitedExecutor,
     KillPolicy,
@@ -80,7 +80,7 @@ def processes_in(work_dir: str) -> list[psutil.Process]:
     return found
 
 
-async def stop(agent: Agent, master: FakeMaster) -> None:
+async def stop(agent: AgentProcess, master: FakeMaster) -> None:
     """Stop the agent (killing tasks) and the fake master."""
     await agent.stop(kill_tasks=True)
     master.close()

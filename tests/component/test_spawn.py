@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mesoslite.agent.containerizer import process
-from mesoslite.agent.containerizer.process import ManagedProcess, spawn_now
+from mesoslite import proc as process
+from mesoslite.proc import ManagedProcess, spawn_now
 
 _real_count = threading.active_count
 

@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import pytest
 
-from mesoslite.executor.health_probes import (
+from mesoslite.health.probes import (
     HealthChecker,
     ProbeResult,
     command_probe,

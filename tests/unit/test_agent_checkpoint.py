@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mesoslite.agent.checkpoint import Checkpointer, append_records, read_records
-from mesoslite.agent.status_updates import StatusUpdateManager
+from mesoslite.agent.update_streams import StatusUpdateManager
 from mesoslite.protocol import (
     AgentInfo,
     CommandInfo,

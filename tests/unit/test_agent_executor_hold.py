@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Iterable
 from typing import Any
 
+from mesoslite.agent import AgentConfig, AgentState
+from mesoslite.agent.containerizer.process import ProcessContainerizer
+from mesoslite.agent.effects import Effect, ToExecutor
 from mesoslite.agent.executors import ExecutorManager
 from mesoslite.protocol import RegisterExecutor, ShutdownExecutor
+from mesoslite.testing import FakeClock
 
 
 class _Server:
@@ -18,10 +22,16 @@ class _Server:
 
 
 def _manager() -> tuple[ExecutorManager, _Server]:
-    agent = SimpleNamespace(config=SimpleNamespace(), _frameworks={})
-    manager = ExecutorManager(agent, containerizer=None)  # type: ignore[arg-type]
     server = _Server()
-    manager._server = server  # type: ignore[assignment]
+
+    def perform(effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, ToExecutor):
+                server.send(effect.peer, effect.message)
+
+    config = AgentConfig()
+    core = AgentState(config, FakeClock())
+    manager = ExecutorManager(config, core, ProcessContainerizer(), perform)
     return manager, server
 
 
@@ -31,8 +41,8 @@ def test_messages_are_held_then_handled_in_order_on_release() -> None:
     manager.hold()
     first = RegisterExecutor(framework_id="f1", executor_id="e1", container_id="c1")
     second = RegisterExecutor(framework_id="f1", executor_id="e2", container_id="c2")
-    manager._on_message(b"p1", first)
-    manager._on_message(b"p2", second)
+    manager.on_message(b"p1", first)
+    manager.on_message(b"p2", second)
     assert server.sent == []
     manager.release()
     shutdowns = [(peer, m.executor_id) for peer, m in server.sent
@@ -43,6 +53,6 @@ def test_messages_are_held_then_handled_in_order_on_release() -> None:
 def test_without_holding_an_unknown_executor_is_answered_at_once() -> None:
     """Outside recovery an unknown executor is refused and told to shut down immediately."""
     manager, server = _manager()
-    manager._on_message(b"p1", RegisterExecutor(framework_id="f1", executor_id="e1",
+    manager.on_message(b"p1", RegisterExecutor(framework_id="f1", executor_id="e1",
                                                  container_id="c1"))
     assert any(isinstance(m, ShutdownExecutor) for _p, m in server.sent)

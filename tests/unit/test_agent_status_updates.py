@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from mesoslite.agent.status_updates import AddOutcome, StatusUpdateManager
+from mesoslite.agent.update_streams import AddOutcome, StatusUpdateManager
 from mesoslite.protocol import StatusUpdate, TaskState, TaskStatus
 from mesoslite.testing import FakeClock
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesoslite.executor.health import HealthCheckState, HealthVerdict, validate_health_check
+from mesoslite.health.schedule import HealthCheckState, HealthVerdict, validate_health_check
 from mesoslite.protocol import CommandInfo, HealthCheck, HTTPCheck, TCPCheck
 from mesoslite.testing import FakeClock
 

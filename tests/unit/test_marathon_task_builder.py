@@ -14,7 +14,7 @@ from mesoslite.agent.containerizer.docker_spec import (
     DockerOptions,
     plan_container,
 )
-from mesoslite.executor.health import validate_health_check
+from mesoslite.health.schedule import validate_health_check
 from mesoslite.master.validation import check_tasks
 from mesoslite.protocol import Operation, TaskInfo
 from mesoslite.resources import Resources

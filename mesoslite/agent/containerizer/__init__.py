@@ -4,8 +4,8 @@ Owns: :class:`Containerizer` (Nomad-like driver interface: ``launch``,
 ``wait``, ``kill``, ``recover``, ``usage``) and the values crossing it:
 :class:`LaunchSpec`, :class:`Termination`, :class:`ContainerUsage`,
 :class:`RecoveredContainer`.  Implementations: ``process`` (a process tree
-in its own session) here; ``docker`` arrives with its own module.  Only
-containerizers start subprocesses or talk to Docker.
+in its own session, on :mod:`mesoslite.proc`) and ``docker``.  Only the
+containerizers and :mod:`mesoslite.proc` start subprocesses or talk to Docker.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ from mesoslite.agent.containerizer.docker_watch import (
     unreachable,
     wait_exit,
 )
-from mesoslite.agent.containerizer.process import prepare_sandbox
+from mesoslite.proc import prepare_sandbox
 from mesoslite.protocol import Reason
 
 log = logging.getLogger("mesoslite.agent.docker")
@@ -142,7 +142,9 @@ class DockerContainerizer(Containerizer):
         return result
 
     def _set_health(self, healthy: bool, message: str) -> None:
-        if healthy != self.healthy:
+        # Changes are logged; the first verdict is the caller's to report (the agent
+        # names the flag that chose the daemon).
+        if self.healthy is not None and healthy != self.healthy:
             (log.info if healthy else log.error)("Docker containerizer: %s", message)
         self.healthy, self.health_message = healthy, message
         self.health_checked_at = time.time()

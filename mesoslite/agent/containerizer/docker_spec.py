@@ -28,7 +28,7 @@ from mesoslite.agent.containerizer import (
     LaunchSpec,
     Termination,
 )
-from mesoslite.protocol import ContainerInfo, Reason
+from mesoslite.protocol import ContainerInfo, DockerInfo, Reason
 
 #: Where the sandbox appears inside a container (``MESOS_SANDBOX``).
 SANDBOX_MOUNT = "/mnt/mesos/sandbox"
@@ -320,13 +320,8 @@ def _volumes(spec: DockerLaunchSpec, options: DockerOptions) -> tuple[list[str],
     return binds, anonymous
 
 
-def plan_container(
-    container_id: str, spec: DockerLaunchSpec, options: DockerOptions, agent_scope: str
-) -> ContainerPlan:
-    """Validate a spec against the agent's options and turn it into docker create arguments.
-
-    Raises :class:`DockerLaunchError` naming the field, the value and what was expected.
-    """
+def _checked_network(spec: DockerLaunchSpec, options: DockerOptions) -> tuple[DockerInfo, str]:
+    """The spec's docker section and network (upper case), once the container rules hold."""
     info = spec.container_info
     docker_info = info.docker
     if info.type != "DOCKER" or docker_info is None:
@@ -348,9 +343,11 @@ def plan_container(
         )
     if info.hostname and network == "HOST":
         raise _fail("container.hostname", "a hostname cannot be set on the HOST network")
-    entrypoint, cmd = _command(spec)
-    env = {k: v for k, v in spec.environment.items()}
-    env["MESOS_SANDBOX"] = SANDBOX_MOUNT
+    return docker_info, network
+
+
+def _labels(container_id: str, spec: DockerLaunchSpec, agent_scope: str) -> dict[str, str]:
+    """The task's own labels (none in the agent's namespace) plus the agent's."""
     labels = {k: v for k, v in spec.labels.items() if not k.startswith("mesoslite.")}
     labels.update(
         {
@@ -360,22 +357,13 @@ def plan_container(
             LABEL_CONTAINER: container_id, LABEL_SANDBOX: spec.sandbox,
         }
     )
-    create: dict[str, Any] = {
-        "image": docker_info.image, "command": cmd, "entrypoint": entrypoint,
-        "name": container_name(spec.agent_id, container_id), "environment": env,
-        "labels": labels, "working_dir": SANDBOX_MOUNT, "detach": True,
-    }
-    if info.hostname:
-        create["hostname"] = info.hostname
-    binds, anonymous = _volumes(spec, options)
-    host: dict[str, Any] = {
-        "binds": binds, "privileged": docker_info.privileged,
-        "network_mode": {"HOST": "host", "BRIDGE": "bridge", "NONE": "none"}.get(
-            network, docker_info.user_network
-        ),
-    }
-    if anonymous:
-        create["volumes"] = anonymous
+    return labels
+
+
+def _port_mappings(
+    spec: DockerLaunchSpec, options: DockerOptions, docker_info: DockerInfo, network: str
+) -> tuple[list[tuple[int, str]], dict[str, tuple[str, int]]]:
+    """(exposed container ports, port bindings), each host port one of the task's ports."""
     offered = spec.resources.ranges("ports")
     bindings: dict[str, tuple[str, int]] = {}
     exposed: list[tuple[int, str]] = []
@@ -402,9 +390,11 @@ def plan_container(
         bindings[key] = (options.port_bind_ip, pm.host_port)
         exposed.append((pm.container_port, protocol))
         host_ports.add((pm.host_port, protocol))
-    if bindings:
-        create["ports"] = exposed
-        host["port_bindings"] = bindings
+    return exposed, bindings
+
+
+def _limits(spec: DockerLaunchSpec, options: DockerOptions, host: dict[str, Any]) -> int:
+    """CPU shares and quota and the memory limit from the task's resources; the limit."""
     cpus, mem = spec.resources.cpus, spec.resources.mem
     mem_limit = 0
     if cpus > 0:
@@ -416,6 +406,43 @@ def plan_container(
         mem_limit = max(MIN_MEMORY_BYTES, int(mem * 1024 * 1024))
         host["mem_limit"] = mem_limit
         host["memswap_limit"] = mem_limit
+    return mem_limit
+
+
+def plan_container(
+    container_id: str, spec: DockerLaunchSpec, options: DockerOptions, agent_scope: str
+) -> ContainerPlan:
+    """Validate a spec against the agent's options and turn it into docker create arguments.
+
+    Raises :class:`DockerLaunchError` naming the field, the value and what was expected.
+    """
+    info = spec.container_info
+    docker_info, network = _checked_network(spec, options)
+    entrypoint, cmd = _command(spec)
+    env = {k: v for k, v in spec.environment.items()}
+    env["MESOS_SANDBOX"] = SANDBOX_MOUNT
+    labels = _labels(container_id, spec, agent_scope)
+    create: dict[str, Any] = {
+        "image": docker_info.image, "command": cmd, "entrypoint": entrypoint,
+        "name": container_name(spec.agent_id, container_id), "environment": env,
+        "labels": labels, "working_dir": SANDBOX_MOUNT, "detach": True,
+    }
+    if info.hostname:
+        create["hostname"] = info.hostname
+    binds, anonymous = _volumes(spec, options)
+    host: dict[str, Any] = {
+        "binds": binds, "privileged": docker_info.privileged,
+        "network_mode": {"HOST": "host", "BRIDGE": "bridge", "NONE": "none"}.get(
+            network, docker_info.user_network
+        ),
+    }
+    if anonymous:
+        create["volumes"] = anonymous
+    exposed, bindings = _port_mappings(spec, options, docker_info, network)
+    if bindings:
+        create["ports"] = exposed
+        host["port_bindings"] = bindings
+    mem_limit = _limits(spec, options, host)
     _parameters(spec, options, create, host)
     env["MESOS_SANDBOX"] = SANDBOX_MOUNT  # not even an env parameter moves the sandbox
     for key in create.get("environment", {}):

@@ -30,7 +30,7 @@ import requests.exceptions
 import urllib3.exceptions
 
 from mesoslite.agent.containerizer.docker_spec import DockerTermination, exit_code_to_wait_status
-from mesoslite.agent.containerizer.process import describe_wait_status
+from mesoslite.proc import describe_wait_status
 from mesoslite.protocol import Reason
 
 log = logging.getLogger("mesoslite.agent.docker")

@@ -1,9 +1,10 @@
 """What the agent knows about frameworks, executors and tasks (PURE records).
 
-Owns: the mutable records the agent shell keeps (:class:`FrameworkRecord`,
-:class:`ExecutorRecord`, :class:`CommandHost`, :class:`TaskRecord`), their
+Owns: the mutable records the agent's core keeps (:class:`AgentFramework`,
+:class:`AgentExecutor`, :class:`CommandHost`, :class:`AgentTask`), their
 Mesos-shaped JSON for ``/state``, their snapshots for ``ReregisterAgent``,
-and :class:`AgentMetrics`.
+and :class:`AgentMetrics`.  Only :class:`~mesoslite.agent.core.AgentState`
+changes them; everything else reads them.
 
 A command task (``TaskInfo.command``) gets a *virtual* executor record
 (kind ``command``, executor id = task id, its own container id and sandbox)
@@ -31,6 +32,10 @@ from mesoslite.resources import Resources
 #: Statuses kept per task (the latest ones) for /state.
 MAX_STATUSES = 10
 
+#: An executor's connection as the transport names it (opaque to the core: a ZeroMQ
+#: routing id today, an HTTP stream tomorrow).
+Peer = Any
+
 
 class ExecutorState(str, enum.Enum):
     """Lifecycle of an executor (or command host) on the agent."""
@@ -41,7 +46,7 @@ class ExecutorState(str, enum.Enum):
     TERMINATED = "TERMINATED"
 
 
-class TaskRecord:
+class AgentTask:
     """A task on this agent: its info and the latest state the agent has seen."""
 
     __slots__ = ("executor_id", "framework_id", "info", "kill_requested", "progress", "state",
@@ -111,7 +116,7 @@ class TaskRecord:
         }
 
 
-class ExecutorRecord:
+class AgentExecutor:
     """An executor on this agent: a custom executor process, or a virtual command executor."""
 
     def __init__(
@@ -130,12 +135,12 @@ class ExecutorRecord:
         self.directory = directory
         self.kind = kind  # "custom" | "command" | "docker"
         self.state = ExecutorState.REGISTERING
-        self.peer: bytes | None = None
+        self.peer: Peer | None = None
         self.host: CommandHost | None = None
-        self.queued_tasks: dict[str, TaskRecord] = {}
-        self.launched_tasks: dict[str, TaskRecord] = {}
-        self.terminated_tasks: dict[str, TaskRecord] = {}
-        self.completed_tasks: collections.deque[TaskRecord] = collections.deque(
+        self.queued_tasks: dict[str, AgentTask] = {}
+        self.launched_tasks: dict[str, AgentTask] = {}
+        self.terminated_tasks: dict[str, AgentTask] = {}
+        self.completed_tasks: collections.deque[AgentTask] = collections.deque(
             maxlen=max_completed_tasks
         )
         self.exit_status: int | None = None
@@ -143,7 +148,10 @@ class ExecutorRecord:
         self.shutdown_requested = False
         self.timed_out = False
         self.pid: int | None = None
-        self.registration_timer: Any = None
+        #: Docker tasks: the grace period of the kill asked for, and why the task's failing
+        #: health check killed it ("" when it did not).
+        self.kill_grace = 0.0
+        self.health_kill = ""
 
     @property
     def executor_id(self) -> str:
@@ -160,13 +168,13 @@ class ExecutorRecord:
         """True for a virtual command executor hosted by a CommandHost."""
         return self.kind == "command"
 
-    def live_tasks(self) -> list[TaskRecord]:
+    def live_tasks(self) -> list[AgentTask]:
         """Queued and launched tasks that have not reached a terminal state."""
         out = list(self.queued_tasks.values())
         out.extend(t for t in self.launched_tasks.values() if not t.state.is_terminal)
         return out
 
-    def find_task(self, task_id: str) -> TaskRecord | None:
+    def find_task(self, task_id: str) -> AgentTask | None:
         """A task of this executor that is not completed yet."""
         return (
             self.launched_tasks.get(task_id)
@@ -221,13 +229,12 @@ class CommandHost:
         self.container_id = container_id
         self.directory = directory
         self.state = ExecutorState.REGISTERING
-        self.peer: bytes | None = None
+        self.peer: Peer | None = None
         self.pid: int | None = None
         #: Virtual executors hosted here (alive until their task's end is acknowledged).
-        self.executors: dict[str, ExecutorRecord] = {}
+        self.executors: dict[str, AgentExecutor] = {}
         self.shutdown_requested = False
         self.timed_out = False
-        self.registration_timer: Any = None
         #: Container ids of every task ever given to this host (for stray cleanup).
         self.task_containers: set[str] = set()
 
@@ -244,20 +251,20 @@ class FrameworkState(str, enum.Enum):
     TERMINATING = "TERMINATING"
 
 
-class FrameworkRecord:
+class AgentFramework:
     """A framework with tasks on this agent."""
 
     def __init__(self, info: FrameworkInfo, max_completed_executors: int = 150) -> None:
         """A framework record, RUNNING until it is shut down."""
         self.info = info
         self.state = FrameworkState.RUNNING
-        self.executors: dict[str, ExecutorRecord] = {}
-        self.completed_executors: collections.deque[ExecutorRecord] = collections.deque(
+        self.executors: dict[str, AgentExecutor] = {}
+        self.completed_executors: collections.deque[AgentExecutor] = collections.deque(
             maxlen=max_completed_executors
         )
         self.command_host: CommandHost | None = None
         #: task id -> executor, for every task not yet completed (terminal + acknowledged).
-        self.task_index: dict[str, ExecutorRecord] = {}
+        self.task_index: dict[str, AgentExecutor] = {}
         #: Ids of recently completed tasks (so late kills are ignored, not answered LOST).
         self.completed_task_ids: collections.OrderedDict[str, None] = collections.OrderedDict()
 
@@ -326,3 +333,7 @@ class AgentMetrics:
         name = COUNTED_TERMINAL.get(state)
         if name:
             self.terminal[name] += 1
+
+
+#: What runs as a process of its own: a custom executor or a framework's command host.
+ExecutorProcess = AgentExecutor | CommandHost

@@ -1,4 +1,4 @@
-"""The agent's status-update manager (PURE).
+"""The agent's status-update streams: per-task FIFO, one in flight, retried (PURE).
 
 Owns: reliable, in-order delivery of task status updates to the master.
 Every (framework, task) has a FIFO *stream* of updates; only the head of a
@@ -7,9 +7,9 @@ up to ``retry_max``, measured on the injected clock) until the master
 acknowledges its uuid; the ack pops it and the next update becomes the head.
 A terminal update, once acknowledged, closes the stream.
 
-The manager performs no I/O: every method returns what the shell must send.
-Checkpointing is the shell's job (``checkpoint.py`` writes the same records
-this module replays): :meth:`StatusUpdateManager.replay` rebuilds a stream
+The manager performs no I/O: every method returns what must be sent
+(:mod:`mesoslite.agent.core.updates` turns that into effects).  The checkpoint holds the same
+records this module replays: :meth:`StatusUpdateManager.replay` rebuilds a stream
 from ``("UPDATE", StatusUpdate)`` and ``("ACK", uuid)`` records after an
 agent restart.
 """

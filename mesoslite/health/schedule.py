@@ -4,7 +4,7 @@ Owns: :func:`validate_health_check` (the rules a :class:`HealthCheck` must
 meet before anything runs it) and :class:`HealthCheckState`, which decides
 when the next probe of one task is due and what each probe result means.
 The probes themselves (processes, sockets) and the loop that runs them are
-in :mod:`mesoslite.executor.health_probes`.
+in :mod:`mesoslite.health.probes`.
 
 Semantics (Mesos ``HealthCheck``):
 

@@ -5,14 +5,15 @@ each bounded by ``timeout_seconds`` and answering a :class:`ProbeResult`:
 
 - :func:`command_probe`: ``/bin/sh -c value`` (or the argv form) with the
   task's environment (plus the check command's own), in the task's sandbox,
-  in its own session; passes on exit 0; at the timeout, and whenever the
-  probe is abandoned, its whole process group is SIGKILLed;
+  in its own session (:func:`mesoslite.proc.run_captured`); passes on exit 0;
+  at the timeout, and whenever the probe is abandoned, its whole process
+  group is SIGKILLed;
 - :func:`http_probe`: ``GET scheme://host:port/path`` (HTTPS without
   certificate checks, as Mesos and Marathon do); passes on 200-399;
 - :func:`tcp_probe`: passes when a connection opens.
 
 and :class:`HealthChecker`, which runs probes on the event loop as the pure
-:class:`~mesoslite.executor.health.HealthCheckState` schedules them and calls
+:class:`~mesoslite.health.schedule.HealthCheckState` schedules them and calls
 ``on_status(healthy, message)`` on each health transition and
 ``on_kill(message)`` once, when the task should be killed.  It knows nothing
 of executors, so the command executor and the agent's Docker task runner can
@@ -22,28 +23,23 @@ both use it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import signal
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 
-from mesoslite.agent.containerizer import ContainerizerError
-from mesoslite.agent.containerizer.process import command_argv, describe_wait_status
 from mesoslite.clock import SYSTEM_CLOCK, Clock
-from mesoslite.executor.health import HealthCheckState, HealthVerdict
+from mesoslite.health.schedule import HealthCheckState, HealthVerdict
+from mesoslite.proc import CommandError, command_argv, describe_wait_status, run_captured
 from mesoslite.protocol import CommandInfo, HealthCheck
 
-log = logging.getLogger("mesoslite.executor.health")
+log = logging.getLogger("mesoslite.health")
 
 #: The host probes connect to: the task shares the host's network.
 DEFAULT_HOST = "127.0.0.1"
 #: How much of a command probe's output is kept for the message.
 OUTPUT_TAIL = 200
-_READ_CHUNK = 4096
 #: The longest HTTP status line read (a server sending more fails the probe).
 _STATUS_LINE_LIMIT = 8192
 
@@ -67,23 +63,6 @@ KillCallback = Callable[[str], None]
 # ------------------------------------------------------------------- probes
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-async def _read_tail(stream: asyncio.StreamReader | None, keep: int) -> bytes:
-    """Read a stream to its end, keeping only its last ``keep`` bytes."""
-    if stream is None:
-        return b""
-    tail = b""
-    while True:
-        chunk = await stream.read(_READ_CHUNK)
-        if not chunk:
-            return tail
-        tail = (tail + chunk)[-keep:]
-
-
 def _describe_output(tail: bytes) -> str:
     text = " ".join(tail.decode("utf-8", "replace").split())
     return f": {text[-OUTPUT_TAIL:]}" if text else ""
@@ -94,44 +73,20 @@ async def command_probe(command: CommandInfo, env: Mapping[str, str], cwd: str,
     """Run ``command`` in ``cwd`` with ``env`` (plus its own environment); pass on exit 0."""
     try:
         argv, executable = command_argv(command)
-    except ContainerizerError as exc:
+    except CommandError as exc:
         return ProbeResult(False, f"Health check command is invalid: {exc}")
-    full_env = {**env, **command.environment}
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, executable=executable, cwd=cwd or None, env=full_env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-        )
+        outcome = await run_captured(argv, executable=executable, cwd=cwd or None,
+                                     env={**env, **command.environment}, timeout=timeout,
+                                     keep=OUTPUT_TAIL * 4)
     except OSError as exc:
         return ProbeResult(False, f"Failed to run the health check command: {exc}")
-    reader = asyncio.ensure_future(_read_tail(proc.stdout, OUTPUT_TAIL * 4))
-    try:
-        try:
-            status = await asyncio.wait_for(proc.wait(), timeout)
-        except TimeoutError:
-            _kill_group(proc.pid)
-            await proc.wait()
-            return ProbeResult(False, f"Health check command timed out after {timeout:g}s")
-        finally:
-            # Whatever the command left in its group (background children) goes too.
-            _kill_group(proc.pid)
-        try:
-            tail = await asyncio.wait_for(asyncio.shield(reader), 1.0)
-        except TimeoutError:
-            tail = b""
-    except BaseException:
-        _kill_group(proc.pid)  # cancelled: the probe is abandoned; reap what was killed
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(proc.wait(), 2.0)
-        raise
-    finally:
-        reader.cancel()
-    if status == 0:
+    if outcome.status is None:
+        return ProbeResult(False, f"Health check command timed out after {timeout:g}s")
+    if outcome.status == 0:
         return ProbeResult(True, "health check command passed")
-    wait_status = (status << 8) if status >= 0 else -status  # back to a raw wait status
-    return ProbeResult(False, f"Health check command {describe_wait_status(wait_status)}"
-                              f"{_describe_output(tail)}")
+    return ProbeResult(False, f"Health check command {describe_wait_status(outcome.status)}"
+                              f"{_describe_output(outcome.output)}")
 
 
 def _insecure_context() -> ssl.SSLContext:
@@ -162,7 +117,7 @@ async def http_probe(port: int, path: str = "/", scheme: str = "http", *, timeou
     except TimeoutError:
         return ProbeResult(False, f"HTTP GET {url} timed out after {timeout:g}s")
     except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
-        return ProbeResult(False, f"HTTP GET {url} failed: {exc or type(exc).__name__}")
+        return ProbeResult(False, f"HTTP GET {url} failed: {str(exc) or type(exc).__name__}")
     finally:
         if writer is not None:
             writer.close()
