@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,19 +42,9 @@ from mesoslite.protocol import (
 )
 from mesoslite.resources import Resources
 from mesoslite.transport import DealerClient
+from tests.support.procs import until
 
 AGENT_RESOURCES = "cpus:2;mem:1024;ports:[31000-31005]"
-
-
-async def _until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.005)
 
 
 def _run(test: Callable[[], Awaitable[None]]) -> None:
@@ -92,7 +81,7 @@ class Peer:
                     self._taken.add(i)
                     return msg
             return None
-        return await _until(find, timeout)
+        return await until(find, timeout, f"a {kind.__name__} message")
 
     def close(self) -> None:
         """Close the socket."""
@@ -187,7 +176,7 @@ async def _recv_all(sock: zmq.Socket, count: int, timeout: float = 5.0) -> list[
             replies.extend(decode_frame(sock.recv()))  # the master batches per loop turn
         return len(replies) >= count
 
-    await _until(poll, timeout)
+    await until(poll, timeout, f"{count} replies on the raw socket")
     return replies
 
 

@@ -27,6 +27,7 @@ from mesoslite.protocol import (
 )
 from mesoslite.resources import Resources
 from mesoslite.testing import FakeClock
+from tests.support.procs import holding, until
 
 
 def _info(master_id: str, port: int = 5050) -> MasterInfo:
@@ -165,24 +166,13 @@ async def _elected(monkeypatch: pytest.MonkeyPatch, registry: Any,
     leadership = Leadership(shell)  # type: ignore[arg-type]
     await leadership.start()
     contender.elect()
-    for _ in range(100):
-        if not leadership.recovering:
-            break
-        await asyncio.sleep(0)
+    await until(lambda: not leadership.recovering, 5, "the registry read after the election")
     return shell, leadership, contender
 
 
 def _register(state: MasterState, peer: bytes = b"a1") -> list[Send]:
     info = AgentInfo(hostname="a1", resources=Resources.parse(AGENT_RESOURCES))
     return DISPATCH[RegisterAgent](state, peer, RegisterAgent(agent_info=info))
-
-
-async def _until(predicate: Callable[[], Any]) -> None:
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("condition not met")
 
 
 def test_election_reads_the_registry_and_starts_acting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,7 +205,7 @@ def test_messages_wait_for_the_registry_write_they_depend_on(
         assert shell.delivered == []
         registry.gate.set()
         await leadership.durable()
-        await _until(lambda: len(shell.delivered) == 2)
+        await until(lambda: len(shell.delivered) == 2)
         assert shell.delivered == [first, later]
         assert isinstance(first[-1].message, AgentRegistered)
         assert [type(op).__name__ for op in registry.applied] == ["AdmitAgent"]
@@ -314,13 +304,14 @@ def test_messages_during_recovery_are_held_and_handled_in_order(
         leadership.detector = FakeDetector(_info("old-leader"))  # type: ignore[assignment]
         leadership.refuse(b"early", Heartbeat(sender_id="f0"))  # election event not yet seen
         contender.elect()
-        await _until(lambda: leadership.recovering)
+        await until(lambda: leadership.recovering)
         for i in range(3):
             leadership.refuse(f"p{i}".encode(), Heartbeat(sender_id=f"f{i + 1}"))
-        await asyncio.sleep(0.01)
+        await holding(lambda: not (shell._router.sent or shell.handled or leadership.acting),
+                      0.01, "nothing sent or handled while the registry loads")
         assert shell._router.sent == [] and shell.handled == [] and not leadership.acting
         loaded.set()
-        await _until(lambda: leadership.acting)
+        await until(lambda: leadership.acting)
         assert [peer for peer, _ in shell.handled] == [b"early", b"p0", b"p1", b"p2"]
         assert leadership.metrics()["master/messages_held_while_recovering"] == 4
         assert leadership.dropped_while_recovering == 0
@@ -348,7 +339,7 @@ def test_held_messages_are_bounded_and_dropped_on_deposition(
         leadership = Leadership(shell)  # type: ignore[arg-type]
         await leadership.start()
         contender.elect()
-        await _until(lambda: leadership.recovering)
+        await until(lambda: leadership.recovering)
         for i in range(3):
             leadership.refuse(b"p", Heartbeat(sender_id=f"f{i}"))
         assert leadership.dropped_while_recovering == 1
@@ -376,10 +367,11 @@ def test_a_candidate_redirects_held_messages_when_not_elected_in_time(
         leadership.detector = FakeDetector(shell.info)  # type: ignore[assignment]
         leadership.refuse(b"p1", Heartbeat(sender_id="a"))
         leadership.refuse(b"p1", Heartbeat(sender_id="b"))
-        await asyncio.sleep(0.06)
+        await holding(lambda: shell._router.sent == [], 0.06,
+                      "held past CANDIDATE_HOLD while its detector names it")
         assert shell._router.sent == []  # its own election is on the way: still held
         leadership.detector = FakeDetector(other)  # type: ignore[assignment]
-        await _until(lambda: shell._router.sent)
+        await until(lambda: shell._router.sent)
         assert shell._router.sent == [(b"p1", LeaderRedirect(other))]
         assert shell.handled == [] and leadership.redirects == 1
         await leadership.stop()
