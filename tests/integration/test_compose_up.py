@@ -25,7 +25,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.support.procs import wait_for
+from tests.support.procs import machine_lock, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +122,14 @@ def test_local_override_changes_only_the_images() -> None:
 
 @pytest.fixture(scope="module")
 def compose_cluster() -> Iterator[None]:
-    """The whole cluster up (images built first when missing); down and gone afterwards."""
+    """The whole cluster up (images built first when missing); down and gone afterwards.
+
+    Its ports, project and work directories are fixed: one test process at a time."""
+    with machine_lock("compose-cluster"):
+        yield from _compose_cluster()
+
+
+def _compose_cluster() -> Iterator[None]:
     build = subprocess.run(["bash", "scripts/build-compose-images.sh"], check=False, cwd=ROOT,
                            capture_output=True, text=True, timeout=540)
     assert build.returncode == 0, f"building the images failed:\n{build.stderr[-3000:]}"

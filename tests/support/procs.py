@@ -1,6 +1,7 @@
 """Real processes for integration and end-to-end tests.
 
-Owns: free loopback ports, starting ``mesoslite`` sub-commands as real
+Owns: free loopback ports, :func:`machine_lock` (one holder at a time across
+test processes), starting ``mesoslite`` sub-commands as real
 processes with their output captured to files, the one way tests wait —
 :func:`wait_for` (sync) and :func:`until` (async) poll a condition with a
 deadline and fail naming what was awaited and the last value seen;
@@ -12,6 +13,8 @@ every process a test started, including tasks left behind by a killed agent
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import inspect
 import json
 import os
@@ -19,9 +22,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +34,34 @@ import psutil
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now (never the same one twice
+    in one test process, so two servers of one test cannot be handed one port)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise AssertionError("no free loopback port that was not handed out before")
+
+
+@contextlib.contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Hold the machine-wide lock ``name`` (a file lock in the temp directory): for steps
+    that touch shared state — installing, building a shared image, fixed ports — when
+    several test processes (pytest-xdist workers, other checkouts) run at once."""
+    path = Path(tempfile.gettempdir()) / f"mesoslite-tests-{name}.lock"
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class WaitAborted(AssertionError):
