@@ -68,7 +68,8 @@ export no_proxy="$NO_PROXY"
 # Worker processes for pytest-xdist (TEST_WORKERS=0 runs in this process only).  Tests
 # that share a module-scoped fixture stay together on one worker (--dist loadgroup).
 TEST_WORKERS="${TEST_WORKERS:-2}"
-PYTEST_ARGS=(-q -p no:cacheprovider)
+# (pytest-benchmark, when some other package installed it, only warns under xdist: off.)
+PYTEST_ARGS=(-q -p no:cacheprovider -p no:benchmark)
 if [ "$TEST_WORKERS" != "0" ]; then
     PYTEST_ARGS+=(-n "$TEST_WORKERS" --dist loadgroup)
 fi
