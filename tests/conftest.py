@@ -12,6 +12,7 @@ state hold :func:`tests.support.procs.machine_lock`.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +32,18 @@ def _shares_a_fixture(item: pytest.Item) -> bool:
         return False
     return any(defs and defs[-1].scope in _SHARED_SCOPES
                for defs in info.name2fixturedefs.values())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In a pytest-xdist worker, give SIGINT its usual Python handler back.
+
+    Workers start with SIGINT ignored, and an ignored signal stays ignored in every
+    process a test starts: a ``ctl`` sent Ctrl-C would not stop, and the scheduler
+    driver's "the old handler comes back" would compare against SIG_IGN.  Tests run
+    as they would from a terminal.
+    """
+    if hasattr(config, "workerinput"):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -551,6 +551,28 @@ def test_run_stops_on_sigint_and_restores_the_handler(master: FakeMaster) -> Non
     wait_for(lambda: len(master.of_type(Teardown)) == 1)
 
 
+@pytest.mark.xfail(strict=True, reason="product bug: run() leaves SIGINT at Python's default "
+                   "handler instead of the handler installed before it")
+def test_run_restores_a_custom_sigint_handler(master: FakeMaster) -> None:
+    """run() puts back the SIGINT handler the application had installed, not the default."""
+
+    class Interrupted(Recorder):
+        def registered(self, driver: Any, framework_id: str, master_info: Any) -> None:
+            super().registered(driver, framework_id, master_info)
+            signal.raise_signal(signal.SIGINT)
+
+    def custom(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    original = signal.signal(signal.SIGINT, custom)
+    try:
+        driver = fast_driver(Interrupted(), master, framework_info=FrameworkInfo(user="", name="x"))
+        assert driver.run() is Status.DRIVER_STOPPED
+        assert signal.getsignal(signal.SIGINT) is custom
+    finally:
+        signal.signal(signal.SIGINT, original)
+
+
 def test_a_new_leader_from_the_detector_gets_a_resubscription(master: FakeMaster) -> None:
     """A detector reporting a new leader → disconnected(), Subscribe there with the id."""
     other = FakeMaster()
