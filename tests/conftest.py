@@ -35,14 +35,15 @@ def _shares_a_fixture(item: pytest.Item) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """In a pytest-xdist worker, give SIGINT its usual Python handler back.
+    """Give SIGINT Python's usual handler back when the suite was started with it ignored.
 
-    Workers start with SIGINT ignored, and an ignored signal stays ignored in every
-    process a test starts: a ``ctl`` sent Ctrl-C would not stop, and the scheduler
-    driver's "the old handler comes back" would compare against SIG_IGN.  Tests run
-    as they would from a terminal.
+    A shell starts background jobs of a script with SIGINT ignored (so may a CI runner),
+    and an ignored signal stays ignored in every process a test starts: a ``ctl`` sent
+    Ctrl-C would not stop, and the scheduler driver's "the old handler comes back"
+    would compare against SIG_IGN.  pytest-xdist workers inherit it from the main
+    process.  Tests run as they would from a terminal.
     """
-    if hasattr(config, "workerinput"):
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
