@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
-from test_agent_fakemaster import run
 
 from mesoslite.executor import DriverStatus, Executor, ExecutorDriver, ExecutorSettings
 from mesoslite.protocol import (
@@ -35,6 +33,8 @@ from mesoslite.protocol import (
 )
 from mesoslite.resources import Resources
 from mesoslite.transport import RouterServer
+from tests.support.agent_fakemaster import run
+from tests.support.procs import holding, until
 
 FW = FrameworkInfo(user="u", name="fw", id="F-1")
 EXEC = ExecutorInfo(executor_id="E-1", command=CommandInfo(value="x"), framework_id="F-1")
@@ -86,15 +86,6 @@ class FakeAgent:
 
     def of_type(self, cls: type) -> list[Any]:
         return [m for m in self.received if isinstance(m, cls)]
-
-
-async def until(predicate, timeout: float = 5.0) -> Any:  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until truthy (with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-    return value
 
 
 def env_for(agent: FakeAgent) -> dict[str, str]:
@@ -234,7 +225,8 @@ def test_reregistered_executor_outlives_its_first_agent_past_the_recovery_timeou
             await until(lambda: ("reregistered",) in executor.calls)
             # Three recovery timeouts later we are still here, heartbeating.
             beats = len(agent.of_type(Heartbeat))
-            await asyncio.sleep(1.5)
+            await holding(lambda: ("shutdown",) not in executor.calls and not runner.done(),
+                          1.5, "the executor running past three recovery timeouts")
             assert ("shutdown",) not in executor.calls
             assert not runner.done()
             assert len(agent.of_type(Heartbeat)) > beats

@@ -2,98 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import psutil
-from test_agent_fakemaster import (
-    AGENT_ID,
-    FRAMEWORK_ID,
-    FakeMaster,
-    framework_info,
-    launch,
-    run,
-    started,
-)
 
 from mesoslite.protocol import (
-    CommandInfo,
-    ExecutorInfo,
     ExecutorToFrameworkMessage,
     ExitedExecutor,
     FrameworkToExecutorMessage,
     Reason,
     ShutdownExecutor,
-    TaskInfo,
     TaskState,
 )
-from mesoslite.resources import Resources
-
-ECHO_EXECUTOR = textwrap.dedent(
-    """
-    import os, sys
-    from mesoslite.executor import Executor, ExecutorDriver
-    from mesoslite.protocol import TaskState, TaskStatus
-
-    class Echo(Executor):
-        def __init__(self):
-            self.tasks = []
-
-        def registered(self, driver, executor_info, framework_info, agent_info):
-            driver.send_framework_message(
-                f"registered:{executor_info.executor_id}:{agent_info.id}".encode())
-
-        def launch_task(self, driver, task):
-            self.tasks.append(task.task_id)
-            if task.data == b"crash":
-                driver.send_status_update(TaskStatus(task.task_id, TaskState.TASK_RUNNING))
-                os._exit(7)
-            driver.send_status_update(
-                TaskStatus(task.task_id, TaskState.TASK_RUNNING, data=task.data))
-
-        def framework_message(self, driver, data):
-            driver.send_framework_message(b"echo:" + data)
-            if data == b"finish":
-                for task_id in self.tasks:
-                    driver.send_status_update(TaskStatus(task_id, TaskState.TASK_FINISHED))
-                self.tasks = []
-
-        def kill_task(self, driver, task_id):
-            driver.send_status_update(TaskStatus(task_id, TaskState.TASK_KILLED))
-            self.tasks.remove(task_id)
-
-        def shutdown(self, driver):
-            for task_id in self.tasks:
-                driver.send_status_update(TaskStatus(task_id, TaskState.TASK_KILLED))
-            driver.stop()
-
-    sys.exit(0 if ExecutorDriver(Echo()).run().value == "DRIVER_STOPPED" else 1)
-    """
+from tests.support.agent_fakemaster import (
+    AGENT_ID,
+    FRAMEWORK_ID,
+    FakeMaster,
+    executor_task,
+    framework_info,
+    launch,
+    messages,
+    run,
+    started,
 )
-
-
-def executor_task(tmp_path: Path, task_id: str, data: bytes = b"",
-                  executor_id: str = "echo-exec", command: str | None = None) -> TaskInfo:
-    """A task for the echo executor (or for ``command`` as the executor)."""
-    script = tmp_path / "echo_executor.py"
-    script.write_text(ECHO_EXECUTOR)
-    info = ExecutorInfo(
-        executor_id=executor_id,
-        command=CommandInfo(value=command or f"{sys.executable} {script}"),
-        framework_id=FRAMEWORK_ID,
-        name="echo executor",
-        resources=Resources.parse("cpus:0.1;mem:32"),
-    )
-    return TaskInfo(name=task_id, task_id=task_id, agent_id=AGENT_ID,
-                    resources=Resources.parse("cpus:0.2;mem:64"), executor=info, data=data)
-
-
-def messages(master: FakeMaster) -> list[bytes]:
-    """Framework messages the master received."""
-    return [m.data for m in master.of_type(ExecutorToFrameworkMessage)]
+from tests.support.procs import until
 
 
 def test_custom_executor_exchanges_messages_and_runs_tasks(tmp_path: Path) -> None:
@@ -176,10 +109,9 @@ def test_executor_registration_timeout(tmp_path: Path) -> None:
             assert time.monotonic() - began >= 0.45
             assert failed.status.reason is Reason.REASON_EXECUTOR_REGISTRATION_TIMEOUT
             assert "did not register" in failed.status.message
-            deadline = time.monotonic() + 5
-            while psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie":
-                assert time.monotonic() < deadline, "executor process survived"
-                await asyncio.sleep(0.02)
+            await until(lambda: not psutil.pid_exists(pid)
+                        or psutil.Process(pid).status() == "zombie", 5,
+                        "the executor process gone")
         finally:
             await agent.stop()
             master.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from pathlib import Path
 from urllib.parse import quote
 
-from test_agent_fakemaster import (
+from mesoslite.agent import AgentProcess
+from mesoslite.protocol import TaskState
+from tests.support.agent_fakemaster import (
     AGENT_ID,
     FRAMEWORK_ID,
     FakeMaster,
@@ -20,25 +20,14 @@ from test_agent_fakemaster import (
     shell_task,
     started,
 )
-
-from mesoslite.agent import AgentProcess
-from mesoslite.protocol import TaskState
-
-
-async def eventually(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    """Wait until ``predicate()`` is true (polling with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+from tests.support.procs import until
 
 
 async def running_task(agent: AgentProcess, master: FakeMaster, task_id: str, command: str) -> str:
     """Launch a task, wait until it runs and printed something; return its sandbox."""
     launch(master, shell_task(task_id, command))
     await master.wait_state(task_id, TaskState.TASK_RUNNING)
-    await eventually(lambda: read_sandbox_file(agent, task_id, "stdout") != "")
+    await until(lambda: read_sandbox_file(agent, task_id, "stdout") != "")
     ex = agent.frameworks[0].executors[task_id]
     return ex.directory
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_agent_executor_sdk import executor_task, messages
-from test_agent_fakemaster import (
-    AGENT_ID,
-    FRAMEWORK_ID,
-    FakeMaster,
-    framework_info,
-    launch,
-    make_agent,
-    run,
-    started,
-)
-
 from mesoslite.protocol import (
     FrameworkToExecutorMessage,
     ReregisterAgent,
     TaskState,
+)
+from tests.support.agent_fakemaster import (
+    AGENT_ID,
+    FRAMEWORK_ID,
+    FakeMaster,
+    executor_task,
+    framework_info,
+    launch,
+    make_agent,
+    messages,
+    run,
+    started,
 )
 
 

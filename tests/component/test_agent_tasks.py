@@ -10,17 +10,6 @@ import time
 from pathlib import Path
 
 import psutil
-from test_agent_fakemaster import (
-    AGENT_ID,
-    FRAMEWORK_ID,
-    FakeMaster,
-    framework_info,
-    launch,
-    read_sandbox_file,
-    run,
-    shell_task,
-    started,
-)
 
 from mesoslite.agent import AgentProcess
 from mesoslite.protocol import (
@@ -36,15 +25,18 @@ from mesoslite.protocol import (
     UnregisterAgent,
     UpdateFramework,
 )
-
-
-async def eventually(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    """Wait until ``predicate()`` is true (polling with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+from tests.support.agent_fakemaster import (
+    AGENT_ID,
+    FRAMEWORK_ID,
+    FakeMaster,
+    framework_info,
+    launch,
+    read_sandbox_file,
+    run,
+    shell_task,
+    started,
+)
+from tests.support.procs import until
 
 
 def states(master: FakeMaster, task_id: str) -> list[str]:
@@ -65,7 +57,7 @@ def _alive(proc: psutil.Process) -> bool:
 
 async def all_gone(procs: list[psutil.Process], timeout: float = 5.0) -> None:
     """Wait (without blocking the loop) until none of ``procs`` is alive."""
-    await eventually(lambda: not [p for p in procs if _alive(p)], timeout)
+    await until(lambda: not [p for p in procs if _alive(p)], timeout)
 
 
 def processes_in(work_dir: str) -> list[psutil.Process]:
@@ -175,7 +167,7 @@ def test_kill_runs_the_sigterm_trap(tmp_path: Path) -> None:
                        "echo ready; while true; do sleep 0.05; done")
             launch(master, shell_task("trap", command, grace=5.0), info)
             await master.wait_state("trap", TaskState.TASK_RUNNING)
-            await eventually(lambda: read_sandbox_file(agent, "trap", "stdout") == "ready\n")
+            await until(lambda: read_sandbox_file(agent, "trap", "stdout") == "ready\n")
             master.send(KillTask(framework_id=FRAMEWORK_ID, task_id="trap"))
             killed = await master.wait_state("trap", TaskState.TASK_KILLED)
             assert states(master, "trap")[-2:] == ["TASK_KILLING", "TASK_KILLED"]
@@ -196,7 +188,7 @@ def test_kill_escalates_to_sigkill_after_grace(tmp_path: Path) -> None:
         try:
             launch(master, shell_task("stubborn", "trap '' TERM; echo ready; sleep 30"))
             await master.wait_state("stubborn", TaskState.TASK_RUNNING)
-            await eventually(lambda: read_sandbox_file(agent, "stubborn", "stdout") == "ready\n")
+            await until(lambda: read_sandbox_file(agent, "stubborn", "stdout") == "ready\n")
             began = time.monotonic()
             master.send(KillTask(framework_id=FRAMEWORK_ID, task_id="stubborn",
                                  kill_policy=KillPolicy(0.6)))
@@ -274,7 +266,7 @@ def test_executor_death_fails_its_tasks(tmp_path: Path) -> None:
         try:
             launch(master, shell_task("orphan", "echo ready; sleep 30"))
             await master.wait_state("orphan", TaskState.TASK_RUNNING)
-            await eventually(lambda: read_sandbox_file(agent, "orphan", "stdout") == "ready\n")
+            await until(lambda: read_sandbox_file(agent, "orphan", "stdout") == "ready\n")
             host = agent.frameworks[0].command_host
             assert host is not None and host.pid is not None
             sleepers = [p for p in processes_in(agent.work_dir) if p.pid != host.pid]
@@ -311,7 +303,7 @@ def test_shutdown_framework_kills_tasks_and_refuses_new_ones(tmp_path: Path) -> 
             assert lost.status.reason is Reason.REASON_FRAMEWORK_REMOVED
             await master.wait_state("late-pa", TaskState.TASK_DROPPED)
             await master.wait_state("long", TaskState.TASK_KILLED)
-            await eventually(lambda: not agent.frameworks)
+            await until(lambda: not agent.frameworks)
             assert agent.completed_frameworks[0].id == FRAMEWORK_ID
         finally:
             await stop(agent, master)
@@ -332,7 +324,7 @@ def test_stop_kills_everything(tmp_path: Path) -> None:
             await master.wait_for(
                 lambda t=task_id: any(u.status.state is TaskState.TASK_RUNNING
                                       for u in master.updates(t)))
-        await eventually(lambda: len(processes_in(agent.work_dir)) >= 5)
+        await until(lambda: len(processes_in(agent.work_dir)) >= 5)
         before = processes_in(agent.work_dir)
         await agent.stop(kill_tasks=True)
         await all_gone(before)
@@ -374,7 +366,7 @@ def test_update_framework_replaces_framework_info(tmp_path: Path) -> None:
             launch(master, shell_task("u1", "sleep 30"))
             await master.wait_state("u1", TaskState.TASK_RUNNING)
             master.send(UpdateFramework(framework_info=framework_info("TASK_KILLING_STATE")))
-            await eventually(lambda: agent.frameworks[0].info.capabilities
+            await until(lambda: agent.frameworks[0].info.capabilities
                              == ("TASK_KILLING_STATE",))
         finally:
             await stop(agent, master)

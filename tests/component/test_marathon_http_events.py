@@ -11,15 +11,7 @@ from typing import Any
 from tests.support.marathon_fake_service import ApiServer, FakeService
 
 DEADLINE = 10.0
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    """Wait until ``predicate()`` holds (polling with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+from tests.support.procs import until
 
 
 class Stream:
@@ -90,7 +82,7 @@ def serve(body: Callable[[FakeService, ApiServer], Awaitable[None]], **options: 
         api = ApiServer(service, **options)
         try:
             await body(service, api)
-            await eventually(lambda: service.bus.subscriber_count == 0)
+            await until(lambda: service.bus.subscriber_count == 0)
         finally:
             api.stop()
 
@@ -106,7 +98,7 @@ def test_events_arrive_in_order_with_event_lines_and_stream_headers() -> None:
         assert stream.headers["content-type"].startswith("text/event-stream")
         assert "no-cache" in stream.headers["cache-control"]
         assert stream.headers["x-accel-buffering"] == "no"
-        await eventually(lambda: service.bus.subscriber_count == 1)
+        await until(lambda: service.bus.subscriber_count == 1)
         (attached,) = await stream.events(1)
         assert attached[0] == "event_stream_attached"
         for n in range(5):
@@ -127,7 +119,7 @@ def test_event_type_filter_keeps_only_the_named_types() -> None:
     async def body(service: FakeService, api: ApiServer) -> None:
         stream = await Stream.open(api, "?event_type=api_post_event"
                                         "&event_type=health_status_changed_event")
-        await eventually(lambda: service.bus.subscriber_count == 1)
+        await until(lambda: service.bus.subscriber_count == 1)
         service.publish("status_update_event", taskId="skip")
         service.publish("api_post_event", uri="/v2/apps/a")
         service.publish("deployment_info", plan={"id": "d"})
@@ -162,7 +154,7 @@ def test_plan_format_light_drops_original_and_target() -> None:
         light = await Stream.open(api, "?event_type=deployment_info")
         default = await Stream.open(api, "?event_type=deployment_info&plan-format=light")
         full = await Stream.open(api, "?event_type=deployment_info&plan-format=full")
-        await eventually(lambda: service.bus.subscriber_count == 3)
+        await until(lambda: service.bus.subscriber_count == 3)
         plan = {"id": "d1", "steps": [], "original": {"id": "/"}, "target": {"id": "/"}}
         service.publish("deployment_info", plan=plan, currentStep={"actions": []})
         for stream in (light, default):
@@ -181,9 +173,9 @@ def test_disconnect_closes_the_subscription() -> None:
 
     async def body(service: FakeService, api: ApiServer) -> None:
         stream = await Stream.open(api)
-        await eventually(lambda: service.bus.subscriber_count == 1)
+        await until(lambda: service.bus.subscriber_count == 1)
         stream.close()
-        await eventually(lambda: service.bus.subscriber_count == 0)
+        await until(lambda: service.bus.subscriber_count == 0)
 
     serve(body, keepalive_seconds=30.0)
 
@@ -194,7 +186,7 @@ def test_a_slow_client_does_not_hold_up_others() -> None:
     async def body(service: FakeService, api: ApiServer) -> None:
         slow = await Stream.open(api, "?event_type=framework_message_event")
         fast = await Stream.open(api, "?event_type=framework_message_event")
-        await eventually(lambda: service.bus.subscriber_count == 2)
+        await until(lambda: service.bus.subscriber_count == 2)
         payload = "x" * 20_000
         received: list[int] = []
         for batch in range(15):
@@ -204,7 +196,7 @@ def test_a_slow_client_does_not_hold_up_others() -> None:
             received.extend(d["n"] for _, d in got)
             assert (await api.call("GET", "/ping")).code == 200
         assert received == list(range(300))
-        await eventually(lambda: service.bus.subscriber_count == 1)
+        await until(lambda: service.bus.subscriber_count == 1)
         deadline = time.monotonic() + DEADLINE
         while await asyncio.wait_for(slow.reader.read(1 << 20), DEADLINE):
             assert time.monotonic() < deadline, "the stalled stream was never closed"

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,19 +43,9 @@ from mesoslite.protocol import (
 )
 from mesoslite.resources import Resources
 from mesoslite.transport import DealerClient
+from tests.support.procs import until
 
 AGENT_RESOURCES = "cpus:2;mem:1024;ports:[31000-31005]"
-
-
-async def _until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.005)
 
 
 def _run(test: Callable[[], Awaitable[None]]) -> None:
@@ -93,7 +82,7 @@ class Peer:
                     self._taken.add(i)
                     return msg
             return None
-        return await _until(find, timeout)
+        return await until(find, timeout, f"a {kind.__name__} message")
 
     def close(self) -> None:
         """Close the socket."""
@@ -188,7 +177,7 @@ async def _recv_all(sock: zmq.Socket, count: int, timeout: float = 5.0) -> list[
             replies.extend(decode_frame(sock.recv()))  # the master batches per loop turn
         return len(replies) >= count
 
-    await _until(poll, timeout)
+    await until(poll, timeout, f"{count} replies on the raw socket")
     return replies
 
 
@@ -476,6 +465,7 @@ def test_a_port_in_use_is_an_error_naming_the_flag_and_nothing_stays_bound() -> 
                 else:
                     await master.stop()
                     raise AssertionError(f"a busy {flag} was accepted")
-                await _until(lambda port=other_port: _bindable(port))  # released again
+                await until(lambda port=other_port: _bindable(port), 10,
+                            f"port {other_port} released again")
 
     _run(main)

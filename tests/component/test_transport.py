@@ -17,14 +17,7 @@ from mesoslite.transport import (
     RouterServer,
     generate_keys,
 )
-
-
-async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.005)
+from tests.support.procs import until
 
 
 def _run(coro: Callable[[], Awaitable[None]]) -> None:
@@ -48,7 +41,7 @@ def test_request_reply_round_trip() -> None:
         client.start()
         for _ in range(1000):
             client.send(Ping())
-        await _until(lambda: len(got) == 1000)
+        await until(lambda: len(got) == 1000)
         assert all(m == Pong(agent_id="a-1") for m in got)
         client.close()
         server.close()
@@ -71,23 +64,21 @@ def test_garbage_is_counted_answered_and_survived() -> None:
         raw.send(b"\x93\x01\xa4Ping\x80"[:4])  # truncated
         replies: list[Any] = []
 
-        async def drain() -> None:
-            while len(replies) < 3:
-                if raw.poll(10):
-                    # Replies of one loop turn share a frame (envelopes back to back).
-                    replies.extend(decode_frame(raw.recv()))
-                else:
-                    await asyncio.sleep(0.01)
+        def drained() -> bool:
+            while raw.poll(0):
+                # Replies of one loop turn share a frame (envelopes back to back).
+                replies.extend(decode_frame(raw.recv()))
+            return len(replies) >= 3
 
-        await asyncio.wait_for(drain(), 5)
+        await until(drained, 5, "3 replies on the raw socket")
         assert len(replies) == 3
         assert all(isinstance(r, ProtocolError) for r in replies)
-        await _until(lambda: server.stats["decode_errors"] == 3)
+        await until(lambda: server.stats["decode_errors"] == 3)
         client = DealerClient(lambda m: None)
         client.connect(server.endpoint)
         client.start()
         client.send(Heartbeat(sender_id="x"))
-        await _until(lambda: received == [Heartbeat(sender_id="x")])
+        await until(lambda: received == [Heartbeat(sender_id="x")])
         raw.close()
         client.close()
         server.close()
@@ -112,7 +103,7 @@ def test_oversized_frame_never_reaches_the_handler() -> None:
         client.connect(server.endpoint)
         client.start()
         client.send(Ping())
-        await _until(lambda: received == [Ping()])
+        await until(lambda: received == [Ping()])
         raw.close()
         client.close()
         server.close()
@@ -152,10 +143,10 @@ def test_curve_admits_authorised_clients_only(tmp_path: Path) -> None:
         bad.send(Heartbeat(sender_id="bad"))
         plain.send(Heartbeat(sender_id="plain"))
         good.send(Heartbeat(sender_id="good"))
-        await _until(lambda: Heartbeat(sender_id="good") in received)
+        await until(lambda: Heartbeat(sender_id="good") in received)
         # Give the refused clients the same chance again after the good one got in.
         good.send(Heartbeat(sender_id="good-2"))
-        await _until(lambda: Heartbeat(sender_id="good-2") in received)
+        await until(lambda: Heartbeat(sender_id="good-2") in received)
         assert {m.sender_id for m in received} == {"good", "good-2"}
         for client in (bad, plain, good):
             client.close()
@@ -176,19 +167,17 @@ def test_sends_of_one_loop_turn_leave_as_one_frame_in_order() -> None:
         client.start()
         frames: list[list[bytes]] = []
 
-        async def receive(count: int) -> None:
-            while len(frames) < count:
-                if raw.poll(10):
-                    frames.append(raw.recv_multipart())
-                else:
-                    await asyncio.sleep(0.005)
+        def received(count: int) -> bool:
+            while raw.poll(0):
+                frames.append(raw.recv_multipart())
+            return len(frames) >= count
 
         client.send(Heartbeat(sender_id="lone"))
-        await asyncio.wait_for(receive(1), 5)
+        await until(lambda: received(1), 5, "1 frame on the raw socket")
         assert frames[0][1] == encode(Heartbeat(sender_id="lone"))
         for i in range(20):
             client.send(Heartbeat(sender_id=f"h-{i}"))
-        await asyncio.wait_for(receive(2), 5)
+        await until(lambda: received(2), 5, "2 frames on the raw socket")
         assert decode_frame(frames[1][1]) == [Heartbeat(sender_id=f"h-{i}") for i in range(20)]
         assert client.stats["sent"] == 21 and client.stats["frames_sent"] == 2
         client.close()
@@ -217,9 +206,9 @@ def test_flush_barrier_runs_before_each_batch_and_cannot_block_it() -> None:
         client.set_flush_barrier(barrier)
         client.send(Ping())
         client.send(Ping())
-        await _until(lambda: len(received) == 2)
+        await until(lambda: len(received) == 2)
         client.send(Pong(agent_id="a"))
-        await _until(lambda: len(received) == 3)
+        await until(lambda: len(received) == 3)
         assert seen_at_barrier == [0, 2]
         client.close()
         server.close()
@@ -234,7 +223,7 @@ def test_unroutable_peer_is_counted_as_dropped() -> None:
         server = RouterServer("tcp://127.0.0.1:0", lambda p, m: None)
         server.start()
         assert server.send(b"nobody", Ping())
-        await _until(lambda: server.stats["dropped"] == 1)
+        await until(lambda: server.stats["dropped"] == 1)
         server.close()
 
     _run(main)

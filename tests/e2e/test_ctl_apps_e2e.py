@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.marathon_procs import free_port_range
 from tests.support.procs import ROOT, Proc, free_port, get_json, mesoslite, wait_for
 
 APP = "/ctl-web"
@@ -36,10 +37,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     """`mesoslite local` with one agent and the framework on a free loopback port."""
     tmp = tmp_path_factory.mktemp("ctl_apps")
     port = free_port()
+    first = free_port_range(100)  # host ports of its tasks, unused by other tests
     proc = Proc(mesoslite("local", "--agents", "1", "--port", "0", "--zmq_port", "0",
                           "--agent_port_base", "0", "--marathon_port", str(port),
                           "--work_dir", str(tmp / "work"),
-                          "--agent_resources", "cpus:2;mem:2048;disk:1024;ports:[31000-32000]"),
+                          "--agent_resources", f"cpus:2;mem:2048;disk:1024;ports:[{first}-{first + 99}]"),
                 tmp / "local.log")
     try:
         proc.wait_output("Ctrl-C stops", timeout=60)

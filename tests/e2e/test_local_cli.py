@@ -106,10 +106,13 @@ def test_hello_framework_then_ctl_then_clean_stop(local_cluster) -> None:
 def test_follow_logs_until_task_ends(local_cluster, tmp_path: Path) -> None:
     """`ctl logs -f` prints output as it is written and returns when the task ends."""
     proc, http, zmq_port, _work = local_cluster
+    # The task prints its first line, then waits for the test, so that the follower is
+    # attached while it runs however slowly `ctl` starts on a busy machine.
+    go = tmp_path / "go"
     hello = subprocess.Popen(
         [sys.executable, "examples/hello_framework.py", "--master", f"127.0.0.1:{zmq_port}",
          "--tasks", "1", "--command",
-         "for i in 1 2 3; do echo line-$i; sleep 0.3; done"],
+         f"echo line-1; while [ ! -e {go} ]; do sleep 0.05; done; echo line-2; echo line-3"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
     )
 
@@ -121,7 +124,21 @@ def test_follow_logs_until_task_ends(local_cluster, tmp_path: Path) -> None:
         return None
 
     task_id = wait_for(running_task, timeout=60, what="a running task")
-    follow = _ctl(http, "logs", "-f", task_id)
+    out_path = tmp_path / "follow.out"
+    with open(out_path, "w") as out:
+        follower = subprocess.Popen(
+            mesoslite("ctl", "--master", f"127.0.0.1:{http}", "logs", "-f", task_id),
+            stdout=out, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        wait_for(lambda: "line-1" in out_path.read_text(), timeout=60,
+                 what="the follower printing the running task's first line")
+        go.touch()
+        follower.wait(60)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    follow = subprocess.CompletedProcess(follower.args, follower.returncode,
+                                         out_path.read_text(), follower.stderr.read())
     assert follow.returncode == 0, follow.stderr
     assert follow.stdout.splitlines()[-3:] == ["line-1", "line-2", "line-3"]
     assert hello.wait(60) == 0

@@ -14,28 +14,10 @@ from mesoslite.protocol import FrameworkInfo, TaskState
 from mesoslite.scheduler import SchedulerDriver
 from tests.support.frameworks import RecordingScheduler, ShapeLauncher
 from tests.support.ha_inprocess import ha_config, run
-from tests.support.procs import until
+from tests.support.procs import pid_alive, read_pid, until
 from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
 
 pytestmark = pytest.mark.integration
-
-
-def pid_alive(pid: int) -> bool:
-    """True while process ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def read_pid(path: Path) -> int | None:
-    """The pid a task wrote into ``path`` (None until it did)."""
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
 
 
 def test_agent_reregisters_with_the_new_leader(zk_url: str, tmp_path: Path) -> None:  # noqa: F811

@@ -13,29 +13,12 @@ from mesoslite.protocol import FrameworkInfo, Reason, TaskState
 from mesoslite.scheduler import SchedulerDriver
 from tests.support.cluster_procs import AgentProc, ProcCluster
 from tests.support.frameworks import RecordingScheduler, shell_task
-from tests.support.procs import wait_for
+from tests.support.procs import pid_alive, read_pid, wait_for
 
 pytestmark = pytest.mark.integration
 
 RESOURCES = "cpus:4;mem:1024;disk:1000;ports:[31000-31010]"
 TASK = "cpus:0.1;mem:16"
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (zombies count as gone)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def read_pid(path: Path) -> int | None:
-    """The pid a task wrote into ``path`` (None until written)."""
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
 
 
 def recovery_seconds(log: Path) -> float:

@@ -11,6 +11,7 @@ fixed ports of docker-compose.yml, which must therefore be free.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import shutil
@@ -25,7 +26,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.support.procs import wait_for
+from tests.support.procs import machine_lock, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -122,10 +123,23 @@ def test_local_override_changes_only_the_images() -> None:
 
 @pytest.fixture(scope="module")
 def compose_cluster() -> Iterator[None]:
-    """The whole cluster up (images built first when missing); down and gone afterwards."""
+    """The whole cluster up (images built first when missing); down and gone afterwards.
+
+    Its ports, project and work directories are fixed: one test process at a time."""
+    with machine_lock("compose-cluster"):
+        yield from _compose_cluster()
+
+
+def _compose_cluster() -> Iterator[None]:
     build = subprocess.run(["bash", "scripts/build-compose-images.sh"], check=False, cwd=ROOT,
                            capture_output=True, text=True, timeout=540)
     assert build.returncode == 0, f"building the images failed:\n{build.stderr[-3000:]}"
+    # Another checkout's suite may be running this cluster right now (its ports and
+    # project are fixed): wait until it is down before asserting the machine is free.
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: not (_project_containers() or _sandboxed_processes()
+                              or any(_port_in_use(port) for port in ALL_PORTS)),
+                 timeout=300, what="no other compose cluster on this machine", interval=1.0)
     busy = [port for port in ALL_PORTS if _port_in_use(port)]
     assert not busy, f"ports of docker-compose.yml already in use on 127.0.0.1: {busy}"
     assert _sandboxed_processes() == [], "tasks of an earlier cluster still run"

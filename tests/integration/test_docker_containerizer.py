@@ -203,14 +203,8 @@ def test_bridge_port_mapping_answers_http_on_the_host_port(
                 network="BRIDGE",
                 port_mappings=(PortMapping(host_port=port, container_port=8080),),
             ))
-            deadline = time.monotonic() + 20
-            body = ""
-            while time.monotonic() < deadline:
-                try:
-                    body = await blocking(fetch)
-                    break
-                except OSError:
-                    await asyncio.sleep(0.1)
+            body = await until(lambda: blocking(fetch), 20, "httpd answering on the host port",
+                               interval=0.1)
             info = await blocking(docker_api().inspect_container, dc.docker_id(cid))
             usage = await blocking(dc.usage, cid)
             await dc.kill(cid, 1.0)  # httpd as pid 1 ignores SIGTERM: SIGKILL after 1s

@@ -42,7 +42,7 @@ from tests.support.docker_env import (
     spec,
     until,
 )
-from tests.support.procs import free_port
+from tests.support.procs import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -160,7 +160,9 @@ def test_kill_during_a_pull_cancels_the_launch(docker_scope: str, tmp_path: Path
         try:
             launch = asyncio.ensure_future(dc.launch(cid, spec(tmp_path, cid, "true", image=image)))
             await until(lambda: cid in dc.containers(), what="launch registered")
-            await asyncio.sleep(0.3)  # let the pull start; the registry serves it for seconds
+            # The pull has started once a blob is being served (it takes seconds).
+            await until(lambda: [r for r in registry.requests if "/blobs/" in r], 20,
+                        "the registry serving a blob of the pull")
             termination = await asyncio.wait_for(dc.kill(cid, 1.0), 10)
             return (await asyncio.gather(launch, return_exceptions=True))[0], termination
         finally:
@@ -214,10 +216,8 @@ def test_recover_reattaches_reports_exits_and_removes_orphans(
     # While the agent is down, one container exits and the other writes more output.
     (sandbox(tmp_path, exited) / "go").write_text("")
     (sandbox(tmp_path, keep) / "go").write_text("")
-    deadline = time.monotonic() + 20
-    while api.inspect_container(ids[exited])["State"]["Running"]:
-        assert time.monotonic() < deadline, "container did not exit"
-        time.sleep(0.05)
+    wait_for(lambda: not api.inspect_container(ids[exited])["State"]["Running"], 20,
+             "the container to exit")
 
     async def second_run() -> tuple[set[str], Any, Any, list[str], str]:
         dc = DockerContainerizer(docker_scope)

@@ -9,16 +9,18 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_agent_recovery import RESOURCES, TASK, pid_alive, read_pid
 
 from mesoslite.agent.config import AgentConfig
 from mesoslite.protocol import FrameworkInfo, Reason, TaskState
 from mesoslite.scheduler import SchedulerDriver
 from tests.support.cluster_procs import AgentProc, ProcCluster
 from tests.support.frameworks import RecordingScheduler, shell_task
-from tests.support.procs import wait_for
+from tests.support.procs import pid_alive, read_pid, wait_for
 
 pytestmark = pytest.mark.integration
+
+RESOURCES = "cpus:4;mem:1024;disk:1000;ports:[31000-31010]"
+TASK = "cpus:0.1;mem:16"
 
 
 def test_recovery_timeout_defaults_to_mesos_fifteen_minutes() -> None:

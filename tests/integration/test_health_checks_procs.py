@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from mesoslite.health.probes import (
@@ -46,7 +45,7 @@ from mesoslite.resources import Resources
 from mesoslite.scheduler import SchedulerDriver
 from tests.support.cluster_procs import AgentProc, MasterProc, ProcCluster
 from tests.support.frameworks import RecordingScheduler, running_framework
-from tests.support.procs import wait_for
+from tests.support.procs import pid_alive, until, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -283,14 +282,6 @@ def test_tcp_probe_passes_on_a_listening_port() -> None:
     assert result.ok
 
 
-def _pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def test_command_probe_timeout_kills_its_process_group(tmp_path: Path) -> None:
     """At the timeout the probe fails and every process it started is killed."""
     pid_file = tmp_path / "bg.pid"
@@ -298,7 +289,7 @@ def test_command_probe_timeout_kills_its_process_group(tmp_path: Path) -> None:
     result = asyncio.run(command_probe(command, dict(os.environ), str(tmp_path), 0.5))
     assert not result.ok and "timed out after 0.5s" in result.message
     background = int(pid_file.read_text())
-    wait_for(lambda: not _pid_alive(background), timeout=5, what="the background sleep killed")
+    wait_for(lambda: not pid_alive(background), timeout=5, what="the background sleep killed")
 
 
 def test_command_probe_reports_exit_status_and_output(tmp_path: Path) -> None:
@@ -320,10 +311,8 @@ def test_checker_stop_abandons_a_running_probe(tmp_path: Path) -> None:
                                 on_status=lambda h, m: events.append(h),
                                 on_kill=events.append)
         checker.start()
-        for _ in range(200):
-            if pid_file.exists() and pid_file.read_text().strip():
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: pid_file.exists() and pid_file.read_text().strip(), 10,
+                    "the probe's pid file")
         assert checker.running
         checker.stop()
         await asyncio.wait_for(checker.wait(), 5.0)
@@ -331,5 +320,5 @@ def test_checker_stop_abandons_a_running_probe(tmp_path: Path) -> None:
         return int(pid_file.read_text())
 
     pid = asyncio.run(scenario())
-    wait_for(lambda: not _pid_alive(pid), timeout=5, what="the probe's process killed")
+    wait_for(lambda: not pid_alive(pid), timeout=5, what="the probe's process killed")
     assert events == []

@@ -149,12 +149,16 @@ def test_standby_takes_over_mid_deployment_without_losing_or_duplicating(
         assert not final_ids & old_ids, "old-version tasks survived the upgrade"
 
         # The master agrees: exactly these 4 tasks run for the framework, none was lost.
-        def master_view() -> list[str]:
-            running = master.tasks_in_state(framework_id, "TASK_RUNNING")
-            return running if set(running) == final_ids else []
+        # A killed old task stays among the framework's active tasks until its terminal
+        # update is acknowledged (the agent retries it to the new leader): wait for that.
+        def master_view() -> dict[str, Any] | None:
+            fw = master.framework(framework_id)
+            active = {t["id"] for t in fw["tasks"]} if fw is not None else set()
+            running = set(master.tasks_in_state(framework_id, "TASK_RUNNING"))
+            return fw if running == final_ids and active == final_ids else None
 
-        wait_for(master_view, timeout=30, what="the master running exactly the 4 new tasks")
-        fw = master.framework(framework_id)
+        fw = wait_for(master_view, timeout=60,
+                      what="the master running exactly the 4 new tasks, old ones acknowledged")
         assert fw is not None
         states = [t["state"] for t in fw["tasks"]]
         assert len(states) == INSTANCES, f"extra active tasks at the master: {states}"

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.marathon_procs import free_port_range
 from tests.support.procs import (
     ROOT,
     Proc,
@@ -243,10 +244,11 @@ def sd(tmp_path: Path) -> Iterator[_Sd]:
     """`mesoslite local`, the bridge and its haproxy, on free loopback ports."""
     assert shutil.which("haproxy"), "haproxy missing: run scripts/ensure-haproxy.sh"
     port = free_port()
+    first = free_port_range(100)  # host ports of its tasks, unused by other tests
     local = Proc(mesoslite("local", "--agents", "1", "--port", "0", "--zmq_port", "0",
                            "--agent_port_base", "0", "--marathon_port", str(port),
                            "--work_dir", str(tmp_path / "work"),
-                           "--agent_resources", "cpus:2;mem:2048;disk:1024;ports:[31000-32000]"),
+                           "--agent_resources", f"cpus:2;mem:2048;disk:1024;ports:[{first}-{first + 99}]"),
                  tmp_path / "local.log")
     bridge: Proc | None = None
     pid_file = tmp_path / "haproxy.pid"

@@ -11,7 +11,6 @@ default unreachableStrategy (0 s), are replaced on the surviving agent.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from tests.support.marathon_procs import (
     marathon,
     shell_app,
 )
-from tests.support.procs import wait_for
+from tests.support.procs import holds, wait_for
 
 pytestmark = pytest.mark.integration
 __all__ = ["marathon"]
@@ -118,12 +117,13 @@ def test_task_never_healthy_within_grace_shows_unhealthy_not_killed_early(
 
 def assert_same_task_for(client: Any, app_id: str, task_id: str, seconds: float) -> None:
     """Fail if, within ``seconds``, the app's only task is ever a different one or not running."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    def same() -> bool:
         tasks = client.tasks(app_id)
         assert [t["id"] for t in tasks] == [task_id], tasks
         assert tasks[0]["state"] == "TASK_RUNNING", tasks
-        time.sleep(0.2)
+        return True
+
+    holds(same, seconds, f"{task_id} the only, running task of {app_id}", interval=0.2)
 
 
 def test_tasks_of_a_lost_agent_are_replaced_on_the_survivor(

@@ -11,7 +11,6 @@ instance replaced by a healthy task of the new version.
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from tests.support.marathon_procs import (
     marathon,
     shell_app,
 )
-from tests.support.procs import wait_for
+from tests.support.procs import WaitAborted, wait_for
 
 pytestmark = pytest.mark.integration
 __all__ = ["marathon"]
@@ -60,9 +59,8 @@ def watch_upgrade(marathon: MarathonCluster, app_id: str, deployment_id: str,
     client = marathon.client
     prefix = app_id.strip("/").replace("/", "_") + "."
     samples: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        assert time.monotonic() < deadline, f"upgrade not done in {timeout}s: {samples[-3:]}"
+
+    def finished() -> list[dict[str, Any]] | None:
         app = client.app(app_id, embed="apps.tasks&embed=apps.deployments")
         tasks = app["tasks"]
         sample = {
@@ -72,12 +70,20 @@ def watch_upgrade(marathon: MarathonCluster, app_id: str, deployment_id: str,
             "versions": sorted({t.get("version", "") for t in tasks}),
         }
         samples.append(sample)
-        assert sample["healthy"] >= min_healthy, f"healthy below {min_healthy}: {samples[-5:]}"
-        assert sample["total"] <= max_total, f"more than {max_total} tasks: {samples[-5:]}"
-        assert sample["master"] <= max_total, f"master runs > {max_total}: {samples[-5:]}"
-        if all(d["id"] != deployment_id for d in app["deployments"]):
-            return samples
-        time.sleep(0.05)
+        try:
+            assert sample["healthy"] >= min_healthy, f"healthy below {min_healthy}: {samples[-5:]}"
+            assert sample["total"] <= max_total, f"more than {max_total} tasks: {samples[-5:]}"
+            assert sample["master"] <= max_total, f"master runs > {max_total}: {samples[-5:]}"
+        except AssertionError as exc:
+            raise WaitAborted(str(exc)) from None
+        return samples if all(d["id"] != deployment_id for d in app["deployments"]) else None
+
+    try:
+        return wait_for(finished, timeout, f"deployment {deployment_id} done")
+    except WaitAborted:
+        raise
+    except AssertionError as exc:
+        raise AssertionError(f"upgrade not done in {timeout}s: {samples[-3:]} ({exc})") from None
 
 
 @pytest.mark.parametrize(("strategy", "name"), [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -167,10 +166,7 @@ def test_admitted_agent_is_expected_back_by_the_next_leader(zk_url: str) -> None
             async def unreachable() -> bool:
                 state = json.loads((await get(follower, "/state")).body)
                 return state["unreachable_slaves"] == 1 and not state["recovered_slaves"]
-            deadline = time.monotonic() + 10
-            while not await unreachable():
-                assert time.monotonic() < deadline, "the agent was not marked unreachable"
-                await asyncio.sleep(0.05)
+            await until(unreachable, 10, "the agent marked unreachable")
         finally:
             await follower.stop()
             await leader.stop()
@@ -202,7 +198,10 @@ def test_standalone_registry_survives_a_restart(tmp_path: Path) -> None:
             assert {"role": "web", "weight": 2.5} in weights
             peer = Peer(second)
             peer.client.send(Heartbeat())  # a leader does not redirect
-            await asyncio.sleep(0.2)
+            # A message it answers, sent after the heartbeat: once its answer is in, any
+            # redirect of the heartbeat would be too (one peer's messages stay in order).
+            peer.client.send(register_message("agent-2"))
+            await peer.first(AgentRegistered)
             assert not [m for m in peer.got if isinstance(m, LeaderRedirect)]
             peer.close()
         finally:

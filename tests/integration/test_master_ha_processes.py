@@ -24,7 +24,16 @@ import pytest
 from mesoslite.protocol import AgentInfo, AgentRegistered, LeaderRedirect, RegisterAgent
 from mesoslite.resources import Resources
 from mesoslite.transport import DealerClient
-from tests.support.procs import ROOT, Proc, free_port, mesoslite, wait_for
+from tests.support.procs import (
+    ROOT,
+    Proc,
+    WaitAborted,
+    free_port,
+    holds,
+    mesoslite,
+    until,
+    wait_for,
+)
 from tests.support.zk import ZooKeeperServer
 from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
 
@@ -160,23 +169,27 @@ def the_leader(masters: list[MasterProc], timeout: float = 15.0) -> MasterProc:
 
 def watch_at_most_one_leader(masters: list[MasterProc], seconds: float) -> None:
     """Sample for ``seconds``: never two masters elected at once."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    def at_most_one() -> bool:
         found = leaders(masters)
         assert len(found) <= 1, f"two leaders at once: {[m.index for m in found]}"
-        time.sleep(0.05)
+        return True
+
+    holds(at_most_one, seconds, "never two leaders at once")
 
 
 def stable_leader(masters: list[MasterProc], hold: float, timeout: float) -> MasterProc:
     """The leader once the same master has led for ``hold`` seconds with never two at once."""
     deadline = time.monotonic() + timeout
-    while True:
+
+    def held() -> MasterProc | None:
         leader = the_leader(masters, timeout=max(1.0, deadline - time.monotonic()))
-        watch_at_most_one_leader(masters, hold)
-        if leaders(masters) == [leader]:
-            return leader
-        if time.monotonic() > deadline:
-            raise AssertionError(f"leadership did not settle within {timeout}s")
+        try:
+            watch_at_most_one_leader(masters, hold)
+        except AssertionError as exc:
+            raise WaitAborted(str(exc)) from None
+        return leader if leaders(masters) == [leader] else None
+
+    return wait_for(held, timeout, f"the same leader for {hold}s")
 
 
 def register_agent(master: MasterProc) -> Any:
@@ -188,11 +201,10 @@ def register_agent(master: MasterProc) -> Any:
         client.start()
         info = AgentInfo(hostname="agent-1", resources=Resources.parse("cpus:2;mem:1024"))
         client.send(RegisterAgent(info))
-        deadline = time.monotonic() + 5
-        while not got and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        client.close()
-        assert got, "no answer to RegisterAgent"
+        try:
+            await until(lambda: got, 5, "an answer to RegisterAgent")
+        finally:
+            client.close()
         return got[0]
     return asyncio.run(exchange())
 
@@ -269,10 +281,8 @@ def test_zookeeper_outage_leaves_no_leader_until_it_ends(
     zookeeper.stop()
     try:
         wait_for(lambda: not leaders(masters), 5, what="the leader to step down")
-        deadline = time.monotonic() + 3 * float(SESSION_TIMEOUT)
-        while time.monotonic() < deadline:
-            assert not leaders(masters), "a master acted as leader without ZooKeeper"
-            time.sleep(0.1)
+        holds(lambda: not leaders(masters), 3 * float(SESSION_TIMEOUT),
+              "no master acting as leader without ZooKeeper", interval=0.1)
         for other in masters:
             if other.alive():
                 status, body, _ = other.request("/state")

@@ -1,7 +1,7 @@
 """A real Docker engine for tests, and a tiny local registry to pull from.
 
 Owns: :func:`ensure_docker` (runs ``scripts/ensure-docker.sh`` once per test
-process: it installs Docker and busybox-static if missing, starts ``dockerd``
+process, one process at a time: it installs Docker and busybox-static if missing, starts ``dockerd``
 if it does not answer and builds the test image; when it fails the calling
 test fails — nothing is skipped), :data:`TEST_IMAGE`, :func:`docker_api`, the
 fixtures ``docker_engine`` (session) and ``docker_scope`` (per test: a unique
@@ -56,7 +56,7 @@ from mesoslite.protocol import (
     Volume,
 )
 from mesoslite.resources import Resources
-from tests.support.procs import ROOT, until
+from tests.support.procs import ROOT, machine_lock, until, wait_for
 
 ENSURE_SCRIPT = ROOT / "scripts" / "ensure-docker.sh"
 TEST_IMAGE = "mesoslite-test/busybox:latest"
@@ -75,10 +75,11 @@ def ensure_docker() -> str:
     global _ensured
     with _lock:
         if _ensured is None:
-            result = subprocess.run(
-                ["bash", str(ENSURE_SCRIPT)],
-                check=False, capture_output=True, text=True, timeout=900,
-            )
+            with machine_lock("ensure-docker"):
+                result = subprocess.run(
+                    ["bash", str(ENSURE_SCRIPT)],
+                    check=False, capture_output=True, text=True, timeout=900,
+                )
             if result.returncode != 0:
                 raise subprocess.CalledProcessError(
                     result.returncode, result.args, result.stdout, result.stderr
@@ -100,16 +101,17 @@ def scope_containers(api: docker.APIClient, scope: str) -> list[dict[str, Any]]:
 def remove_scope_containers(scope: str, timeout: float = 30.0) -> None:
     """Force-remove every container labelled with ``scope`` and wait until they are gone."""
     api = docker_api()
+
+    def removed() -> bool:
+        left = scope_containers(api, scope)
+        for summary in left:
+            # 404: gone meanwhile; 409: a removal is already in progress.
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_container(summary["Id"], force=True)
+        return not left
+
     try:
-        deadline = time.monotonic() + timeout
-        while left := scope_containers(api, scope):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"containers of {scope} still there after {timeout}s: {left}")
-            for summary in left:
-                # 404: gone meanwhile; 409: a removal is already in progress.
-                with contextlib.suppress(docker.errors.APIError):
-                    api.remove_container(summary["Id"], force=True)
-            time.sleep(0.05)
+        wait_for(removed, timeout, f"every container of {scope} removed")
     finally:
         api.close()
 

@@ -29,7 +29,7 @@ from typing import Self
 
 from kazoo.client import KazooClient
 
-from tests.support.procs import ROOT, free_port
+from tests.support.procs import ROOT, WaitAborted, free_port, machine_lock, wait_for
 
 ZK_HOME = Path("/usr/share/zookeeper")
 ZK_SERVER_SH = ZK_HOME / "bin" / "zkServer.sh"
@@ -43,7 +43,8 @@ MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 def ensure_zookeeper() -> Path:
     """Install ZooKeeper with scripts/ensure-zookeeper.sh if zkServer.sh is missing."""
     if not ZK_SERVER_SH.exists() or not ZK_JAR.exists():
-        subprocess.run(["bash", str(ENSURE_SCRIPT)], check=True, stdout=subprocess.DEVNULL)
+        with machine_lock("ensure-zookeeper"):
+            subprocess.run(["bash", str(ENSURE_SCRIPT)], check=True, stdout=subprocess.DEVNULL)
     if not ZK_JAR.exists():
         raise RuntimeError(f"ZooKeeper is still not installed ({ZK_JAR} missing)")
     return ZK_SERVER_SH
@@ -163,17 +164,17 @@ class _Node:
             return ""
 
     def wait_serving(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def serving() -> bool:
             if not self.alive():
-                raise RuntimeError(
+                raise WaitAborted(
                     f"ZooKeeper on port {self.client_port} exited:\n{self.output_tail()}")
-            if can_connect(self.hosts, timeout=1.0):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"ZooKeeper on port {self.client_port} not serving within {timeout}s:\n"
-            f"{self.output_tail()}")
+            return can_connect(self.hosts, timeout=1.0)
+        try:
+            wait_for(serving, timeout, f"ZooKeeper serving on port {self.client_port}")
+        except WaitAborted:
+            raise
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.output_tail()}") from None
 
     def signal(self, sig: int, timeout: float = 10.0) -> None:
         proc = self.proc
@@ -217,7 +218,7 @@ class ZooKeeperServer:
         return self._node.alive()
 
     def start(self, timeout: float = 30.0) -> ZooKeeperServer:
-        """Start and wait until a client can connect (RuntimeError with the log after timeout)."""
+        """Start and wait until a client can connect (AssertionError with the log after timeout)."""
         if not self.alive():
             self._node.launch()
         self._node.wait_serving(timeout)

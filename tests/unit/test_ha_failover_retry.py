@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from typing import Any
 
 from kazoo.exceptions import NoNodeError
@@ -30,6 +29,7 @@ from mesoslite.scheduler.session import (
 from mesoslite.testing import FakeClock
 from mesoslite.testing.factories import make_framework_info
 from mesoslite.transport import RouterServer
+from tests.support.procs import until
 
 
 class MaxRandom(random.Random):
@@ -223,9 +223,7 @@ def test_driver_retries_at_once_when_the_detected_leader_is_not_ready() -> None:
                                  registration_backoff_factor=30.0, rng=MaxRandom())
         await driver.start_async()
         try:
-            deadline = time.monotonic() + 5.0
-            while not scheduler.framework_id and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            await until(lambda: scheduler.framework_id, 5.0, "the driver subscribed")
             assert scheduler.framework_id == "fw-quick"
             assert len(subscribes) == 2
         finally:

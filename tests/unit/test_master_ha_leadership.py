@@ -28,6 +28,7 @@ from mesoslite.protocol import (
 from mesoslite.resources import Resources
 from mesoslite.testing import FakeClock
 from mesoslite.testing.harness import AGENT_RESOURCES
+from tests.support.procs import holding, until
 
 
 def _info(master_id: str, port: int = 5050) -> MasterInfo:
@@ -161,24 +162,13 @@ async def _elected(monkeypatch: pytest.MonkeyPatch, registry: Any,
     recorded, leadership = _leadership(registry, **config)
     await leadership.start(recorded.info)
     contender.elect()
-    for _ in range(100):
-        if not leadership.recovering:
-            break
-        await asyncio.sleep(0)
+    await until(lambda: not leadership.recovering, 5, "the registry read after the election")
     return recorded, leadership, contender
 
 
 def _register(state: MasterState, peer: bytes = b"a1") -> list[Send]:
     info = AgentInfo(hostname="a1", resources=Resources.parse(AGENT_RESOURCES))
     return DISPATCH[RegisterAgent](state, peer, RegisterAgent(agent_info=info))
-
-
-async def _until(predicate: Callable[[], Any]) -> None:
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("condition not met")
 
 
 def test_election_reads_the_registry_and_starts_acting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,7 +202,7 @@ def test_messages_wait_for_the_registry_write_they_depend_on(
         assert recorded.delivered == []
         registry.gate.set()
         await leadership.durable()
-        await _until(lambda: len(recorded.delivered) == 2)
+        await until(lambda: len(recorded.delivered) == 2)
         assert recorded.delivered == [first, later]
         assert isinstance(first[-1].message, AgentRegistered)
         assert [type(op).__name__ for op in registry.applied] == ["AdmitAgent"]
@@ -308,13 +298,14 @@ def test_messages_during_recovery_are_held_and_handled_in_order(
         leadership.detector = FakeDetector(_info("old-leader"))  # type: ignore[assignment]
         leadership.refuse(b"early", Heartbeat(sender_id="f0"))  # election event not yet seen
         contender.elect()
-        await _until(lambda: leadership.recovering)
+        await until(lambda: leadership.recovering)
         for i in range(3):
             leadership.refuse(f"p{i}".encode(), Heartbeat(sender_id=f"f{i + 1}"))
-        await asyncio.sleep(0.01)
+        await holding(lambda: not (recorded.sent or recorded.handled or leadership.acting),
+                      0.01, "nothing sent or handled while the registry loads")
         assert recorded.sent == [] and recorded.handled == [] and not leadership.acting
         loaded.set()
-        await _until(lambda: leadership.acting)
+        await until(lambda: leadership.acting)
         assert [peer for peer, _ in recorded.handled] == [b"early", b"p0", b"p1", b"p2"]
         assert leadership.metrics()["master/messages_held_while_recovering"] == 4
         assert leadership.dropped_while_recovering == 0
@@ -340,7 +331,7 @@ def test_held_messages_are_bounded_and_dropped_on_deposition(
         recorded, leadership = _leadership(StuckRegistry())
         await leadership.start(recorded.info)
         contender.elect()
-        await _until(lambda: leadership.recovering)
+        await until(lambda: leadership.recovering)
         for i in range(3):
             leadership.refuse(b"p", Heartbeat(sender_id=f"f{i}"))
         assert leadership.dropped_while_recovering == 1
@@ -367,10 +358,11 @@ def test_a_candidate_redirects_held_messages_when_not_elected_in_time(
         leadership.detector = FakeDetector(recorded.info)  # type: ignore[assignment]
         leadership.refuse(b"p1", Heartbeat(sender_id="a"))
         leadership.refuse(b"p1", Heartbeat(sender_id="b"))
-        await asyncio.sleep(0.06)
+        await holding(lambda: recorded.sent == [], 0.06,
+                      "held past CANDIDATE_HOLD while its detector names it")
         assert recorded.sent == []  # its own election is on the way: still held
         leadership.detector = FakeDetector(other)  # type: ignore[assignment]
-        await _until(lambda: recorded.sent)
+        await until(lambda: recorded.sent)
         assert recorded.sent == [(b"p1", LeaderRedirect(other))]
         assert recorded.handled == [] and leadership.redirects == 1
         await leadership.stop()
