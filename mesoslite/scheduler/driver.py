@@ -415,12 +415,15 @@ class SchedulerDriver(DriverCalls):
         if status is not Status.DRIVER_RUNNING:
             return status
         loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
+        #: signal -> the application's handler, put back afterwards (asyncio's
+        #: remove_signal_handler would leave Python's default in its place).
+        installed: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
+                previous = signal.getsignal(signum)
                 try:
                     loop.add_signal_handler(signum, self._on_signal, signum)
-                    installed.append(signum)
+                    installed[signum] = previous
                 except (NotImplementedError, RuntimeError, ValueError):
                     pass
         try:
@@ -428,8 +431,9 @@ class SchedulerDriver(DriverCalls):
             if self._stop_task is not None:
                 await self._stop_task
         finally:
-            for signum in installed:
+            for signum, previous in installed.items():
                 loop.remove_signal_handler(signum)
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
             self._release()
         return status
 

@@ -551,8 +551,6 @@ def test_run_stops_on_sigint_and_restores_the_handler(master: FakeMaster) -> Non
     wait_for(lambda: len(master.of_type(Teardown)) == 1)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: run() leaves SIGINT at Python's default "
-                   "handler instead of the handler installed before it")
 def test_run_restores_a_custom_sigint_handler(master: FakeMaster) -> None:
     """run() puts back the SIGINT handler the application had installed, not the default."""
 
