@@ -1,25 +1,32 @@
-"""The all-in-one cluster behind ``mesoslite local``.
+"""The one assembler of a whole cluster in one process (``mesoslite local``, tests).
 
-Owns: :class:`LocalCluster`, one master and N agents on one event loop in
-one process (executors and tasks are still separate processes), with the
-standalone election and the registry in a local file: no ZooKeeper, no
-Docker.  Each agent gets its own HTTP port, work directory and slice of the
-port range, and its share of the machine's cpus and memory, so tasks on
-different agents never collide.  :meth:`LocalCluster.stop` kills every task
-and executor it started.  The test helpers in :mod:`mesoslite.testing` build
-on this class.
+Owns: :class:`LocalCluster`, one master and N agents (and, if asked, the
+bundled Marathon-style framework) on one event loop in one process
+(executors and tasks are still separate processes), with the standalone
+election and the registry in a local file: no ZooKeeper, no Docker.  Every
+part is built by its composition root (:class:`~mesoslite.master.MasterProcess`,
+:class:`~mesoslite.agent.AgentProcess`,
+:class:`~frameworks.marathon.main.MarathonProcess`); this module only
+chooses their configuration.  Each agent gets its own HTTP port, work
+directory and slice of the port range, and by default its share of the
+machine's cpus and memory, so tasks on different agents never collide.
+:meth:`LocalCluster.stop` kills every task and executor it started.
+:class:`mesoslite.testing.InProcessCluster` is this class with test defaults
+(ephemeral ports, a temporary work directory, quick allocation and retries).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
 from mesoslite.agent import AgentConfig, AgentProcess
+from mesoslite.clock import Clock
 from mesoslite.master import MasterConfig, MasterProcess
 from mesoslite.resources import Resources
 
@@ -46,7 +53,19 @@ def default_agent_resources(count: int) -> str:
 
 
 class LocalCluster:
-    """A master and ``agents`` agents in this process."""
+    """A master and ``agents`` agents (and optionally the framework) in this process.
+
+    ``agent_resources`` is Mesos resource text for every agent, or a list
+    with one entry per agent; without ``ports`` each agent gets its own
+    slice of 31000-32000 (unless ``split_port_range`` is False: the text is
+    used as given), and empty text means the machine's share.  Port 0
+    (``http_port``, ``zmq_port``, ``agent_port_base``) binds an ephemeral
+    port.  ``master_options``/``agent_options`` override
+    :class:`~mesoslite.master.MasterConfig`/:class:`~mesoslite.agent.AgentConfig`
+    fields; ``clock`` times both.  ``marathon_port`` (None: not started)
+    starts the bundled framework there.  An agent that does not register
+    within ``registration_timeout`` seconds fails :meth:`start`.
+    """
 
     def __init__(
         self,
@@ -55,104 +74,181 @@ class LocalCluster:
         ip: str = "127.0.0.1",
         http_port: int = 5050,
         zmq_port: int = 5055,
-        work_dir: str = "/tmp/mesoslite/local",
-        agent_resources: str = "",
+        work_dir: str | Path = "/tmp/mesoslite/local",
+        agent_resources: str | list[str] = "",
         agent_port_base: int = 5051,
         master_options: dict[str, Any] | None = None,
         agent_options: dict[str, Any] | None = None,
         marathon_port: int | None = None,
+        clock: Clock | None = None,
+        registration_timeout: float = 60.0,
+        split_port_range: bool = True,
     ) -> None:
-        if agents < 1:
-            raise ValueError(f"agents: expected at least 1, got {agents}")
-        if agent_resources:
-            Resources.parse(agent_resources)  # fail early, naming the bad part
+        """Describe the cluster (ValueError naming a bad argument); nothing starts yet."""
+        if isinstance(agents, bool) or not isinstance(agents, int) or agents < 0:
+            raise ValueError(f"agents: expected an integer >= 0, got {agents!r}")
+        self._resources = _per_agent(agent_resources, agents)
         self.work_dir = Path(work_dir)
         self._count = agents
         self._ip = ip
-        self._agent_resources = agent_resources or default_agent_resources(agents)
+        self._http_port = http_port
+        self._zmq_port = zmq_port
         self._agent_port_base = agent_port_base
+        self._master_options = dict(master_options or {})
         self._agent_options = dict(agent_options or {})
-        self.master = MasterProcess(
-            MasterConfig(
-                ip=ip,
-                http_port=http_port,
-                zmq_port=zmq_port,
-                work_dir=str(self.work_dir / "master"),
-                **(master_options or {}),
-            )
-        )
+        self._marathon_port = marathon_port
+        self._clock = clock
+        self._registration_timeout = registration_timeout
+        self._split_ports = split_port_range
+        self.master: MasterProcess | None = None
         self.agents: list[AgentProcess] = []
         #: The bundled Marathon-style framework (None: not started).
         self.marathon: Any = None
-        self._marathon_port = marathon_port
+        self._next_agent = 0
+        self._started = False
+
+    # ------------------------------------------------------------ addresses
 
     @property
     def master_address(self) -> str:
-        """``host:port`` of the master's ZMQ endpoint, as frameworks take it."""
+        """``host:port`` of the master's ZMQ endpoint, as frameworks and agents take it."""
+        if self.master is None or not self.master.zmq_port:
+            raise RuntimeError("the cluster is not started")
         return f"{self._ip}:{self.master.zmq_port}"
 
     @property
     def http_url(self) -> str:
         """Base URL of the master's HTTP endpoints."""
+        if self.master is None or not self.master.http_port:
+            raise RuntimeError("the cluster is not started")
         return f"http://{self._ip}:{self.master.http_port}"
 
-    def _agent_resources_for(self, index: int) -> str:
-        text = self._agent_resources
-        if "ports" not in Resources.parse(text).names():
-            text = f"{text};ports:{split_ports(index, self._count)}"
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> Self:
+        """Start the master, the agents and the framework; return once every agent registered.
+
+        Raises TimeoutError naming the agent that did not register in time
+        (everything started is stopped first).
+        """
+        if self._started:
+            raise RuntimeError("the cluster is already started")
+        self._started = True
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.master = MasterProcess(MasterConfig(
+            ip=self._ip, http_port=self._http_port, zmq_port=self._zmq_port,
+            work_dir=str(self.work_dir / "master"), **self._master_options,
+        ), clock=self._clock)
+        try:
+            await self.master.start()
+            started = [await self._start_agent(text) for text in self._resources]
+            await asyncio.gather(*(self._registered(agent, i) for agent, i in started))
+            if self._marathon_port is not None:
+                await self._start_marathon(self._marathon_port)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("cluster up: master %s, %d agents", self.master_address, len(self.agents))
+        return self
+
+    async def add_agent(self, resources: str = "", **overrides: Any) -> AgentProcess:
+        """Start one more agent (``overrides``: AgentConfig fields); return it once registered."""
+        if self.master is None:
+            raise RuntimeError("start the cluster before adding agents")
+        agent, index = await self._start_agent(resources, overrides)
+        await self._registered(agent, index)
+        return agent
+
+    async def _start_agent(self, resources: str,
+                           overrides: dict[str, Any] | None = None) -> tuple[AgentProcess, int]:
+        index = self._next_agent
+        self._next_agent += 1
+        base = self._agent_port_base
+        fields: dict[str, Any] = {
+            "master": self.master_address, "ip": self._ip,
+            "http_port": 0 if base == 0 else base + index,
+            "work_dir": str(self.work_dir / f"agent-{index}"),
+            "resources": self._resources_for(resources, index),
+            **self._agent_options, **(overrides or {}),
+        }
+        agent = AgentProcess(AgentConfig(**fields), clock=self._clock)
+        self.agents.append(agent)
+        await agent.start()
+        return agent, index
+
+    async def _registered(self, agent: AgentProcess, index: int) -> None:
+        try:
+            await asyncio.wait_for(agent.registered.wait(), self._registration_timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"agent {index} did not register with {self.master_address} "
+                f"within {self._registration_timeout} s"
+            ) from None
+
+    async def _start_marathon(self, port: int) -> None:
+        from frameworks.marathon.config import MarathonConfig
+        from frameworks.marathon.main import MarathonProcess
+
+        self.marathon = MarathonProcess(MarathonConfig(
+            master=self.master_address, http_address=self._ip, http_port=port,
+            state_dir=str(self.work_dir / "marathon"), reconciliation_initial_delay=1.0))
+        await self.marathon.start()
+
+    def _resources_for(self, text: str, index: int) -> str:
+        """An agent's resources: ``text`` (or the machine's share), with its own port slice."""
+        text = text or default_agent_resources(max(self._count, 1))
+        if self._split_ports and "ports" not in Resources.parse(text).names():
+            text = f"{text};ports:{split_ports(index % max(self._count, 1), max(self._count, 1))}"
         return text
 
-    async def start(self) -> None:
-        """Start the master, then the agents, and wait until every agent registered."""
-        await self.master.start()
-        for i in range(self._count):
-            port = 0 if self._agent_port_base == 0 else self._agent_port_base + i
-            config = AgentConfig(
-                master=self.master_address,
-                ip=self._ip,
-                http_port=port,
-                work_dir=str(self.work_dir / f"agent-{i}"),
-                resources=self._agent_resources_for(i),
-                **self._agent_options,
-            )
-            agent = AgentProcess(config)
-            self.agents.append(agent)
-            await agent.start()
-        for agent in self.agents:
-            await agent.registered.wait()
-        if self._marathon_port is not None:
-            from frameworks.marathon.config import MarathonConfig
-            from frameworks.marathon.main import MarathonProcess
-
-            self.marathon = MarathonProcess(MarathonConfig(
-                master=self.master_address, http_address=self._ip,
-                http_port=self._marathon_port,
-                state_dir=str(self.work_dir / "marathon"),
-                reconciliation_initial_delay=1.0))
-            await self.marathon.start()
-
-    async def stop(self) -> None:
-        """Stop the framework, the agents (killing their tasks and executors), then the master."""
+    async def stop(self, kill_tasks: bool = True) -> None:
+        """Stop the framework, the agents (killing their tasks unless ``kill_tasks=False``),
+        then the master.  Safe to call twice."""
         if self.marathon is not None:
-            await self.marathon.stop()
-        for agent in self.agents:
+            marathon, self.marathon = self.marathon, None
             try:
-                await agent.stop(kill_tasks=True)
+                await marathon.stop()
+            except Exception:  # keep stopping the rest
+                log.exception("the framework did not stop cleanly")
+        for agent in reversed(self.agents):
+            try:
+                await agent.stop(kill_tasks=kill_tasks)
             except Exception:  # keep stopping the others
                 log.exception("agent %s did not stop cleanly", agent.agent_id)
-        await self.master.stop()
+        self.agents = []
+        if self.master is not None:
+            try:
+                await self.master.stop()
+            except Exception:
+                log.exception("the master did not stop cleanly")
 
     def describe(self) -> str:
         """A few lines saying where everything listens."""
         lines = [
             f"mesoslite local: master {self.http_url}  zmq tcp://{self.master_address}",
         ]
-        for agent, i in zip(self.agents, range(self._count), strict=True):
+        for agent in self.agents:
             lines.append(
                 f"  agent {agent.agent_id} http://{self._ip}:{agent.http_port}  "
-                f"{self._agent_resources_for(i)}"
+                f"{agent.resources}"
             )
         if self.marathon is not None:
             lines.append(f"  marathon {self.marathon.url}  (REST API v2: /v2/apps, /v2/events)")
         lines.append("Ctrl-C stops the cluster and every task it started.")
         return "\n".join(lines)
+
+
+def _per_agent(resources: str | list[str], agents: int) -> list[str]:
+    """One resource text per agent, each checked (ValueError naming the bad part)."""
+    if isinstance(resources, str):
+        texts = [resources] * agents
+    else:
+        texts = list(resources)
+        if len(texts) != agents:
+            raise ValueError(
+                f"agent_resources: expected {agents} entries (one per agent), got {len(texts)}"
+            )
+    for text in texts:
+        if text:
+            Resources.parse(text)  # fail early, naming the bad part
+    return texts
