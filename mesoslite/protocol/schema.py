@@ -121,23 +121,47 @@ _SCALARS: dict[Any, Decoder] = {
 }
 
 _CACHE: dict[Any, tuple[Decoder, Encoder]] = {}
+#: Pairs compiled by one :func:`converters` call, not yet published to ``_CACHE``.
+Pending = dict[Any, tuple[Decoder, Encoder]]
 
 
 def converters(tp: Any) -> tuple[Decoder, Encoder]:
-    """Return the (decode, encode) pair for a field type, compiling it once."""
+    """Return the (decode, encode) pair for a field type, compiling it once.
+
+    Everything one call compiles is published to the cache together, once
+    every generated converter has its field converters bound: a thread that
+    finds a pair in the cache can always run it (several threads compiling
+    the same type at once each build a complete pair; the last one is kept).
+    """
     try:
         return _CACHE[tp]
     except (KeyError, TypeError):
         pass
-    pair = _compile(tp)
+    pending: Pending = {}
+    pair = _lookup(tp, pending)
+    _CACHE.update(pending)
+    return pair
+
+
+def _lookup(tp: Any, pending: Pending) -> tuple[Decoder, Encoder]:
+    """The pair for ``tp`` from the cache, from this compilation pass, or compiled now."""
     try:
-        _CACHE[tp] = pair
+        return _CACHE[tp]
+    except (KeyError, TypeError):
+        pass
+    try:
+        return pending[tp]
+    except (KeyError, TypeError):
+        pass
+    pair = _compile(tp, pending)
+    try:
+        pending[tp] = pair
     except TypeError:  # unhashable typing construct; compile again next time
         pass
     return pair
 
 
-def _compile(tp: Any) -> tuple[Decoder, Encoder]:
+def _compile(tp: Any, pending: Pending) -> tuple[Decoder, Encoder]:
     if tp in _SCALARS:
         return _SCALARS[tp], _identity
     if tp is Resources:
@@ -145,18 +169,18 @@ def _compile(tp: Any) -> tuple[Decoder, Encoder]:
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _compile_enum(tp)
     if isinstance(tp, type) and attrs.has(tp):
-        return _compile_class(tp)
+        return _compile_class(tp, pending)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         if len(inner) != 1 or len(args) != 2:
             raise TypeError(f"unsupported union {tp!r}: only 'X | None' is allowed")
-        return _compile_optional(inner[0])
+        return _compile_optional(inner[0], pending)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        return _compile_tuple(args[0])
+        return _compile_tuple(args[0], pending)
     if origin is dict and len(args) == 2 and args[0] is str:
-        return _compile_dict(args[1])
+        return _compile_dict(args[1], pending)
     raise TypeError(f"unsupported field type {tp!r}")
 
 
@@ -175,8 +199,8 @@ def _compile_enum(tp: type[enum.Enum]) -> tuple[Decoder, Encoder]:
     return dec, _enc_enum
 
 
-def _compile_optional(inner: Any) -> tuple[Decoder, Encoder]:
-    dec_inner, enc_inner = converters(inner)
+def _compile_optional(inner: Any, pending: Pending) -> tuple[Decoder, Encoder]:
+    dec_inner, enc_inner = _lookup(inner, pending)
 
     def dec(value: Any, path: str) -> Any:
         return None if value is None else dec_inner(value, path)
@@ -187,8 +211,8 @@ def _compile_optional(inner: Any) -> tuple[Decoder, Encoder]:
     return dec, enc
 
 
-def _compile_tuple(item: Any) -> tuple[Decoder, Encoder]:
-    dec_item, enc_item = converters(item)
+def _compile_tuple(item: Any, pending: Pending) -> tuple[Decoder, Encoder]:
+    dec_item, enc_item = _lookup(item, pending)
     trivial = enc_item is _identity
 
     def dec(value: Any, path: str) -> tuple[Any, ...]:
@@ -206,8 +230,8 @@ def _compile_tuple(item: Any) -> tuple[Decoder, Encoder]:
     return dec, enc
 
 
-def _compile_dict(item: Any) -> tuple[Decoder, Encoder]:
-    dec_item, enc_item = converters(item)
+def _compile_dict(item: Any, pending: Pending) -> tuple[Decoder, Encoder]:
+    dec_item, enc_item = _lookup(item, pending)
     trivial = enc_item is _identity
 
     def dec(value: Any, path: str) -> dict[str, Any]:
@@ -233,14 +257,15 @@ def _compile_dict(item: Any) -> tuple[Decoder, Encoder]:
     return dec, enc
 
 
-def _compile_class(cls: type) -> tuple[Decoder, Encoder]:
+def _compile_class(cls: type, pending: Pending) -> tuple[Decoder, Encoder]:
     """Generate a decoder and an encoder specialised to ``cls`` (source code, compiled once).
 
     The generated decoder checks each field inline (scalars without a call,
     nested values through their own converters) and builds the dotted error
     path only when a check fails, so the errors are exactly those of the
     generic converters.  Field converters are bound after the functions
-    exist, so that recursive classes resolve to themselves.
+    exist (the pair is in ``pending`` meanwhile), so that recursive classes
+    resolve to themselves; :func:`converters` publishes the pair afterwards.
     """
     hints = typing.get_type_hints(cls)
     fields = attrs.fields(cls)
@@ -297,9 +322,9 @@ def _compile_class(cls: type) -> tuple[Decoder, Encoder]:
     code = compile(source, f"<mesoslite.protocol.schema converters for {name}>", "exec")
     exec(code, ns)  # noqa: S102 - source generated above from the class's own fields
     dec, enc = ns["dec"], ns["enc"]
-    _CACHE[cls] = (dec, enc)
+    pending[cls] = (dec, enc)
     for i, f in enumerate(fields):
-        fdec, fenc = converters(hints[f.name])
+        fdec, fenc = _lookup(hints[f.name], pending)
         ns[f"d{i}"] = fdec
         ns[f"e{i}"] = fenc
     return dec, enc

@@ -528,3 +528,12 @@ def test_huge_and_deep_bad_bodies_give_bounded_errors() -> None:
     assert set(details) == {"/cpus", "/labels"}
     many = details_of({"id": "/a", "cmd": "x", "healthChecks": [1] * 5000})
     assert len(many) == 100 and len(json.dumps(many)) < 20_000
+
+
+def test_an_empty_uri_is_refused_like_an_empty_fetch_uri() -> None:
+    """uris: [''] is refused naming /uris/0 (fetch[].uri may not be empty either)."""
+    with pytest.raises(AppValidationError) as caught:
+        parse_app({"id": "/h", "cmd": "x", "uris": ["http://a/b", ""]})
+    assert [d["path"] for d in caught.value.details] == ["/uris/1"]
+    app = parse_app({"id": "/h", "cmd": "x", "uris": ["http://a/b"]})
+    assert parse_app(render_app(app)) == app

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
+import attrs
 import pytest
 
 from mesoslite.protocol import (
@@ -13,6 +17,7 @@ from mesoslite.protocol import (
     structure,
     unstructure,
 )
+from mesoslite.protocol import schema
 
 
 def test_numbers_bools_and_enums_are_checked_exactly() -> None:
@@ -57,3 +62,38 @@ def test_round_trip_keeps_optional_enums_and_defaults() -> None:
     assert structure(TaskStatus, wire) == status
     assert structure(TaskStatus, {"task_id": "t", "state": "TASK_LOST"}) == TaskStatus(
         task_id="t", state=TaskState.TASK_LOST)
+
+
+@attrs.frozen
+class _Inner:
+    x: int
+
+
+@attrs.frozen
+class _Outer:
+    inner: _Inner
+    name: str
+
+
+def test_a_class_compiled_on_one_thread_encodes_on_another(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one thread is still compiling a class, another encodes it with a complete pair."""
+    in_window, release = threading.Event(), threading.Event()
+    compile_class = schema._compile_class
+
+    def slow(cls: type, pending: Any) -> Any:
+        if cls is _Inner and threading.current_thread() is compiler:
+            in_window.set()  # _Outer's generated functions exist; its fields are not bound yet
+            release.wait(10)
+        return compile_class(cls, pending)
+
+    monkeypatch.setattr(schema, "_compile_class", slow)
+    compiler = threading.Thread(target=schema.converters, args=(_Outer,), daemon=True)
+    compiler.start()
+    try:
+        assert in_window.wait(10), "the compiling thread never reached the field converters"
+        assert schema.unstructure(_Outer(_Inner(1), "n")) == {"inner": {"x": 1}, "name": "n"}
+    finally:
+        release.set()
+        compiler.join(10)
+    assert schema.unstructure(_Outer(_Inner(2), "m")) == {"inner": {"x": 2}, "name": "m"}

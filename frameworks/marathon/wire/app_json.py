@@ -304,7 +304,12 @@ def _fetch(r: Reader, obj: dict[str, Any]) -> Any:
         return r.error("/uris", "set fetch or the deprecated uris, not both")
     if uris is not MISSING:
         uris = r.str_list(uris, "/uris")
-        return BAD if uris is BAD else tuple(FetchUri(uri=u) for u in uris)
+        if uris is BAD:
+            return BAD
+        empty = [i for i, u in enumerate(uris) if not u]
+        for i in empty:  # as fetch[].uri: a URI is never empty
+            r.error(f"/uris/{i}", "expected a non-empty URI, got ''")
+        return BAD if empty else tuple(FetchUri(uri=u) for u in uris)
     if fetch is MISSING:
         return ()
     out = r.items(fetch, "/fetch", lambda v, p: parts.fetch_uri(r, v, p))
