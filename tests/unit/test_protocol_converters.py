@@ -14,10 +14,10 @@ from mesoslite.protocol import (
     Reason,
     TaskState,
     TaskStatus,
+    schema,
     structure,
     unstructure,
 )
-from mesoslite.protocol import schema
 
 
 def test_numbers_bools_and_enums_are_checked_exactly() -> None:
