@@ -1,35 +1,41 @@
 """Ownership checks that import-linter cannot express; run by scripts/check.sh.
 
-Owns five checks over the product packages (mesoslite/, frameworks/):
+Owns six checks over the product packages (mesoslite/, frameworks/):
 
 ``spawn``
     Only the containerizers (mesoslite/agent/containerizer/) and mesoslite/proc.py start
     or signal processes.  import-linter sees imports only, so this reads the code: imports
     of subprocess, multiprocessing, pty, asyncio.subprocess, concurrent.futures.process (and
     ProcessPoolExecutor); any use (call or reference) of os.fork/forkpty/posix_spawn(p)/
-    exec*/spawn*/system/popen/kill/killpg, asyncio.create_subprocess_exec/shell and a loop's
-    subprocess_exec/subprocess_shell.
+    exec*/spawn*/system/popen/kill/killpg, signal.pthread_kill, psutil.Process/Popen,
+    asyncio.create_subprocess_exec/shell and a loop's subprocess_exec/subprocess_shell.
 ``tornado-web``
-    Only ``*/http.py``, ``api/``, ``webui/`` and the CLI import ``tornado.web`` (import-linter
-    knows third-party packages only as a whole, so it cannot tell tornado.web from
-    tornado.ioloop).
+    Only ``*/http.py``, ``api/``, ``webui/``, ``mesoslite/ctl/`` and the CLI import
+    ``tornado.web`` (import-linter knows third-party packages only as a whole, so it
+    cannot tell tornado.web from tornado.ioloop).
 ``pure``
     A module whose docstring's first line says ``(PURE)`` or ``(PURE: ...)`` imports no I/O
-    module at any depth (inside functions too; ``if TYPE_CHECKING:`` blocks excepted) and
-    reads no clock: no time.time/monotonic/perf_counter/sleep, datetime.now/utcnow/today,
-    asyncio.sleep or the system clock object.  Time is injected.
+    module at any depth (inside functions too; ``if TYPE_CHECKING:`` blocks excepted),
+    reads no clock (no time.time/monotonic/perf_counter/sleep, datetime.now/utcnow/today,
+    asyncio.sleep or the system clock object: time is injected), and is a source of one of
+    the two pure contracts of .importlinter (``pure-cores-no-io``, ``pure-parts-no-io``),
+    itself or through its package, so that its indirect imports are checked too.
 ``runtime``
     Importing a pure core in a fresh interpreter loads no I/O package.  Importing
     ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__`` too, which import-linter does not
     follow.  The cores are the ``source_modules`` of the ``pure-cores-no-io`` contract in
-    .importlinter.  Likewise importing the executor loads no mesoslite.agent module.
+    .importlinter (with every module of a package named there).  Likewise importing the
+    executor loads no mesoslite.agent module.
+``layered``
+    Every top-level module and package of mesoslite/ (and the frameworks package) has a
+    place in the ``layers`` contract of .importlinter: a new one cannot slip past it.
 ``long-functions``
     No function is longer than 80 lines (the house rule), counted from ``def`` to its
     last line.
 
-Breaches that exist today in files other branches of issue 9 are restructuring are listed
-in ``PENDING`` with their reason: reported, not failed.  A pending entry that no longer
-breaks anything is reported so that it can be deleted.
+A breach that a restructuring leaves for a while can be listed in ``PENDING`` with its
+reason: reported, not failed.  A pending entry that no longer breaks anything is reported
+so that it can be deleted.  (Empty since phase 2 of issue 9.)
 
 Usage: ``python3 scripts/contracts.py [--root DIR] [--verbose]``; exit status 1 when a
 check fails.
@@ -58,7 +64,8 @@ _OS_SPAWN = ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "popen"
              "killpg", "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp",
              "execvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve",
              "spawnvp", "spawnvpe")
-SPAWN_NAMES = (*(f"os.{name}" for name in _OS_SPAWN), "asyncio.create_subprocess_exec",
+SPAWN_NAMES = (*(f"os.{name}" for name in _OS_SPAWN), "signal.pthread_kill", "psutil.Process",
+               "psutil.Popen", "asyncio.create_subprocess_exec",
                "asyncio.create_subprocess_shell")
 SPAWN_METHODS = ("subprocess_exec", "subprocess_shell")
 
@@ -85,29 +92,18 @@ RUNTIME_IO = ("zmq", "kazoo", "tornado", "docker", "requests", "urllib3", "psuti
               "subprocess", "multiprocessing", "asyncio", "socket", "selectors", "ssl",
               "mesoslite.transport", "mesoslite.coordination", "mesoslite.proc")
 PURE_CONTRACT = "importlinter:contract:pure-cores-no-io"
+#: Every module marked PURE is a source of one of these (itself or through its package).
+PURE_CONTRACTS = (PURE_CONTRACT, "importlinter:contract:pure-parts-no-io")
+
+# ----------------------------------------------------------------------------- layered
+LAYERS_CONTRACT = "importlinter:contract:layers"
 #: Modules whose import must load no mesoslite.agent module (issue 9, part 4).
 EXECUTOR_MODULES = ("mesoslite.executor", "mesoslite.executor.command",
                     "mesoslite.executor.driver")
 
-#: Today's breaches in files other branches are restructuring: (check, where) -> why.
-PENDING: dict[tuple[str, str], str] = {
-    ("spawn", "mesoslite/executor/health_probes.py"):
-        "command health checks spawn and kill here; moves to mesoslite/health on proc.py",
-    ("spawn", "mesoslite/executor/driver.py"):
-        "os.kill(pid, 0) probes the agent; belongs in proc.py",
-    ("tornado-web", "frameworks/marathon/http_base.py"):
-        "the REST handlers' base; moves into frameworks/marathon/api/",
-    **{("runtime", f"mesoslite.master.{name}"):
-       "via mesoslite.executor.health: the executor's __init__ loads its driver and zmq"
-       for name in ("state", "agents", "frameworks", "offers", "core", "records",
-                    "validation")},
-    ("pure", "mesoslite/coordination/interface.py"):
-        "a protocol whose attributes are asyncio.Events; the import can go under TYPE_CHECKING",
-    ("runtime", "mesoslite.executor.command"): "the executor imports the agent's containerizer",
-    ("long-functions", "mesoslite/agent/containerizer/docker_spec.py"):
-        "plan_container: the agent branch's file",
-    ("long-functions", "frameworks/marathon/app_json.py"): "_parse: the marathon branch's file",
-}
+#: Breaches a restructuring leaves for a while: (check, where) -> why.  Empty: every
+#: check holds on the whole tree.
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def _matches(name: str, prefixes: tuple[str, ...]) -> bool:
@@ -215,13 +211,14 @@ def _check_spawn(rel: str, scan: _Scan) -> list[str]:
 def _check_web(rel: str, scan: _Scan) -> list[str]:
     parts = rel.split("/")
     if parts[-1] == "http.py" or "api" in parts[:-1] or "webui" in parts[:-1] \
-            or rel == "mesoslite/cli.py":
+            or rel == "mesoslite/cli.py" or rel.startswith("mesoslite/ctl/"):
         return []
     return [f"{rel}:{line}: imports {name}" for line, name in scan.imports
             if _matches(name, (WEB_MODULE,))]
 
 
-def _check_pure(rel: str, name: str, tree: ast.Module, scan: _Scan) -> list[str]:
+def _check_pure(rel: str, name: str, tree: ast.Module, scan: _Scan,
+                contracted: tuple[str, ...]) -> list[str]:
     doc = ast.get_docstring(tree) or ""
     if not PURE_MARK.search(doc.split("\n", 1)[0]):
         return []
@@ -232,6 +229,10 @@ def _check_pure(rel: str, name: str, tree: ast.Module, scan: _Scan) -> list[str]
              if _matches(mod, io)]
     found += [f"{rel}:{line}: PURE module reads the clock: {used}" for line, used in scan.uses
               if _matches(used, CLOCK_NAMES)]
+    if not _matches(name, contracted):
+        found.append(f"{rel}:1: marked PURE but a source of neither "
+                     f"{' nor '.join(c.rsplit(':', 1)[1] for c in PURE_CONTRACTS)} "
+                     "in .importlinter")
     return found
 
 
@@ -243,11 +244,39 @@ def _check_length(rel: str, tree: ast.Module) -> list[str]:
             > MAX_FUNCTION_LINES]
 
 
-def _runtime_targets(root: Path) -> list[tuple[str, tuple[str, ...]]]:
-    """(module, forbidden prefixes) for the runtime check."""
+def _contracts(root: Path) -> configparser.ConfigParser:
+    """The import contracts of ``root``'s .importlinter."""
     config = configparser.ConfigParser()
     config.read(root / ".importlinter", encoding="utf-8")
-    cores = config.get(PURE_CONTRACT, "source_modules", fallback="").split()
+    return config
+
+
+def _contract_modules(config: configparser.ConfigParser, contract: str, option: str
+                      ) -> list[str]:
+    """The module names listed under ``option`` of ``contract`` (`a | b` lines split)."""
+    text = config.get(contract, option, fallback="")
+    return [name.strip("()") for name in text.replace("|", " ").split()]
+
+
+def _check_layered(root: Path, config: configparser.ConfigParser) -> list[str]:
+    """Top-level modules of mesoslite/ and packages of frameworks/ missing from the layers."""
+    layered = set(_contract_modules(config, LAYERS_CONTRACT, "layers"))
+    found = []
+    for package in PACKAGES:
+        for path in sorted((root / package).iterdir()):
+            if path.name.startswith(("_", ".")) or not (
+                    path.suffix == ".py" or (path / "__init__.py").is_file()):
+                continue
+            top = f"{package}.{path.stem}"
+            if not any(_matches(top, (name,)) or name == package for name in layered):
+                found.append(f"{top} has no place in the layers contract of .importlinter")
+    return found
+
+
+def _runtime_targets(root: Path, config: configparser.ConfigParser
+                     ) -> list[tuple[str, tuple[str, ...]]]:
+    """(module, forbidden prefixes) for the runtime check."""
+    cores = _contract_modules(config, PURE_CONTRACT, "source_modules")
     targets: list[tuple[str, tuple[str, ...]]] = []
     for core in cores:
         base = root / core.replace(".", "/")
@@ -317,16 +346,21 @@ def run(root: Path, verbose: bool) -> int:
     ``verbose``).
     """
     findings: dict[tuple[str, str], list[str]] = {}
+    config = _contracts(root)
+    contracted = tuple(name for contract in PURE_CONTRACTS
+                       for name in _contract_modules(config, contract, "source_modules"))
     for rel, name, tree in _modules(root):
         scan = _Scan(name)
         scan.visit(tree)
         for check, found in (("spawn", _check_spawn(rel, scan)),
                              ("tornado-web", _check_web(rel, scan)),
-                             ("pure", _check_pure(rel, name, tree, scan)),
+                             ("pure", _check_pure(rel, name, tree, scan, contracted)),
                              ("long-functions", _check_length(rel, tree))):
             if found:
                 findings[(check, rel)] = found
-    for module, found in _check_runtime(root, _runtime_targets(root)).items():
+    if layered := _check_layered(root, config):
+        findings[("layered", ".importlinter")] = layered
+    for module, found in _check_runtime(root, _runtime_targets(root, config)).items():
         findings[("runtime", module)] = found
     failed: list[str] = []
     for key, lines in sorted(findings.items(), key=lambda item: (item[0] in PENDING, item[0])):
@@ -344,7 +378,7 @@ def run(root: Path, verbose: bool) -> int:
     if failed:
         print(f"contracts.py: {len(failed)} broken: {'; '.join(failed)}")
         return 1
-    print("contracts.py: spawn, tornado-web, pure, runtime and long-functions kept; "
+    print("contracts.py: spawn, tornado-web, pure, runtime, layered and long-functions kept; "
           f"{len(findings)} pending")
     return 0
 

@@ -1,0 +1,1 @@
+"""The mesoslite test suite: unit, component, integration and e2e tests."""

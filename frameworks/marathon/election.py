@@ -112,7 +112,7 @@ class MarathonElection:
             await detector.stop()
 
     async def abdicate(self) -> None:
-        """Give up leadership (the deposed callbacks run with reason 'abdicated') and contend again."""
+        """Give up leadership and contend again (deposed callbacks get reason 'abdicated')."""
         contender = self._contender
         if contender is None:
             return

@@ -398,10 +398,10 @@ class Scheduling(Scheduler):
                 log.exception("cannot persist new tasks; not launching them")
                 for items in by_offer.values():
                     for _placement, info in items:
-                        task = service.tracked.get(info.task_id)
-                        if task is not None:  # forget it (and its staged record)
+                        staged = service.tracked.get(info.task_id)
+                        if staged is not None:  # forget it (and its staged record)
                             service.task_record(
-                                attrs.evolve(task, condition=InstanceCondition.DROPPED))
+                                attrs.evolve(staged, condition=InstanceCondition.DROPPED))
                 self.kick()
                 return  # every offer is declined by _handle_offers
         for offer_id, items in by_offer.items():

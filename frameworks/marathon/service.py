@@ -593,8 +593,10 @@ class MarathonService:
 
 def _only_scaled(old: App, new: App) -> bool:
     """True when ``new`` differs from ``old`` in its instance count only."""
-    strip = {"instances": 0, "version": "", "version_info": None}
-    return attrs.evolve(old, **strip) == attrs.evolve(new, **strip)
+    def stripped(app: App) -> App:
+        return attrs.evolve(app, instances=0, version="", version_info=None)
+
+    return stripped(old) == stripped(new)
 
 
 def _mask_zk(url: str) -> str:

@@ -305,5 +305,6 @@ class Agent:
         if not self.core.registered:
             return
         deadline = time.monotonic() + timeout
-        while len(self.core.updates) and time.monotonic() < deadline:
+        # (Polled: the pure core owns the updates and has no event to signal; bounded.)
+        while len(self.core.updates) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)

@@ -288,7 +288,10 @@ class DockerTasks:
     # ------------------------------------------------------------ recovery
 
     def expect_recovery(self) -> None:
-        """A previous run will be reconnected to: :meth:`start` leaves orphans to :meth:`recover`."""
+        """A previous run will be reconnected to.
+
+        :meth:`start` then leaves orphans to :meth:`recover`.
+        """
         self._recovering = True
 
     async def recover(self, runs: list[RecoveredContainer]) -> tuple[set[str], str]:

@@ -235,7 +235,7 @@ class ExecutorManager:
     # ------------------------------------------------------------ statistics
 
     async def statistics(self) -> list[dict[str, Any]]:
-        """``/monitor/statistics`` entries of executors and command tasks (measured off the loop)."""
+        """``/monitor/statistics`` of executors and command tasks (measured off the loop)."""
         custom: list[tuple[Any, int]] = []
         virtual: list[Any] = []
         host_pids: set[int] = set()

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import socket
+import stat
 from typing import Any
 
 import tornado.httpserver
@@ -219,14 +220,15 @@ class DownloadHandler(_Handler):
         path = self.resolve()
         if path is None:
             return
-        if os.path.isdir(path):
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(None, os.stat, path)
+        if stat.S_ISDIR(found.st_mode):
             self.error(400, "path", f"path: {self.raw_arg('path')!r} is a directory")
             return
         name = os.path.basename(path).replace('"', "")
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Content-Disposition", f'attachment; filename="{name}"')
-        self.set_header("Content-Length", str(os.path.getsize(path)))
-        loop = asyncio.get_running_loop()
+        self.set_header("Content-Length", str(found.st_size))
         f = await loop.run_in_executor(None, open, path, "rb")
         try:
             while chunk := await loop.run_in_executor(None, f.read, _CHUNK):

@@ -117,7 +117,7 @@ class AgentProcess:
         self._started = True
         cfg = self.config
         os.makedirs(self._work_dir, exist_ok=True)
-        self._work_dir = os.path.realpath(self._work_dir)
+        self._work_dir = os.path.realpath(self._work_dir)  # noqa: ASYNC240 - once, at start
         http_sockets, http_port = bind_http(cfg)
         recovery = Recovery(cfg, self.core, self.checkpointer, self.executors.containerizer,
                             self.docker, self._perform, self._boot_id)

@@ -29,7 +29,7 @@ log = logging.getLogger("mesoslite.agent")
 
 
 def master_endpoint(address: str) -> str | None:
-    """The ZMQ endpoint for ``host:port`` / ``tcp://``; None for ``zk://`` (the detector finds it)."""
+    """The ZMQ endpoint for ``host:port`` / ``tcp://``; None for ``zk://`` (a detector's job)."""
     if address.startswith("zk://"):
         return None
     return tcp_endpoint(address)

@@ -138,7 +138,9 @@ class Recovery:
         window = self._cfg.executor_reregistration_timeout + EXECUTOR_HEARTBEAT_INTERVAL
         window = min(window, self._cfg.recovery_timeout)  # the agent's recovery is bounded
         deadline = time.monotonic() + window
-        while core.pending_reregistration() and time.monotonic() < deadline:
+        # (Polled: the pure core decides when re-registration is done and has no event to
+        # signal; bounded by the window.)
+        while core.pending_reregistration() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         self._perform(core.end_reregistration_window())
 

@@ -175,7 +175,7 @@ def metrics_snapshot(agent: AgentView) -> dict[str, float]:
     metrics = agent.metrics
     attempts, reregistrations = agent.registration_counts()
     gauges = dict.fromkeys(_GAUGE_STATES.values(), 0)
-    executors = {state: 0 for state in ExecutorState}
+    executors = dict.fromkeys(ExecutorState, 0)
     for fw in agent.frameworks:
         for ex in fw.executors.values():
             executors[ex.state] += 1

@@ -10,11 +10,13 @@ thread, never from a backend's own threads, and must not block.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mesoslite.protocol.types import MasterInfo
+
+if TYPE_CHECKING:
+    import asyncio
 
 #: Called on the loop when this contender becomes the leader.
 ElectedCallback = Callable[[], object]
@@ -87,7 +89,7 @@ class Detector(Protocol):
         ...
 
     async def wait_for_change(self, previous: MasterInfo | None) -> MasterInfo | None:
-        """Return the leader as soon as it differs from ``previous`` (at once if it already does)."""
+        """The leader as soon as it differs from ``previous`` (at once if it already does)."""
         ...
 
     def subscribe(self, callback: LeaderCallback) -> Callable[[], None]:

@@ -93,10 +93,7 @@ def master_info_from_dict(obj: Any) -> MasterInfo:
         ip = ip_value
     else:
         raise MasterInfoError("ip", f"expected an address string or a uint32, got {ip_value!r}")
-    if "port" in obj:
-        port = _port(obj, "port", "port")
-    else:
-        port = _port(address, "port", "address.port")
+    port = _port(obj, "port", "port") if "port" in obj else _port(address, "port", "address.port")
     hostname = _text(obj, "hostname", "hostname", address.get("hostname", ip))
     return MasterInfo(
         id=_text(obj, "id", "id"),

@@ -77,16 +77,16 @@ def _role(field: str, value: Any) -> str:
     return value
 
 
-def _check_id(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+def _check_id(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     _identifier(attribute.name, value)
 
 
-def _check_time(_inst: Any, attribute: attrs.Attribute, value: float | None) -> None:
+def _check_time(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None:
         _number(attribute.name, value)
 
 
-def _check_weight(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+def _check_weight(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if _number(attribute.name, value) <= 0:
         raise RegistryFormatError(attribute.name, f"expected a weight > 0, got {value!r}")
 

@@ -216,6 +216,10 @@ class ZkSession:
     def _stop_client(self, client: KazooClient, done: asyncio.Future[None]) -> None:
         """Stop ``client`` on a helper thread (stop() and close() block); resolve ``done``."""
 
+        def resolve() -> None:  # on the loop
+            if not done.done():
+                done.set_result(None)
+
         def stop_client() -> None:  # on a helper thread: stop() and close() block
             try:
                 client.stop()
@@ -223,7 +227,7 @@ class ZkSession:
             except Exception:
                 log.debug("%s: error while closing the kazoo client", self.name, exc_info=True)
             finally:
-                self._deliver(lambda: done.done() or done.set_result(None))
+                self._deliver(resolve)
 
         threading.Thread(target=stop_client, name=f"{self.name}-close", daemon=True).start()
 
@@ -279,5 +283,6 @@ class Fenced:
     @fencing_path.setter
     def fencing_path(self, value: str | None) -> None:
         if value is not None and (not isinstance(value, str) or not value.startswith("/")):
-            raise ValueError(f"fencing_path: expected an absolute znode path or None, got {value!r}")
+            raise ValueError(
+                f"fencing_path: expected an absolute znode path or None, got {value!r}")
         self._fencing_path = value

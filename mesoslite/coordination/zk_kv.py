@@ -67,12 +67,12 @@ def key_parts(key: str) -> list[str]:
     """Split and validate a key (``/a/b`` or ``a/b``); ZkKvKeyError naming it when bad."""
     if not isinstance(key, str):
         raise ZkKvKeyError(f"key: expected a string, got {type(key).__name__}")
-    parts = [p for p in key.strip("/").split("/")] if key.strip("/") else []
+    parts = key.strip("/").split("/") if key.strip("/") else []
     for part in parts:
         if part in ("", ".", ".."):
             raise ZkKvKeyError(f"key {key!r}: empty, '.' or '..' segment; expected a/b/c")
         if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xF8FF
-               or 0xFFF0 <= ord(c) for c in part):
+               or ord(c) >= 0xFFF0 for c in part):
             raise ZkKvKeyError(f"key {key!r}: segment {part!r} has characters ZooKeeper refuses")
     return parts
 

@@ -110,7 +110,7 @@ class ZooKeeperRegistry(Fenced, BatchingRegistry):
         txn_budget: int = TXN_BUDGET,
     ) -> None:
         url = zk_url if isinstance(zk_url, ZkUrl) else parse_zk_url(zk_url)
-        self.url = url.with_path(root) if root is not None else url.with_path(f"{url.path}-registry")
+        self.url = url.with_path(root if root is not None else f"{url.path}-registry")
         super().__init__(f"zk registry {self.url}")
         if not 0 < target_shard_bytes <= max_znode_bytes <= txn_budget < 1024 * 1024:
             raise ValueError(
@@ -395,7 +395,7 @@ class ZooKeeperRegistry(Fenced, BatchingRegistry):
         previous = self._generation
         self._reset_cache(state, generation, self._meta_version + 1, sequence, shards)
         self._written = dict(payloads)
-        self._versions = {name: 0 for name in payloads}
+        self._versions = dict.fromkeys(payloads, 0)
         log.info("%s: wrote generation %s (%s)", self.name, generation,
                  ", ".join(f"{s}: {n} shards" for s, n in shards.items()))
         await self._collect_garbage(keep=generation, hint=previous)

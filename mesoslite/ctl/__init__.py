@@ -4,7 +4,8 @@ Modules, from the bottom up (each imports only the ones above it):
 
 - :mod:`~mesoslite.ctl.common`: errors, HTTP calls, tables, the status line;
 - :mod:`~mesoslite.ctl.cluster`: ``state``, ``agents``, ``frameworks``, ``tasks``, ``logs``;
-- :mod:`~mesoslite.ctl.apps_view` (PURE): the app tables, rollback choice, deployment progress;
+- :mod:`~mesoslite.ctl.apps_view` (no I/O of its own): the app tables, rollback choice,
+  deployment progress;
 - :mod:`~mesoslite.ctl.apps_api`: the client of the Marathon-style framework's REST API v2;
 - :mod:`~mesoslite.ctl.apps`: ``apps``, ``app``, ``deploy``, ``scale``, ``restart``,
   ``rollback``, ``destroy`` and the wait for a deployment;

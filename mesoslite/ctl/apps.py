@@ -7,7 +7,7 @@ and their run (:func:`run_app_command`), and the wait for a deployment
 The framework address comes from ``--marathon`` or ``MESOSLITE_MARATHON``
 (``http://127.0.0.1:8080`` by default; ``host:port`` is accepted).  The REST
 API client is :mod:`mesoslite.ctl.apps_api`; the tables, the rollback-version
-choice and the progress rendering live in :mod:`mesoslite.ctl.apps_view` (PURE).
+choice and the progress rendering live in :mod:`mesoslite.ctl.apps_view` (no I/O of its own).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What ``mesoslite ctl`` shows about apps of the Marathon-style framework (PURE).
+"""What ``mesoslite ctl`` shows about apps of the Marathon-style framework (no I/O of its own).
 
 Owns: the ``ctl apps`` table and the ``ctl app`` view, the choice of a
 rollback version, and the progress of a running deployment

@@ -160,8 +160,8 @@ def _agent_base(state: dict[str, Any], agent_id: str) -> str:
     for agent in state.get("slaves", []):
         if agent.get("id") == agent_id:
             pid = agent.get("pid", "")
-            hostport = pid.split("@", 1)[1] if "@" in pid else f"{agent.get('hostname')}:" \
-                f"{agent.get('port', 5051)}"
+            hostport = pid.split("@", 1)[1] if "@" in pid \
+                else f"{agent.get('hostname')}:{agent.get('port', 5051)}"
             return http_url(hostport)
     raise CtlError(f"agent {agent_id} is not known to the master")
 

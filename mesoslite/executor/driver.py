@@ -507,7 +507,8 @@ class ExecutorDriver:
             # Answered by ExecutorRegistered/ExecutorReregistered (which end the loop);
             # otherwise (the agent was still starting) try again.
             deadline = time.monotonic() + 1.0
-            while self._reattaching() and time.monotonic() < deadline:
+            # (Polled for at most a second, at the interval the outer loop uses.)
+            while self._reattaching() and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(self._reattach_interval)
 
     def _begin_shutdown(self) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mesoslite.master.config import ConfigError, MasterConfig, parse_weights
+from mesoslite.config_checks import ConfigError
+from mesoslite.master.config import MasterConfig, parse_weights
 from mesoslite.master.records import Send
 from mesoslite.master.state import MasterState
 

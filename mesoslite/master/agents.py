@@ -80,7 +80,8 @@ class AgentHandlers(StateCore):
                  agent_id, info.hostname, info.port, info.resources)
         return [to_agent(agent_id, self._registered(AgentRegistered, agent_id))]
 
-    def _registered(self, cls: type, agent_id: str) -> AgentRegistered | AgentReregistered:
+    def _registered(self, cls: type[AgentRegistered] | type[AgentReregistered], agent_id: str
+                    ) -> AgentRegistered | AgentReregistered:
         return cls(agent_id=agent_id, master_info=self.master_info,
                    ping_interval_seconds=self.config.agent_ping_timeout)
 
@@ -220,7 +221,8 @@ class AgentHandlers(StateCore):
                  framework_id, task.task_id, agent.id, entry.state.value)
         return []
 
-    def _recovered_framework(self, framework_id: str, info: FrameworkInfo | None) -> FrameworkRecord:
+    def _recovered_framework(self, framework_id: str, info: FrameworkInfo | None
+                             ) -> FrameworkRecord:
         """A framework known only from an agent's report, waiting for its scheduler."""
         if info is None:
             info = FrameworkInfo(user="", name="", id=framework_id)

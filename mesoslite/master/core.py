@@ -16,7 +16,7 @@ import collections
 import logging
 import random
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from mesoslite.allocator import HierarchicalAllocator
 from mesoslite.clock import Clock
@@ -63,15 +63,18 @@ MAX_REMEMBERED_IDS = 100_000
 #: How many distinct refusal reasons are logged (each once).
 MAX_LOGGED_REFUSALS = 10_000
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
-class _Bounded(collections.OrderedDict):
+
+class _Bounded(collections.OrderedDict[_K, _V]):
     """An insertion-ordered dict that forgets its oldest entries beyond ``limit``."""
 
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    def __setitem__(self, key: _K, value: _V) -> None:
         super().__setitem__(key, value)
         while len(self) > self.limit:
             self.popitem(last=False)
@@ -105,11 +108,12 @@ class StateCore:
         self.completed_frameworks: collections.deque[FrameworkRecord] = collections.deque(
             maxlen=config.max_completed_frameworks
         )
-        self.removed_framework_ids: _Bounded = _Bounded(MAX_REMEMBERED_IDS)
+        self.removed_framework_ids: _Bounded[str, None] = _Bounded(MAX_REMEMBERED_IDS)
         #: Agents removed as unreachable: id -> (info, removal time); they may come back.
-        self.unreachable_agents: _Bounded = _Bounded(MAX_REMEMBERED_IDS)
+        self.unreachable_agents: _Bounded[str, tuple[AgentInfo | None, float]] = _Bounded(
+            MAX_REMEMBERED_IDS)
         #: Agents that unregistered for good: id -> removal time; told to shut down if seen.
-        self.gone_agents: _Bounded = _Bounded(MAX_REMEMBERED_IDS)
+        self.gone_agents: _Bounded[str, float] = _Bounded(MAX_REMEMBERED_IDS)
         #: Agents the registry says were admitted, awaiting re-registration after a failover.
         self.recovered_agents: dict[str, AgentInfo] = {}
         #: Durable changes for the shell's registry (:mod:`.journal`); None: not recorded.
@@ -152,7 +156,8 @@ class StateCore:
         """The routing id a Send goes to now, or None when it cannot be delivered."""
         kind, key = target
         if kind == "peer":
-            return key
+            peer: bytes = key
+            return peer
         if kind == "agent":
             agent = self.agents.get(key)
             return agent.peer if agent is not None else None
@@ -316,7 +321,8 @@ class StateCore:
             framework.completed_tasks.append(task)
             framework.touch()
         agent = self.agents.get(task.agent_id)
-        if agent is not None and agent.tasks.pop((task.framework_id, task.task_id), None):
+        if agent is not None and agent.tasks.pop((task.framework_id, task.task_id),
+                                                 None) is not None:
             # Exact arithmetic: the same as recompute_used(), without summing every task.
             agent.used = agent.used - task.resources
             agent.touch()

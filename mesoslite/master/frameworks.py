@@ -240,9 +240,10 @@ class FrameworkHandlers(AgentHandlers):
                 status = self.master_status(task.task_id, TaskState.TASK_KILLED, reason,
                                             "framework removed", task.agent_id, task.executor_id)
                 self._set_state(task, status)
-            agent = self.agents.get(task.agent_id)
-            if agent is not None and agent.tasks.pop((framework_id, task.task_id), None):
-                agent.recompute_used()
+            holder = self.agents.get(task.agent_id)
+            if holder is not None and holder.tasks.pop((framework_id, task.task_id),
+                                                        None) is not None:
+                holder.recompute_used()
             framework.completed_tasks.append(task)
         framework.tasks.clear()
         framework.unreachable_tasks.clear()
@@ -316,8 +317,8 @@ class FrameworkHandlers(AgentHandlers):
         sends: list[Send] = []
         if not msg.tasks:
             tasks = list(framework.tasks.values()) + list(framework.unreachable_tasks.values())
-            for task in tasks:
-                sends.append(to_framework(framework.id, Update(self._reconciled(task))))
+            for known in tasks:
+                sends.append(to_framework(framework.id, Update(self._reconciled(known))))
             log.info("framework %s: implicit reconciliation of %d tasks", framework.id, len(tasks))
             return sends
         for wanted in msg.tasks:

@@ -40,7 +40,7 @@ from mesoslite.allocator import validate_role
 from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost
 from mesoslite.master.metrics import prometheus_text
-from mesoslite.master.records import FrameworkRecord
+from mesoslite.master.records import FrameworkRecord, TaskEntry
 from mesoslite.protocol import MasterInfo
 from mesoslite.resources import Resources
 
@@ -396,7 +396,7 @@ class TasksHandler(BaseHandler):
         framework_id = self.get_query_argument("framework_id", "")
         task_id = self.get_query_argument("task_id", "")
         state = self.master.state
-        tasks = []
+        tasks: list[TaskEntry] = []
         for fw in list(state.frameworks.values()) + list(state.completed_frameworks):
             if framework_id and fw.id != framework_id:
                 continue

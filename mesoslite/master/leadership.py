@@ -51,6 +51,7 @@ from typing import Any
 import attrs
 
 from mesoslite.clock import Clock
+from mesoslite.config_checks import ConfigError
 from mesoslite.coordination import (
     Contender,
     Detector,
@@ -61,7 +62,7 @@ from mesoslite.coordination import (
     derived_suspend_grace,
     parse_zk_url,
 )
-from mesoslite.master.config import ConfigError, MasterConfig
+from mesoslite.master.config import MasterConfig
 from mesoslite.master.records import Send
 from mesoslite.master.recovery import Recovery
 from mesoslite.master.registry_sync import RegistrySync, describe_registry, snapshot_from
@@ -179,7 +180,8 @@ class Leadership:
         config = self.config
         if config.agent_reregister_timeout < 600:
             log.warning("agent_reregister_timeout is %.1f s; Mesos requires at least 600 s so "
-                        "that agents have time to find a new leader", config.agent_reregister_timeout)
+                        "that agents have time to find a new leader",
+                        config.agent_reregister_timeout)
         if self.zk_url is not None:
             grace = config.zk_suspend_grace  # None: derived from the negotiated timeout
             self.detector = create_detector(self.zk_url, session_timeout=config.zk_session_timeout,

@@ -143,7 +143,8 @@ class MasterProcess:
         """This master's MasterInfo, once both ports are bound."""
         config = self.config
         host = config.advertised_hostname
-        bound_host = config.ip if config.ip not in ("0.0.0.0", "*", "::") else host
+        # (A comparison with the wildcard addresses, not a bind.)
+        bound_host = config.ip if config.ip not in ("0.0.0.0", "*", "::") else host  # noqa: S104
         self.zmq_endpoint = f"tcp://{bound_host}:{self.zmq_port}"
         return MasterInfo(
             id=str(uuid.uuid4()),

@@ -37,7 +37,7 @@ _EMPTY = Resources()
 
 @attrs.frozen
 class Send:
-    """Deliver ``message`` to ``to``: ``("agent", id)``, ``("framework", id)`` or ``("peer", id)``."""
+    """Deliver ``message`` to ``to``: ``("agent", id)``, ``("framework", id)``, ``("peer", id)``."""
 
     to: Target
     message: Any

@@ -210,24 +210,24 @@ class RegistrySync:
                 return []
             return [RemoveAgent(change.agent_id)]
         if isinstance(change, FrameworkStored):
-            info = change.info
-            stored_fw = mirror.frameworks.get(info.id)
-            plain = unstructure(info)
+            framework = change.info
+            stored_fw = mirror.frameworks.get(framework.id)
+            plain = unstructure(framework)
             if stored_fw is not None and stored_fw.info == plain \
                     and stored_fw.unregistered_time is None:
                 return []
-            self._tombstones.pop(info.id, None)
-            return [PutFramework(info.id, StoredFramework(
-                info=plain, failover_timeout=info.failover_timeout,
+            self._tombstones.pop(framework.id, None)
+            return [PutFramework(framework.id, StoredFramework(
+                info=plain, failover_timeout=framework.failover_timeout,
                 registered_time=change.registered_time))]
         if isinstance(change, FrameworkRemoved):
-            info = change.info
-            ops: list[RegistryOp] = [PutFramework(info.id, StoredFramework(
-                info=unstructure(info), failover_timeout=info.failover_timeout,
+            framework = change.info
+            ops: list[RegistryOp] = [PutFramework(framework.id, StoredFramework(
+                info=unstructure(framework), failover_timeout=framework.failover_timeout,
                 registered_time=change.registered_time,
                 unregistered_time=change.unregistered_time))]
-            self._tombstones.pop(info.id, None)
-            self._tombstones[info.id] = None
+            self._tombstones.pop(framework.id, None)
+            self._tombstones[framework.id] = None
             while len(self._tombstones) > MAX_TOMBSTONES:
                 oldest, _ = self._tombstones.popitem(last=False)
                 ops.append(RemoveFramework(oldest))

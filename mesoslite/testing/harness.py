@@ -114,7 +114,8 @@ class Harness:
         """Register an agent; return its id."""
         info = AgentInfo(hostname=hostname or peer.decode(), resources=Resources.parse(resources))
         sends = self.handle(peer, RegisterAgent(agent_info=info))
-        return sends[-1].message.agent_id
+        agent_id: str = sends[-1].message.agent_id
+        return agent_id
 
     def subscribe(self, peer: bytes = b"fw-1", **info: Any) -> str:
         """Subscribe a framework; return its id."""

@@ -288,7 +288,7 @@ def test_executor_death_fails_its_tasks(tmp_path: Path) -> None:
 
 
 def test_shutdown_framework_kills_tasks_and_refuses_new_ones(tmp_path: Path) -> None:
-    """ShutdownFramework kills its tasks; a RunTask meanwhile is LOST (DROPPED if partition-aware)."""
+    """ShutdownFramework kills its tasks; a RunTask meanwhile is LOST (partition-aware: DROPPED)."""
 
     async def body() -> None:
         master = FakeMaster()

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
-def run_example(script: Path, *args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
+def run_example(script: Path, *args: str,
+                timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
     """Run an example script with this interpreter and the source tree on its path."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)

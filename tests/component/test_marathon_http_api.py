@@ -114,7 +114,7 @@ def test_list_apps_with_embeds_and_filters() -> None:
 
 
 def test_get_one_app_embeds_everything_and_normalises_ids() -> None:
-    """GET /v2/apps/{id}: {"app"} with tasks, counts, deployments, lastTaskFailure; ids normalised."""
+    """GET /v2/apps/{id}: {"app"} with tasks, counts, deployments, lastTaskFailure; ids normal."""
 
     async def body(service: FakeService, api: ApiServer) -> None:
         await create(api, service, {"id": "/grp/sub/web", "cmd": "sleep 1"})

@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tests.support.marathon_fake_service import ApiServer, FakeService
+from tests.support.procs import until
 
 DEADLINE = 10.0
-from tests.support.procs import until
 
 
 class Stream:

@@ -41,7 +41,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     proc = Proc(mesoslite("local", "--agents", "1", "--port", "0", "--zmq_port", "0",
                           "--agent_port_base", "0", "--marathon_port", str(port),
                           "--work_dir", str(tmp / "work"),
-                          "--agent_resources", f"cpus:2;mem:2048;disk:1024;ports:[{first}-{first + 99}]"),
+                          "--agent_resources",
+                          f"cpus:2;mem:2048;disk:1024;ports:[{first}-{first + 99}]"),
                 tmp / "local.log")
     try:
         proc.wait_output("Ctrl-C stops", timeout=60)

@@ -105,7 +105,7 @@ def test_hello_framework_then_ctl_then_clean_stop(local_cluster) -> None:
 
 def test_follow_logs_until_task_ends(local_cluster, tmp_path: Path) -> None:
     """`ctl logs -f` prints output as it is written and returns when the task ends."""
-    proc, http, zmq_port, _work = local_cluster
+    _proc, http, zmq_port, _work = local_cluster
     # The task prints its first line, then waits for the test, so that the follower is
     # attached while it runs however slowly `ctl` starts on a busy machine.
     go = tmp_path / "go"

@@ -30,7 +30,8 @@ def test_agent_reregisters_with_the_new_leader(zk_url: str, tmp_path: Path) -> N
         leader = await until(lambda: next((m for m in masters if m.is_leading), None), 15,
                              "a leader")
         follower = next(m for m in masters if m is not leader)
-        agent = AgentProcess(AgentConfig(master=zk_url, http_port=0, work_dir=str(tmp_path / "agent"),
+        agent = AgentProcess(AgentConfig(master=zk_url, http_port=0,
+                                         work_dir=str(tmp_path / "agent"),
                                   resources="cpus:2;mem:512;disk:100",
                                   registration_backoff_factor=0.2))
         await agent.start()
@@ -84,7 +85,8 @@ def test_agent_waits_for_a_leader_to_be_elected(zk_url: str, tmp_path: Path) -> 
     """An agent started before any master registers once one is elected."""
 
     async def main() -> None:
-        agent = AgentProcess(AgentConfig(master=zk_url, http_port=0, work_dir=str(tmp_path / "agent"),
+        agent = AgentProcess(AgentConfig(master=zk_url, http_port=0,
+                                         work_dir=str(tmp_path / "agent"),
                                   resources="cpus:1;mem:128", registration_backoff_factor=0.2))
         await agent.start()
         master = MasterProcess(ha_config(zk_url))
@@ -114,7 +116,8 @@ def test_standby_redirects_the_agent_to_the_leader(zk_url: str, tmp_path: Path) 
         await until(lambda: standby.leadership.leader() == leader.info, 10,
                     "the standby to see the leader")
         address = standby.zmq_endpoint.removeprefix("tcp://")
-        agent = AgentProcess(AgentConfig(master=address, http_port=0, work_dir=str(tmp_path / "agent"),
+        agent = AgentProcess(AgentConfig(master=address, http_port=0,
+                                         work_dir=str(tmp_path / "agent"),
                                   resources="cpus:1;mem:128", registration_backoff_factor=0.2))
         await agent.start()
         try:

@@ -28,14 +28,15 @@ def recovery_seconds(log: Path) -> float:
         match = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*Agent \S+ "
                          r"(recovering:|recovered \(0 executors)", line)
         if match:
-            stamps.setdefault(match.group(2), datetime.strptime(match.group(1),
-                                                                "%Y-%m-%d %H:%M:%S,%f"))
+            # (The log's local time; only the difference of two stamps is used.)
+            stamps.setdefault(match.group(2), datetime.strptime(  # noqa: DTZ007
+                match.group(1), "%Y-%m-%d %H:%M:%S,%f"))
     assert set(stamps) == {"recovering:", "recovered (0 executors"}, f"no recovery lines in {log}"
     return (stamps["recovered (0 executors"] - stamps["recovering:"]).total_seconds()
 
 
 def test_agent_restart_reconnects_to_its_executors(tmp_path: Path) -> None:
-    """After kill -9 and a restart the agent keeps its id and tasks; what ended meanwhile is reported."""
+    """After kill -9 and a restart the agent keeps its id and tasks and reports what ended."""
     pids = tmp_path / "pids"
     pids.mkdir()
     with ProcCluster(tmp_path / "cluster") as cluster:

@@ -129,7 +129,7 @@ def _launch(fw: RecordingScheduler, driver: SchedulerDriver, agent: AgentProc,
 
 
 def test_reconciliation_explicit_implicit_and_unknown(framework: Any) -> None:
-    """Explicit → latest state, implicit → every task, unknown id → TASK_LOST; all reconciliation."""
+    """Explicit → latest state, implicit → every task, unknown id → TASK_LOST (reconciliation)."""
     fw, driver, agent = framework
     _launch(fw, driver, agent, ("rec-1", "sleep 600", None), ("rec-2", "sleep 600", None))
 

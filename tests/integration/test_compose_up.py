@@ -45,7 +45,8 @@ def _compose(*args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[
     """Runs docker-compose with both files under this test's project name."""
     command = ["docker-compose", "-f", "docker-compose.yml", "-f", "docker-compose.local.yml",
                "-p", PROJECT, *args]
-    return subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def _request(port: int, method: str, path: str,

@@ -172,7 +172,7 @@ def test_running_container_is_reattached_after_agent_kill9_and_then_killable(
 def test_containers_that_exited_while_the_agent_was_down_report_their_exit_status(
     cluster: ProcCluster, docker_engine: str
 ) -> None:
-    """Containers ending during the outage: exit 0 → TASK_FINISHED, exit 3 → TASK_FAILED (code 3)."""
+    """Containers ending in the outage: exit 0 → TASK_FINISHED, exit 3 → TASK_FAILED (code 3)."""
     master = cluster.start_master()
     agent = cluster.add_agent(RESOURCES, **DOCKER_FLAGS)
     scheduler, driver = start_framework(master, "docker-exit-while-down")

@@ -55,7 +55,8 @@ def test_driver_resubscribes_to_the_new_leader(zk_url: str) -> None:  # noqa: F8
             assert master_id == leader.info.id
             await leader.stop()
             await until(lambda: follower.is_leading, 20, "the follower leading")
-            await until(lambda: scheduler.reregistrations, 30, "re-registration with the new leader")
+            await until(lambda: scheduler.reregistrations, 30,
+                        "re-registration with the new leader")
             assert scheduler.reregistrations[-1] == follower.info.id
             assert driver.framework_id == framework_id
             frameworks = follower.state.frameworks

@@ -110,7 +110,7 @@ def test_create_answers_201_with_location_and_deployment_then_tasks_run_healthy(
 
 
 def test_system_endpoints_answer_with_marathon_shapes(marathon: MarathonCluster) -> None:
-    """/ping, /v2/info, /v2/leader, /v2/tasks, /v2/queue and /v2/deployments have Marathon's shapes."""
+    """/ping, /v2/info, /v2/leader, /v2/tasks, /v2/queue, /v2/deployments: Marathon's shapes."""
     client = marathon.client
     ping = client.get("/ping")
     assert ping.status == 200 and ping.body.strip() == b"pong"
@@ -281,7 +281,7 @@ def test_double_slashes_and_relative_ids_are_normalised(marathon: MarathonCluste
 
 def test_crash_looping_app_is_delayed_in_the_queue_until_the_delay_is_reset(
         marathon: MarathonCluster) -> None:
-    """A failing task delays the app's next launch (shown in /v2/queue); DELETE …/delay relaunches."""
+    """A failing task delays the app's next launch (in /v2/queue); DELETE …/delay relaunches."""
     client = marathon.client
     app = shell_app("/api/crash", 1, cmd="sleep 0.3; exit 3", healthChecks=[],
                     portDefinitions=[], backoffSeconds=60, backoffFactor=2)
@@ -427,7 +427,7 @@ def test_process_serves_after_bad_input(marathon: MarathonCluster,
 
 
 def test_restarted_marathon_keeps_its_framework_apps_and_tasks(marathon: MarathonCluster) -> None:
-    """A new marathon on the same state dir resumes its framework and healthy tasks, none doubled."""
+    """A new marathon on the same state dir resumes its framework and tasks, none doubled."""
     client = marathon.client
     tasks = deploy(marathon, shell_app("/api/survivor", 2))
     framework_id = marathon.framework_id

@@ -85,7 +85,7 @@ def bridge_app(app_id: str, image: str, instances: int) -> dict[str, Any]:
 
 def test_docker_bridge_app_deploys_scales_and_deletes(docker_marathon: MarathonCluster,
                                                       image: str) -> None:
-    """A bridged Docker app: 2 containers serve on their host ports; scale to 1; delete: none left."""
+    """A bridged Docker app: 2 containers serve on host ports; scale to 1; delete: none left."""
     client = docker_marathon.client
     resp = client.request("POST", "/v2/apps", bridge_app("/docker/web", image, 2))
     assert resp.status == 201, resp

@@ -24,7 +24,7 @@ __all__ = ["marathon"]
 
 
 def index_of(events: list[dict[str, Any]], what: str, predicate: Any, last: bool = False) -> int:
-    """Position of the first (or ``last``) event satisfying ``predicate`` (fails naming ``what``)."""
+    """Index of the first (or ``last``) event satisfying ``predicate`` (fails naming ``what``)."""
     found = [i for i, event in enumerate(events) if predicate(event)]
     if not found:
         raise AssertionError(f"no {what} among {[e['eventType'] for e in events]}")

@@ -248,7 +248,8 @@ def sd(tmp_path: Path) -> Iterator[_Sd]:
     local = Proc(mesoslite("local", "--agents", "1", "--port", "0", "--zmq_port", "0",
                            "--agent_port_base", "0", "--marathon_port", str(port),
                            "--work_dir", str(tmp_path / "work"),
-                           "--agent_resources", f"cpus:2;mem:2048;disk:1024;ports:[{first}-{first + 99}]"),
+                           "--agent_resources",
+                           f"cpus:2;mem:2048;disk:1024;ports:[{first}-{first + 99}]"),
                  tmp_path / "local.log")
     bridge: Proc | None = None
     pid_file = tmp_path / "haproxy.pid"

@@ -1,4 +1,4 @@
-"""Health checks through ``mesoslite marathon`` on real processes: failing checks get tasks replaced.
+"""Health checks through ``mesoslite marathon`` on real processes: failing tasks get replaced.
 
 The checks run in the command executor beside the task; their verdicts
 reach the framework as the ``healthy`` flag of status updates.  A task

@@ -40,7 +40,7 @@ def rolling_app(app_id: str, strategy: dict[str, float], release: str) -> dict[s
 
 
 def master_live_tasks(marathon: MarathonCluster, prefix: str) -> int:
-    """How many of the framework's tasks with ids starting ``prefix`` the master has non-terminal."""
+    """How many of the framework's tasks with ids starting ``prefix`` the master has live."""
     count = 0
     for fw in marathon.master.state()["frameworks"]:
         if fw["id"] != marathon.framework_id:

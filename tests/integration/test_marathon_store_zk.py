@@ -120,7 +120,7 @@ def test_value_over_the_limit_is_refused(kind: str, zk_url: str,  # noqa: F811
 
 def test_commit_over_the_transaction_limit_is_refused_whole_and_big_deletes_split(
         zk_url: str) -> None:  # noqa: F811
-    """A commit over max_commit_bytes writes nothing; a recursive delete bigger than it still works."""
+    """A commit over max_commit_bytes writes nothing; a bigger recursive delete still works."""
     async def body(store: ZooKeeperStore) -> None:
         assert store.max_commit_bytes == 4000
         batch = {f"/big/{i:03d}": b"v" * 100 for i in range(100)}
@@ -238,7 +238,7 @@ def test_store_reports_unreachable_zookeeper_as_store_error() -> None:
     """A ZooKeeperStore with no server answering raises StoreError naming the ensemble."""
     async def main() -> None:
         store = ZooKeeperStore("zk://127.0.0.1:1/marathon", connect_timeout=0.5)
-        with pytest.raises(StoreError, match="127.0.0.1:1"):
+        with pytest.raises(StoreError, match=r"127\.0\.0\.1:1"):
             await store.start()
         await store.close()
 
@@ -249,7 +249,7 @@ def test_store_reports_unreachable_zookeeper_as_store_error() -> None:
 
 
 def test_two_instances_elect_one_and_the_standby_takes_over(zk_url: str) -> None:  # noqa: F811
-    """Exactly one of two instances leads; stopping it makes the other lead and the address follows."""
+    """One of two instances leads; stopping it makes the other lead and the address follows."""
     async def main() -> None:
         first = MarathonElection(zk_url, "127.0.0.1", 18081)
         second = MarathonElection(zk_url, "127.0.0.1", 18082)
@@ -275,7 +275,7 @@ def test_two_instances_elect_one_and_the_standby_takes_over(zk_url: str) -> None
 
 
 def test_abdicate_hands_leadership_to_the_other_instance(zk_url: str) -> None:  # noqa: F811
-    """An abdicating leader runs its deposed callbacks, rejoins as standby and follows the new leader."""
+    """An abdicating leader runs its deposed callbacks, rejoins as standby, follows the new one."""
     async def main() -> None:
         first = MarathonElection(zk_url, "127.0.0.1", 18083)
         await first.start()

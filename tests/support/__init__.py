@@ -1,0 +1,1 @@
+"""Shared test support: fakes, process helpers and the one pair of wait helpers."""

@@ -36,10 +36,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+import docker
 import docker.errors
 import pytest
 
-import docker
 from mesoslite.agent.containerizer.docker import (
     DockerContainerizer,
     DockerLaunchError,
@@ -117,9 +117,9 @@ def remove_scope_containers(scope: str, timeout: float = 30.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> Iterator[str]:
+def docker_engine() -> str:
     """The test image name, once the engine answers (installed and started if needed)."""
-    yield ensure_docker()
+    return ensure_docker()
 
 
 @contextlib.contextmanager
@@ -370,7 +370,7 @@ class LocalRegistry:
                     "Content-Type": "application/octet-stream", "Docker-Content-Digest": ref,
                 })
 
-            do_HEAD = do_GET
+            do_HEAD = do_GET  # noqa: N815 - http.server's name for HEAD
 
         return Handler
 

@@ -138,8 +138,8 @@ def holds(predicate: Callable[[], Any], seconds: float, what: str, *,
     deadline = time.monotonic() + seconds
     while True:
         value = predicate()
-        assert value, f"{what}: broken after {seconds - (deadline - time.monotonic()):.2f}s; " \
-                      f"value: {_describe(value)}"
+        assert value, (f"{what}: broken after {seconds - (deadline - time.monotonic()):.2f}s; "
+                       f"value: {_describe(value)}")
         if time.monotonic() >= deadline:
             return
         time.sleep(interval)
@@ -151,8 +151,8 @@ async def holding(predicate: Callable[[], Any], seconds: float, what: str, *,
     deadline = time.monotonic() + seconds
     while True:
         value = predicate()
-        assert value, f"{what}: broken after {seconds - (deadline - time.monotonic()):.2f}s; " \
-                      f"value: {_describe(value)}"
+        assert value, (f"{what}: broken after {seconds - (deadline - time.monotonic()):.2f}s; "
+                       f"value: {_describe(value)}")
         if time.monotonic() >= deadline:
             return
         await asyncio.sleep(interval)

@@ -381,7 +381,7 @@ def test_ack_of_the_terminal_update_ends_the_virtual_executor_and_the_idle_frame
 
 
 def test_executor_exit_fails_live_tasks_and_is_reported_once() -> None:
-    """A custom executor's exit fails its task (KILLED when a kill was asked), ExitedExecutor once."""
+    """A custom executor's exit fails its task (KILLED if a kill was asked), ExitedExecutor once."""
     h = Harness()
     cid = h.launched(h.run(executor_task("t1")))
     h.register(b"ex", cid, "exec")

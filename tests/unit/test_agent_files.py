@@ -20,7 +20,7 @@ from mesoslite.resources import Resources
 
 
 @pytest.mark.parametrize(
-    "raw,status",
+    ("raw", "status"),
     [
         ("", 400),
         ("a\x00b", 403),

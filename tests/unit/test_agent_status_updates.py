@@ -21,7 +21,8 @@ def update(task_id: str, state: TaskState, framework_id: str = FW) -> StatusUpda
     )
 
 
-def make(retry_min: float = 10.0, retry_max: float = 600.0) -> tuple[StatusUpdateManager, FakeClock]:
+def make(retry_min: float = 10.0,
+         retry_max: float = 600.0) -> tuple[StatusUpdateManager, FakeClock]:
     """A manager on a fake clock."""
     clock = FakeClock()
     return StatusUpdateManager(clock, retry_min, retry_max), clock

@@ -160,7 +160,8 @@ def test_stop_ends_scheduling() -> None:
     state = state_with(clock, delay_seconds=0.0)
     state.stop()
     assert state.seconds_until_probe() is None
-    assert state.record(True) == HealthVerdict(counted=False, message="the health checker is stopped")
+    assert state.record(True) == HealthVerdict(counted=False,
+                                               message="the health checker is stopped")
 
 
 @pytest.mark.parametrize(

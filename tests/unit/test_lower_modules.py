@@ -1,4 +1,4 @@
-"""Lower modules stay lower: the executor loads no agent code; pure cores load no I/O at run time."""
+"""Lower modules stay lower: the executor loads no agent code, pure cores no I/O at run time."""
 
 from __future__ import annotations
 

@@ -298,8 +298,8 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70)
     | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
     lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(FIELDS + ["docker", "image", "mode", "protocol",
-                                                "portIndex", "command", "value", "x"]),
+    | st.dictionaries(st.sampled_from([*FIELDS, "docker", "image", "mode", "protocol",
+                                       "portIndex", "command", "value", "x"]),
                       children, max_size=4),
     max_leaves=20,
 )
@@ -452,7 +452,7 @@ def test_version_is_normalised_to_milliseconds_z() -> None:
 
 
 def test_timestamps_round_trip_and_use_z() -> None:
-    """iso() renders milliseconds with Z and parse_iso() reads it back; new_version uses the clock."""
+    """iso() renders milliseconds with Z, parse_iso() reads it back; new_version uses the clock."""
     assert iso(1767323045.678) == "2026-01-02T03:04:05.678Z"
     assert parse_iso("2026-01-02T03:04:05.678Z") == pytest.approx(1767323045.678)
     assert parse_iso("2026-01-02T03:04:05Z") == 1767323045.0

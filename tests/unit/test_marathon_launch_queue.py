@@ -1,4 +1,4 @@
-"""Unit tests for launch delays and crash-loop protection (frameworks.marathon.core.launch_queue)."""
+"""Unit tests of launch delays and crash-loop protection (frameworks.marathon.core.launch_queue)."""
 
 from __future__ import annotations
 

@@ -133,7 +133,7 @@ def test_failed_commit_changes_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     "/a/b/", "", "/a\\b", "/" + "x" * 300,
 ])
 def test_keys_that_could_escape_are_refused(tmp_path: Path, key: str) -> None:
-    """Escaping, relative, empty-segment, dot-segment, NUL and over-long keys raise InvalidKeyError."""
+    """Escaping, relative, empty or dot segment, NUL and over-long keys raise InvalidKeyError."""
     async def body(store: FileStore) -> None:
         with pytest.raises(InvalidKeyError, match="key"):
             await store.put(key, b"x")
@@ -171,7 +171,8 @@ def test_start_removes_crash_leftovers(tmp_path: Path) -> None:
     assert sorted(p.name for p in state.iterdir()) == ["journal", "lock"]
 
 
-@pytest.mark.parametrize("app_id", ["/web", "/grp/sub/app", "/a_b/c", "/%41/x", "/.x/..", "/ü/日本"])
+@pytest.mark.parametrize("app_id",
+                         ["/web", "/grp/sub/app", "/a_b/c", "/%41/x", "/.x/..", "/ü/日本"])
 def test_app_id_encoding_is_reversible(app_id: str) -> None:
     """encode_app_id gives one safe segment and decode_app_id restores the id."""
     segment = encode_app_id(app_id)

@@ -166,7 +166,7 @@ def test_crash_between_new_snapshot_and_new_journal_loads(
 
     async def body(store: FileStore) -> dict[str, bytes]:
         acknowledged: dict[str, bytes] = {}
-        with pytest.raises(StoreError, match="writes refused"):
+        with pytest.raises(StoreError, match="writes refused"):  # noqa: PT012 - until refused
             for i in range(200):
                 value = f"round {i} ".encode() * 20
                 await store.commit({f"/k/{i % 5}": value}, [f"/k/{i - 1}/sub"])

@@ -20,7 +20,7 @@ def _verdict(check: HealthCheck):
     return verdicts[0]
 
 
-@pytest.mark.parametrize("check, field_text", [
+@pytest.mark.parametrize(("check", "field_text"), [
     (HealthCheck(type="COMMAND"), "health_check.command"),
     (HealthCheck(type="HTTP", http=None), "health_check.http"),
     (HealthCheck(type="UDP"), "health_check.type"),

@@ -86,7 +86,8 @@ def _envelope(name: str, body: object, version: int = 1) -> bytes:
             "Decline.offer_ids[0]",
         ),
         (
-            _envelope("Decline", {"framework_id": "f", "offer_ids": [], "filters": {"refuse_seconds": float("nan")}}),
+            _envelope("Decline", {"framework_id": "f", "offer_ids": [],
+                                  "filters": {"refuse_seconds": float("nan")}}),
             "Decline.filters.refuse_seconds",
         ),
         (
@@ -149,8 +150,8 @@ def test_accept_with_operations_round_trips() -> None:
 
 
 json_like = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text(max_size=20)
-    | st.binary(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats()
+    | st.text(max_size=20) | st.binary(max_size=20),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=20,
@@ -158,7 +159,7 @@ json_like = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(name=st.sampled_from(sorted(MESSAGE_TYPES) + ["Nope"]), body=json_like)
+@given(name=st.sampled_from([*sorted(MESSAGE_TYPES), "Nope"]), body=json_like)
 def test_arbitrary_bodies_only_raise_decode_error(name: str, body: object) -> None:
     """Any body for any type name decodes or raises DecodeError, nothing else."""
     data = msgpack.packb([1, name, body], use_bin_type=True)

@@ -71,8 +71,8 @@ json_leaves = st.one_of(
 )
 wire_keys = st.one_of(
     st.sampled_from(
-        ["name", "type", "scalar", "ranges", "set", "role", "allocation_info", "value", "range"]
-        + ["item", "begin", "end"]
+        ["name", "type", "scalar", "ranges", "set", "role", "allocation_info", "value", "range",
+         "item", "begin", "end"]
     ),
     st.text(max_size=4),
 )
@@ -334,7 +334,7 @@ def test_value_semantics() -> None:
     for op in (operator.add, operator.sub, operator.le, operator.ge):
         with pytest.raises(TypeError):
             op(a, {"cpus": 1})
-    assert pickle.loads(pickle.dumps(a)) == a and copy.deepcopy(a) == a
+    assert pickle.loads(pickle.dumps(a)) == a and copy.deepcopy(a) == a  # noqa: S301 - our own
     assert bool(a) and not Resources()
 
 

@@ -128,6 +128,7 @@ class FakeMaster:
 
 @pytest.fixture
 def master() -> Any:
+    """A fake master on its own thread, closed after the test."""
     fake = FakeMaster()
     yield fake
     fake.close()
@@ -170,6 +171,7 @@ class Recorder(Scheduler):
 
 
 def fast_driver(scheduler: Scheduler, master: FakeMaster, **kwargs: Any) -> SchedulerDriver:
+    """A driver for ``scheduler`` on ``master`` that retries its registration fast."""
     info = kwargs.pop("framework_info", None) or make_framework_info()
     return SchedulerDriver(
         scheduler, info, master.address,

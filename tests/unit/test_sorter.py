@@ -16,7 +16,7 @@ def progressive_fill(
 ) -> dict[str, int]:
     """Give one task at a time to the lowest-share client whose task still fits."""
     free = dict(total)
-    launched = {client: 0 for client in tasks}
+    launched = dict.fromkeys(tasks, 0)
     while True:
         for client in sorter.sort():
             task = tasks[client]

@@ -63,7 +63,7 @@ def test_until_awaits_coroutine_predicates_with_the_same_rules() -> None:
 
     async def main() -> None:
         assert await until(ready, timeout=5, interval=0.001) == 3
-        with pytest.raises(AssertionError, match="never: not met within 0.02s; last value: 0"):
+        with pytest.raises(AssertionError, match=r"never: not met within 0\.02s; last value: 0"):
             await until(lambda: 0, 0.02, "never", interval=0.001)
 
     asyncio.run(main())

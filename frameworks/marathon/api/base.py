@@ -107,7 +107,7 @@ class ApiHandler(tornado.web.RequestHandler):
     def initialize(self, service: ServiceFacade, options: dict[str, Any]) -> None:
         """Keep the service and the API options (max_body_bytes, keepalive_seconds, ...)."""
         self.service = service
-        self.options = options
+        self.api_options = options
         self._name_leader()
 
     # -- plumbing --------------------------------------------------------------
@@ -132,7 +132,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     async def prepare(self) -> None:
         """Refuse oversize bodies; on a standby, forward to the leader."""
-        limit = int(self.options["max_body_bytes"])
+        limit = int(self.api_options["max_body_bytes"])
         declared = self.request.headers.get("Content-Length", "")
         if (declared.isdigit() and int(declared) > limit) or len(self.request.body) > limit:
             raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")
@@ -227,7 +227,7 @@ class ApiHandler(tornado.web.RequestHandler):
         request = tornado.httpclient.HTTPRequest(
             f"http://{leader}{self.request.uri}", method=method, headers=headers, body=body,
             follow_redirects=False, allow_nonstandard_methods=True,
-            request_timeout=float(self.options["proxy_timeout_seconds"]),
+            request_timeout=float(self.api_options["proxy_timeout_seconds"]),
             decompress_response=False)
         client = tornado.httpclient.AsyncHTTPClient()
         try:

@@ -67,7 +67,7 @@ class EventStreamHandler(ApiHandler):
             raise ApiError(400, "Query parameter 'plan-format' must be light or full, "
                                 f"got {plan_format[:40]!r}")
         light = plan_format == "light"
-        keepalive = float(self.options["keepalive_seconds"])
+        keepalive = float(self.api_options["keepalive_seconds"])
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache, no-store")
         self.set_header("X-Accel-Buffering", "no")
@@ -98,7 +98,7 @@ class EventStreamHandler(ApiHandler):
     async def _flush(self) -> bool:
         """Send what was written; False (connection closed) when the client stalls too long."""
         pending = self.flush()
-        timeout = float(self.options["event_write_timeout_seconds"])
+        timeout = float(self.api_options["event_write_timeout_seconds"])
         done, _ = await asyncio.wait({pending}, timeout=timeout)
         if not done:
             pending.add_done_callback(_ignore_result)

@@ -164,8 +164,9 @@ class UnknownPathHandler(ApiHandler):
 class MarathonApplication(tornado.web.Application):
     """A tornado Application that normalises request paths before routing."""
 
+    # (The return type is tornado's own: private to tornado.web, but an override must match.)
     def find_handler(self, request: tornado.httputil.HTTPServerRequest,
-                     **kwargs: Any) -> tornado.httputil.HTTPMessageDelegate:
+                     **kwargs: Any) -> tornado.web._HandlerDelegate:
         """Collapse ``//`` and drop a trailing ``/`` before the routes see the path."""
         path = _SLASHES.sub("/", request.path or "/")
         if len(path) > 1 and path.endswith("/"):

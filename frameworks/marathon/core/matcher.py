@@ -178,7 +178,7 @@ def _pick_ports(
             drawn.append(_nth_port(rest, index))
         rng.shuffle(drawn)
     it = iter(drawn)
-    return tuple(p if p else next(it) for p in need.slots)
+    return tuple(p or next(it) for p in need.slots)
 
 
 def _nth_port(ranges: Sequence[tuple[int, int]], index: int) -> int:

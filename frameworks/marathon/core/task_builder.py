@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+import attrs
+
 from frameworks.marathon.core.model import App, AppHealthCheck
 from mesoslite.protocol.types import (
     CommandInfo,
@@ -195,22 +197,22 @@ def build_health_check(
     app: App, check: AppHealthCheck, host_ports: tuple[int, ...], env: dict[str, str]
 ) -> HealthCheck:
     """One app health check as the Mesos-style check the executor runs."""
-    common = {
-        "delay_seconds": float(check.delay_seconds),
-        "interval_seconds": float(check.interval_seconds),
-        "timeout_seconds": float(check.timeout_seconds),
-        "consecutive_failures": int(check.max_consecutive_failures),
-        "grace_period_seconds": float(check.grace_period_seconds),
-    }
+    timing = HealthCheck(
+        delay_seconds=float(check.delay_seconds),
+        interval_seconds=float(check.interval_seconds),
+        timeout_seconds=float(check.timeout_seconds),
+        consecutive_failures=int(check.max_consecutive_failures),
+        grace_period_seconds=float(check.grace_period_seconds),
+    )
     if check.protocol == "COMMAND":
-        return HealthCheck(type="COMMAND", command=CommandInfo(
-            value=check.command or "", shell=True, environment=dict(env)), **common)
+        return attrs.evolve(timing, type="COMMAND", command=CommandInfo(
+            value=check.command or "", shell=True, environment=dict(env)))
     port = check_port(app, check, host_ports)
     if check.protocol in ("TCP", "MESOS_TCP"):
-        return HealthCheck(type="TCP", tcp=TCPCheck(port=port), **common)
+        return attrs.evolve(timing, type="TCP", tcp=TCPCheck(port=port))
     scheme = "https" if check.protocol in ("HTTPS", "MESOS_HTTPS") else "http"
-    return HealthCheck(type="HTTP", http=HTTPCheck(port=port, path=check.path or "/",
-                                                   scheme=scheme), **common)
+    return attrs.evolve(timing, type="HTTP", http=HTTPCheck(port=port, path=check.path or "/",
+                                                            scheme=scheme))
 
 
 def task_name(app_id: str) -> str:

@@ -55,7 +55,7 @@ def _opt(obj: dict[str, Any], key: str) -> Any:
     return MISSING if value is None else value
 
 
-def _name(reader: Reader, value: Any, path: str) -> str | None | Any:
+def _name(reader: Reader, value: Any, path: str) -> str | Any | None:
     if value is MISSING:
         return None
     value = reader.string(value, path, min_len=1)
@@ -417,7 +417,7 @@ def upgrade_strategy(reader: Reader, value: Any, path: str) -> UpgradeStrategy |
                            maximum_over_capacity=float(out[1]))
 
 
-def unreachable_strategy(reader: Reader, value: Any, path: str) -> UnreachableStrategy | None | Any:
+def unreachable_strategy(reader: Reader, value: Any, path: str) -> UnreachableStrategy | Any | None:
     """``unreachableStrategy``: an object or the string ``"disabled"`` (→ None)."""
     if value == "disabled":
         return None

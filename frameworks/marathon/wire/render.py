@@ -166,7 +166,9 @@ _SELECTOR_TERM = re.compile(
 
 def _split_selector(text: str) -> list[str]:
     """Split a label selector at commas outside parentheses."""
-    terms, depth, current = [], 0, []
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1

@@ -122,7 +122,8 @@ class DockerContainerizer(Containerizer):
         return docker.APIClient(
             base_url=self.options.base_url,
             version=self.options.api_version,
-            timeout=self.options.request_timeout,
+            # (types-docker says int; the SDK hands it to requests, which takes float seconds)
+            timeout=self.options.request_timeout,  # type: ignore[arg-type]
             max_pool_size=16,
         )
 
@@ -451,8 +452,9 @@ class DockerContainerizer(Containerizer):
         Returns the ids found: running ones are watched again (not restarted);
         ones that exited while the agent was down resolve :meth:`wait` at once
         with their exit status (their remaining logs are copied first); ones
-        created but never started are removed and not returned.  Labelled containers of this agent scope not in the checkpoint are
-        removed when ``kill_orphans`` is set.
+        created but never started are removed and not returned.  Labelled
+        containers of this agent scope not in the checkpoint are removed when
+        ``kill_orphans`` is set.
         """
         wanted = {c.container_id: c for c in checkpointed}
         found = await self._call(
@@ -551,10 +553,10 @@ class DockerContainerizer(Containerizer):
         w = self._watches.pop(container_id, None)
         if w is None:
             return
-        ended = w.termination.done() and w.docker_id is not None
+        ended = w.docker_id if w.termination.done() else None
         w.close()
-        if ended and not self._closed:
-            fut = self._pool.submit(self._api.remove_container, w.docker_id, force=True)
+        if ended is not None and not self._closed:
+            fut = self._pool.submit(self._api.remove_container, ended, force=True)
             fut.add_done_callback(lambda f: f.exception())  # errors are not interesting
 
     def close(self) -> None:

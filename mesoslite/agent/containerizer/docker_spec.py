@@ -251,7 +251,8 @@ def _parameters(
             try:
                 where[name] = int(value)
             except ValueError:
-                raise _fail(f"{field}.value", f"expected an integer for {key}, got {value!r}")
+                raise _fail(f"{field}.value",
+                            f"expected an integer for {key}, got {value!r}") from None
         elif kind in ("keyvalue", "hostip", "tmpfs"):
             sep = {"keyvalue": "=", "hostip": ":", "tmpfs": ":"}[kind]
             k, found, v = value.partition(sep)
@@ -419,7 +420,7 @@ def plan_container(
     info = spec.container_info
     docker_info, network = _checked_network(spec, options)
     entrypoint, cmd = _command(spec)
-    env = {k: v for k, v in spec.environment.items()}
+    env = dict(spec.environment)
     env["MESOS_SANDBOX"] = SANDBOX_MOUNT
     labels = _labels(container_id, spec, agent_scope)
     create: dict[str, Any] = {

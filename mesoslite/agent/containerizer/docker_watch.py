@@ -133,6 +133,13 @@ class Watch:
         self.streams: list[Any] = []
         self.clients: list[docker.APIClient] = []
 
+    @property
+    def started_id(self) -> str:
+        """The Docker id of a created container (set before any thread follows it)."""
+        if self.docker_id is None:
+            raise RuntimeError(f"docker container {self.container_id}: not created yet")
+        return self.docker_id
+
     def finish(self, termination: DockerTermination) -> None:
         """Resolve the termination (on the loop; the first one wins)."""
         if not self.termination.done():
@@ -171,7 +178,7 @@ def follow_logs(w: Watch, stream: str, client: docker.APIClient) -> None:
             since = (last_ns - 1000) / 1e9 if last_ns > 1000 else None
             try:
                 logs = client.logs(
-                    w.docker_id, stdout=stream == "stdout", stderr=stream == "stderr",
+                    w.started_id, stdout=stream == "stdout", stderr=stream == "stderr",
                     stream=True, follow=True, timestamps=True, since=since,
                 )
                 w.streams.append(logs)
@@ -188,7 +195,7 @@ def follow_logs(w: Watch, stream: str, client: docker.APIClient) -> None:
                         last_ns = ns
                         os.pwrite(mark, b"%020d\n" % ns, 0)
                 w.streams.remove(logs)
-                state = client.inspect_container(w.docker_id)["State"]
+                state = client.inspect_container(w.started_id)["State"]
                 if not state.get("Running"):
                     return
                 w.closed.wait(0.2)  # the stream ended early (daemon restart): follow again
@@ -213,7 +220,7 @@ def wait_exit(w: Watch, client: docker.APIClient, on_outage: Callable[[BaseExcep
     backoff = 0.5
     while not w.closed.is_set():
         try:
-            client.wait(w.docker_id, timeout=30)
+            client.wait(w.started_id, timeout=30)
             break
         except docker.errors.NotFound:
             break
@@ -236,7 +243,7 @@ def wait_exit(w: Watch, client: docker.APIClient, on_outage: Callable[[BaseExcep
 def termination_of(client: docker.APIClient, w: Watch) -> DockerTermination:
     """How a stopped container ended, from the daemon (exit code, OOM kill, error)."""
     try:
-        state = client.inspect_container(w.docker_id)["State"]
+        state = client.inspect_container(w.started_id)["State"]
     except docker.errors.NotFound:
         return DockerTermination(None, "container disappeared (removed outside the agent)")
     except Exception as exc:  # noqa: BLE001 - the end is known, its status is not
