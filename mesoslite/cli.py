@@ -100,7 +100,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type,
         names.extend(_ALIASES.get(field.name, ()))
         default = field.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            default = default.factory()  # type: ignore[union-attr]
+            default = default.factory()
         help_text = field.metadata.get("help", "")
         env = f"MESOSLITE_{field.name.upper()}"
         group.add_argument(
@@ -146,7 +146,8 @@ class _LineFormatter(logging.Formatter):
     _second = -1
     _text = ""
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+    def formatTime(self, record: logging.LogRecord,  # noqa: N802 - logging.Formatter's name
+                   datefmt: str | None = None) -> str:
         """The default ``YYYY-mm-dd HH:MM:SS,mmm`` (``datefmt`` is not supported)."""
         second = int(record.created)
         if second != self._second:
@@ -329,8 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mesoslite", description="A two-level resource-offer cluster scheduler."
     )
     parser.add_argument("--version", action="version", version=f"mesoslite {__version__}")
-    parser.add_argument("--log_level", "--log-level", default=os.environ.get(
-        "MESOSLITE_LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR (env MESOSLITE_LOG_LEVEL)")
+    parser.add_argument("--log_level", "--log-level",
+                        default=os.environ.get("MESOSLITE_LOG_LEVEL", "INFO"),
+                        help="DEBUG, INFO, WARNING or ERROR (env MESOSLITE_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("master", help="run a master")

@@ -131,7 +131,7 @@ class InProcessCluster(LocalCluster):
             if inspect.isawaitable(value):
                 value = await value
             if value:
-                return value  # type: ignore[return-value]
+                return value
             if loop.time() >= deadline:
                 what = message or getattr(predicate, "__name__", repr(predicate))
                 raise TimeoutError(f"condition {what} not met within {timeout} s")
