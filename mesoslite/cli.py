@@ -207,7 +207,8 @@ EXIT_DEPOSED = 3
 
 def _cmd_master(args: argparse.Namespace) -> int:
     from mesoslite.coordination import CoordinationError
-    from mesoslite.master import MasterConfig, MasterProcess
+    from mesoslite.master import MasterConfig
+    from mesoslite.master.main import MasterProcess
 
     config = build_config(MasterConfig, args)
     master = MasterProcess(config)  # a ConfigError is reported by main() naming its flag
@@ -236,7 +237,8 @@ def _cmd_master(args: argparse.Namespace) -> int:
 
 
 def _cmd_agent(args: argparse.Namespace) -> int:
-    from mesoslite.agent import AgentConfig, AgentProcess
+    from mesoslite.agent import AgentConfig
+    from mesoslite.agent.main import AgentProcess
 
     config = build_config(AgentConfig, args)
     agent = AgentProcess(config)
@@ -246,7 +248,8 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         print(f"mesoslite agent: http://{config.ip}:{agent.http_port}  master {config.master}",
               flush=True)
 
-    asyncio.run(_serve_until_signalled(start, lambda: agent.stop(kill_tasks=True)))
+    asyncio.run(_serve_until_signalled(start, lambda: agent.stop(kill_tasks=True),
+                                       agent.stopped))
     return 0
 
 

@@ -4,8 +4,8 @@ Owns: :class:`LocalCluster`, one master and N agents (and, if asked, the
 bundled Marathon-style framework) on one event loop in one process
 (executors and tasks are still separate processes), with the standalone
 election and the registry in a local file: no ZooKeeper, no Docker.  Every
-part is built by its composition root (:class:`~mesoslite.master.MasterProcess`,
-:class:`~mesoslite.agent.AgentProcess`,
+part is built by its composition root (:class:`~mesoslite.master.main.MasterProcess`,
+:class:`~mesoslite.agent.main.AgentProcess`,
 :class:`~frameworks.marathon.main.MarathonProcess`); this module only
 chooses their configuration.  Each agent gets its own HTTP port, work
 directory and slice of the port range, and by default its share of the
@@ -20,14 +20,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Self
 
 import psutil
 
-from mesoslite.agent import AgentConfig, AgentProcess
+from mesoslite.agent import AgentConfig
+from mesoslite.agent.main import AgentProcess
 from mesoslite.clock import Clock
-from mesoslite.master import MasterConfig, MasterProcess
+from mesoslite.master import MasterConfig
+from mesoslite.master.main import MasterProcess
 from mesoslite.resources import Resources
 
 log = logging.getLogger("mesoslite.local")
@@ -64,7 +68,10 @@ class LocalCluster:
     :class:`~mesoslite.master.MasterConfig`/:class:`~mesoslite.agent.AgentConfig`
     fields; ``clock`` times both.  ``marathon_port`` (None: not started)
     starts the bundled framework there.  An agent that does not register
-    within ``registration_timeout`` seconds fails :meth:`start`.
+    within ``registration_timeout`` seconds fails :meth:`start`.  Without a
+    ``work_dir`` the cluster makes a temporary one at :meth:`start` and
+    removes it at :meth:`stop`.  Agents register one after another, so
+    ``agents[i]`` has the master's i-th agent id.
     """
 
     def __init__(
@@ -74,7 +81,7 @@ class LocalCluster:
         ip: str = "127.0.0.1",
         http_port: int = 5050,
         zmq_port: int = 5055,
-        work_dir: str | Path = "/tmp/mesoslite/local",
+        work_dir: str | Path | None = "/tmp/mesoslite/local",
         agent_resources: str | list[str] = "",
         agent_port_base: int = 5051,
         master_options: dict[str, Any] | None = None,
@@ -88,7 +95,10 @@ class LocalCluster:
         if isinstance(agents, bool) or not isinstance(agents, int) or agents < 0:
             raise ValueError(f"agents: expected an integer >= 0, got {agents!r}")
         self._resources = _per_agent(agent_resources, agents)
-        self.work_dir = Path(work_dir)
+        self._given_work_dir = Path(work_dir) if work_dir is not None else None
+        #: Where the master, agents and framework keep their state (set by :meth:`start`
+        #: when the cluster makes a temporary one).
+        self.work_dir: Path | None = self._given_work_dir
         self._count = agents
         self._ip = ip
         self._http_port = http_port
@@ -134,15 +144,18 @@ class LocalCluster:
         if self._started:
             raise RuntimeError("the cluster is already started")
         self._started = True
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self._given_work_dir is None:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="mesoslite-cluster-"))
+        work_dir = self._dir()
+        work_dir.mkdir(parents=True, exist_ok=True)
         self.master = MasterProcess(MasterConfig(
             ip=self._ip, http_port=self._http_port, zmq_port=self._zmq_port,
-            work_dir=str(self.work_dir / "master"), **self._master_options,
+            work_dir=str(work_dir / "master"), **self._master_options,
         ), clock=self._clock)
         try:
             await self.master.start()
-            started = [await self._start_agent(text) for text in self._resources]
-            await asyncio.gather(*(self._registered(agent, i) for agent, i in started))
+            for text in self._resources:
+                await self._registered(*await self._start_agent(text))
             if self._marathon_port is not None:
                 await self._start_marathon(self._marathon_port)
         except BaseException:
@@ -167,7 +180,7 @@ class LocalCluster:
         fields: dict[str, Any] = {
             "master": self.master_address, "ip": self._ip,
             "http_port": 0 if base == 0 else base + index,
-            "work_dir": str(self.work_dir / f"agent-{index}"),
+            "work_dir": str(self._dir() / f"agent-{index}"),
             "resources": self._resources_for(resources, index),
             **self._agent_options, **(overrides or {}),
         }
@@ -191,14 +204,28 @@ class LocalCluster:
 
         self.marathon = MarathonProcess(MarathonConfig(
             master=self.master_address, http_address=self._ip, http_port=port,
-            state_dir=str(self.work_dir / "marathon"), reconciliation_initial_delay=1.0))
+            state_dir=str(self._dir() / "marathon"), reconciliation_initial_delay=1.0))
         await self.marathon.start()
 
+    def _dir(self) -> Path:
+        if self.work_dir is None:
+            raise RuntimeError("the cluster is not started")
+        return self.work_dir
+
     def _resources_for(self, text: str, index: int) -> str:
-        """An agent's resources: ``text`` (or the machine's share), with its own port slice."""
+        """An agent's resources: ``text`` (or the machine's share), with its own port slice.
+
+        The port range is split among the agents the cluster was built with; an
+        agent added beyond them must name its own ``ports`` (ValueError otherwise),
+        so that no two agents offer the same host port.
+        """
         text = text or default_agent_resources(max(self._count, 1))
         if self._split_ports and "ports" not in Resources.parse(text).names():
-            text = f"{text};ports:{split_ports(index % max(self._count, 1), max(self._count, 1))}"
+            if index >= self._count:
+                raise ValueError(
+                    f"resources: agent {index} is beyond the {self._count} the port range "
+                    f"was split for; give it its own ports (e.g. {text};ports:[33000-33099])")
+            text = f"{text};ports:{split_ports(index, self._count)}"
         return text
 
     async def stop(self, kill_tasks: bool = True) -> None:
@@ -221,6 +248,9 @@ class LocalCluster:
                 await self.master.stop()
             except Exception:
                 log.exception("the master did not stop cleanly")
+        if self._given_work_dir is None and self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            self.work_dir = None
 
     def describe(self) -> str:
         """A few lines saying where everything listens."""

@@ -10,7 +10,7 @@ Owns six checks over the product packages (mesoslite/, frameworks/):
     exec*/spawn*/system/popen/kill/killpg, signal.pthread_kill, psutil.Process/Popen,
     asyncio.create_subprocess_exec/shell and a loop's subprocess_exec/subprocess_shell.
 ``tornado-web``
-    Only ``*/http.py``, ``api/``, ``webui/``, ``mesoslite/ctl/`` and the CLI import
+    Only ``*/http.py``, ``api/``, ``webui/`` and the CLI import
     ``tornado.web`` (import-linter knows third-party packages only as a whole, so it
     cannot tell tornado.web from tornado.ioloop).
 ``pure``
@@ -35,7 +35,7 @@ Owns six checks over the product packages (mesoslite/, frameworks/):
 
 A breach that a restructuring leaves for a while can be listed in ``PENDING`` with its
 reason: reported, not failed.  A pending entry that no longer breaks anything is reported
-so that it can be deleted.  (Empty since phase 2 of issue 9.)
+so that it can be deleted.
 
 Usage: ``python3 scripts/contracts.py [--root DIR] [--verbose]``; exit status 1 when a
 check fails.
@@ -97,7 +97,8 @@ PURE_CONTRACTS = (PURE_CONTRACT, "importlinter:contract:pure-parts-no-io")
 
 # ----------------------------------------------------------------------------- layered
 LAYERS_CONTRACT = "importlinter:contract:layers"
-#: Modules whose import must load no mesoslite.agent module (issue 9, part 4).
+#: Modules whose import must load no mesoslite.agent module (the executor is launched by
+#: the agent as a separate process and shares only the lower modules with it).
 EXECUTOR_MODULES = ("mesoslite.executor", "mesoslite.executor.command",
                     "mesoslite.executor.driver")
 
@@ -211,7 +212,7 @@ def _check_spawn(rel: str, scan: _Scan) -> list[str]:
 def _check_web(rel: str, scan: _Scan) -> list[str]:
     parts = rel.split("/")
     if parts[-1] == "http.py" or "api" in parts[:-1] or "webui" in parts[:-1] \
-            or rel == "mesoslite/cli.py" or rel.startswith("mesoslite/ctl/"):
+            or rel == "mesoslite/cli.py":
         return []
     return [f"{rel}:{line}: imports {name}" for line, name in scan.imports
             if _matches(name, (WEB_MODULE,))]

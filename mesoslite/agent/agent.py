@@ -59,6 +59,10 @@ from mesoslite.transport import tcp_endpoint
 
 log = logging.getLogger("mesoslite.agent")
 
+#: The checkpoint effects (a failure counts in ``checkpoint_failures``).
+WRITES = (WriteAgentInfo, WriteFramework, WriteExecutor, WriteRun, WriteTask, WriteUpdates,
+          ForgetFramework, ForgetAgent)
+
 _NEW, _RUNNING, _TERMINATING, _STOPPED = "NEW", "RUNNING", "TERMINATING", "STOPPED"
 
 
@@ -133,9 +137,19 @@ class Agent:
         own(msg)
 
     def perform(self, effects: Iterable[Effect]) -> None:
-        """Carry out the core's effects, in order."""
+        """Carry out the core's effects, in order.
+
+        One effect that fails (a checkpoint write on a full disk, say) is logged
+        and counted; the ones after it are still performed, so a status update
+        is still sent and the retry timer still armed.
+        """
         for effect in effects:
-            self._performers[type(effect)](effect)
+            try:
+                self._performers[type(effect)](effect)
+            except Exception:  # keep performing the rest
+                if isinstance(effect, WRITES):
+                    self.core.metrics.checkpoint_failures += 1
+                log.exception("Agent %s: %s failed", self.core.agent_id, type(effect).__name__)
 
     def _send_master(self, msg: Any) -> None:
         if self._state != _STOPPED:
@@ -227,11 +241,6 @@ class Agent:
                       self.core.agent_id, exc)
 
     # ------------------------------------------------------------ lifecycle
-
-    @property
-    def running(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`."""
-        return self._state == _RUNNING
 
     async def start(self, recovery: Recovery | None, follow: str | None) -> None:
         """Run: register (``follow``: a ``zk://`` URL to find the leader), or recover first.

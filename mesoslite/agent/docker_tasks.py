@@ -67,8 +67,8 @@ class DockerTasks:
         self.error = ""
         #: Containers of Docker tasks being run or followed.
         self._running: set[str] = set()
-        #: Container id -> grace period of a requested kill.
-        self._grace: dict[str, float] = {}
+        #: Containers whose kill was asked (not created / no health check after that).
+        self._killed: set[str] = set()
         #: True when a previous run is being reconnected to (orphans wait for recover()).
         self._recovering = False
 
@@ -93,8 +93,8 @@ class DockerTasks:
                               f"(pip install docker): {exc}")
             return
         except Exception as exc:  # noqa: BLE001 - e.g. a docker_host the SDK cannot use
-            self._unavailable(f"--docker_host {self._docker_host()}: the Docker SDK cannot "
-                              f"use it: {exc}")
+            self._unavailable(f"cannot create the Docker containerizer (--docker_host "
+                              f"{self._docker_host()}): {exc}")
             return
         self.containerizer = dc
         self._core.set_docker("")
@@ -160,7 +160,7 @@ class DockerTasks:
                                                    Reason.REASON_CONTAINER_LAUNCH_FAILED))
         finally:
             self._running.discard(cid)
-            self._grace.pop(cid, None)
+            self._killed.discard(cid)
             if self.containerizer is not None:
                 self.containerizer.remove(cid)
 
@@ -175,7 +175,7 @@ class DockerTasks:
                 cid, f"Docker daemon unhealthy: {dc.health_message}",
                 Reason.REASON_CONTAINER_LAUNCH_FAILED))
             return
-        if cid in self._grace:
+        if cid in self._killed:
             self._perform(self._core.docker_not_created(cid))
             return
         assert info.container is not None
@@ -193,7 +193,7 @@ class DockerTasks:
             self._perform(self._core.docker_launch_failed(cid, str(exc), reason))
             return
         self._perform(self._core.docker_started(cid, pid))
-        checker = None if cid in self._grace else self._start_health(effect)
+        checker = None if cid in self._killed else self._start_health(effect)
         try:
             termination = await dc.wait(cid)
         finally:
@@ -258,7 +258,7 @@ class DockerTasks:
 
     def kill(self, effect: KillDockerTask) -> None:
         """Stop a task's container: SIGTERM, SIGKILL after the grace period."""
-        self._grace[effect.container_id] = effect.grace
+        self._killed.add(effect.container_id)
         self._spawn(self._kill(effect.container_id, effect.grace))
 
     async def _kill(self, cid: str, grace: float) -> None:
@@ -343,7 +343,7 @@ class DockerTasks:
                 Reason.REASON_EXECUTOR_TERMINATED))
         finally:
             self._running.discard(cid)
-            self._grace.pop(cid, None)
+            self._killed.discard(cid)
             dc.remove(cid)
 
     def discard(self, container_id: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,17 @@ class AgentProcess:
         os.makedirs(self._work_dir, exist_ok=True)
         self._work_dir = os.path.realpath(self._work_dir)  # noqa: ASYNC240 - once, at start
         http_sockets, http_port = bind_http(cfg)
+        try:
+            await self._start_bound(http_sockets, http_port)
+        except BaseException:
+            if self._http_server is None:  # the sockets are not the server's yet
+                for sock in http_sockets:
+                    sock.close()
+            raise
+
+    async def _start_bound(self, http_sockets: list[socket.socket], http_port: int) -> None:
+        """:meth:`start` once the HTTP port is bound (it is served from the end of this)."""
+        cfg = self.config
         recovery = Recovery(cfg, self.core, self.checkpointer, self.executors.containerizer,
                             self.docker, self._perform, self._boot_id)
         previous = await recovery.load()

@@ -121,6 +121,7 @@ COUNTERS = frozenset(
         "slave/executors_terminated",
         "slave/executors_registered_total",
         "slave/container_launch_errors",
+        "slave/checkpoint_failures",
         "slave/registration_attempts",
         "slave/reregistrations",
     }
@@ -197,6 +198,7 @@ def metrics_snapshot(agent: AgentView) -> dict[str, float]:
         "slave/executors_terminated": float(metrics.executors_terminated),
         "slave/executors_registered_total": float(metrics.executors_registered),
         "slave/container_launch_errors": float(metrics.launch_failures),
+        "slave/checkpoint_failures": float(metrics.checkpoint_failures),
         "slave/valid_status_updates": float(metrics.valid_status_updates),
         "slave/invalid_status_updates": float(metrics.invalid_status_updates),
         "slave/registration_attempts": float(attempts),

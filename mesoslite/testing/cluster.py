@@ -21,13 +21,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import shutil
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from mesoslite.agent import AgentProcess
+from mesoslite.agent.main import AgentProcess
 from mesoslite.clock import Clock
 from mesoslite.local import LocalCluster
 
@@ -67,40 +65,20 @@ class InProcessCluster(LocalCluster):
         registration_timeout: float = 15.0,
     ) -> None:
         """Describe the cluster; nothing starts until :meth:`start`."""
-        self._given_work_dir = Path(work_dir) if work_dir is not None else None
         super().__init__(
             agents,
             ip="127.0.0.1", http_port=0, zmq_port=0, agent_port_base=0,
-            work_dir=self._given_work_dir or Path(tempfile.gettempdir()),
+            work_dir=work_dir,
             agent_resources=agent_resources,
             master_options={**MASTER_TEST_DEFAULTS, **(master_config or {})},
             agent_options={**AGENT_TEST_DEFAULTS, **(agent_config or {})},
             clock=clock, registration_timeout=registration_timeout, split_port_range=False,
         )
 
-    async def start(self) -> Self:
-        """Start the master, then the agents; return once every agent registered.
-
-        Raises TimeoutError when an agent does not register within
-        ``registration_timeout`` seconds (the cluster is stopped first).
-        """
-        if self._given_work_dir is None and not self._started:
-            self.work_dir = Path(tempfile.mkdtemp(prefix="mesoslite-cluster-"))
-        return await super().start()
-
     async def add_agent(self, resources: str = DEFAULT_AGENT_RESOURCES,
                         **overrides: Any) -> AgentProcess:
         """Start one more agent (``overrides``: AgentConfig fields); return it once registered."""
         return await super().add_agent(resources, **overrides)
-
-    async def stop(self, kill_tasks: bool = True) -> None:
-        """Stop the agents (killing their tasks unless ``kill_tasks=False``), then the master.
-
-        Safe to call twice; removes the work directory if the cluster made it.
-        """
-        await super().stop(kill_tasks)
-        if self._given_work_dir is None and self._started:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     async def __aenter__(self) -> Self:
         """Start the cluster (``async with``)."""

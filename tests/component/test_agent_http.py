@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from mesoslite.agent import AgentProcess
+from mesoslite.agent.main import AgentProcess
 from mesoslite.protocol import TaskState
 from tests.support.agent_fakemaster import (
     AGENT_ID,

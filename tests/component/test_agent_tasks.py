@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
-from mesoslite.agent import AgentProcess
+from mesoslite.agent.main import AgentProcess
 from mesoslite.protocol import (
     ExitedExecutor,
     KillPolicy,
@@ -370,5 +371,31 @@ def test_update_framework_replaces_framework_info(tmp_path: Path) -> None:
                              == ("TASK_KILLING_STATE",))
         finally:
             await stop(agent, master)
+
+    run(body())
+
+
+def test_a_failed_checkpoint_write_does_not_stop_the_updates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint write that fails is counted; the task's updates still reach the master."""
+
+    async def body() -> None:
+        master = FakeMaster(auto_ack=True)
+        agent = await started(tmp_path, master)
+        real_write = agent.checkpointer.write
+
+        def failing_write(effect: object, **kwargs: object) -> None:
+            if type(effect).__name__ == "WriteTask":
+                raise OSError(28, "No space left on device")
+            real_write(effect, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(agent.checkpointer, "write", failing_write)
+        try:
+            launch(master, shell_task("t1", "true"), framework_info(checkpoint=True))
+            await master.wait_state("t1", TaskState.TASK_FINISHED)
+            assert agent.metrics.checkpoint_failures == 1
+        finally:
+            await agent.stop()
+            master.close()
 
     run(body())

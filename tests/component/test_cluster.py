@@ -197,3 +197,27 @@ def test_custom_executor_example_exchanges_messages(mesoslite_cluster: ClusterHa
     for task in ("pingpong-task-1", "pingpong-task-2"):
         assert f"pingpong-{task} says 'pong 3'" in out
         assert f"{task}: TASK_FINISHED" in out
+
+
+def test_the_local_cluster_keeps_agent_ports_apart_and_ids_in_order() -> None:
+    """Agents get disjoint port slices and ids in start order; an extra agent must name ports."""
+    from mesoslite.local import LocalCluster
+
+    async def main() -> None:
+        cluster = LocalCluster(2, http_port=0, zmq_port=0, agent_port_base=0, work_dir=None,
+                               agent_resources="cpus:1;mem:128")
+        await cluster.start()
+        work_dir = cluster.work_dir
+        try:
+            assert [a.agent_id.rsplit("-", 1)[1] for a in cluster.agents] == ["S0", "S1"]
+            first, second = (a.resources.ranges("ports") for a in cluster.agents)
+            assert first and second and first[-1][1] < second[0][0]
+            with pytest.raises(ValueError, match="resources: agent 2"):
+                await cluster.add_agent("cpus:1;mem:128")
+            extra = await cluster.add_agent("cpus:1;mem:128;ports:[33000-33009]")
+            assert list(extra.resources.ranges("ports")) == [(33000, 33009)]
+        finally:
+            await cluster.stop()
+        assert work_dir is not None and not work_dir.exists()
+
+    asyncio.run(asyncio.wait_for(main(), 60))

@@ -14,8 +14,9 @@ import msgpack
 import zmq
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from mesoslite.master import MasterConfig, MasterProcess
+from mesoslite.master import MasterConfig
 from mesoslite.master.http import YIELD_EVERY, state_json
+from mesoslite.master.main import MasterProcess
 from mesoslite.protocol import Accept as AcceptCall
 from mesoslite.protocol import (
     Acknowledge,

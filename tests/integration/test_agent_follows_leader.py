@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mesoslite.agent import AgentConfig, AgentProcess
-from mesoslite.master import MasterProcess
+from mesoslite.agent import AgentConfig
+from mesoslite.agent.main import AgentProcess
+from mesoslite.master.main import MasterProcess
 from mesoslite.protocol import FrameworkInfo, TaskState
 from mesoslite.scheduler import SchedulerDriver
 from tests.support.frameworks import RecordingScheduler, ShapeLauncher

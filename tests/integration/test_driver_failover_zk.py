@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mesoslite.master import MasterProcess
+from mesoslite.master.main import MasterProcess
 from mesoslite.protocol import FrameworkInfo, MasterInfo
 from mesoslite.scheduler import Scheduler, SchedulerDriver
 from tests.support.ha_inprocess import ha_config, run

@@ -11,7 +11,8 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
 from mesoslite.coordination import FencedError, SetWeight
-from mesoslite.master import MasterConfig, MasterProcess
+from mesoslite.master import MasterConfig
+from mesoslite.master.main import MasterProcess
 from mesoslite.protocol import (
     AgentInfo,
     AgentRegistered,

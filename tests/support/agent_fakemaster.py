@@ -20,7 +20,8 @@ from typing import Any, TypeVar, cast
 
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from mesoslite.agent import AgentConfig, AgentProcess
+from mesoslite.agent import AgentConfig
+from mesoslite.agent.main import AgentProcess
 from mesoslite.protocol import (
     AgentRegistered,
     AgentReregistered,

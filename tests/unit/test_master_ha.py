@@ -105,7 +105,7 @@ def test_master_flags_come_from_the_config() -> None:
 
 def test_master_refuses_an_unparsable_zk_host() -> None:
     """A master process parses --zk fully: a bad port is a ConfigError naming zk."""
-    from mesoslite.master import MasterProcess
+    from mesoslite.master.main import MasterProcess
 
     with pytest.raises(ConfigError) as caught:
         MasterProcess(MasterConfig(zk="zk://h:99999/m", quorum=1))
@@ -115,8 +115,8 @@ def test_master_refuses_an_unparsable_zk_host() -> None:
 
 def test_flags_mask_the_zookeeper_password() -> None:
     """/flags shows the ZooKeeper URL without its password."""
-    from mesoslite.master import MasterProcess
     from mesoslite.master.http import flags
+    from mesoslite.master.main import MasterProcess
 
     master = MasterProcess(MasterConfig(zk="zk://user:hunter2@h1:2181,h2/m", quorum=2))
     shown = flags(master.shell)
