@@ -58,6 +58,7 @@ MALFORMED: list[tuple[str, str, Any, dict[str, str], int]] = [
     ("GET", "/v2/apps//nope//", None, {}, 404),
     ("PATCH", "/v2/apps", {"id": "/a"}, {}, 405),
     ("POST", "/v2/info", {}, {}, 405),
+    ("OPTIONS", "/v2/apps", None, {}, 405),
     ("GET", "/v2/apps?embed=bogus.things", None, {}, 200),
 ]
 
