@@ -9,7 +9,7 @@ import {
   api, clear, h, href, labelsList, live, num, percent, resource, route, searchBox, stateBadge,
   table, tabs, tickTimes, when, lineChart, meter, errorBox, duration,
 } from "../common/lib.js";
-import { listView, paging, query, sorter } from "./list.js";
+import { listView, paging, query, sorter } from "../common/list.js";
 import { agentView, frameworkView, taskView, taskLogView, tasksPanel } from "./detail.js";
 import { browseView, fileView } from "./sandbox.js";
 

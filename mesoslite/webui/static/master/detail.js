@@ -4,7 +4,7 @@ import {
   api, clear, errorBox, h, href, keyValues, labelsList, navigate, num, resource, stateBadge,
   table, tabs, searchBox, when, bytes, meter, throttle,
 } from "../common/lib.js";
-import { listView, paging, query, sorter } from "./list.js";
+import { listView, paging, query, sorter } from "../common/list.js";
 
 const STATES = ["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_FINISHED",
                 "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR", "TASK_DROPPED",

@@ -1,6 +1,6 @@
 // The master UI's list views: parameters in the URL, server-side pages, live refresh.
 
-import { api, clear, errorBox, h, href, pager, throttle } from "../common/lib.js";
+import { api, clear, errorBox, h, href, pager, throttle } from "./lib.js";
 
 // A list view: its parameters live in the URL; changing them pushes a history entry
 // (sort, page, tab) or replaces it (typing a search), then re-reads the page.
