@@ -177,10 +177,19 @@ class UiHandler(tornado.web.RequestHandler):
             self.fail(400, exc.field, exc.message)
             return None
 
+    def page_key(self, kind: str) -> tuple[Any, ...]:
+        """What a page is cached under: while pages watch, the summary they were last sent
+        (every watcher re-reading after one push shares one computation); otherwise the
+        state's change counters now."""
+        publisher = self.webui.publisher
+        if publisher.watchers and publisher.latest is not None:
+            return (kind, self.request.uri, "push", publisher.published)
+        generations = views.generations(self.master.state)
+        return (kind, self.request.uri, tuple(sorted(generations.items())))
+
     def answer_page(self, kind: str, compute: Callable[[], Any]) -> None:
         """Answer ``compute()``, or the same page answered before for the same state."""
-        generations = views.generations(self.master.state)
-        key = (kind, self.request.uri, tuple(sorted(generations.items())))
+        key = self.page_key(kind)
         text = self.webui.cached_page(key)
         if text is None:
             text = json.dumps(compute(), separators=(",", ":"))
@@ -337,8 +346,7 @@ class TasksHandler(UiHandler):
                             "framework": None, "agent": None}, order="desc")
         if query is None:
             return
-        generations = views.generations(self.master.state)
-        key = ("tasks", self.request.uri, tuple(sorted(generations.items())))
+        key = self.page_key("tasks")
         text = self.webui.cached_page(key)
         if text is None:
             text = json.dumps(await self._page(query), separators=(",", ":"))

@@ -13,7 +13,9 @@ standby forwards them to the leader like any ``/v2`` call.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +32,9 @@ from mesoslite.webui.routes import STATIC_DIR as COMMON_STATIC_DIR
 SERVICE_STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 #: Apps summarised between two yields to the loop.
 YIELD_EVERY = 200
+#: How long an apps view is reused for the same request (seconds): pages refresh on
+#: events at most once a second, so several open pages share one computation.
+APPS_TTL = 0.5
 #: The API options the UI's JSON handlers run with (as the REST API's defaults).
 OPTIONS: dict[str, Any] = {"max_body_bytes": 1024 * 1024, "keepalive_seconds": 15.0,
                            "proxy_timeout_seconds": 30.0, "event_write_timeout_seconds": 60.0}
@@ -77,8 +82,19 @@ def _by_app(tasks: list[MarathonTask]) -> dict[str, list[MarathonTask]]:
 class AppsSummaryHandler(ApiHandler):
     """``/ui/api/apps``: apps and subgroups of one group, filtered and paged."""
 
+    def initialize(self, service: ServiceFacade, options: dict[str, Any],  # type: ignore[override]
+                   cache: dict[str, tuple[float, str]]) -> None:
+        """Keep the mount's cache: uri -> (monotonic time, JSON text)."""
+        super().initialize(service, options)
+        self.cache = cache
+
     async def get(self) -> None:
-        """Answer the apps view."""
+        """Answer the apps view (the same request within :data:`APPS_TTL` shares one)."""
+        uri = self.request.uri or ""
+        hit = self.cache.get(uri)
+        if hit is not None and time.monotonic() - hit[0] < APPS_TTL:
+            self.write_json_text(hit[1])
+            return
         args = {name: self.get_query_argument(name) for name in self.request.query_arguments}
         try:
             filters = summaries.parse_filters(args)
@@ -95,7 +111,16 @@ class AppsSummaryHandler(ApiHandler):
                                           queued.get(app.id)))
             if index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-        self.write_json(summaries.apps_page(rows, filters))
+        text = json.dumps(summaries.apps_page(rows, filters), separators=(",", ":"))
+        if len(self.cache) > 256:
+            self.cache.clear()
+        self.cache[uri] = (time.monotonic(), text)
+        self.write_json_text(text)
+
+    def write_json_text(self, text: str) -> None:
+        """Answer JSON text as it is."""
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(text)
 
 
 class LinksHandler(ApiHandler):
@@ -128,7 +153,7 @@ def mount_service_ui(app: tornado.web.Application, service: ServiceFacade, *,
     app.add_handlers(r".*", [
         (r"/", RootRedirect),
         (r"/ui", ServicePage, {"service": service, "page": _page()}),
-        (r"/ui/api/apps", AppsSummaryHandler, api_args),
+        (r"/ui/api/apps", AppsSummaryHandler, {**api_args, "cache": {}}),
         (r"/ui/api/links", LinksHandler, {**api_args, "master_url": master_url}),
         (r"/ui/static/common/(.*)", StaticFiles, {"path": os.path.join(COMMON_STATIC_DIR,
                                                                         "common")}),
