@@ -63,6 +63,9 @@ bash scripts/ensure-docker.sh >/dev/null
 # Real haproxy for the service discovery test (the packaged service is kept stopped).
 bash scripts/ensure-haproxy.sh >/dev/null
 
+# Debian's chromium and Playwright for Python for the web UI tests (tests/e2e/test_webui_*).
+bash scripts/ensure-chromium.sh >/dev/null
+
 # Every test server listens on loopback only; make sure no proxy interferes.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 export no_proxy="$NO_PROXY"

@@ -29,6 +29,7 @@ from frameworks.marathon.service import MarathonService
 from frameworks.marathon.state.file_store import FileStore
 from frameworks.marathon.state.store import Store
 from frameworks.marathon.state.zk_store import ZooKeeperStore
+from frameworks.marathon.webui.routes import mount_service_ui
 from mesoslite import __version__
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.protocol import FrameworkInfo
@@ -76,6 +77,7 @@ class MarathonProcess:
         self.service = MarathonService(cfg, store, clock=self.clock)
         app = make_app(self.service, max_body_bytes=cfg.http_max_body,
                        keepalive_seconds=cfg.event_stream_keepalive)
+        mount_service_ui(app, self.service, master_url=self._master_http)
         # Bodies up to 4x the limit are read so the API can answer 413 with a JSON
         # message (tornado itself would just drop the connection); beyond that it does.
         self._server = HTTPServer(app, max_body_size=4 * cfg.http_max_body,
@@ -97,6 +99,11 @@ class MarathonProcess:
         await election.start()
         log.info("marathon API at %s (%s)", self.url,
                  f"contending at {cfg.zk}" if cfg.zk else "standalone, leading")
+
+    def _master_http(self) -> str | None:
+        """The leading master's HTTP address as the driver knows it (the UI's log links)."""
+        info = self.driver.master_info if self.driver is not None else None
+        return getattr(info, "http_endpoint", None) or None
 
     def _elected(self) -> None:
         if self.service is not None:

@@ -43,6 +43,7 @@ from mesoslite.master.metrics import prometheus_text
 from mesoslite.master.records import FrameworkRecord, TaskEntry
 from mesoslite.protocol import MasterInfo
 from mesoslite.resources import Resources
+from mesoslite.webui.routes import master_ui_rules
 
 if TYPE_CHECKING:
     from mesoslite.master.master import Master
@@ -629,7 +630,7 @@ ENDPOINTS: dict[str, type[BaseHandler]] = {
 
 def make_app(master: Master) -> tornado.web.Application:
     """The master's application; every endpoint also answers under ``/master``."""
-    routes: list[Any] = []
+    routes: list[Any] = master_ui_rules(master)  # the web UI first: it answers / to browsers
     for path, handler in ENDPOINTS.items():
         routes.append((path, handler, {"master": master}))
         if path != "/":

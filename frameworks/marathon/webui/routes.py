@@ -1,0 +1,162 @@
+"""The service UI's page, static files and JSON views (tornado), and the call that mounts them.
+
+Owns: :func:`mount_service_ui` (adds the UI's routes in front of the REST API's
+application), :class:`ServicePage` (``/ui/``; a standby answers 307 to the
+leader's page when one is known, so the browser lands where the event stream
+and the writes are served), :class:`AppsSummaryHandler` (``/ui/api/apps``: the
+apps view computed from the service facade in one pass, paged and filtered on
+the server) and :class:`LinksHandler` (``/ui/api/links``: the leading master's
+UI, for the instances' log links).  The JSON handlers are API handlers: a
+standby forwards them to the leader like any ``/v2`` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import tornado.web
+
+from frameworks.marathon.api.apps import AppViews
+from frameworks.marathon.api.base import ApiError, ApiHandler
+from frameworks.marathon.core.model import MarathonTask
+from frameworks.marathon.facade import ServiceFacade
+from frameworks.marathon.webui import summaries
+from mesoslite.webui.routes import CONTENT_SECURITY_POLICY, StaticFiles
+from mesoslite.webui.routes import STATIC_DIR as COMMON_STATIC_DIR
+
+SERVICE_STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+#: Apps summarised between two yields to the loop.
+YIELD_EVERY = 200
+#: How long an apps view is reused for the same request (seconds): pages refresh on
+#: events at most once a second, so several open pages share one computation.
+APPS_TTL = 0.5
+#: The API options the UI's JSON handlers run with (as the REST API's defaults).
+OPTIONS: dict[str, Any] = {"max_body_bytes": 1024 * 1024, "keepalive_seconds": 15.0,
+                           "proxy_timeout_seconds": 30.0, "event_write_timeout_seconds": 60.0}
+
+
+class RootRedirect(tornado.web.RequestHandler):
+    """``/``: the UI lives at ``/ui/`` (as in Marathon)."""
+
+    def get(self) -> None:
+        """Redirect."""
+        self.redirect("/ui/", status=302)
+
+
+class ServicePage(tornado.web.RequestHandler):
+    """``/ui/``: the single page (a standby sends the browser to the leader's)."""
+
+    def initialize(self, service: ServiceFacade, page: bytes) -> None:
+        """Keep the service and the page."""
+        self.service = service
+        self.page = page
+
+    def get(self) -> None:
+        """Answer the page, or 307 to the leader's."""
+        if not self.service.is_leader:
+            leader = self.service.leader_address()
+            if leader:
+                self.redirect(f"http://{leader}/ui/", status=307)
+                return
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(self.page)
+
+
+def _by_app(tasks: list[MarathonTask]) -> dict[str, list[MarathonTask]]:
+    out: dict[str, list[MarathonTask]] = {}
+    for task in tasks:
+        out.setdefault(task.app_id, []).append(task)
+    return out
+
+
+class AppsSummaryHandler(ApiHandler):
+    """``/ui/api/apps``: apps and subgroups of one group, filtered and paged."""
+
+    def initialize(self, service: ServiceFacade, options: dict[str, Any],  # type: ignore[override]
+                   cache: dict[str, tuple[float, str]]) -> None:
+        """Keep the mount's cache: uri -> (monotonic time, JSON text)."""
+        super().initialize(service, options)
+        self.cache = cache
+
+    async def get(self) -> None:
+        """Answer the apps view (the same request within :data:`APPS_TTL` shares one)."""
+        uri = self.request.uri or ""
+        hit = self.cache.get(uri)
+        if hit is not None and time.monotonic() - hit[0] < APPS_TTL:
+            self.write_json_text(hit[1])
+            return
+        args = {name: self.get_query_argument(name) for name in self.request.query_arguments}
+        try:
+            filters = summaries.parse_filters(args)
+        except summaries.FilterError as exc:
+            raise ApiError(400, exc.message, [{"path": f"/{exc.field}",
+                                               "errors": [exc.message]}]) from None
+        service = self.service
+        tasks = _by_app(service.tasks())
+        queued = {entry.app.id: entry for entry in service.queue()}
+        views = AppViews(service, set())
+        rows = []
+        for index, app in enumerate(service.list_apps(), 1):
+            rows.append(summaries.app_row(app, tasks.get(app.id, []), views.deployments_of(app.id),
+                                          queued.get(app.id)))
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        text = json.dumps(summaries.apps_page(rows, filters), separators=(",", ":"))
+        if len(self.cache) > 256:
+            self.cache.clear()
+        self.cache[uri] = (time.monotonic(), text)
+        self.write_json_text(text)
+
+    def write_json_text(self, text: str) -> None:
+        """Answer JSON text as it is."""
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(text)
+
+
+class LinksHandler(ApiHandler):
+    """``/ui/api/links``: the framework id and the leading master's UI (null: unknown)."""
+
+    def initialize(self, service: ServiceFacade, options: dict[str, Any],  # type: ignore[override]
+                   master_url: Callable[[], str | None]) -> None:
+        """Keep where the master's address comes from."""
+        super().initialize(service, options)
+        self.master_url = master_url
+
+    async def get(self) -> None:
+        """Answer the links."""
+        url = self.master_url()
+        if url and "://" not in url:
+            url = "http://" + url
+        self.write_json({"master": url.rstrip("/") if url else None,
+                         "frameworkId": self.service.info().get("frameworkId")})
+
+
+def _page() -> bytes:
+    with open(os.path.join(SERVICE_STATIC_DIR, "service", "index.html"), "rb") as handle:
+        return handle.read()
+
+
+def mount_service_ui(app: tornado.web.Application, service: ServiceFacade, *,
+                     master_url: Callable[[], str | None]) -> None:
+    """Add the service UI's routes to the REST API's ``app`` (ahead of its own)."""
+    api_args = {"service": service, "options": OPTIONS}
+    app.add_handlers(r".*", [
+        (r"/", RootRedirect),
+        (r"/ui", ServicePage, {"service": service, "page": _page()}),
+        (r"/ui/api/apps", AppsSummaryHandler, {**api_args, "cache": {}}),
+        (r"/ui/api/links", LinksHandler, {**api_args, "master_url": master_url}),
+        (r"/ui/static/common/(.*)", StaticFiles, {"path": os.path.join(COMMON_STATIC_DIR,
+                                                                        "common")}),
+        (r"/ui/static/service/(.*)", StaticFiles, {"path": os.path.join(SERVICE_STATIC_DIR,
+                                                                         "service")}),
+    ])
