@@ -35,9 +35,10 @@ def ui(cluster: MarathonCluster, fragment: str = "") -> str:
 
 
 def create(cluster: MarathonCluster, app: dict[str, Any], running: int) -> None:
-    """Create ``app`` through the API and wait for ``running`` tasks."""
+    """Create ``app`` through the API and wait for its deployment to end with ``running`` tasks
+    (a PUT while the creation still deploys would get 409, the app being locked)."""
     cluster.client.ok("POST", "/v2/apps", {"cpus": 0.1, "mem": 32, **app}, expect=201)
-    cluster.client.wait_tasks(app["id"], running)
+    cluster.client.wait_settled(app["id"], running)
 
 
 def confirm(tab: Tab, button: str) -> None:
