@@ -67,6 +67,10 @@ class AgentConfig:
     master: str = attrs.field(default="127.0.0.1:5055", validator=checks.master_address)
     ip: str = attrs.field(default="127.0.0.1", validator=checks.host)
     hostname: str = attrs.field(default="", validator=checks.text)
+    allowed_hosts: str = attrs.field(
+        default="", validator=checks.host_names,
+        metadata={"help": checks.ALLOWED_HOSTS_HELP},
+    )
     http_port: int = attrs.field(default=5051, validator=checks.port)
     work_dir: str = attrs.field(
         default="/tmp/mesoslite/agent", validator=checks.nonempty("a directory path"))

@@ -30,6 +30,7 @@ from mesoslite.agent.views import (
     state_json,
     version_json,
 )
+from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 
 _CHUNK = 64 * 1024
 
@@ -285,6 +286,8 @@ def bind_http(config: AgentConfig) -> tuple[list[socket.socket], int]:
 def start_http_server(agent: AgentView,
                       sockets: list[socket.socket]) -> tornado.httpserver.HTTPServer:
     """Serve ``agent``'s endpoints on the bound ``sockets``."""
-    server = tornado.httpserver.HTTPServer(make_app(agent))
+    config = agent.config
+    policy = server_policy([config.hostname, config.effective_hostname], config.allowed_hosts)
+    server = GuardedHTTPServer(make_app(agent), policy)
     server.add_sockets(sockets)
     return server
