@@ -138,6 +138,8 @@ class AgentConfig:
     max_completed_tasks_per_executor: int = attrs.field(default=200, validator=checks.integer(0))
     #: Cap on ``/files/read`` ``length`` (bytes).
     files_max_read_length: int = attrs.field(default=1 << 20, validator=checks.integer(1))
+    #: Seconds a ``/files`` read may take before it is answered 504.
+    files_timeout: float = attrs.field(default=10.0, validator=checks.positive_seconds)
 
     def __attrs_post_init__(self) -> None:
         """Check the fields that depend on each other."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,3 +110,56 @@ def test_dns_rebinding_host_is_refused_everywhere(cluster: MarathonCluster) -> N
         for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
             status, _ = raw(port, "GET", path, headers={"Host": host})
             assert status == 200, (name, host, status)
+
+
+#: A task that plants a FIFO, a device, links out of its sandbox (to another task's
+#: sandbox, the agent's checkpoints and /etc/shadow), then runs.
+PLANTER = ("mkfifo pipe; mknod dev c 1 5 2>/dev/null || true; ln -s /etc/shadow shadow; "
+           "ln -s ../../../../../../../../meta meta; ln -s /dev/zero zero; "
+           "touch planted; exec sleep 600")
+
+
+def test_fifo_device_and_links_in_a_sandbox_cannot_stall_or_escape_files(
+        cluster: MarathonCluster) -> None:
+    """/files refuses a FIFO, a device and links out of the sandbox at once; launching goes on."""
+    client = cluster.client
+    client.ok("POST", "/v2/apps", shell_app("/planter", 1, cmd=PLANTER, healthChecks=[]),
+              expect=201)
+    client.ok("POST", "/v2/apps", shell_app("/neighbour", 1, cmd="echo neighbour-secret > "
+                                            "secret; exec sleep 600", healthChecks=[]),
+              expect=201)
+    tasks = {}
+    for app in ("planter", "neighbour"):
+        tasks[app] = wait_for(lambda a=app: (client.app(f"/{a}")["tasks"] or [None])[0],
+                              timeout=40, what=f"{app} runs")
+    sandbox = cluster.sandbox(tasks["planter"])
+    wait_for(lambda: (sandbox / "planted").exists(), timeout=20, what="the planter planted")
+    other = cluster.sandbox(tasks["neighbour"])
+    (sandbox / "neighbour").symlink_to(other / "secret")
+    agent = cluster.agent_of(tasks["planter"]["slaveId"])
+    names = ["pipe", "dev", "shadow", "meta/agents", "zero", "neighbour"]
+    for round_ in range(3):  # repeated: nothing is left blocked behind a refused read
+        for name in names:
+            for endpoint in ("read", "download", "browse"):
+                path = urllib.parse.quote(str(sandbox / name))
+                status, answer = raw(agent.http_port, "GET",
+                                     f"/files/{endpoint}?path={path}&offset=0")
+                if endpoint == "browse" and name in ("pipe", "dev"):
+                    assert status == 200, (round_, name, endpoint, status, answer)
+                    continue  # listing a FIFO's metadata is harmless; reading it is not
+                assert status in (403, 404), (round_, name, endpoint, status, answer)
+                assert "neighbour-secret" not in json.dumps(answer)
+        master_path = urllib.parse.quote(str(sandbox / "pipe"))
+        status, answer = raw(cluster.master.http_port, "GET",
+                             f"/agents/{agent.agent_id}/files/read?path={master_path}")
+        assert status == 403, (status, answer)
+    status, answer = raw(agent.http_port, "GET", "/files/read?path=" +
+                         urllib.parse.quote(str(agent.work_dir / "meta")))
+    assert status == 403, answer
+    # The cluster keeps launching.
+    client.ok("POST", "/v2/apps", shell_app("/after-probe", 1, cmd="exec sleep 600",
+                                            healthChecks=[]), expect=201)
+    wait_for(lambda: client.app("/after-probe")["tasksRunning"] == 1, timeout=40,
+             what="a new app runs after the /files probes")
+    for app in ("planter", "neighbour", "after-probe"):
+        client.request("DELETE", f"/v2/apps/{app}?force=true")
