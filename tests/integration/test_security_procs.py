@@ -130,8 +130,9 @@ def test_fifo_device_and_links_in_a_sandbox_cannot_stall_or_escape_files(
               expect=201)
     tasks = {}
     for app in ("planter", "neighbour"):
-        tasks[app] = wait_for(lambda a=app: (client.app(f"/{a}")["tasks"] or [None])[0],
-                              timeout=40, what=f"{app} runs")
+        tasks[app] = wait_for(lambda a=app: next(
+            (t for t in client.app(f"/{a}")["tasks"] if t["state"] == "TASK_RUNNING"), None),
+            timeout=40, what=f"{app} runs")
     sandbox = cluster.sandbox(tasks["planter"])
     wait_for(lambda: (sandbox / "planted").exists(), timeout=20, what="the planter planted")
     other = cluster.sandbox(tasks["neighbour"])
@@ -163,3 +164,37 @@ def test_fifo_device_and_links_in_a_sandbox_cannot_stall_or_escape_files(
              what="a new app runs after the /files probes")
     for app in ("planter", "neighbour", "after-probe"):
         client.request("DELETE", f"/v2/apps/{app}?force=true")
+
+
+def test_a_frame_packed_with_bad_envelopes_gets_one_answer(cluster: MarathonCluster) -> None:
+    """The 419k-envelope probe: one 2 MB frame of bad envelopes gets one ProtocolError."""
+    import msgpack
+    import zmq
+
+    one = msgpack.packb([1, "Pong", {"agent_id": 123}])
+    frame = one * (2 * 1024 * 1024 // len(one))
+    assert len(frame) // len(one) > 100_000
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(cluster.master.zmq_endpoint)
+    try:
+        sock.send(frame)
+        replies: list[bytes] = []
+        while sock.poll(1500):
+            replies.extend(sock.recv_multipart())
+        assert len(replies) == 1, [len(r) for r in replies[:5]]
+        envelope = msgpack.unpackb(replies[0], raw=False)
+        assert envelope[1] == "ProtocolError"
+        assert "more faults in this frame" in envelope[2]["message"]
+        for _ in range(300):  # a flood from one peer: answers are rate-limited
+            sock.send(one)
+        answered = 0
+        while sock.poll(1000):
+            answered += len(sock.recv_multipart())
+        assert 0 < answered < 300
+    finally:
+        sock.close(0)
+    status, _ = raw(cluster.master.http_port, "GET", "/health")
+    assert status == 200
+    assert cluster.master.framework(cluster.framework_id) is not None
