@@ -39,6 +39,7 @@ import attrs
 from mesoslite.resources import Resources
 
 __all__ = [
+    "ALLOWED_HOSTS_HELP",
     "NO_VALUE",
     "Check",
     "ConfigError",
@@ -46,9 +47,11 @@ __all__ = [
     "boolean",
     "comma_list",
     "host",
+    "host_names",
     "host_port",
     "integer",
     "ip_address",
+    "mask_secrets",
     "master_address",
     "non_negative_number",
     "non_negative_seconds",
@@ -116,10 +119,18 @@ class ConfigError(ValueError):
 _URL_PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
 
 
+def mask_secrets(text: str) -> str:
+    """``text`` with every URL password (``zk://user:password@…``) replaced by ``***``.
+
+    Every flag dump, ``/state`` document and log line that shows a URL goes through this.
+    """
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
 def _masked(value: Any) -> Any:
     """``value`` with any URL password replaced by ``***`` (errors end up in logs)."""
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\1:***@", value)
+        return mask_secrets(value)
     return value
 
 
@@ -244,6 +255,27 @@ def _is_host(value: Any) -> bool:
 
 #: An IP address or a host name (not empty, no spaces).
 host: Final = Check("an IP address or host name", _is_host)
+
+_HOST_NAME = re.compile(r"^(\*|[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252}))$")
+
+
+def _is_host_names(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    bad = [name for name in split_comma_list(value) if not _HOST_NAME.match(name)]
+    if bad:
+        raise ValueError(f"{bad[0][:80]!r} is not a host name")
+    return True
+
+
+#: The help of every server's ``--allowed_hosts``.
+ALLOWED_HOSTS_HELP: Final = (
+    "host names a request's Host may name besides loopback names, this machine's names "
+    "and the advertised name, comma list (* = any; IP addresses are always accepted); "
+    "a guard against DNS rebinding")
+
+#: A comma list of host names, or ``*`` (empty: none).
+host_names: Final = Check("a comma list of host names, or *", _is_host_names)
 
 
 def _is_ip(value: Any) -> bool:

@@ -41,6 +41,9 @@ class MarathonConfig:
     hostname: str = attrs.field(
         default="", validator=checks.text,
         metadata=_help("advertised host name (default: --http_address)"))
+    allowed_hosts: str = attrs.field(
+        default="", validator=checks.host_names,
+        metadata=_help(checks.ALLOWED_HOSTS_HELP))
     framework_name: str = attrs.field(
         default="marathon", validator=checks.text, metadata=_help("framework name at the master"))
     mesos_role: str = attrs.field(

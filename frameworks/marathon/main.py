@@ -32,6 +32,7 @@ from frameworks.marathon.state.zk_store import ZooKeeperStore
 from frameworks.marathon.webui.routes import mount_service_ui
 from mesoslite import __version__
 from mesoslite.clock import SYSTEM_CLOCK, Clock
+from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 from mesoslite.protocol import FrameworkInfo
 from mesoslite.scheduler import SchedulerDriver
 
@@ -80,8 +81,9 @@ class MarathonProcess:
         mount_service_ui(app, self.service, master_url=self._master_http)
         # Bodies up to 4x the limit are read so the API can answer 413 with a JSON
         # message (tornado itself would just drop the connection); beyond that it does.
-        self._server = HTTPServer(app, max_body_size=4 * cfg.http_max_body,
-                                  xheaders=False)
+        policy = server_policy([cfg.hostname, cfg.advertised_host], cfg.allowed_hosts)
+        self._server = GuardedHTTPServer(app, policy, max_body_size=4 * cfg.http_max_body,
+                                         xheaders=False)
         sockets = _bind(cfg.http_address, cfg.http_port)
         self._server.add_sockets(sockets)
         self.http_port = sockets[0].getsockname()[1]

@@ -67,6 +67,10 @@ class AgentConfig:
     master: str = attrs.field(default="127.0.0.1:5055", validator=checks.master_address)
     ip: str = attrs.field(default="127.0.0.1", validator=checks.host)
     hostname: str = attrs.field(default="", validator=checks.text)
+    allowed_hosts: str = attrs.field(
+        default="", validator=checks.host_names,
+        metadata={"help": checks.ALLOWED_HOSTS_HELP},
+    )
     http_port: int = attrs.field(default=5051, validator=checks.port)
     work_dir: str = attrs.field(
         default="/tmp/mesoslite/agent", validator=checks.nonempty("a directory path"))
@@ -134,6 +138,8 @@ class AgentConfig:
     max_completed_tasks_per_executor: int = attrs.field(default=200, validator=checks.integer(0))
     #: Cap on ``/files/read`` ``length`` (bytes).
     files_max_read_length: int = attrs.field(default=1 << 20, validator=checks.integer(1))
+    #: Seconds a ``/files`` read may take before it is answered 504.
+    files_timeout: float = attrs.field(default=10.0, validator=checks.positive_seconds)
 
     def __attrs_post_init__(self) -> None:
         """Check the fields that depend on each other."""

@@ -4,25 +4,35 @@ Owns: ``/state``, ``/health``, ``/version``, ``/flags``, ``/metrics/snapshot``,
 ``/metrics`` (Prometheus text), ``/monitor/statistics`` and the sandbox file
 API ``/files/browse``, ``/files/read``, ``/files/download``.  Every ``/files``
 path goes through :func:`mesoslite.agent.files.resolve_request_path`, so it
-never leaves the agent's work directory.  Errors are JSON
+never leaves the task sandbox it names (never ``meta/``, never another task's
+sandbox); only regular files are read, on a small dedicated thread pool with a
+timeout (``files_timeout``, 504), so a FIFO or a stuck file never stalls the loop.  Errors are JSON
 ``{"error": ..., "field": ...}`` with a 4xx status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import socket
-import stat
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
 from mesoslite.agent.config import AgentConfig
-from mesoslite.agent.files import PathRefused, browse_entry, resolve_request_path
+from mesoslite.agent.files import (
+    PathRefused,
+    Resolved,
+    list_dir,
+    open_regular,
+    read_range,
+    resolve_request_path,
+)
 from mesoslite.agent.views import (
     AgentView,
     metrics_snapshot,
@@ -30,8 +40,21 @@ from mesoslite.agent.views import (
     state_json,
     version_json,
 )
+from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 
 _CHUNK = 64 * 1024
+#: Threads that read sandbox files (a few: a stuck read holds one until it returns).
+FILES_THREADS = 4
+_T = TypeVar("_T")
+_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
+
+
+def _files_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The process's pool for sandbox file work (made on first use)."""
+    if not _POOL:
+        _POOL.append(concurrent.futures.ThreadPoolExecutor(
+            FILES_THREADS, thread_name_prefix="agent-files"))
+    return _POOL[0]
 
 
 class BadArgument(Exception):
@@ -87,7 +110,30 @@ class _Handler(tornado.web.RequestHandler):
             raise BadArgument(name, f"{name}: expected an integer >= {minimum}, got {value}")
         return value
 
-    def resolve(self) -> str | None:
+    async def off_loop(self, fn: Callable[..., _T], *args: Any) -> _T | None:
+        """``fn(*args)`` in the files pool, within ``files_timeout``; None after an error answer.
+
+        A FIFO, a device or a stuck file system can never stall the agent's loop: the
+        work runs on a small dedicated pool and a call that takes too long is 504.
+        """
+        loop = asyncio.get_running_loop()
+        timeout = self.agent.config.files_timeout
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(_files_pool(), fn, *args),
+                                          timeout)
+        except PathRefused as exc:
+            if not self._finished:
+                self.error(exc.status, exc.field, exc.message)
+        except FileNotFoundError:
+            if not self._finished:
+                self.error(404, "path", f"path: {self.raw_arg('path')!r} does not exist")
+        except TimeoutError:
+            if not self._headers_written:
+                self.error(504, "path", f"path: reading {self.raw_arg('path')!r} took more "
+                                        f"than {timeout:g} s")
+        return None
+
+    def resolve(self) -> Resolved | None:
         """The resolved ``path`` argument, or None after answering with an error."""
         try:
             raw = self.raw_arg("path", required=True)
@@ -161,22 +207,14 @@ class StatisticsHandler(_Handler):
 class BrowseHandler(_Handler):
     """``GET /files/browse?path=``: the entries of a directory (or the file itself)."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
         """Answer the request."""
-        path = self.resolve()
-        if path is None:
+        target = self.resolve()
+        if target is None:
             return
-        if not os.path.isdir(path):
-            self.write_json([browse_entry(path, path)])
-            return
-        entries = []
-        for name in sorted(os.listdir(path)):
-            full = os.path.join(path, name)
-            try:
-                entries.append(browse_entry(full, full))
-            except FileNotFoundError:
-                continue
-        self.write_json(entries)
+        entries = await self.off_loop(list_dir, target)
+        if entries is not None:
+            self.write_json(entries)
 
 
 class ReadHandler(_Handler):
@@ -185,7 +223,7 @@ class ReadHandler(_Handler):
     ``offset=-1`` answers the file size with empty data; ``length`` is capped.
     """
 
-    def get(self) -> None:
+    async def get(self) -> None:
         """Answer the request."""
         try:
             offset = self.int_arg("offset", 0, -1)
@@ -194,21 +232,18 @@ class ReadHandler(_Handler):
         except BadArgument as exc:
             self.error(400, exc.field, str(exc))
             return
-        path = self.resolve()
-        if path is None:
-            return
-        if os.path.isdir(path):
-            self.error(400, "path", f"path: {self.raw_arg('path')!r} is a directory")
-            return
-        size = os.path.getsize(path)
-        if offset == -1:
-            self.write_json({"data": "", "offset": size})
+        target = self.resolve()
+        if target is None:
             return
         if length < 0 or length > cap:
             length = cap
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(length)
+        got = await self.off_loop(read_range, target, self.raw_arg("path"), offset, length)
+        if got is None:
+            return
+        data, size = got
+        if offset == -1:
+            self.write_json({"data": "", "offset": size})
+            return
         self.write_json({"data": data.decode("utf-8", errors="replace"), "offset": offset})
 
 
@@ -217,25 +252,31 @@ class DownloadHandler(_Handler):
 
     async def get(self) -> None:
         """Answer the request."""
-        path = self.resolve()
-        if path is None:
+        target = self.resolve()
+        if target is None:
             return
-        loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(None, os.stat, path)
-        if stat.S_ISDIR(found.st_mode):
-            self.error(400, "path", f"path: {self.raw_arg('path')!r} is a directory")
+        fd = await self.off_loop(open_regular, target, self.raw_arg("path"))
+        if fd is None:
             return
-        name = os.path.basename(path).replace('"', "")
-        self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
-        self.set_header("Content-Length", str(found.st_size))
-        f = await loop.run_in_executor(None, open, path, "rb")
         try:
-            while chunk := await loop.run_in_executor(None, f.read, _CHUNK):
+            size = os.fstat(fd).st_size
+            name = os.path.basename(target.path).replace('"', "")
+            self.set_header("Content-Type", "application/octet-stream")
+            self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+            self.set_header("Content-Length", str(size))
+            sent = 0
+            while sent < size:
+                chunk = await self.off_loop(os.pread, fd, min(_CHUNK, size - sent), sent)
+                if not chunk:
+                    break
+                sent += len(chunk)
                 self.write(chunk)
                 await self.flush()
         finally:
-            f.close()
+            os.close(fd)
+        if sent < size:  # the file shrank or a read timed out: the length promised is wrong
+            self.request.connection.close()  # type: ignore[union-attr]
+            return
         self.finish()
 
 
@@ -285,6 +326,8 @@ def bind_http(config: AgentConfig) -> tuple[list[socket.socket], int]:
 def start_http_server(agent: AgentView,
                       sockets: list[socket.socket]) -> tornado.httpserver.HTTPServer:
     """Serve ``agent``'s endpoints on the bound ``sockets``."""
-    server = tornado.httpserver.HTTPServer(make_app(agent))
+    config = agent.config
+    policy = server_policy([config.hostname, config.effective_hostname], config.allowed_hosts)
+    server = GuardedHTTPServer(make_app(agent), policy)
     server.add_sockets(sockets)
     return server

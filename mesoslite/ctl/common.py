@@ -53,7 +53,7 @@ def request(url: str, method: str = "GET", body: Any = None, *, timeout: float =
     data = None if body is None else json.dumps(body).encode("utf-8")
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", "application/json")
-    if data is not None:
+    if data is not None or method in ("POST", "PUT", "PATCH"):  # servers refuse other writes
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:

@@ -85,6 +85,10 @@ class MasterConfig:
     hostname: str = attrs.field(
         default="", validator=checks.text, metadata={"help": "advertised host name (default: ip)"},
     )
+    allowed_hosts: str = attrs.field(
+        default="", validator=checks.host_names,
+        metadata={"help": checks.ALLOWED_HOSTS_HELP},
+    )
     http_port: int = attrs.field(
         default=5050, validator=checks.port, metadata={"help": "HTTP port (0 = ephemeral)"},
     )

@@ -6,7 +6,10 @@ serves them) and :func:`start_http_server`.  Read endpoints: ``/state``,
 ``/roles``, ``/weights``, ``/health``, ``/version``, ``/flags``,
 ``/metrics/snapshot`` (JSON, Mesos names) and ``/metrics`` (Prometheus
 text).  Write endpoints: ``PUT /weights``, ``POST /teardown`` (answered once
-the change is durable in the registry).  ``/redirect`` answers 307 to the
+the change is durable in the registry).  The server is a
+:class:`~mesoslite.httpguard.server.GuardedHTTPServer`: every write needs
+``Content-Type: application/json`` and no foreign ``Origin``; every request a
+``Host`` that names this master (``--allowed_hosts``).  ``/redirect`` answers 307 to the
 leading master.
 
 A master that does not act as the leader serves only ``/health``,
@@ -37,6 +40,7 @@ import tornado.web
 
 import mesoslite
 from mesoslite.allocator import validate_role
+from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost
 from mesoslite.master.metrics import prometheus_text
@@ -628,6 +632,11 @@ ENDPOINTS: dict[str, type[BaseHandler]] = {
 }
 
 
+#: Endpoints Mesos defines as form posts: forms are accepted there only with HTTP
+#: authentication on (until then they need JSON like every other write).
+FORM_PATHS = frozenset({"/teardown", "/master/teardown"})
+
+
 def make_app(master: Master) -> tornado.web.Application:
     """The master's application; every endpoint also answers under ``/master``."""
     routes: list[Any] = master_ui_rules(master)  # the web UI first: it answers / to browsers
@@ -644,9 +653,10 @@ def start_http_server(
     master: Master, address: str, port: int
 ) -> tuple[tornado.httpserver.HTTPServer, int]:
     """Bind and serve on the running loop; return the server and the bound port."""
+    config = master.config
+    policy = server_policy([config.hostname, config.advertised_hostname, address],
+                           config.allowed_hosts, form_paths=FORM_PATHS)
     sockets = tornado.netutil.bind_sockets(port, address)
-    server = tornado.httpserver.HTTPServer(
-        make_app(master), max_body_size=MAX_BODY_SIZE, idle_connection_timeout=60.0
-    )
+    server = GuardedHTTPServer(make_app(master), policy, max_body_size=MAX_BODY_SIZE)
     server.add_sockets(sockets)
     return server, sockets[0].getsockname()[1]

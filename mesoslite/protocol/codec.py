@@ -31,6 +31,8 @@ PROTOCOL_VERSION = 1
 
 #: Default upper bound for one encoded message (bytes); transports enforce it too.
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: Envelopes one frame may carry: senders split there, receivers refuse the rest.
+MAX_ENVELOPES_PER_FRAME = 4096
 
 
 class EncodeError(ValueError):
@@ -66,11 +68,13 @@ def decode(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> Any:
     return _from_envelope(envelope)
 
 
-def join_frames(envelopes: Sequence[bytes], max_size: int = MAX_MESSAGE_SIZE) -> list[bytes]:
+def join_frames(envelopes: Sequence[bytes], max_size: int = MAX_MESSAGE_SIZE,
+                max_envelopes: int = MAX_ENVELOPES_PER_FRAME) -> list[bytes]:
     """Pack encoded envelopes, in order, into as few frames of at most ``max_size`` as fit.
 
     One envelope stays exactly as it is.  An envelope is never split, so one
     over ``max_size`` gets a frame of its own (and is refused by the receiver).
+    A frame holds at most ``max_envelopes`` envelopes.
     """
     if len(envelopes) == 1:
         return [envelopes[0]]
@@ -78,7 +82,7 @@ def join_frames(envelopes: Sequence[bytes], max_size: int = MAX_MESSAGE_SIZE) ->
     batch: list[bytes] = []
     size = 0
     for data in envelopes:
-        if batch and size + len(data) > max_size:
+        if batch and (size + len(data) > max_size or len(batch) >= max_envelopes):
             frames.append(b"".join(batch))
             batch, size = [], 0
         batch.append(data)
@@ -88,21 +92,24 @@ def join_frames(envelopes: Sequence[bytes], max_size: int = MAX_MESSAGE_SIZE) ->
     return frames
 
 
-def decode_frame(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> list[Any]:
+def decode_frame(data: bytes, max_size: int = MAX_MESSAGE_SIZE,
+                 max_envelopes: int = MAX_ENVELOPES_PER_FRAME) -> list[Any]:
     """Decode every envelope of a frame, in order; each item is a message or a DecodeError.
 
     Each envelope is decoded as strictly as :func:`decode`, and one refused
     for its contents (version, type, fields) does not stop the others.  When
     the bytes themselves are not envelopes (garbage, truncated msgpack, not a
     ``[version, type, body]`` array) that is the last item: the rest of the
-    frame cannot be framed and is dropped.
+    frame cannot be framed and is dropped.  So is everything after
+    ``max_envelopes`` envelopes (a DecodeError says so), which bounds the work
+    one frame costs.
     """
     if len(data) > max_size:
         return [DecodeError("frame", f"message of {len(data)} bytes exceeds {max_size} bytes")]
     try:
         envelope = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except msgpack.ExtraData:
-        return _decode_stream(data)
+        return _decode_stream(data, max_envelopes)
     except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
         return [DecodeError("frame", f"not a valid msgpack message ({type(exc).__name__})")]
     try:
@@ -111,7 +118,7 @@ def decode_frame(data: bytes, max_size: int = MAX_MESSAGE_SIZE) -> list[Any]:
         return [exc]
 
 
-def _decode_stream(data: bytes) -> list[Any]:
+def _decode_stream(data: bytes, max_envelopes: int) -> list[Any]:
     unpacker = msgpack.Unpacker(
         raw=False, use_list=True, strict_map_key=True, max_buffer_size=max(len(data), 1)
     )
@@ -131,6 +138,10 @@ def _decode_stream(data: bytes) -> list[Any]:
             ))
             return out
         end = unpacker.tell()
+        if len(out) >= max_envelopes:
+            out.append(DecodeError("frame", f"more than {max_envelopes} envelopes in one "
+                                            "frame; the rest is dropped"))
+            return out
         try:
             out.append(_from_envelope(envelope))
         except DecodeError as exc:

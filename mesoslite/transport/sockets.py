@@ -20,8 +20,13 @@ thread only.
 
 Received bytes are decoded with :func:`mesoslite.protocol.decode`; a frame
 that fails to decode is counted (``stats["decode_errors"]``), logged once per
-peer and type of fault, answered with a ``ProtocolError`` where a reply is
-possible, and never reaches the handler.  Handlers are plain callables run
+peer and type of fault, and never reaches the handler; a ROUTER answers at most
+one ``ProtocolError`` per received frame (naming the first fault and how many
+more there were), and per peer a burst of :data:`ERROR_BURST` answers, then
+:data:`ERROR_RATE` a second.  A frame
+carries at most ``MAX_ENVELOPES_PER_FRAME`` envelopes, and a wake-up's budget
+counts envelopes, so a frame packed with garbage costs bounded work and the
+loop gets its turn.  Handlers are plain callables run
 on the loop; an exception in a handler is logged and counted, never fatal.
 """
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -91,6 +97,7 @@ class _LoopSocket:
         self._flush_scheduled = False
         self._barrier: Callable[[], Any] | None = None
         self._logged_faults: set[tuple[Any, str]] = set()
+        self._error_tokens: dict[bytes, tuple[float, float]] = {}
         self.stats: _Stats = _Stats()
 
     def _new_socket(self, kind: int) -> zmq.Socket[bytes]:
@@ -143,6 +150,7 @@ class _LoopSocket:
             if events & zmq.POLLOUT and self._outbox:
                 self._flush()
                 progressed = True
+            cost = 1
             if events & zmq.POLLIN:
                 try:
                     frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
@@ -150,11 +158,13 @@ class _LoopSocket:
                     frames = None
                 if frames is not None:
                     self.stats["frames_received"] += 1
-                    self._dispatch(frames)
+                    # A frame of many envelopes costs more of the budget: the loop gets a
+                    # turn after a few big frames, not after 5000 of them.
+                    cost += self._dispatch(frames) // ENVELOPES_PER_BUDGET_UNIT
                     progressed = True
             if not progressed:
                 return
-            budget -= 1
+            budget -= cost
         self._schedule_check()
 
     def _queue(self, key: bytes | None, data: bytes) -> bool:
@@ -245,7 +255,8 @@ class _LoopSocket:
             self._logged_faults.add(key)
             log.warning("%s: refused a message from %r: %s", self._name, peer, detail)
 
-    def _dispatch(self, frames: list[bytes]) -> None:
+    def _dispatch(self, frames: list[bytes]) -> int:
+        """Handle one received message; return how many envelopes it held."""
         raise NotImplementedError
 
     def close(self, linger: float = 0.0) -> None:
@@ -266,6 +277,13 @@ class _LoopSocket:
                 pass
         self._sock.close(linger=int(linger * 1000))
 
+
+#: ProtocolError answers one peer may get at once, and per second after that (more
+#: faults are only counted, in ``stats["errors_unanswered"]``).
+ERROR_BURST = 100
+ERROR_RATE = 10.0
+#: Envelopes decoded per unit of a wake-up's budget (a wake-up has 5000 units).
+ENVELOPES_PER_BUDGET_UNIT = 50
 
 #: The listen queue of a bound socket (the kernel caps it at net.core.somaxconn).
 LISTEN_BACKLOG = 4096
@@ -326,19 +344,39 @@ class RouterServer(_LoopSocket):
         except zmq.ZMQError:
             self._outbox.clear()
 
-    def _dispatch(self, frames: list[bytes]) -> None:
+    def _answer_fault(self, peer: bytes, first: DecodeError, count: int) -> None:
+        """One ProtocolError per frame; per peer a burst of ERROR_BURST, then ERROR_RATE/s."""
+        now = time.monotonic()
+        tokens, last = self._error_tokens.get(peer, (float(ERROR_BURST), now))
+        tokens = min(float(ERROR_BURST), tokens + (now - last) * ERROR_RATE)
+        if len(self._error_tokens) >= 10_000:
+            self._error_tokens.clear()
+        if tokens < 1.0:
+            self._error_tokens[peer] = (tokens, now)
+            self.stats["errors_unanswered"] += 1
+            return
+        self._error_tokens[peer] = (tokens - 1.0, now)
+        more = f" (and {count - 1} more faults in this frame)" if count > 1 else ""
+        self.send(peer, ProtocolError(message=str(first)[:500] + more, field=first.field))
+
+    def _dispatch(self, frames: list[bytes]) -> int:
         peer = frames[0]
         if len(frames) != 2:
             self.stats["decode_errors"] += 1
             self._log_fault_once(peer, "frames", f"{len(frames) - 1} body frames, expected 1")
-            self.send(peer, ProtocolError(message="expected exactly one body frame", field="frame"))
-            return
+            self._answer_fault(peer, DecodeError("frame", "expected exactly one body frame"), 1)
+            return 1
         stats = self.stats
-        for msg in decode_frame(frames[1], self._max):
+        items = decode_frame(frames[1], self._max)
+        first: DecodeError | None = None
+        faults = 0
+        for msg in items:
             if isinstance(msg, DecodeError):
                 stats["decode_errors"] += 1
-                self._log_fault_once(peer, msg.field, str(msg))
-                self.send(peer, ProtocolError(message=str(msg), field=msg.field))
+                faults += 1
+                if first is None:
+                    first = msg
+                    self._log_fault_once(peer, msg.field, str(msg))
                 continue
             stats["received"] += 1
             stats["msg." + type(msg).__name__] += 1
@@ -347,6 +385,9 @@ class RouterServer(_LoopSocket):
             except Exception:
                 stats["handler_errors"] += 1
                 log.exception("%s: handler failed on %s", self._name, type(msg).__name__)
+        if first is not None:
+            self._answer_fault(peer, first, faults)
+        return len(items)
 
 
 class DealerClient(_LoopSocket):
@@ -405,13 +446,14 @@ class DealerClient(_LoopSocket):
         data = self._encode(msg)
         return data is not None and self._queue(None, data)
 
-    def _dispatch(self, frames: list[bytes]) -> None:
+    def _dispatch(self, frames: list[bytes]) -> int:
         if len(frames) != 1:
             self.stats["decode_errors"] += 1
             self._log_fault_once(None, "frames", f"{len(frames)} frames, expected 1")
-            return
+            return 1
         stats = self.stats
-        for msg in decode_frame(frames[0], self._max):
+        items = decode_frame(frames[0], self._max)
+        for msg in items:
             if isinstance(msg, DecodeError):
                 stats["decode_errors"] += 1
                 self._log_fault_once(None, msg.field, str(msg))
@@ -423,3 +465,4 @@ class DealerClient(_LoopSocket):
             except Exception:
                 stats["handler_errors"] += 1
                 log.exception("%s: handler failed on %s", self._name, type(msg).__name__)
+        return len(items)

@@ -73,7 +73,10 @@ class AgentProxy:
         """A GET of ``path`` on the agent (its endpoint, never one from the request)."""
         query = urllib.parse.urlencode(args)
         url = f"{self.endpoint(agent_id)}{path}" + (f"?{query}" if query else "")
+        # Both timeouts: an agent that accepts but never answers (or never accepts) costs
+        # the proxy at most AGENT_TIMEOUT, never a stalled request.
         return tornado.httpclient.HTTPRequest(url, method="GET", follow_redirects=False,
+                                              connect_timeout=AGENT_TIMEOUT,
                                               request_timeout=AGENT_TIMEOUT, **kwargs)
 
     async def get_json(self, agent_id: str, path: str) -> Any:

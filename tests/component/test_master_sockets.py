@@ -92,6 +92,8 @@ class Peer:
 
 async def _get(master: MasterProcess, path: str, **kwargs: Any) -> HTTPResponse:
     url = f"http://127.0.0.1:{master.http_port}{path}"
+    if kwargs.get("method", "GET") in ("POST", "PUT"):  # writes are JSON (forms are refused)
+        kwargs.setdefault("headers", {"Content-Type": "application/json"})
     return await AsyncHTTPClient().fetch(url, raise_error=False, follow_redirects=False,
                                          **kwargs)
 
@@ -236,8 +238,8 @@ def test_bad_http_input_gets_400_with_the_field() -> None:
                 ("/weights", "PUT", b'[{"role": "web", "weight": -1}]', "[0].weight"),
                 ("/weights", "PUT", b'[{"role": "a b", "weight": 1}]', "[0].role"),
                 ("/weights", "PUT", b'[{"role": "web", "weight": 1, "x": 1}]', "[0].x"),
-                ("/teardown", "POST", b"", "framework_id"),
-                ("/teardown", "POST", b"frameworkId=nope", "framework_id"),
+                ("/teardown", "POST", b"", "body"),
+                ("/teardown", "POST", b'{"frameworkId": 7}', "framework_id"),
                 ("/tasks?limit=abc", "GET", None, "limit"),
                 ("/tasks?order=sideways", "GET", None, "order"),
             ]
@@ -253,6 +255,10 @@ def test_bad_http_input_gets_400_with_the_field() -> None:
                 error = json.loads(response.body)
                 assert error["field"] == field, (path, body, error)
                 assert error["message"]
+            form = await _get(master, "/teardown", method="POST", body=b"frameworkId=nope",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert form.code == 415  # forms only with HTTP authentication on
+            assert json.loads(form.body)["field"] == "Content-Type"
             reader, writer = await asyncio.open_connection("127.0.0.1", master.http_port)
             writer.write(b"\x00\xffGARBAGE \x01\r\n\r\n")
             await writer.drain()
@@ -323,7 +329,7 @@ def test_state_and_other_endpoints_are_mesos_shaped() -> None:
             assert redirect.headers["Location"].endswith(f":{master.http_port}")
             assert "/state" in (await _json(master, "/"))["endpoints"]
             down = await _get(master, "/teardown", method="POST",
-                              body=f"frameworkId={framework_id}")
+                              body=json.dumps({"frameworkId": framework_id}))
             assert down.code == 200
             state = await _json(master, "/state")
             assert state["frameworks"] == []

@@ -55,7 +55,8 @@ def _request(port: int, method: str, path: str,
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        writes = data is not None or method in ("POST", "PUT", "PATCH")
+        headers = {"Content-Type": "application/json"} if writes else {}
         conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()

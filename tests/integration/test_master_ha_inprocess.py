@@ -42,7 +42,8 @@ async def get(master: MasterProcess, path: str, **kwargs: Any) -> HTTPResponse:
 async def put_weights(master: MasterProcess, role: str, weight: float) -> HTTPResponse:
     """PUT /weights with one role."""
     body = json.dumps([{"role": role, "weight": weight}])
-    return await get(master, "/weights", method="PUT", body=body)
+    return await get(master, "/weights", method="PUT", body=body,
+                     headers={"Content-Type": "application/json"})
 
 
 class Peer:

@@ -336,7 +336,8 @@ class ApiServer:
 
         data = raw if raw is not None else (
             _json.dumps(body).encode() if body is not None else None)
-        send_headers = {"Content-Type": "application/json"} if data is not None else {}
+        writes = data is not None or method in ("POST", "PUT", "PATCH")
+        send_headers = {"Content-Type": "application/json"} if writes else {}
         send_headers.update(headers or {})
         if data is None and method in ("POST", "PUT"):
             data = b""

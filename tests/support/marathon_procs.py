@@ -109,7 +109,7 @@ class MarathonTestClient:
             payload = raw if raw is not None else (
                 None if body is None else json.dumps(body).encode())
             hdrs = {"Accept": "application/json"}
-            if payload is not None:
+            if payload is not None or method in ("POST", "PUT", "PATCH"):
                 hdrs["Content-Type"] = "application/json"
             hdrs.update(headers or {})
             conn.request(method, path, body=payload, headers=hdrs)

@@ -12,7 +12,11 @@ from mesoslite.agent.files import (
     browse_entry,
     check_request_path,
     is_within,
+    list_dir,
+    open_regular,
+    read_range,
     resolve_request_path,
+    sandbox_of,
 )
 from mesoslite.agent.sandbox import executor_environment, sandbox_dir, task_environment
 from mesoslite.protocol import CommandInfo, TaskInfo
@@ -53,29 +57,92 @@ def test_is_within_compares_whole_components() -> None:
     assert is_within("/", "/anything")
 
 
-def test_resolve_follows_symlinks_and_refuses_escapes(tmp_path: Path) -> None:
-    """Symlinks are resolved: inside links work, links pointing out are refused."""
+def _sandboxes(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A work dir with two task sandboxes (``runs/latest`` -> c1) and a meta/ checkpoint."""
     work = tmp_path / "work"
-    sandbox = work / "runs" / "c1"
+    runs = work / "agents" / "a1" / "frameworks" / "f1" / "executors" / "e1" / "runs"
+    sandbox = runs / "c1"
     sandbox.mkdir(parents=True)
     (sandbox / "stdout").write_text("hi")
-    (work / "runs" / "latest").symlink_to("c1")
+    (runs / "latest").symlink_to("c1")
+    other = work / "agents" / "a1" / "frameworks" / "f2" / "executors" / "e2" / "runs" / "c2"
+    other.mkdir(parents=True)
+    (other / "secret").write_text("other task")
+    (work / "meta" / "agents" / "a1").mkdir(parents=True)
+    (work / "meta" / "agents" / "a1" / "journal").write_text("DB_PASSWORD=x")
+    return work, sandbox, other
+
+
+def test_resolve_follows_symlinks_and_refuses_escapes(tmp_path: Path) -> None:
+    """Links inside the sandbox work; links out of it, even into another sandbox, are 403."""
+    work, sandbox, other = _sandboxes(tmp_path)
     outside = tmp_path / "secret"
     outside.write_text("no")
     (sandbox / "leak").symlink_to(outside)
     (sandbox / "up").symlink_to(tmp_path)
-    real_work = os.path.realpath(work)
+    (sandbox / "neighbour").symlink_to(other / "secret")
+    (sandbox / "meta").symlink_to(work / "meta")
+    real_sandbox = os.path.realpath(sandbox)
+    runs = "agents/a1/frameworks/f1/executors/e1/runs"
 
-    assert resolve_request_path(str(work), str(work / "runs/latest/stdout")) == os.path.join(
-        real_work, "runs", "c1", "stdout")
-    assert resolve_request_path(str(work), "runs/c1/stdout").endswith("runs/c1/stdout")
-    for bad in (str(outside), str(sandbox / "leak"), str(sandbox / "up" / "secret"), "/etc"):
+    latest = resolve_request_path(str(work), str(sandbox.parent / "latest" / "stdout"))
+    assert latest.path == os.path.join(real_sandbox, "stdout")
+    assert latest.sandbox == real_sandbox
+    assert resolve_request_path(str(work), f"{runs}/c1/stdout").path.endswith("runs/c1/stdout")
+    refused = (str(outside), str(sandbox / "leak"), str(sandbox / "up" / "secret"), "/etc",
+               str(sandbox / "neighbour"), str(sandbox / "meta" / "agents"),
+               str(work / "meta" / "agents" / "a1" / "journal"), "meta/agents/a1/journal",
+               str(work), runs, "agents/a1", str(work) + "-evil/x")
+    for bad in refused:
         with pytest.raises(PathRefused) as info:
             resolve_request_path(str(work), bad)
         assert info.value.status == 403, bad
     with pytest.raises(PathRefused) as info:
         resolve_request_path(str(work), str(sandbox / "missing"))
     assert info.value.status == 404
+
+
+@pytest.mark.parametrize(("relative", "sandbox"), [
+    ("agents/a/frameworks/f/executors/e/runs/c", "agents/a/frameworks/f/executors/e/runs/c"),
+    ("agents/a/frameworks/f/executors/e/runs/c/x/y", "agents/a/frameworks/f/executors/e/runs/c"),
+    ("agents/a/frameworks/f/executors/e/runs", None),
+    ("meta/agents/a/frameworks/f/executors/e/runs/c", None),
+    ("agents/a/frameworks/f/executors/e/logs/c", None),
+    ("agents//frameworks/f/executors/e/runs/c", None),
+])
+def test_sandbox_of(relative: str, sandbox: str | None) -> None:
+    """Only paths at or below agents/*/frameworks/*/executors/*/runs/* have a sandbox."""
+    assert sandbox_of(relative) == sandbox
+
+
+def test_open_regular_refuses_fifos_devices_and_directories(tmp_path: Path) -> None:
+    """A FIFO is refused without blocking; so are /dev/null (a device) and directories."""
+    work, sandbox, _ = _sandboxes(tmp_path)
+    os.mkfifo(sandbox / "pipe")
+    (sandbox / "dev").symlink_to("/dev/null")
+    (sandbox / "dir").mkdir()
+    for name, status in (("pipe", 403), ("dir", 400)):
+        target = resolve_request_path(str(work), str(sandbox / name))
+        with pytest.raises(PathRefused) as info:
+            open_regular(target, name)
+        assert info.value.status == status, name
+    with pytest.raises(PathRefused):  # the link to /dev/null leaves the sandbox
+        resolve_request_path(str(work), str(sandbox / "dev"))
+    target = resolve_request_path(str(work), str(sandbox / "stdout"))
+    assert read_range(target, "stdout", 1, 10) == (b"i", 2)
+    assert read_range(target, "stdout", -1, 10) == (b"", 2)
+    assert [os.path.basename(str(e["path"])) for e in list_dir(target)] == ["stdout"]
+
+
+def test_open_regular_refuses_a_file_swapped_for_a_link(tmp_path: Path) -> None:
+    """A file replaced by a symlink after resolution is refused (no final-link following)."""
+    work, sandbox, other = _sandboxes(tmp_path)
+    target = resolve_request_path(str(work), str(sandbox / "stdout"))
+    os.unlink(sandbox / "stdout")
+    (sandbox / "stdout").symlink_to(other / "secret")
+    with pytest.raises(PathRefused) as info:
+        open_regular(target, "stdout")
+    assert info.value.status == 403
 
 
 def test_browse_entry_has_mesos_fields(tmp_path: Path) -> None:

@@ -35,3 +35,24 @@ def test_agent_core_loads_no_io_at_run_time() -> None:
     assert loaded.isdisjoint({"asyncio", "zmq", "tornado", "docker", "subprocess", "psutil",
                               "socket", "mesoslite.proc", "mesoslite.transport",
                               "mesoslite.agent.main", "mesoslite.agent.agent"})
+
+
+def test_frames_carry_at_most_max_envelopes() -> None:
+    """Senders split at MAX_ENVELOPES_PER_FRAME; receivers drop the rest with one error."""
+    from mesoslite.protocol import Ping
+    from mesoslite.protocol.codec import (
+        MAX_ENVELOPES_PER_FRAME,
+        DecodeError,
+        decode_frame,
+        encode,
+        join_frames,
+    )
+
+    one = encode(Ping())
+    frames = join_frames([one] * (MAX_ENVELOPES_PER_FRAME + 5))
+    assert len(frames) == 2
+    assert len(decode_frame(frames[0])) == MAX_ENVELOPES_PER_FRAME
+    items = decode_frame(one * 20, max_envelopes=7)
+    assert len(items) == 8
+    assert isinstance(items[-1], DecodeError) and items[-1].field == "frame"
+    assert all(isinstance(item, Ping) for item in items[:7])

@@ -172,6 +172,8 @@ MALFORMED = [
     ({"constraints": [["hostname", "UNLIKE"]]}, "/constraints/0"),
     ({"constraints": [["hostname", "LIKE", "(" * 500 + ")" * 500]]}, "/constraints/0/2"),
     ({"constraints": [["hostname", "LIKE", "a{99999999999999999999}"]]}, "/constraints/0/2"),
+    ({"constraints": [["hostname", "LIKE", "(a+)+$"]]}, "/constraints/0/2"),
+    ({"constraints": [["hostname", "UNLIKE", "(a|ab)*c"]]}, "/constraints/0/2"),
     ({"constraints": [["hostname", "UNLIKE", "a" * 1001]]}, "/constraints/0/2"),
     ({"constraints": [["rack", "MAX_PER", "two"]]}, "/constraints/0/2"),
     ({"constraints": [["rack", "GROUP_BY", "x"]]}, "/constraints/0/2"),

@@ -215,8 +215,10 @@ class ApiHandler(tornado.web.RequestHandler):
             raise ApiError(502, "Detected proxying loop: this instance is not the leader "
                                 f"either (via {self.request.headers[VIA_HEADER][:100]})")
         leader = self.leader_or_503()
+        # Origin stays here: this instance's server already refused a foreign one, and the
+        # leader would see this instance's address as a foreign origin.
         headers = {k: v for k, v in self.request.headers.get_all()
-                   if k.lower() not in _HOP_BY_HOP}
+                   if k.lower() not in _HOP_BY_HOP and k.lower() != "origin"}
         headers[VIA_HEADER] = f"1.1 {self.request.host}"
         forwarded = self.request.headers.get("X-Forwarded-For")
         remote = self.request.remote_ip or ""

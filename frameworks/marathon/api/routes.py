@@ -47,6 +47,7 @@ from frameworks.marathon.facade import ServiceFacade
 from frameworks.marathon.wire.app_json import render_app
 from frameworks.marathon.wire.deployment_json import render_deployment
 from frameworks.marathon.wire.render import queue_entry_json
+from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 
 #: Default largest request body (bytes).
 MAX_BODY_BYTES = 1024 * 1024
@@ -230,8 +231,8 @@ def start_http_server(app: tornado.web.Application, *, host: str = "127.0.0.1",
     Bodies up to 4 × ``max_body_bytes`` are read so that the API can answer 413
     with a JSON message; beyond that the connection is dropped.
     """
-    server = tornado.httpserver.HTTPServer(app, max_body_size=4 * max_body_bytes,
-                                           xheaders=False)
+    server = GuardedHTTPServer(app, server_policy([host]), max_body_size=4 * max_body_bytes,
+                               xheaders=False)
     sockets = tornado.netutil.bind_sockets(port, address=host)
     server.add_sockets(sockets)
     return server, sockets[0].getsockname()[1]

@@ -38,10 +38,15 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from frameworks.marathon.core.regex_safety import catastrophic
+
 __all__ = ["OPERATORS", "check", "check_all", "field_value", "first_unmet"]
 
 #: The operators understood by :func:`check`.
 OPERATORS = ("UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS")
+
+#: Longest LIKE/UNLIKE pattern matched (the API refuses longer ones).
+MAX_PATTERN_LENGTH = 1000
 
 _AT_FIELDS = {"@hostname": "hostname", "@region": "region", "@zone": "zone"}
 
@@ -53,11 +58,26 @@ def field_value(field: str, attrs: Mapping[str, str]) -> str | None:
 
 @functools.lru_cache(maxsize=256)
 def _regex(pattern: str) -> re.Pattern[str] | None:
-    """The compiled pattern, or None when it is not a valid regular expression."""
+    """The compiled pattern, or None when it is not a valid or not a safe regular expression.
+
+    A pattern stored before the API refused catastrophic forms
+    (:func:`~frameworks.marathon.core.regex_safety.catastrophic`) matches nothing.
+    """
+    if len(pattern) > MAX_PATTERN_LENGTH or catastrophic(pattern) is not None:
+        return None
     try:
         return re.compile(pattern)
     except (re.error, RecursionError, OverflowError):
         return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _matches(pattern: str, value: str) -> bool | None:
+    """Whether ``value`` matches all of ``pattern`` (cached); None for a refused pattern."""
+    regex = _regex(pattern)
+    if regex is None:
+        return None
+    return regex.fullmatch(value) is not None
 
 
 def _as_int(value: str | None, default: int) -> int:
@@ -108,8 +128,7 @@ def check(
     if op == "UNLIKE":
         if mine is None:
             return True
-        regex = _regex(value or "")
-        return regex is not None and regex.fullmatch(mine) is None
+        return _matches(value or "", mine) is False
     if mine is None:
         return False
     if op == "UNIQUE":
@@ -126,8 +145,7 @@ def check(
         expected = _as_int(value, len(counts))
         return len(counts) >= expected and counts[mine] == min(counts.values())
     if op == "LIKE":
-        regex = _regex(value or "")
-        return regex is not None and regex.fullmatch(mine) is not None
+        return _matches(value or "", mine) is True
     if op == "MAX_PER":
         limit = _as_int(value, 0)
         return sum(1 for v in _placed_values(field, placed) if v == mine) < limit

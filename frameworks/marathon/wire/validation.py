@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from frameworks.marathon.core.regex_safety import catastrophic
+
 #: One segment of an app or group id: DNS-like labels of lowercase letters,
 #: digits and ``-`` (not at either end), joined by dots.
 _LABEL = r"([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])"
@@ -275,6 +277,10 @@ def check_constraint(reader: Reader, value: Any, path: str) -> tuple[str, ...] |
         except (re.error, RecursionError, OverflowError) as exc:
             return reader.error(f"{path}/2", f"{op} value {arg!r} is not a valid regular "
                                              f"expression: {exc}")
+        unsafe = catastrophic(arg)
+        if unsafe is not None:
+            return reader.error(f"{path}/2", f"{op} value {arg[:100]!r} could take "
+                                             f"exponential time to match: {unsafe}")
     if op in ("MAX_PER", "GROUP_BY") and arg not in (None, "") and (
             not re.fullmatch(r"\d+", arg) or (op == "MAX_PER" and int(arg) < 1)):
             return reader.error(f"{path}/2", f"{op} value must be a positive integer, "

@@ -67,6 +67,8 @@ export async function api(path, options = {}) {
                  credentials: "same-origin" };
   if (options.body !== undefined) {
     init.body = JSON.stringify(options.body);
+  }
+  if (init.method !== "GET") {  // the servers refuse writes that are not JSON
     init.headers["Content-Type"] = "application/json";
   }
   let response;

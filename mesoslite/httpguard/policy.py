@@ -1,0 +1,183 @@
+"""Which HTTP requests a server refuses before any handler runs (PURE).
+
+Owns :class:`RequestPolicy` and its :meth:`~RequestPolicy.check`, which returns a
+:class:`Refusal` (status, field, message) or None, and the helpers it rests on:
+
+- **Host** (every request; against DNS rebinding): an IP literal is always accepted
+  (rebinding needs a name the attacker controls); a name must be one of the server's
+  names: loopback names (``localhost``, ``*.localhost``), the advertised host name
+  and the names given with ``--allowed_hosts`` (``*`` turns the check off).  403.
+- **Origin** (writes: POST, PUT, PATCH, DELETE; against cross-site requests): when a
+  browser sends ``Origin`` it must be this server (same scheme-less host and port as
+  the ``Host`` header).  ``null`` or another site is 403 naming it.
+- **Content-Type** (POST, PUT, PATCH, and a DELETE with a body): ``application/json``
+  (or ``text/json``, ``application/<x>+json``).  A form or text body is what a cross-site HTML form
+  can send without the browser asking first, so it is 415.  The endpoints Mesos defines
+  as form posts (``form_paths``, e.g. ``/teardown``) take forms only when
+  ``forms_allowed`` (HTTP authentication is on).
+
+:func:`allowed_host_names` builds the set of names from a server's own names and the
+``--allowed_hosts`` text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+import attrs
+
+#: Methods that change something: they need a same-origin request.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Methods whose body must be JSON (DELETE only when it carries a body).
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Names that always mean this machine.
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost",
+                            "ip6-loopback"})
+#: ``--allowed_hosts`` value that turns the Host check off.
+ANY_HOST = "*"
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@attrs.frozen
+class Refusal:
+    """A request refused: the status to answer, the header at fault and why."""
+
+    status: int
+    field: str
+    message: str
+
+
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """``"name:80"``, ``"[::1]:80"``, ``"1.2.3.4"`` -> (host lower-cased, port); None: malformed."""
+    value = value.strip()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        host, rest = value[1:end], value[end + 1:]
+        if rest and not rest.startswith(":"):
+            return None
+        port_text = rest[1:] if rest else ""
+    elif value.count(":") > 1:  # a bare IPv6 address (not valid in Host, but unambiguous)
+        host, port_text = value, ""
+    else:
+        host, _, port_text = value.partition(":")
+    port: int | None = None
+    if port_text:
+        if not port_text.isdigit() or len(port_text) > 5:
+            return None
+        port = int(port_text)
+    host = host.lower().rstrip(".")
+    if not host or any(c.isspace() or c in "/@\\" for c in host):
+        return None
+    return host, port
+
+
+def is_ip_literal(host: str) -> bool:
+    """True when ``host`` is an IPv4 or IPv6 address rather than a name."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def allowed_host_names(own_names: Iterable[str], extra: str = "") -> frozenset[str]:
+    """Loopback names + the server's own names + ``extra`` (``--allowed_hosts``, comma list).
+
+    ``*`` anywhere in ``extra`` gives ``{"*"}``: every Host is accepted.
+    """
+    given = [part.strip().lower().rstrip(".") for part in extra.split(",") if part.strip()]
+    if ANY_HOST in given:
+        return frozenset({ANY_HOST})
+    names = set(LOOPBACK_NAMES)
+    for name in (*own_names, *given):
+        name = name.strip().lower().rstrip(".")
+        if name and not is_ip_literal(name):
+            names.add(name)
+    return frozenset(names)
+
+
+def media_type(content_type: str) -> str:
+    """``"application/json; charset=utf-8"`` -> ``"application/json"``."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def is_json_type(content_type: str) -> bool:
+    """True for ``application/json``, ``text/json`` and ``application/<something>+json``.
+
+    (None of them is a type a cross-site form or a "simple" cross-site request can send.)
+    """
+    kind = media_type(content_type)
+    return kind in ("application/json", "text/json") or (kind.startswith("application/")
+                                                         and kind.endswith("+json"))
+
+
+def _origin_host(origin: str) -> tuple[str, int] | None:
+    """``"http://name:80"`` -> (name, 80); None when not a scheme://host[:port] origin."""
+    scheme, sep, rest = origin.strip().partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in _DEFAULT_PORTS or "/" in rest:
+        return None
+    parsed = split_host(rest)
+    if parsed is None:
+        return None
+    host, port = parsed
+    return host, port if port is not None else _DEFAULT_PORTS[scheme]
+
+
+@attrs.frozen
+class RequestPolicy:
+    """What a server refuses; see the module docstring.
+
+    ``allowed_hosts``: lower-cased names (``{"*"}``: any).  ``form_paths``: paths that
+    take form posts when ``forms_allowed``.
+    """
+
+    allowed_hosts: frozenset[str] = attrs.field(default=LOOPBACK_NAMES)
+    form_paths: frozenset[str] = frozenset()
+    forms_allowed: bool = False
+
+    def host_allowed(self, host: str) -> bool:
+        """True when a request naming ``host`` (no port) may be served."""
+        return (ANY_HOST in self.allowed_hosts or is_ip_literal(host)
+                or host in self.allowed_hosts or host.endswith(".localhost"))
+
+    def check(self, method: str, path: str, *, host: str, origin: str | None,
+              content_type: str, has_body: bool) -> Refusal | None:
+        """The refusal for this request, or None to serve it."""
+        parsed = split_host(host) if host else None
+        if host and (parsed is None or not self.host_allowed(parsed[0])):
+            return Refusal(403, "Host", f"Host {host[:100]!r} is not a name of this server; "
+                           "add it with --allowed_hosts (a guard against DNS rebinding)")
+        method = method.upper()
+        if method not in WRITE_METHODS:
+            return None
+        if origin is not None and not self._same_origin(origin, parsed):
+            return Refusal(403, "Origin", f"cross-origin {method} refused: Origin "
+                           f"{origin[:100]!r} is not this server ({host[:100]!r})")
+        if method in BODY_METHODS or has_body:
+            return self._check_type(method, path, content_type)
+        return None
+
+    def _same_origin(self, origin: str, host: tuple[str, int | None] | None) -> bool:
+        theirs = _origin_host(origin)
+        if theirs is None or host is None:
+            return False
+        name, port = host
+        return theirs[0] == name and ((port is None and theirs[1] in (80, 443))
+                                      or theirs[1] == port)
+
+    def _check_type(self, method: str, path: str, content_type: str) -> Refusal | None:
+        if is_json_type(content_type):
+            return None
+        kind = media_type(content_type) or "none"
+        if path in self.form_paths and kind in _FORM_TYPES:
+            if self.forms_allowed:
+                return None
+            return Refusal(415, "Content-Type", f"{method} {path}: form posts are accepted "
+                           "only with HTTP authentication on; send application/json")
+        return Refusal(415, "Content-Type", f"{method} {path[:200]}: Content-Type {kind[:80]!r} "
+                       "refused: writes need Content-Type: application/json")

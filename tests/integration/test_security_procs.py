@@ -1,0 +1,200 @@
+"""The attacker's probes against real processes (master, agent, marathon): refused or harmless.
+
+One cluster (a master, an agent and the Marathon-style framework, each its own process on
+loopback) serves every probe of this module; each test checks afterwards that the
+cluster still serves and launches.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.marathon_procs import MarathonCluster, shell_app
+from tests.support.procs import wait_for
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarathonCluster]:
+    """A master, one agent and a marathon process for this module."""
+    with MarathonCluster(tmp_path_factory.mktemp("security"), agents=1) as running:
+        yield running
+
+
+def raw(port: int, method: str, path: str, body: bytes | None = None,
+        headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    """One request with exactly ``headers`` (no Content-Type unless given): (status, JSON)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    try:
+        decoded = json.loads(data) if data else {}
+    except ValueError:
+        decoded = {"raw": data[:200].decode(errors="replace")}
+    return response.status, decoded if isinstance(decoded, dict) else {"value": decoded}
+
+
+def _app_exists(cluster: MarathonCluster, app_id: str) -> bool:
+    return cluster.client.get(f"/v2/apps/{app_id}").status == 200
+
+
+def test_csrf_app_post_without_json_type_is_refused(cluster: MarathonCluster) -> None:
+    """The CSRF probe: POST /v2/apps with no or a form Content-Type is 415, nothing runs."""
+    port = cluster.marathon_proc.port  # type: ignore[union-attr]
+    body = json.dumps(shell_app("/csrf", 1, cmd="id > pwned; sleep 600")).encode()
+    for headers in ({}, {"Content-Type": "text/plain"},
+                    {"Content-Type": "application/x-www-form-urlencoded",
+                     "Origin": "http://evil.example"}):
+        status, answer = raw(port, "POST", "/v2/apps", body, headers)
+        assert status in (403, 415), (headers, status, answer)
+        assert answer["field"] in ("Content-Type", "Origin"), answer
+    assert not _app_exists(cluster, "csrf")
+
+
+def test_foreign_origin_write_is_403_and_same_origin_works(cluster: MarathonCluster) -> None:
+    """A JSON write from another origin is 403 naming it; the UI's own origin is served."""
+    port = cluster.marathon_proc.port  # type: ignore[union-attr]
+    app = json.dumps(shell_app("/origin-check", 1, cmd="exec sleep 600",
+                               healthChecks=[])).encode()
+    json_type = {"Content-Type": "application/json"}
+    status, answer = raw(port, "POST", "/v2/apps", app,
+                         {**json_type, "Origin": "http://evil.example"})
+    assert (status, answer["field"]) == (403, "Origin"), answer
+    assert "evil.example" in answer["message"]
+    assert not _app_exists(cluster, "origin-check")
+    status, answer = raw(port, "DELETE", "/v2/apps/anything", None,
+                         {"Origin": "http://evil.example"})
+    assert status == 403, answer
+    status, answer = raw(port, "POST", "/v2/apps", app,
+                         {**json_type, "Origin": f"http://127.0.0.1:{port}"})
+    assert status == 201, answer
+    wait_for(lambda: cluster.client.app("/origin-check")["tasksRunning"] == 1, timeout=40,
+             what="the same-origin app runs")
+    assert cluster.client.request("DELETE", "/v2/apps/origin-check?force=true").status == 200
+
+
+def test_form_teardown_of_the_framework_is_refused(cluster: MarathonCluster) -> None:
+    """The form-encoded POST /teardown probe: 415, the framework stays registered."""
+    master = cluster.master
+    form = f"frameworkId={cluster.framework_id}".encode()
+    status, answer = raw(master.http_port, "POST", "/teardown", form,
+                         {"Content-Type": "application/x-www-form-urlencoded"})
+    assert (status, answer["field"]) == (415, "Content-Type"), answer
+    status, answer = raw(master.http_port, "POST", "/master/teardown", form, {})
+    assert status == 415, answer
+    status, answer = raw(master.http_port, "POST", "/teardown",
+                         json.dumps({"framework_id": cluster.framework_id}).encode(),
+                         {"Content-Type": "application/json", "Origin": "http://evil.example"})
+    assert (status, answer["field"]) == (403, "Origin"), answer
+    assert master.framework(cluster.framework_id) is not None
+    assert cluster.client.ok("GET", "/v2/info")["frameworkId"] == cluster.framework_id
+
+
+def test_dns_rebinding_host_is_refused_everywhere(cluster: MarathonCluster) -> None:
+    """A Host naming another site is 403 on master, agent and marathon; own names serve."""
+    ports = {"master": (cluster.master.http_port, "/state"),
+             "agent": (cluster.agents[0].http_port, "/state"),
+             "marathon": (cluster.marathon_proc.port, "/v2/apps")}  # type: ignore[union-attr]
+    for name, (port, path) in ports.items():
+        status, answer = raw(port, "GET", path, headers={"Host": f"rebind.example:{port}"})
+        assert (status, answer.get("field")) == (403, "Host"), (name, status, answer)
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+            status, _ = raw(port, "GET", path, headers={"Host": host})
+            assert status == 200, (name, host, status)
+
+
+#: A task that plants a FIFO, a device, links out of its sandbox (to another task's
+#: sandbox, the agent's checkpoints and /etc/shadow), then runs.
+PLANTER = ("mkfifo pipe; mknod dev c 1 5 2>/dev/null || true; ln -s /etc/shadow shadow; "
+           "ln -s ../../../../../../../../meta meta; ln -s /dev/zero zero; "
+           "touch planted; exec sleep 600")
+
+
+def test_fifo_device_and_links_in_a_sandbox_cannot_stall_or_escape_files(
+        cluster: MarathonCluster) -> None:
+    """/files refuses a FIFO, a device and links out of the sandbox at once; launching goes on."""
+    client = cluster.client
+    client.ok("POST", "/v2/apps", shell_app("/planter", 1, cmd=PLANTER, healthChecks=[]),
+              expect=201)
+    client.ok("POST", "/v2/apps", shell_app("/neighbour", 1, cmd="echo neighbour-secret > "
+                                            "secret; exec sleep 600", healthChecks=[]),
+              expect=201)
+    tasks = {}
+    for app in ("planter", "neighbour"):
+        tasks[app] = wait_for(lambda a=app: next(
+            (t for t in client.app(f"/{a}")["tasks"] if t["state"] == "TASK_RUNNING"), None),
+            timeout=40, what=f"{app} runs")
+    sandbox = cluster.sandbox(tasks["planter"])
+    wait_for(lambda: (sandbox / "planted").exists(), timeout=20, what="the planter planted")
+    other = cluster.sandbox(tasks["neighbour"])
+    (sandbox / "neighbour").symlink_to(other / "secret")
+    agent = cluster.agent_of(tasks["planter"]["slaveId"])
+    names = ["pipe", "dev", "shadow", "meta/agents", "zero", "neighbour"]
+    for round_ in range(3):  # repeated: nothing is left blocked behind a refused read
+        for name in names:
+            for endpoint in ("read", "download", "browse"):
+                path = urllib.parse.quote(str(sandbox / name))
+                status, answer = raw(agent.http_port, "GET",
+                                     f"/files/{endpoint}?path={path}&offset=0")
+                if endpoint == "browse" and name in ("pipe", "dev"):
+                    assert status == 200, (round_, name, endpoint, status, answer)
+                    continue  # listing a FIFO's metadata is harmless; reading it is not
+                assert status in (403, 404), (round_, name, endpoint, status, answer)
+                assert "neighbour-secret" not in json.dumps(answer)
+        master_path = urllib.parse.quote(str(sandbox / "pipe"))
+        status, answer = raw(cluster.master.http_port, "GET",
+                             f"/agents/{agent.agent_id}/files/read?path={master_path}")
+        assert status == 403, (status, answer)
+    status, answer = raw(agent.http_port, "GET", "/files/read?path=" +
+                         urllib.parse.quote(str(agent.work_dir / "meta")))
+    assert status == 403, answer
+    # The cluster keeps launching.
+    client.ok("POST", "/v2/apps", shell_app("/after-probe", 1, cmd="exec sleep 600",
+                                            healthChecks=[]), expect=201)
+    wait_for(lambda: client.app("/after-probe")["tasksRunning"] == 1, timeout=40,
+             what="a new app runs after the /files probes")
+    for app in ("planter", "neighbour", "after-probe"):
+        client.request("DELETE", f"/v2/apps/{app}?force=true")
+
+
+def test_a_frame_packed_with_bad_envelopes_gets_one_answer(cluster: MarathonCluster) -> None:
+    """The 419k-envelope probe: one 2 MB frame of bad envelopes gets one ProtocolError."""
+    import msgpack
+    import zmq
+
+    one = msgpack.packb([1, "Pong", {"agent_id": 123}])
+    frame = one * (2 * 1024 * 1024 // len(one))
+    assert len(frame) // len(one) > 100_000
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(cluster.master.zmq_endpoint)
+    try:
+        sock.send(frame)
+        replies: list[bytes] = []
+        while sock.poll(1500):
+            replies.extend(sock.recv_multipart())
+        assert len(replies) == 1, [len(r) for r in replies[:5]]
+        envelope = msgpack.unpackb(replies[0], raw=False)
+        assert envelope[1] == "ProtocolError"
+        assert "more faults in this frame" in envelope[2]["message"]
+        for _ in range(300):  # a flood from one peer: answers are rate-limited
+            sock.send(one)
+        answered = 0
+        while sock.poll(1000):
+            answered += len(sock.recv_multipart())
+        assert 0 < answered < 300
+    finally:
+        sock.close(0)
+    status, _ = raw(cluster.master.http_port, "GET", "/health")
+    assert status == 200
+    assert cluster.master.framework(cluster.framework_id) is not None

@@ -1,0 +1,111 @@
+"""Unit tests of mesoslite.httpguard.policy: which requests every server refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from mesoslite.httpguard.policy import (
+    RequestPolicy,
+    allowed_host_names,
+    is_json_type,
+    split_host,
+)
+
+POLICY = RequestPolicy(allowed_host_names(["master.example"], "extra.example"),
+                       form_paths=frozenset({"/teardown"}))
+
+
+def _check(method: str = "POST", path: str = "/v2/apps", *, host: str = "localhost:8080",
+           origin: str | None = None, content_type: str = "application/json",
+           has_body: bool = True, policy: RequestPolicy = POLICY) -> tuple[int, str] | None:
+    refusal = policy.check(method, path, host=host, origin=origin, content_type=content_type,
+                           has_body=has_body)
+    return None if refusal is None else (refusal.status, refusal.field)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("name:80", ("name", 80)), ("NAME.", ("name", None)), ("[::1]:5050", ("::1", 5050)),
+    ("1.2.3.4", ("1.2.3.4", None)), ("::1", ("::1", None)), ("a:b", None), ("[::1", None),
+    ("", None), ("a b", None), ("x@y", None), ("h:123456", None),
+])
+def test_split_host(value: str, expected: tuple[str, int | None] | None) -> None:
+    """Host headers split into a lower-cased name and a port; malformed ones are None."""
+    assert split_host(value) == expected
+
+
+def test_json_writes_from_this_server_are_served() -> None:
+    """A JSON write naming a known host, with no Origin or its own Origin, passes."""
+    assert _check() is None
+    assert _check(origin="http://localhost:8080") is None
+    assert _check(host="master.example", origin="http://master.example") is None
+    assert _check(content_type="application/json; charset=utf-8") is None
+    assert _check(content_type="application/vnd.x+json") is None
+    # The scheme is not compared: behind a TLS proxy the page is https, the Host the same.
+    assert _check(origin="https://localhost:8080") is None
+
+
+@pytest.mark.parametrize("content_type", [
+    "", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; b=1",
+    "application/jsonx", "text/html",
+])
+def test_writes_without_a_json_body_type_are_415(content_type: str) -> None:
+    """POST, PUT and PATCH need a JSON Content-Type, body or not."""
+    for method in ("POST", "PUT", "PATCH"):
+        assert _check(method, content_type=content_type) == (415, "Content-Type")
+        assert _check(method, content_type=content_type, has_body=False) == (415, "Content-Type")
+
+
+def test_delete_needs_json_only_with_a_body() -> None:
+    """A DELETE without a body needs no Content-Type; with one it must be JSON."""
+    assert _check("DELETE", content_type="", has_body=False) is None
+    assert _check("DELETE", content_type="text/plain", has_body=True) == (415, "Content-Type")
+
+
+def test_form_posts_only_on_form_paths_and_only_with_authentication() -> None:
+    """/teardown takes a form only when forms are allowed (authentication on)."""
+    form = "application/x-www-form-urlencoded"
+    assert _check(path="/teardown", content_type=form) == (415, "Content-Type")
+    with_auth = RequestPolicy(POLICY.allowed_hosts, POLICY.form_paths, forms_allowed=True)
+    assert _check(path="/teardown", content_type=form, policy=with_auth) is None
+    assert _check(path="/weights", content_type=form, policy=with_auth) == (415, "Content-Type")
+
+
+@pytest.mark.parametrize("origin", [
+    "http://evil.example", "null", "http://localhost:8081", "https://localhost:8081",
+    "file://", "http://localhost:8080/path", "garbage",
+])
+def test_foreign_origin_on_a_write_is_403(origin: str) -> None:
+    """A write whose Origin is not this server is refused naming the Origin."""
+    assert _check(origin=origin) == (403, "Origin")
+    assert _check("DELETE", origin=origin, has_body=False) == (403, "Origin")
+
+
+def test_reads_ignore_origin_and_content_type() -> None:
+    """GET is not a write: a foreign Origin or any Content-Type does not matter."""
+    assert _check("GET", origin="http://evil.example", content_type="text/plain") is None
+
+
+@pytest.mark.parametrize(("host", "allowed"), [
+    ("localhost", True), ("LOCALHOST:5050", True), ("127.0.0.1:5050", True),
+    ("[::1]:5050", True), ("10.1.2.3", True), ("master.example", True),
+    ("extra.example:1", True), ("app.localhost", True), ("evil.example", False),
+    ("master.example.evil", False), ("bad host", False), ("", True),
+])
+def test_host_must_name_this_server(host: str, allowed: bool) -> None:
+    """Names must be known (DNS rebinding); IP literals and no Host at all pass."""
+    expected = None if allowed else (403, "Host")
+    assert _check("GET", host=host) == expected
+
+
+def test_star_turns_the_host_check_off() -> None:
+    """--allowed_hosts '*' accepts every name."""
+    policy = RequestPolicy(allowed_host_names([], "a, *"))
+    assert _check("GET", host="anything.example", policy=policy) is None
+
+
+def test_json_types() -> None:
+    """JSON media types, with parameters and +json suffixes."""
+    assert is_json_type("Application/JSON;charset=utf-8")
+    assert is_json_type("text/json")
+    assert not is_json_type("text/plain")
+    assert not is_json_type("")
