@@ -19,8 +19,9 @@ Then, with HTTP clients in a separate process:
 3. the same churn with ``--watchers`` clients that speak the browsers' protocol,
    first on the master UI's push stream (/ui/api/stream; on each summary they
    re-read a tasks page and an agents page, as open tabs on those views do), then
-   on the service UI's /v2/events (on each event, at most once a second,
-   /ui/api/apps): the difference with step 2 is what watching costs.
+   on the service UI's push stream (/ui/api/events: the /v2/events bus, coalesced;
+   on each push, at most once a second, /ui/api/apps): the difference with step 2
+   is what watching costs.
 
 Prints one JSON document.  ``python benchmarks/ui_load.py [--agents 10000]
 [--tasks 10000] [--apps 1000] [--seconds 60] [--watchers 5]``
@@ -258,8 +259,7 @@ def client_watch(base: str, service: str, watchers: int, seconds: float, which: 
                 base + "/ui/api/stream", master_event, stop)))
         else:
             threads.append(threading.Thread(target=_sse, daemon=True, args=(
-                service + "/v2/events?event_type=status_update_event",
-                lambda i=index: service_event(i), stop)))
+                service + "/ui/api/events", lambda i=index: service_event(i), stop)))
     for thread in threads:
         thread.start()
     time.sleep(seconds)

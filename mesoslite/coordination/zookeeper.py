@@ -466,6 +466,24 @@ class ZooKeeperDetector:
         """Call ``callback(leader)`` on each change; returns the unsubscribe function."""
         return self._tracker.subscribe(callback)
 
+    async def members(self) -> list[MasterInfo]:
+        """Every master contending now (the group's candidate znodes, leader first).
+
+        Read on demand (a listing and one read per candidate; nothing is watched);
+        a znode that goes away meanwhile or is not a MasterInfo is left out.
+        """
+        children = await self.session.call("get_children", self.url.path)
+        named = sorted((seq, name) for name in children
+                       if (seq := candidate_sequence(name)) is not None)
+        out: list[MasterInfo] = []
+        for _seq, name in named:
+            try:
+                data, _stat = await self.session.call("get", f"{self.url.path}/{name}")
+                out.append(master_info_from_json(data))
+            except (NoNodeError, MasterInfoError):
+                continue
+        return out
+
     # ------------------------------------------------------------ loop-side events
 
     def _on_session_state(self, state: str) -> None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import tornado.web
@@ -51,10 +52,12 @@ class MasterUi:
         self.master = master
         self.clock = clock
         self.publisher = Publisher(master, clock)
+        self.publisher.start_sampling()
         self.proxy = AgentProxy(master)
         self._agent_rows: dict[str, tuple[int, views.Row]] = {}
         self._task_rows: dict[int, tuple[int, views.Row]] = {}
         self._pages: collections.OrderedDict[tuple[Any, ...], str] = collections.OrderedDict()
+        self._computing: dict[tuple[Any, ...], asyncio.Future[str]] = {}
         #: Pages answered from the cache, and computed (for tests and the benchmark).
         self.page_hits = 0
         self.page_misses = 0
@@ -82,20 +85,44 @@ class MasterUi:
         self._task_rows[key] = (task.version, row)
         return row
 
-    def cached_page(self, key: tuple[Any, ...]) -> str | None:
-        """A page answered before for the same request and the same state."""
+    def generations(self) -> dict[str, int]:
+        """The state's change counters: those of the last summary pushed while pages watch
+        (every page re-read after one push is keyed alike, and nothing walks the agents
+        per request), otherwise counted now."""
+        publisher = self.publisher
+        if publisher.watchers and publisher.generations is not None:
+            return publisher.generations
+        return views.generations(self.master.state)
+
+    async def page(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[Any]]) -> str:
+        """The JSON text of a page: answered before for the same request and the same
+        counters, being computed for another request now (joined, not started again), or
+        computed now."""
         text = self._pages.get(key)
         if text is not None:
             self._pages.move_to_end(key)
             self.page_hits += 1
-        return text
-
-    def keep_page(self, key: tuple[Any, ...], text: str) -> None:
-        """Remember a page for the next identical request."""
+            return text
+        running = self._computing.get(key)
+        if running is not None:
+            self.page_hits += 1
+            return await asyncio.shield(running)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._computing[key] = future
         self.page_misses += 1
+        try:
+            text = json.dumps(await compute(), separators=(",", ":"))
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: joined requests see it, nobody else must
+            raise
+        finally:
+            self._computing.pop(key, None)
+        future.set_result(text)
         self._pages[key] = text
         while len(self._pages) > PAGE_CACHE_SIZE:
             self._pages.popitem(last=False)
+        return text
 
 
 def leader_url(master: MasterSource) -> str | None:
@@ -177,24 +204,18 @@ class UiHandler(tornado.web.RequestHandler):
             self.fail(400, exc.field, exc.message)
             return None
 
-    def page_key(self, kind: str) -> tuple[Any, ...]:
-        """What a page is cached under: while pages watch, the summary they were last sent
-        (every watcher re-reading after one push shares one computation); otherwise the
-        state's change counters now."""
-        publisher = self.webui.publisher
-        if publisher.watchers and publisher.latest is not None:
-            return (kind, self.request.uri, "push", publisher.published)
-        generations = views.generations(self.master.state)
-        return (kind, self.request.uri, tuple(sorted(generations.items())))
+    async def answer_page(self, kind: str, deps: tuple[str, ...],
+                          compute: Callable[[], Any]) -> None:
+        """Answer ``compute()`` (a value or an awaitable), or the same page computed for the
+        same request while the counters it depends on (``deps``) were the same."""
+        generations = self.webui.generations()
+        key = (kind, self.request.uri, *(generations[name] for name in deps))
 
-    def answer_page(self, kind: str, compute: Callable[[], Any]) -> None:
-        """Answer ``compute()``, or the same page answered before for the same state."""
-        key = self.page_key(kind)
-        text = self.webui.cached_page(key)
-        if text is None:
-            text = json.dumps(compute(), separators=(",", ":"))
-            self.webui.keep_page(key, text)
-        self.write_json(text)
+        async def run() -> Any:
+            value = compute()
+            return await value if inspect.isawaitable(value) else value
+
+        self.write_json(await self.webui.page(key, run))
 
 
 class OverviewHandler(UiHandler):
@@ -203,6 +224,7 @@ class OverviewHandler(UiHandler):
     def get(self) -> None:
         """Answer the latest summary (computed now when nobody watches)."""
         publisher = self.webui.publisher
+        publisher.start_sampling()
         publisher.refresh(force=not publisher.watchers)
         self.write_json({"overview": publisher.latest, "history": list(publisher.history)})
 
@@ -220,7 +242,7 @@ class LeaderHandler(UiHandler):
 class AgentsHandler(UiHandler):
     """``/ui/api/agents``: agents paged, sorted, filtered by state and text."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
         """Answer one page and the count of each state."""
         query = self.query(views.AGENT_SORTS, "hostname", {"state": views.AGENT_STATES})
         if query is None:
@@ -236,7 +258,7 @@ class AgentsHandler(UiHandler):
                              "recovered": len(state.recovered_agents)}
             return out
 
-        self.answer_page("agents", compute)
+        await self.answer_page("agents", ("agents",), compute)
 
 
 class AgentHandler(UiHandler):
@@ -274,14 +296,15 @@ class AgentHandler(UiHandler):
 class FrameworksHandler(UiHandler):
     """``/ui/api/frameworks``: active, inactive or completed frameworks, paged."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
         """Answer one page and the count of each status."""
         query = self.query(views.FRAMEWORK_SORTS, "name",
                            {"status": views.FRAMEWORK_STATUSES})
         if query is None:
             return
         wanted = query.filters.get("status", "active")
-        self.answer_page("frameworks", lambda: self._page(query, wanted))
+        await self.answer_page("frameworks", ("frameworks", "offers"),
+                               lambda: self._page(query, wanted))
 
     def _page(self, query: views.Query, wanted: str) -> dict[str, Any]:
         state = self.master.state
@@ -346,12 +369,7 @@ class TasksHandler(UiHandler):
                             "framework": None, "agent": None}, order="desc")
         if query is None:
             return
-        key = self.page_key("tasks")
-        text = self.webui.cached_page(key)
-        if text is None:
-            text = json.dumps(await self._page(query), separators=(",", ":"))
-            self.webui.keep_page(key, text)
-        self.write_json(text)
+        await self.answer_page("tasks", ("tasks",), lambda: self._page(query))
 
     async def _page(self, query: views.Query) -> dict[str, Any]:
         state = self.master.state
@@ -400,13 +418,13 @@ class TaskHandler(UiHandler):
 class OffersHandler(UiHandler):
     """``/ui/api/offers``: outstanding offers, paged."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
         """Answer one page."""
         query = self.query(views.OFFER_SORTS, "id")
         if query is None:
             return
         state = self.master.state
-        self.answer_page("offers", lambda: views.page(
+        await self.answer_page("offers", ("offers",), lambda: views.page(
             [row for row in map(views.offer_row, state.offers.values())
              if views.matches(query, row["id"], row["hostname"], row["framework_id"])],
             query))
@@ -415,9 +433,12 @@ class OffersHandler(UiHandler):
 class RolesHandler(UiHandler):
     """``/ui/api/roles``: every role's weight, share and holdings."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
         """Answer ``{"roles": [...]}``."""
-        self.answer_page("roles", lambda: {"roles": views.roles(self.master.state)})
+        state = self.master.state
+        weights = tuple(sorted(state.allocator.weights().items()))  # set through the API
+        await self.answer_page(f"roles {weights}", ("frameworks", "offers"),
+                               lambda: {"roles": views.roles(state)})
 
 
 class MetricsHandler(UiHandler):

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable
 from typing import Any
 
 import tornado.httpclient
@@ -31,6 +32,7 @@ import tornado.web
 from mesoslite.webui import handlers as api
 from mesoslite.webui.handlers import MasterUi, UiHandler
 from mesoslite.webui.proxy import ProxyError
+from mesoslite.webui.publisher import Watcher
 from mesoslite.webui.source import MasterSource
 
 log = logging.getLogger("mesoslite.webui")
@@ -117,6 +119,47 @@ def _ignore_result(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+async def pump(handler: tornado.web.RequestHandler, watcher: Watcher) -> None:
+    """Write ``watcher``'s frames to ``handler``'s client as server-sent events until the
+    watcher is closed, the client goes or stalls (:data:`WRITE_TIMEOUT_SECONDS` without
+    taking data); a comment every :data:`KEEPALIVE_SECONDS` of silence.  Each frame is the
+    publisher's bytes, encoded once for every watcher."""
+    handler.set_header("Content-Type", "text/event-stream")
+    handler.set_header("Cache-Control", "no-cache, no-store")
+    handler.set_header("X-Accel-Buffering", "no")
+    handler.write(b"retry: 2000\n\n")
+    try:
+        while not watcher.closed:
+            frame = watcher.take()
+            if frame is not None:
+                handler.write(frame)
+            if not await _flush(handler):
+                return
+            if watcher.pending is None and not watcher.closed:
+                try:
+                    await asyncio.wait_for(watcher.wake.wait(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    handler.write(b": ping\n\n")
+    except tornado.iostream.StreamClosedError:
+        return
+    with contextlib.suppress(tornado.iostream.StreamClosedError):
+        handler.finish()
+
+
+async def _flush(handler: tornado.web.RequestHandler) -> bool:
+    pending = handler.flush()
+    done, _ = await asyncio.wait({pending}, timeout=WRITE_TIMEOUT_SECONDS)
+    if not done:
+        pending.add_done_callback(_ignore_result)
+        log.info("web UI stream to %s took no data for %.0f s; closing it",
+                 handler.request.remote_ip, WRITE_TIMEOUT_SECONDS)
+        if handler.request.connection is not None:
+            handler.request.connection.close()  # type: ignore[attr-defined]
+        return False
+    pending.result()
+    return True
+
+
 class StreamHandler(UiHandler):
     """``/ui/api/stream``: the publisher's summaries as server-sent events."""
 
@@ -127,42 +170,11 @@ class StreamHandler(UiHandler):
 
     async def get(self) -> None:
         """Stream until the client goes, the master stops leading or the client stalls."""
-        self.set_header("Content-Type", "text/event-stream")
-        self.set_header("Cache-Control", "no-cache, no-store")
-        self.set_header("X-Accel-Buffering", "no")
         watcher = self.watcher = self.webui.publisher.attach()
-        self.write(b"retry: 2000\n\n")
         try:
-            while not watcher.closed:
-                frame = watcher.take()
-                if frame is not None:
-                    self.write(frame)
-                if not await self._flush():
-                    return
-                if watcher.pending is None and not watcher.closed:
-                    try:
-                        await asyncio.wait_for(watcher.wake.wait(), KEEPALIVE_SECONDS)
-                    except TimeoutError:
-                        self.write(b": ping\n\n")
-        except tornado.iostream.StreamClosedError:
-            return
+            await pump(self, watcher)
         finally:
             self.webui.publisher.detach(watcher)
-        with contextlib.suppress(tornado.iostream.StreamClosedError):
-            self.finish()
-
-    async def _flush(self) -> bool:
-        pending = self.flush()
-        done, _ = await asyncio.wait({pending}, timeout=WRITE_TIMEOUT_SECONDS)
-        if not done:
-            pending.add_done_callback(_ignore_result)
-            log.info("web UI stream to %s took no data for %.0f s; closing it",
-                     self.request.remote_ip, WRITE_TIMEOUT_SECONDS)
-            if self.request.connection is not None:
-                self.request.connection.close()  # type: ignore[attr-defined]
-            return False
-        pending.result()
-        return True
 
     def on_connection_close(self) -> None:
         """The browser went away."""
@@ -170,6 +182,10 @@ class StreamHandler(UiHandler):
             self.webui.publisher.detach(self.watcher)
 
 
+#: Largest piece of a download read from the agent before the browser takes it.
+DOWNLOAD_CHUNK_BYTES = 64 * 1024  # tornado's read chunk, which the client keeps
+#: Largest read buffer of a download's connection to the agent.
+DOWNLOAD_BUFFER_BYTES = 1024 * 1024
 #: Headers of an agent's answer passed on to the browser.
 _RELAYED = ("Content-Type", "Content-Disposition", "Content-Length")
 
@@ -220,7 +236,10 @@ class FilesHandler(UiHandler):
             raise ProxyError(400, "path", "path: expected UTF-8 text") from None
 
     async def _stream(self, agent_id: str, args: dict[str, str]) -> None:
-        """Relay a download chunk by chunk."""
+        """Relay a download chunk by chunk, with backpressure: the agent's answer is read
+        one chunk (at most :data:`DOWNLOAD_CHUNK_BYTES`) at a time, and the next one only
+        once the browser took the last, so a slow browser never makes the master hold
+        the file (a browser that goes away ends the transfer from the agent too)."""
         headers: dict[str, str] = {}
         status = [0]
 
@@ -231,25 +250,32 @@ class FilesHandler(UiHandler):
                 name, value = line.split(":", 1)
                 headers[name.strip().lower()] = value.strip()
 
-        def on_chunk(chunk: bytes) -> None:
+        def on_chunk(chunk: bytes) -> Awaitable[None]:
             if not self._headers_written:
                 self.set_status(status[0] or 200)
                 for name in _RELAYED:
                     if name.lower() in headers:
                         self.set_header(name, headers[name.lower()])
             self.write(chunk)
-            self.flush()
+            return self.flush()  # awaited by the HTTP client before it reads on
 
         request = self.webui.proxy.request(agent_id, "/files/download", args,
                                         header_callback=on_header, streaming_callback=on_chunk)
         request.request_timeout = 3600.0
-        client = tornado.httpclient.AsyncHTTPClient()
+        # A client of its own: a long download neither waits behind nor holds up the
+        # shared client's other requests, and no body size limit applies to it (the
+        # shared one's would end a download at 100 MiB).
+        client = tornado.httpclient.AsyncHTTPClient(
+            force_instance=True, max_clients=1, max_body_size=1 << 62,
+            max_buffer_size=DOWNLOAD_BUFFER_BYTES)
         try:
             response = await client.fetch(request, raise_error=False)
         except Exception as exc:  # noqa: BLE001 - any transport failure is a 502
             if not self._headers_written:
                 self.fail(502, "agent_id", f"agent {agent_id}: {exc}")
             return
+        finally:
+            client.close()
         if response.code == 599 and not self._headers_written:
             self.fail(502, "agent_id", f"agent {agent_id}: {response.error}")
             return

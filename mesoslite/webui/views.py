@@ -15,6 +15,7 @@ plain JSON-ready values; the caller supplies the time.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -126,9 +127,16 @@ def page(rows: Sequence[Row], query: Query, key: Callable[[Row], Any] | None = N
          ) -> dict[str, Any]:
     """Sort ``rows`` by ``query.sort`` (or ``key``), slice the page; the total comes along."""
     sort_key = key or (lambda row: row.get(query.sort))
-    ordered = sorted(rows, key=lambda row: _sort_value(sort_key(row)),
-                     reverse=query.descending)
-    items = ordered[query.offset:query.offset + query.limit]
+
+    def full_key(row: Row) -> tuple[int, Any]:
+        return _sort_value(sort_key(row))
+
+    end = query.offset + query.limit
+    if end * 8 < len(rows):  # an early page of a long list: select it, sort only it
+        pick = heapq.nlargest if query.descending else heapq.nsmallest
+        items = pick(end, rows, key=full_key)[query.offset:]
+    else:
+        items = sorted(rows, key=full_key, reverse=query.descending)[query.offset:end]
     return {"total": len(rows), "offset": query.offset, "limit": query.limit,
             "sort": query.sort, "order": "desc" if query.descending else "asc",
             "items": items}
@@ -524,15 +532,39 @@ def master_json(info: MasterInfo | None) -> Row | None:
             "pid": info.pid, "version": info.version, "http_endpoint": info.http_endpoint}
 
 
+def masters_json(masters: Sequence[MasterInfo], me: MasterInfo | None,
+                 leader: MasterInfo | None) -> list[Row]:
+    """Every master, leader first, each marked ``leading``; without a member list (no
+    ZooKeeper, or not read yet) the leader and this master."""
+    known = list(masters) or [m for m in (leader or me, me) if m is not None]
+    head = leader or me
+    leading = head.id if head is not None else ""
+    out: list[Row] = []
+    seen: set[str] = set()
+    for info in known:
+        if info.id in seen:
+            continue
+        seen.add(info.id)
+        row = master_json(info) or {}
+        row["leading"] = info.id == leading
+        row["self"] = me is not None and info.id == me.id
+        out.append(row)
+    out.sort(key=lambda row: not row["leading"])
+    return out
+
+
 def overview(state: StateSource, resources: Mapping[str, Mapping[str, float]], *,
              me: MasterInfo | None, leader: MasterInfo | None, cluster: str,
-             start_time: float, elected_time: float, now: float) -> Row:
-    """The overview: who leads, agents, frameworks, tasks by state and resources."""
+             start_time: float, elected_time: float, now: float,
+             masters: Sequence[MasterInfo] = ()) -> Row:
+    """The overview: who leads, the masters, agents, frameworks, tasks by state and
+    resources."""
     connected = sum(1 for agent in state.agents.values() if agent.connected)
     active = sum(1 for fw in state.frameworks.values() if fw.active and fw.connected)
     counts = state.task_states
     return {
         "cluster": cluster, "leader": master_json(leader or me), "master": master_json(me),
+        "masters": masters_json(masters, me, leader),
         "version": me.version if me else "", "start_time": start_time,
         "elected_time": elected_time, "time": now,
         "agents": {"active": connected, "deactivated": len(state.agents) - connected,

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -235,6 +238,60 @@ def test_the_sandbox_proxy_never_leaves_a_sandbox(cluster: MarathonCluster) -> N
     other = next(a for a in cluster.agents if a.agent_id != task["agent_id"])
     status, body = read(other.agent_id, sandbox + "/stdout")
     assert (status, body["field"]) == (403, "path"), body
+
+
+def _memory_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def test_a_download_through_the_master_follows_a_slow_reader(cluster: MarathonCluster,
+                                                             tmp_path: Path) -> None:
+    """A 160 MiB sandbox file downloaded through the master by a reader with a small
+    receive window that takes 64 KiB at a time: every byte arrives, and the master's
+    peak memory during the transfer stays far below the file's size (it relays a chunk
+    only once the reader took the previous one; without that it buffers the file)."""
+    task = counter_task(cluster)
+    base = cluster.master.base_url
+    args = urllib.parse.urlencode({"framework_id": task["framework_id"],
+                                   "executor_id": task["executor_id"]})
+    status, found = get(f"{base}/ui/api/agents/{task['agent_id']}/sandbox?{args}")
+    assert status == 200, found
+    size = 160 * 1024 * 1024
+    big = Path(found["directory"]) / "big.bin"
+    with big.open("wb") as handle:  # sparse: reads as zeros, costs no disk
+        handle.truncate(size)
+    pid = cluster.master.proc.pid
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # peak RSS starts again from now
+    before = _memory_kib(pid, "VmRSS")
+    host, port = urllib.parse.urlsplit(base).netloc.rsplit(":", 1)
+    query = urllib.parse.urlencode({"path": str(big)})
+    received = 0
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.connect((host, int(port)))
+        sock.sendall(f"GET /agents/{task['agent_id']}/files/download?{query} HTTP/1.0\r\n"
+                     f"Host: {host}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            piece = sock.recv(4096)
+            assert piece, head
+            head += piece
+        header, _, rest = head.partition(b"\r\n\r\n")
+        assert header.startswith(b"HTTP/1.1 200"), header
+        received = len(rest)
+        while True:
+            piece = sock.recv(64 * 1024)
+            if not piece:
+                break
+            received += len(piece)
+            time.sleep(0.002)  # the slow reader: ~30 MB/s, several times slower than loopback
+    peak = _memory_kib(pid, "VmHWM")
+    big.unlink()
+    assert received == size
+    assert peak - before < 48 * 1024, (before, peak)
 
 
 def test_pages_carry_a_strict_content_security_policy(cluster: MarathonCluster) -> None:

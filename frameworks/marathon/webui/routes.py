@@ -1,13 +1,15 @@
 """The service UI's page, static files and JSON views (tornado), and the call that mounts them.
 
 Owns: :func:`mount_service_ui` (adds the UI's routes in front of the REST API's
-application), :class:`ServicePage` (``/ui/``; a standby answers 307 to the
-leader's page when one is known, so the browser lands where the event stream
-and the writes are served), :class:`AppsSummaryHandler` (``/ui/api/apps``: the
-apps view computed from the service facade in one pass, paged and filtered on
-the server) and :class:`LinksHandler` (``/ui/api/links``: the leading master's
-UI, for the instances' log links).  The JSON handlers are API handlers: a
-standby forwards them to the leader like any ``/v2`` call.
+application), :class:`ServicePage` (``/ui/``, served by every instance),
+:class:`AppsSummaryHandler` (``/ui/api/apps``: the apps view computed from the
+service facade in one pass, paged and filtered on the server, computed once
+per push for every page that re-reads it) and :class:`LinksHandler`
+(``/ui/api/links``: the leading master's UI, for the instances' log links);
+the push stream ``/ui/api/events`` is :mod:`.stream`'s.  The JSON handlers are
+API handlers: a standby serves the page and forwards them to the leader like
+any ``/v2`` call (the page's writes go to ``/v2`` on the same origin, so they
+reach the leader the same way).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from frameworks.marathon.api.base import ApiError, ApiHandler
 from frameworks.marathon.core.model import MarathonTask
 from frameworks.marathon.facade import ServiceFacade
 from frameworks.marathon.webui import summaries
+from frameworks.marathon.webui.stream import ChangePublisher, ChangesHandler
 from mesoslite.webui.routes import CONTENT_SECURITY_POLICY, StaticFiles
 from mesoslite.webui.routes import STATIC_DIR as COMMON_STATIC_DIR
 
@@ -35,6 +38,9 @@ YIELD_EVERY = 200
 #: How long an apps view is reused for the same request (seconds): pages refresh on
 #: events at most once a second, so several open pages share one computation.
 APPS_TTL = 0.5
+#: While pages watch, an apps view is reused until the next push, at most this long
+#: (seconds; some changes, such as a launch delay running out, come with no event).
+APPS_LIVE_MAX_AGE = 5.0
 #: The API options the UI's JSON handlers run with (as the REST API's defaults).
 OPTIONS: dict[str, Any] = {"max_body_bytes": 1024 * 1024, "keepalive_seconds": 15.0,
                            "proxy_timeout_seconds": 30.0, "event_write_timeout_seconds": 60.0}
@@ -49,7 +55,7 @@ class RootRedirect(tornado.web.RequestHandler):
 
 
 class ServicePage(tornado.web.RequestHandler):
-    """``/ui/``: the single page (a standby sends the browser to the leader's)."""
+    """``/ui/``: the single page, served by every instance."""
 
     def initialize(self, service: ServiceFacade, page: bytes) -> None:
         """Keep the service and the page."""
@@ -57,12 +63,7 @@ class ServicePage(tornado.web.RequestHandler):
         self.page = page
 
     def get(self) -> None:
-        """Answer the page, or 307 to the leader's."""
-        if not self.service.is_leader:
-            leader = self.service.leader_address()
-            if leader:
-                self.redirect(f"http://{leader}/ui/", status=307)
-                return
+        """Answer the page (a standby too: its API calls and stream go to the leader)."""
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.set_header("X-Content-Type-Options", "nosniff")
@@ -83,16 +84,24 @@ class AppsSummaryHandler(ApiHandler):
     """``/ui/api/apps``: apps and subgroups of one group, filtered and paged."""
 
     def initialize(self, service: ServiceFacade, options: dict[str, Any],  # type: ignore[override]
-                   cache: dict[str, tuple[float, str]]) -> None:
-        """Keep the mount's cache: uri -> (monotonic time, JSON text)."""
+                   cache: dict[Any, tuple[float, str]], publisher: ChangePublisher,
+                   computing: dict[Any, asyncio.Future[str]]) -> None:
+        """Keep the mount's cache (key -> (monotonic time, JSON text)), the publisher and
+        the computations under way."""
         super().initialize(service, options)
         self.cache = cache
+        self.publisher = publisher
+        self.computing = computing
 
     async def get(self) -> None:
-        """Answer the apps view (the same request within :data:`APPS_TTL` shares one)."""
+        """Answer the apps view: while pages watch, one computation per push for every page
+        re-reading it; otherwise the same request within :data:`APPS_TTL` shares one."""
         uri = self.request.uri or ""
-        hit = self.cache.get(uri)
-        if hit is not None and time.monotonic() - hit[0] < APPS_TTL:
+        live = self.publisher.live
+        key: tuple[Any, ...] = (uri, "push", self.publisher.seq) if live else (uri, "ttl")
+        hit = self.cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < (APPS_LIVE_MAX_AGE if live
+                                                             else APPS_TTL):
             self.write_json_text(hit[1])
             return
         args = {name: self.get_query_argument(name) for name in self.request.query_arguments}
@@ -101,6 +110,27 @@ class AppsSummaryHandler(ApiHandler):
         except summaries.FilterError as exc:
             raise ApiError(400, exc.message, [{"path": f"/{exc.field}",
                                                "errors": [exc.message]}]) from None
+        running = self.computing.get(key)
+        if running is not None:
+            self.write_json_text(await asyncio.shield(running))
+            return
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.computing[key] = future
+        try:
+            text = await self._compute(filters)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            self.computing.pop(key, None)
+        future.set_result(text)
+        if len(self.cache) > 256:
+            self.cache.clear()
+        self.cache[key] = (time.monotonic(), text)
+        self.write_json_text(text)
+
+    async def _compute(self, filters: summaries.Filters) -> str:
         service = self.service
         tasks = _by_app(service.tasks())
         queued = {entry.app.id: entry for entry in service.queue()}
@@ -111,11 +141,7 @@ class AppsSummaryHandler(ApiHandler):
                                           queued.get(app.id)))
             if index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-        text = json.dumps(summaries.apps_page(rows, filters), separators=(",", ":"))
-        if len(self.cache) > 256:
-            self.cache.clear()
-        self.cache[uri] = (time.monotonic(), text)
-        self.write_json_text(text)
+        return json.dumps(summaries.apps_page(rows, filters), separators=(",", ":"))
 
     def write_json_text(self, text: str) -> None:
         """Answer JSON text as it is."""
@@ -150,10 +176,14 @@ def mount_service_ui(app: tornado.web.Application, service: ServiceFacade, *,
                      master_url: Callable[[], str | None]) -> None:
     """Add the service UI's routes to the REST API's ``app`` (ahead of its own)."""
     api_args = {"service": service, "options": OPTIONS}
+    publisher = ChangePublisher(service)
+    app.settings["service_ui_publisher"] = publisher
     app.add_handlers(r".*", [
         (r"/", RootRedirect),
         (r"/ui", ServicePage, {"service": service, "page": _page()}),
-        (r"/ui/api/apps", AppsSummaryHandler, {**api_args, "cache": {}}),
+        (r"/ui/api/apps", AppsSummaryHandler, {**api_args, "cache": {}, "computing": {},
+                                               "publisher": publisher}),
+        (r"/ui/api/events", ChangesHandler, {**api_args, "publisher": publisher}),
         (r"/ui/api/links", LinksHandler, {**api_args, "master_url": master_url}),
         (r"/ui/static/common/(.*)", StaticFiles, {"path": os.path.join(COMMON_STATIC_DIR,
                                                                         "common")}),

@@ -123,7 +123,9 @@ function overviewView() {
       h("div", { class: "grid2" },
         h("section", {}, h("h2", { text: "Resources" }), resourceTable(res)),
         h("section", {}, h("h2", { text: "Allocated over the last minutes" }), historyChart())),
-      h("section", {}, h("h2", { text: "Tasks by state" }), taskStates(o.tasks)));
+      h("div", { class: "grid2" },
+        h("section", {}, h("h2", { text: "Tasks by state" }), taskStates(o.tasks)),
+        h("section", {}, h("h2", { text: "Masters" }), mastersTable(o.masters || []))));
   };
   view.load = async () => {
     try {
@@ -161,6 +163,20 @@ function historyChart() {
     { name: "cpus allocated", class: "cpus", points: points.map((p) => [p[0], pct(p[1], p[3])]) },
     { name: "mem allocated", class: "mem", points: points.map((p) => [p[0], pct(p[4], p[6])]) },
   ], { span: 600, max: 100, unit: "%", label: "allocated cpus and memory, percent, last 10 minutes" });
+}
+
+function mastersTable(masters) {
+  return table({ label: "masters", rows: masters, empty: "No master known.", columns: [
+    { label: "Master", render: (m) => {
+      const name = `${m.hostname || m.ip}:${m.port}`;
+      const url = m.http_endpoint || `http://${name}`;
+      return [h("a", { href: url.replace(/\/$/, "") + "/", class: "mono" }, name), m.self ? " (this one)" : ""];
+    } },
+    { label: "Role", render: (m) => h("span", { class: `badge ${m.leading ? "state-running" : ""}`,
+                                                text: m.leading ? "leader" : "standby" }) },
+    { label: "Id", class: "mono", render: (m) => m.id },
+    { label: "Version", render: (m) => m.version },
+  ] });
 }
 
 function taskStates(tasks) {

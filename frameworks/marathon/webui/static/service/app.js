@@ -1,4 +1,4 @@
-// The service UI: the shell (navigation, the /v2/events stream), the apps tree and the
+// The service UI: the shell (navigation, the live stream of /v2/events changes), the apps tree and the
 // deployments.  Every view is a hash URL; the apps view is paged and filtered on the
 // server (/ui/api/apps); everything else talks to the /v2 API.
 
@@ -12,12 +12,6 @@ import { formView } from "./form.js";
 
 const main = document.getElementById("view");
 export const shared = { links: null, view: null };
-
-const EVENTS = ["status_update_event", "instance_changed_event", "health_status_changed_event",
-                "instance_health_changed_event", "failed_health_check_event", "deployment_info",
-                "deployment_success", "deployment_failed", "deployment_step_success",
-                "deployment_step_failure", "api_post_event", "group_change_success",
-                "app_terminated_event", "unhealthy_instance_kill_event"];
 
 const ROUTES = { "": appsView, apps: appsView, app: appView, new: formView, edit: formView,
                  deployments: deploymentsView };
@@ -83,8 +77,8 @@ export function appPath(id) { return id.split("/").filter(Boolean).map(encodeURI
 window.addEventListener("hashchange", dispatch);
 setInterval(() => tickTimes(main), 5000);
 loadLinks().then(dispatch);
-live(`/v2/events?event_type=${EVENTS.join(",")}`,
-     Object.fromEntries(EVENTS.map((e) => [e, onEvent])), setLive);
+// The /v2/events bus, coalesced by the server: one "changes" event a second at most.
+live("/ui/api/events", { changes: onEvent }, setLive);
 
 // --------------------------------------------------------------------- apps
 
