@@ -229,7 +229,13 @@ def parse_call(body: object) -> Call:
         return Call(kind, fid, _subscribe(call, fid))
     if not fid:
         raise V1Error("framework_id", f"a {kind} call needs framework_id")
-    message, offer_ids = _message(kind, call, fid)
+    try:
+        message, offer_ids = _message(kind, call, fid)
+    except (V1Error, Unsupported):
+        raise
+    except (ValueError, TypeError) as exc:  # a protocol validator (FieldError names it)
+        name = getattr(exc, "field", "")
+        raise V1Error(f"{kind.lower()}.{name}" if name else kind.lower(), str(exc)) from None
     return Call(kind, fid, message, offer_ids)
 
 

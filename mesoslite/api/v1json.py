@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from mesoslite.allocator import validate_role
 from mesoslite.protocol import (
     AgentInfo,
     CommandInfo,
@@ -40,6 +41,7 @@ from mesoslite.protocol import (
     TaskStatus,
     TCPCheck,
     Volume,
+    valid_id,
 )
 from mesoslite.resources import Resources, ResourcesError
 
@@ -121,9 +123,13 @@ def integer(value: object, field: str, low: int = 0, high: int = 2**63 - 1) -> i
 
 
 def ident(value: object, field: str) -> str:
-    """An id object ``{"value": "..."}`` as its string."""
-    return text(obj(value, field, frozenset({"value"})).get("value"), f"{field}.value",
-                empty=False)
+    """An id object ``{"value": "..."}`` as its string (ids travel into paths: checked)."""
+    result = text(obj(value, field, frozenset({"value"})).get("value"), f"{field}.value",
+                  empty=False)
+    if not valid_id(result):
+        raise V1Error(f"{field}.value", f"invalid id {_show(result)}: expected 1-255 "
+                      "characters of A-Z a-z 0-9 _ . - : @")
+    return result
 
 
 def data_bytes(value: object, field: str) -> bytes:
@@ -186,6 +192,13 @@ def parse_framework_info(value: object, field: str) -> FrameworkInfo:
                       for i, r in enumerate(arr(body["roles"], f"{field}.roles")))
     else:
         roles = (text(body.get("role", "*"), f"{field}.role", empty=False),)
+    if not roles or len(set(roles)) != len(roles):
+        raise V1Error(f"{field}.roles", f"expected distinct roles, got {list(roles)!r}")
+    for i, role in enumerate(roles):
+        try:
+            validate_role(role)
+        except ValueError as exc:
+            raise V1Error(f"{field}.roles[{i}]", str(exc)) from None
     capabilities = []
     for i, item in enumerate(arr(body.get("capabilities", []), f"{field}.capabilities")):
         entry = obj(item, f"{field}.capabilities[{i}]", frozenset({"type"}))
