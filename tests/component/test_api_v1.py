@@ -7,7 +7,13 @@ import gzip
 import json
 from typing import Any
 
+import attrs
+import pytest
+
+from mesoslite.protocol import FrameworkInfo, TaskState
+from mesoslite.scheduler import SchedulerDriver
 from mesoslite.testing import InProcessCluster
+from tests.support.frameworks import RecordingScheduler, shell_task
 from tests.support.v1http import EventStream, get, post
 
 SCHED = "/api/v1/scheduler"
@@ -269,3 +275,49 @@ async def _test_scheduler_calls_malformed_and_unsubscribed() -> None:
         frameworks = (await op(url, {"type": "GET_FRAMEWORKS"}))["get_frameworks"]
         assert len(frameworks["frameworks"][0]["offers"]) == 1  # the offer is still out
         await asyncio.to_thread(bad_launch.close)
+
+
+def test_framework_fails_over_between_sdk_and_http_with_its_id() -> None:
+    """An SDK framework fails over to HTTP with its id, keeps its task, and back again."""
+    asyncio.run(_failover_between_sdk_and_http())
+
+
+async def _failover_between_sdk_and_http() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        recorder = RecordingScheduler()
+        info = FrameworkInfo(user="", name="fo", failover_timeout=60.0)
+        driver = SchedulerDriver(recorder, info, cluster.master_address)
+        await driver.start_async()
+        fid = await cluster.wait_for(lambda: recorder.framework_id, timeout=20)
+        offer = await cluster.wait_for(lambda: recorder.held_offers(), timeout=20)
+        driver.launch_tasks([offer[0].id], [shell_task("long", offer[0].agent_id,
+                                                       "cpus:0.1;mem:32", "sleep 60")])
+        await cluster.wait_for(lambda: TaskState.TASK_RUNNING in recorder.states("long"),
+                               timeout=30)
+        await driver.stop_async(failover=True)
+
+        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info(
+            id={"value": fid}, failover_timeout=60)}}
+        stream = await asyncio.to_thread(EventStream, url, SCHED, sub)
+        subscribed = (await next_event(stream, "SUBSCRIBED"))["subscribed"]
+        assert subscribed["framework_id"]["value"] == fid
+        status, _h, _b = await call(url, SCHED, {
+            "type": "RECONCILE", "framework_id": {"value": fid}, "reconcile": {}},
+            **{"Mesos-Stream-Id": stream.stream_id})
+        assert status == 202
+        update = (await next_event(stream, "UPDATE"))["update"]["status"]
+        assert (update["task_id"]["value"], update["state"]) == ("long", "TASK_RUNNING")
+        state = json.loads(await asyncio.to_thread(get, url, "/state"))
+        assert [(f["id"], f["connected"]) for f in state["frameworks"]] == [(fid, True)]
+
+        back = RecordingScheduler()
+        driver2 = SchedulerDriver(back, attrs.evolve(info, id=fid), cluster.master_address)
+        await driver2.start_async()
+        assert await cluster.wait_for(lambda: back.framework_id, timeout=20) == fid
+        event = await next_event(stream, "ERROR")  # the HTTP stream hears it, and ends
+        assert "failed over" in event["error"]["message"]
+        with pytest.raises(EOFError):  # the master ended the stream after ERROR
+            await next_event(stream, timeout=20)
+        await driver2.stop_async()
+        await asyncio.to_thread(stream.close)
