@@ -75,6 +75,7 @@ class AgentHandlers(StateCore):
         self.agent_peers[peer] = agent_id
         self.allocator.add_agent(agent_id, info.resources)
         record(self.journal, AgentAdmitted(info, now))
+        self.emit("AGENT_ADDED", agent)
         self.request_allocation([agent_id])
         log.info("agent %s registered from %s:%d with %s",
                  agent_id, info.hostname, info.port, info.resources)
@@ -110,6 +111,7 @@ class AgentHandlers(StateCore):
                                 version_string=msg.version, boot_id=msg.boot_id)
             agent.reregistered_time = now
             self.agents[agent_id] = agent
+            self.emit("AGENT_ADDED", agent)
         else:
             # Re-sync: offers are withdrawn and the allocator learns the agent anew.
             sends += self._rescind_offers(list(agent.offers))
@@ -214,6 +216,7 @@ class AgentHandlers(StateCore):
             entry = task_from_report(attrs.evolve(task, agent_id=agent.id), framework.info.roles[0])
             self._count_state(None, entry.state)
             framework.tasks[task.task_id] = entry
+            self.emit("TASK_ADDED", entry)
         agent.tasks[(framework_id, task.task_id)] = entry
         entry.touch()
         framework.touch()
@@ -234,6 +237,7 @@ class AgentHandlers(StateCore):
         framework.recovered = True
         self.frameworks[framework_id] = framework
         self.allocator.add_framework(framework_id, info.roles, active=False)
+        self.emit("FRAMEWORK_ADDED", framework)
         log.info("framework %s recovered from an agent's report", framework_id)
         return framework
 
@@ -302,6 +306,7 @@ class AgentHandlers(StateCore):
         self.allocator.remove_agent(agent.id)
         self._unmap_peer(agent.peer)
         del self.agents[agent.id]
+        self.emit("AGENT_REMOVED", agent.id)
         self.counters["agent_removals"] += 1
         now = self.clock.time()
         if unreachable:

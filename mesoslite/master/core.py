@@ -63,6 +63,17 @@ MAX_REMEMBERED_IDS = 100_000
 #: How many distinct refusal reasons are logged (each once).
 MAX_LOGGED_REFUSALS = 10_000
 
+#: The kinds of :attr:`StateCore.feed` entries and what each carries.
+FEED_KINDS = {
+    "TASK_ADDED": "TaskEntry",
+    "TASK_UPDATED": "(TaskEntry, TaskStatus)",
+    "AGENT_ADDED": "AgentRecord",
+    "AGENT_REMOVED": "agent id",
+    "FRAMEWORK_ADDED": "FrameworkRecord",
+    "FRAMEWORK_UPDATED": "FrameworkRecord",
+    "FRAMEWORK_REMOVED": "FrameworkRecord",
+}
+
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -120,6 +131,9 @@ class StateCore:
         self.journal: list[Any] | None = None
         self.agent_peers: dict[bytes, str] = {}
         self.framework_peers: dict[bytes, str] = {}
+        #: What changed, for the operator API's event stream (:data:`FEED_KINDS`): the
+        #: shell drains it after every handler; None: nobody follows, nothing is kept.
+        self.feed: list[tuple[str, Any]] | None = None
 
         #: Event counters (refused, dropped, agent_removals, ...).
         self.counters: collections.Counter[str] = collections.Counter()
@@ -215,6 +229,11 @@ class StateCore:
             self.agent_peers.pop(peer, None)
             self.framework_peers.pop(peer, None)
 
+    def emit(self, kind: str, value: Any) -> None:
+        """Note a change for the operator event stream (nothing when nobody follows)."""
+        if self.feed is not None:
+            self.feed.append((kind, value))
+
     # ------------------------------------------------------------ allocation
 
     def request_allocation(self, agent_ids: Iterable[str] | None = None) -> None:
@@ -279,6 +298,7 @@ class StateCore:
         task.state = status.state
         task.add_status(status)
         self._touch_task_owners(task)
+        self.emit("TASK_UPDATED", (task, status))
         return True
 
     def _touch_task_owners(self, task: TaskEntry) -> None:

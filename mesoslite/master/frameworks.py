@@ -101,6 +101,7 @@ class FrameworkHandlers(AgentHandlers):
             framework = self._new_framework_record(info, peer)
             self.frameworks[info.id] = framework
             self.allocator.add_framework(info.id, info.roles, active=True)
+            self.emit("FRAMEWORK_ADDED", framework)
             log.info("framework %s subscribed: name %r user %r roles %s",
                      info.id, info.name, info.user, ",".join(info.roles))
         else:
@@ -143,6 +144,7 @@ class FrameworkHandlers(AgentHandlers):
         framework.reregistered_time = self.clock.time()
         framework.touch()
         self.allocator.activate_framework(framework.id)
+        self.emit("FRAMEWORK_UPDATED", framework)
         agent_ids = sorted({task.agent_id for task in framework.tasks.values()})
         update = UpdateFramework(info)
         sends += [to_agent(agent_id, update) for agent_id in agent_ids if agent_id in self.agents]
@@ -197,6 +199,7 @@ class FrameworkHandlers(AgentHandlers):
         framework.disconnected_at = self.clock.monotonic()
         framework.touch()
         self.allocator.deactivate_framework(framework.id)
+        self.emit("FRAMEWORK_UPDATED", framework)
         log.info("framework %s disconnected (%s); failover timeout %.1f s",
                  framework.id, why, framework.info.failover_timeout)
         if self._failover_expired(framework, framework.disconnected_at):
@@ -256,6 +259,7 @@ class FrameworkHandlers(AgentHandlers):
         framework.touch()
         del self.frameworks[framework_id]
         self.completed_frameworks.append(framework)
+        self.emit("FRAMEWORK_REMOVED", framework)
         self.removed_framework_ids[framework_id] = None
         record(self.journal, FrameworkRemoved(framework.info, framework.registered_time,
                                               framework.unregistered_time or self.clock.time()))

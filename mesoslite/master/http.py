@@ -40,6 +40,7 @@ import tornado.web
 
 import mesoslite
 from mesoslite.allocator import validate_role
+from mesoslite.api.routes import master_api_rules
 from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost
@@ -640,6 +641,7 @@ FORM_PATHS = frozenset({"/teardown", "/master/teardown"})
 def make_app(master: Master) -> tornado.web.Application:
     """The master's application; every endpoint also answers under ``/master``."""
     routes: list[Any] = master_ui_rules(master)  # the web UI first: it answers / to browsers
+    routes += master_api_rules(master)  # the Mesos v1 APIs (mesoslite.api)
     for path, handler in ENDPOINTS.items():
         routes.append((path, handler, {"master": master}))
         if path != "/":

@@ -140,6 +140,12 @@ class Master:
         self._alloc_handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_state: MasterState | None = None
+        #: Followers of the state's change feed (the operator API's SUBSCRIBE streams): each
+        #: is called with the entries of :attr:`MasterState.feed` after every change.
+        self.feed_listeners: list[Callable[[list[tuple[str, Any]]], None]] = []
+        #: Peers served inside this process (schedulers on the HTTP API): routing id ->
+        #: a function taking each message for that peer (instead of the transport).
+        self.local_peers: dict[bytes, Callable[[Any], None]] = {}
 
     @property
     def is_leading(self) -> bool:
@@ -165,6 +171,7 @@ class Master:
     def begin_leading(self, state: MasterState) -> None:
         """Elected and recovered: act on ``state`` and start the timers."""
         self._state = state
+        state.feed = []
         self.elected_time = self.clock.time()
         self._tasks = [
             asyncio.create_task(self._every(self._tick_interval(), self._tick)),
@@ -239,6 +246,7 @@ class Master:
         ``gated``: first let :meth:`Leadership.gate` write journaled changes and
         hold the sends behind unfinished registry writes (False: already released).
         """
+        self._drain_feed()
         if gated and self.leadership.gate(sends):
             return
         transport = self.transport
@@ -250,6 +258,10 @@ class Master:
             peer = state.peer_for(send.to)
             if peer is None:
                 self.undeliverable += 1
+                continue
+            local = self.local_peers.get(peer)
+            if local is not None:
+                local(send.message)
                 continue
             key = id(send.message)
             data = encoded.get(key)
@@ -264,6 +276,17 @@ class Master:
                 encoded[key] = data
             if not transport.send_encoded(peer, data):
                 self.undeliverable += 1
+
+    def _drain_feed(self) -> None:
+        state = self._state
+        if state is None or not state.feed:
+            return
+        entries, state.feed = state.feed, []
+        for listener in list(self.feed_listeners):
+            try:
+                listener(entries)
+            except Exception:
+                log.exception("master: a feed listener failed")
 
     def release(self, sends: list[Send]) -> None:
         """Deliver sends the leadership held until their registry writes were durable."""

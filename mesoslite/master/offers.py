@@ -202,6 +202,7 @@ class OfferHandlers(FrameworkHandlers):
         agent.touch()
         framework.touch()
         self._count_state(None, TaskState.TASK_STAGING)
+        self.emit("TASK_ADDED", entry)
         log.info("framework %s task %s on agent %s: launching with %s",
                  framework.id, task.task_id, agent.id, verdict.consumed)
         return [to_agent(agent.id, RunTask(framework_info=framework.info, task=task))]

@@ -1,0 +1,25 @@
+"""The v1 API routes of a master: the one call its route table makes.
+
+Owns: :func:`master_api_rules` (``/api/v1``, ``/api/v1/operator``, ``/master/api/v1``
+for the operator API and ``/api/v1/scheduler``, ``/master/api/v1/scheduler`` for the
+scheduler API, as libprocess's longest-prefix routing lets Mesos clients post there).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mesoslite.api.operator import OperatorHandler, OperatorHub
+from mesoslite.api.ports import MasterPort
+from mesoslite.api.scheduler import SchedulerHandler, SchedulerHub
+
+
+def master_api_rules(master: MasterPort) -> list[Any]:
+    """Routes for ``master``'s route table (each path also under ``/master``)."""
+    operator = {"master": master, "hub": OperatorHub(master)}
+    scheduler = {"master": master, "hub": SchedulerHub(master)}
+    rules: list[Any] = []
+    for prefix in ("", "/master"):
+        rules.append((prefix + r"/api/v1/scheduler/?", SchedulerHandler, scheduler))
+        rules.append((prefix + r"/api/v1(?:/operator)?/?", OperatorHandler, operator))
+    return rules

@@ -1,0 +1,323 @@
+"""The Mesos v1 HTTP APIs of a real in-process master and agent (loopback HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from typing import Any
+
+import attrs
+import pytest
+
+from mesoslite.protocol import FrameworkInfo, TaskState
+from mesoslite.scheduler import SchedulerDriver
+from mesoslite.testing import InProcessCluster
+from tests.support.frameworks import RecordingScheduler, shell_task
+from tests.support.v1http import EventStream, get, post
+
+SCHED = "/api/v1/scheduler"
+FAST = {"allocation_interval": 0.05, "framework_heartbeat_interval": 0.5}
+
+
+async def call(url: str, path: str, body: Any, **headers: str) -> tuple[int, dict[str, str],
+                                                                       bytes]:
+    """POST on a thread (the master runs on this loop)."""
+    return await asyncio.to_thread(post, url, path, body, headers)
+
+
+async def op(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An operator call that must answer 200 with JSON."""
+    status, _headers, data = await call(url, "/api/v1", body)
+    assert status == 200, data
+    return json.loads(data)
+
+
+async def next_event(stream: EventStream, *kinds: str, timeout: float = 20.0) -> dict[str, Any]:
+    """The next event of one of ``kinds`` on a stream read by its thread."""
+    return await asyncio.to_thread(stream.next, kinds, timeout)
+
+
+def framework_info(**extra: Any) -> dict[str, Any]:
+    """A FrameworkInfo as a v1 client sends it."""
+    return {"user": "root", "name": "v1-test", "roles": ["*"], **extra}
+
+
+def task_info(task_id: str, agent_id: str, command: str) -> dict[str, Any]:
+    """A command task of 0.1 cpu and 32 MB."""
+    return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": agent_id},
+            "command": {"shell": True, "value": command},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]}
+
+
+def test_operator_reads_and_refusals() -> None:
+    """GET_* calls answer Mesos shapes; unsupported calls 501, bad ones 400 naming the field."""
+    asyncio.run(_test_operator_reads_and_refusals())
+
+
+async def _test_operator_reads_and_refusals() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        for path in ("/api/v1", "/api/v1/operator", "/master/api/v1"):
+            status, _h, body = await call(url, path, {"type": "GET_HEALTH"})
+            assert status == 200 and json.loads(body)["get_health"] == {"healthy": True}
+        version = (await op(url, {"type": "GET_VERSION"}))["get_version"]["version_info"]
+        assert [int(x) for x in version["version"].split(".")] == [1, 11, 0]
+        flags = (await op(url, {"type": "GET_FLAGS"}))["get_flags"]["flags"]
+        assert {"name": "allocation_interval", "value": "0.05"} in flags
+        metrics = (await op(url, {"type": "GET_METRICS"}))["get_metrics"]["metrics"]
+        assert any(m["name"] == "master/elected" and m["value"] == 1.0 for m in metrics)
+        agents = (await op(url, {"type": "GET_AGENTS"}))["get_agents"]["agents"]
+        assert len(agents) == 1 and agents[0]["active"] is True
+        names = {r["name"] for r in agents[0]["total_resources"]}
+        assert {"cpus", "mem", "ports"} <= names
+        state = (await op(url, {"type": "GET_STATE"}))["get_state"]
+        assert set(state) == {"get_tasks", "get_executors", "get_frameworks", "get_agents"}
+        master = (await op(url, {"type": "GET_MASTER"}))["get_master"]["master_info"]
+        assert master["ip"] == 16777343 and master["address"]["ip"] == "127.0.0.1"
+        update = {"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [
+            {"role": "eng", "weight": 2.5}]}}
+        status, _h, body = await call(url, "/api/v1", update)
+        assert status == 200, body
+        weights = (await op(url, {"type": "GET_WEIGHTS"}))["get_weights"]["weight_infos"]
+        assert {"role": "eng", "weight": 2.5} in weights
+        roles = (await op(url, {"type": "GET_ROLES"}))["get_roles"]["roles"]
+        assert any(r["name"] == "eng" and r["weight"] == 2.5 for r in roles)
+        status, headers, body = await call(url, "/api/v1", {"type": "GET_STATE"},
+                                           **{"Accept-Encoding": "gzip"})
+        assert status == 200 and headers.get("Content-Encoding") == "gzip"
+        assert "get_state" in json.loads(gzip.decompress(body))
+
+        refusals = [
+            ({"type": "GET_QUOTA"}, 501, "type", "GET_QUOTA"),
+            ({"type": "RESERVE_RESOURCES"}, 501, "type", "reservations"),
+            ({"type": "NO_SUCH_CALL"}, 400, "type", "NO_SUCH_CALL"),
+            ({"type": 7}, 400, "type", "string"),
+            ([1, 2], 400, "", "object"),
+            (b"{not json", 400, "body", "JSON"),
+            ({"type": "GET_HEALTH", "get_state": {}}, 400, "get_state", "GET_HEALTH"),
+            ({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [
+                {"role": "eng", "weight": -1}]}}, 400,
+             "update_weights.weight_infos[0].weight", ">"),
+            ({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [
+                {"role": "../x", "weight": 1}]}}, 400, "update_weights.weight_infos[0].role", ""),
+            ({"type": "TEARDOWN", "teardown": {"framework_id": {"value": "nope"}}}, 400,
+             "teardown.framework_id", "nope"),
+            ({"type": "TEARDOWN", "teardown": {}}, 400, "teardown.framework_id", ""),
+            ({"type": "LIST_FILES", "list_files": {"path": "/etc"}}, 404, "list_files.path",
+             "agent"),
+            (b"x" * (9 * 1024 * 1024), 413, "body", "bytes"),
+        ]
+        for body_in, code, field, words in refusals:
+            status, _h, body = await call(url, "/api/v1", body_in)
+            answer = json.loads(body)
+            assert (status, answer["field"]) == (code, field), (body_in, answer)
+            assert words in answer["message"], answer
+        status, _h, body = await call(url, "/api/v1", {"type": "GET_HEALTH"},
+                                      **{"Content-Type": "application/x-protobuf"})
+        assert status == 415 and json.loads(body)["field"] == "Content-Type"
+        weights = (await op(url, {"type": "GET_WEIGHTS"}))["get_weights"]["weight_infos"]
+        assert {"role": "eng", "weight": 2.5} in weights  # refused calls changed nothing
+
+
+def test_http_scheduler_runs_tasks_and_operator_stream_sees_them() -> None:
+    """Subscribe, launch, ack, reconcile, kill over HTTP; the operator stream follows."""
+    asyncio.run(_test_http_scheduler_runs_tasks_and_operator_stream_sees_them())
+
+
+async def _test_http_scheduler_runs_tasks_and_operator_stream_sees_them() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        watch = await asyncio.to_thread(EventStream, url, "/api/v1", {"type": "SUBSCRIBE"})
+        first = await next_event(watch)
+        assert first["type"] == "SUBSCRIBED"
+        assert len(first["subscribed"]["get_state"]["get_agents"]["agents"]) == 1
+
+        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info(
+            failover_timeout=60)}}
+        sched = await asyncio.to_thread(EventStream, url, SCHED, sub)
+        assert sched.status == 200 and sched.stream_id
+        subscribed = (await next_event(sched, "SUBSCRIBED"))["subscribed"]
+        fid = subscribed["framework_id"]["value"]
+        assert subscribed["heartbeat_interval_seconds"] == 0.5
+        added = await next_event(watch, "FRAMEWORK_ADDED")
+        assert added["framework_added"]["framework"]["framework_info"]["id"]["value"] == fid
+        hdr = {"Mesos-Stream-Id": sched.stream_id}
+
+        async def sched_call(body: dict[str, Any], **headers: str) -> tuple[int, dict[str, Any]]:
+            status, _h, data = await call(url, SCHED, {"framework_id": {"value": fid}, **body},
+                                          **{**hdr, **headers})
+            return status, json.loads(data) if data else {}
+
+        offer = (await next_event(sched, "OFFERS"))["offers"]["offers"][0]
+        agent_id = offer["agent_id"]["value"]
+        assert offer["framework_id"]["value"] == fid
+        status, answer = await sched_call({"type": "ACCEPT", "accept": {
+            "offer_ids": [{"value": "not-an-offer"}], "operations": []}})
+        assert (status, answer["field"]) == (400, "accept.offer_ids[0]")
+        status, answer = await sched_call({"type": "ACCEPT", "accept": {
+            "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH_GROUP"}]}})
+        assert status == 501 and "LAUNCH_GROUP" in answer["message"]
+        status, answer = await sched_call({"type": "ACCEPT", "accept": {
+            "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {
+                "task_infos": [task_info("t1", agent_id, "echo hi")]}}]}},
+            **{"Mesos-Stream-Id": "wrong"})
+        assert status == 403 and answer["field"] == "Mesos-Stream-Id"
+        status, _ = await sched_call({"type": "ACCEPT", "accept": {
+            "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {
+                "task_infos": [task_info("t1", agent_id, "echo hi"),
+                               task_info("t2", agent_id, "sleep 60")]}}],
+            "filters": {"refuse_seconds": 1}}})
+        assert status == 202
+
+        seen: dict[str, list[str]] = {"t1": [], "t2": []}
+        while seen["t1"][-1:] != ["TASK_FINISHED"] or seen["t2"][-1:] != ["TASK_RUNNING"]:
+            update = (await next_event(sched, "UPDATE"))["update"]["status"]
+            seen[update["task_id"]["value"]].append(update["state"])
+            assert update["agent_id"]["value"] == agent_id and update["source"]
+            if "uuid" in update:
+                status, _ = await sched_call({"type": "ACKNOWLEDGE", "acknowledge": {
+                    "agent_id": update["agent_id"], "task_id": update["task_id"],
+                    "uuid": update["uuid"]}})
+                assert status == 202
+        assert seen["t1"][-1] == "TASK_FINISHED"
+
+        task_added = await next_event(watch, "TASK_ADDED")
+        assert task_added["task_added"]["task"]["task_id"]["value"] in ("t1", "t2")
+        updated = await next_event(watch, "TASK_UPDATED")
+        assert updated["task_updated"]["framework_id"]["value"] == fid
+
+        status, _ = await sched_call({"type": "RECONCILE", "reconcile": {"tasks": [
+            {"task_id": {"value": "t2"}}]}})
+        assert status == 202
+        update = (await next_event(sched, "UPDATE"))["update"]["status"]
+        assert (update["task_id"]["value"], update["state"], update["reason"]) == (
+            "t2", "TASK_RUNNING", "REASON_RECONCILIATION")
+        status, _ = await sched_call({"type": "KILL", "kill": {"task_id": {"value": "t2"}}})
+        assert status == 202
+        while True:
+            update = (await next_event(sched, "UPDATE"))["update"]["status"]
+            if "uuid" in update:
+                await sched_call({"type": "ACKNOWLEDGE", "acknowledge": {
+                    "agent_id": update["agent_id"], "task_id": update["task_id"],
+                    "uuid": update["uuid"]}})
+            if update["state"] == "TASK_KILLED":
+                break
+        frameworks = (await op(url, {"type": "GET_FRAMEWORKS"}))["get_frameworks"]
+        assert [f["framework_info"]["id"]["value"] for f in frameworks["frameworks"]] == [fid]
+        state = json.loads(await asyncio.to_thread(get, url, "/state"))
+        assert [f["id"] for f in state["frameworks"]] == [fid]  # as an SDK framework shows
+        for kind in ("SUPPRESS", "REVIVE"):
+            status, _ = await sched_call({"type": kind, kind.lower(): {"roles": ["*"]}})
+            assert status == 202
+        status, _ = await sched_call({"type": "TEARDOWN"})
+        assert status == 202
+        await next_event(watch, "FRAMEWORK_REMOVED")
+        await asyncio.to_thread(sched.close)
+        await asyncio.to_thread(watch.close)
+
+
+def test_scheduler_calls_malformed_and_unsubscribed() -> None:
+    """Malformed scheduler calls get 400 naming the field; unsubscribed ones 403."""
+    asyncio.run(_test_scheduler_calls_malformed_and_unsubscribed())
+
+
+async def _test_scheduler_calls_malformed_and_unsubscribed() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        cases: list[tuple[Any, int, str]] = [
+            (b"[]", 400, ""),
+            (b"nonsense", 400, "body"),
+            ({"type": "NOPE"}, 400, "type"),
+            ({"type": "ACCEPT_INVERSE_OFFERS", "framework_id": {"value": "f"}}, 501, "type"),
+            ({"type": "SUBSCRIBE"}, 400, "subscribe"),
+            ({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": 1}}}, 400,
+             "subscribe.framework_info.user"),
+            ({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "n",
+                                                                    "bogus": 1}}},
+             400, "subscribe.framework_info.bogus"),
+            ({"type": "DECLINE", "decline": {"offer_ids": []}}, 400, "framework_id"),
+            ({"type": "KILL", "framework_id": {"value": "f"}, "kill": {}}, 400,
+             "kill.task_id"),
+            ({"type": "ACKNOWLEDGE", "framework_id": {"value": "f"}, "acknowledge": {
+                "agent_id": {"value": "a"}, "task_id": {"value": "t"}, "uuid": "%%"}}, 400,
+             "acknowledge.uuid"),
+            ({"type": "KILL", "framework_id": {"value": "f"},
+              "kill": {"task_id": {"value": "t"}}}, 400, "Mesos-Stream-Id"),
+        ]
+        for body, code, field in cases:
+            status, _h, data = await call(url, SCHED, body)
+            answer = json.loads(data)
+            assert (status, answer["field"]) == (code, field), (body, answer)
+        status, _h, data = await call(url, SCHED, {
+            "type": "KILL", "framework_id": {"value": "f"}, "kill": {"task_id": {"value": "t"}}},
+            **{"Mesos-Stream-Id": "0000"})
+        assert status == 403
+        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info()}}
+        status, _h, data = await call(url, SCHED, sub, **{"Mesos-Stream-Id": "x"})
+        assert status == 400 and json.loads(data)["field"] == "Mesos-Stream-Id"
+        bad_launch = await asyncio.to_thread(EventStream, url, SCHED, sub)
+        fid = (await next_event(bad_launch, "SUBSCRIBED"))["subscribed"]["framework_id"]["value"]
+        offer = (await next_event(bad_launch, "OFFERS"))["offers"]["offers"][0]
+        task = task_info("u1", offer["agent_id"]["value"], "true")
+        task["command"]["uris"] = [{"value": "http://example.invalid/x"}]
+        status, _h, data = await call(url, SCHED, {
+            "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+                "offer_ids": [offer["id"]], "operations": [
+                    {"type": "LAUNCH", "launch": {"task_infos": [task]}}]}},
+            **{"Mesos-Stream-Id": bad_launch.stream_id})
+        assert status == 400
+        assert json.loads(data)["field"] == (
+            "accept.operations[0].launch.task_infos[0].command.uris")
+        tasks = (await op(url, {"type": "GET_TASKS"}))["get_tasks"]
+        assert tasks["tasks"] == []  # nothing launched
+        frameworks = (await op(url, {"type": "GET_FRAMEWORKS"}))["get_frameworks"]
+        assert len(frameworks["frameworks"][0]["offers"]) == 1  # the offer is still out
+        await asyncio.to_thread(bad_launch.close)
+
+
+def test_framework_fails_over_between_sdk_and_http_with_its_id() -> None:
+    """An SDK framework fails over to HTTP with its id, keeps its task, and back again."""
+    asyncio.run(_failover_between_sdk_and_http())
+
+
+async def _failover_between_sdk_and_http() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        recorder = RecordingScheduler()
+        info = FrameworkInfo(user="", name="fo", failover_timeout=60.0)
+        driver = SchedulerDriver(recorder, info, cluster.master_address)
+        await driver.start_async()
+        fid = await cluster.wait_for(lambda: recorder.framework_id, timeout=20)
+        offer = await cluster.wait_for(lambda: recorder.held_offers(), timeout=20)
+        driver.launch_tasks([offer[0].id], [shell_task("long", offer[0].agent_id,
+                                                       "cpus:0.1;mem:32", "sleep 60")])
+        await cluster.wait_for(lambda: TaskState.TASK_RUNNING in recorder.states("long"),
+                               timeout=30)
+        await driver.stop_async(failover=True)
+
+        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info(
+            id={"value": fid}, failover_timeout=60)}}
+        stream = await asyncio.to_thread(EventStream, url, SCHED, sub)
+        subscribed = (await next_event(stream, "SUBSCRIBED"))["subscribed"]
+        assert subscribed["framework_id"]["value"] == fid
+        status, _h, _b = await call(url, SCHED, {
+            "type": "RECONCILE", "framework_id": {"value": fid}, "reconcile": {}},
+            **{"Mesos-Stream-Id": stream.stream_id})
+        assert status == 202
+        update = (await next_event(stream, "UPDATE"))["update"]["status"]
+        assert (update["task_id"]["value"], update["state"]) == ("long", "TASK_RUNNING")
+        state = json.loads(await asyncio.to_thread(get, url, "/state"))
+        assert [(f["id"], f["connected"]) for f in state["frameworks"]] == [(fid, True)]
+
+        back = RecordingScheduler()
+        driver2 = SchedulerDriver(back, attrs.evolve(info, id=fid), cluster.master_address)
+        await driver2.start_async()
+        assert await cluster.wait_for(lambda: back.framework_id, timeout=20) == fid
+        event = await next_event(stream, "ERROR")  # the HTTP stream hears it, and ends
+        assert "failed over" in event["error"]["message"]
+        with pytest.raises(EOFError):  # the master ended the stream after ERROR
+            await next_event(stream, timeout=20)
+        await driver2.stop_async()
+        await asyncio.to_thread(stream.close)
