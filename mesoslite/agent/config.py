@@ -21,6 +21,12 @@ from mesoslite.agent.containerizer.docker_spec import (
     SUPPORTED_PARAMETERS,
     DockerOptions,
 )
+from mesoslite.agent.gc import (
+    DEFAULT_DISK_WATCH_INTERVAL,
+    DEFAULT_GC_DELAY,
+    DEFAULT_GC_DISK_HEADROOM,
+    parse_duration,
+)
 from mesoslite.config_checks import ConfigError, split_comma_list
 from mesoslite.protocol import MAX_MESSAGE_SIZE
 from mesoslite.resources import Resources
@@ -48,6 +54,22 @@ def parse_attributes(text: str) -> dict[str, str]:
         out[name] = value
     return out
 
+
+def _duration(field: str) -> Any:
+    """A flag parser for seconds or Mesos duration text (ConfigError naming ``field``)."""
+
+    def parse(text: str) -> float:
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            raise ConfigError(field, "seconds or a duration like 30secs, 10mins, 1weeks",
+                              text) from exc
+
+    return parse
+
+
+_fraction = checks.Check("a number from 0 to 1",
+                         lambda v: isinstance(v, (int, float)) and 0.0 <= v <= 1.0)
 
 _attributes = checks.Check("attributes like 'rack:a;zone:b'",
                            lambda v: isinstance(v, str) and parse_attributes(v) is not None)
@@ -136,6 +158,21 @@ class AgentConfig:
     max_completed_executors_per_framework: int = attrs.field(
         default=150, validator=checks.integer(0))
     max_completed_tasks_per_executor: int = attrs.field(default=200, validator=checks.integer(0))
+    gc_delay: float = attrs.field(
+        default=DEFAULT_GC_DELAY, validator=checks.positive_seconds,
+        metadata={"help": "remove a completed executor's sandbox this long after it ended "
+                          "(seconds or 1weeks, 2days, ...)", "parse": _duration("gc_delay")},
+    )
+    gc_disk_headroom: float = attrs.field(
+        default=DEFAULT_GC_DISK_HEADROOM, validator=_fraction,
+        metadata={"help": "free-disk fraction to keep: sandboxes older than gc_delay * "
+                          "max(0, 1 - headroom - disk usage) are removed"},
+    )
+    disk_watch_interval: float = attrs.field(
+        default=DEFAULT_DISK_WATCH_INTERVAL, validator=checks.positive_seconds,
+        metadata={"help": "how often disk usage is checked and due sandboxes removed",
+                  "parse": _duration("disk_watch_interval")},
+    )
     #: Cap on ``/files/read`` ``length`` (bytes).
     files_max_read_length: int = attrs.field(default=1 << 20, validator=checks.integer(1))
     #: Seconds a ``/files`` read may take before it is answered 504.

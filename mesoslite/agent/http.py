@@ -142,8 +142,17 @@ class _Handler(tornado.web.RequestHandler):
         except BadArgument as exc:
             self.error(400, exc.field, str(exc))
         except PathRefused as exc:
-            self.error(exc.status, exc.field, exc.message)
+            gone = self.sandbox_gone(exc)
+            self.error(exc.status, exc.field, gone or exc.message)
         return None
+
+    def sandbox_gone(self, exc: PathRefused) -> str | None:
+        """For a 404: why the path is gone when sandbox GC removed it."""
+        raw = self.raw_arg("path") or ""
+        if exc.status != 404:
+            return None
+        full = raw if os.path.isabs(raw) else os.path.join(self.agent.work_dir, raw)
+        return self.agent.sandbox_gone(os.path.normpath(full))
 
 
 class StateHandler(_Handler):

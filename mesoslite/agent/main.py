@@ -36,6 +36,7 @@ from mesoslite.agent.master_link import MasterLink, master_endpoint
 from mesoslite.agent.records import AgentFramework, AgentMetrics
 from mesoslite.agent.recovery import Recovery, previous_executor_endpoint
 from mesoslite.agent.resources_detect import detect_resources
+from mesoslite.agent.sandbox_gc import LiveSet, SandboxCollector
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.protocol import AgentInfo, MasterInfo
 from mesoslite.resources import Resources
@@ -101,6 +102,7 @@ class AgentProcess:
                            checkpointer=self.checkpointer, request_stop=self._stop_soon)
         self.checkpointer.on_dirty = self.agent.schedule_checkpoint_sync
         self._http_server: tornado.httpserver.HTTPServer | None = None
+        self.gc: SandboxCollector | None = None
         self._started = False
         self._stopping = False
         self._stop_job: asyncio.Task[None] | None = None
@@ -150,9 +152,25 @@ class AgentProcess:
             self.link.connect(endpoint)
         follow = None if endpoint is not None else cfg.master
         await self.agent.start(recovery if previous is not None else None, follow)
+        self.gc = self._sandbox_collector()
+        self.gc.start()
         log.info("Agent started on %s (HTTP %s, executors %s), master %s, resources %s",
                  cfg.effective_hostname, http_port, self.executors.endpoint, cfg.master,
                  resources)
+
+    def _sandbox_collector(self) -> SandboxCollector:
+        """Sandbox GC (started once the recovered records exist: they say what is live)."""
+        cfg = self.config
+
+        def live() -> LiveSet:
+            containers, executors, frameworks = self.core.live_sandboxes()
+            return LiveSet(containers, executors, frameworks)
+
+        return SandboxCollector(
+            self._work_dir, self.clock, gc_delay=cfg.gc_delay, headroom=cfg.gc_disk_headroom,
+            interval=cfg.disk_watch_interval, live=live,
+            on_collected=lambda removed: self.core.sandboxes_collected(
+                {sb.container_id for sb in removed}))
 
     def _bind_executors(self, endpoint: str) -> RouterServer:
         """The executor socket on ``endpoint``; an ephemeral port when that one is taken.
@@ -198,6 +216,8 @@ class AgentProcess:
             return
         self._stopping = True
         try:
+            if self.gc is not None:
+                await self.gc.close()
             await self.agent.stop(kill_tasks)
         finally:
             if self._http_server is not None:
@@ -295,6 +315,20 @@ class AgentProcess:
         """``/state`` ``containerizers``: the Docker daemon's health when docker is enabled."""
         health = self.docker.health()
         return {"docker": health} if health is not None else {}
+
+    def gc_metrics(self) -> dict[str, float]:
+        """``gc/path_removals_{pending,succeeded,failed}`` and the disk usage GC last saw."""
+        gc = self.gc
+        if gc is None:
+            return {}
+        return {"gc/path_removals_pending": float(len(gc.schedule)),
+                "gc/path_removals_succeeded": float(gc.removals_succeeded),
+                "gc/path_removals_failed": float(gc.removals_failed),
+                "gc/disk_usage": gc.last_usage}
+
+    def sandbox_gone(self, path: str) -> str | None:
+        """Why a missing ``/files`` path is gone when sandbox GC removed it (else None)."""
+        return self.gc.gone(path) if self.gc is not None else None
 
     async def monitor_statistics(self) -> list[dict[str, Any]]:
         """``/monitor/statistics``: usage of every running executor and Docker task."""

@@ -99,6 +99,14 @@ class AgentView(Protocol):
         """``/monitor/statistics``."""
         ...
 
+    def gc_metrics(self) -> dict[str, float]:
+        """Sandbox GC's ``gc/...`` metrics (Mesos names)."""
+        ...
+
+    def sandbox_gone(self, path: str) -> str | None:
+        """Why a missing ``/files`` path is gone (sandbox GC removed it), else None."""
+        ...
+
 _GAUGE_STATES = {
     TaskState.TASK_STAGING: "staging",
     TaskState.TASK_STARTING: "starting",
@@ -124,6 +132,8 @@ COUNTERS = frozenset(
         "slave/checkpoint_failures",
         "slave/registration_attempts",
         "slave/reregistrations",
+        "gc/path_removals_succeeded",
+        "gc/path_removals_failed",
     }
 )
 
@@ -203,6 +213,7 @@ def metrics_snapshot(agent: AgentView) -> dict[str, float]:
         "slave/invalid_status_updates": float(metrics.invalid_status_updates),
         "slave/registration_attempts": float(attempts),
         "slave/reregistrations": float(reregistrations),
+        **agent.gc_metrics(),
     }
     for name, count in gauges.items():
         out[f"slave/tasks_{name}"] = float(count)

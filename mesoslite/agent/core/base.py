@@ -170,6 +170,35 @@ class CoreBase:
             frameworks=tuple(fw.info for fw in self.frameworks.values()),
         )
 
+    # ------------------------------------------------------------ sandbox garbage collection
+
+    def live_sandboxes(self) -> tuple[frozenset[str], frozenset[tuple[str, str]], frozenset[str]]:
+        """What GC must not remove: live container ids, (framework, executor) ids, frameworks."""
+        containers = set(self.containers) | set(self.docker_tasks)
+        executors: set[tuple[str, str]] = set()
+        for fw in self.frameworks.values():
+            hosted = list(fw.command_host.executors.values()) if fw.command_host else []
+            if fw.command_host is not None:
+                containers.add(fw.command_host.container_id)
+                executors.add((fw.id, fw.command_host.executor_id))
+            for ex in [*fw.executors.values(), *hosted]:
+                containers.add(ex.container_id)
+                executors.add((fw.id, ex.executor_id))
+        return frozenset(containers), frozenset(executors), frozenset(self.frameworks)
+
+    def sandboxes_collected(self, container_ids: set[str]) -> None:
+        """GC removed these runs' sandboxes: prune their completed executor records, and
+        completed frameworks left with none."""
+        for fw in [*self.frameworks.values(), *self.completed_frameworks]:
+            kept = [ex for ex in fw.completed_executors if ex.container_id not in container_ids]
+            if len(kept) != len(fw.completed_executors):
+                fw.completed_executors.clear()
+                fw.completed_executors.extend(kept)
+        kept_fws = [fw for fw in self.completed_frameworks if fw.completed_executors]
+        if len(kept_fws) != len(self.completed_frameworks):
+            self.completed_frameworks.clear()
+            self.completed_frameworks.extend(kept_fws)
+
     # ------------------------------------------------------------ helpers
 
     def sandbox(self, framework_id: str, executor_id: str, container_id: str) -> str:
