@@ -197,6 +197,9 @@ def test_driver_on_a_background_thread_can_be_stopped_from_outside() -> None:
 
 def test_reregistered_executor_outlives_its_first_agent_past_the_recovery_timeout() -> None:
     """After the starting agent's pid died and a new agent re-registered us, we keep running."""
+    # Long enough for the re-registration to happen within it on a loaded machine (with
+    # 0.5 s the executor sometimes shut down before it could re-register).
+    RECOVERY = 2.0  # noqa: N806
 
     class Noticing(Recorder):
         def disconnected(self, driver):  # type: ignore[no-untyped-def]
@@ -208,7 +211,7 @@ def test_reregistered_executor_outlives_its_first_agent_past_the_recovery_timeou
         dead = await asyncio.create_subprocess_exec("true")
         await dead.wait()  # a pid that no longer runs: the "old agent"
         env = env_for(agent) | {"MESOSLITE_AGENT_PID": str(dead.pid), "MESOS_CHECKPOINT": "1",
-                                "MESOS_RECOVERY_TIMEOUT": "0.5"}
+                                "MESOS_RECOVERY_TIMEOUT": str(RECOVERY)}
         driver = ExecutorDriver(executor, env, heartbeat_interval=0.05, liveness_interval=0.05)
         runner = asyncio.get_running_loop().create_task(driver.run_async())
         try:
@@ -226,7 +229,7 @@ def test_reregistered_executor_outlives_its_first_agent_past_the_recovery_timeou
             # Three recovery timeouts later we are still here, heartbeating.
             beats = len(agent.of_type(Heartbeat))
             await holding(lambda: ("shutdown",) not in executor.calls and not runner.done(),
-                          1.5, "the executor running past three recovery timeouts")
+                          3 * RECOVERY, "the executor running past three recovery timeouts")
             assert ("shutdown",) not in executor.calls
             assert not runner.done()
             assert len(agent.of_type(Heartbeat)) > beats

@@ -28,7 +28,7 @@ class Stream:
     async def open(cls, api: ApiServer, query: str = "") -> Stream:
         """Connect, send the request and read the status line and headers."""
         reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
-        writer.write(f"GET /v2/events{query} HTTP/1.1\r\nHost: test\r\n"
+        writer.write(f"GET /v2/events{query} HTTP/1.1\r\nHost: 127.0.0.1:{api.port}\r\n"
                      "Accept: text/event-stream\r\n\r\n".encode())
         await writer.drain()
         stream = cls(reader, writer)

@@ -117,6 +117,8 @@ def test_gc_by_headroom_on_a_small_tmpfs(tmp_path: Path, tmpfs: Path) -> None:
                 assert "garbage collected" in message and "container" in message, message
             status, body = http_get(f"{agent.base_url}/files/read?path={running}/blob&length=4")
             assert status == 200
+            status, body = http_get(f"{agent.base_url}/files/read?path={running}/nothing-here")
+            assert status == 404 and b"garbage" not in body  # missing in a live sandbox: plain 404
             status, body = http_get(f"{agent.base_url}/files/read?path={tmpfs}/nothing-here")
-            assert status == 404 and b"garbage" not in body  # unrelated paths: plain 404
+            assert status == 403 and b"garbage" not in body  # outside every task sandbox
             assert os.path.ismount(tmpfs)

@@ -97,7 +97,8 @@ class MasterProc:
         conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=3)
         try:
             data = None if body is None else json.dumps(body)
-            conn.request(method, path, body=data)
+            headers = {} if body is None else {"Content-Type": "application/json"}
+            conn.request(method, path, body=data, headers=headers)
             response = conn.getresponse()
             raw = response.read()
             try:
