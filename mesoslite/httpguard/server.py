@@ -5,8 +5,9 @@ Owns:
 - :class:`GuardedHTTPServer`: an ``HTTPServer`` whose every request first passes the
   :class:`~mesoslite.httpguard.policy.RequestPolicy` (refused requests are answered
   with a JSON ``{"message", "field"}`` and never reach a handler, so routes added later
-  are covered too); at most ``max_connections`` open connections (more are answered 503
-  and closed; the cap is also kept below half the process's file-descriptor limit); idle
+  are covered too); at most ``max_connections`` open connections (the cap is also kept
+  below half the process's file-descriptor limit): a new client at the cap makes the
+  longest-idle connection close, or, when every connection is busy, is answered 503; idle
   clients and clients slow to send headers or bodies are closed (``idle_timeout``,
   ``body_timeout``); running out of file descriptors pauses accepting for a moment
   instead of spinning, and every such error is logged at most once per
@@ -115,16 +116,19 @@ class _GuardedMessage(tornado.httputil.HTTPMessageDelegate):
     """One request: checked when its headers arrive; a refused one never reaches the app."""
 
     def __init__(self, inner: tornado.httputil.HTTPMessageDelegate,
-                 connection: tornado.httputil.HTTPConnection, policy: RequestPolicy,
-                 logs: RateLimitedLog) -> None:
+                 connection: tornado.httputil.HTTPConnection, guard: _Guard,
+                 server_conn: object) -> None:
         self.inner = inner
         self.connection = connection
-        self.policy = policy
-        self.logs = logs
+        self.policy = guard.policy
+        self.logs = guard.logs
+        self.guard = guard
+        self.server_conn = server_conn
         self.refusal: Refusal | None = None
 
     def headers_received(self, start_line: Any, headers: tornado.httputil.HTTPHeaders) -> Any:
         """Check the request line and headers; pass them on unless refused."""
+        self.guard.idle.pop(self.server_conn, None)  # a request arrived: busy until answered
         method = getattr(start_line, "method", "GET")
         path = getattr(start_line, "path", "/").split("?", 1)[0]
         length = headers.get("Content-Length", "")
@@ -170,24 +174,35 @@ class _GuardedMessage(tornado.httputil.HTTPMessageDelegate):
 
 
 class _Guard(tornado.httputil.HTTPServerConnectionDelegate):
-    """Wraps an application: each request goes through :class:`_GuardedMessage`."""
+    """Wraps an application: each request goes through :class:`_GuardedMessage`.
+
+    Also knows which connections are idle (waiting for a request's headers) and since
+    when, so a server at its connection cap can close the longest-idle one.
+    """
 
     def __init__(self, inner: tornado.httputil.HTTPServerConnectionDelegate,
                  policy: RequestPolicy, logs: RateLimitedLog) -> None:
         self.inner = inner
         self.policy = policy
         self.logs = logs
+        self.idle: dict[object, float] = {}
 
     def start_request(self, server_conn: object,
                       request_conn: tornado.httputil.HTTPConnection
                       ) -> tornado.httputil.HTTPMessageDelegate:
-        """A guarded delegate around the application's own."""
+        """A guarded delegate around the application's own (the connection waits: idle)."""
+        self.idle[server_conn] = time.monotonic()
         inner = self.inner.start_request(server_conn, request_conn)
-        return _GuardedMessage(inner, request_conn, self.policy, self.logs)
+        return _GuardedMessage(inner, request_conn, self, server_conn)
 
     def on_close(self, server_conn: object) -> None:
         """Pass the close on."""
+        self.idle.pop(server_conn, None)
         self.inner.on_close(server_conn)
+
+    def oldest_idle(self) -> object | None:
+        """The connection idle for the longest time, if any."""
+        return min(self.idle, key=self.idle.__getitem__) if self.idle else None
 
 
 def guard(app: tornado.httputil.HTTPServerConnectionDelegate, policy: RequestPolicy
@@ -209,9 +224,10 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         fd_limit = raise_nofile_limit()
         self.max_connections = max(8, min(max_connections, fd_limit // 2))
         self.refused_connections = 0
-        super().initialize(_Guard(request_callback, policy or RequestPolicy(), self.logs),
-                           idle_connection_timeout=idle_timeout, body_timeout=body_timeout,
-                           **kwargs)
+        self.evicted_connections = 0
+        self.guard = _Guard(request_callback, policy or RequestPolicy(), self.logs)
+        super().initialize(self.guard, idle_connection_timeout=idle_timeout,
+                           body_timeout=body_timeout, **kwargs)
 
     @property
     def open_connections(self) -> int:
@@ -226,6 +242,15 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
 
     def _accept(self, connection: socket.socket, address: Any) -> None:
         if len(self._connections) >= self.max_connections:
+            victim = self.guard.oldest_idle()
+            if victim is not None:  # make room: the longest-idle client goes
+                self.guard.idle.pop(victim, None)
+                self.evicted_connections += 1
+                self.logs.report("evict", "%d connections open (the cap): closed the "
+                                 "longest-idle one", len(self._connections))
+                victim.stream.close()  # type: ignore[attr-defined]
+                self._handle_connection(connection, address)
+                return
             self.refused_connections += 1
             self.logs.report("cap", "refused a connection from %s: %d connections open "
                               "(the cap)", address, len(self._connections))

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
+import shlex
+import socket
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.support.marathon_procs import MarathonCluster, shell_app
-from tests.support.procs import wait_for
+from tests.support.procs import Proc, mesoslite, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +203,41 @@ def test_a_frame_packed_with_bad_envelopes_gets_one_answer(cluster: MarathonClus
     status, _ = raw(cluster.master.http_port, "GET", "/health")
     assert status == 200
     assert cluster.master.framework(cluster.framework_id) is not None
+
+
+def test_idle_connection_flood_leaves_the_master_responsive_and_its_log_small(
+        tmp_path: Path) -> None:
+    """The fd probe: with 256 fds, 300 idle connections; /health answers, no spin, small log."""
+    log_path = tmp_path / "master.log"
+    command = " ".join(shlex.quote(arg) for arg in mesoslite(
+        "master", "--ip", "127.0.0.1", "--http_port", "0", "--zmq_port", "0",
+        "--work_dir", str(tmp_path / "work")))
+    proc = Proc(["sh", "-c", f"ulimit -n 256 && exec {command}"], log_path)
+    idle: list[socket.socket] = []
+    try:
+        output = proc.wait_output("mesoslite master:", timeout=30)
+        port = int(re.search(r"http://[\d.]+:(\d+)", output).group(1))  # type: ignore[union-attr]
+        for _ in range(300):
+            conn = socket.socket()
+            conn.settimeout(10)
+            conn.connect(("127.0.0.1", port))
+            idle.append(conn)
+        for _ in range(3):
+            status, _ = raw(port, "GET", "/health")
+            assert status == 200
+        master = psutil.Process(proc.pid)
+        before = sum(master.cpu_times()[:2])
+        for _ in range(20):
+            assert raw(port, "GET", "/health")[0] == 200
+        wait_for(lambda: raw(port, "GET", "/metrics/snapshot")[0] == 200, timeout=10,
+                 what="the master answers")
+        used = sum(master.cpu_times()[:2]) - before
+        assert used < 5.0, f"the master used {used:.1f} s of CPU for 21 requests"
+        assert master.num_fds() < 256
+    finally:
+        for conn in idle:
+            conn.close()
+        proc.stop()
+    size = log_path.stat().st_size
+    assert size < 20_000, f"the master wrote {size} bytes of log:\n{proc.output()[-3000:]}"
+    assert "Traceback" not in proc.output()
