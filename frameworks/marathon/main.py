@@ -32,6 +32,7 @@ from frameworks.marathon.state.zk_store import ZooKeeperStore
 from frameworks.marathon.webui.routes import mount_service_ui
 from mesoslite import __version__
 from mesoslite.clock import SYSTEM_CLOCK, Clock
+from mesoslite.config_checks import mask_secrets
 from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 from mesoslite.protocol import FrameworkInfo
 from mesoslite.scheduler import SchedulerDriver
@@ -100,7 +101,7 @@ class MarathonProcess:
         election.on_deposed(self._deposed)
         await election.start()
         log.info("marathon API at %s (%s)", self.url,
-                 f"contending at {cfg.zk}" if cfg.zk else "standalone, leading")
+                 f"contending at {mask_secrets(cfg.zk)}" if cfg.zk else "standalone, leading")
 
     def _master_http(self) -> str | None:
         """The leading master's HTTP address as the driver knows it (the UI's log links)."""
@@ -202,5 +203,5 @@ def _bind(address: str, port: int) -> list[socket.socket]:
 
 def describe(process: MarathonProcess) -> dict[str, Any]:
     """A one-line summary for the CLI."""
-    return {"url": process.url, "zk": process.config.zk or None,
+    return {"url": process.url, "zk": mask_secrets(process.config.zk) or None,
             "state_dir": None if process.config.zk else process.config.state_dir}

@@ -186,4 +186,5 @@ class AgentConfig:
 
     def to_flags(self) -> dict[str, Any]:
         """The flags as shown on ``/flags`` and ``/state`` (values as strings, like Mesos)."""
-        return {f.name: str(getattr(self, f.name)) for f in attrs.fields(AgentConfig)}
+        return {f.name: checks.mask_secrets(str(getattr(self, f.name)))
+                for f in attrs.fields(AgentConfig)}

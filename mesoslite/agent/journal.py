@@ -239,7 +239,7 @@ class Journal:
     def _open(self) -> int:
         if self._fd is None:
             directory = os.path.dirname(self.path)
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
             try:
                 with open(self.path, "rb") as f:
                     old: bytes | None = f.read()
@@ -256,6 +256,7 @@ class Journal:
             self._fd = os.open(
                 self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
             )
+            os.fchmod(self._fd, 0o600)  # it holds task environments: this user only
             if old is None:
                 fsync_dir(directory)
         return self._fd

@@ -37,6 +37,7 @@ from mesoslite.agent.records import AgentFramework, AgentMetrics
 from mesoslite.agent.recovery import Recovery, previous_executor_endpoint
 from mesoslite.agent.resources_detect import detect_resources
 from mesoslite.clock import SYSTEM_CLOCK, Clock
+from mesoslite.config_checks import mask_secrets
 from mesoslite.protocol import AgentInfo, MasterInfo
 from mesoslite.resources import Resources
 from mesoslite.transport import CurveClientKeys, DealerClient, RouterServer
@@ -151,8 +152,8 @@ class AgentProcess:
         follow = None if endpoint is not None else cfg.master
         await self.agent.start(recovery if previous is not None else None, follow)
         log.info("Agent started on %s (HTTP %s, executors %s), master %s, resources %s",
-                 cfg.effective_hostname, http_port, self.executors.endpoint, cfg.master,
-                 resources)
+                 cfg.effective_hostname, http_port, self.executors.endpoint,
+                 mask_secrets(cfg.master), resources)
 
     def _bind_executors(self, endpoint: str) -> RouterServer:
         """The executor socket on ``endpoint``; an ephemeral port when that one is taken.

@@ -241,3 +241,45 @@ def test_idle_connection_flood_leaves_the_master_responsive_and_its_log_small(
     size = log_path.stat().st_size
     assert size < 20_000, f"the master wrote {size} bytes of log:\n{proc.output()[-3000:]}"
     assert "Traceback" not in proc.output()
+
+
+def test_state_files_are_private_and_secrets_masked(tmp_path: Path) -> None:
+    """Checkpoints, the framework's journal and the registry are 0600 in 0700 dirs; flags mask."""
+    root = tmp_path / "cluster"
+    with MarathonCluster(root, agents=1) as running:
+        running.client.ok("POST", "/v2/apps", shell_app(
+            "/secret-env", 1, cmd="exec sleep 600", healthChecks=[],
+            env={"DB_PASSWORD": "hunter2"}), expect=201)
+        wait_for(lambda: running.client.app("/secret-env")["tasksRunning"] == 1, timeout=40,
+                 what="the app runs")
+        agent = running.agents[0]
+        holders = [p for p in (agent.work_dir / "meta").rglob("*") if p.is_file()]
+        holders += [p for p in (root / "marathon-state").rglob("*") if p.is_file()]
+        holders += list(running.master.work_dir.rglob("registry*"))
+        assert any("journal" in p.name for p in holders), holders
+        for path in holders:
+            assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+        for directory in (agent.work_dir / "meta", root / "marathon-state"):
+            assert directory.stat().st_mode & 0o077 == 0, directory
+        status, answer = raw(agent.http_port, "GET", "/files/read?path=" + urllib.parse.quote(
+            str(next(p for p in holders if "journal" in p.name))))
+        assert status == 403 and "hunter2" not in json.dumps(answer)
+
+
+def test_zk_password_is_masked_in_flags_state_and_log(tmp_path: Path) -> None:
+    """An agent following zk://user:password@… never shows the password."""
+    log_path = tmp_path / "agent.log"
+    proc = Proc(mesoslite("agent", "--ip", "127.0.0.1", "--http_port", "0",
+                          "--work_dir", str(tmp_path / "work"),
+                          "--master", "zk://ops:s3cr3t-pw@127.0.0.1:9/mesoslite"), log_path)
+    try:
+        output = proc.wait_output("mesoslite agent:", timeout=30)
+        port = int(re.search(r"http://[\d.]+:(\d+)", output).group(1))  # type: ignore[union-attr]
+        for path in ("/flags", "/state"):
+            status, answer = raw(port, "GET", path)
+            assert status == 200
+            text = json.dumps(answer)
+            assert "s3cr3t-pw" not in text and "zk://ops:***@" in text, path
+    finally:
+        proc.stop()
+    assert "s3cr3t-pw" not in proc.output()
