@@ -283,3 +283,32 @@ def test_zk_password_is_masked_in_flags_state_and_log(tmp_path: Path) -> None:
     finally:
         proc.stop()
     assert "s3cr3t-pw" not in proc.output()
+
+
+def test_a_flipped_bit_in_the_checkpoint_is_refused_not_truncated(tmp_path: Path) -> None:
+    """The checkpoint probe: a restarted agent refuses a damaged journal and keeps it whole."""
+    root = tmp_path / "cluster"
+    with MarathonCluster(root, agents=1) as running:
+        running.client.ok("POST", "/v2/apps", shell_app("/kept", 3, cmd="exec sleep 600",
+                                                        healthChecks=[]), expect=201)
+        wait_for(lambda: running.client.app("/kept")["tasksRunning"] == 3, timeout=60,
+                 what="3 tasks run")
+        agent = running.agents[0]
+        agent.kill9()
+        [journal] = (agent.work_dir / "meta").rglob("journal")
+        data = bytearray(journal.read_bytes())
+        data[len(data) // 8] ^= 0x04  # one bit, early in the file
+        journal.write_bytes(bytes(data))
+        flags = ["--master", running.master.address, "--ip", "127.0.0.1", "--http_port", "0",
+                 "--work_dir", str(agent.work_dir)]
+        again = Proc(mesoslite("agent", *flags), tmp_path / "agent-again.log")
+        try:
+            wait_for(lambda: not again.alive(), timeout=30, what="the agent refuses to start")
+        finally:
+            again.stop()
+        assert again.popen.returncode != 0
+        output = again.output()
+        assert "is corrupt at byte" in output and "Traceback" not in output, output[-2000:]
+        assert journal.read_bytes() == data  # never truncated
+        copies = list(journal.parent.glob("journal.corrupt-*"))
+        assert copies and copies[0].read_bytes() == data
