@@ -155,10 +155,17 @@ class StateHandler(_Handler):
 
 
 class HealthHandler(_Handler):
-    """``GET /health``: 200 with an empty body while the agent runs."""
+    """``GET /health``: 200 with an empty body while the agent runs.
+
+    503 naming the cause while checkpoint writes fail (a full disk): the agent then
+    holds every message it would send until a write succeeds.
+    """
 
     def get(self) -> None:
         """Answer the request."""
+        if self.agent.checkpoint_error:
+            self.write_json({"error": self.agent.checkpoint_error, "field": ""}, 503)
+            return
         self.set_status(200)
         self.finish()
 

@@ -282,11 +282,18 @@ class Journal:
         fd = self._open()
         data = b"".join(self._buffer)
         count = len(self._buffer)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fdatasync(fd)
+        try:
+            write_all(fd, data)
+            os.fdatasync(fd)
+        except OSError:
+            # A full disk may have let part of the batch in: cut it off, so that the
+            # retry appends whole records after the last durable one.
+            try:
+                os.ftruncate(fd, self._size)
+            except OSError as exc:
+                log.error("checkpoint %s: cannot cut a failed write back to %d bytes: %s",
+                          self.path, self._size, exc)
+            raise
         self._buffer.clear()
         self._size += len(data)
         self.syncs += 1

@@ -226,6 +226,11 @@ class AgentProcess:
         return self._work_dir
 
     @property
+    def checkpoint_error(self) -> str:
+        """Why checkpoint writes fail now ("" while they work)."""
+        return self.agent.checkpoint_error
+
+    @property
     def http_port(self) -> int:
         """The HTTP port actually bound (0 before start)."""
         return self.core.http_port

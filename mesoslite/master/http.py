@@ -42,7 +42,7 @@ import mesoslite
 from mesoslite.allocator import validate_role
 from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 from mesoslite.master import render
-from mesoslite.master.leadership import LeadershipLost
+from mesoslite.master.leadership import LeadershipLost, StorageFailing
 from mesoslite.master.metrics import prometheus_text
 from mesoslite.master.records import FrameworkRecord, TaskEntry
 from mesoslite.protocol import MasterInfo
@@ -129,6 +129,10 @@ class BaseHandler(tornado.web.RequestHandler):
         """Answer ``{}`` once the registry holds the change; 503 if leadership was lost."""
         try:
             await self.master.leadership.durable()
+        except StorageFailing as exc:  # a full disk: the master keeps retrying the write
+            self.write_json({"message": f"the change is not durable yet: {exc}",
+                             "field": ""}, 507)
+            return
         except LeadershipLost as exc:
             self.write_json({"message": f"the change may not be durable: {exc}",
                              "field": ""}, 503)

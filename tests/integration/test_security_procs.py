@@ -20,8 +20,9 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.support.marathon_procs import MarathonCluster, shell_app
-from tests.support.procs import Proc, mesoslite, wait_for
+from tests.support.cluster_procs import ProcCluster
+from tests.support.marathon_procs import MarathonCluster, MarathonProc, shell_app
+from tests.support.procs import Proc, holds, mesoslite, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -312,3 +313,110 @@ def test_a_flipped_bit_in_the_checkpoint_is_refused_not_truncated(tmp_path: Path
         assert journal.read_bytes() == data  # never truncated
         copies = list(journal.parent.glob("journal.corrupt-*"))
         assert copies and copies[0].read_bytes() == data
+
+
+def _limited(kind: str, tmp_path: Path, blocks: int, *flags: str) -> tuple[Proc, int]:
+    """``mesoslite <kind>`` whose files may not grow past ``blocks`` × 512 bytes."""
+    command = " ".join(shlex.quote(arg) for arg in mesoslite(kind, *flags))
+    proc = Proc(["sh", "-c", f"ulimit -f {blocks} && exec {command}"], tmp_path / f"{kind}.log")
+    output = proc.wait_output(f"mesoslite {kind}:", timeout=30)
+    port = int(re.search(r"http://[\d.]+:(\d+)", output).group(1))  # type: ignore[union-attr]
+    return proc, port
+
+
+def test_a_full_disk_is_507_and_the_master_keeps_running(tmp_path: Path) -> None:
+    """A registry write the disk refuses is retried: PUT /weights is 507 naming it; no exit."""
+    proc, port = _limited("master", tmp_path, 4, "--ip", "127.0.0.1", "--http_port", "0",
+                          "--zmq_port", "0", "--work_dir", str(tmp_path / "work"),
+                          "--registry_store_timeout", "2")
+    try:
+        status, _ = raw(port, "PUT", "/weights", json.dumps([{"role": "small", "weight": 2}])
+                        .encode(), {"Content-Type": "application/json"})
+        assert status == 200
+        many = [{"role": f"role-{i:04d}-{'x' * 40}", "weight": 1.5} for i in range(200)]
+        status, answer = raw(port, "PUT", "/weights", json.dumps(many).encode(),
+                             {"Content-Type": "application/json"})
+        assert status == 507, answer
+        assert "File too large" in answer["message"], answer
+        assert proc.alive()
+        assert raw(port, "GET", "/health")[0] == 200
+        assert raw(port, "GET", "/state")[0] == 200
+    finally:
+        proc.stop()
+    assert proc.popen.returncode == 0, proc.output()[-2000:]  # stopped by us, not exited
+
+
+def test_an_agent_that_cannot_checkpoint_holds_its_updates(tmp_path: Path) -> None:
+    """The agent's disk fills: /health is 503 naming it; no update the master has was not
+    checkpointed first (messages are held, not sent)."""
+    from mesoslite.agent.journal import parse
+
+    procs = ProcCluster(tmp_path / "cluster")
+    agent: Proc | None = None
+    framework: MarathonProc | None = None
+    try:
+        master = procs.start_master()
+        work = tmp_path / "agent"
+        agent, port = _limited("agent", tmp_path, 128, "--master", master.address, "--ip",
+                               "127.0.0.1", "--http_port", "0", "--work_dir", str(work),
+                               "--resources", "cpus:8;mem:4096", "--registration_backoff_factor",
+                               "0.1")
+        framework = MarathonProc(master, tmp_path / "marathon-state", tmp_path / "m.log",
+                                 {"max_instances_per_offer": 2})
+        framework.client.ok("POST", "/v2/apps", shell_app("/first", 2, cmd="exec sleep 600",
+                                                          healthChecks=[], mem=16), expect=201)
+        wait_for(lambda: framework.client.app("/first")["tasksRunning"] == 2, timeout=60,
+                 what="the first tasks run (their updates checkpointed)")
+        framework.client.ok("POST", "/v2/apps", shell_app("/fill", 40, cmd="exec sleep 600",
+                                                          healthChecks=[], mem=16), expect=201)
+        wait_for(lambda: raw(port, "GET", "/health")[0] == 503, timeout=60,
+                 what="the agent's checkpoint fails")
+        _status, answer = raw(port, "GET", "/health")
+        assert "File too large" in answer["error"], answer
+        assert agent.alive()
+        [journal] = (work / "meta").rglob("journal")
+
+        def unsent_updates() -> set[tuple[str, str]]:
+            seen = {(t["id"], t["state"]) for fw in master.state()["frameworks"]
+                    for t in fw["tasks"] if t["state"] != "TASK_STAGING"}
+            records, _end, _legacy = parse(journal.read_bytes())
+            checkpointed = {(r[4], r[5]["status"]["state"]) for r, _raw in records
+                            if r[0] == "UPDATE"}
+            return seen - checkpointed
+
+        # Executors started before the disk filled keep reporting: none of it may leave.
+        holds(lambda: not unsent_updates(), 5.0, "no update leaves before its checkpoint")
+        assert agent.alive()
+        running = sum(1 for fw in master.state()["frameworks"] for t in fw["tasks"]
+                      if t["state"] == "TASK_RUNNING")
+        assert 2 <= running < 42, running
+    finally:
+        if framework is not None:
+            framework.proc.stop()
+        if agent is not None:
+            agent.stop()
+        procs.stop()
+
+
+def test_a_full_disk_is_507_on_the_framework_api(tmp_path: Path) -> None:
+    """Marathon's POST /v2/apps on a full state disk is 507 naming it; the API keeps serving."""
+    procs = ProcCluster(tmp_path / "cluster")
+    framework: Proc | None = None
+    try:
+        master = procs.start_master()
+        framework, port = _limited("marathon", tmp_path, 64, "--master", master.address,
+                                   "--http_address", "127.0.0.1", "--http_port", "0",
+                                   "--state_dir", str(tmp_path / "state"))
+        wait_for(lambda: raw(port, "GET", "/ping")[0] == 200, timeout=20, what="/ping")
+        big = shell_app("/big", 0, cmd="exec sleep 600", healthChecks=[],
+                        env={f"VAR_{i}": "x" * 1000 for i in range(60)})
+        status, answer = raw(port, "POST", "/v2/apps", json.dumps(big).encode(),
+                             {"Content-Type": "application/json"})
+        assert status == 507, answer
+        assert "File too large" in answer["message"], answer
+        assert framework.alive()
+        assert raw(port, "GET", "/v2/apps")[0] == 200
+    finally:
+        if framework is not None:
+            framework.stop()
+        procs.stop()

@@ -210,3 +210,25 @@ def test_a_journal_in_the_older_format_is_rewritten_with_checksums(tmp_path: Pat
     journal.sync()
     assert path.read_bytes().startswith(MAGIC)
     assert [r[1] for r in Journal(str(path)).read()] == ["F", "G"]
+
+
+def test_a_write_the_disk_refused_is_cut_back_and_retried_whole(tmp_path: Path) -> None:
+    """A batch that only partly fits (file-size limit) is cut off; the retry appends it whole."""
+    import resource
+
+    path = tmp_path / "journal"
+    journal = Journal(str(path))
+    journal.append("FORGET", "F")
+    journal.sync()
+    size = path.stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    journal.append("EXECUTOR", "G", "e", body={"info": {"pad": "x" * 4000}, "kind": "custom"})
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, hard))  # Python ignores SIGXFSZ
+    try:
+        with pytest.raises(OSError):
+            journal.sync()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert path.stat().st_size == size and journal.pending
+    assert journal.sync() == 1
+    assert [r[1] for r in Journal(str(path)).read()] == ["F", "G"]
