@@ -40,7 +40,7 @@ from mesoslite.agent.views import (
     state_json,
     version_json,
 )
-from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
+from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
 
 _CHUNK = 64 * 1024
 #: Threads that read sandbox files (a few: a stuck read holds one until it returns).
@@ -334,7 +334,10 @@ def start_http_server(agent: AgentView,
                       sockets: list[socket.socket]) -> tornado.httpserver.HTTPServer:
     """Serve ``agent``'s endpoints on the bound ``sockets``."""
     config = agent.config
-    policy = server_policy([config.hostname, config.effective_hostname], config.allowed_hosts)
+    auth = load_auth(config.authenticate_http_readonly, config.authenticate_http_readwrite,
+                     config.credentials)
+    policy = server_policy([config.hostname, config.effective_hostname], config.allowed_hosts,
+                           auth=auth)
     server = GuardedHTTPServer(make_app(agent), policy)
     server.add_sockets(sockets)
     return server

@@ -18,11 +18,14 @@ Owns:
   (every server's ``main`` calls it at start; :class:`GuardedHTTPServer` calls it too).
 - :func:`own_names`: this machine's host names (what the Host check accepts by default
   besides the loopback names and the advertised name); :func:`server_policy` builds a
-  server's policy from them.
+  server's policy from them; :func:`load_auth` reads Mesos's credentials file;
+  :func:`forwarded_authorization` is the ``Authorization`` of the request being handled
+  (the master's proxy passes it on to its agents).
 """
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import json
 import logging
@@ -36,7 +39,14 @@ import tornado.httpserver
 import tornado.httputil
 import tornado.ioloop
 
-from mesoslite.httpguard.policy import Refusal, RequestPolicy, allowed_host_names
+from mesoslite.httpguard.policy import (
+    AuthPolicy,
+    CredentialsError,
+    Refusal,
+    RequestPolicy,
+    allowed_host_names,
+    parse_credentials,
+)
 
 log = logging.getLogger("mesoslite.http")
 
@@ -54,6 +64,15 @@ ACCEPT_PAUSE = 0.5
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
          b"Connection: close\r\nRetry-After: 1\r\nContent-Length: %d\r\n\r\n%s")
+
+
+_AUTHORIZATION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mesoslite_http_authorization", default=None)
+
+
+def forwarded_authorization() -> str | None:
+    """The ``Authorization`` header of the request being handled (for a proxy to pass on)."""
+    return _AUTHORIZATION.get()
 
 
 def raise_nofile_limit() -> int:
@@ -80,10 +99,33 @@ def own_names() -> list[str]:
 
 
 def server_policy(advertised: Iterable[str], allowed_hosts: str = "",
-                  form_paths: Iterable[str] = (), forms_allowed: bool = False) -> RequestPolicy:
+                  form_paths: Iterable[str] = (), forms_allowed: bool = False,
+                  auth: AuthPolicy | None = None) -> RequestPolicy:
     """The policy of a server advertised as ``advertised`` names, with ``--allowed_hosts``."""
     names = allowed_host_names([*own_names(), *advertised], allowed_hosts)
-    return RequestPolicy(names, frozenset(form_paths), forms_allowed)
+    return RequestPolicy(names, frozenset(form_paths), forms_allowed, auth)
+
+
+def load_auth(readonly: bool, readwrite: bool, credentials_path: str) -> AuthPolicy | None:
+    """Mesos's ``--authenticate_http_readonly/readwrite`` and ``--credentials FILE``.
+
+    None when neither kind of request is authenticated; OSError (naming the file and the
+    flag) when the file cannot be read or is not Mesos's credentials JSON.
+    """
+    if not (readonly or readwrite):
+        return None
+    if not credentials_path:
+        raise OSError(errno.EINVAL, "--authenticate_http_readonly/readwrite need "
+                                    "--credentials FILE")
+    try:
+        with open(credentials_path, encoding="utf-8") as f:
+            credentials = parse_credentials(f.read(), f"--credentials {credentials_path}")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OSError(errno.EINVAL, f"--credentials {credentials_path}: cannot read it "
+                                    f"({exc})") from None
+    except CredentialsError as exc:
+        raise OSError(errno.EINVAL, str(exc)) from None
+    return AuthPolicy(credentials, readonly=readonly, readwrite=readwrite)
 
 
 class RateLimitedLog:
@@ -134,9 +176,13 @@ class _GuardedMessage(tornado.httputil.HTTPMessageDelegate):
         length = headers.get("Content-Length", "")
         has_body = (length not in ("", "0")
                     or "chunked" in headers.get("Transfer-Encoding", "").lower())
+        # The request's handler runs in a task copied from this connection's context: the
+        # master's proxy to its agents passes the same credentials on (forwarded_authorization).
+        _AUTHORIZATION.set(headers.get("Authorization"))
         self.refusal = self.policy.check(
             method, path, host=headers.get("Host", ""), origin=headers.get("Origin"),
-            content_type=headers.get("Content-Type", ""), has_body=has_body)
+            content_type=headers.get("Content-Type", ""), has_body=has_body,
+            authorization=headers.get("Authorization"))
         if self.refusal is None:
             return self.inner.headers_received(start_line, headers)
         remote = getattr(getattr(self.connection, "context", None), "remote_ip", "?")
@@ -162,6 +208,8 @@ class _GuardedMessage(tornado.httputil.HTTPMessageDelegate):
             "Content-Type": "application/json; charset=utf-8",
             "Content-Length": str(len(body)),
         })
+        for name, value in refusal.headers:
+            headers[name] = value
         reason = tornado.httputil.responses.get(refusal.status, "Refused")
         start = tornado.httputil.ResponseStartLine("HTTP/1.1", refusal.status, reason)
         self.connection.write_headers(start, headers, body)

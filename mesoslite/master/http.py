@@ -40,7 +40,7 @@ import tornado.web
 
 import mesoslite
 from mesoslite.allocator import validate_role
-from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
+from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
 from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost, StorageFailing
 from mesoslite.master.metrics import prometheus_text
@@ -658,8 +658,10 @@ def start_http_server(
 ) -> tuple[tornado.httpserver.HTTPServer, int]:
     """Bind and serve on the running loop; return the server and the bound port."""
     config = master.config
+    auth = load_auth(config.authenticate_http_readonly, config.authenticate_http_readwrite,
+                     config.credentials)
     policy = server_policy([config.hostname, config.advertised_hostname, address],
-                           config.allowed_hosts, form_paths=FORM_PATHS)
+                           config.allowed_hosts, form_paths=FORM_PATHS, auth=auth)
     sockets = tornado.netutil.bind_sockets(port, address)
     server = GuardedHTTPServer(make_app(master), policy, max_body_size=MAX_BODY_SIZE)
     server.add_sockets(sockets)
