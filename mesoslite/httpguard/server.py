@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextvars
 import errno
+import ipaddress
 import json
 import logging
 import resource
@@ -283,8 +284,18 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
         return len(self._connections)
 
     def add_sockets(self, sockets: Any) -> None:
-        """Accept on ``sockets`` with an accept loop that survives running out of fds."""
+        """Accept on ``sockets`` with an accept loop that survives running out of fds.
+
+        Warns when one listens beyond loopback and nothing authenticates the requests.
+        """
         for sock in sockets:
+            address = sock.getsockname()[0] if sock.family in (socket.AF_INET,
+                                                               socket.AF_INET6) else ""
+            if address and self.guard.policy.auth is None and not _loopback(address):
+                log.warning("HTTP on %s:%s is reachable beyond this machine and no request is "
+                            "authenticated: anyone who reaches it can act on the cluster "
+                            "(see --authenticate_http_readonly/readwrite, --credentials, "
+                            "--http_credentials)", address, sock.getsockname()[1])
             self._sockets[sock.fileno()] = sock
             self._handlers[sock.fileno()] = _accept_forever(sock, self._accept, self.logs)
 
@@ -313,6 +324,13 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
             connection.close()
             return
         self._handle_connection(connection, address)
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _accept_forever(sock: socket.socket, callback: Callable[[socket.socket, Any], None],
