@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from mesoslite import __version__
-from mesoslite.config_checks import NO_VALUE, ConfigError
+from mesoslite.config_checks import NO_VALUE, ConfigError, mask_secrets
 
 log = logging.getLogger("mesoslite.cli")
 
@@ -245,8 +245,8 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
     async def start() -> None:
         await agent.start()
-        print(f"mesoslite agent: http://{config.ip}:{agent.http_port}  master {config.master}",
-              flush=True)
+        print(f"mesoslite agent: http://{config.ip}:{agent.http_port}  "
+              f"master {mask_secrets(config.master)}", flush=True)
 
     asyncio.run(_serve_until_signalled(start, lambda: agent.stop(kill_tasks=True),
                                        agent.stopped))
@@ -293,9 +293,10 @@ def _cmd_marathon(args: argparse.Namespace) -> int:
 
     async def start() -> None:
         await process.start()
-        mode = f"contending at {config.zk}" if config.zk else f"state in {config.state_dir}"
-        print(f"mesoslite marathon: {process.url}  master {config.master}  ({mode})",
-              flush=True)
+        mode = (f"contending at {mask_secrets(config.zk)}" if config.zk
+                else f"state in {config.state_dir}")
+        print(f"mesoslite marathon: {process.url}  master {mask_secrets(config.master)}  "
+              f"({mode})", flush=True)
 
     try:
         asyncio.run(_serve_until_signalled(start, process.stop, process.deposed))

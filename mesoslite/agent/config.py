@@ -94,6 +94,21 @@ class AgentConfig:
         metadata={"help": checks.ALLOWED_HOSTS_HELP},
     )
     http_port: int = attrs.field(default=5051, validator=checks.port)
+    authenticate_http_readonly: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "require HTTP Basic credentials (--credentials) for read "
+                          "endpoints (all but /health and /version)"},
+    )
+    authenticate_http_readwrite: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "require HTTP Basic credentials (--credentials) for writes "
+                          "(POST, PUT, PATCH, DELETE)"},
+    )
+    credentials: str = attrs.field(
+        default="", validator=checks.text,
+        metadata={"help": "JSON file of principals and secrets, Mesos's form "
+                          '{"credentials": [{"principal": ..., "secret": ...}]}'},
+    )
     work_dir: str = attrs.field(
         default="/tmp/mesoslite/agent", validator=checks.nonempty("a directory path"))
     resources: str = attrs.field(default="", validator=checks.resources_text)
@@ -183,6 +198,10 @@ class AgentConfig:
         if self.status_update_retry_max < self.status_update_retry_min:
             raise ConfigError("status_update_retry_max", f">= status_update_retry_min "
                               f"({self.status_update_retry_min})", self.status_update_retry_max)
+        if (self.authenticate_http_readonly or self.authenticate_http_readwrite) \
+                and not self.credentials:
+            raise ConfigError("credentials", "a credentials file with "
+                              "--authenticate_http_readonly/readwrite", self.credentials)
         if bool(self.curve_secret_file) != bool(self.master_public_key_file):
             field = "master_public_key_file" if self.curve_secret_file else "curve_secret_file"
             raise ConfigError(field, "curve_secret_file and master_public_key_file set "
@@ -223,4 +242,5 @@ class AgentConfig:
 
     def to_flags(self) -> dict[str, Any]:
         """The flags as shown on ``/flags`` and ``/state`` (values as strings, like Mesos)."""
-        return {f.name: str(getattr(self, f.name)) for f in attrs.fields(AgentConfig)}
+        return {f.name: checks.mask_secrets(str(getattr(self, f.name)))
+                for f in attrs.fields(AgentConfig)}

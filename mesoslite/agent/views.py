@@ -87,6 +87,11 @@ class AgentView(Protocol):
         """True while registered with a master."""
         ...
 
+    @property
+    def checkpoint_error(self) -> str:
+        """Why checkpoint writes fail now ("" while they work)."""
+        ...
+
     def registration_counts(self) -> tuple[int, int]:
         """(registration messages sent, re-registrations started)."""
         ...

@@ -41,9 +41,9 @@ import tornado.web
 import mesoslite
 from mesoslite.allocator import validate_role
 from mesoslite.api.routes import master_api_rules
-from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
+from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
 from mesoslite.master import render
-from mesoslite.master.leadership import LeadershipLost
+from mesoslite.master.leadership import LeadershipLost, StorageFailing
 from mesoslite.master.metrics import prometheus_text
 from mesoslite.master.records import FrameworkRecord, TaskEntry
 from mesoslite.protocol import MasterInfo
@@ -130,6 +130,10 @@ class BaseHandler(tornado.web.RequestHandler):
         """Answer ``{}`` once the registry holds the change; 503 if leadership was lost."""
         try:
             await self.master.leadership.durable()
+        except StorageFailing as exc:  # a full disk: the master keeps retrying the write
+            self.write_json({"message": f"the change is not durable yet: {exc}",
+                             "field": ""}, 507)
+            return
         except LeadershipLost as exc:
             self.write_json({"message": f"the change may not be durable: {exc}",
                              "field": ""}, 503)
@@ -656,8 +660,10 @@ def start_http_server(
 ) -> tuple[tornado.httpserver.HTTPServer, int]:
     """Bind and serve on the running loop; return the server and the bound port."""
     config = master.config
+    auth = load_auth(config.authenticate_http_readonly, config.authenticate_http_readwrite,
+                     config.credentials)
     policy = server_policy([config.hostname, config.advertised_hostname, address],
-                           config.allowed_hosts, form_paths=FORM_PATHS)
+                           config.allowed_hosts, form_paths=FORM_PATHS, auth=auth)
     sockets = tornado.netutil.bind_sockets(port, address)
     server = GuardedHTTPServer(make_app(master), policy, max_body_size=MAX_BODY_SIZE)
     server.add_sockets(sockets)
