@@ -30,6 +30,7 @@ from mesoslite.agent.views import (
     state_json,
     version_json,
 )
+from mesoslite.api.jsonp import JsonpTransform
 
 _CHUNK = 64 * 1024
 
@@ -262,8 +263,11 @@ def make_app(agent: AgentView) -> tornado.web.Application:
         (r"/files/read(?:\.json)?", ReadHandler, args),
         (r"/files/download(?:\.json)?", DownloadHandler, args),
     ]
+    routes += [(r"/slave\(1\)" + path, handler, kwargs)  # the paths Mesos serves them at
+               for path, handler, kwargs in list(routes)]
     return tornado.web.Application(
-        routes, default_handler_class=NotFoundHandler, default_handler_args=args
+        routes, transforms=[JsonpTransform], default_handler_class=NotFoundHandler,
+        default_handler_args=args
     )
 
 

@@ -321,3 +321,34 @@ async def _failover_between_sdk_and_http() -> None:
             await next_event(stream, timeout=20)
         await driver2.stop_async()
         await asyncio.to_thread(stream.close)
+
+
+def test_paths_and_shapes_mesos_tools_read() -> None:
+    """/state.json, /master/..., /slave(1)/..., a numeric /version and ?jsonp= answer."""
+    asyncio.run(_paths_and_shapes())
+
+
+async def _paths_and_shapes() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        for path in ("/state.json", "/master/state.json", "/master/state", "/state"):
+            state = json.loads(await asyncio.to_thread(get, url, path))
+            assert len(state["slaves"]) == 1, path
+        version = json.loads(await asyncio.to_thread(get, url, "/version"))
+        assert [int(part) for part in version["version"].split(".")] == [1, 11, 0]
+        assert version["mesoslite_version"]
+        wrapped = await asyncio.to_thread(get, url, "/master/state?jsonp=angular.callbacks._0")
+        assert wrapped.startswith(b"angular.callbacks._0({") and wrapped.endswith(b"});")
+        assert json.loads(wrapped[len(b"angular.callbacks._0("):-2])["slaves"]
+        status, _h, body = await call(url, "/api/v1?jsonp=cb", {"type": "GET_HEALTH"})
+        assert status == 200 and json.loads(body)["type"] == "GET_HEALTH"  # POSTs: plain JSON
+        with pytest.raises(AssertionError, match="400"):
+            await asyncio.to_thread(get, url, "/state?jsonp=alert(1)")
+        agent = f"127.0.0.1:{cluster.agents[0].http_port}"
+        for path in ("/slave(1)/state", "/slave(1)/state.json", "/state"):
+            state = json.loads(await asyncio.to_thread(get, agent, path))
+            assert state["pid"].startswith("slave(1)@"), path
+        agent_version = json.loads(await asyncio.to_thread(get, agent, "/slave(1)/version"))
+        assert agent_version["version"] == "1.11.0"
+        flags = await asyncio.to_thread(get, agent, "/slave(1)/flags?jsonp=cb")
+        assert flags.startswith(b"cb(")

@@ -4,16 +4,19 @@ a scheduler written only with http.client, and an operator SUBSCRIBE stream."""
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kazoo.client import KazooClient
 
 from tests.support.ha_procs import HACluster, the_leader
 from tests.support.procs import Proc, wait_for
 from tests.support.v1http import EventStream, post
-from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
+from tests.support.zk_fixtures import raw_zk, zk_url, zookeeper  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +44,18 @@ def reached(proc: Proc, event: str) -> dict[str, Any] | None:
     return None
 
 
+def mesos_client_finds_leader(zk: KazooClient, url: str) -> tuple[str, int]:
+    """What a Mesos client does: the smallest json.info_ child, its address (ip also uint32)."""
+    directory = "/" + url.split("/", 3)[3]
+    children = sorted(c for c in zk.get_children(directory) if c.startswith("json.info_"))
+    info = json.loads(zk.get(f"{directory}/{children[0]}")[0])
+    ip = socket.inet_ntoa(struct.pack("<I", info["ip"]))
+    assert ip == info["address"]["ip"]
+    return ip, info["address"]["port"]
+
+
 def test_stdlib_scheduler_runs_reconciles_fails_over_and_kills(
-        zk_url: str, tmp_path: Path) -> None:  # noqa: F811
+        zk_url: str, raw_zk: KazooClient, tmp_path: Path) -> None:  # noqa: F811
     """An http.client scheduler follows 307 to the leader, runs and acknowledges tasks,
     reconciles, follows a leader change with its framework id, kills; the operator stream
     of the first leader sees TASK_ADDED and TASK_UPDATED for its tasks."""
@@ -50,6 +63,7 @@ def test_stdlib_scheduler_runs_reconciles_fails_over_and_kills(
         for _ in range(3):
             cluster.add_master(framework_heartbeat_interval=1, agent_reregister_timeout=30)
         leader = the_leader(cluster.masters)
+        assert mesos_client_finds_leader(raw_zk, zk_url) == ("127.0.0.1", leader.http_port)
         agent = cluster.add_agent(RESOURCES)
         standby = next(m for m in cluster.masters if m is not leader)
         sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "n"}}}
