@@ -30,6 +30,7 @@ from mesoslite.agent.views import (
     state_json,
     version_json,
 )
+from mesoslite.api.executor import agent_api_rules
 from mesoslite.api.jsonp import JsonpTransform
 
 _CHUNK = 64 * 1024
@@ -265,6 +266,8 @@ def make_app(agent: AgentView) -> tornado.web.Application:
     ]
     routes += [(r"/slave\(1\)" + path, handler, kwargs)  # the paths Mesos serves them at
                for path, handler, kwargs in list(routes)]
+    api_routes: list[Any] = agent_api_rules(agent.executors)  # the v1 executor API
+    routes += api_routes
     return tornado.web.Application(
         routes, transforms=[JsonpTransform], default_handler_class=NotFoundHandler,
         default_handler_args=args

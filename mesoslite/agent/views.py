@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import mesoslite
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.records import AgentFramework, AgentMetrics, ExecutorState
+from mesoslite.api.ports import ExecutorPort
 from mesoslite.api.version import MESOS_VERSION, version_info
 from mesoslite.clock import Clock
 from mesoslite.protocol import MasterInfo, TaskState
@@ -23,6 +24,11 @@ from mesoslite.resources import Resources
 
 class AgentView(Protocol):
     """What the views and HTTP handlers read of a running agent."""
+
+    @property
+    def executors(self) -> ExecutorPort:
+        """The executor side (the v1 executor API serves HTTP executors through it)."""
+        ...
 
     @property
     def config(self) -> AgentConfig:

@@ -173,3 +173,18 @@ class MasterPort(Protocol):
     def metrics_snapshot(self) -> dict[str, float]:
         """The metrics snapshot."""
         ...
+
+
+class ExecutorPort(Protocol):
+    """An agent's executor side, as the v1 executor API uses it."""
+
+    @property
+    def local_peers(self) -> dict[bytes, Callable[[Any], None]]: ...
+
+    def container_of(self, framework_id: str, executor_id: str) -> str | None:
+        """The container of a live custom executor (None: no such executor)."""
+        ...
+
+    def on_message(self, peer: bytes, msg: Any) -> None:
+        """Handle ``msg`` as sent by the executor connection ``peer``."""
+        ...

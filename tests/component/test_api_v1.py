@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -352,3 +355,89 @@ async def _paths_and_shapes() -> None:
         assert agent_version["version"] == "1.11.0"
         flags = await asyncio.to_thread(get, agent, "/slave(1)/flags?jsonp=cb")
         assert flags.startswith(b"cb(")
+
+
+EXECUTOR_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "v1_executor.py"
+
+
+def test_http_executor_runs_tasks_for_an_http_scheduler() -> None:
+    """A v1 executor written with http.client, launched as a custom executor, runs tasks,
+    is killed, relays messages both ways and sees Mesos's environment."""
+    asyncio.run(_http_executor())
+
+
+async def _http_executor() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info(
+            checkpoint=True)}}
+        sched = await asyncio.to_thread(EventStream, url, SCHED, sub)
+        fid = (await next_event(sched, "SUBSCRIBED"))["subscribed"]["framework_id"]["value"]
+        hdr = {"Mesos-Stream-Id": sched.stream_id}
+        offer = (await next_event(sched, "OFFERS"))["offers"]["offers"][0]
+        agent_id = offer["agent_id"]
+        executor = {"executor_id": {"value": "http-ex"}, "name": "http executor",
+                    "command": {"value": f"{sys.executable} {EXECUTOR_SCRIPT}"},
+                    "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                                  {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]}
+
+        def task(task_id: str) -> dict[str, Any]:
+            body = task_info(task_id, agent_id["value"], "unused")
+            del body["command"]
+            body["name"] = task_id
+            return {**body, "executor": executor}
+
+        status, _h, data = await call(url, SCHED, {
+            "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+                "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {
+                    "task_infos": [task("once"), task("wait")]}}]}}, **hdr)
+        assert status == 202, data
+        states: dict[str, list[str]] = {"once": [], "wait": []}
+        env: dict[str, str] = {}
+        while "TASK_FINISHED" not in states["once"] or "TASK_RUNNING" not in states["wait"]:
+            update = (await next_event(sched, "UPDATE", timeout=60))["update"]["status"]
+            states[update["task_id"]["value"]].append(update["state"])
+            if update["state"] == "TASK_RUNNING":
+                env = json.loads(base64.b64decode(update["data"]))
+            await call(url, SCHED, {"type": "ACKNOWLEDGE", "framework_id": {"value": fid},
+                                    "acknowledge": {"agent_id": agent_id,
+                                                    "task_id": update["task_id"],
+                                                    "uuid": update["uuid"]}}, **hdr)
+        assert env["MESOS_FRAMEWORK_ID"] == fid and env["MESOS_EXECUTOR_ID"] == "http-ex"
+        assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"].endswith("secs")
+        assert env["MESOS_CHECKPOINT"] == "1" and env["MESOS_DIRECTORY"] == env["MESOS_SANDBOX"]
+        assert env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] and env["MESOS_RECOVERY_TIMEOUT"]
+
+        status, _h, _b = await call(url, SCHED, {
+            "type": "MESSAGE", "framework_id": {"value": fid}, "message": {
+                "agent_id": agent_id, "executor_id": {"value": "http-ex"},
+                "data": base64.b64encode(b"ping").decode()}}, **hdr)
+        assert status == 202
+        message = (await next_event(sched, "MESSAGE"))["message"]
+        assert base64.b64decode(message["data"]) == b"echo:ping"
+        assert message["executor_id"] == {"value": "http-ex"}
+
+        status, _h, _b = await call(url, SCHED, {"type": "KILL", "framework_id": {"value": fid},
+                                                 "kill": {"task_id": {"value": "wait"}}}, **hdr)
+        assert status == 202
+        while "TASK_KILLED" not in states["wait"]:
+            update = (await next_event(sched, "UPDATE", timeout=60))["update"]["status"]
+            states[update["task_id"]["value"]].append(update["state"])
+        agent = f"127.0.0.1:{cluster.agents[0].http_port}"
+        refusals = [
+            ({"type": "UPDATE", "framework_id": {"value": fid},
+              "executor_id": {"value": "nobody"}, "update": {}}, 403, "executor_id"),
+            ({"type": "SUBSCRIBE", "framework_id": {"value": fid},
+              "executor_id": {"value": "nobody"}}, 400, "executor_id"),
+            ({"type": "UPDATE", "framework_id": {"value": fid},
+              "executor_id": {"value": "http-ex"}, "update": {"status": {
+                  "task_id": {"value": "once"}, "state": "TASK_RUNNING"}}}, 400,
+             "update.status.uuid"),
+            ({"type": "LAUNCH", "framework_id": {"value": fid},
+              "executor_id": {"value": "http-ex"}}, 400, "type"),
+            (b"]", 400, "body"),
+        ]
+        for body, code, field in refusals:
+            status, _h, data = await call(agent, "/api/v1/executor", body)
+            assert (status, json.loads(data)["field"]) == (code, field), (body, data)
+        await asyncio.to_thread(sched.close)
