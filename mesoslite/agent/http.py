@@ -21,6 +21,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from mesoslite.agent.api_port import AgentApiPort
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.files import PathRefused, browse_entry, resolve_request_path
 from mesoslite.agent.views import (
@@ -30,8 +31,8 @@ from mesoslite.agent.views import (
     state_json,
     version_json,
 )
-from mesoslite.api.executor import agent_api_rules
 from mesoslite.api.jsonp import JsonpTransform
+from mesoslite.api.routes import agent_api_rules
 
 _CHUNK = 64 * 1024
 
@@ -266,7 +267,7 @@ def make_app(agent: AgentView) -> tornado.web.Application:
     ]
     routes += [(r"/slave\(1\)" + path, handler, kwargs)  # the paths Mesos serves them at
                for path, handler, kwargs in list(routes)]
-    api_routes: list[Any] = agent_api_rules(agent.executors)  # the v1 executor API
+    api_routes: list[Any] = agent_api_rules(agent.executors, AgentApiPort(agent))  # v1 APIs
     routes += api_routes
     return tornado.web.Application(
         routes, transforms=[JsonpTransform], default_handler_class=NotFoundHandler,

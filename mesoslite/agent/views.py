@@ -18,7 +18,7 @@ from mesoslite.agent.records import AgentFramework, AgentMetrics, ExecutorState
 from mesoslite.api.ports import ExecutorPort
 from mesoslite.api.version import MESOS_VERSION, version_info
 from mesoslite.clock import Clock
-from mesoslite.protocol import MasterInfo, TaskState
+from mesoslite.protocol import AgentInfo, MasterInfo, TaskState
 from mesoslite.resources import Resources
 
 
@@ -28,6 +28,10 @@ class AgentView(Protocol):
     @property
     def executors(self) -> ExecutorPort:
         """The executor side (the v1 executor API serves HTTP executors through it)."""
+        ...
+
+    def agent_info(self) -> AgentInfo:
+        """This agent's AgentInfo."""
         ...
 
     @property

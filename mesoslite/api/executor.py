@@ -167,10 +167,3 @@ class ExecutorHandler(JsonApiHandler):
         if self.stream is not None:
             self.stream.records.close("the connection closed")
 
-
-def agent_api_rules(port: ExecutorPort) -> list[Any]:
-    """Routes for an agent's route table (also under ``/slave(1)``)."""
-    hub = ExecutorHub(port)
-    return [(prefix + r"/api/v1/executor/?", ExecutorHandler, {"hub": hub})
-            for prefix in ("", r"/slave\(1\)")]
-

@@ -441,3 +441,68 @@ async def _http_executor() -> None:
             status, _h, data = await call(agent, "/api/v1/executor", body)
             assert (status, json.loads(data)["field"]) == (code, field), (body, data)
         await asyncio.to_thread(sched.close)
+
+
+def test_agent_operator_api_and_sandbox_files_through_both() -> None:
+    """The agent's /api/v1 answers its calls; LIST_FILES/READ_FILE reach a task's sandbox
+    on the agent and, through the agent, on the master."""
+    asyncio.run(_agent_operator())
+
+
+async def _agent_operator() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        agent = f"127.0.0.1:{cluster.agents[0].http_port}"
+        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info()}}
+        sched = await asyncio.to_thread(EventStream, url, SCHED, sub)
+        fid = (await next_event(sched, "SUBSCRIBED"))["subscribed"]["framework_id"]["value"]
+        offer = (await next_event(sched, "OFFERS"))["offers"]["offers"][0]
+        status, _h, _b = await call(url, SCHED, {
+            "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+                "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {
+                    "task_infos": [task_info("files-1", offer["agent_id"]["value"],
+                                             "echo hello-files")]}}]}},
+            **{"Mesos-Stream-Id": sched.stream_id})
+        assert status == 202
+        while True:
+            update = (await next_event(sched, "UPDATE"))["update"]["status"]
+            await call(url, SCHED, {"type": "ACKNOWLEDGE", "framework_id": {"value": fid},
+                                    "acknowledge": {"agent_id": update["agent_id"],
+                                                    "task_id": update["task_id"],
+                                                    "uuid": update["uuid"]}},
+                       **{"Mesos-Stream-Id": sched.stream_id})
+            if update["state"] == "TASK_FINISHED":
+                break
+        for path in ("/api/v1", "/slave(1)/api/v1"):
+            status, _h, body = await call(agent, path, {"type": "GET_HEALTH"})
+            assert status == 200 and json.loads(body)["get_health"]["healthy"] is True
+        version = (await op(agent, {"type": "GET_VERSION"}))["get_version"]["version_info"]
+        assert version["version"] == "1.11.0"
+        info = (await op(agent, {"type": "GET_AGENT"}))["get_agent"]["agent_info"]
+        assert info["id"]["value"] == offer["agent_id"]["value"]
+        state = (await op(agent, {"type": "GET_STATE"}))["get_state"]
+        assert [f["framework_info"]["id"]["value"]
+                for f in state["get_frameworks"]["frameworks"]] == [fid]
+        tasks = state["get_tasks"]
+        done = [t for kind in ("terminated_tasks", "completed_tasks") for t in tasks[kind]]
+        assert [t["task_id"]["value"] for t in done] == ["files-1"]
+        assert done[0]["state"] == "TASK_FINISHED"
+        metrics = (await op(agent, {"type": "GET_METRICS"}))["get_metrics"]["metrics"]
+        assert any(m["name"] == "slave/tasks_finished" and m["value"] == 1.0 for m in metrics)
+        status, _h, body = await call(agent, "/api/v1", {"type": "GET_CONTAINERS"})
+        assert status == 501 and json.loads(body)["field"] == "type"
+
+        v0 = json.loads(await asyncio.to_thread(get, agent, "/state"))
+        framework = v0["frameworks"][0]
+        directory = (framework["executors"] + framework["completed_executors"])[0]["directory"]
+        for where in (agent, url):
+            listing = (await op(where, {"type": "LIST_FILES", "list_files": {
+                "path": directory}}))["list_files"]["file_infos"]
+            assert f"{directory}/stdout" in {f["path"] for f in listing}, where
+            read = (await op(where, {"type": "READ_FILE", "read_file": {
+                "path": f"{directory}/stdout", "offset": 0}}))["read_file"]
+            assert b"hello-files" in base64.b64decode(read["data"]) and read["size"] > 0
+        status, _h, body = await call(agent, "/api/v1", {"type": "LIST_FILES", "list_files": {
+            "path": "/etc"}})
+        assert status in (403, 404) and json.loads(body)["field"] == "list_files.path"
+        await asyncio.to_thread(sched.close)
