@@ -30,7 +30,7 @@ from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.containerizer import Containerizer, ContainerizerError, LaunchSpec
 from mesoslite.agent.core import AgentState
 from mesoslite.agent.effects import Effect, LaunchExecutor
-from mesoslite.agent.records import ExecutorState
+from mesoslite.agent.records import AgentExecutor, ExecutorState
 from mesoslite.agent.sandbox import executor_environment
 from mesoslite.agent.views import statistics_entry
 from mesoslite.proc import find_by_env, kill_pids, tree_usage
@@ -59,6 +59,11 @@ class ExecutorManager:
         #: Messages from executors that arrive while a recovering agent rebuilds its
         #: records (None: not holding): handled in order once :meth:`release` runs.
         self._held: list[tuple[bytes, Any]] | None = None
+        #: Executors served in this process (on the v1 HTTP API): peer -> receive(message).
+        self.local_peers: dict[bytes, Callable[[Any], None]] = {}
+        #: Called before a message goes to a local peer (checkpoints durable first, as the
+        #: socket's flush barrier does for executors on ZeroMQ).
+        self.before_local_send: Callable[[], None] | None = None
 
     # ------------------------------------------------------------ socket
 
@@ -74,8 +79,24 @@ class ExecutorManager:
 
     def send(self, peer: bytes, msg: Any) -> None:
         """Send to an executor connection (dropped when the socket is gone)."""
+        local = self.local_peers.get(peer)
+        if local is not None:
+            if self.before_local_send is not None:
+                self.before_local_send()
+            local(msg)
+            return
         if self._server is not None:
             self._server.send(peer, msg)
+
+    def container_of(self, framework_id: str, executor_id: str) -> str | None:
+        """The container of a live custom executor ``executor_id`` of ``framework_id``."""
+        for container_id, (_fw, ent) in self._core.containers.items():
+            if (isinstance(ent, AgentExecutor) and ent.kind == "custom"
+                    and ent.framework_id == framework_id
+                    and ent.executor_id == executor_id
+                    and ent.state is not ExecutorState.TERMINATED):
+                return container_id
+        return None
 
     def hold(self) -> None:
         """Keep executors' messages until :meth:`release` (agent recovery in progress).

@@ -24,6 +24,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from mesoslite.agent.api_port import AgentApiPort
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.files import (
     PathRefused,
@@ -40,6 +41,8 @@ from mesoslite.agent.views import (
     state_json,
     version_json,
 )
+from mesoslite.api.jsonp import JsonpTransform
+from mesoslite.api.routes import agent_api_rules
 from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
 
 _CHUNK = 64 * 1024
@@ -319,8 +322,13 @@ def make_app(agent: AgentView) -> tornado.web.Application:
         (r"/files/read(?:\.json)?", ReadHandler, args),
         (r"/files/download(?:\.json)?", DownloadHandler, args),
     ]
+    routes += [(r"/slave\(1\)" + path, handler, kwargs)  # the paths Mesos serves them at
+               for path, handler, kwargs in list(routes)]
+    api_routes: list[Any] = agent_api_rules(agent.executors, AgentApiPort(agent))  # v1 APIs
+    routes += api_routes
     return tornado.web.Application(
-        routes, default_handler_class=NotFoundHandler, default_handler_args=args
+        routes, transforms=[JsonpTransform], default_handler_class=NotFoundHandler,
+        default_handler_args=args
     )
 
 

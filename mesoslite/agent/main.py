@@ -102,6 +102,7 @@ class AgentProcess:
                            executors=self.executors, docker=self.docker,
                            checkpointer=self.checkpointer, request_stop=self._stop_soon)
         self.checkpointer.on_dirty = self.agent.schedule_checkpoint_sync
+        self.executors.before_local_send = self.agent.sync_checkpoint
         self._http_server: tornado.httpserver.HTTPServer | None = None
         self.gc: SandboxCollector | None = None
         self._started = False

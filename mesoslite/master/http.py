@@ -27,10 +27,8 @@ the loop every few hundred records.  Bad input gets 400 with
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import math
-import os
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -40,8 +38,10 @@ import tornado.web
 
 import mesoslite
 from mesoslite.allocator import validate_role
+from mesoslite.api.jsonp import JsonpTransform
 from mesoslite.api.routes import master_api_rules
 from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
+from mesoslite.api.version import version_info as api_version_info
 from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost, StorageFailing
 from mesoslite.master.metrics import prometheus_text
@@ -62,7 +62,6 @@ MAX_BODY_SIZE = 1024 * 1024
 TASKS_DEFAULT_LIMIT = 100
 TASKS_MAX_LIMIT = 100_000
 
-_BUILD_TIME = os.path.getmtime(mesoslite.__file__)
 
 
 class _Pacer:
@@ -235,16 +234,8 @@ def flags(master: Master) -> dict[str, str]:
 
 
 def version_info() -> dict[str, Any]:
-    """What /version answers."""
-    built = datetime.datetime.fromtimestamp(_BUILD_TIME, datetime.UTC)
-    return {
-        "version": mesoslite.__version__,
-        "build_date": built.strftime("%Y-%m-%d %H:%M:%S"),
-        "build_time": int(_BUILD_TIME),
-        "build_user": "",
-        "git_sha": "",
-        "git_tag": "",
-    }
+    """What /version answers: Mesos's numeric version, ours as ``mesoslite_version``."""
+    return api_version_info()
 
 
 async def agents_json(master: Master, pacer: _Pacer) -> list[str]:
@@ -620,6 +611,7 @@ class NotFoundHandler(BaseHandler):
 ENDPOINTS: dict[str, type[BaseHandler]] = {
     "/": IndexHandler,
     "/state": StateHandler,
+    "/state.json": StateHandler,
     "/state-summary": StateSummaryHandler,
     "/slaves": SlavesHandler,
     "/agents": SlavesHandler,
@@ -651,7 +643,8 @@ def make_app(master: Master) -> tornado.web.Application:
         if path != "/":
             routes.append(("/master" + path, handler, {"master": master}))
     return tornado.web.Application(
-        routes, default_handler_class=NotFoundHandler, default_handler_args={"master": master}
+        routes, transforms=[JsonpTransform], default_handler_class=NotFoundHandler,
+        default_handler_args={"master": master}
     )
 
 
