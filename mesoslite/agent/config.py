@@ -68,6 +68,27 @@ def _duration(field: str) -> Any:
     return parse
 
 
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
+
+
+def _bytes(field: str) -> Any:
+    """A flag parser for a byte count: ``1048576`` or Mesos text ``10MB``, ``512KB``, ``1GB``."""
+
+    def parse(text: str) -> int:
+        low = text.strip().lower()
+        number = low.rstrip("kmgb")
+        unit = low[len(number):]
+        try:
+            value = int(number)
+        except ValueError:
+            value = -1
+        if value < 1 or unit not in _BYTE_UNITS:
+            raise ConfigError(field, "a byte count >= 1 like 1048576, 512KB, 10MB or 1GB", text)
+        return value * _BYTE_UNITS[unit]
+
+    return parse
+
+
 _fraction = checks.Check("a number from 0 to 1",
                          lambda v: isinstance(v, (int, float)) and 0.0 <= v <= 1.0)
 
@@ -169,6 +190,25 @@ class AgentConfig:
         metadata={"help": "how often disk usage is checked and due sandboxes removed",
                   "parse": _duration("disk_watch_interval")},
     )
+    container_logger: str = attrs.field(
+        default="plain", validator=checks.one_of("plain", "rotating"),
+        metadata={"help": "command tasks' stdout/stderr: plain files, or rotating by size "
+                          "(stdout, stdout.1, ... like Mesos's LogrotateContainerLogger)"},
+    )
+    logrotate_max_stdout_size: int = attrs.field(
+        default=10 << 20, validator=checks.integer(1),
+        metadata={"help": "rotating logger: bytes per stdout file (or 10MB, 512KB)",
+                  "parse": _bytes("logrotate_max_stdout_size")},
+    )
+    logrotate_max_stderr_size: int = attrs.field(
+        default=10 << 20, validator=checks.integer(1),
+        metadata={"help": "rotating logger: bytes per stderr file (or 10MB, 512KB)",
+                  "parse": _bytes("logrotate_max_stderr_size")},
+    )
+    logrotate_max_files: int = attrs.field(
+        default=5, validator=checks.integer(1, 1000),
+        metadata={"help": "rotating logger: rotated files kept per stream (stdout.1..N)"},
+    )
     #: Cap on ``/files/read`` ``length`` (bytes).
     files_max_read_length: int = attrs.field(default=1 << 20, validator=checks.integer(1))
 
@@ -194,6 +234,15 @@ class AgentConfig:
             pull_timeout=float(self.docker_pull_timeout),
             port_bind_ip=self.ip,
         )
+
+    def container_logger_environment(self) -> dict[str, str]:
+        """What tells a command executor to run the rotating logger (empty: plain files)."""
+        if self.container_logger != "rotating":
+            return {}
+        return {"MESOSLITE_CONTAINER_LOGGER": "rotating",
+                "MESOSLITE_LOGROTATE_MAX_STDOUT_SIZE": str(self.logrotate_max_stdout_size),
+                "MESOSLITE_LOGROTATE_MAX_STDERR_SIZE": str(self.logrotate_max_stderr_size),
+                "MESOSLITE_LOGROTATE_MAX_FILES": str(self.logrotate_max_files)}
 
     @property
     def effective_hostname(self) -> str:

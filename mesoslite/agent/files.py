@@ -67,7 +67,7 @@ def resolve_request_path(work_dir: str, raw: str) -> str:
 
 
 def browse_entry(path: str, shown_path: str) -> dict[str, object]:
-    """One ``/files/browse`` entry: path, nlink, size, mtime, mode (ls -l style), uid, gid."""
+    """One ``/files/browse`` entry: path, nlink, size, mtime, mode (ls -l), uid, gid, inode."""
     st = os.lstat(path)
     return {
         "path": shown_path,
@@ -77,6 +77,8 @@ def browse_entry(path: str, shown_path: str) -> dict[str, object]:
         "mode": stat.filemode(st.st_mode),
         "uid": _user_name(st.st_uid),
         "gid": _group_name(st.st_gid),
+        # Not in Mesos: lets a reader follow a log across rotations (stdout -> stdout.1).
+        "inode": st.st_ino,
     }
 
 

@@ -43,6 +43,7 @@ from mesoslite.proc import (
     command_argv,
     describe_wait_status,
     spawn_now,
+    spawn_with_logger,
 )
 from mesoslite.protocol import (
     AgentInfo,
@@ -141,15 +142,20 @@ class CommandExecutor(Executor):
         self._send(driver, task.task_id, TaskState.TASK_STARTING)
         try:
             argv, executable = command_argv(task.command)
-            proc = spawn_now(
-                argv,
-                executable=executable,
-                cwd=sandbox,
-                env=env,
-                stdout_path=os.path.join(sandbox, "stdout"),
-                stderr_path=os.path.join(sandbox, "stderr"),
-                make_sandbox=True,
-            )
+            logger = rotating_logger_argv(env, sandbox)
+            if logger is not None:
+                proc = spawn_with_logger(argv, executable=executable, cwd=sandbox, env=env,
+                                         logger_argv=logger, make_sandbox=True)
+            else:
+                proc = spawn_now(
+                    argv,
+                    executable=executable,
+                    cwd=sandbox,
+                    env=env,
+                    stdout_path=os.path.join(sandbox, "stdout"),
+                    stderr_path=os.path.join(sandbox, "stderr"),
+                    make_sandbox=True,
+                )
         except (OSError, CommandError) as exc:
             self._tasks.pop(task.task_id, None)
             self._send(driver, task.task_id, TaskState.TASK_FAILED,
@@ -292,6 +298,16 @@ class CommandExecutor(Executor):
         self.shutdown(driver)
         loop = asyncio.get_running_loop()
         loop.call_later(self._shutdown_grace, driver.stop)
+
+
+def rotating_logger_argv(env: dict[str, str], sandbox: str) -> list[str] | None:
+    """The rotating logger's command line when the agent asked for it (None: plain files)."""
+    if env.get("MESOSLITE_CONTAINER_LOGGER") != "rotating":
+        return None
+    return [sys.executable, "-m", "mesoslite.executor.logrotate", "--dir", sandbox,
+            "--max_stdout_size", env.get("MESOSLITE_LOGROTATE_MAX_STDOUT_SIZE", "10485760"),
+            "--max_stderr_size", env.get("MESOSLITE_LOGROTATE_MAX_STDERR_SIZE", "10485760"),
+            "--max_files", env.get("MESOSLITE_LOGROTATE_MAX_FILES", "5")]
 
 
 async def _main() -> DriverStatus:
