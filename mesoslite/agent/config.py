@@ -17,6 +17,7 @@ import attrs
 
 from mesoslite import config_checks as checks
 from mesoslite.agent.containerizer.docker_spec import (
+    DEFAULT_ALLOWED_LOG_DRIVERS,
     DEFAULT_ALLOWED_PARAMETERS,
     SUPPORTED_PARAMETERS,
     DockerOptions,
@@ -134,6 +135,11 @@ class AgentConfig:
         metadata={"help": "comma list of docker run options tasks may pass as parameters "
                           "(empty: the safe default list)"},
     )
+    docker_allowed_log_drivers: str = attrs.field(
+        default=",".join(sorted(DEFAULT_ALLOWED_LOG_DRIVERS)), validator=checks.text,
+        metadata={"help": "comma list of Docker log drivers tasks may choose with the "
+                          "log-driver parameter (once docker_allowed_parameters allows it)"},
+    )
     docker_volume_allowed_paths: str = attrs.field(
         default="", validator=checks.absolute_paths,
         metadata={"help": "comma list of absolute host paths Docker volumes may mount"},
@@ -229,6 +235,7 @@ class AgentConfig:
             docker_host=self.docker_host,
             allow_privileged=self.docker_allow_privileged,
             allowed_parameters=frozenset(allowed) if allowed else DEFAULT_ALLOWED_PARAMETERS,
+            allowed_log_drivers=frozenset(split_comma_list(self.docker_allowed_log_drivers)),
             volume_allowed_paths=split_comma_list(self.docker_volume_allowed_paths),
             kill_orphans=self.docker_kill_orphans,
             pull_timeout=float(self.docker_pull_timeout),

@@ -37,6 +37,9 @@ import sys
 from mesoslite.executor.driver import DriverStatus, Executor, ExecutorDriver
 from mesoslite.health.probes import HealthChecker
 from mesoslite.health.schedule import validate_health_check
+from mesoslite.logs import ENV as LOG_FORMAT_ENV
+from mesoslite.logs import configure as configure_logs
+from mesoslite.logs import set_log_context
 from mesoslite.proc import (
     CommandError,
     ManagedProcess,
@@ -320,11 +323,10 @@ async def _main() -> DriverStatus:
 
 def main() -> int:
     """Entry point: run until the agent shuts this executor down."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    fmt = "json" if os.environ.get(LOG_FORMAT_ENV) == "json" else "text"
+    configure_logs("INFO", fmt, "executor")
+    set_log_context(framework_id=os.environ.get("MESOS_FRAMEWORK_ID"),
+                    executor_id=os.environ.get("MESOS_EXECUTOR_ID"))
     try:
         status = asyncio.run(_main())
     except ValueError as exc:
