@@ -314,6 +314,28 @@ def _cmd_marathon(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- lb
+
+
+def _cmd_lb(args: argparse.Namespace) -> int:
+    from mesoslite.lb.balancer import Balancer
+    from mesoslite.lb.config import LbConfig
+    from mesoslite.lb.http import start_api
+
+    config = build_config(LbConfig, args)
+    balancer = Balancer(config)
+
+    async def start() -> None:
+        await balancer.start()
+        _server, port = start_api(balancer, config.bind_address, config.api_port)
+        print(f"mesoslite lb: api http://{config.bind_address}:{port}  following "
+              f"{config.marathon} (group {config.group})  haproxy {balancer.haproxy.config}",
+              flush=True)
+
+    asyncio.run(_serve_until_signalled(start, balancer.stop))
+    return 0
+
+
 # ------------------------------------------------------------------ keygen
 
 
@@ -388,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("marathon", help="run the Marathon-style framework (REST API v2)")
     add_config_flags(p, MarathonConfig)
     p.set_defaults(func=_cmd_marathon)
+
+    from mesoslite.lb.config import LbConfig
+
+    p = sub.add_parser("lb", help="run the HAProxy load balancer following the framework")
+    add_config_flags(p, LbConfig)
+    p.set_defaults(func=_cmd_lb)
 
     add_ctl_parser(sub)
 
