@@ -166,6 +166,7 @@ class ExecutorManager:
             extra=effect.environment,
             python_path=_PYTHON_ROOT,
         )
+        env.update(self._cfg.container_logger_environment())
         spec = LaunchSpec(effect.command, effect.directory, env, effect.resources)
         self._spawn(self._run_container(effect.container_id, spec))
 
