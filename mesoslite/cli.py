@@ -1,4 +1,4 @@
-"""The ``mesoslite`` command: master, agent, local, ctl, keygen.
+"""The ``mesoslite`` command: master, agent, local, marathon, ctl, dns, keygen.
 
 Owns: argument parsing, logging setup, signal handling and the process
 lifecycle of each role.  Flags are generated from the attrs config classes
@@ -337,6 +337,24 @@ def _cmd_lb(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------- dns
+
+
+def _cmd_dns(args: argparse.Namespace) -> int:
+    from mesoslite.dns.main import DnsProcess, config_from_args
+
+    config = config_from_args(args)
+    process = DnsProcess(config)
+
+    async def start() -> None:
+        await process.start()
+        print(f"mesoslite dns: {config.domain} on {config.ip}:{process.port} (udp, tcp)  "
+              f"http://{config.ip}:{process.http_port}  master {config.master}", flush=True)
+
+    asyncio.run(_serve_until_signalled(start, process.stop))
+    return 0
+
+
 # ------------------------------------------------------------------ keygen
 
 
@@ -419,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_lb)
 
     add_ctl_parser(sub)
+
+    from mesoslite.dns.main import add_flags as add_dns_flags
+
+    p = sub.add_parser("dns", help="run the DNS server for the cluster's tasks (Mesos-DNS names)")
+    add_dns_flags(p)
+    p.set_defaults(func=_cmd_dns)
 
     p = sub.add_parser("keygen", help="make a CURVE key pair for encrypted, authenticated links")
     p.add_argument("--dir", default=".", help="directory to write the key files into")

@@ -22,7 +22,7 @@ ensure_python_packages() {
 import importlib, sys
 import importlib.metadata as md
 for mod in ("zmq", "msgpack", "kazoo", "tornado", "attrs", "psutil", "pytest", "hypothesis",
-            "pytest_timeout", "docker", "yaml"):
+            "pytest_timeout", "docker", "yaml", "dns.message"):
     importlib.import_module(mod)
 dist = md.distribution("mesoslite")
 # An editable install of this very checkout, with the console script.
