@@ -24,9 +24,12 @@ Each simulated agent has its own :class:`~mesoslite.transport.DealerClient`
 ::
 
     python benchmarks/sim_agents.py (--zk zk://127.0.0.1:2181/mesoslite | --master tcp://H:P) \
-        --count 1000 [--churn 0] [--ready-file F] [--log-level INFO]
+        --count 1000 [--first 0] [--churn 0] [--ready-file F] [--log-level INFO]
 
 ``--master`` names one master instead of following the leader in ZooKeeper.
+Each agent needs about two open files (its connection and ZeroMQ's own), and
+the process raises its limit as far as it may: where the hard limit is 20,000,
+one process holds up to ~9,900 agents; run several with ``--first`` apart.
 ``--churn N`` sends, once registered, N updates a second over random running
 tasks: RUNNING again with the health flipped (each a change the master and the
 framework pass on).  ``--ready-file`` is written once every agent is
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import random
@@ -181,10 +185,12 @@ async def churn(agents: list[SimAgent], per_second: int) -> None:
     """``per_second`` health flips a second over random running tasks, in tenths."""
     rng = random.Random(11)
     step = time.monotonic()
-    while True:
+    running: list[SimAgent] = []
+    for tick in itertools.count():
         step += 0.1
         await asyncio.sleep(max(0.0, step - time.monotonic()))
-        running = [a for a in agents if a.tasks and a.registered.is_set()]
+        if tick % 10 == 0:  # who has tasks, looked at once a second
+            running = [a for a in agents if a.tasks and a.registered.is_set()]
         for _ in range(max(1, per_second // 10) if running else 0):
             agent = rng.choice(running)
             agent.flip_health(rng.choice(list(agent.tasks)))
@@ -225,6 +231,7 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str,
     current = None
     endpoint: str | None = None
     ready_written = False
+    waiting: list[SimAgent] = []  # not registered since the last move
 
     async def retry() -> None:
         """Resend unanswered registrations and unacknowledged updates."""
@@ -234,8 +241,10 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str,
             now = time.monotonic()
             if endpoint is None:
                 continue
-            for agent in agents:
-                if not agent.registered.is_set() and agent.retry_at and now >= agent.retry_at:
+            # Only the agents not registered yet (all of them after a move) are looked at.
+            waiting[:] = [agent for agent in waiting if not agent.registered.is_set()]
+            for agent in waiting:
+                if agent.retry_at and now >= agent.retry_at:
                     agent.register()
             if now - last_updates > UPDATE_RETRY_S:
                 last_updates = now
@@ -277,6 +286,7 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str,
                 for agent in agents:
                     agent.move(new)
                     agent.register()
+                waiting[:] = agents
                 watcher = loop.create_task(progress(time.monotonic()))
                 watchers.add(watcher)
                 watcher.add_done_callback(watchers.discard)
@@ -304,7 +314,7 @@ async def main_async(args: argparse.Namespace) -> None:
         except (ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     resources = Resources.parse(RESOURCES)
-    agents = [SimAgent(i, resources) for i in range(args.count)]
+    agents = [SimAgent(args.first + i, resources) for i in range(args.count)]
     for agent in agents:
         agent.client.start()
     stop = asyncio.Event()
@@ -337,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--churn", type=int, default=0,
                         help="health flips a second over the running tasks (default 0)")
     parser.add_argument("--count", type=int, required=True, help="simulated agents")
+    parser.add_argument("--first", type=int, default=0,
+                        help="index of the first agent (host names sim-<index>; default 0)")
     parser.add_argument("--ready-file", default="", help="written once all are registered")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -344,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--count: expected at least 1, got {args.count}")
     if bool(args.zk) == bool(args.master):
         parser.error("--zk or --master: expected exactly one of them")
+    if args.first < 0:
+        parser.error(f"--first: expected at least 0, got {args.first}")
     if args.churn < 0:
         parser.error(f"--churn: expected at least 0, got {args.churn}")
     logging.basicConfig(level=args.log_level.upper(),

@@ -60,6 +60,7 @@ from bench_support import (
     machine_info,
     say,
     set_progress_tag,
+    sigterm_as_interrupt,
     spawn_logged,
     stop_all,
 )
@@ -418,10 +419,15 @@ class RealCluster:
                                       "--work_dir", str(self.root / "master")))
         self.wait(lambda: bool(self.overview()), 60, "the master")
         started = time.monotonic()
-        self.spawn("agents", [sys.executable, str(Path(__file__).parent / "sim_agents.py"),
-                              "--master", f"tcp://127.0.0.1:{self.zmq_port}", "--count",
-                              str(args.agents), "--churn", str(args.churn), "--log-level",
-                              "WARNING"])
+        groups = -(-args.agents // args.agents_per_process)
+        for group in range(groups):  # one process holds ~9,900 agents at 20,000 open files
+            first = group * args.agents_per_process
+            count = min(args.agents_per_process, args.agents - first)
+            self.spawn(f"agents-{group}", [
+                sys.executable, str(Path(__file__).parent / "sim_agents.py"), "--master",
+                f"tcp://127.0.0.1:{self.zmq_port}", "--count", str(count), "--first",
+                str(first), "--churn", str(args.churn * count // args.agents),
+                "--log-level", "WARNING"])
         self.wait(lambda: self.overview()["agents"]["active"] >= args.agents,
                   args.register_timeout, f"{args.agents} agents to register",
                   progress=lambda: f"{self.overview()['agents']['active']} agents active")
@@ -521,6 +527,7 @@ def measure(cluster: RealCluster, seconds: float, which: str, watchers: int) -> 
 def main_processes(args: argparse.Namespace) -> dict[str, Any]:
     """The benchmark against real processes: views and the cost of watching."""
     set_progress_tag("ui_load")
+    restore = sigterm_as_interrupt()  # SIGTERM stops the processes too
     root = Path(tempfile.mkdtemp(prefix="ui-load-"))
     cluster = RealCluster(root, args)
     try:
@@ -556,6 +563,7 @@ def main_processes(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+        restore()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -571,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--churn", type=int, default=200, help="status updates a second")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of the three phases (processes; medians reported)")
+    parser.add_argument("--agents-per-process", type=int, default=5000,
+                        help="simulated agents per sim_agents.py process")
     parser.add_argument("--register-timeout", type=float, default=900.0)
     parser.add_argument("--launch-timeout", type=float, default=1800.0)
     parser.add_argument("--state-parent", default="/dev/shm" if os.path.isdir("/dev/shm")
@@ -586,9 +596,10 @@ def main(argv: list[str] | None = None) -> int:
         base, service, watchers, seconds, which = args.client_watch
         client_watch(base, service, int(watchers), float(seconds), which)
         return 0
-    for name in ("agents", "tasks", "apps", "watchers", "rounds"):
+    for name in ("agents", "tasks", "apps", "watchers", "rounds", "agents_per_process"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name}: expected at least 1, got {getattr(args, name)}")
+            parser.error(f"--{name.replace('_', '-')}: expected at least 1, "
+                         f"got {getattr(args, name)}")
     if args.in_process:
         print(json.dumps(asyncio.run(main_async(args)), indent=2))
     else:
