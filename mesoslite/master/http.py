@@ -40,8 +40,8 @@ import mesoslite
 from mesoslite.allocator import validate_role
 from mesoslite.api.jsonp import JsonpTransform
 from mesoslite.api.routes import master_api_rules
-from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
 from mesoslite.api.version import version_info as api_version_info
+from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
 from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost, StorageFailing
 from mesoslite.master.metrics import prometheus_text
