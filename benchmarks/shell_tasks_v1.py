@@ -154,6 +154,8 @@ class V1ShellTasks:
             await asyncio.wait_for(self._events(reader), timeout)
         except TimeoutError:
             self.problems.append(f"timed out after {timeout}s with {self.ended} ended")
+        # The last acknowledgements first: a TEARDOWN overtaking them would make them 403.
+        await asyncio.gather(*list(self.pending), return_exceptions=True)
         self.call("TEARDOWN")
         await asyncio.gather(*list(self.pending), return_exceptions=True)
         writer.close()

@@ -207,6 +207,8 @@ class SchedulerHandler(JsonApiHandler):
             error = refused[0]
             raise ApiError(403 if error.code == "NOT_SUBSCRIBED" else 400,
                            f"{key}.{error.field}" if error.field else key, error.message)
+        if call.type == "TEARDOWN":  # the framework is gone: its stream ends, as in Mesos
+            stream.records.close(f"framework {call.framework_id} torn down")
 
     def on_connection_close(self) -> None:
         """The scheduler went away: end its stream."""

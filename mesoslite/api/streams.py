@@ -53,34 +53,56 @@ class RecordStream:
         self.closed = asyncio.Event()
         self.why = ""
         self.on_close: list[Callable[[], None]] = []
+        self._unflushed = 0
+        self._flush_soon = False
 
     def send(self, event: Any) -> bool:
-        """Write one event (a JSON value, or JSON bytes); False once the stream is closed."""
+        """Write one event (a JSON value, or JSON bytes); False once the stream is closed.
+
+        Events written in one turn of the loop leave in one flush (one write).
+        """
         if self.closed.is_set():
             return False
         data = encode(event if isinstance(event, bytes) else dumps(event))
         if self.pending + len(data) > self.max_buffer:
-            self.close(f"the reader is too slow: over {self.max_buffer} bytes unread")
+            self.close(f"the reader is too slow: over {self.max_buffer} bytes unread",
+                       drop=True)
             return False
-        self.pending += len(data)
-        self.sent += 1
         try:
             self.handler.write(data)
+        except RuntimeError:  # finished already
+            self.close("the connection closed")
+            return False
+        self.pending += len(data)
+        self._unflushed += len(data)
+        self.sent += 1
+        if not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return True
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        if self.closed.is_set() or not self._unflushed:
+            return
+        size, self._unflushed = self._unflushed, 0
+        try:
             future = self.handler.flush()
         except (tornado.iostream.StreamClosedError, RuntimeError):
             self.close("the connection closed")
-            return False
-        size = len(data)
+            return
         future.add_done_callback(lambda f: self._written(f, size))
-        return True
 
     def _written(self, future: asyncio.Future[None], size: int) -> None:
         self.pending -= size
         if future.cancelled() or future.exception() is not None:
             self.close("the connection closed")
 
-    def close(self, why: str) -> None:
-        """End the stream (idempotent): finish the response and run the ``on_close`` hooks."""
+    def close(self, why: str, drop: bool = False) -> None:
+        """End the stream (idempotent): finish the response and run the ``on_close`` hooks.
+
+        ``drop``: a slow reader; what it has not read is dropped with the connection.
+        """
         if self.closed.is_set():
             return
         self.why = why
@@ -94,7 +116,7 @@ class RecordStream:
                 log.exception("stream close hook failed")
         conn = self.handler.request.connection
         stream = getattr(conn, "stream", None)
-        if stream is not None and self.pending:
+        if stream is not None and drop:
             stream.close()  # a slow reader: drop what it did not read
             return
         if not self.handler._finished:

@@ -41,6 +41,12 @@ async def next_event(stream: EventStream, *kinds: str, timeout: float = 20.0) ->
     return await asyncio.to_thread(stream.next, kinds, timeout)
 
 
+def drain(stream: EventStream, timeout: float = 20.0) -> None:
+    """Read events until the stream ends (EOFError), failing if it stays open."""
+    while True:
+        stream.next((), timeout)
+
+
 def framework_info(**extra: Any) -> dict[str, Any]:
     """A FrameworkInfo as a v1 client sends it."""
     return {"user": "root", "name": "v1-test", "roles": ["*"], **extra}
@@ -217,6 +223,10 @@ async def _test_http_scheduler_runs_tasks_and_operator_stream_sees_them() -> Non
         status, _ = await sched_call({"type": "TEARDOWN"})
         assert status == 202
         await next_event(watch, "FRAMEWORK_REMOVED")
+        with pytest.raises(EOFError):  # the torn-down framework's stream ends
+            await asyncio.to_thread(drain, sched)
+        status, answer = await sched_call({"type": "REVIVE"})
+        assert status == 403
         await asyncio.to_thread(sched.close)
         await asyncio.to_thread(watch.close)
 
