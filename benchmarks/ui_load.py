@@ -427,6 +427,7 @@ class RealCluster:
                 sys.executable, str(Path(__file__).parent / "sim_agents.py"), "--master",
                 f"tcp://127.0.0.1:{self.zmq_port}", "--count", str(count), "--first",
                 str(first), "--churn", str(args.churn * count // args.agents),
+                "--update-retry", "10",
                 "--log-level", "WARNING"])
         self.wait(lambda: self.overview()["agents"]["active"] >= args.agents,
                   args.register_timeout, f"{args.agents} agents to register",
