@@ -24,7 +24,8 @@ Each simulated agent has its own :class:`~mesoslite.transport.DealerClient`
 ::
 
     python benchmarks/sim_agents.py (--zk zk://127.0.0.1:2181/mesoslite | --master tcp://H:P) \
-        --count 1000 [--first 0] [--churn 0] [--ready-file F] [--log-level INFO]
+        --count 1000 [--first 0] [--churn 0] [--update-retry 2] [--ready-file F] \
+        [--log-level INFO]
 
 ``--master`` names one master instead of following the leader in ZooKeeper.
 Each agent needs about two open files (its connection and ZeroMQ's own), and
@@ -223,7 +224,7 @@ class StaticDetector:
 
 
 async def follow(agents: list[SimAgent], zk_url: str, ready_file: str,
-                 master: str = "") -> None:
+                 master: str = "", update_retry: float = UPDATE_RETRY_S) -> None:
     """Register everyone with the leader (``master``: this one), then follow changes."""
     detector: Any = StaticDetector(master) if master else create_detector(zk_url)
     await detector.start()
@@ -246,7 +247,7 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str,
             for agent in waiting:
                 if agent.retry_at and now >= agent.retry_at:
                     agent.register()
-            if now - last_updates > UPDATE_RETRY_S:
+            if now - last_updates > update_retry:
                 last_updates = now
                 for agent in agents:
                     if agent.registered.is_set():
@@ -321,7 +322,8 @@ async def main_async(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    follower = loop.create_task(follow(agents, args.zk, args.ready_file, args.master))
+    follower = loop.create_task(follow(agents, args.zk, args.ready_file, args.master,
+                                       args.update_retry))
     churner = loop.create_task(churn(agents, args.churn)) if args.churn else None
     waiter = loop.create_task(stop.wait())
     done, _ = await asyncio.wait({follower, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -344,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zk", default="", help="zk://host:port/path of the masters")
     parser.add_argument("--master", default="",
                         help="tcp://host:port of one master (instead of --zk)")
+    parser.add_argument("--update-retry", type=float, default=UPDATE_RETRY_S,
+                        help="seconds between resends of unacknowledged updates "
+                             f"(default {UPDATE_RETRY_S})")
     parser.add_argument("--churn", type=int, default=0,
                         help="health flips a second over the running tasks (default 0)")
     parser.add_argument("--count", type=int, required=True, help="simulated agents")
@@ -358,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--zk or --master: expected exactly one of them")
     if args.first < 0:
         parser.error(f"--first: expected at least 0, got {args.first}")
+    if args.update_retry <= 0:
+        parser.error(f"--update-retry: expected > 0, got {args.update_retry}")
     if args.churn < 0:
         parser.error(f"--churn: expected at least 0, got {args.churn}")
     logging.basicConfig(level=args.log_level.upper(),

@@ -416,7 +416,8 @@ class RealCluster:
         args, took = self.args, {}
         self.spawn("master", cli_argv("WARNING", "master", "--ip", "127.0.0.1", "--http_port",
                                       str(self.http_port), "--zmq_port", str(self.zmq_port),
-                                      "--work_dir", str(self.root / "master")))
+                                      "--work_dir", str(self.root / "master"),
+                                      "--registry_store_timeout", "120"))
         self.wait(lambda: bool(self.overview()), 60, "the master")
         started = time.monotonic()
         groups = -(-args.agents // args.agents_per_process)
@@ -427,6 +428,7 @@ class RealCluster:
                 sys.executable, str(Path(__file__).parent / "sim_agents.py"), "--master",
                 f"tcp://127.0.0.1:{self.zmq_port}", "--count", str(count), "--first",
                 str(first), "--churn", str(args.churn * count // args.agents),
+                "--update-retry", "10",
                 "--log-level", "WARNING"])
         self.wait(lambda: self.overview()["agents"]["active"] >= args.agents,
                   args.register_timeout, f"{args.agents} agents to register",
@@ -553,17 +555,21 @@ def main_processes(args: argparse.Namespace) -> dict[str, Any]:
                                     - idle[name], 4) for name in ("master", "marathon")}
                 for which in ("master", "service")}
         overview = cluster.overview()
-        return {"benchmark": "ui_load", "mode": "processes", "agents": args.agents,
-                "apps": args.apps, "tasks": overview["tasks"]["TASK_RUNNING"],
-                "setup": took, "views": sizes, "churn_updates_per_second": args.churn,
-                "watchers": args.watchers, "seconds_per_phase": args.seconds,
-                "rounds": args.rounds, "cpu_share_of_one_core": phases,
-                "idle_median": idle, "watching_cost_share_of_one_core": cost,
-                "machine": machine_info()}
+        report = {"benchmark": "ui_load", "mode": "processes", "agents": args.agents,
+                  "apps": args.apps, "tasks": overview["tasks"]["TASK_RUNNING"],
+                  "setup": took, "views": sizes, "churn_updates_per_second": args.churn,
+                  "watchers": args.watchers, "seconds_per_phase": args.seconds,
+                  "rounds": args.rounds, "cpu_share_of_one_core": phases,
+                  "idle_median": idle, "watching_cost_share_of_one_core": cost,
+                  "machine": machine_info()}
+    except BaseException:
+        say(f"failed; the processes' logs are kept in {root}")
+        raise
     finally:
         cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
         restore()
+    shutil.rmtree(root, ignore_errors=True)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

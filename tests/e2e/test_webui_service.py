@@ -233,3 +233,21 @@ def test_phone_width_and_keyboard(cluster: MarathonCluster, browser: Any) -> Non
     finally:
         phone.close()
 
+
+
+def test_the_open_page_follows_changes_made_elsewhere(cluster: MarathonCluster,
+                                                      tab: Tab) -> None:
+    """With the apps view open, an app created and then scaled through the API shows up
+    and its instances reach the new count without a reload (the framework's pushes)."""
+    page = tab.page
+    tab.goto(ui(cluster, "#/apps?group=/live"))
+    expect(page.locator("#live")).to_contain_text("live")
+    page.evaluate("window.__sameDocument = true")
+    table = page.get_by_role("table", name="applications")
+    cluster.client.ok("POST", "/v2/apps", {"id": "/live/pushed", "cmd": "sleep 600",
+                                           "cpus": 0.1, "mem": 16, "instances": 0}, expect=201)
+    row = table.locator("tr", has_text="/live/pushed")
+    expect(row).to_be_visible()
+    cluster.client.ok("PUT", "/v2/apps/live/pushed", {"instances": 1})
+    expect(row).to_contain_text("Running")
+    assert page.evaluate("window.__sameDocument") is True  # the page was never reloaded

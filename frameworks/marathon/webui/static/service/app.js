@@ -3,7 +3,7 @@
 // server (/ui/api/apps); everything else talks to the /v2 API.
 
 import {
-  api, clear, confirmDialog, h, href, labelsList, live, num, mb, route, searchBox,
+  api, clear, confirmDialog, h, href, labelsList, live, meter, num, mb, route, searchBox,
   table, throttle, tickTimes, toast, when,
 } from "../common/lib.js";
 import { listView, paging, query } from "../common/list.js";
@@ -161,7 +161,8 @@ function deploymentsView(r) {
     render: (deployments) => table({ label: "deployments", rows: deployments, empty: "No deployments are running.", columns: [
       { label: "Deployment", render: (d) => h("span", { class: "mono", text: d.id }) },
       { label: "Applications", render: (d) => d.affectedApps.map((id, i) => [i ? ", " : "", h("a", { href: href(["app"], { id }) }, id)]) },
-      { label: "Step", class: "num", render: (d) => `${d.currentStep} / ${d.totalSteps}` },
+      { label: "Step", class: "num", render: (d) => [`${d.currentStep} / ${d.totalSteps} `,
+        meter(Math.max(d.currentStep - 1, 0), d.totalSteps, `steps of ${d.id} done`)] },
       { label: "Actions", render: (d) => (d.currentActions || []).map((a) => `${a.action} ${a.app}`).join(", ") },
       { label: "Started", render: (d) => when(Date.parse(d.version) / 1000) },
       { label: "", render: (d) => h("span", { class: "row" },
