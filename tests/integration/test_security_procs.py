@@ -420,3 +420,36 @@ def test_a_full_disk_is_507_on_the_framework_api(tmp_path: Path) -> None:
         if framework is not None:
             framework.stop()
         procs.stop()
+
+
+def test_the_framework_abdicates_when_the_master_ends_it(tmp_path: Path) -> None:
+    """The takeover probe: another scheduler subscribes with the framework's id; the
+    framework stops serving (exits with status 3 for its supervisor or standby) instead of
+    serving state it no longer owns.  The same when the framework is torn down."""
+    import zmq
+
+    from mesoslite.protocol import FrameworkInfo, Subscribe, encode
+
+    with MarathonCluster(tmp_path / "a", agents=1) as running:
+        proc = running.marathon_proc.proc  # type: ignore[union-attr]
+        ctx = zmq.Context.instance()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(running.master.zmq_endpoint)
+        try:
+            sock.send(encode(Subscribe(FrameworkInfo(
+                user="intruder", name="marathon", id=running.framework_id,
+                failover_timeout=60.0))))
+            wait_for(lambda: not proc.alive(), timeout=30, what="the framework steps down")
+        finally:
+            sock.close(0)
+        assert proc.popen.returncode == 3
+        assert "framework failed over" in proc.output()
+    with MarathonCluster(tmp_path / "b", agents=1) as running:
+        proc = running.marathon_proc.proc  # type: ignore[union-attr]
+        status, answer = raw(running.master.http_port, "POST", "/teardown",
+                             json.dumps({"framework_id": running.framework_id}).encode(),
+                             {"Content-Type": "application/json"})
+        assert status == 200, answer
+        wait_for(lambda: not proc.alive(), timeout=30, what="the framework steps down")
+        assert proc.popen.returncode == 3
