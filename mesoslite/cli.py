@@ -259,12 +259,36 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------- local
 
 
+def _local_auth(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(master and agent options, framework options) for ``mesoslite local --credentials``."""
+    if not path:
+        return {}, {}
+    from mesoslite.httpguard.policy import CredentialsError, parse_credentials
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            credentials = parse_credentials(f.read(), f"--credentials {path}")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlagError("--credentials", f"cannot read {path} ({exc})") from None
+    except CredentialsError as exc:
+        raise FlagError("--credentials", str(exc)) from None
+    if any("," in secret for secret in credentials.values()):
+        raise FlagError("--credentials", "a secret with ',' cannot be given to the framework's "
+                                         "--http_credentials")
+    auth = {"authenticate_http_readonly": True, "authenticate_http_readwrite": True,
+            "credentials": path}
+    users = ",".join(f"{principal}:{secret}" for principal, secret in credentials.items())
+    return auth, {"http_credentials": users}
+
+
 def _cmd_local(args: argparse.Namespace) -> int:
     from mesoslite.local import LocalCluster
 
     if args.agents < 1:
         raise FlagError("--agents", f"expected at least 1 agent, got {args.agents}")
+    auth, marathon_options = _local_auth(args.credentials)
     cluster = LocalCluster(
+        master_options=auth, agent_options=auth, marathon_options=marathon_options,
         agents=args.agents,
         ip=args.ip,
         http_port=args.port,
@@ -369,6 +393,41 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------- main
 
 
+def _add_local_parser(sub: Any) -> None:
+    """``mesoslite local`` and its flags."""
+    p = sub.add_parser("local", help="run a master and agents in one process (no ZooKeeper)")
+    env = os.environ.get
+    p.add_argument("--agents", type=int, default=int(env("MESOSLITE_AGENTS", "2")),
+                   help="number of agents (default 2; env MESOSLITE_AGENTS)")
+    p.add_argument("--ip", default=env("MESOSLITE_IP", "127.0.0.1"),
+                   help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(env("MESOSLITE_PORT", "5050")),
+                   help="master HTTP port (default 5050)")
+    p.add_argument("--zmq_port", "--zmq-port", type=int,
+                   default=int(env("MESOSLITE_ZMQ_PORT", "5055")),
+                   help="master ZMQ port (default 5055)")
+    p.add_argument("--agent_port_base", "--agent-port-base", type=int,
+                   default=int(env("MESOSLITE_AGENT_PORT_BASE", "5051")),
+                   help="HTTP port of the first agent; the others follow (default 5051)")
+    p.add_argument("--work_dir", "--work-dir",
+                   default=env("MESOSLITE_WORK_DIR", "/tmp/mesoslite/local"),
+                   help="where the master and agents keep state and sandboxes")
+    p.add_argument("--agent_resources", "--agent-resources",
+                   default=env("MESOSLITE_AGENT_RESOURCES", ""),
+                   help="resources of each agent in Mesos syntax (default: detected, "
+                        "cpus and mem divided among the agents)")
+    p.add_argument("--marathon_port", "--marathon-port", type=int,
+                   default=int(env("MESOSLITE_MARATHON_PORT", "8080")),
+                   help="REST API port of the bundled Marathon-style framework (default 8080)")
+    p.add_argument("--no_marathon", "--no-marathon", action="store_true",
+                   help="do not start the Marathon-style framework")
+    p.add_argument("--credentials", default=env("MESOSLITE_CREDENTIALS", ""),
+                   help="Mesos credentials JSON file: every HTTP API (master, agents, "
+                        "framework) then requires HTTP Basic with one of its principals "
+                        "(env MESOSLITE_CREDENTIALS)")
+    p.set_defaults(func=_cmd_local)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and docs)."""
     from mesoslite.agent import AgentConfig
@@ -396,33 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p, AgentConfig)
     p.set_defaults(func=_cmd_agent)
 
-    p = sub.add_parser("local", help="run a master and agents in one process (no ZooKeeper)")
-    env = os.environ.get
-    p.add_argument("--agents", type=int, default=int(env("MESOSLITE_AGENTS", "2")),
-                   help="number of agents (default 2; env MESOSLITE_AGENTS)")
-    p.add_argument("--ip", default=env("MESOSLITE_IP", "127.0.0.1"),
-                   help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=int(env("MESOSLITE_PORT", "5050")),
-                   help="master HTTP port (default 5050)")
-    p.add_argument("--zmq_port", "--zmq-port", type=int,
-                   default=int(env("MESOSLITE_ZMQ_PORT", "5055")),
-                   help="master ZMQ port (default 5055)")
-    p.add_argument("--agent_port_base", "--agent-port-base", type=int,
-                   default=int(env("MESOSLITE_AGENT_PORT_BASE", "5051")),
-                   help="HTTP port of the first agent; the others follow (default 5051)")
-    p.add_argument("--work_dir", "--work-dir",
-                   default=env("MESOSLITE_WORK_DIR", "/tmp/mesoslite/local"),
-                   help="where the master and agents keep state and sandboxes")
-    p.add_argument("--agent_resources", "--agent-resources",
-                   default=env("MESOSLITE_AGENT_RESOURCES", ""),
-                   help="resources of each agent in Mesos syntax (default: detected, "
-                        "cpus and mem divided among the agents)")
-    p.add_argument("--marathon_port", "--marathon-port", type=int,
-                   default=int(env("MESOSLITE_MARATHON_PORT", "8080")),
-                   help="REST API port of the bundled Marathon-style framework (default 8080)")
-    p.add_argument("--no_marathon", "--no-marathon", action="store_true",
-                   help="do not start the Marathon-style framework")
-    p.set_defaults(func=_cmd_local)
+    _add_local_parser(sub)
 
     from frameworks.marathon.config import MarathonConfig
 

@@ -87,6 +87,7 @@ class LocalCluster:
         master_options: dict[str, Any] | None = None,
         agent_options: dict[str, Any] | None = None,
         marathon_port: int | None = None,
+        marathon_options: dict[str, Any] | None = None,
         clock: Clock | None = None,
         registration_timeout: float = 60.0,
         split_port_range: bool = True,
@@ -107,6 +108,7 @@ class LocalCluster:
         self._master_options = dict(master_options or {})
         self._agent_options = dict(agent_options or {})
         self._marathon_port = marathon_port
+        self._marathon_options = dict(marathon_options or {})
         self._clock = clock
         self._registration_timeout = registration_timeout
         self._split_ports = split_port_range
@@ -204,7 +206,8 @@ class LocalCluster:
 
         self.marathon = MarathonProcess(MarathonConfig(
             master=self.master_address, http_address=self._ip, http_port=port,
-            state_dir=str(self._dir() / "marathon"), reconciliation_initial_delay=1.0))
+            state_dir=str(self._dir() / "marathon"), reconciliation_initial_delay=1.0,
+            **self._marathon_options))
         await self.marathon.start()
 
     def _dir(self) -> Path:

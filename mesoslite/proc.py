@@ -580,6 +580,28 @@ def find_by_env(
     return out
 
 
+def find_by_env_prefix(key: str, prefix: str) -> dict[str, list[int]]:
+    """Live processes whose environment has ``key`` set to a path under ``prefix``
+    (blocking: every process of the machine is looked at; for recovery only)."""
+    import psutil
+
+    out: dict[str, list[int]] = {}
+    me = os.getpid()
+    root = prefix.rstrip("/") + "/"
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            value = proc.environ().get(key)
+        except psutil.Error:
+            continue
+        if value and value.startswith(root):
+            out.setdefault(value, []).append(proc.pid)
+    return out
+
+
 def kill_pids(pids: Iterable[int], sig: int = signal.SIGKILL) -> int:
     """Signal each pid's process group and the pid itself; returns how many were signalled."""
     count = 0

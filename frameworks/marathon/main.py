@@ -140,7 +140,7 @@ class MarathonProcess:
         await service.load()
         if not election.is_leader:
             return
-        scheduling = Scheduling(service)
+        scheduling = Scheduling(service, on_error=self._ended_by_master)
         service.scheduling = scheduling
         service.loading = False
         cfg = self.config
@@ -155,6 +155,12 @@ class MarathonProcess:
         scheduling.start(driver)
         scheduling.kick()
         log.info("leading: %d apps, %d tasks", len(service.apps), len(service.tracked))
+
+    def _ended_by_master(self, message: str) -> None:
+        """The master ended this framework (another scheduler took its id over, or it was
+        removed or torn down): abdicate rather than serve state it no longer owns; the
+        process exits for its supervisor, and a standby takes over."""
+        self._deposed(f"the master ended this framework: {message}")
 
     def _deposed(self, reason: str) -> None:
         # Detach the lead that ends now: a re-election (at once when standalone, after an

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -63,8 +64,12 @@ NOT_TASK_FAILURES = frozenset({"REASON_MASTER_DISCONNECTED", "REASON_INVALID_OFF
 class Scheduling(Scheduler):
     """Turns the service's apps and deployments into launches and kills."""
 
-    def __init__(self, service: MarathonService, *, rng: random.Random | None = None) -> None:
+    def __init__(self, service: MarathonService, *, rng: random.Random | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self.service = service
+        #: Called when the master ends the framework (failed over elsewhere, removed,
+        #: torn down): the process stops serving state it no longer owns.
+        self.on_error = on_error
         self.config = service.config
         self.clock = service.clock
         self.rng = rng or random.Random()
@@ -179,8 +184,11 @@ class Scheduling(Scheduler):
         self._reconcile_explicitly(lambda t: t.agent_id == agent_id)
 
     def error(self, driver: SchedulerDriver, message: str) -> None:
-        """The master refused the framework (the driver aborts; the process steps down)."""
+        """The master ended the framework (the driver aborts; the process steps down)."""
         log.error("the master reported an error: %s", message)
+        self.subscribed = False
+        if self.on_error is not None:
+            self.on_error(message)
 
     # ------------------------------------------------------------ passes
 

@@ -152,6 +152,7 @@ class Checkpointer:
 
     def __init__(self, work_dir: str) -> None:
         """Use ``<work_dir>/meta``."""
+        self.work_dir = work_dir
         self.meta_dir = os.path.join(work_dir, "meta")
         self._journals: dict[str, Journal] = {}
         #: Called when a journal gets its first buffered record (schedule :meth:`sync`).

@@ -353,6 +353,8 @@ def start_http_server(agent: AgentView,
     config = agent.config
     auth = load_auth(config.authenticate_http_readonly, config.authenticate_http_readwrite,
                      config.credentials)
+    if auth is not None:  # HTTP executors: Mesos's --authenticate_http_executors (not yet)
+        auth = auth.with_open("/api/v1/executor", "/slave(1)/api/v1/executor")
     policy = server_policy([config.hostname, config.effective_hostname], config.allowed_hosts,
                            auth=auth)
     server = GuardedHTTPServer(make_app(agent), policy)

@@ -327,6 +327,9 @@ class AgentMetrics:
         self.executors_terminated = 0
         self.launch_failures = 0
         self.checkpoint_failures = 0
+        #: Processes found in this agent's sandboxes on recovery that the checkpoint did
+        #: not know (killed).
+        self.unknown_processes_killed = 0
 
     def count_terminal(self, state: TaskState) -> None:
         """Count a task reaching a terminal state."""

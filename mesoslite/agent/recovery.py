@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 
@@ -34,7 +35,7 @@ from mesoslite.agent.core import AgentState
 from mesoslite.agent.core.rebuild import latest_run
 from mesoslite.agent.docker_tasks import DockerTasks
 from mesoslite.agent.effects import Effect
-from mesoslite.proc import find_by_env, kill_pids
+from mesoslite.proc import find_by_env, find_by_env_prefix, kill_pids
 
 log = logging.getLogger("mesoslite.agent")
 
@@ -130,6 +131,26 @@ class Recovery:
             log.info("Checkpointed container %s (pid %d): %s", run.container_id, run.pid,
                      "still running" if run.container_id in alive else "gone")
         self._perform(self._core.rebuild(previous, alive, docker_alive))
+        await self._kill_unknown(previous)
+
+    async def _kill_unknown(self, previous: CheckpointedAgent) -> None:
+        """Kill processes of this agent's sandboxes that the checkpoint does not know.
+
+        A process whose ``MESOS_SANDBOX`` lies under this agent's sandboxes but in no run
+        the journal recorded (a crash between starting it and checkpointing it) cannot be
+        adopted: it would run on untracked beside the replacement the framework starts.
+        """
+        runs = [(fid, eid, cid) for fid, fw in previous.frameworks.items()
+                for eid, ex in fw.executors.items() for cid in ex.runs]
+        loop = asyncio.get_running_loop()
+        unknown = await loop.run_in_executor(None, _unknown_processes,
+                                             self._checkpointer.work_dir, previous.info.id, runs)
+        for sandbox, pids in sorted(unknown.items()):
+            log.warning("Killing %d process(es) (pids %s) of sandbox %s: not in the "
+                        "checkpoint, so they cannot be recovered", len(pids),
+                        ", ".join(map(str, pids)), sandbox)
+            self._core.metrics.unknown_processes_killed += len(pids)
+        kill_pids(pid for pids in unknown.values() for pid in pids)
 
     async def finish(self) -> None:
         """Fail what was lost, wait for executors to come back, kill the ones that did not."""
@@ -143,6 +164,17 @@ class Recovery:
         while core.pending_reregistration() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         self._perform(core.end_reregistration_window())
+
+
+def _unknown_processes(work_dir: str, agent_id: str,
+                       runs: list[tuple[str, str, str]]) -> dict[str, list[int]]:
+    """Sandbox -> pids of live processes under ``agent_id``'s sandboxes in none of ``runs``."""
+    root = os.path.join(os.path.realpath(work_dir), "agents", agent_id)
+    known = {os.path.join(root, "frameworks", fid, "executors", eid, "runs", cid)
+             for fid, eid, cid in runs}
+    found = find_by_env_prefix("MESOS_SANDBOX", root)
+    return {sandbox: pids for sandbox, pids in found.items()
+            if sandbox not in known and os.path.realpath(sandbox) not in known}
 
 
 async def clean_previous_run(cp: Checkpointer, containerizer: Containerizer) -> None:

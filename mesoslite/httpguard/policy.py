@@ -139,11 +139,18 @@ class AuthPolicy:
     readwrite: bool = True
     realm: str = "mesos"
     open_paths: frozenset[str] = frozenset({"/health", "/version", "/ping",
-                                            "/master/health", "/master/version"})
+                                            "/master/health", "/master/version",
+                                            "/slave(1)/health", "/slave(1)/version"})
+
+    def with_open(self, *paths: str) -> AuthPolicy:
+        """This policy with ``paths`` open too."""
+        return attrs.evolve(self, open_paths=self.open_paths | frozenset(paths))
 
     def check(self, method: str, path: str, authorization: str | None) -> Refusal | None:
         """401 with ``WWW-Authenticate`` when this request needs credentials it lacks."""
         write = method.upper() in WRITE_METHODS
+        if len(path) > 1:
+            path = path.rstrip("/")
         if not (self.readwrite if write else self.readonly) or path in self.open_paths:
             return None
         if basic_principal(authorization, self.credentials) is not None:

@@ -655,6 +655,8 @@ def start_http_server(
     config = master.config
     auth = load_auth(config.authenticate_http_readonly, config.authenticate_http_readwrite,
                      config.credentials)
+    if auth is not None:  # HTTP schedulers: Mesos's --authenticate_http_frameworks (not yet)
+        auth = auth.with_open("/api/v1/scheduler", "/master/api/v1/scheduler")
     policy = server_policy([config.hostname, config.advertised_hostname, address],
                            config.allowed_hosts, form_paths=FORM_PATHS, auth=auth)
     sockets = tornado.netutil.bind_sockets(port, address)

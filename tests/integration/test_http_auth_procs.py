@@ -138,3 +138,33 @@ def test_every_api_authenticates_and_the_tools_pass_credentials(tmp_path: Path) 
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+def test_local_with_credentials_authenticates_every_api(tmp_path: Path) -> None:
+    """``mesoslite local --credentials FILE``: master, agent and framework all ask; a task
+    launched with credentials runs."""
+    from tests.support.procs import free_port
+
+    creds = tmp_path / "credentials.json"
+    creds.write_text(json.dumps(CREDENTIALS))
+    os.chmod(creds, 0o600)
+    ports = [free_port() for _ in range(4)]
+    local = Proc(mesoslite("local", "--agents", "1", "--port", str(ports[0]), "--zmq_port",
+                           str(ports[1]), "--agent_port_base", str(ports[2]), "--marathon_port",
+                           str(ports[3]), "--work_dir", str(tmp_path / "w"),
+                           "--credentials", str(creds)), tmp_path / "local.log")
+    try:
+        output = local.wait_output("Ctrl-C", timeout=60)
+        agent_port = int(re.search(r"agent \S+ http://[\d.]+:(\d+)", output).group(1))  # type: ignore[union-attr]
+        _refused_then_served(ports[0], "/state", "mesos")
+        _refused_then_served(agent_port, "/state", "mesos")
+        _refused_then_served(ports[3], "/v2/apps", "Mesosphere")
+        app = {"id": "/local-auth", "cmd": "exec sleep 600", "cpus": 0.1, "mem": 16}
+        ci = "Basic " + base64.b64encode(b"ci:ci-secret").decode()
+        assert call(ports[3], "POST", "/v2/apps", app, {"Authorization": ci})[0] == 201
+        wait_for(lambda: call(ports[3], "GET", "/v2/apps/local-auth",
+                              headers={"Authorization": GOOD})[2]["app"]["tasksRunning"] == 1,
+                 timeout=60, what="the app runs")
+        assert "ci-secret" not in local.output()
+    finally:
+        local.stop()

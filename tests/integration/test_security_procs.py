@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import shlex
 import socket
@@ -420,3 +421,71 @@ def test_a_full_disk_is_507_on_the_framework_api(tmp_path: Path) -> None:
         if framework is not None:
             framework.stop()
         procs.stop()
+
+
+def test_the_framework_abdicates_when_the_master_ends_it(tmp_path: Path) -> None:
+    """The takeover probe: another scheduler subscribes with the framework's id; the
+    framework stops serving (exits with status 3 for its supervisor or standby) instead of
+    serving state it no longer owns.  The same when the framework is torn down."""
+    import zmq
+
+    from mesoslite.protocol import FrameworkInfo, Subscribe, encode
+
+    with MarathonCluster(tmp_path / "a", agents=1) as running:
+        proc = running.marathon_proc.proc  # type: ignore[union-attr]
+        ctx = zmq.Context.instance()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(running.master.zmq_endpoint)
+        try:
+            sock.send(encode(Subscribe(FrameworkInfo(
+                user="intruder", name="marathon", id=running.framework_id,
+                failover_timeout=60.0))))
+            wait_for(lambda: not proc.alive(), timeout=30, what="the framework steps down")
+        finally:
+            sock.close(0)
+        assert proc.popen.returncode == 3
+        assert "framework failed over" in proc.output()
+    with MarathonCluster(tmp_path / "b", agents=1) as running:
+        proc = running.marathon_proc.proc  # type: ignore[union-attr]
+        status, answer = raw(running.master.http_port, "POST", "/teardown",
+                             json.dumps({"framework_id": running.framework_id}).encode(),
+                             {"Content-Type": "application/json"})
+        assert status == 200, answer
+        wait_for(lambda: not proc.alive(), timeout=30, what="the framework steps down")
+        assert proc.popen.returncode == 3
+
+
+def test_recovery_kills_processes_the_checkpoint_does_not_know(tmp_path: Path) -> None:
+    """A task whose records are missing from the journal is killed on recovery (and
+    counted); a task the journal knows is recovered and keeps running."""
+    from mesoslite.agent.journal import MAGIC, parse
+    from mesoslite.proc import find_by_env_prefix
+    from tests.support.cluster_procs import AgentProc
+
+    with MarathonCluster(tmp_path / "c", agents=1) as running:
+        running.client.ok("POST", "/v2/apps", shell_app("/pair", 2, cmd="exec sleep 600",
+                                                        healthChecks=[]), expect=201)
+        tasks = wait_for(lambda: [t for t in running.client.app("/pair")["tasks"]
+                                  if t["state"] == "TASK_RUNNING"][:2]
+                         if running.client.app("/pair")["tasksRunning"] == 2 else None,
+                         timeout=60, what="2 tasks run")
+        agent = running.agents[0]
+        sandboxes = [os.path.realpath(running.sandbox(t)) for t in tasks]
+        agent.kill9()
+        [journal] = (agent.work_dir / "meta").rglob("journal")
+        records, _end, _legacy = parse(journal.read_bytes())
+        forgotten = tasks[0]["id"]
+        kept = [raw for record, raw in records if forgotten not in (record[2], record[4])]
+        assert len(kept) < len(records)
+        journal.write_bytes(MAGIC + b"".join(kept))
+        alive = lambda sandbox: find_by_env_prefix("MESOS_SANDBOX", os.path.dirname(sandbox))  # noqa: E731
+        assert any(sandboxes[0] in s for s in alive(sandboxes[0]))
+        again = AgentProc(running.master, agent.work_dir, tmp_path / "agent-again.log", {})
+        running.agents[0] = again
+        wait_for(lambda: not any(sandboxes[0] in s for s in alive(sandboxes[0])), timeout=30,
+                 what="the unknown task's processes are killed")
+        assert any(sandboxes[1] in s for s in alive(sandboxes[1]))
+        snapshot = again.get("/metrics/snapshot")
+        assert snapshot["slave/recovery_unknown_processes_killed"] >= 1
+        assert "not in the checkpoint" in again.proc.output()

@@ -203,3 +203,11 @@ def test_authentication_flags_need_a_credentials_file() -> None:
             config(authenticate_http_readonly=True)
         assert info.value.field == "credentials"
         assert config(authenticate_http_readwrite=True, credentials="/x").credentials == "/x"
+
+
+def test_open_paths_ignore_a_trailing_slash_and_can_be_added() -> None:
+    """/health/ is /health; with_open adds the v1 scheduler or executor endpoints."""
+    auth = AuthPolicy({"ops": "s3cret"}).with_open("/api/v1/scheduler")
+    assert auth.check("GET", "/health/", None) is None
+    assert auth.check("POST", "/api/v1/scheduler/", None) is None
+    assert auth.check("POST", "/api/v1", None) is not None
