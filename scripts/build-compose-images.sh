@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the two local images that docker-compose.local.yml runs, without any registry.
 #
-#   mesoslite-local/mesoslite:latest   this machine's Python 3.11 + mesoslite[docker]
+#   mesoslite-local/mesoslite:latest   this machine's Python 3.11 + mesoslite[docker] + haproxy
 #   mesoslite-local/zookeeper:3.8      a jlink'd Java runtime + Debian's ZooKeeper jars
 #
 # Both are FROM scratch plus one layer (docker/mesoslite, docker/zookeeper): the
@@ -106,7 +106,10 @@ EOF
     if [[ -e "$prefix/lib/libpython3.11.so.1.0" ]]; then
         cp -L "$prefix/lib/libpython3.11.so.1.0" "$root/lib/x86_64-linux-gnu/"
     fi
-    copy_libs "$root" "$prefix/bin/python3.11" \
+    # haproxy for `mesoslite lb` (Debian's, installed on the host when missing).
+    mkdir -p "$root/usr/sbin"
+    cp -L "$(bash scripts/ensure-haproxy.sh)" "$root/usr/sbin/haproxy"
+    copy_libs "$root" "$prefix/bin/python3.11" "$root/usr/sbin/haproxy" \
         $(find "$root/usr/local/lib" -name '*.so*' -type f)
     build "$MESOSLITE_IMAGE" "$ctx"
 }

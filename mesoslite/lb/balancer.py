@@ -4,8 +4,9 @@ Owns: :class:`Balancer`.  The event stream (:class:`~mesoslite.lb.events.EventSt
 its own thread) only marks the routing dirty; the loop here waits ``debounce`` seconds for
 a burst to settle and, so that a big deployment's thousands of status updates do not
 become thousands of reloads, at least ``min_reload_interval`` since the previous sync
-(every event meanwhile is coalesced into the next one); then it re-reads the apps (on a
-thread), computes the services (:mod:`.model`), renders the configuration
+(every event meanwhile is coalesced into the next one) — except that a task going away
+(``TASK_KILLING`` or ended) is synced at once, so it drains before it dies; then it
+re-reads the apps (on a thread), computes the services (:mod:`.model`), renders the configuration
 (:mod:`.render`) and hands it to :class:`~mesoslite.lb.haproxy.Haproxy`, which reloads
 only when the text changed and keeps the last good configuration when ``haproxy -c``
 refuses a new one (then an app that is new or changed is left out, so one bad label does
@@ -36,6 +37,12 @@ from mesoslite.lb.render import Listeners, render_config
 log = logging.getLogger("mesoslite.lb")
 
 
+#: Task states after which a task must leave the backends at once (no coalescing).
+_GOING = frozenset({"TASK_KILLING", "TASK_KILLED", "TASK_FINISHED", "TASK_FAILED",
+                    "TASK_LOST", "TASK_ERROR", "TASK_GONE", "TASK_DROPPED", "TASK_UNREACHABLE",
+                    "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN"})
+
+
 def _shape(service: Service) -> Service:
     """A service without its servers: what a label or port change changes."""
     return attrs.evolve(service, servers=())
@@ -62,6 +69,7 @@ class Balancer:
         #: When each reload happened (monotonic), the last 10,000.
         self.reload_times: collections.deque[float] = collections.deque(maxlen=10_000)
         self._dirty = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._stop = threading.Event()
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
@@ -80,8 +88,10 @@ class Balancer:
         def poke() -> None:
             loop.call_soon_threadsafe(self._dirty.set)
 
-        def on_event(_event: dict[str, Any]) -> None:
+        def on_event(event: dict[str, Any]) -> None:
             self.events += 1
+            if event.get("taskStatus") in _GOING:
+                loop.call_soon_threadsafe(self._urgent.set)
             poke()
 
         def on_connect() -> None:
@@ -110,11 +120,10 @@ class Balancer:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), cfg.resync_interval)
-            await asyncio.sleep(cfg.debounce)  # let a burst settle
-            wait = self.last_sync + cfg.min_reload_interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)  # events meanwhile join this sync
+            if not self._urgent.is_set():
+                await self._coalesce()
             self._dirty.clear()
+            self._urgent.clear()
             try:
                 await self.sync()
             except Exception as exc:  # noqa: BLE001 - unreachable framework or nonsense: retried
@@ -122,6 +131,18 @@ class Balancer:
                 log.warning("reading the apps from %s failed: %s; retrying", cfg.marathon, exc)
                 await asyncio.sleep(1.0)
                 self._dirty.set()
+
+    async def _coalesce(self) -> None:
+        """Wait for a burst to settle and for the minimum interval since the last sync;
+        a task going away (killing, ended) cuts the wait short: it must drain now."""
+        cfg = self.config
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._urgent.wait(), cfg.debounce)
+            return
+        wait = self.last_sync + cfg.min_reload_interval - time.monotonic()
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), wait)
 
     async def sync(self) -> None:
         """Re-read the apps and apply the configuration they give."""

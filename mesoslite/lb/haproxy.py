@@ -36,9 +36,12 @@ class Applied:
 class Haproxy:
     """Writes ``config`` and runs haproxy with ``pid_file`` (see the module docstring)."""
 
-    def __init__(self, binary: str, config: Path, pid_file: Path) -> None:
-        """Nothing runs until :meth:`apply`."""
+    def __init__(self, binary: str, config: Path, pid_file: Path,
+                 admin_socket: Path | None = None) -> None:
+        """Nothing runs until :meth:`apply`; ``admin_socket`` (in the configuration's
+        ``stats socket … expose-fd listeners``) makes reloads seamless (``-x``)."""
         self.binary, self.config, self.pid_file = binary, config, pid_file
+        self.admin_socket = admin_socket
         self.applied: str | None = None
         self.last_error = ""
         self.reloads = 0
@@ -86,6 +89,8 @@ class Haproxy:
             return Applied("rejected", self.last_error)
         _write_atomically(self.config, text)
         args = ["-D", "-p", str(self.pid_file), "-f", str(self.config)]
+        if old and self.admin_socket is not None and self.admin_socket.exists():
+            args += ["-x", str(self.admin_socket)]
         if old:
             args += ["-sf", *map(str, old)]
         ok, output = await self._run(*args)

@@ -4,8 +4,13 @@ Owns: :class:`Listeners` (where the shared listeners bind) and :func:`render_con
 which writes, in a stable order:
 
 - ``global``/``defaults``: ``hard-stop-after`` bounds how long a replaced haproxy process
-  may keep serving old connections after a reload, ``option redispatch`` and ``retries``
-  send a refused connection to another server, servers are checked every second;
+  may keep serving old connections after a reload, the admin socket hands the listening
+  sockets to the next process (a seamless reload), ``option redispatch`` and ``retries``
+  send a refused connection to another server, and a server whose connection fails is
+  marked down at once (``observe layer4``, ``on-error mark-down``) until a check (every
+  2 s) finds it back: a task that died before the balancer reloaded costs a retry, not a
+  failed request, and an HTTP backend retries a GET or HEAD whose server closed without an
+  answer (``retry-on``: a task killed mid-request);
 - ``listen stats`` on the stats port: haproxy's stats page at ``/haproxy?stats`` (always
   present, so haproxy always has a listener);
 - one ``frontend``/``backend`` pair per service (bind ``address:port``), with the
@@ -37,6 +42,9 @@ class Listeners:
     stats_port: int = 9090
     appid_port: int = 9091
     hard_stop_after: float = 30.0
+    #: haproxy's admin socket: a reload takes the listening sockets over through it
+    #: (``expose-fd listeners``, ``-x``), so no connection is refused while it happens.
+    admin_socket: str = ""
 
 
 def _token(text: str) -> str:
@@ -49,6 +57,8 @@ def _header(listeners: Listeners) -> list[str]:
         "global",
         "    maxconn 4096",
         f"    hard-stop-after {max(1, int(listeners.hard_stop_after))}s",
+        *([f"    stats socket {listeners.admin_socket} mode 600 level admin expose-fd listeners"]
+          if listeners.admin_socket else []),
         "",
         "defaults",
         "    mode tcp",
@@ -56,9 +66,10 @@ def _header(listeners: Listeners) -> list[str]:
         "    timeout client 60s",
         "    timeout server 60s",
         "    timeout http-request 10s",
-        "    retries 2",
+        "    retries 5",
         "    option redispatch 1",
-        "    default-server inter 1s fall 2 rise 1",
+        ("    default-server check inter 2s rise 1 fall 2 observe layer4 error-limit 1 "
+         "on-error mark-down"),
         "",
         "listen stats",
         f"    bind {listeners.bind_address}:{listeners.stats_port}",
@@ -82,13 +93,16 @@ def _service(service: Service, listeners: Listeners) -> list[str]:
         f"    mode {service.mode}",
         f"    balance {service.balance}",
     ]
+    if service.mode == "http":  # a request cut off by a dying task goes to another one
+        lines += ["    retry-on conn-failure empty-response junk-response response-timeout",
+                  "    http-request disable-l7-retry if !METH_GET"]
     sticky = service.sticky and service.mode == "http"
     if sticky:
         lines.append("    cookie mesoslite_server_id insert indirect nocache")
     for server in service.servers:
         name = _token(server.task_id)
         cookie = f" cookie {name}" if sticky else ""
-        lines.append(f"    server {name} {server.host}:{server.port} check{cookie}")
+        lines.append(f"    server {name} {server.host}:{server.port}{cookie}")
     return [*lines, ""]
 
 

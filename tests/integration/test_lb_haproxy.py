@@ -369,3 +369,33 @@ def test_refused_configuration_keeps_the_last_good_one(lb: _Lb) -> None:
     wait_for(lambda: lb.routes_exactly(1, http_port, "b.example.test", app="/bad"),
              timeout=60, what="the fixed app served")
     assert lb.lb_state()["lastError"] == ""
+
+
+def test_rolling_restart_behind_the_balancer_fails_no_request(lb: _Lb) -> None:
+    """Back-to-back requests through the VHOST during a rolling restart: none fails."""
+    http_port, vhost, instances = lb.ports["http_port"], "roll.example.test", 6
+    _request(f"{lb.base}/v2/apps", "POST",
+             _app(instances, lb.ports["service_port"], HAPROXY_0_VHOST=vhost))
+    before = wait_for(lambda: lb.routes_exactly(instances, http_port, vhost), timeout=120,
+                      what="every instance routed")
+    reloads_before = lb.lb_state()["reloads"]
+    load = _Load(lb, http_port, vhost)
+    load.start()
+    started = time.monotonic()
+    try:
+        _request(f"{lb.base}/v2/apps{APP}/restart", "POST")
+        wait_for(lambda: get_json(f"{lb.base}/v2/deployments") == [], timeout=300,
+                 what="the rolling restart finished")
+        after = wait_for(lambda: lb.routes_exactly(instances, http_port, vhost), timeout=60,
+                         what="the new instances routed")
+    finally:
+        load.halt.set()
+        load.join(10)
+    seconds = time.monotonic() - started
+    reloads = lb.lb_state()["reloads"] - reloads_before
+    errors = load.errors()
+    print(f"rolling restart of {instances}: {len(load.results)} requests in {seconds:.1f} s, "
+          f"{len(errors)} failed, {reloads} reloads ({reloads / seconds * 60:.0f}/min)")
+    assert not before & after  # every instance was replaced
+    assert errors == [], sorted({repr(e)[:120] for e in errors})
+    assert {answer for _at, answer in load.results} <= before | after

@@ -39,7 +39,8 @@ def test_only_running_healthy_ready_tasks_become_servers() -> None:
     ]
     text = render_config(services)
     assert "frontend web_10001\n    bind 127.0.0.1:10001\n" in text
-    assert "server e 127.0.0.1:31005 check" in text and "31002" not in text
+    assert "server e 127.0.0.1:31005\n" in text and "31002" not in text
+    assert "default-server check inter 2s rise 1 fall 2 observe layer4" in text
     assert text == render_config(services_from_apps(list(reversed(apps)))[0])
 
 
@@ -77,8 +78,8 @@ def test_vhost_port_mode_balance_sticky_redirect_and_cert_labels() -> None:
     assert "redirect scheme https code 301 if host_shop_web_10020" in text
     assert "bind 127.0.0.1:8443 ssl crt /etc/ssl/shop.pem" in text
     assert "balance leastconn" in text and "cookie mesoslite_server_id insert" in text
-    assert "server t1 10.0.0.5:31001 check cookie t1" in text
-    assert "bind 127.0.0.1:12000" in text and "server t1 10.0.0.5:31002 check\n" in text
+    assert "server t1 10.0.0.5:31001 cookie t1" in text
+    assert "bind 127.0.0.1:12000" in text and "server t1 10.0.0.5:31002\n" in text
     assert "use_backend shop_web_10020 if { req.hdr(x-marathon-app-id) -m str /shop/web }" in text
     assert lookup_host([web, raw], "shop.example.com:80") is web
     assert lookup_host([web, raw], "api.shop.test") is web
