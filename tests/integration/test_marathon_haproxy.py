@@ -246,7 +246,7 @@ def sd(tmp_path: Path) -> Iterator[_Sd]:
     port = free_port()
     first = free_port_range(100)  # host ports of its tasks, unused by other tests
     local = Proc(mesoslite("local", "--agents", "1", "--port", "0", "--zmq_port", "0",
-                           "--agent_port_base", "0", "--marathon_port", str(port),
+                           "--agent_port_base", "0", "--marathon_port", str(port), "--no_dns",
                            "--work_dir", str(tmp_path / "work"),
                            "--agent_resources",
                            f"cpus:2;mem:2048;disk:1024;ports:[{first}-{first + 99}]"),
