@@ -165,8 +165,9 @@ class LocalCluster:
                 await self._registered(*await self._start_agent(text))
             if self._marathon_port is not None:
                 await self._start_marathon(self._marathon_port)
-            if self._dns_ports[0] is not None:
-                await self._start_dns(*self._dns_ports)
+            dns_port, dns_http_port = self._dns_ports
+            if dns_port is not None:
+                await self._start_dns(dns_port, dns_http_port)
         except BaseException:
             await self.stop()
             raise
