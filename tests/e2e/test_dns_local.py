@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import dns.rcode
 import pytest
 
 from tests.support.marathon_procs import free_port_range
-from tests.support.procs import Proc, free_port, holds, mesoslite, wait_for
+from tests.support.procs import ROOT, Proc, free_port, get_json, holds, mesoslite, wait_for
 
 DEADLINE = 30.0
 _DNS_LINE = re.compile(r"dns 127\.0\.0\.1:(\d+) \(udp, tcp; domain mesos\)")
@@ -122,3 +123,33 @@ def test_healthy_only_publishes_only_tasks_passing_their_checks(
               "/bad never published with --healthy_only")
     finally:
         strict.stop()
+
+
+def test_bad_flags_are_refused_naming_the_flag() -> None:
+    """A bad --domain, --port or --ttl exits 2 with one line naming the flag."""
+    for flags, name in ((["--domain", "a..b"], "--domain"), (["--port", "x"], "--port"),
+                        (["--port", "70000"], "--port"), (["--ttl", "0"], "--ttl")):
+        result = subprocess.run(mesoslite("dns", *flags), capture_output=True, text=True,
+                                timeout=60, cwd=ROOT)
+        assert result.returncode == 2, result
+        assert name in result.stderr and "Traceback" not in result.stderr
+
+
+def test_answers_without_a_master_and_keeps_trying(tmp_path: Path) -> None:
+    """With no master reachable the server still answers for its zone (SOA, NXDOMAIN)."""
+    proc = Proc(mesoslite("dns", "--master", "127.0.0.1:1", "--port", "0", "--http_port", "0"),
+                tmp_path / "dns.log")
+    try:
+        match = re.search(r"on 127\.0\.0\.1:(\d+) .* http://127\.0\.0\.1:(\d+)",
+                          proc.wait_output("mesoslite dns:"))
+        assert match
+        port = int(match.group(1))
+        assert ask(port, "mesos", "SOA")[0] == "NOERROR"
+        assert ask(port, "leader.mesos")[0] == "NXDOMAIN"
+        state = get_json(f"http://127.0.0.1:{match.group(2)}/state")
+        assert state["connected"] is False and state["leader"] is None
+        wait_for(lambda: "following the master failed" in proc.output(), timeout=DEADLINE,
+                 what="the failed attempt logged")
+        assert proc.alive()
+    finally:
+        proc.stop()
