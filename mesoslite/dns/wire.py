@@ -37,6 +37,8 @@ UDP_LIMIT = 512
 EDNS_LIMIT = 1232
 #: Largest query accepted (a question is at most ~270 bytes; EDNS options add a little).
 MAX_QUERY = 4096
+#: The rcode of a reply to a query the server failed to answer.
+SERVFAIL = dns.rcode.SERVFAIL
 _IN = dns.rdataclass.IN
 _QR = 0x8000
 
