@@ -23,26 +23,35 @@ Each simulated agent has its own :class:`~mesoslite.transport.DealerClient`
 
 ::
 
-    python benchmarks/sim_agents.py --zk zk://127.0.0.1:2181/mesoslite --count 1000 \
-        [--ready-file F] [--log-level INFO]
+    python benchmarks/sim_agents.py (--zk zk://127.0.0.1:2181/mesoslite | --master tcp://H:P) \
+        --count 1000 [--first 0] [--churn 0] [--ready-file F] [--log-level INFO]
 
-``--ready-file`` is written once every agent is registered.  SIGTERM or
-Ctrl-C stops it.
+``--master`` names one master instead of following the leader in ZooKeeper.
+Each agent needs about two open files (its connection and ZeroMQ's own), and
+the process raises its limit as far as it may: where the hard limit is 20,000,
+one process holds up to ~9,900 agents; run several with ``--first`` apart.
+``--churn N`` sends, once registered, N updates a second over random running
+tasks: RUNNING again with the health flipped (each a change the master and the
+framework pass on).  ``--ready-file`` is written once every agent is
+registered.  SIGTERM or Ctrl-C stops it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import random
+import resource
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -156,15 +165,73 @@ class SimAgent:
         self.resend[status.uuid] = update
         self.client.send(update)
 
+    def flip_health(self, task_id: str) -> None:
+        """A new RUNNING update of ``task_id`` with its health flipped (a change the
+        master and the framework pass on), resent until acknowledged."""
+        task = self.tasks[task_id]
+        last = task.statuses[-1]
+        status = TaskStatus(task_id=task_id, state=TaskState.TASK_RUNNING,
+                            source=Source.SOURCE_EXECUTOR, agent_id=self.agent_id,
+                            executor_id=task_id, timestamp=time.time(), uuid=os.urandom(16),
+                            healthy=not last.healthy)
+        self.tasks[task_id] = attrs.evolve(task, statuses=(status,),
+                                           status_update_uuid=status.uuid)
+        update = StatusUpdate(framework_id=task.framework_id, status=status)
+        self.resend[status.uuid] = update
+        self.client.send(update)
 
-async def follow(agents: list[SimAgent], zk_url: str, ready_file: str) -> None:
-    """Register everyone with the leader, then follow leader changes."""
-    detector = create_detector(zk_url)
+
+async def churn(agents: list[SimAgent], per_second: int) -> None:
+    """``per_second`` health flips a second over random running tasks, in tenths."""
+    rng = random.Random(11)
+    step = time.monotonic()
+    running: list[SimAgent] = []
+    for tick in itertools.count():
+        step += 0.1
+        await asyncio.sleep(max(0.0, step - time.monotonic()))
+        if tick % 10 == 0:  # who has tasks, looked at once a second
+            running = [a for a in agents if a.tasks and a.registered.is_set()]
+        for _ in range(max(1, per_second // 10) if running else 0):
+            agent = rng.choice(running)
+            agent.flip_health(rng.choice(list(agent.tasks)))
+
+
+class StaticDetector:
+    """A detector for ``--master``: the one master at a fixed endpoint, never changing."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    async def start(self) -> None:
+        """Nothing to connect."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+
+    def current(self) -> Any:
+        """The master, as something with a ``zmq_endpoint``."""
+        return self
+
+    @property
+    def zmq_endpoint(self) -> str:
+        """The fixed endpoint."""
+        return self.endpoint
+
+    async def wait_for_change(self, previous: Any) -> Any:
+        """Never returns: the master does not change."""
+        await asyncio.Event().wait()
+
+
+async def follow(agents: list[SimAgent], zk_url: str, ready_file: str,
+                 master: str = "") -> None:
+    """Register everyone with the leader (``master``: this one), then follow changes."""
+    detector: Any = StaticDetector(master) if master else create_detector(zk_url)
     await detector.start()
     loop = asyncio.get_running_loop()
     current = None
     endpoint: str | None = None
     ready_written = False
+    waiting: list[SimAgent] = []  # not registered since the last move
 
     async def retry() -> None:
         """Resend unanswered registrations and unacknowledged updates."""
@@ -174,8 +241,10 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str) -> None:
             now = time.monotonic()
             if endpoint is None:
                 continue
-            for agent in agents:
-                if not agent.registered.is_set() and agent.retry_at and now >= agent.retry_at:
+            # Only the agents not registered yet (all of them after a move) are looked at.
+            waiting[:] = [agent for agent in waiting if not agent.registered.is_set()]
+            for agent in waiting:
+                if agent.retry_at and now >= agent.retry_at:
                     agent.register()
             if now - last_updates > UPDATE_RETRY_S:
                 last_updates = now
@@ -217,6 +286,7 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str) -> None:
                 for agent in agents:
                     agent.move(new)
                     agent.register()
+                waiting[:] = agents
                 watcher = loop.create_task(progress(time.monotonic()))
                 watchers.add(watcher)
                 watcher.add_done_callback(watchers.discard)
@@ -234,18 +304,30 @@ async def main_async(args: argparse.Namespace) -> None:
     # leader opens each agent's new socket while the old one is still being
     # reaped: allow a few per agent (set before the first socket is created).
     zmq.Context.instance().set(zmq.MAX_SOCKETS, 3 * args.count + 64)
+    # Each agent holds a TCP connection and ZeroMQ's own descriptors: raise the open-file
+    # limit as far as allowed (root may raise the hard limit too).
+    want = 4 * args.count + 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, soft), max(want, hard)))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     resources = Resources.parse(RESOURCES)
-    agents = [SimAgent(i, resources) for i in range(args.count)]
+    agents = [SimAgent(args.first + i, resources) for i in range(args.count)]
     for agent in agents:
         agent.client.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    follower = loop.create_task(follow(agents, args.zk, args.ready_file))
+    follower = loop.create_task(follow(agents, args.zk, args.ready_file, args.master))
+    churner = loop.create_task(churn(agents, args.churn)) if args.churn else None
     waiter = loop.create_task(stop.wait())
     done, _ = await asyncio.wait({follower, waiter}, return_when=asyncio.FIRST_COMPLETED)
     follower.cancel()
+    if churner is not None:
+        churner.cancel()
     try:
         await follower
     except asyncio.CancelledError:
@@ -259,13 +341,25 @@ async def main_async(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--zk", required=True, help="zk://host:port/path of the masters")
+    parser.add_argument("--zk", default="", help="zk://host:port/path of the masters")
+    parser.add_argument("--master", default="",
+                        help="tcp://host:port of one master (instead of --zk)")
+    parser.add_argument("--churn", type=int, default=0,
+                        help="health flips a second over the running tasks (default 0)")
     parser.add_argument("--count", type=int, required=True, help="simulated agents")
+    parser.add_argument("--first", type=int, default=0,
+                        help="index of the first agent (host names sim-<index>; default 0)")
     parser.add_argument("--ready-file", default="", help="written once all are registered")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error(f"--count: expected at least 1, got {args.count}")
+    if bool(args.zk) == bool(args.master):
+        parser.error("--zk or --master: expected exactly one of them")
+    if args.first < 0:
+        parser.error(f"--first: expected at least 0, got {args.first}")
+    if args.churn < 0:
+        parser.error(f"--churn: expected at least 0, got {args.churn}")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(main_async(args))

@@ -31,11 +31,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
+import contextlib
 import json
+import os
 import random
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -44,8 +50,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psutil
 import tornado.web
-from bench_support import free_port, machine_info
+from bench_support import (
+    cli_argv,
+    free_port,
+    get_json,
+    kill_sessions,
+    machine_info,
+    say,
+    set_progress_tag,
+    sigterm_as_interrupt,
+    spawn_logged,
+    stop_all,
+)
 
 from frameworks.marathon.api.routes import make_app
 from frameworks.marathon.core.model import App, InstanceCondition, MarathonTask
@@ -357,15 +375,216 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------- real processes
+
+
+class RealCluster:
+    """A real master process, ``--agents`` simulated agents (benchmarks/sim_agents.py, one
+    process speaking the real ZeroMQ protocol) and a real ``mesoslite marathon`` process;
+    :meth:`stop` ends them all."""
+
+    def __init__(self, root: Path, args: argparse.Namespace) -> None:
+        self.root = root
+        self.args = args
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[Any] = []
+        self.zmq_port, self.http_port, self.service_port = free_port(), free_port(), free_port()
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.service = f"http://127.0.0.1:{self.service_port}"
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        """Start one process, its output in ``<name>.log``."""
+        log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self._logs.append(log)
+        self.procs[name] = spawn_logged(argv, log, self.root)
+
+    def check(self) -> None:
+        """Raise if a process has exited."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see "
+                                   f"{self.root / (name + '.log')}")
+
+    def overview(self) -> dict[str, Any]:
+        """The master UI's overview."""
+        data: dict[str, Any] = get_json(self.base + "/ui/api/overview", 30.0)["overview"]
+        return data
+
+    def start(self) -> dict[str, float]:
+        """Master, agents (until all are active), framework, apps (until every task runs);
+        the seconds each phase took."""
+        args, took = self.args, {}
+        self.spawn("master", cli_argv("WARNING", "master", "--ip", "127.0.0.1", "--http_port",
+                                      str(self.http_port), "--zmq_port", str(self.zmq_port),
+                                      "--work_dir", str(self.root / "master")))
+        self.wait(lambda: bool(self.overview()), 60, "the master")
+        started = time.monotonic()
+        groups = -(-args.agents // args.agents_per_process)
+        for group in range(groups):  # one process holds ~9,900 agents at 20,000 open files
+            first = group * args.agents_per_process
+            count = min(args.agents_per_process, args.agents - first)
+            self.spawn(f"agents-{group}", [
+                sys.executable, str(Path(__file__).parent / "sim_agents.py"), "--master",
+                f"tcp://127.0.0.1:{self.zmq_port}", "--count", str(count), "--first",
+                str(first), "--churn", str(args.churn * count // args.agents),
+                "--log-level", "WARNING"])
+        self.wait(lambda: self.overview()["agents"]["active"] >= args.agents,
+                  args.register_timeout, f"{args.agents} agents to register",
+                  progress=lambda: f"{self.overview()['agents']['active']} agents active")
+        took["agents_registered_seconds"] = time.monotonic() - started
+        state = Path(args.state_parent) / f"ui-load-marathon-{os.getpid()}"
+        self.state_dir = state
+        self.spawn("marathon", cli_argv(
+            "WARNING", "marathon", "--master", f"127.0.0.1:{self.zmq_port}",
+            "--http_address", "127.0.0.1", "--http_port", str(self.service_port),
+            "--state_dir", str(state), "--max_instances_per_offer", "40",
+            "--max_running_deployments", str(args.apps + 10)))
+        self.wait(lambda: get_json(self.service + "/v2/info", 5.0).get("elected"), 60,
+                  "the framework")
+        started = time.monotonic()
+        self.create_apps()
+        took["apps_created_seconds"] = time.monotonic() - started
+        self.wait(lambda: self.overview()["tasks"]["TASK_RUNNING"] >= args.tasks,
+                  args.launch_timeout, f"{args.tasks} tasks to run",
+                  progress=lambda: f"{self.overview()['tasks']['TASK_RUNNING']} tasks running")
+        took["tasks_running_seconds"] = time.monotonic() - started
+        return {key: round(value, 1) for key, value in took.items()}
+
+    def create_apps(self) -> None:
+        """``--apps`` apps of ``--tasks / --apps`` instances each, 8 requests at a time."""
+        args = self.args
+        per_app = max(1, args.tasks // args.apps)
+
+        def create(index: int) -> None:
+            body = json.dumps({"id": f"/g{index % 50}/app-{index}", "cmd": "sleep 3600",
+                               "cpus": 0.1, "mem": 32, "instances": per_app,
+                               "labels": {"team": f"t{index % 7}"}}).encode()
+            request = urllib.request.Request(self.service + "/v2/apps", data=body,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=120) as response:
+                response.read()
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(create, range(args.apps)))
+
+    def wait(self, ready: Any, timeout: float, what: str, progress: Any = None) -> None:
+        """Poll ``ready()`` every half second until true (RuntimeError after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        said = time.monotonic()
+        while True:
+            self.check()
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                seen = progress() if progress else ""
+                raise RuntimeError(f"waited {timeout:.0f} s for {what}; {seen}")
+            if progress is not None and time.monotonic() - said > 15:
+                said = time.monotonic()
+                with contextlib.suppress(OSError):
+                    say(progress())
+            time.sleep(0.5)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by the master and the framework."""
+        out = {}
+        for name in ("master", "marathon"):
+            times = psutil.Process(self.procs[name].pid).cpu_times()
+            out[name] = times.user + times.system
+        return out
+
+    def stop(self) -> None:
+        """Stop every process, remove the framework's state."""
+        stop_all(list(self.procs.values()), signal.SIGTERM, 20.0)
+        kill_sessions(self.procs.values())
+        for log in self._logs:
+            log.close()
+        shutil.rmtree(getattr(self, "state_dir", self.root / "none"), ignore_errors=True)
+
+
+def measure(cluster: RealCluster, seconds: float, which: str, watchers: int) -> dict[str, Any]:
+    """CPU shares of the master and the framework over ``seconds`` while ``watchers``
+    clients watch ``which`` (``none``: nobody)."""
+    client = None
+    if which != "none":
+        client = subprocess.Popen(
+            [sys.executable, __file__, "--client-watch", cluster.base, cluster.service,
+             str(watchers), str(seconds + 2), which], stdout=subprocess.PIPE)
+        time.sleep(1.0)  # the streams attach
+    before, wall = cluster.cpu(), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = cluster.cpu(), time.monotonic() - wall
+    out: dict[str, Any] = {name: round((after[name] - before[name]) / elapsed, 4)
+                           for name in after}
+    if client is not None:
+        text, _ = client.communicate(timeout=120)
+        out["clients"] = json.loads(text.decode().strip().splitlines()[-1])
+    return out
+
+
+def main_processes(args: argparse.Namespace) -> dict[str, Any]:
+    """The benchmark against real processes: views and the cost of watching."""
+    set_progress_tag("ui_load")
+    restore = sigterm_as_interrupt()  # SIGTERM stops the processes too
+    root = Path(tempfile.mkdtemp(prefix="ui-load-"))
+    cluster = RealCluster(root, args)
+    try:
+        took = cluster.start()
+        say(f"cluster ready: {took}")
+        agent = get_json(cluster.base + "/ui/api/agents?limit=1", 30.0)["items"][0]["id"]
+        task = get_json(cluster.base + "/ui/api/tasks?limit=1", 30.0)["items"][0]
+        views = [v.format(agent=agent, framework=task["framework_id"]).replace(
+            "task-7", task["id"]) for v in VIEWS]
+        text = subprocess.run([sys.executable, __file__, "--client-views", cluster.base,
+                               cluster.service, json.dumps(views), json.dumps(SERVICE_VIEWS)],
+                              stdout=subprocess.PIPE, check=True).stdout
+        sizes = json.loads(text.decode().strip().splitlines()[-1])
+        phases: dict[str, list[dict[str, Any]]] = {}
+        for round_ in range(args.rounds):
+            for which in ("none", "master", "service"):
+                say(f"round {round_ + 1}: {which} watching")
+                phases.setdefault(which, []).append(
+                    measure(cluster, args.seconds, which, args.watchers))
+        idle = {name: statistics.median(p[name] for p in phases["none"])
+                for name in ("master", "marathon")}
+        cost = {which: {name: round(statistics.median(p[name] for p in phases[which])
+                                    - idle[name], 4) for name in ("master", "marathon")}
+                for which in ("master", "service")}
+        overview = cluster.overview()
+        return {"benchmark": "ui_load", "mode": "processes", "agents": args.agents,
+                "apps": args.apps, "tasks": overview["tasks"]["TASK_RUNNING"],
+                "setup": took, "views": sizes, "churn_updates_per_second": args.churn,
+                "watchers": args.watchers, "seconds_per_phase": args.seconds,
+                "rounds": args.rounds, "cpu_share_of_one_core": phases,
+                "idle_median": idle, "watching_cost_share_of_one_core": cost,
+                "machine": machine_info()}
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        restore()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or one of its client processes)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--in-process", action="store_true",
+                        help="build the master state in this process (no agents, no ZeroMQ)")
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--apps", type=int, default=1_000)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--watchers", type=int, default=5)
     parser.add_argument("--churn", type=int, default=200, help="status updates a second")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the three phases (processes; medians reported)")
+    parser.add_argument("--agents-per-process", type=int, default=5000,
+                        help="simulated agents per sim_agents.py process")
+    parser.add_argument("--register-timeout", type=float, default=900.0)
+    parser.add_argument("--launch-timeout", type=float, default=1800.0)
+    parser.add_argument("--state-parent", default="/dev/shm" if os.path.isdir("/dev/shm")
+                        else tempfile.gettempdir(), help="where the framework keeps its state")
     parser.add_argument("--client-views", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--client-watch", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -377,7 +596,14 @@ def main(argv: list[str] | None = None) -> int:
         base, service, watchers, seconds, which = args.client_watch
         client_watch(base, service, int(watchers), float(seconds), which)
         return 0
-    print(json.dumps(asyncio.run(main_async(args)), indent=2))
+    for name in ("agents", "tasks", "apps", "watchers", "rounds", "agents_per_process"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: expected at least 1, "
+                         f"got {getattr(args, name)}")
+    if args.in_process:
+        print(json.dumps(asyncio.run(main_async(args)), indent=2))
+    else:
+        print(json.dumps(main_processes(args), indent=2))
     return 0
 
 

@@ -28,7 +28,10 @@ from typing import Any
 import attrs
 
 from mesoslite import __version__
-from mesoslite.config_checks import NO_VALUE, ConfigError
+from mesoslite.config_checks import NO_VALUE, ConfigError, mask_secrets
+from mesoslite.logs import FORMATS as LOG_FORMATS
+from mesoslite.logs import configure as configure_logs
+from mesoslite.logs import set_log_context
 
 log = logging.getLogger("mesoslite.cli")
 
@@ -156,8 +159,8 @@ class _LineFormatter(logging.Formatter):
         return (self.default_msec_format or "%s,%03d") % (self._text, record.msecs)
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr, one line per event, with the component name.
+def setup_logging(level: str, fmt: str = "text", process: str = "mesoslite") -> None:
+    """Log to stderr, one line per event, with the component name (or JSON: ``fmt``).
 
     The records carry only what the format prints: no caller lookup, thread
     or process names (the logging HOWTO's optimisations), and the date text
@@ -167,9 +170,8 @@ def setup_logging(level: str) -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging._srcfile = None  # no stack walk per record (see the logging HOWTO)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+    configure_logs(level, fmt, process,
+                   _LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
 
 async def _serve_until_signalled(
@@ -242,11 +244,12 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
     config = build_config(AgentConfig, args)
     agent = AgentProcess(config)
+    set_log_context(agent_id=lambda: agent.agent_id)
 
     async def start() -> None:
         await agent.start()
-        print(f"mesoslite agent: http://{config.ip}:{agent.http_port}  master {config.master}",
-              flush=True)
+        print(f"mesoslite agent: http://{config.ip}:{agent.http_port}  "
+              f"master {mask_secrets(config.master)}", flush=True)
 
     asyncio.run(_serve_until_signalled(start, lambda: agent.stop(kill_tasks=True),
                                        agent.stopped))
@@ -292,12 +295,15 @@ def _cmd_marathon(args: argparse.Namespace) -> int:
 
     config = build_config(MarathonConfig, args)
     process = MarathonProcess(config)
+    set_log_context(framework_id=lambda: process.service.framework_id
+                    if process.service is not None else None)
 
     async def start() -> None:
         await process.start()
-        mode = f"contending at {config.zk}" if config.zk else f"state in {config.state_dir}"
-        print(f"mesoslite marathon: {process.url}  master {config.master}  ({mode})",
-              flush=True)
+        mode = (f"contending at {mask_secrets(config.zk)}" if config.zk
+                else f"state in {config.state_dir}")
+        print(f"mesoslite marathon: {process.url}  master {mask_secrets(config.master)}  "
+              f"({mode})", flush=True)
 
     try:
         asyncio.run(_serve_until_signalled(start, process.stop, process.deposed))
@@ -308,6 +314,28 @@ def _cmd_marathon(args: argparse.Namespace) -> int:
         log.error("mesoslite marathon: no longer the leader (%s); exiting with status %d",
                   process.deposed_reason, EXIT_DEPOSED)
         return EXIT_DEPOSED
+    return 0
+
+
+# ---------------------------------------------------------------------- lb
+
+
+def _cmd_lb(args: argparse.Namespace) -> int:
+    from mesoslite.lb.balancer import Balancer
+    from mesoslite.lb.config import LbConfig
+    from mesoslite.lb.http import start_api
+
+    config = build_config(LbConfig, args)
+    balancer = Balancer(config)
+
+    async def start() -> None:
+        await balancer.start()
+        _server, port = start_api(balancer, config.bind_address, config.api_port)
+        print(f"mesoslite lb: api http://{config.bind_address}:{port}  following "
+              f"{config.marathon} (group {config.group})  haproxy {balancer.haproxy.config}",
+              flush=True)
+
+    asyncio.run(_serve_until_signalled(start, balancer.stop))
     return 0
 
 
@@ -343,29 +371,8 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------- main
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (exposed for tests and docs)."""
-    from mesoslite.agent import AgentConfig
-    from mesoslite.ctl.main import add_ctl_parser
-    from mesoslite.master import MasterConfig
-
-    parser = argparse.ArgumentParser(
-        prog="mesoslite", description="A two-level resource-offer cluster scheduler."
-    )
-    parser.add_argument("--version", action="version", version=f"mesoslite {__version__}")
-    parser.add_argument("--log_level", "--log-level",
-                        default=os.environ.get("MESOSLITE_LOG_LEVEL", "INFO"),
-                        help="DEBUG, INFO, WARNING or ERROR (env MESOSLITE_LOG_LEVEL)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("master", help="run a master")
-    add_config_flags(p, MasterConfig)
-    p.set_defaults(func=_cmd_master)
-
-    p = sub.add_parser("agent", help="run an agent")
-    add_config_flags(p, AgentConfig)
-    p.set_defaults(func=_cmd_agent)
-
+def _add_local_parser(sub: Any) -> None:
+    """``mesoslite local`` and its flags."""
     p = sub.add_parser("local", help="run a master and agents in one process (no ZooKeeper)")
     env = os.environ.get
     p.add_argument("--agents", type=int, default=int(env("MESOSLITE_AGENTS", "2")),
@@ -403,11 +410,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not start the DNS server")
     p.set_defaults(func=_cmd_local)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for tests and docs)."""
+    from mesoslite.agent import AgentConfig
+    from mesoslite.ctl.main import add_ctl_parser
+    from mesoslite.master import MasterConfig
+
+    parser = argparse.ArgumentParser(
+        prog="mesoslite", description="A two-level resource-offer cluster scheduler."
+    )
+    parser.add_argument("--version", action="version", version=f"mesoslite {__version__}")
+    parser.add_argument("--log_format", "--log-format", choices=LOG_FORMATS,
+                        default=os.environ.get("MESOSLITE_LOG_FORMAT", "text"),
+                        help="text lines, or json: one object per line with time, level, "
+                             "process and the ids known (env MESOSLITE_LOG_FORMAT)")
+    parser.add_argument("--log_level", "--log-level",
+                        default=os.environ.get("MESOSLITE_LOG_LEVEL", "INFO"),
+                        help="DEBUG, INFO, WARNING or ERROR (env MESOSLITE_LOG_LEVEL)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("master", help="run a master")
+    add_config_flags(p, MasterConfig)
+    p.set_defaults(func=_cmd_master)
+
+    p = sub.add_parser("agent", help="run an agent")
+    add_config_flags(p, AgentConfig)
+    p.set_defaults(func=_cmd_agent)
+
+    _add_local_parser(sub)
+
     from frameworks.marathon.config import MarathonConfig
 
     p = sub.add_parser("marathon", help="run the Marathon-style framework (REST API v2)")
     add_config_flags(p, MarathonConfig)
     p.set_defaults(func=_cmd_marathon)
+
+    from mesoslite.lb.config import LbConfig
+
+    p = sub.add_parser("lb", help="run the HAProxy load balancer following the framework")
+    add_config_flags(p, LbConfig)
+    p.set_defaults(func=_cmd_lb)
 
     add_ctl_parser(sub)
 
@@ -428,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mesoslite`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format, args.command)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:  # a bad flag (FlagError) or config value: one line naming it

@@ -408,6 +408,54 @@ def spawn_now(
     return ManagedProcess(pid, loop, child=True)
 
 
+#: Rotating loggers still running, kept until they exit (so they are reaped).
+_LOGGERS: set[ManagedProcess] = set()
+
+
+def spawn_with_logger(
+    argv: list[str],
+    *,
+    executable: str | None = None,
+    cwd: str,
+    env: Mapping[str, str],
+    logger_argv: list[str],
+    make_sandbox: bool = False,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> ManagedProcess:
+    """Start ``argv`` like :func:`spawn_now`, its stdout and stderr piped to a logger process.
+
+    The logger (``logger_argv`` plus ``--stderr_fd N``) reads stdout on its standard input
+    and stderr on descriptor N; it runs in its own session in ``cwd`` with ``env`` (so a
+    search by ``MESOS_CONTAINER_ID`` finds it) and exits when both pipes close; it is
+    reaped in the background.  Raises OSError when either cannot start.
+    """
+    loop = loop or asyncio.get_running_loop()
+    if make_sandbox:
+        prepare_sandbox(cwd)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        logger = subprocess.Popen(
+            [*logger_argv, "--stderr_fd", str(err_r)], cwd=cwd, env=dict(env), stdin=out_r,
+            stdout=_devnull(), stderr=_devnull(), pass_fds=(err_r,), start_new_session=True,
+        )
+        watched = ManagedProcess(logger.pid, loop, popen=logger)
+        _LOGGERS.add(watched)
+        watched.exited.add_done_callback(lambda _f: _LOGGERS.discard(watched))
+        os.close(out_r)
+        os.close(err_r)
+        out_r = err_r = -1
+        popen = subprocess.Popen(
+            argv, executable=executable, cwd=cwd, env=dict(env), stdin=_devnull(),
+            stdout=out_w, stderr=err_w, start_new_session=True, close_fds=True,
+        )
+    finally:
+        for fd in (out_r, err_r, out_w, err_w):
+            if fd >= 0:
+                os.close(fd)
+    return ManagedProcess(popen.pid, loop, popen=popen)
+
+
 def spawn(
     argv: list[str],
     *,

@@ -36,6 +36,15 @@ class MarathonConfig:
     http_address: str = attrs.field(
         default="127.0.0.1", validator=checks.ip_address,
         metadata=_help("address the REST API binds"))
+    http_credentials: str = attrs.field(
+        default="", validator=checks.text, repr=False,
+        metadata=_help("user:password (several separated by commas) every request but "
+                       "/ping must present with HTTP Basic (empty: no authentication; "
+                       "prefer the environment MESOSLITE_HTTP_CREDENTIALS: flags are "
+                       "visible to other users in the process list)"))
+    http_realm: str = attrs.field(
+        default="Mesosphere", validator=checks.text,
+        metadata=_help("realm named in WWW-Authenticate"))
     http_port: int = attrs.field(
         default=8080, validator=checks.port, metadata=_help("REST API port (0 = ephemeral)"))
     hostname: str = attrs.field(

@@ -13,6 +13,7 @@ Losing leadership stops scheduling at once; the process then exits (status
 from __future__ import annotations
 
 import asyncio
+import errno
 import getpass
 import logging
 import socket
@@ -32,6 +33,8 @@ from frameworks.marathon.state.zk_store import ZooKeeperStore
 from frameworks.marathon.webui.routes import mount_service_ui
 from mesoslite import __version__
 from mesoslite.clock import SYSTEM_CLOCK, Clock
+from mesoslite.config_checks import mask_secrets
+from mesoslite.httpguard.policy import AuthPolicy, CredentialsError, parse_user_password
 from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 from mesoslite.protocol import FrameworkInfo
 from mesoslite.scheduler import SchedulerDriver
@@ -81,7 +84,15 @@ class MarathonProcess:
         mount_service_ui(app, self.service, master_url=self._master_http)
         # Bodies up to 4x the limit are read so the API can answer 413 with a JSON
         # message (tornado itself would just drop the connection); beyond that it does.
-        policy = server_policy([cfg.hostname, cfg.advertised_host], cfg.allowed_hosts)
+        auth = None
+        if cfg.http_credentials:
+            try:
+                users = parse_user_password(cfg.http_credentials)
+            except CredentialsError as exc:
+                raise OSError(errno.EINVAL, str(exc)) from None
+            auth = AuthPolicy(users, realm=cfg.http_realm, open_paths=frozenset({"/ping"}))
+        policy = server_policy([cfg.hostname, cfg.advertised_host], cfg.allowed_hosts,
+                               auth=auth)
         self._server = GuardedHTTPServer(app, policy, max_body_size=4 * cfg.http_max_body,
                                          xheaders=False)
         sockets = _bind(cfg.http_address, cfg.http_port)
@@ -100,7 +111,7 @@ class MarathonProcess:
         election.on_deposed(self._deposed)
         await election.start()
         log.info("marathon API at %s (%s)", self.url,
-                 f"contending at {cfg.zk}" if cfg.zk else "standalone, leading")
+                 f"contending at {mask_secrets(cfg.zk)}" if cfg.zk else "standalone, leading")
 
     def _master_http(self) -> str | None:
         """The leading master's HTTP address as the driver knows it (the UI's log links)."""
@@ -202,5 +213,5 @@ def _bind(address: str, port: int) -> list[socket.socket]:
 
 def describe(process: MarathonProcess) -> dict[str, Any]:
     """A one-line summary for the CLI."""
-    return {"url": process.url, "zk": process.config.zk or None,
+    return {"url": process.url, "zk": mask_secrets(process.config.zk) or None,
             "state_dir": None if process.config.zk else process.config.state_dir}

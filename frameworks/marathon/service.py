@@ -58,6 +58,7 @@ from frameworks.marathon.wire.deployment_json import (
 )
 from mesoslite import __version__
 from mesoslite.clock import SYSTEM_CLOCK, Clock
+from mesoslite.config_checks import mask_secrets
 
 log = logging.getLogger("mesoslite.marathon")
 
@@ -205,7 +206,7 @@ class MarathonService:
             "leader": self.leader_address(),
             "frameworkId": self.framework_id,
             "marathon_config": {
-                "master": cfg.master,
+                "master": mask_secrets(cfg.master),
                 "framework_name": cfg.framework_name,
                 "failover_timeout": int(cfg.failover_timeout),
                 "hostname": cfg.advertised_host,

@@ -95,6 +95,8 @@ class Agent:
         self._recovery_job: asyncio.Task[None] | None = None
         self._retry_handle: asyncio.TimerHandle | None = None
         self._sync_scheduled = False
+        #: Why the last checkpoint write failed ("" while writes work): /health names it.
+        self.checkpoint_error = ""
         self._own_handlers: dict[type, Callable[[Any], None]] = {
             Ping: self._on_ping,
             ProtocolError: self._on_protocol_error,
@@ -226,19 +228,27 @@ class Agent:
         self._sync_scheduled = True
         loop.call_soon(self.sync_checkpoint)
 
-    def sync_checkpoint(self) -> None:
+    def sync_checkpoint(self) -> bool:
         """Make buffered checkpoint records durable: one write and fdatasync per batch.
 
         Runs before any message leaves the agent (the sockets' flush barrier)
-        and at the end of every loop turn that buffered records.
+        and at the end of every loop turn that buffered records.  False when the
+        write failed: the sockets then hold every message (nothing leaves ahead of
+        a record it depends on) and try again shortly.
         """
         self._sync_scheduled = False
         try:
             self.checkpointer.sync()
         except OSError as exc:
             self.core.metrics.checkpoint_failures += 1
-            log.error("Agent %s: checkpoint write failed (%s); retried with the next batch",
-                      self.core.agent_id, exc)
+            self.checkpoint_error = f"checkpoint write failed: {exc}"
+            log.error("Agent %s: checkpoint write failed (%s); messages are held until a "
+                      "retry succeeds", self.core.agent_id, exc)
+            return False
+        if self.checkpoint_error:
+            log.info("Agent %s: checkpoint writes work again", self.core.agent_id)
+            self.checkpoint_error = ""
+        return True
 
     # ------------------------------------------------------------ lifecycle
 

@@ -86,9 +86,14 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=True)
 
 
+def private_dirs(path: str) -> None:
+    """Create directory ``path`` (and its parents) readable by this user only (0700)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+
+
 def atomic_write(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably (its directory is created)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    """Replace ``path`` with ``data`` atomically and durably (its directory is created, 0700)."""
+    private_dirs(os.path.dirname(path))
     durable.atomic_write(path, data)
 
 
@@ -104,7 +109,7 @@ def append_records(path: str, records: Iterable[Record]) -> None:
             raise ValueError(f"record kind: expected 'UPDATE' or 'ACK', got {kind!r}")
         chunks.append(_LEN.pack(len(body)) + body)
     new = not os.path.exists(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    private_dirs(os.path.dirname(path))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         durable.write_all(fd, b"".join(chunks))
@@ -241,6 +246,7 @@ class Checkpointer:
     def write_boot_id(self, boot_id: str) -> None:
         """Record the host boot id of this agent start."""
         atomic_write(os.path.join(self.meta_dir, "boot_id"), boot_id.encode())
+        os.chmod(self.meta_dir, 0o700)  # one made by an older agent may be world-readable
 
     def read_boot_id(self) -> str:
         """The boot id recorded by the last start ('' when none)."""

@@ -17,6 +17,7 @@ import attrs
 
 from mesoslite import config_checks as checks
 from mesoslite.agent.containerizer.docker_spec import (
+    DEFAULT_ALLOWED_LOG_DRIVERS,
     DEFAULT_ALLOWED_PARAMETERS,
     SUPPORTED_PARAMETERS,
     DockerOptions,
@@ -68,6 +69,27 @@ def _duration(field: str) -> Any:
     return parse
 
 
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
+
+
+def _bytes(field: str) -> Any:
+    """A flag parser for a byte count: ``1048576`` or Mesos text ``10MB``, ``512KB``, ``1GB``."""
+
+    def parse(text: str) -> int:
+        low = text.strip().lower()
+        number = low.rstrip("kmgb")
+        unit = low[len(number):]
+        try:
+            value = int(number)
+        except ValueError:
+            value = -1
+        if value < 1 or unit not in _BYTE_UNITS:
+            raise ConfigError(field, "a byte count >= 1 like 1048576, 512KB, 10MB or 1GB", text)
+        return value * _BYTE_UNITS[unit]
+
+    return parse
+
+
 _fraction = checks.Check("a number from 0 to 1",
                          lambda v: isinstance(v, (int, float)) and 0.0 <= v <= 1.0)
 
@@ -94,6 +116,21 @@ class AgentConfig:
         metadata={"help": checks.ALLOWED_HOSTS_HELP},
     )
     http_port: int = attrs.field(default=5051, validator=checks.port)
+    authenticate_http_readonly: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "require HTTP Basic credentials (--credentials) for read "
+                          "endpoints (all but /health and /version)"},
+    )
+    authenticate_http_readwrite: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "require HTTP Basic credentials (--credentials) for writes "
+                          "(POST, PUT, PATCH, DELETE)"},
+    )
+    credentials: str = attrs.field(
+        default="", validator=checks.text,
+        metadata={"help": "JSON file of principals and secrets, Mesos's form "
+                          '{"credentials": [{"principal": ..., "secret": ...}]}'},
+    )
     work_dir: str = attrs.field(
         default="/tmp/mesoslite/agent", validator=checks.nonempty("a directory path"))
     resources: str = attrs.field(default="", validator=checks.resources_text)
@@ -116,6 +153,11 @@ class AgentConfig:
                                                 allow_empty=True),
         metadata={"help": "comma list of docker run options tasks may pass as parameters "
                           "(empty: the safe default list)"},
+    )
+    docker_allowed_log_drivers: str = attrs.field(
+        default=",".join(sorted(DEFAULT_ALLOWED_LOG_DRIVERS)), validator=checks.text,
+        metadata={"help": "comma list of Docker log drivers tasks may choose with the "
+                          "log-driver parameter (once docker_allowed_parameters allows it)"},
     )
     docker_volume_allowed_paths: str = attrs.field(
         default="", validator=checks.absolute_paths,
@@ -173,6 +215,25 @@ class AgentConfig:
         metadata={"help": "how often disk usage is checked and due sandboxes removed",
                   "parse": _duration("disk_watch_interval")},
     )
+    container_logger: str = attrs.field(
+        default="plain", validator=checks.one_of("plain", "rotating"),
+        metadata={"help": "command tasks' stdout/stderr: plain files, or rotating by size "
+                          "(stdout, stdout.1, ... like Mesos's LogrotateContainerLogger)"},
+    )
+    logrotate_max_stdout_size: int = attrs.field(
+        default=10 << 20, validator=checks.integer(1),
+        metadata={"help": "rotating logger: bytes per stdout file (or 10MB, 512KB)",
+                  "parse": _bytes("logrotate_max_stdout_size")},
+    )
+    logrotate_max_stderr_size: int = attrs.field(
+        default=10 << 20, validator=checks.integer(1),
+        metadata={"help": "rotating logger: bytes per stderr file (or 10MB, 512KB)",
+                  "parse": _bytes("logrotate_max_stderr_size")},
+    )
+    logrotate_max_files: int = attrs.field(
+        default=5, validator=checks.integer(1, 1000),
+        metadata={"help": "rotating logger: rotated files kept per stream (stdout.1..N)"},
+    )
     #: Cap on ``/files/read`` ``length`` (bytes).
     files_max_read_length: int = attrs.field(default=1 << 20, validator=checks.integer(1))
     #: Seconds a ``/files`` read may take before it is answered 504.
@@ -183,6 +244,10 @@ class AgentConfig:
         if self.status_update_retry_max < self.status_update_retry_min:
             raise ConfigError("status_update_retry_max", f">= status_update_retry_min "
                               f"({self.status_update_retry_min})", self.status_update_retry_max)
+        if (self.authenticate_http_readonly or self.authenticate_http_readwrite) \
+                and not self.credentials:
+            raise ConfigError("credentials", "a credentials file with "
+                              "--authenticate_http_readonly/readwrite", self.credentials)
         if bool(self.curve_secret_file) != bool(self.master_public_key_file):
             field = "master_public_key_file" if self.curve_secret_file else "curve_secret_file"
             raise ConfigError(field, "curve_secret_file and master_public_key_file set "
@@ -195,11 +260,21 @@ class AgentConfig:
             docker_host=self.docker_host,
             allow_privileged=self.docker_allow_privileged,
             allowed_parameters=frozenset(allowed) if allowed else DEFAULT_ALLOWED_PARAMETERS,
+            allowed_log_drivers=frozenset(split_comma_list(self.docker_allowed_log_drivers)),
             volume_allowed_paths=split_comma_list(self.docker_volume_allowed_paths),
             kill_orphans=self.docker_kill_orphans,
             pull_timeout=float(self.docker_pull_timeout),
             port_bind_ip=self.ip,
         )
+
+    def container_logger_environment(self) -> dict[str, str]:
+        """What tells a command executor to run the rotating logger (empty: plain files)."""
+        if self.container_logger != "rotating":
+            return {}
+        return {"MESOSLITE_CONTAINER_LOGGER": "rotating",
+                "MESOSLITE_LOGROTATE_MAX_STDOUT_SIZE": str(self.logrotate_max_stdout_size),
+                "MESOSLITE_LOGROTATE_MAX_STDERR_SIZE": str(self.logrotate_max_stderr_size),
+                "MESOSLITE_LOGROTATE_MAX_FILES": str(self.logrotate_max_files)}
 
     @property
     def effective_hostname(self) -> str:
@@ -223,4 +298,5 @@ class AgentConfig:
 
     def to_flags(self) -> dict[str, Any]:
         """The flags as shown on ``/flags`` and ``/state`` (values as strings, like Mesos)."""
-        return {f.name: str(getattr(self, f.name)) for f in attrs.fields(AgentConfig)}
+        return {f.name: checks.mask_secrets(str(getattr(self, f.name)))
+                for f in attrs.fields(AgentConfig)}

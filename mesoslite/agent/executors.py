@@ -30,11 +30,12 @@ from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.containerizer import Containerizer, ContainerizerError, LaunchSpec
 from mesoslite.agent.core import AgentState
 from mesoslite.agent.effects import Effect, LaunchExecutor
-from mesoslite.agent.records import ExecutorState
+from mesoslite.agent.records import AgentExecutor, ExecutorState
 from mesoslite.agent.sandbox import executor_environment
 from mesoslite.agent.views import statistics_entry
 from mesoslite.proc import find_by_env, kill_pids, tree_usage
 from mesoslite.transport import RouterServer
+from mesoslite.transport.sockets import BARRIER_RETRY
 
 log = logging.getLogger("mesoslite.agent")
 
@@ -59,6 +60,13 @@ class ExecutorManager:
         #: Messages from executors that arrive while a recovering agent rebuilds its
         #: records (None: not holding): handled in order once :meth:`release` runs.
         self._held: list[tuple[bytes, Any]] | None = None
+        #: Executors served in this process (on the v1 HTTP API): peer -> receive(message).
+        self.local_peers: dict[bytes, Callable[[Any], None]] = {}
+        #: Called before a message goes to a local peer (checkpoints durable first, as the
+        #: socket's flush barrier does for executors on ZeroMQ); False: the write failed,
+        #: so local messages are held, in order, and tried again every BARRIER_RETRY.
+        self.before_local_send: Callable[[], bool] | None = None
+        self._local_held: list[tuple[bytes, Any]] = []
 
     # ------------------------------------------------------------ socket
 
@@ -74,8 +82,36 @@ class ExecutorManager:
 
     def send(self, peer: bytes, msg: Any) -> None:
         """Send to an executor connection (dropped when the socket is gone)."""
+        if peer in self.local_peers:
+            self._local_held.append((peer, msg))
+            if len(self._local_held) == 1:
+                self._send_local()
+            return
         if self._server is not None:
             self._server.send(peer, msg)
+
+    def _send_local(self) -> None:
+        """Hand held local messages over once their checkpoint records are durable."""
+        if not self._local_held:
+            return
+        if self.before_local_send is not None and not self.before_local_send():
+            asyncio.get_running_loop().call_later(BARRIER_RETRY, self._send_local)
+            return
+        held, self._local_held = self._local_held, []
+        for peer, msg in held:
+            local = self.local_peers.get(peer)
+            if local is not None:  # (gone meanwhile: dropped, as a closed socket would)
+                local(msg)
+
+    def container_of(self, framework_id: str, executor_id: str) -> str | None:
+        """The container of a live custom executor ``executor_id`` of ``framework_id``."""
+        for container_id, (_fw, ent) in self._core.containers.items():
+            if (isinstance(ent, AgentExecutor) and ent.kind == "custom"
+                    and ent.framework_id == framework_id
+                    and ent.executor_id == executor_id
+                    and ent.state is not ExecutorState.TERMINATED):
+                return container_id
+        return None
 
     def hold(self) -> None:
         """Keep executors' messages until :meth:`release` (agent recovery in progress).
@@ -145,6 +181,7 @@ class ExecutorManager:
             extra=effect.environment,
             python_path=_PYTHON_ROOT,
         )
+        env.update(self._cfg.container_logger_environment())
         spec = LaunchSpec(effect.command, effect.directory, env, effect.resources)
         self._spawn(self._run_container(effect.container_id, spec))
 

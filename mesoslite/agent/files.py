@@ -178,7 +178,7 @@ def list_dir(target: Resolved) -> list[dict[str, object]]:
 
 
 def browse_entry(path: str, shown_path: str) -> dict[str, object]:
-    """One ``/files/browse`` entry: path, nlink, size, mtime, mode (ls -l style), uid, gid."""
+    """One ``/files/browse`` entry: path, nlink, size, mtime, mode (ls -l), uid, gid, inode."""
     st = os.lstat(path)
     return {
         "path": shown_path,
@@ -188,6 +188,8 @@ def browse_entry(path: str, shown_path: str) -> dict[str, object]:
         "mode": stat.filemode(st.st_mode),
         "uid": _user_name(st.st_uid),
         "gid": _group_name(st.st_gid),
+        # Not in Mesos: lets a reader follow a log across rotations (stdout -> stdout.1).
+        "inode": st.st_ino,
     }
 
 

@@ -24,6 +24,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from mesoslite.agent.api_port import AgentApiPort
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.files import (
     PathRefused,
@@ -40,7 +41,9 @@ from mesoslite.agent.views import (
     state_json,
     version_json,
 )
-from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
+from mesoslite.api.jsonp import JsonpTransform
+from mesoslite.api.routes import agent_api_rules
+from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
 
 _CHUNK = 64 * 1024
 #: Threads that read sandbox files (a few: a stuck read holds one until it returns).
@@ -164,10 +167,17 @@ class StateHandler(_Handler):
 
 
 class HealthHandler(_Handler):
-    """``GET /health``: 200 with an empty body while the agent runs."""
+    """``GET /health``: 200 with an empty body while the agent runs.
+
+    503 naming the cause while checkpoint writes fail (a full disk): the agent then
+    holds every message it would send until a write succeeds.
+    """
 
     def get(self) -> None:
         """Answer the request."""
+        if self.agent.checkpoint_error:
+            self.write_json({"error": self.agent.checkpoint_error, "field": ""}, 503)
+            return
         self.set_status(200)
         self.finish()
 
@@ -312,8 +322,13 @@ def make_app(agent: AgentView) -> tornado.web.Application:
         (r"/files/read(?:\.json)?", ReadHandler, args),
         (r"/files/download(?:\.json)?", DownloadHandler, args),
     ]
+    routes += [(r"/slave\(1\)" + path, handler, kwargs)  # the paths Mesos serves them at
+               for path, handler, kwargs in list(routes)]
+    api_routes: list[Any] = agent_api_rules(agent.executors, AgentApiPort(agent))  # v1 APIs
+    routes += api_routes
     return tornado.web.Application(
-        routes, default_handler_class=NotFoundHandler, default_handler_args=args
+        routes, transforms=[JsonpTransform], default_handler_class=NotFoundHandler,
+        default_handler_args=args
     )
 
 
@@ -336,7 +351,10 @@ def start_http_server(agent: AgentView,
                       sockets: list[socket.socket]) -> tornado.httpserver.HTTPServer:
     """Serve ``agent``'s endpoints on the bound ``sockets``."""
     config = agent.config
-    policy = server_policy([config.hostname, config.effective_hostname], config.allowed_hosts)
+    auth = load_auth(config.authenticate_http_readonly, config.authenticate_http_readwrite,
+                     config.credentials)
+    policy = server_policy([config.hostname, config.effective_hostname], config.allowed_hosts,
+                           auth=auth)
     server = GuardedHTTPServer(make_app(agent), policy)
     server.add_sockets(sockets)
     return server

@@ -38,6 +38,7 @@ from mesoslite.agent.recovery import Recovery, previous_executor_endpoint
 from mesoslite.agent.resources_detect import detect_resources
 from mesoslite.agent.sandbox_gc import LiveSet, SandboxCollector
 from mesoslite.clock import SYSTEM_CLOCK, Clock
+from mesoslite.config_checks import mask_secrets
 from mesoslite.protocol import AgentInfo, MasterInfo
 from mesoslite.resources import Resources
 from mesoslite.transport import CurveClientKeys, DealerClient, RouterServer
@@ -101,6 +102,7 @@ class AgentProcess:
                            executors=self.executors, docker=self.docker,
                            checkpointer=self.checkpointer, request_stop=self._stop_soon)
         self.checkpointer.on_dirty = self.agent.schedule_checkpoint_sync
+        self.executors.before_local_send = self.agent.sync_checkpoint
         self._http_server: tornado.httpserver.HTTPServer | None = None
         self.gc: SandboxCollector | None = None
         self._started = False
@@ -155,8 +157,8 @@ class AgentProcess:
         self.gc = self._sandbox_collector()
         self.gc.start()
         log.info("Agent started on %s (HTTP %s, executors %s), master %s, resources %s",
-                 cfg.effective_hostname, http_port, self.executors.endpoint, cfg.master,
-                 resources)
+                 cfg.effective_hostname, http_port, self.executors.endpoint,
+                 mask_secrets(cfg.master), resources)
 
     def _sandbox_collector(self) -> SandboxCollector:
         """Sandbox GC (started once the recovered records exist: they say what is live)."""
@@ -243,6 +245,11 @@ class AgentProcess:
     def work_dir(self) -> str:
         """The agent's work directory (absolute)."""
         return self._work_dir
+
+    @property
+    def checkpoint_error(self) -> str:
+        """Why checkpoint writes fail now ("" while they work)."""
+        return self.agent.checkpoint_error
 
     @property
     def http_port(self) -> int:

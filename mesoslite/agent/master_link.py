@@ -22,6 +22,7 @@ from typing import Any
 
 from mesoslite.agent.config import AgentConfig
 from mesoslite.clock import Clock
+from mesoslite.config_checks import mask_secrets
 from mesoslite.coordination import CoordinationError, create_detector
 from mesoslite.transport import DealerClient, tcp_endpoint
 
@@ -124,7 +125,7 @@ class MasterLink:
                 await detector.start()
             except CoordinationError as exc:
                 log.warning("Cannot follow the master through %s yet (%s); retrying in %.0fs",
-                            url, exc, self._detector_retry)
+                            mask_secrets(url), exc, self._detector_retry)
                 with contextlib.suppress(Exception):
                     await detector.stop()
                 await asyncio.sleep(self._detector_retry)
@@ -134,14 +135,16 @@ class MasterLink:
         while self._running and self._detector is not None:
             endpoint = leader.zmq_endpoint if leader is not None else ""
             if not endpoint:
-                log.warning("No leading master known (%s); waiting for one", url)
+                log.warning("No leading master known (%s); waiting for one",
+                            mask_secrets(url))
             elif tcp_endpoint(endpoint) != self.endpoint:
                 self.leader_changes += 1
                 self.move_to(endpoint, f"leading master is {leader.id if leader else '?'}")
             try:
                 leader = await self._detector.wait_for_change(leader)
             except CoordinationError as exc:
-                log.warning("Leader detection through %s failed (%s); retrying", url, exc)
+                log.warning("Leader detection through %s failed (%s); retrying",
+                            mask_secrets(url), exc)
                 await asyncio.sleep(self._detector_retry)
                 leader = self._detector.current() if self._detector is not None else None
 

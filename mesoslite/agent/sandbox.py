@@ -82,6 +82,10 @@ def task_environment(
     return env
 
 
+#: How long an executor backs off at most between (re)subscription attempts (Mesos's value).
+SUBSCRIPTION_BACKOFF_MAX = "2secs"
+
+
 def executor_environment(
     base: Mapping[str, str],
     *,
@@ -115,11 +119,16 @@ def executor_environment(
             "HOST": host,
             "MESOSLITE_AGENT_ZMQ": agent_zmq,
             "MESOSLITE_AGENT_PID": str(agent_pid),
-            "MESOS_CHECKPOINT": "1" if checkpoint else "0",
-            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": f"{shutdown_grace_period}",
-            "MESOS_RECOVERY_TIMEOUT": f"{recovery_timeout}",
+            "MESOS_DIRECTORY": sandbox,
+            # Durations as Mesos writes them ("5secs"), which its executor libraries parse.
+            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": f"{shutdown_grace_period:g}secs",
+            "MESOS_RECOVERY_TIMEOUT": f"{recovery_timeout:g}secs",
+            "MESOS_SUBSCRIPTION_BACKOFF_MAX": SUBSCRIPTION_BACKOFF_MAX,
         }
     )
+    env.pop("MESOS_CHECKPOINT", None)
+    if checkpoint:  # as Mesos: set only when the framework checkpoints
+        env["MESOS_CHECKPOINT"] = "1"
     # A stale task id inherited from an enclosing task must not leak in.
     env.pop("MESOS_TASK_ID", None)
     if python_path:

@@ -15,13 +15,24 @@ from typing import Any, Protocol
 import mesoslite
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.records import AgentFramework, AgentMetrics, ExecutorState
+from mesoslite.api.ports import ExecutorPort
+from mesoslite.api.version import MESOS_VERSION, version_info
 from mesoslite.clock import Clock
-from mesoslite.protocol import MasterInfo, TaskState
+from mesoslite.protocol import AgentInfo, MasterInfo, TaskState
 from mesoslite.resources import Resources
 
 
 class AgentView(Protocol):
     """What the views and HTTP handlers read of a running agent."""
+
+    @property
+    def executors(self) -> ExecutorPort:
+        """The executor side (the v1 executor API serves HTTP executors through it)."""
+        ...
+
+    def agent_info(self) -> AgentInfo:
+        """This agent's AgentInfo."""
+        ...
 
     @property
     def config(self) -> AgentConfig:
@@ -87,6 +98,11 @@ class AgentView(Protocol):
         """True while registered with a master."""
         ...
 
+    @property
+    def checkpoint_error(self) -> str:
+        """Why checkpoint writes fail now ("" while they work)."""
+        ...
+
     def registration_counts(self) -> tuple[int, int]:
         """(registration messages sent, re-registrations started)."""
         ...
@@ -139,14 +155,8 @@ COUNTERS = frozenset(
 
 
 def version_json() -> dict[str, Any]:
-    """``/version``."""
-    return {
-        "version": mesoslite.__version__,
-        "build_date": "",
-        "build_time": 0,
-        "build_user": "",
-        "git_sha": "",
-    }
+    """``/version``: Mesos's numeric version, ours as ``mesoslite_version``."""
+    return version_info()
 
 
 def state_json(agent: AgentView) -> dict[str, Any]:
@@ -155,10 +165,11 @@ def state_json(agent: AgentView) -> dict[str, Any]:
     info = agent.master_info
     config = agent.config
     return {
-        "version": mesoslite.__version__,
+        "version": MESOS_VERSION,
+        "mesoslite_version": mesoslite.__version__,
         "start_time": agent.start_time,
         "id": agent_id,
-        "pid": f"agent(1)@{config.ip}:{agent.http_port}",
+        "pid": f"slave(1)@{config.ip}:{agent.http_port}",
         "hostname": config.effective_hostname,
         "port": agent.http_port,
         "registered": agent.is_registered(),

@@ -31,16 +31,19 @@ def _agent_endpoint(master: MasterPort, path: str, field: str) -> str:
             agent = master.state.agents.get(agent_id)
             if agent is not None:
                 info = agent.info
-                base: str = info.http_endpoint or f"http://{info.hostname}:{info.port}"
+                base: str = info.http_endpoint or f"{info.hostname}:{info.port}"
+                if "://" not in base:
+                    base = f"http://{base}"
                 return base.rstrip("/")
     raise ApiError(404, field, f"{path[:200]!r} is not in the sandbox of a known agent")
 
 
-async def _fetch(url: str, field: str) -> Any:
+async def fetch_json(url: str, field: str) -> Any:
+    """GET JSON from an agent's ``/files`` (ApiError naming ``field`` on failure)."""
     client = tornado.httpclient.AsyncHTTPClient()
     try:
         response = await client.fetch(url, request_timeout=AGENT_TIMEOUT, raise_error=False)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise ApiError(503, field, f"the agent did not answer: {exc}") from None
     if response.code >= 400:
         try:
@@ -60,7 +63,7 @@ async def call(master: MasterPort, kind: str, value: object) -> dict[str, Any]:
         path = text(body.get("path"), f"{key}.path", empty=False)
         base = _agent_endpoint(master, path, f"{key}.path")
         query = urllib.parse.urlencode({"path": path})
-        entries = await _fetch(f"{base}/files/browse?{query}", f"{key}.path")
+        entries = await fetch_json(f"{base}/files/browse?{query}", f"{key}.path")
         return {"file_infos": [
             {"path": e["path"], "nlink": e["nlink"], "size": e["size"],
              "mtime": {"nanoseconds": int(e["mtime"]) * NANOS}, "mode": e["mode"],
@@ -72,9 +75,9 @@ async def call(master: MasterPort, kind: str, value: object) -> dict[str, Any]:
     if "length" in body:
         args["length"] = integer(body["length"], f"{key}.length")
     base = _agent_endpoint(master, path, f"{key}.path")
-    size_doc = await _fetch(f"{base}/files/read?"
+    size_doc = await fetch_json(f"{base}/files/read?"
                             f"{urllib.parse.urlencode({'path': path, 'offset': -1})}",
                             f"{key}.path")
-    doc = await _fetch(f"{base}/files/read?{urllib.parse.urlencode(args)}", f"{key}.path")
+    doc = await fetch_json(f"{base}/files/read?{urllib.parse.urlencode(args)}", f"{key}.path")
     data = str(doc.get("data", "")).encode()
     return {"size": int(size_doc.get("offset", 0)), "data": base64.b64encode(data).decode()}

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import math
-import os
 from typing import Any
 
 import attrs
 
-import mesoslite
 from mesoslite.allocator import validate_role
 from mesoslite.api import files, operator_view
 from mesoslite.api.leader import refuse_not_leader
@@ -35,11 +32,10 @@ from mesoslite.api.v1json import (
     obj,
     text,
 )
+from mesoslite.api.version import version_info
 
 log = logging.getLogger("mesoslite.api")
 
-#: The Mesos release whose v1 API this follows (Mesos clients parse it as numbers).
-MESOS_VERSION = "1.11.0"
 #: Calls any master answers, leading or not.
 ANY_MASTER = frozenset({"GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_METRICS",
                         "GET_LOGGING_LEVEL"})
@@ -64,17 +60,6 @@ SUPPORTED = ("GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_METRICS", "GET_LOGGI
              "LIST_FILES", "READ_FILE", "GET_STATE", "GET_AGENTS", "GET_FRAMEWORKS",
              "GET_EXECUTORS", "GET_TASKS", "GET_ROLES", "GET_WEIGHTS", "UPDATE_WEIGHTS",
              "GET_MASTER", "TEARDOWN", "SUBSCRIBE")
-_BUILD_TIME = os.path.getmtime(mesoslite.__file__)
-
-
-def version_info() -> dict[str, Any]:
-    """What GET_VERSION and ``/version`` answer (``version`` is Mesos's, numeric)."""
-    built = datetime.datetime.fromtimestamp(_BUILD_TIME, datetime.UTC)
-    return {"version": MESOS_VERSION, "mesoslite_version": mesoslite.__version__,
-            "build_date": built.strftime("%Y-%m-%d %H:%M:%S"), "build_time": int(_BUILD_TIME),
-            "build_user": "", "git_sha": "", "git_tag": ""}
-
-
 def flags_of(config: Any) -> list[dict[str, str]]:
     """A config's attributes as Mesos flags (every value as text)."""
     out = []

@@ -18,6 +18,7 @@ from mesoslite.protocol import (
     FrameworkInfo,
     MasterInfo,
     Offer,
+    Task,
     TaskInfo,
     TaskState,
     TaskStatus,
@@ -172,4 +173,52 @@ class MasterPort(Protocol):
 
     def metrics_snapshot(self) -> dict[str, float]:
         """The metrics snapshot."""
+        ...
+
+
+class ExecutorPort(Protocol):
+    """An agent's executor side, as the v1 executor API uses it."""
+
+    @property
+    def local_peers(self) -> dict[bytes, Callable[[Any], None]]: ...
+
+    def container_of(self, framework_id: str, executor_id: str) -> str | None:
+        """The container of a live custom executor (None: no such executor)."""
+        ...
+
+    def on_message(self, peer: bytes, msg: Any) -> None:
+        """Handle ``msg`` as sent by the executor connection ``peer``."""
+        ...
+
+
+class AgentOperatorPort(Protocol):
+    """An agent as its v1 operator API reads it (plain protocol values)."""
+
+    def operator_flags(self) -> dict[str, str]:
+        """The agent's flags."""
+        ...
+
+    def operator_metrics(self) -> dict[str, float]:
+        """The metrics snapshot."""
+        ...
+
+    def operator_agent_info(self) -> AgentInfo:
+        """The agent's AgentInfo."""
+        ...
+
+    def operator_frameworks(self) -> tuple[list[FrameworkInfo], list[FrameworkInfo]]:
+        """(active, completed) frameworks."""
+        ...
+
+    def operator_executors(self) -> tuple[list[ExecutorInfo], list[ExecutorInfo]]:
+        """(live, completed) executors (``framework_id`` set)."""
+        ...
+
+    def operator_tasks(self) -> dict[str, list[Task]]:
+        """Tasks by kind: ``queued_tasks``, ``launched_tasks``, ``terminated_tasks``,
+        ``completed_tasks``."""
+        ...
+
+    def operator_files_url(self) -> str:
+        """``http://ip:port`` of the agent's own ``/files``."""
         ...

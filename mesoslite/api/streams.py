@@ -30,11 +30,13 @@ MAX_CALL_BODY = 8 * 1024 * 1024
 #: Replies shorter than this are not compressed.
 GZIP_MIN_BYTES = 1024
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# ASCII only: a record's length in bytes is then its length in characters too (some
+# clients count characters of the decoded text).
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON bytes."""
+    """Compact JSON bytes (non-ASCII characters escaped)."""
     return _dumps(value).encode()
 
 

@@ -382,6 +382,8 @@ def parse_task_info(value: object, field: str) -> TaskInfo:
     if has_command == has_executor:
         raise V1Error(f"{field}.command", "expected exactly one of command and executor")
     agent_key = "agent_id" if "agent_id" in body or "slave_id" not in body else "slave_id"
+    if "agent_id" in body and "slave_id" in body and body["agent_id"] != body["slave_id"]:
+        raise V1Error(f"{field}.slave_id", "differs from agent_id (give one of them)")
     optional: dict[str, Any] = {}
     parsers: dict[str, Callable[[object, str], Any]] = {
         "command": parse_command, "executor": parse_executor_info,

@@ -5,10 +5,10 @@ the reverse.  The JSON carries Mesos's ``MasterInfo`` fields (``id``, ``ip``,
 ``port``, ``hostname``, ``version``, ``pid``, ``address{ip, hostname, port}``)
 plus mesoslite's ``zmq_endpoint`` and ``http_endpoint``.
 
-One deliberate difference: Mesos writes ``ip`` as a uint32 (the IPv4 address
-in network byte order, read as a little-endian integer); mesoslite writes the
-dotted string.  ``address.ip`` is a string in both.  Decoding accepts both
-forms, so a znode written by a real Mesos master is read correctly.
+``ip`` is written as Mesos writes it: a uint32 (the IPv4 address in network
+byte order, read as a little-endian integer; 0 when the address is not IPv4),
+so Mesos clients that read it find the leader; ``address.ip`` is the dotted
+string.  Decoding accepts both forms (``address.ip`` first).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ class MasterInfoError(ValueError):
 
 
 def master_info_to_dict(info: MasterInfo) -> dict[str, Any]:
-    """The JSON object for ``info`` (Mesos names; ``ip`` as a string)."""
+    """The JSON object for ``info`` (Mesos names; ``ip`` as Mesos's uint32)."""
     out: dict[str, Any] = {
         "id": info.id,
-        "ip": info.ip,
+        "ip": ip_to_uint32(info.ip),
         "port": info.port,
         "hostname": info.hostname,
         "version": info.version,
@@ -51,6 +51,14 @@ def master_info_to_dict(info: MasterInfo) -> dict[str, Any]:
 def master_info_to_json(info: MasterInfo) -> bytes:
     """UTF-8 JSON bytes for a leader znode."""
     return json.dumps(master_info_to_dict(info), sort_keys=True).encode("utf-8")
+
+
+def ip_to_uint32(ip: str) -> int:
+    """A dotted IPv4 address as Mesos's ``MasterInfo.ip`` (0 when it is not IPv4)."""
+    try:
+        return int.from_bytes(ipaddress.IPv4Address(ip).packed, "little")
+    except ValueError:
+        return 0
 
 
 def uint32_to_ip(value: int) -> str:

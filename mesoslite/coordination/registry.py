@@ -238,7 +238,7 @@ class FileRegistry(BatchingRegistry):
         return f".{self.path.name}."
 
     def _atomic_write(self, data: bytes) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._remove_stale_temps()
         atomic_write(self.path, data, tmp_path=self.path.parent
                      / f"{self._temp_prefix()}{uuid.uuid4().hex}.tmp")

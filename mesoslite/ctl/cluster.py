@@ -17,10 +17,10 @@ import asyncio
 import os
 import sys
 import time
-import urllib.parse
 from typing import Any, TextIO
 
 from mesoslite.ctl.common import CtlError, format_number, format_table, get_json, http_url
+from mesoslite.ctl.follow import StreamFollower
 
 DEFAULT_MASTER = "http://127.0.0.1:5050"
 #: The ``ctl`` sub-commands this module answers.
@@ -198,26 +198,25 @@ def _task_state(master: str, task_id: str) -> str:
 
 def cmd_logs(master: str, task_id: str, stderr: bool, follow: bool, out: TextIO,
              poll: float = 0.5, chunk: int = 64 * 1024) -> None:
-    """Print a task's stdout (or stderr); with ``follow``, keep printing until it ends."""
+    """Print a task's stdout (or stderr); with ``follow``, keep printing until it ends.
+
+    Rotated logs (``--container_logger=rotating``) are followed across rotations.
+    """
     base, directory, _task = locate_task(master, task_id)
-    path = f"{directory}/{'stderr' if stderr else 'stdout'}"
-    offset = 0
+    stream = StreamFollower(get_json, base, directory, "stderr" if stderr else "stdout",
+                            chunk=chunk)
     while True:
-        query = urllib.parse.urlencode({"path": path, "offset": offset, "length": chunk})
-        data = get_json(f"{base}/files/read?{query}")
-        text = data.get("data", "")
+        text = stream.poll()
         if text:
             out.write(text)
             out.flush()
-            offset += len(text.encode("utf-8"))
             continue
         if not follow or _task_state(master, task_id) in TERMINAL:
             # One last read after the task ended, so nothing written at the end is missed.
-            query = urllib.parse.urlencode({"path": path, "offset": offset, "length": chunk})
-            tail = get_json(f"{base}/files/read?{query}").get("data", "")
+            tail = stream.poll()
             if tail:
                 out.write(tail)
-                offset += len(tail.encode("utf-8"))
+                out.flush()
                 continue
             return
         time.sleep(poll)

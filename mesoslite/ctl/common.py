@@ -10,10 +10,12 @@ one line per change otherwise).
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 #: Seconds an HTTP call may take.
@@ -53,6 +55,9 @@ def request(url: str, method: str = "GET", body: Any = None, *, timeout: float =
     data = None if body is None else json.dumps(body).encode("utf-8")
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", "application/json")
+    authorization = basic_authorization()
+    if authorization:
+        req.add_header("Authorization", authorization)
     if data is not None or method in ("POST", "PUT", "PATCH"):  # servers refuse other writes
         req.add_header("Content-Type", "application/json")
     try:
@@ -63,6 +68,33 @@ def request(url: str, method: str = "GET", body: Any = None, *, timeout: float =
     except (urllib.error.URLError, OSError) as exc:
         raise CtlError(f"{url}: cannot connect ({getattr(exc, 'reason', exc)})"
                        f"{unreachable_hint}") from None
+
+
+def basic_authorization(env: Mapping[str, str] | None = None) -> str | None:
+    """``Basic ...`` from ``MESOSLITE_PRINCIPAL`` and ``MESOSLITE_SECRET`` (or
+    ``MESOSLITE_SECRET_FILE``, a file holding the secret), None when no principal is set.
+
+    Credentials come from the environment only: never from a URL or a flag (both show
+    in process lists and shell histories).
+    """
+    env = os.environ if env is None else env
+    principal = env.get("MESOSLITE_PRINCIPAL", "")
+    if not principal:
+        return None
+    secret = env.get("MESOSLITE_SECRET", "")
+    path = env.get("MESOSLITE_SECRET_FILE", "")
+    if not secret and path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                secret = f.read().strip()
+        except OSError as exc:
+            raise CtlError(f"MESOSLITE_SECRET_FILE {path}: cannot read it ({exc.strerror})"
+                           ) from None
+    if not secret:
+        raise CtlError("MESOSLITE_PRINCIPAL is set but neither MESOSLITE_SECRET nor "
+                       "MESOSLITE_SECRET_FILE")
+    token = base64.b64encode(f"{principal}:{secret}".encode()).decode("ascii")
+    return f"Basic {token}"
 
 
 def get_json(url: str, timeout: float = HTTP_TIMEOUT) -> Any:

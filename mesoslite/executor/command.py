@@ -37,12 +37,16 @@ import sys
 from mesoslite.executor.driver import DriverStatus, Executor, ExecutorDriver
 from mesoslite.health.probes import HealthChecker
 from mesoslite.health.schedule import validate_health_check
+from mesoslite.logs import ENV as LOG_FORMAT_ENV
+from mesoslite.logs import configure as configure_logs
+from mesoslite.logs import set_log_context
 from mesoslite.proc import (
     CommandError,
     ManagedProcess,
     command_argv,
     describe_wait_status,
     spawn_now,
+    spawn_with_logger,
 )
 from mesoslite.protocol import (
     AgentInfo,
@@ -141,15 +145,20 @@ class CommandExecutor(Executor):
         self._send(driver, task.task_id, TaskState.TASK_STARTING)
         try:
             argv, executable = command_argv(task.command)
-            proc = spawn_now(
-                argv,
-                executable=executable,
-                cwd=sandbox,
-                env=env,
-                stdout_path=os.path.join(sandbox, "stdout"),
-                stderr_path=os.path.join(sandbox, "stderr"),
-                make_sandbox=True,
-            )
+            logger = rotating_logger_argv(env, sandbox)
+            if logger is not None:
+                proc = spawn_with_logger(argv, executable=executable, cwd=sandbox, env=env,
+                                         logger_argv=logger, make_sandbox=True)
+            else:
+                proc = spawn_now(
+                    argv,
+                    executable=executable,
+                    cwd=sandbox,
+                    env=env,
+                    stdout_path=os.path.join(sandbox, "stdout"),
+                    stderr_path=os.path.join(sandbox, "stderr"),
+                    make_sandbox=True,
+                )
         except (OSError, CommandError) as exc:
             self._tasks.pop(task.task_id, None)
             self._send(driver, task.task_id, TaskState.TASK_FAILED,
@@ -294,6 +303,16 @@ class CommandExecutor(Executor):
         loop.call_later(self._shutdown_grace, driver.stop)
 
 
+def rotating_logger_argv(env: dict[str, str], sandbox: str) -> list[str] | None:
+    """The rotating logger's command line when the agent asked for it (None: plain files)."""
+    if env.get("MESOSLITE_CONTAINER_LOGGER") != "rotating":
+        return None
+    return [sys.executable, "-m", "mesoslite.executor.logrotate", "--dir", sandbox,
+            "--max_stdout_size", env.get("MESOSLITE_LOGROTATE_MAX_STDOUT_SIZE", "10485760"),
+            "--max_stderr_size", env.get("MESOSLITE_LOGROTATE_MAX_STDERR_SIZE", "10485760"),
+            "--max_files", env.get("MESOSLITE_LOGROTATE_MAX_FILES", "5")]
+
+
 async def _main() -> DriverStatus:
     executor = CommandExecutor()
     driver = ExecutorDriver(executor)
@@ -304,11 +323,10 @@ async def _main() -> DriverStatus:
 
 def main() -> int:
     """Entry point: run until the agent shuts this executor down."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    fmt = "json" if os.environ.get(LOG_FORMAT_ENV) == "json" else "text"
+    configure_logs("INFO", fmt, "executor")
+    set_log_context(framework_id=os.environ.get("MESOS_FRAMEWORK_ID"),
+                    executor_id=os.environ.get("MESOS_EXECUTOR_ID"))
     try:
         status = asyncio.run(_main())
     except ValueError as exc:

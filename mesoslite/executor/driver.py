@@ -31,6 +31,7 @@ import collections
 import enum
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -148,9 +149,10 @@ class ExecutorSettings:
             if not raw:
                 return default
             try:
-                return float(raw)
+                return parse_seconds(raw)
             except ValueError:
-                raise ValueError(f"{name}: expected a number, got {raw!r}") from None
+                raise ValueError(f"{name}: expected seconds or a Mesos duration such as "
+                                 f"'5secs', got {raw!r}") from None
 
         return cls(
             agent_zmq=env["MESOSLITE_AGENT_ZMQ"],
@@ -164,6 +166,21 @@ class ExecutorSettings:
             recovery_timeout=number("MESOS_RECOVERY_TIMEOUT", 900.0),
             agent_pid=int(number("MESOSLITE_AGENT_PID", 0)),
         )
+
+
+#: Mesos duration units, in seconds.
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0,
+          "days": 86400.0, "weeks": 604800.0}
+_DURATION = re.compile(
+    r"^([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*(ns|us|ms|secs|mins|hrs|days|weeks)?$")
+
+
+def parse_seconds(raw: str) -> float:
+    """Seconds from ``2.5`` or a Mesos duration (``5secs``, ``500ms``, ``15mins``)."""
+    match = _DURATION.match(raw.strip())
+    if match is None:
+        raise ValueError(f"expected seconds or a Mesos duration, got {raw!r}")
+    return float(match.group(1)) * _UNITS[match.group(2) or "secs"]
 
 
 def _tcp_address(endpoint: str) -> tuple[str, int] | None:

@@ -11,10 +11,14 @@ Owns :class:`RequestPolicy` and its :meth:`~RequestPolicy.check`, which returns 
   browser sends ``Origin`` it must be this server (same scheme-less host and port as
   the ``Host`` header).  ``null`` or another site is 403 naming it.
 - **Content-Type** (POST, PUT, PATCH, and a DELETE with a body): ``application/json``
-  (or ``text/json``, ``application/<x>+json``).  A form or text body is what a cross-site HTML form
-  can send without the browser asking first, so it is 415.  The endpoints Mesos defines
-  as form posts (``form_paths``, e.g. ``/teardown``) take forms only when
-  ``forms_allowed`` (HTTP authentication is on).
+  (or ``text/json``, ``application/<x>+json``).  A form or text body is what a
+  cross-site HTML form can send without the browser asking first, so it is 415.  The
+  endpoints Mesos defines as form posts (``form_paths``, e.g. ``/teardown``) take forms
+  only when ``forms_allowed`` or writes are authenticated.
+- **Authorization** (with an :class:`AuthPolicy`): HTTP Basic against Mesos-style
+  credentials (:func:`parse_credentials`, or Marathon's ``user:password``,
+  :func:`parse_user_password`); a request that needs credentials and lacks good ones is
+  401 with ``WWW-Authenticate``.  Checked after Host, before Origin and Content-Type.
 
 :func:`allowed_host_names` builds the set of names from a server's own names and the
 ``--allowed_hosts`` text.
@@ -22,8 +26,13 @@ Owns :class:`RequestPolicy` and its :meth:`~RequestPolicy.check`, which returns 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import ipaddress
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -42,11 +51,107 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @attrs.frozen
 class Refusal:
-    """A request refused: the status to answer, the header at fault and why."""
+    """A request refused: the status to answer, the header at fault, why, extra headers."""
 
     status: int
     field: str
     message: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class CredentialsError(ValueError):
+    """A credentials file or value that cannot be used (the message says why)."""
+
+
+def parse_credentials(text: str, source: str = "credentials") -> dict[str, str]:
+    """Mesos's JSON ``{"credentials": [{"principal": ..., "secret": ...}]}`` -> principal: secret.
+
+    CredentialsError naming what is wrong (never showing a secret).
+    """
+    try:
+        document: Any = json.loads(text)
+    except ValueError as exc:
+        raise CredentialsError(f"{source}: not JSON ({exc.args[0][:80]})") from None
+    items = document.get("credentials") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items:
+        raise CredentialsError(f'{source}: expected {{"credentials": [{{"principal": ..., '
+                               '"secret": ...}, ...]} with at least one entry')
+    out: dict[str, str] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) - {"principal", "secret"}:
+            raise CredentialsError(f"{source}: credentials[{i}]: expected an object with "
+                                   "principal and secret only")
+        principal, secret = item.get("principal"), item.get("secret")
+        if not isinstance(principal, str) or not principal or ":" in principal:
+            raise CredentialsError(f"{source}: credentials[{i}].principal: expected a "
+                                   "non-empty name without ':'")
+        if not isinstance(secret, str) or not secret:
+            raise CredentialsError(f"{source}: credentials[{i}].secret: expected a "
+                                   "non-empty string")
+        out[principal] = secret
+    return out
+
+
+def parse_user_password(text: str, source: str = "http_credentials") -> dict[str, str]:
+    """Marathon's ``user:password`` (several separated by commas) -> user: password."""
+    out: dict[str, str] = {}
+    for i, pair in enumerate(part for part in text.split(",") if part.strip()):
+        user, sep, password = pair.strip().partition(":")
+        if not sep or not user or not password:
+            raise CredentialsError(f"{source}: item {i}: expected user:password")
+        out[user] = password
+    if not out:
+        raise CredentialsError(f"{source}: expected user:password")
+    return out
+
+
+def basic_principal(authorization: str | None, credentials: Mapping[str, str]) -> str | None:
+    """The principal an ``Authorization: Basic ...`` header proves, or None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    principal, sep, secret = decoded.partition(":")
+    expected = credentials.get(principal)
+    if not sep or expected is None:
+        return None
+    if not hmac.compare_digest(secret.encode(), expected.encode()):
+        return None
+    return principal
+
+
+@attrs.frozen
+class AuthPolicy:
+    """HTTP Basic authentication: who may read (GET...) and who may write.
+
+    ``readonly``/``readwrite``: whether reads/writes need credentials (Mesos's
+    ``--authenticate_http_readonly``/``--authenticate_http_readwrite``).  ``open_paths``
+    never do (health checks).
+    """
+
+    credentials: Mapping[str, str] = attrs.field(repr=False, eq=False)
+    readonly: bool = True
+    readwrite: bool = True
+    realm: str = "mesos"
+    open_paths: frozenset[str] = frozenset({"/health", "/version", "/ping",
+                                            "/master/health", "/master/version"})
+
+    def check(self, method: str, path: str, authorization: str | None) -> Refusal | None:
+        """401 with ``WWW-Authenticate`` when this request needs credentials it lacks."""
+        write = method.upper() in WRITE_METHODS
+        if not (self.readwrite if write else self.readonly) or path in self.open_paths:
+            return None
+        if basic_principal(authorization, self.credentials) is not None:
+            return None
+        why = "wrong credentials" if authorization else "credentials are required"
+        return Refusal(401, "Authorization", f"{method.upper()} {path[:200]}: {why} (HTTP "
+                       "Basic: a principal and its secret)",
+                       (("WWW-Authenticate", f'Basic realm="{self.realm}"'),))
 
 
 def split_host(value: str) -> tuple[str, int | None] | None:
@@ -139,6 +244,7 @@ class RequestPolicy:
     allowed_hosts: frozenset[str] = attrs.field(default=LOOPBACK_NAMES)
     form_paths: frozenset[str] = frozenset()
     forms_allowed: bool = False
+    auth: AuthPolicy | None = None
 
     def host_allowed(self, host: str) -> bool:
         """True when a request naming ``host`` (no port) may be served."""
@@ -146,12 +252,17 @@ class RequestPolicy:
                 or host in self.allowed_hosts or host.endswith(".localhost"))
 
     def check(self, method: str, path: str, *, host: str, origin: str | None,
-              content_type: str, has_body: bool) -> Refusal | None:
+              content_type: str, has_body: bool,
+              authorization: str | None = None) -> Refusal | None:
         """The refusal for this request, or None to serve it."""
         parsed = split_host(host) if host else None
         if host and (parsed is None or not self.host_allowed(parsed[0])):
             return Refusal(403, "Host", f"Host {host[:100]!r} is not a name of this server; "
                            "add it with --allowed_hosts (a guard against DNS rebinding)")
+        if self.auth is not None:
+            refused = self.auth.check(method, path, authorization)
+            if refused is not None:
+                return refused
         method = method.upper()
         if method not in WRITE_METHODS:
             return None
@@ -175,7 +286,7 @@ class RequestPolicy:
             return None
         kind = media_type(content_type) or "none"
         if path in self.form_paths and kind in _FORM_TYPES:
-            if self.forms_allowed:
+            if self.forms_allowed or (self.auth is not None and self.auth.readwrite):
                 return None
             return Refusal(415, "Content-Type", f"{method} {path}: form posts are accepted "
                            "only with HTTP authentication on; send application/json")

@@ -89,6 +89,21 @@ class MasterConfig:
         default="", validator=checks.host_names,
         metadata={"help": checks.ALLOWED_HOSTS_HELP},
     )
+    authenticate_http_readonly: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "require HTTP Basic credentials (--credentials) for read "
+                          "endpoints (all but /health and /version)"},
+    )
+    authenticate_http_readwrite: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "require HTTP Basic credentials (--credentials) for writes "
+                          "(POST, PUT, PATCH, DELETE)"},
+    )
+    credentials: str = attrs.field(
+        default="", validator=checks.text,
+        metadata={"help": "JSON file of principals and secrets, Mesos's form "
+                          '{"credentials": [{"principal": ..., "secret": ...}]}'},
+    )
     http_port: int = attrs.field(
         default=5050, validator=checks.port, metadata={"help": "HTTP port (0 = ephemeral)"},
     )
@@ -221,6 +236,10 @@ class MasterConfig:
                 self.zk_suspend_grace >= self.zk_session_timeout:
             raise ConfigError("zk_suspend_grace", f"less than zk_session_timeout "
                               f"({self.zk_session_timeout})", self.zk_suspend_grace)
+        if (self.authenticate_http_readonly or self.authenticate_http_readwrite) \
+                and not self.credentials:
+            raise ConfigError("credentials", "a credentials file with "
+                              "--authenticate_http_readonly/readwrite", self.credentials)
         if self.zk and self.quorum is None:
             raise ConfigError("quorum", "the number of masters that make a majority with --zk "
                               "(2 for 3 masters)", self.quorum)

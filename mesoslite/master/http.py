@@ -27,10 +27,8 @@ the loop every few hundred records.  Bad input gets 400 with
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import math
-import os
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -40,10 +38,12 @@ import tornado.web
 
 import mesoslite
 from mesoslite.allocator import validate_role
+from mesoslite.api.jsonp import JsonpTransform
 from mesoslite.api.routes import master_api_rules
-from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
+from mesoslite.api.version import version_info as api_version_info
+from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
 from mesoslite.master import render
-from mesoslite.master.leadership import LeadershipLost
+from mesoslite.master.leadership import LeadershipLost, StorageFailing
 from mesoslite.master.metrics import prometheus_text
 from mesoslite.master.records import FrameworkRecord, TaskEntry
 from mesoslite.protocol import MasterInfo
@@ -62,7 +62,6 @@ MAX_BODY_SIZE = 1024 * 1024
 TASKS_DEFAULT_LIMIT = 100
 TASKS_MAX_LIMIT = 100_000
 
-_BUILD_TIME = os.path.getmtime(mesoslite.__file__)
 
 
 class _Pacer:
@@ -130,6 +129,10 @@ class BaseHandler(tornado.web.RequestHandler):
         """Answer ``{}`` once the registry holds the change; 503 if leadership was lost."""
         try:
             await self.master.leadership.durable()
+        except StorageFailing as exc:  # a full disk: the master keeps retrying the write
+            self.write_json({"message": f"the change is not durable yet: {exc}",
+                             "field": ""}, 507)
+            return
         except LeadershipLost as exc:
             self.write_json({"message": f"the change may not be durable: {exc}",
                              "field": ""}, 503)
@@ -231,16 +234,8 @@ def flags(master: Master) -> dict[str, str]:
 
 
 def version_info() -> dict[str, Any]:
-    """What /version answers."""
-    built = datetime.datetime.fromtimestamp(_BUILD_TIME, datetime.UTC)
-    return {
-        "version": mesoslite.__version__,
-        "build_date": built.strftime("%Y-%m-%d %H:%M:%S"),
-        "build_time": int(_BUILD_TIME),
-        "build_user": "",
-        "git_sha": "",
-        "git_tag": "",
-    }
+    """What /version answers: Mesos's numeric version, ours as ``mesoslite_version``."""
+    return api_version_info()
 
 
 async def agents_json(master: Master, pacer: _Pacer) -> list[str]:
@@ -616,6 +611,7 @@ class NotFoundHandler(BaseHandler):
 ENDPOINTS: dict[str, type[BaseHandler]] = {
     "/": IndexHandler,
     "/state": StateHandler,
+    "/state.json": StateHandler,
     "/state-summary": StateSummaryHandler,
     "/slaves": SlavesHandler,
     "/agents": SlavesHandler,
@@ -647,7 +643,8 @@ def make_app(master: Master) -> tornado.web.Application:
         if path != "/":
             routes.append(("/master" + path, handler, {"master": master}))
     return tornado.web.Application(
-        routes, default_handler_class=NotFoundHandler, default_handler_args={"master": master}
+        routes, transforms=[JsonpTransform], default_handler_class=NotFoundHandler,
+        default_handler_args={"master": master}
     )
 
 
@@ -656,8 +653,10 @@ def start_http_server(
 ) -> tuple[tornado.httpserver.HTTPServer, int]:
     """Bind and serve on the running loop; return the server and the bound port."""
     config = master.config
+    auth = load_auth(config.authenticate_http_readonly, config.authenticate_http_readwrite,
+                     config.credentials)
     policy = server_policy([config.hostname, config.advertised_hostname, address],
-                           config.allowed_hosts, form_paths=FORM_PATHS)
+                           config.allowed_hosts, form_paths=FORM_PATHS, auth=auth)
     sockets = tornado.netutil.bind_sockets(port, address)
     server = GuardedHTTPServer(make_app(master), policy, max_body_size=MAX_BODY_SIZE)
     server.add_sockets(sockets)

@@ -104,6 +104,28 @@ class LeadershipLost(RuntimeError):
     """This master stopped leading before a durable write finished."""
 
 
+class StorageFailing(RuntimeError):
+    """A registry write keeps failing on local storage (a full disk); it is being retried."""
+
+
+#: Seconds between retries of a registry write that failed on local storage, at most.
+WRITE_RETRY_MAX = 5.0
+
+
+def storage_error(exc: BaseException) -> OSError | None:
+    """The local-storage failure behind ``exc`` (a full disk...), or None.
+
+    A timeout is not one (it ends the leadership as before), nor a ZooKeeper error.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and not isinstance(seen, TimeoutError) \
+                and seen.errno is not None:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 @attrs.frozen
 class LeadershipCallbacks:
     """What :class:`Leadership` asks of the process around it (each called on the loop)."""
@@ -155,6 +177,10 @@ class Leadership:
         self.registry_store_ms = 0.0
         self.queued_operations = 0
         self.registry_writes = 0
+        #: Why registry writes fail now ("" while they work): answered with 507.
+        self.write_error = ""
+        self._storage_ok = asyncio.Event()
+        self._storage_ok.set()
         self.redirects = 0
         self.dropped_while_recovering = 0
         #: Messages held while recovering and handled once acting (cumulative).
@@ -396,6 +422,7 @@ class Leadership:
         was = "leading" if self.acting else "recovering" if self.recovering else "a candidate"
         self.acting = False
         self.recovering = False
+        self._storage_ok.set()  # writes waiting for storage give up (not acting any more)
         self._outbox.clear()  # held messages depended on writes that may never be durable
         self._drop_held()
         self.callbacks.deposed()
@@ -447,6 +474,12 @@ class Leadership:
         """
         self.flush_journal()
         last = self._last_write
+        if last is not None and not last.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(last), self.config.registry_store_timeout)
+            except TimeoutError:
+                if self.write_error:
+                    raise StorageFailing(self.write_error) from None
         if last is not None and not await asyncio.shield(last):
             raise LeadershipLost(self.deposed_reason or "a registry write failed")
         if not self.acting:
@@ -464,12 +497,10 @@ class Leadership:
         self._spawn(self._write(ops, barrier))
 
     async def _write(self, ops: list[Any], barrier: asyncio.Future[bool]) -> None:
-        registry = self.registry
-        config = self.config
         started = time.perf_counter()
         self.queued_operations += len(ops)
         try:
-            await asyncio.wait_for(registry.apply(*ops), config.registry_store_timeout)
+            await self._apply_retrying(ops)
         except asyncio.CancelledError:
             barrier.set_result(False)
             raise
@@ -484,6 +515,38 @@ class Leadership:
         self.registry_writes += 1
         barrier.set_result(True)
         self._release()
+
+    async def _apply_retrying(self, ops: list[Any]) -> None:
+        """Apply ``ops``; a write failing on local storage (a full disk) is retried with
+        backoff while this master leads (messages stay held, ``write_error`` says why)
+        instead of ending the leadership.  Other failures and timeouts raise."""
+        delay = 0.25
+        failures = 0
+        while not self._storage_ok.is_set() and self.acting:  # keep writes in order
+            await self._storage_ok.wait()
+        while True:
+            try:
+                await asyncio.wait_for(self.registry.apply(*ops),
+                                       self.config.registry_store_timeout)
+            except Exception as exc:
+                cause = storage_error(exc)
+                if cause is None or not self.acting:
+                    raise
+                failures += 1
+                self._storage_ok.clear()
+                self.write_error = (f"registry write failed: {cause.strerror or cause}; "
+                                    "retrying (free space on the master's work_dir)")
+                if failures == 1 or failures % 20 == 0:
+                    log.error("master: %s (attempt %d)", self.write_error, failures)
+                await asyncio.sleep(delay)
+                delay = min(WRITE_RETRY_MAX, delay * 2)
+                continue
+            if failures:
+                log.info("master: registry writes work again after %d failed attempt(s)",
+                         failures)
+                self.write_error = ""
+                self._storage_ok.set()
+            return
 
     def _release(self) -> None:
         """Send the held messages whose writes are all durable, in order."""

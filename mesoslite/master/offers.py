@@ -152,8 +152,11 @@ class OfferHandlers(FrameworkHandlers):
         agent = self.agents.get(agent_id)
         if agent is None:  # cannot happen: offers go when their agent goes
             return sends
-        live = set(framework.unreachable_tasks)
-        live.update(tid for tid, task in framework.tasks.items() if not task.state.is_terminal)
+        live: set[str] = set()
+        if tasks:  # a decline launches nothing: no need to list the framework's tasks
+            live.update(framework.unreachable_tasks)
+            live.update(tid for tid, task in framework.tasks.items()
+                        if not task.state.is_terminal)
         verdicts, remaining, op_errors = check_tasks(
             operations, framework.id, agent_id,
             [(record.offer.role, record.offer.resources) for record in valid],

@@ -188,8 +188,10 @@ class _LoopSocket:
         """Run ``barrier()`` each time before queued messages are handed to ZeroMQ.
 
         The agent makes its checkpoint durable there, so that nothing it sends
-        gets ahead of the records it depends on.  An exception in the barrier
-        is logged; the messages go out anyway.
+        gets ahead of the records it depends on.  When the barrier fails (returns
+        False or raises), nothing is sent: the queued messages are held, in order, and
+        the flush is tried again every :data:`BARRIER_RETRY` seconds (messages queued
+        meanwhile join them), counted in ``stats["held"]``.
         """
         self._barrier = barrier
 
@@ -201,11 +203,12 @@ class _LoopSocket:
         self._flush_scheduled = False
         if not self._pending:
             return
-        if self._barrier is not None:
-            try:
-                self._barrier()
-            except Exception:
-                log.exception("%s: flush barrier failed", self._name)
+        if self._barrier is not None and not self._barrier_holds():
+            self.stats["held"] += 1
+            if self._loop is not None and not self._closed:
+                self._flush_scheduled = True
+                self._loop.call_later(BARRIER_RETRY, self._flush_pending)
+            return
         pending, self._pending = self._pending, {}
         for key, envelopes in pending.items():
             for data in join_frames(envelopes, self._max):
@@ -215,6 +218,15 @@ class _LoopSocket:
             # Sending may have consumed the edge of ZeroMQ's FD: look for input
             # now rather than one loop turn later.
             self._on_ready()
+
+    def _barrier_holds(self) -> bool:
+        """Run the barrier: True when the queued messages may go."""
+        assert self._barrier is not None
+        try:
+            return self._barrier() is not False
+        except Exception:
+            log.exception("%s: flush barrier failed; holding the messages", self._name)
+            return False
 
     def _frames_for(self, key: bytes | None, data: bytes) -> list[bytes]:
         return [data] if key is None else [key, data]
@@ -278,6 +290,8 @@ class _LoopSocket:
         self._sock.close(linger=int(linger * 1000))
 
 
+#: Seconds between two tries to flush messages held by a failing flush barrier.
+BARRIER_RETRY = 1.0
 #: ProtocolError answers one peer may get at once, and per second after that (more
 #: faults are only counted, in ``stats["errors_unanswered"]``).
 ERROR_BURST = 100

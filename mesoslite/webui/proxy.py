@@ -24,6 +24,7 @@ from typing import Any
 import tornado.httpclient
 import tornado.iostream
 
+from mesoslite.httpguard.server import forwarded_authorization
 from mesoslite.webui import sandbox
 from mesoslite.webui.source import MasterSource
 
@@ -74,7 +75,11 @@ class AgentProxy:
         query = urllib.parse.urlencode(args)
         url = f"{self.endpoint(agent_id)}{path}" + (f"?{query}" if query else "")
         # Both timeouts: an agent that accepts but never answers (or never accepts) costs
-        # the proxy at most AGENT_TIMEOUT, never a stalled request.
+        # the proxy at most AGENT_TIMEOUT, never a stalled request.  The user's credentials
+        # go on to the agent (it authenticates them with the same credentials file).
+        authorization = forwarded_authorization()
+        if authorization:
+            kwargs.setdefault("headers", {})["Authorization"] = authorization
         return tornado.httpclient.HTTPRequest(url, method="GET", follow_redirects=False,
                                               connect_timeout=AGENT_TIMEOUT,
                                               request_timeout=AGENT_TIMEOUT, **kwargs)

@@ -136,7 +136,7 @@ def test_files_browse_read_download(tmp_path: Path) -> None:
             out = names["stdout"]
             assert out["size"] == len("hello files\n")
             assert out["mode"].startswith("-rw")
-            assert set(out) == {"path", "nlink", "size", "mtime", "mode", "uid", "gid"}
+            assert set(out) == {"path", "nlink", "size", "mtime", "mode", "uid", "gid", "inode"}
             # The 'latest' symlink resolves inside the work directory.
             code, via_latest = await http_json(agent, f"/files/browse?path={q(latest)}")
             assert code == 200 and len(via_latest) == len(entries)

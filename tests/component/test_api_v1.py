@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -321,3 +324,185 @@ async def _failover_between_sdk_and_http() -> None:
             await next_event(stream, timeout=20)
         await driver2.stop_async()
         await asyncio.to_thread(stream.close)
+
+
+def test_paths_and_shapes_mesos_tools_read() -> None:
+    """/state.json, /master/..., /slave(1)/..., a numeric /version and ?jsonp= answer."""
+    asyncio.run(_paths_and_shapes())
+
+
+async def _paths_and_shapes() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        for path in ("/state.json", "/master/state.json", "/master/state", "/state"):
+            state = json.loads(await asyncio.to_thread(get, url, path))
+            assert len(state["slaves"]) == 1, path
+        version = json.loads(await asyncio.to_thread(get, url, "/version"))
+        assert [int(part) for part in version["version"].split(".")] == [1, 11, 0]
+        assert version["mesoslite_version"]
+        wrapped = await asyncio.to_thread(get, url, "/master/state?jsonp=angular.callbacks._0")
+        assert wrapped.startswith(b"angular.callbacks._0({") and wrapped.endswith(b"});")
+        assert json.loads(wrapped[len(b"angular.callbacks._0("):-2])["slaves"]
+        status, _h, body = await call(url, "/api/v1?jsonp=cb", {"type": "GET_HEALTH"})
+        assert status == 200 and json.loads(body)["type"] == "GET_HEALTH"  # POSTs: plain JSON
+        with pytest.raises(AssertionError, match="400"):
+            await asyncio.to_thread(get, url, "/state?jsonp=alert(1)")
+        agent = f"127.0.0.1:{cluster.agents[0].http_port}"
+        for path in ("/slave(1)/state", "/slave(1)/state.json", "/state"):
+            state = json.loads(await asyncio.to_thread(get, agent, path))
+            assert state["pid"].startswith("slave(1)@"), path
+        agent_version = json.loads(await asyncio.to_thread(get, agent, "/slave(1)/version"))
+        assert agent_version["version"] == "1.11.0"
+        flags = await asyncio.to_thread(get, agent, "/slave(1)/flags?jsonp=cb")
+        assert flags.startswith(b"cb(")
+
+
+EXECUTOR_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "v1_executor.py"
+
+
+def test_http_executor_runs_tasks_for_an_http_scheduler() -> None:
+    """A v1 executor written with http.client, launched as a custom executor, runs tasks,
+    is killed, relays messages both ways and sees Mesos's environment."""
+    asyncio.run(_http_executor())
+
+
+async def _http_executor() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info(
+            checkpoint=True)}}
+        sched = await asyncio.to_thread(EventStream, url, SCHED, sub)
+        fid = (await next_event(sched, "SUBSCRIBED"))["subscribed"]["framework_id"]["value"]
+        hdr = {"Mesos-Stream-Id": sched.stream_id}
+        offer = (await next_event(sched, "OFFERS"))["offers"]["offers"][0]
+        agent_id = offer["agent_id"]
+        executor = {"executor_id": {"value": "http-ex"}, "name": "http executor",
+                    "command": {"value": f"{sys.executable} {EXECUTOR_SCRIPT}"},
+                    "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                                  {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]}
+
+        def task(task_id: str) -> dict[str, Any]:
+            body = task_info(task_id, agent_id["value"], "unused")
+            del body["command"]
+            body["name"] = task_id
+            return {**body, "executor": executor}
+
+        status, _h, data = await call(url, SCHED, {
+            "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+                "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {
+                    "task_infos": [task("once"), task("wait")]}}]}}, **hdr)
+        assert status == 202, data
+        states: dict[str, list[str]] = {"once": [], "wait": []}
+        env: dict[str, str] = {}
+        while "TASK_FINISHED" not in states["once"] or "TASK_RUNNING" not in states["wait"]:
+            update = (await next_event(sched, "UPDATE", timeout=60))["update"]["status"]
+            states[update["task_id"]["value"]].append(update["state"])
+            if update["state"] == "TASK_RUNNING":
+                env = json.loads(base64.b64decode(update["data"]))
+            await call(url, SCHED, {"type": "ACKNOWLEDGE", "framework_id": {"value": fid},
+                                    "acknowledge": {"agent_id": agent_id,
+                                                    "task_id": update["task_id"],
+                                                    "uuid": update["uuid"]}}, **hdr)
+        assert env["MESOS_FRAMEWORK_ID"] == fid and env["MESOS_EXECUTOR_ID"] == "http-ex"
+        assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"].endswith("secs")
+        assert env["MESOS_CHECKPOINT"] == "1" and env["MESOS_DIRECTORY"] == env["MESOS_SANDBOX"]
+        assert env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] and env["MESOS_RECOVERY_TIMEOUT"]
+
+        status, _h, _b = await call(url, SCHED, {
+            "type": "MESSAGE", "framework_id": {"value": fid}, "message": {
+                "agent_id": agent_id, "executor_id": {"value": "http-ex"},
+                "data": base64.b64encode(b"ping").decode()}}, **hdr)
+        assert status == 202
+        message = (await next_event(sched, "MESSAGE"))["message"]
+        assert base64.b64decode(message["data"]) == b"echo:ping"
+        assert message["executor_id"] == {"value": "http-ex"}
+
+        status, _h, _b = await call(url, SCHED, {"type": "KILL", "framework_id": {"value": fid},
+                                                 "kill": {"task_id": {"value": "wait"}}}, **hdr)
+        assert status == 202
+        while "TASK_KILLED" not in states["wait"]:
+            update = (await next_event(sched, "UPDATE", timeout=60))["update"]["status"]
+            states[update["task_id"]["value"]].append(update["state"])
+        agent = f"127.0.0.1:{cluster.agents[0].http_port}"
+        refusals = [
+            ({"type": "UPDATE", "framework_id": {"value": fid},
+              "executor_id": {"value": "nobody"}, "update": {}}, 403, "executor_id"),
+            ({"type": "SUBSCRIBE", "framework_id": {"value": fid},
+              "executor_id": {"value": "nobody"}}, 400, "executor_id"),
+            ({"type": "UPDATE", "framework_id": {"value": fid},
+              "executor_id": {"value": "http-ex"}, "update": {"status": {
+                  "task_id": {"value": "once"}, "state": "TASK_RUNNING"}}}, 400,
+             "update.status.uuid"),
+            ({"type": "LAUNCH", "framework_id": {"value": fid},
+              "executor_id": {"value": "http-ex"}}, 400, "type"),
+            (b"]", 400, "body"),
+        ]
+        for body, code, field in refusals:
+            status, _h, data = await call(agent, "/api/v1/executor", body)
+            assert (status, json.loads(data)["field"]) == (code, field), (body, data)
+        await asyncio.to_thread(sched.close)
+
+
+def test_agent_operator_api_and_sandbox_files_through_both() -> None:
+    """The agent's /api/v1 answers its calls; LIST_FILES/READ_FILE reach a task's sandbox
+    on the agent and, through the agent, on the master."""
+    asyncio.run(_agent_operator())
+
+
+async def _agent_operator() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        agent = f"127.0.0.1:{cluster.agents[0].http_port}"
+        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info()}}
+        sched = await asyncio.to_thread(EventStream, url, SCHED, sub)
+        fid = (await next_event(sched, "SUBSCRIBED"))["subscribed"]["framework_id"]["value"]
+        offer = (await next_event(sched, "OFFERS"))["offers"]["offers"][0]
+        status, _h, _b = await call(url, SCHED, {
+            "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+                "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {
+                    "task_infos": [task_info("files-1", offer["agent_id"]["value"],
+                                             "echo hello-files")]}}]}},
+            **{"Mesos-Stream-Id": sched.stream_id})
+        assert status == 202
+        while True:
+            update = (await next_event(sched, "UPDATE"))["update"]["status"]
+            await call(url, SCHED, {"type": "ACKNOWLEDGE", "framework_id": {"value": fid},
+                                    "acknowledge": {"agent_id": update["agent_id"],
+                                                    "task_id": update["task_id"],
+                                                    "uuid": update["uuid"]}},
+                       **{"Mesos-Stream-Id": sched.stream_id})
+            if update["state"] == "TASK_FINISHED":
+                break
+        for path in ("/api/v1", "/slave(1)/api/v1"):
+            status, _h, body = await call(agent, path, {"type": "GET_HEALTH"})
+            assert status == 200 and json.loads(body)["get_health"]["healthy"] is True
+        version = (await op(agent, {"type": "GET_VERSION"}))["get_version"]["version_info"]
+        assert version["version"] == "1.11.0"
+        info = (await op(agent, {"type": "GET_AGENT"}))["get_agent"]["agent_info"]
+        assert info["id"]["value"] == offer["agent_id"]["value"]
+        state = (await op(agent, {"type": "GET_STATE"}))["get_state"]
+        assert [f["framework_info"]["id"]["value"]
+                for f in state["get_frameworks"]["frameworks"]] == [fid]
+        tasks = state["get_tasks"]
+        done = [t for kind in ("terminated_tasks", "completed_tasks") for t in tasks[kind]]
+        assert [t["task_id"]["value"] for t in done] == ["files-1"]
+        assert done[0]["state"] == "TASK_FINISHED"
+        metrics = (await op(agent, {"type": "GET_METRICS"}))["get_metrics"]["metrics"]
+        assert any(m["name"] == "slave/tasks_finished" and m["value"] == 1.0 for m in metrics)
+        status, _h, body = await call(agent, "/api/v1", {"type": "GET_CONTAINERS"})
+        assert status == 501 and json.loads(body)["field"] == "type"
+
+        v0 = json.loads(await asyncio.to_thread(get, agent, "/state"))
+        framework = v0["frameworks"][0]
+        directory = (framework["executors"] + framework["completed_executors"])[0]["directory"]
+        for where in (agent, url):
+            listing = (await op(where, {"type": "LIST_FILES", "list_files": {
+                "path": directory}}))["list_files"]["file_infos"]
+            assert f"{directory}/stdout" in {f["path"] for f in listing}, where
+            read = (await op(where, {"type": "READ_FILE", "read_file": {
+                "path": f"{directory}/stdout", "offset": 0}}))["read_file"]
+            assert b"hello-files" in base64.b64decode(read["data"]) and read["size"] > 0
+        status, _h, body = await call(agent, "/api/v1", {"type": "LIST_FILES", "list_files": {
+            "path": "/etc"}})
+        assert status in (403, 404) and json.loads(body)["field"] == "list_files.path"
+        await asyncio.to_thread(sched.close)

@@ -17,7 +17,7 @@ from mesoslite.transport import (
     RouterServer,
     generate_keys,
 )
-from tests.support.procs import until
+from tests.support.procs import holding, until
 
 
 def _run(coro: Callable[[], Awaitable[None]]) -> None:
@@ -186,8 +186,8 @@ def test_sends_of_one_loop_turn_leave_as_one_frame_in_order() -> None:
     _run(main)
 
 
-def test_flush_barrier_runs_before_each_batch_and_cannot_block_it() -> None:
-    """The barrier runs once per batch before it leaves; if it raises, the batch still goes."""
+def test_flush_barrier_runs_before_each_batch_and_holds_it_when_it_fails() -> None:
+    """The barrier runs before each batch; a failing one holds the batch until a retry works."""
 
     async def main() -> None:
         received: list[Any] = []
@@ -198,18 +198,23 @@ def test_flush_barrier_runs_before_each_batch_and_cannot_block_it() -> None:
         client.start()
         seen_at_barrier: list[int] = []
 
-        def barrier() -> None:
+        def barrier() -> bool:
             seen_at_barrier.append(len(received))
             if len(seen_at_barrier) == 2:
                 raise OSError("disk full")
+            return len(seen_at_barrier) != 3  # the first retry fails too (returns False)
 
         client.set_flush_barrier(barrier)
         client.send(Ping())
         client.send(Ping())
         await until(lambda: len(received) == 2)
         client.send(Pong(agent_id="a"))
-        await until(lambda: len(received) == 3)
-        assert seen_at_barrier == [0, 2]
+        await holding(lambda: len(received) == 2, 0.5, "the batch is held")
+        client.send(Ping())  # joins the held batch, after it
+        await until(lambda: len(received) == 4, timeout=10)
+        assert seen_at_barrier == [0, 2, 2, 2]
+        assert [type(m).__name__ for m in received[2:]] == ["Pong", "Ping"]
+        assert client.stats["held"] == 2
         client.close()
         server.close()
 

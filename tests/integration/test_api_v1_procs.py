@@ -4,16 +4,21 @@ a scheduler written only with http.client, and an operator SUBSCRIBE stream."""
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kazoo.client import KazooClient
 
 from tests.support.ha_procs import HACluster, the_leader
+from tests.support.mesoshttp_env import ensure_mesoshttp
 from tests.support.procs import Proc, wait_for
 from tests.support.v1http import EventStream, post
-from tests.support.zk_fixtures import zk_url, zookeeper  # noqa: F401
+from tests.support.zk import ZooKeeperServer
+from tests.support.zk_fixtures import raw_zk, zk_url, zookeeper  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +46,18 @@ def reached(proc: Proc, event: str) -> dict[str, Any] | None:
     return None
 
 
+def mesos_client_finds_leader(zk: KazooClient, url: str) -> tuple[str, int]:
+    """What a Mesos client does: the smallest json.info_ child, its address (ip also uint32)."""
+    directory = "/" + url.split("/", 3)[3]
+    children = sorted(c for c in zk.get_children(directory) if c.startswith("json.info_"))
+    info = json.loads(zk.get(f"{directory}/{children[0]}")[0])
+    ip = socket.inet_ntoa(struct.pack("<I", info["ip"]))
+    assert ip == info["address"]["ip"]
+    return ip, info["address"]["port"]
+
+
 def test_stdlib_scheduler_runs_reconciles_fails_over_and_kills(
-        zk_url: str, tmp_path: Path) -> None:  # noqa: F811
+        zk_url: str, raw_zk: KazooClient, tmp_path: Path) -> None:  # noqa: F811
     """An http.client scheduler follows 307 to the leader, runs and acknowledges tasks,
     reconciles, follows a leader change with its framework id, kills; the operator stream
     of the first leader sees TASK_ADDED and TASK_UPDATED for its tasks."""
@@ -50,6 +65,7 @@ def test_stdlib_scheduler_runs_reconciles_fails_over_and_kills(
         for _ in range(3):
             cluster.add_master(framework_heartbeat_interval=1, agent_reregister_timeout=30)
         leader = the_leader(cluster.masters)
+        assert mesos_client_finds_leader(raw_zk, zk_url) == ("127.0.0.1", leader.http_port)
         agent = cluster.add_agent(RESOURCES)
         standby = next(m for m in cluster.masters if m is not leader)
         sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "n"}}}
@@ -104,5 +120,38 @@ def test_stdlib_scheduler_runs_reconciles_fails_over_and_kills(
             state = new.state()
             assert [f["id"] for f in state["completed_frameworks"]] == [first["framework_id"]]
             assert agent.agent_id in {a["id"] for a in state["slaves"]}
+        finally:
+            proc.stop()
+
+
+MESOSHTTP_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "mesoshttp_scheduler.py"
+
+
+def test_mesoshttp_library_runs_kills_and_reconciles_through_zookeeper(
+        zookeeper: ZooKeeperServer, tmp_path: Path) -> None:  # noqa: F811
+    """mesoshttp 0.4.2 from PyPI, pointed at zk://…/mesos of three masters, finds the
+    leader, runs command tasks to TASK_FINISHED, reconciles and kills one, tears down."""
+    python = ensure_mesoshttp()
+    url = f"zk://{zookeeper.hosts}/mesos"
+    with HACluster(tmp_path / "cluster", url) as cluster:
+        for _ in range(3):
+            cluster.add_master(framework_heartbeat_interval=1)
+        leader = the_leader(cluster.masters)
+        cluster.add_agent(RESOURCES)
+        proc = Proc([python, str(MESOSHTTP_SCRIPT), url], tmp_path / "mesoshttp.log")
+        try:
+            sub = wait_for(lambda: reached(proc, "subscribed"), 60, what="subscribed")
+            assert sub["master"]["port"] == leader.http_port
+            wait_for(lambda: reached(proc, "killed"), 90, what="ran, reconciled and killed")
+            updates = [(m["task_id"], m["state"]) for m in milestones(proc)
+                       if m["event"] == "update"]
+            assert ("done-1", "TASK_FINISHED") in updates
+            assert reached(proc, "reconciled") == {"event": "reconciled",
+                                                   "state": "TASK_RUNNING"}
+            assert proc.popen.wait(60) == 0, proc.output()[-3000:]
+            framework_id = sub["framework_id"]
+            wait_for(lambda: framework_id in {f["id"] for f in
+                                              leader.state()["completed_frameworks"]},
+                     30, what="the framework torn down")
         finally:
             proc.stop()

@@ -169,7 +169,8 @@ def test_leader_znode_holds_mesos_master_info_json(zk_url: str, raw_zk: KazooCli
         assert stat.ephemeralOwner == contender.session.client_id[0]
         obj = json.loads(data)
         assert obj["id"] == "master-7" and obj["hostname"] == "localhost"
-        assert obj["ip"] == "127.0.0.1" and obj["port"] == 5057 and obj["version"] == "0.1.0"
+        assert obj["ip"] == 16777343  # 127.0.0.1 as the uint32 Mesos writes
+        assert obj["port"] == 5057 and obj["version"] == "0.1.0"
         assert obj["address"] == {"ip": "127.0.0.1", "hostname": "localhost", "port": 5057}
         assert obj["zmq_endpoint"] == "tcp://127.0.0.1:6057"
         directory = parse_zk_url(zk_url).path

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
+import shlex
+import socket
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
-from tests.support.marathon_procs import MarathonCluster, shell_app
-from tests.support.procs import wait_for
+from tests.support.cluster_procs import ProcCluster
+from tests.support.marathon_procs import MarathonCluster, MarathonProc, shell_app
+from tests.support.procs import Proc, holds, mesoslite, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +204,219 @@ def test_a_frame_packed_with_bad_envelopes_gets_one_answer(cluster: MarathonClus
     status, _ = raw(cluster.master.http_port, "GET", "/health")
     assert status == 200
     assert cluster.master.framework(cluster.framework_id) is not None
+
+
+def test_idle_connection_flood_leaves_the_master_responsive_and_its_log_small(
+        tmp_path: Path) -> None:
+    """The fd probe: with 256 fds, 300 idle connections; /health answers, no spin, small log."""
+    log_path = tmp_path / "master.log"
+    command = " ".join(shlex.quote(arg) for arg in mesoslite(
+        "master", "--ip", "127.0.0.1", "--http_port", "0", "--zmq_port", "0",
+        "--work_dir", str(tmp_path / "work")))
+    proc = Proc(["sh", "-c", f"ulimit -n 256 && exec {command}"], log_path)
+    idle: list[socket.socket] = []
+    try:
+        output = proc.wait_output("mesoslite master:", timeout=30)
+        port = int(re.search(r"http://[\d.]+:(\d+)", output).group(1))  # type: ignore[union-attr]
+        for _ in range(300):
+            conn = socket.socket()
+            conn.settimeout(10)
+            conn.connect(("127.0.0.1", port))
+            idle.append(conn)
+        for _ in range(3):
+            status, _ = raw(port, "GET", "/health")
+            assert status == 200
+        master = psutil.Process(proc.pid)
+        before = sum(master.cpu_times()[:2])
+        for _ in range(20):
+            assert raw(port, "GET", "/health")[0] == 200
+        wait_for(lambda: raw(port, "GET", "/metrics/snapshot")[0] == 200, timeout=10,
+                 what="the master answers")
+        used = sum(master.cpu_times()[:2]) - before
+        assert used < 5.0, f"the master used {used:.1f} s of CPU for 21 requests"
+        assert master.num_fds() < 256
+    finally:
+        for conn in idle:
+            conn.close()
+        proc.stop()
+    size = log_path.stat().st_size
+    assert size < 20_000, f"the master wrote {size} bytes of log:\n{proc.output()[-3000:]}"
+    assert "Traceback" not in proc.output()
+
+
+def test_state_files_are_private_and_secrets_masked(tmp_path: Path) -> None:
+    """Checkpoints, the framework's journal and the registry are 0600 in 0700 dirs; flags mask."""
+    root = tmp_path / "cluster"
+    with MarathonCluster(root, agents=1) as running:
+        running.client.ok("POST", "/v2/apps", shell_app(
+            "/secret-env", 1, cmd="exec sleep 600", healthChecks=[],
+            env={"DB_PASSWORD": "hunter2"}), expect=201)
+        wait_for(lambda: running.client.app("/secret-env")["tasksRunning"] == 1, timeout=40,
+                 what="the app runs")
+        agent = running.agents[0]
+        holders = [p for p in (agent.work_dir / "meta").rglob("*") if p.is_file()]
+        holders += [p for p in (root / "marathon-state").rglob("*") if p.is_file()]
+        holders += list(running.master.work_dir.rglob("registry*"))
+        assert any("journal" in p.name for p in holders), holders
+        for path in holders:
+            assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+        for directory in (agent.work_dir / "meta", root / "marathon-state"):
+            assert directory.stat().st_mode & 0o077 == 0, directory
+        status, answer = raw(agent.http_port, "GET", "/files/read?path=" + urllib.parse.quote(
+            str(next(p for p in holders if "journal" in p.name))))
+        assert status == 403 and "hunter2" not in json.dumps(answer)
+
+
+def test_zk_password_is_masked_in_flags_state_and_log(tmp_path: Path) -> None:
+    """An agent following zk://user:password@… never shows the password."""
+    log_path = tmp_path / "agent.log"
+    proc = Proc(mesoslite("agent", "--ip", "127.0.0.1", "--http_port", "0",
+                          "--work_dir", str(tmp_path / "work"),
+                          "--master", "zk://ops:s3cr3t-pw@127.0.0.1:9/mesoslite"), log_path)
+    try:
+        output = proc.wait_output("mesoslite agent:", timeout=30)
+        port = int(re.search(r"http://[\d.]+:(\d+)", output).group(1))  # type: ignore[union-attr]
+        for path in ("/flags", "/state"):
+            status, answer = raw(port, "GET", path)
+            assert status == 200
+            text = json.dumps(answer)
+            assert "s3cr3t-pw" not in text and "zk://ops:***@" in text, path
+    finally:
+        proc.stop()
+    assert "s3cr3t-pw" not in proc.output()
+
+
+def test_a_flipped_bit_in_the_checkpoint_is_refused_not_truncated(tmp_path: Path) -> None:
+    """The checkpoint probe: a restarted agent refuses a damaged journal and keeps it whole."""
+    root = tmp_path / "cluster"
+    with MarathonCluster(root, agents=1) as running:
+        running.client.ok("POST", "/v2/apps", shell_app("/kept", 3, cmd="exec sleep 600",
+                                                        healthChecks=[]), expect=201)
+        wait_for(lambda: running.client.app("/kept")["tasksRunning"] == 3, timeout=60,
+                 what="3 tasks run")
+        agent = running.agents[0]
+        agent.kill9()
+        [journal] = (agent.work_dir / "meta").rglob("journal")
+        data = bytearray(journal.read_bytes())
+        data[len(data) // 8] ^= 0x04  # one bit, early in the file
+        journal.write_bytes(bytes(data))
+        flags = ["--master", running.master.address, "--ip", "127.0.0.1", "--http_port", "0",
+                 "--work_dir", str(agent.work_dir)]
+        again = Proc(mesoslite("agent", *flags), tmp_path / "agent-again.log")
+        try:
+            wait_for(lambda: not again.alive(), timeout=30, what="the agent refuses to start")
+        finally:
+            again.stop()
+        assert again.popen.returncode != 0
+        output = again.output()
+        assert "is corrupt at byte" in output and "Traceback" not in output, output[-2000:]
+        assert journal.read_bytes() == data  # never truncated
+        copies = list(journal.parent.glob("journal.corrupt-*"))
+        assert copies and copies[0].read_bytes() == data
+
+
+def _limited(kind: str, tmp_path: Path, blocks: int, *flags: str) -> tuple[Proc, int]:
+    """``mesoslite <kind>`` whose files may not grow past ``blocks`` × 512 bytes."""
+    command = " ".join(shlex.quote(arg) for arg in mesoslite(kind, *flags))
+    proc = Proc(["sh", "-c", f"ulimit -f {blocks} && exec {command}"], tmp_path / f"{kind}.log")
+    output = proc.wait_output(f"mesoslite {kind}:", timeout=30)
+    port = int(re.search(r"http://[\d.]+:(\d+)", output).group(1))  # type: ignore[union-attr]
+    return proc, port
+
+
+def test_a_full_disk_is_507_and_the_master_keeps_running(tmp_path: Path) -> None:
+    """A registry write the disk refuses is retried: PUT /weights is 507 naming it; no exit."""
+    proc, port = _limited("master", tmp_path, 4, "--ip", "127.0.0.1", "--http_port", "0",
+                          "--zmq_port", "0", "--work_dir", str(tmp_path / "work"),
+                          "--registry_store_timeout", "2")
+    try:
+        status, _ = raw(port, "PUT", "/weights", json.dumps([{"role": "small", "weight": 2}])
+                        .encode(), {"Content-Type": "application/json"})
+        assert status == 200
+        many = [{"role": f"role-{i:04d}-{'x' * 40}", "weight": 1.5} for i in range(200)]
+        status, answer = raw(port, "PUT", "/weights", json.dumps(many).encode(),
+                             {"Content-Type": "application/json"})
+        assert status == 507, answer
+        assert "File too large" in answer["message"], answer
+        assert proc.alive()
+        assert raw(port, "GET", "/health")[0] == 200
+        assert raw(port, "GET", "/state")[0] == 200
+    finally:
+        proc.stop()
+    assert proc.popen.returncode == 0, proc.output()[-2000:]  # stopped by us, not exited
+
+
+def test_an_agent_that_cannot_checkpoint_holds_its_updates(tmp_path: Path) -> None:
+    """The agent's disk fills: /health is 503 naming it; no update the master has was not
+    checkpointed first (messages are held, not sent)."""
+    from mesoslite.agent.journal import parse
+
+    procs = ProcCluster(tmp_path / "cluster")
+    agent: Proc | None = None
+    framework: MarathonProc | None = None
+    try:
+        master = procs.start_master()
+        work = tmp_path / "agent"
+        agent, port = _limited("agent", tmp_path, 128, "--master", master.address, "--ip",
+                               "127.0.0.1", "--http_port", "0", "--work_dir", str(work),
+                               "--resources", "cpus:8;mem:4096", "--registration_backoff_factor",
+                               "0.1")
+        framework = MarathonProc(master, tmp_path / "marathon-state", tmp_path / "m.log",
+                                 {"max_instances_per_offer": 2})
+        framework.client.ok("POST", "/v2/apps", shell_app("/first", 2, cmd="exec sleep 600",
+                                                          healthChecks=[], mem=16), expect=201)
+        wait_for(lambda: framework.client.app("/first")["tasksRunning"] == 2, timeout=60,
+                 what="the first tasks run (their updates checkpointed)")
+        framework.client.ok("POST", "/v2/apps", shell_app("/fill", 40, cmd="exec sleep 600",
+                                                          healthChecks=[], mem=16), expect=201)
+        wait_for(lambda: raw(port, "GET", "/health")[0] == 503, timeout=60,
+                 what="the agent's checkpoint fails")
+        _status, answer = raw(port, "GET", "/health")
+        assert "File too large" in answer["error"], answer
+        assert agent.alive()
+        [journal] = (work / "meta").rglob("journal")
+
+        def unsent_updates() -> set[tuple[str, str]]:
+            seen = {(t["id"], t["state"]) for fw in master.state()["frameworks"]
+                    for t in fw["tasks"] if t["state"] != "TASK_STAGING"}
+            records, _end, _legacy = parse(journal.read_bytes())
+            checkpointed = {(r[4], r[5]["status"]["state"]) for r, _raw in records
+                            if r[0] == "UPDATE"}
+            return seen - checkpointed
+
+        # Executors started before the disk filled keep reporting: none of it may leave.
+        holds(lambda: not unsent_updates(), 5.0, "no update leaves before its checkpoint")
+        assert agent.alive()
+        running = sum(1 for fw in master.state()["frameworks"] for t in fw["tasks"]
+                      if t["state"] == "TASK_RUNNING")
+        assert 2 <= running < 42, running
+    finally:
+        if framework is not None:
+            framework.proc.stop()
+        if agent is not None:
+            agent.stop()
+        procs.stop()
+
+
+def test_a_full_disk_is_507_on_the_framework_api(tmp_path: Path) -> None:
+    """Marathon's POST /v2/apps on a full state disk is 507 naming it; the API keeps serving."""
+    procs = ProcCluster(tmp_path / "cluster")
+    framework: Proc | None = None
+    try:
+        master = procs.start_master()
+        framework, port = _limited("marathon", tmp_path, 64, "--master", master.address,
+                                   "--http_address", "127.0.0.1", "--http_port", "0",
+                                   "--state_dir", str(tmp_path / "state"))
+        wait_for(lambda: raw(port, "GET", "/ping")[0] == 200, timeout=20, what="/ping")
+        big = shell_app("/big", 0, cmd="exec sleep 600", healthChecks=[],
+                        env={f"VAR_{i}": "x" * 1000 for i in range(60)})
+        status, answer = raw(port, "POST", "/v2/apps", json.dumps(big).encode(),
+                             {"Content-Type": "application/json"})
+        assert status == 507, answer
+        assert "File too large" in answer["message"], answer
+        assert framework.alive()
+        assert raw(port, "GET", "/v2/apps")[0] == 200
+    finally:
+        if framework is not None:
+            framework.stop()
+        procs.stop()

@@ -189,7 +189,7 @@ def test_executor_environment_adds_agent_link() -> None:
     assert env["PATH"] == "/bin" and env["X"] == "y"
     assert env["MESOSLITE_AGENT_ZMQ"] == "tcp://127.0.0.1:9"
     assert env["MESOS_CONTAINER_ID"] == "C" and env["MESOS_CHECKPOINT"] == "1"
-    assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "5.0"
+    assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "5secs"  # Mesos's duration text
     assert env["MESOSLITE_AGENT_PID"] == "42"
     assert env["PYTHONPATH"] == os.pathsep.join(["/src", "/other"])
     assert "MESOS_TASK_ID" not in env

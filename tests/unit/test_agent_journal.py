@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import struct
 import uuid
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from mesoslite.agent.checkpoint import Checkpointer
-from mesoslite.agent.journal import Journal
+from mesoslite.agent.journal import MAGIC, Journal, JournalCorrupt
 from mesoslite.protocol import (
     AgentInfo,
     CommandInfo,
@@ -153,3 +155,80 @@ def test_framework_removed_then_back_keeps_only_the_new_records(tmp_path: Path) 
     assert state is not None
     assert state.frameworks["F"].info == fw
     assert set(state.frameworks["F"].executors) == {"new"}
+
+
+def _three_records(path: Path) -> bytes:
+    journal = Journal(str(path))
+    for fid in ("F", "G", "H"):
+        journal.append("EXECUTOR", fid, "e", body={"info": {}, "kind": "command", "host": "x"})
+    journal.sync()
+    journal.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("where", ["first length", "first payload", "middle payload",
+                                   "last payload", "last header"])
+def test_a_flipped_bit_is_refused_never_truncated(tmp_path: Path, where: str) -> None:
+    """Any flipped bit is JournalCorrupt naming the offset; the file stays, a copy is kept."""
+    path = tmp_path / "journal"
+    data = bytearray(_three_records(path))
+    record = (len(data) - len(MAGIC)) // 3
+    offsets = {"first length": len(MAGIC) + 1, "first payload": len(MAGIC) + 14,
+               "middle payload": len(MAGIC) + record + 20, "last payload": len(data) - 2,
+               "last header": len(data) - record + 5}
+    data[offsets[where]] ^= 0x10
+    path.write_bytes(bytes(data))
+    for attempt in (lambda j: j.read(), lambda j: (j.append("FORGET", "X"), j.sync())):
+        with pytest.raises(JournalCorrupt) as info:
+            attempt(Journal(str(path)))
+        assert "is corrupt at byte" in str(info.value)
+        assert info.value.quarantine and Path(info.value.quarantine).read_bytes() == data
+        assert path.read_bytes() == data  # never truncated, never appended to
+
+
+def test_only_a_short_final_record_is_torn(tmp_path: Path) -> None:
+    """Cutting the file inside the last record loses that record only."""
+    path = tmp_path / "journal"
+    data = _three_records(path)
+    for cut in (1, 5, 13, 30):
+        path.write_bytes(data[:-cut])
+        journal = Journal(str(path))
+        assert [r[1] for r in journal.read()] == ["F", "G"]
+        journal.append("FORGET", "X")
+        journal.sync()
+        journal.close()
+        assert [r[1] for r in Journal(str(path)).read()] == ["F", "G", "X"]
+
+
+def test_a_journal_in_the_older_format_is_rewritten_with_checksums(tmp_path: Path) -> None:
+    """Records without checksums (the older format) are read and rewritten in this one."""
+    path = tmp_path / "journal"
+    payload = msgpack.packb(["FORGET", "F", "", "", "", None])
+    path.write_bytes(struct.pack(">I", len(payload)) + payload)
+    journal = Journal(str(path))
+    journal.append("FORGET", "G")
+    journal.sync()
+    assert path.read_bytes().startswith(MAGIC)
+    assert [r[1] for r in Journal(str(path)).read()] == ["F", "G"]
+
+
+def test_a_write_the_disk_refused_is_cut_back_and_retried_whole(tmp_path: Path) -> None:
+    """A batch that only partly fits (file-size limit) is cut off; the retry appends it whole."""
+    import resource
+
+    path = tmp_path / "journal"
+    journal = Journal(str(path))
+    journal.append("FORGET", "F")
+    journal.sync()
+    size = path.stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    journal.append("EXECUTOR", "G", "e", body={"info": {"pad": "x" * 4000}, "kind": "custom"})
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, hard))  # Python ignores SIGXFSZ
+    try:
+        with pytest.raises(OSError):
+            journal.sync()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert path.stat().st_size == size and journal.pending
+    assert journal.sync() == 1
+    assert [r[1] for r in Journal(str(path)).read()] == ["F", "G"]

@@ -7,6 +7,11 @@ from typing import Any
 
 import pytest
 
+from mesoslite.api.executor_calls import (
+    executor_event,
+    executor_message,
+    parse_executor_call,
+)
 from mesoslite.api.operator_view import feed_event
 from mesoslite.api.recordio import Decoder, RecordIOError, encode
 from mesoslite.api.scheduler_calls import Unsupported, event_json, parse_call
@@ -21,15 +26,22 @@ from mesoslite.protocol import (
     FrameworkToExecutorMessage,
     Heartbeat,
     Kill,
+    KillPolicy,
+    KillTask,
     MasterInfo,
     Offer,
     Offers,
     Reason,
     Reconcile,
+    RegisterExecutor,
+    ReregisterExecutor,
     Rescind,
     Revive,
     Shutdown,
+    ShutdownExecutor,
     Source,
+    StatusUpdate,
+    StatusUpdateAcknowledgement,
     Subscribe,
     Subscribed,
     Suppress,
@@ -232,3 +244,61 @@ def test_bad_framework_infos_name_the_field(info: dict[str, Any], field: str) ->
     with pytest.raises(V1Error) as error:
         parse_framework_info(info, "f")
     assert error.value.field == field
+
+
+def test_executor_calls_become_agent_messages() -> None:
+    """SUBSCRIBE (fresh or with unacknowledged state), UPDATE, MESSAGE, HEARTBEAT."""
+    base = {"framework_id": FID, "executor_id": {"value": "E"}}
+    uuid = base64.b64encode(b"u1").decode()
+    status = {"task_id": {"value": "t"}, "state": "TASK_RUNNING", "uuid": uuid}
+    fresh = executor_message(parse_executor_call({**base, "type": "SUBSCRIBE"}), "C")
+    assert fresh == RegisterExecutor("F1", "E", "C")
+    again = executor_message(parse_executor_call({**base, "type": "SUBSCRIBE", "subscribe": {
+        "unacknowledged_tasks": [_task()],
+        "unacknowledged_updates": [{"framework_id": FID, "status": status}]}}), "C")
+    assert isinstance(again, ReregisterExecutor) and again.container_id == "C"
+    assert again.tasks[0].task_id == "t1" and again.updates[0].status.uuid == b"u1"
+    update = executor_message(parse_executor_call({**base, "type": "UPDATE",
+                                                   "update": {"status": status}}), "C")
+    assert isinstance(update, StatusUpdate) and update.status.source is Source.SOURCE_EXECUTOR
+    assert update.status.executor_id == "E"
+    message = executor_message(parse_executor_call({**base, "type": "MESSAGE",
+                                                    "message": {"data": uuid}}), "C")
+    assert message == ExecutorToFrameworkMessage("F1", "", "E", b"u1")
+    assert executor_message(parse_executor_call({**base, "type": "HEARTBEAT"}), "C") == \
+        Heartbeat("E")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"type": "UPDATE", "update": {"status": {"task_id": {"value": "t"},
+                                              "state": "TASK_RUNNING"}}}, "update.status.uuid"),
+    ({"type": "UPDATE", "update": {"status": {"task_id": {"value": "t"}, "state": "BOGUS",
+                                              "uuid": "dQ=="}}}, "update.status.state"),
+    ({"type": "UPDATE", "update": {"status": {"task_id": {"value": "t"}, "state": "TASK_LOST",
+                                              "uuid": "dQ==", "source": "SOURCE_MASTER"}}},
+     "update.status.source"),
+    ({"type": "UPDATE", "update": {"status": {"task_id": {"value": "t"}, "state": "TASK_LOST",
+                                              "uuid": "dQ==", "executor_id": {"value": "X"}}}},
+     "update.status.executor_id"),
+    ({"type": "MESSAGE", "message": {"data": 3}}, "message.data"),
+    ({"type": "HEARTBEAT", "heartbeat": {}}, "heartbeat"),
+])
+def test_malformed_executor_calls_name_the_field(body: dict[str, Any], field: str) -> None:
+    """Bad executor calls are refused naming the field."""
+    with pytest.raises(V1Error) as error:
+        executor_message(parse_executor_call(
+            {"framework_id": FID, "executor_id": {"value": "E"}, **body}), "C")
+    assert error.value.field == field
+
+
+def test_agent_messages_become_executor_events() -> None:
+    """What the agent sends an executor renders as v1 executor events."""
+    ack = executor_event(StatusUpdateAcknowledgement("A", "F", "t", b"\x01"), "C")
+    assert ack == {"type": "ACKNOWLEDGED", "acknowledged": {"task_id": {"value": "t"},
+                                                            "uuid": "AQ=="}}
+    kill = executor_event(KillTask("F", "t", KillPolicy(2.0)), "C")
+    assert kill == {"type": "KILL", "kill": {"task_id": {"value": "t"}, "kill_policy": {
+        "grace_period": {"nanoseconds": 2_000_000_000}}}}
+    assert executor_event(ShutdownExecutor("F", "E"), "C") == {"type": "SHUTDOWN"}
+    assert executor_event(FrameworkToExecutorMessage("F", "A", "E", b"hi"), "C") == {
+        "type": "MESSAGE", "message": {"data": "aGk="}}

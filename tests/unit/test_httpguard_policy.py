@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mesoslite.httpguard.policy import (
+    AuthPolicy,
+    CredentialsError,
     RequestPolicy,
     allowed_host_names,
+    basic_principal,
     is_json_type,
+    parse_credentials,
+    parse_user_password,
     split_host,
 )
 
@@ -109,3 +116,90 @@ def test_json_types() -> None:
     assert is_json_type("text/json")
     assert not is_json_type("text/plain")
     assert not is_json_type("")
+
+
+def _basic(user: str, secret: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+
+
+def test_parse_credentials_mesos_json() -> None:
+    """Mesos's credentials JSON gives principal -> secret; bad shapes name what is wrong."""
+    text = ('{"credentials": [{"principal": "a", "secret": "x"}, '
+            '{"principal": "b", "secret": "y"}]}')
+    assert parse_credentials(text) == {"a": "x", "b": "y"}
+    for bad, words in (("nope", "not JSON"), ('{"credentials": []}', "at least one"),
+                       ('{"credentials": [{"principal": "a"}]}', "secret"),
+                       ('{"credentials": [{"principal": "a:b", "secret": "x"}]}', "principal"),
+                       ('{"credentials": [{"principal": "a", "secret": "x", "z": 1}]}',
+                        "principal and secret only")):
+        with pytest.raises(CredentialsError, match=words):
+            parse_credentials(bad)
+
+
+def test_parse_user_password() -> None:
+    """Marathon's user:password, several separated by commas."""
+    assert parse_user_password("a:x, b:y:z") == {"a": "x", "b": "y:z"}
+    for bad in ("", "nopassword", ":x", "a:"):
+        with pytest.raises(CredentialsError):
+            parse_user_password(bad)
+
+
+def test_basic_principal() -> None:
+    """Only a well-formed Basic header with the right secret proves a principal."""
+    creds = {"ops": "s3cret"}
+    assert basic_principal(_basic("ops", "s3cret"), creds) == "ops"
+    for header in (None, "", _basic("ops", "wrong"), _basic("who", "s3cret"), "Bearer abc",
+                   "Basic !!!", "Basic " + "b3Bz"):
+        assert basic_principal(header, creds) is None, header
+
+
+def test_auth_policy_reads_writes_and_open_paths() -> None:
+    """401 with WWW-Authenticate where credentials are needed; open paths and the
+    unauthenticated kind of request pass; with writes authenticated, forms go to /teardown."""
+    auth = AuthPolicy({"ops": "s3cret"}, readonly=False, readwrite=True)
+    policy = RequestPolicy(POLICY.allowed_hosts, POLICY.form_paths, auth=auth)
+    assert _check("GET", policy=policy) is None
+    refused = policy.check("POST", "/teardown", host="localhost", origin=None,
+                           content_type="application/json", has_body=True)
+    assert refused is not None and refused.status == 401
+    assert refused.headers == (("WWW-Authenticate", 'Basic realm="mesos"'),)
+    form = "application/x-www-form-urlencoded"
+    assert policy.check("POST", "/teardown", host="localhost", origin=None, content_type=form,
+                        has_body=True, authorization=_basic("ops", "s3cret")) is None
+    assert policy.check("POST", "/teardown", host="localhost", origin="http://evil.example",
+                        content_type=form, has_body=True,
+                        authorization=_basic("ops", "s3cret")).status == 403  # type: ignore[union-attr]
+    reads = AuthPolicy({"ops": "s3cret"}, readonly=True, readwrite=False)
+    assert reads.check("GET", "/state", None) is not None
+    assert reads.check("GET", "/health", None) is None
+    assert reads.check("POST", "/x", None) is None
+
+
+def test_ctl_credentials_come_from_the_environment(tmp_path: Path) -> None:
+    """MESOSLITE_PRINCIPAL with MESOSLITE_SECRET or MESOSLITE_SECRET_FILE; none: no header."""
+    from mesoslite.ctl.common import CtlError, basic_authorization
+
+    assert basic_authorization({}) is None
+    assert basic_authorization({"MESOSLITE_PRINCIPAL": "ops", "MESOSLITE_SECRET": "s3cret"}) \
+        == _basic("ops", "s3cret")
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    assert basic_authorization({"MESOSLITE_PRINCIPAL": "ops",
+                                "MESOSLITE_SECRET_FILE": str(secret)}) == _basic("ops", "s3cret")
+    with pytest.raises(CtlError, match="MESOSLITE_SECRET"):
+        basic_authorization({"MESOSLITE_PRINCIPAL": "ops"})
+
+
+def test_authentication_flags_need_a_credentials_file() -> None:
+    """--authenticate_http_* without --credentials is a ConfigError naming credentials."""
+    from mesoslite.agent.config import AgentConfig
+    from mesoslite.config_checks import ConfigError
+    from mesoslite.master.config import MasterConfig
+
+    for config in (MasterConfig, AgentConfig):
+        with pytest.raises(ConfigError) as info:
+            config(authenticate_http_readonly=True)
+        assert info.value.field == "credentials"
+        assert config(authenticate_http_readwrite=True, credentials="/x").credentials == "/x"

@@ -174,3 +174,44 @@ def test_the_service_push_folds_many_events_into_one_frame() -> None:
         assert service.bus.subscriber_count == 0
 
     asyncio.run(main())
+
+
+class Record:
+    """A record with a version, as the master's agents and tasks have."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.version = 0
+
+
+def test_row_lists_remake_only_the_rows_of_changed_records() -> None:
+    """Same records: only those whose version moved get a new row; other records (one
+    gone, one new): every row is made for the new list."""
+    ui = MasterUi(Shell(Harness()))  # type: ignore[arg-type]
+    made: list[str] = []
+
+    def row(record: Record) -> dict[str, Any]:
+        made.append(record.name)
+        return {"name": record.name, "v": record.version}
+
+    records = [Record(f"r{i}") for i in range(5)]
+    assert [r["name"] for r in ui.rows("slot", records, row)] == [f"r{i}" for i in range(5)]
+    made.clear()
+    records[3].version += 1
+    rows = ui.rows("slot", list(records), row)
+    assert made == ["r3"] and rows[3]["v"] == 1 and rows[0]["v"] == 0
+    made.clear()
+    changed = [*records[:2], Record("new"), *records[3:]]
+    assert [r["name"] for r in ui.rows("slot", changed, row)][2] == "new"
+    assert len(made) == 5
+
+
+@pytest.mark.parametrize("values", [[3, None, 1.5, 2], ["b", "A", "c", "a"], ["x", 1, None]])
+def test_pages_of_mixed_or_missing_values_sort_as_before(values: list[Any]) -> None:
+    """Numbers, text in any case, missing values and mixes give the order of a full sort
+    by the display rules (numbers, then text ignoring case, then missing)."""
+    rows = [{"v": value, "n": i} for i, value in enumerate(values * 50)]
+    for descending in (False, True):
+        query = views.Query(offset=3, limit=5, sort="v", descending=descending)
+        full = sorted(rows, key=lambda row: views._sort_value(row["v"]), reverse=descending)
+        assert views.page(rows, query)["items"] == full[3:8]

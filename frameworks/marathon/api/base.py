@@ -14,6 +14,7 @@ JSON body.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -255,6 +256,19 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(response.body or b"")
 
 
+#: errno values that mean the disk (or a quota, or a file-size limit) is full.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _storage_full(error: BaseException | None) -> OSError | None:
+    """The "disk full" error behind ``error`` (its causes followed), or None."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _FULL:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def _json_type(value: Any) -> str:
     """The JSON name of a decoded value's type."""
     if isinstance(value, bool):
@@ -296,6 +310,10 @@ def _error_body(status: int, error: Any, reason: str) -> tuple[int, dict[str, An
             except (TypeError, ValueError):
                 message = error.log_message
         return error.status_code, {"message": message, "details": []}
+    full = _storage_full(error)
+    if full is not None:
+        return 507, {"message": f"Insufficient storage: {full.strerror or full}; the change "
+                                "was not saved", "details": []}
     if status >= 500:
         return status, {"message": "Internal server error; see the log of this instance",
                         "details": []}

@@ -155,7 +155,8 @@ class FileStore:
         if self._journal_fd is not None:
             return
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.root, 0o700)  # state (app definitions, env) is for this user only
             self._lock()
             for name in os.listdir(self.root):
                 if TMP_MARKER in name and name.split(TMP_MARKER)[0] in (_JOURNAL, _SNAPSHOT):
@@ -164,6 +165,7 @@ class FileStore:
                 self._migrate_old_layout()
             self._load()
             self._journal_fd = os.open(self.journal_path, os.O_WRONLY)
+            os.fchmod(self._journal_fd, 0o600)  # one written world-readable before
             os.lseek(self._journal_fd, 0, os.SEEK_END)
         except JournalError as exc:
             self._close_files()
@@ -180,7 +182,7 @@ class FileStore:
         if path.is_dir():
             raise StoreError(f"state directory {self.root}: {path} is a directory; move it "
                              "away (the store keeps its lock file there)")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:

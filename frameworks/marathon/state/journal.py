@@ -247,7 +247,7 @@ def scan_journal(path: Path) -> JournalScan:
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` durably; the temp file carries :data:`TMP_MARKER`."""
     atomic_write(path, data, tmp_path=path.with_name(f"{path.name}{TMP_MARKER}{uuid.uuid4().hex}"),
-                 mode=0o644)
+                 mode=0o600)
 
 
 def read_old_layout(root: Path, skip: set[str]) -> dict[str, bytes]:

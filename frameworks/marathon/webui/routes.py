@@ -25,7 +25,8 @@ import tornado.web
 
 from frameworks.marathon.api.apps import AppViews
 from frameworks.marathon.api.base import ApiError, ApiHandler
-from frameworks.marathon.core.model import MarathonTask
+from frameworks.marathon.core.model import App, MarathonTask
+from frameworks.marathon.core.reports import QueueEntry
 from frameworks.marathon.facade import ServiceFacade
 from frameworks.marathon.webui import summaries
 from frameworks.marathon.webui.stream import ChangePublisher, ChangesHandler
@@ -73,6 +74,17 @@ class ServicePage(tornado.web.RequestHandler):
         self.finish(self.page)
 
 
+_Inputs = tuple[App, list[MarathonTask], list[str], QueueEntry | None]
+
+
+def _same_inputs(old: _Inputs, new: _Inputs) -> bool:
+    """True when an app row's inputs are the very same objects as last time (the
+    facade's records are immutable: a change is a new object), so its row stands."""
+    return (old[0] is new[0] and old[3] is new[3] and old[2] == new[2]
+            and len(old[1]) == len(new[1])
+            and all(a is b for a, b in zip(old[1], new[1], strict=True)))
+
+
 def _by_app(tasks: list[MarathonTask]) -> dict[str, list[MarathonTask]]:
     out: dict[str, list[MarathonTask]] = {}
     for task in tasks:
@@ -85,11 +97,13 @@ class AppsSummaryHandler(ApiHandler):
 
     def initialize(self, service: ServiceFacade, options: dict[str, Any],  # type: ignore[override]
                    cache: dict[Any, tuple[float, str]], publisher: ChangePublisher,
-                   computing: dict[Any, asyncio.Future[str]]) -> None:
-        """Keep the mount's cache (key -> (monotonic time, JSON text)), the publisher and
-        the computations under way."""
+                   computing: dict[Any, asyncio.Future[str]],
+                   rows: dict[str, tuple[_Inputs, dict[str, Any]]]) -> None:
+        """Keep the mount's caches (key -> (monotonic time, JSON text); app id -> the
+        app row and what it was made of), the publisher and the computations under way."""
         super().initialize(service, options)
         self.cache = cache
+        self.rows = rows
         self.publisher = publisher
         self.computing = computing
 
@@ -136,11 +150,23 @@ class AppsSummaryHandler(ApiHandler):
         queued = {entry.app.id: entry for entry in service.queue()}
         views = AppViews(service, set())
         rows = []
+        known = self.rows
+        seen: set[str] = set()
         for index, app in enumerate(service.list_apps(), 1):
-            rows.append(summaries.app_row(app, tasks.get(app.id, []), views.deployments_of(app.id),
-                                          queued.get(app.id)))
+            inputs = (app, tasks.get(app.id, []), views.deployments_of(app.id),
+                      queued.get(app.id))
+            seen.add(app.id)
+            cached = known.get(app.id)
+            if cached is not None and _same_inputs(cached[0], inputs):
+                rows.append(cached[1])
+            else:
+                row = summaries.app_row(*inputs)
+                known[app.id] = (inputs, row)
+                rows.append(row)
             if index % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+        for gone in [app_id for app_id in known if app_id not in seen]:
+            del known[gone]
         return json.dumps(summaries.apps_page(rows, filters), separators=(",", ":"))
 
     def write_json_text(self, text: str) -> None:
@@ -182,7 +208,7 @@ def mount_service_ui(app: tornado.web.Application, service: ServiceFacade, *,
         (r"/", RootRedirect),
         (r"/ui", ServicePage, {"service": service, "page": _page()}),
         (r"/ui/api/apps", AppsSummaryHandler, {**api_args, "cache": {}, "computing": {},
-                                               "publisher": publisher}),
+                                               "rows": {}, "publisher": publisher}),
         (r"/ui/api/events", ChangesHandler, {**api_args, "publisher": publisher}),
         (r"/ui/api/links", LinksHandler, {**api_args, "master_url": master_url}),
         (r"/ui/static/common/(.*)", StaticFiles, {"path": os.path.join(COMMON_STATIC_DIR,

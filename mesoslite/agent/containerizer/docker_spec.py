@@ -69,12 +69,19 @@ SUPPORTED_PARAMETERS: dict[str, tuple[str, str]] = {
     "tmpfs": ("host:tmpfs", "tmpfs"),
     "pids-limit": ("host:pids_limit", "int"),
     "sysctl": ("host:sysctls", "keyvalue"),
+    # The container's Docker logging (the agent still copies its output into the sandbox
+    # through the Docker API, which drivers that keep a local copy allow).
+    "log-driver": ("host:log_config", "logdriver"),
+    "log-opt": ("host:log_config", "logopt"),
 }
 _ALIASES = {"e": "env", "l": "label", "w": "workdir", "u": "user"}
-#: The default allow-list: options that do not widen what a container may do to its host.
+#: The default allow-list: options that do not widen what a container may do to its host
+#: (a log driver may ship output elsewhere: the operator allows log-driver and log-opt).
 DEFAULT_ALLOWED_PARAMETERS = frozenset(
-    SUPPORTED_PARAMETERS.keys() - {"cap-add", "security-opt", "sysctl"}
+    SUPPORTED_PARAMETERS.keys() - {"cap-add", "security-opt", "sysctl", "log-driver", "log-opt"}
 )
+#: Log drivers a task may choose once log-driver is allowed (``--docker_allowed_log_drivers``).
+DEFAULT_ALLOWED_LOG_DRIVERS = frozenset({"json-file", "local", "journald"})
 
 
 class DockerUnavailableError(ContainerizerError):
@@ -104,6 +111,7 @@ class DockerOptions:
     api_version: str = "1.41"
     allow_privileged: bool = False
     allowed_parameters: frozenset[str] = DEFAULT_ALLOWED_PARAMETERS
+    allowed_log_drivers: frozenset[str] = DEFAULT_ALLOWED_LOG_DRIVERS
     #: Host paths (and everything under them) that volumes may mount.
     volume_allowed_paths: tuple[str, ...] = ()
     kill_orphans: bool = True
@@ -239,7 +247,9 @@ def _parameters(
         where = host if target.startswith("host:") else create
         name = target.removeprefix("host:")
         value = param.value
-        if kind == "str":
+        if kind in ("logdriver", "logopt"):
+            _log_parameter(field, key, value, options, host)
+        elif kind == "str":
             where[name] = value
         elif kind == "list":
             where.setdefault(name, []).append(value)
@@ -270,6 +280,23 @@ def _parameters(
             soft = int(m.group(2))
             hard = int(m.group(3)) if m.group(3) is not None else soft
             where.setdefault(name, []).append({"name": m.group(1), "soft": soft, "hard": hard})
+
+
+def _log_parameter(field: str, key: str, value: str, options: DockerOptions,
+                   host: dict[str, Any]) -> None:
+    """``log-driver`` (from the agent's allow-list) and ``log-opt key=value``."""
+    log_config = host.setdefault("log_config", {"type": "", "config": {}})
+    if key == "log-driver":
+        if value not in options.allowed_log_drivers:
+            allowed = ", ".join(sorted(options.allowed_log_drivers)) or "none"
+            raise _fail(f"{field}.value", f"log driver {value!r} is not allowed on this agent "
+                        f"(allowed: {allowed}; --docker_allowed_log_drivers)")
+        log_config["type"] = value
+        return
+    k, found, v = value.partition("=")
+    if not k or not found:
+        raise _fail(f"{field}.value", f"expected key=value for log-opt, got {value!r}")
+    log_config["config"][k] = v
 
 
 def _volumes(spec: DockerLaunchSpec, options: DockerOptions) -> tuple[list[str], list[str]]:
@@ -456,6 +483,7 @@ def plan_container(
 
 
 __all__ = [
+    "DEFAULT_ALLOWED_LOG_DRIVERS",
     "DEFAULT_ALLOWED_PARAMETERS",
     "SANDBOX_MOUNT",
     "SUPPORTED_PARAMETERS",
