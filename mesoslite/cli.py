@@ -297,6 +297,8 @@ def _cmd_local(args: argparse.Namespace) -> int:
         agent_resources=args.agent_resources,
         agent_port_base=args.agent_port_base,
         marathon_port=None if args.no_marathon else args.marathon_port,
+        dns_port=None if args.no_dns else args.dns_port,
+        dns_http_port=args.dns_http_port,
     )
 
     async def start() -> None:
@@ -425,6 +427,15 @@ def _add_local_parser(sub: Any) -> None:
                    help="Mesos credentials JSON file: every HTTP API (master, agents, "
                         "framework) then requires HTTP Basic with one of its principals "
                         "(env MESOSLITE_CREDENTIALS)")
+    p.add_argument("--dns_port", "--dns-port", type=int,
+                   default=int(env("MESOSLITE_DNS_PORT", "8053")),
+                   help="port of the DNS server for the cluster's tasks, UDP and TCP "
+                        "(default 8053; `mesoslite dns`)")
+    p.add_argument("--dns_http_port", "--dns-http-port", type=int,
+                   default=int(env("MESOSLITE_DNS_HTTP_PORT", "8123")),
+                   help="port of the DNS server's HTTP API /v1/... (default 8123)")
+    p.add_argument("--no_dns", "--no-dns", action="store_true",
+                   help="do not start the DNS server")
     p.set_defaults(func=_cmd_local)
 
 

@@ -67,7 +67,9 @@ class LocalCluster:
     port.  ``master_options``/``agent_options`` override
     :class:`~mesoslite.master.MasterConfig`/:class:`~mesoslite.agent.AgentConfig`
     fields; ``clock`` times both.  ``marathon_port`` (None: not started)
-    starts the bundled framework there.  An agent that does not register
+    starts the bundled framework there; ``dns_port`` (None: not started) starts
+    ``mesoslite dns`` there (UDP and TCP) following the master, with its HTTP API on
+    ``dns_http_port``.  An agent that does not register
     within ``registration_timeout`` seconds fails :meth:`start`.  Without a
     ``work_dir`` the cluster makes a temporary one at :meth:`start` and
     removes it at :meth:`stop`.  Agents register one after another, so
@@ -88,6 +90,8 @@ class LocalCluster:
         agent_options: dict[str, Any] | None = None,
         marathon_port: int | None = None,
         marathon_options: dict[str, Any] | None = None,
+        dns_port: int | None = None,
+        dns_http_port: int = 8123,
         clock: Clock | None = None,
         registration_timeout: float = 60.0,
         split_port_range: bool = True,
@@ -109,6 +113,7 @@ class LocalCluster:
         self._agent_options = dict(agent_options or {})
         self._marathon_port = marathon_port
         self._marathon_options = dict(marathon_options or {})
+        self._dns_ports = (dns_port, dns_http_port)
         self._clock = clock
         self._registration_timeout = registration_timeout
         self._split_ports = split_port_range
@@ -116,6 +121,8 @@ class LocalCluster:
         self.agents: list[AgentProcess] = []
         #: The bundled Marathon-style framework (None: not started).
         self.marathon: Any = None
+        #: The DNS server (None: not started).
+        self.dns: Any = None
         self._next_agent = 0
         self._started = False
 
@@ -160,6 +167,9 @@ class LocalCluster:
                 await self._registered(*await self._start_agent(text))
             if self._marathon_port is not None:
                 await self._start_marathon(self._marathon_port)
+            dns_port, dns_http_port = self._dns_ports
+            if dns_port is not None:
+                await self._start_dns(dns_port, dns_http_port)
         except BaseException:
             await self.stop()
             raise
@@ -210,6 +220,15 @@ class LocalCluster:
             **self._marathon_options))
         await self.marathon.start()
 
+    async def _start_dns(self, port: int, http_port: int) -> None:
+        from mesoslite.dns.config import DnsConfig
+        from mesoslite.dns.main import DnsProcess
+
+        assert self.master is not None
+        self.dns = DnsProcess(DnsConfig(master=f"{self._ip}:{self.master.http_port}",
+                                        ip=self._ip, port=port, http_port=http_port))
+        await self.dns.start()
+
     def _dir(self) -> Path:
         if self.work_dir is None:
             raise RuntimeError("the cluster is not started")
@@ -234,6 +253,12 @@ class LocalCluster:
     async def stop(self, kill_tasks: bool = True) -> None:
         """Stop the framework, the agents (killing their tasks unless ``kill_tasks=False``),
         then the master.  Safe to call twice."""
+        if self.dns is not None:
+            dns, self.dns = self.dns, None
+            try:
+                await dns.stop()
+            except Exception:  # keep stopping the rest
+                log.exception("the DNS server did not stop cleanly")
         if self.marathon is not None:
             marathon, self.marathon = self.marathon, None
             try:
@@ -267,6 +292,9 @@ class LocalCluster:
             )
         if self.marathon is not None:
             lines.append(f"  marathon {self.marathon.url}  (REST API v2: /v2/apps, /v2/events)")
+        if self.dns is not None:
+            lines.append(f"  dns {self._ip}:{self.dns.port} (udp, tcp; domain "
+                         f"{self.dns.config.domain})  http://{self._ip}:{self.dns.http_port}/v1")
         lines.append("Ctrl-C stops the cluster and every task it started.")
         return "\n".join(lines)
 

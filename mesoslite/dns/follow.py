@@ -157,6 +157,7 @@ class Follower:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._detector: Any = None
+        self._last_failure = ""
         self._candidates = [m.strip() for m in config.master.split(",") if m.strip()]
         self._next = 0
 
@@ -187,13 +188,24 @@ class Follower:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure of one attempt: try again
-                log.warning("dns: following the master failed: %s",
-                            str(exc) or type(exc).__name__)
+                self._failed(exc)
             self.connected = False
             delay = backoff * (0.5 + random.random() / 2)
             backoff = min(backoff * 2, self.config.max_backoff)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
+
+    def _failed(self, exc: Exception) -> None:
+        """Log a failed attempt: a new reason as a warning, the same one again at debug."""
+        if isinstance(exc, asyncio.IncompleteReadError):
+            why = "the master closed the connection"
+        elif isinstance(exc, TimeoutError):
+            why = "the master did not answer in time (or the stream went silent)"
+        else:
+            why = str(exc) or type(exc).__name__
+        level = logging.DEBUG if why == self._last_failure else logging.WARNING
+        self._last_failure = why
+        log.log(level, "dns: following the master failed (retrying with backoff): %s", why)
 
     async def _find_leader(self) -> str | None:
         """``host:port`` of the master to ask first (ZooKeeper's leader, or the next one)."""
@@ -293,6 +305,7 @@ class Follower:
             log.warning("dns: ignored an event: %s", exc)
             return silence
         if event.get("type") == "SUBSCRIBED":
+            self._last_failure = ""
             self.connected = True
             self.subscriptions += 1
             interval = event["subscribed"].get("heartbeat_interval_seconds")

@@ -82,19 +82,23 @@ class DnsProcess:
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``mesoslite dns`` (Mesos-DNS's names and defaults where it has them)."""
+    """The flags of ``mesoslite dns`` (Mesos-DNS's names and defaults where it has them).
+
+    ``--master``, ``--domain``, ``--ip``, ``--port`` and ``--http_port`` also come from
+    ``MESOSLITE_DNS_MASTER``, ``_DOMAIN``, ``_IP``, ``_PORT`` and ``_HTTP_PORT``.
+    """
     env = os.environ.get
     d = DnsConfig()
     add = parser.add_argument
-    add("--master", default=env("MESOSLITE_MASTER", d.master),
+    add("--master", default=env("MESOSLITE_DNS_MASTER", d.master),
         help="leading master: host:port of a master's HTTP API (a comma-separated list is "
              "tried in turn), or zk://host:2181,.../path (default %(default)s)")
-    add("--domain", default=env("MESOSLITE_DOMAIN", d.domain),
+    add("--domain", default=env("MESOSLITE_DNS_DOMAIN", d.domain),
         help="domain served (default %(default)s)")
-    add("--ip", default=env("MESOSLITE_IP", d.ip), help="listen address (default %(default)s)")
+    add("--ip", default=env("MESOSLITE_DNS_IP", d.ip), help="listen address (default %(default)s)")
     add("--port", default=env("MESOSLITE_DNS_PORT", str(d.port)),
         help="DNS port, UDP and TCP (default %(default)s; 0: a free port)")
-    add("--http_port", "--http-port", default=env("MESOSLITE_HTTP_PORT", str(d.http_port)),
+    add("--http_port", "--http-port", default=env("MESOSLITE_DNS_HTTP_PORT", str(d.http_port)),
         help="port of the HTTP API /v1/... (default %(default)s; 0: a free port)")
     add("--ttl", default=str(d.ttl), help="TTL of A and SRV records, seconds (default %(default)s)")
     add("--healthy_only", "--healthy-only", action="store_true",

@@ -9,6 +9,7 @@ stable label part derived from an id, for per-task SRV targets).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -21,6 +22,7 @@ _NOT_LABEL = re.compile(r"[^a-z0-9-]")
 _DOMAIN_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
+@functools.lru_cache(maxsize=65536)
 def label(name: str) -> str:
     """``name`` as one hostname label ("" when nothing usable is left)."""
     text = _NOT_LABEL.sub("-", name.lower()).strip("-")
@@ -42,6 +44,7 @@ def check_domain(domain: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=65536)
 def tag(value: str, size: int = 5) -> str:
     """``size`` letters and digits derived from ``value`` (the same value, the same tag)."""
     digest = int.from_bytes(hashlib.sha1(value.encode(), usedforsecurity=False).digest()[:8],

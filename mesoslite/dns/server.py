@@ -27,7 +27,7 @@ from collections.abc import Callable
 from mesoslite.dns.answer import Answer, Soa, resolve
 from mesoslite.dns.config import DnsConfig
 from mesoslite.dns.table import RecordTable
-from mesoslite.dns.wire import Dropped, reply
+from mesoslite.dns.wire import SERVFAIL, Dropped, error_reply, reply
 
 log = logging.getLogger("mesoslite.dns")
 
@@ -71,10 +71,13 @@ class DnsService:
         except Dropped:
             self.stats["dropped"] += 1
             return None
-        except Exception:  # a packet must never stop the server: answer SERVFAIL-less, count
+        except Exception:  # a packet must never stop the server: SERVFAIL, counted, logged
             self.stats["errors"] += 1
             log.exception("dns: failed to answer a %d-byte packet", len(data))
-            return None
+            try:
+                return error_reply(data, SERVFAIL)
+            except Dropped:
+                return None
         self.stats[outcome.lower()] += 1
         if outcome != "FORMERR":
             if len(self._cache) >= CACHE_SIZE:

@@ -27,7 +27,8 @@ named by a hostname is resolved by the ``resolve`` function the shell injects.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -97,13 +98,77 @@ class Master:
     port: int
 
 
-@attrs.frozen
-class Records:
-    """Every record of the zone: A and SRV by name, and every name that exists."""
+#: One record a task, agent or master contributes: (kind "A" or "SRV", name, value).
+Entry = tuple[str, str, "str | Srv"]
 
-    a: Mapping[str, tuple[str, ...]]
-    srv: Mapping[str, tuple[Srv, ...]]
-    names: frozenset[str]
+
+class _Sorted(Mapping[str, tuple[Any, ...]]):
+    """A live view of name → values (each kept with a count of contributors), sorted."""
+
+    def __init__(self, values: dict[str, Counter[Any]], key: Callable[[Any], Any]) -> None:
+        self._values = values
+        self._key = key
+
+    def __getitem__(self, name: str) -> tuple[Any, ...]:
+        return tuple(sorted(self._values[name], key=self._key))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def _ip_key(ip: str) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(ip)
+
+
+def _srv_key(srv: Srv) -> tuple[str, int]:
+    return (srv.target, srv.port)
+
+
+class Records:
+    """Every record of the zone (a live view): A and SRV by name, and every name that exists.
+
+    A name exists when it has records or is an ancestor of one inside the zone
+    (``marathon.mesos`` exists while a task of ``marathon`` is published).  The index is
+    kept up to date entry by entry as tasks, agents and masters change, so a change costs
+    what it touches, not the size of the cluster.
+    """
+
+    def __init__(self, domain: str) -> None:
+        """An empty zone (only the apex exists)."""
+        self.domain = domain
+        self._a: dict[str, Counter[str]] = {}
+        self._srv: dict[str, Counter[Srv]] = {}
+        self._names: Counter[str] = Counter({domain: 1})
+        self._depth = domain.count(".") + 1
+        #: A records by name (sorted addresses).
+        self.a: Mapping[str, tuple[str, ...]] = _Sorted(self._a, _ip_key)
+        #: SRV records by name (sorted by target, port).
+        self.srv: Mapping[str, tuple[Srv, ...]] = _Sorted(self._srv, _srv_key)
+
+    @property
+    def names(self) -> Collection[str]:
+        """Every name that exists."""
+        return self._names.keys()
+
+    def change(self, entries: tuple[Entry, ...], sign: int) -> None:
+        """Add (``sign`` 1) or withdraw (-1) one contributor's entries."""
+        for kind, name, value in entries:
+            table: dict[str, Counter[Any]] = self._a if kind == "A" else self._srv
+            values = table.setdefault(name, Counter())
+            values[value] += sign
+            if values[value] <= 0:
+                del values[value]
+                if not values:
+                    del table[name]
+            parts = name.split(".")
+            for i in range(len(parts) - self._depth):
+                ancestor = ".".join(parts[i:])
+                self._names[ancestor] += sign
+                if self._names[ancestor] <= 0:
+                    del self._names[ancestor]
 
 
 # ---------------------------------------------------------------- reading events
@@ -203,23 +268,42 @@ class RecordTable:
         #: Bumped at every change of the records (the SOA serial).
         self.serial = 1
         self.events = 0
-        self._records: Records | None = None
+        self.records = Records(domain)
+        self._entries: dict[tuple[str, ...], tuple[Entry, ...]] = {}
+        self._put(("ns",), self._own_entries())
+
+    # ------------------------------------------------------------ the index
+
+    def _put(self, key: tuple[str, ...], entries: tuple[Entry, ...]) -> None:
+        """Replace the entries contributed under ``key``."""
+        old = self._entries.pop(key, ())
+        if old == entries:
+            if entries:
+                self._entries[key] = entries
+            return
+        self.records.change(old, -1)
+        if entries:
+            self.records.change(entries, 1)
+            self._entries[key] = entries
+        self.serial = (self.serial + 1) % 2**32 or 1
+
+    def _refresh_tasks(self, *, agent_id: str | None = None,
+                       framework_id: str | None = None) -> None:
+        """Recompute the entries of the tasks on ``agent_id`` or of ``framework_id``."""
+        for key, task in self.tasks.items():
+            if task.agent_id == agent_id or task.framework_id == framework_id:
+                self._put(("task", *key), self._task_entries(task))
 
     # ------------------------------------------------------------ changes
 
-    def _changed(self) -> None:
-        self.serial = (self.serial + 1) % 2**32 or 1
-        self._records = None
-
     def set_masters(self, leader: Master | None, masters: tuple[Master, ...]) -> None:
         """The leading master and every known one (the leader need not be among them)."""
-        if leader != self.leader or masters != self.masters:
-            self.leader = leader
-            self.masters = masters
-            self._changed()
+        self.leader = leader
+        self.masters = masters
+        self._put(("masters",), self._master_entries())
 
     def apply(self, event: object) -> bool:
-        """Apply one operator event; True when the records may have changed."""
+        """Apply one operator event; True when it was one DNS follows."""
         body = _obj(event, "event")
         kind = _str(body.get("type"), "type")
         self.events += 1
@@ -238,8 +322,9 @@ class RecordTable:
         elif kind == "AGENT_REMOVED":
             agent_id = _id(_obj(body.get("agent_removed"), "agent_removed").get("agent_id"),
                            "agent_removed.agent_id")
-            if self.agents.pop(agent_id, None) is None:
-                return False
+            if self.agents.pop(agent_id, None) is not None:
+                self._put(("agent", agent_id), ())
+                self._refresh_tasks(agent_id=agent_id)
         elif kind in ("FRAMEWORK_ADDED", "FRAMEWORK_UPDATED"):
             key = kind.lower()
             framework = _obj(_obj(body.get(key), key).get("framework"), f"{key}.framework")
@@ -249,37 +334,51 @@ class RecordTable:
                         .get("framework_info"), "framework_removed.framework_info")
             framework_id = _id(info.get("id"), "framework_removed.framework_info.id")
             self.frameworks.pop(framework_id, None)
-            self.tasks = {k: t for k, t in self.tasks.items() if k[0] != framework_id}
+            for task_key in [k for k in self.tasks if k[0] == framework_id]:
+                del self.tasks[task_key]
+                self._put(("task", *task_key), ())
         else:  # HEARTBEAT and events that name nothing DNS publishes
             return False
-        self._changed()
         return True
 
     def _load(self, state: dict[str, Any], field: str) -> None:
-        """Replace everything with a GET_STATE answer."""
+        """Replace everything with a GET_STATE answer (checked whole before it is used)."""
         tasks: dict[tuple[str, str], Task] = {}
         listed = _obj(state.get("get_tasks", {}), f"{field}.get_tasks")
         for i, item in enumerate(_list(listed.get("tasks"), f"{field}.get_tasks.tasks")):
             task = parse_task(item, f"{field}.get_tasks.tasks[{i}]")
             if task.state not in TERMINAL:
                 tasks[task.framework_id, task.task_id] = task
-        self.tasks = tasks
-        self.frameworks = {}
-        frameworks = _obj(state.get("get_frameworks", {}), f"{field}.get_frameworks")
+        frameworks: dict[str, str] = {}
+        listed = _obj(state.get("get_frameworks", {}), f"{field}.get_frameworks")
         where = f"{field}.get_frameworks.frameworks"
-        for i, item in enumerate(_list(frameworks.get("frameworks"), where)):
-            self._put_framework(_obj(item, f"{where}[{i}]").get("framework_info"),
-                                f"{where}[{i}].framework_info")
-        self.agents = {}
-        agents = _obj(state.get("get_agents", {}), f"{field}.get_agents")
-        for i, item in enumerate(_list(agents.get("agents"), f"{field}.get_agents.agents")):
-            self._put_agent(item, f"{field}.get_agents.agents[{i}]")
+        for i, item in enumerate(_list(listed.get("frameworks"), where)):
+            framework_id, name = _framework(_obj(item, f"{where}[{i}]").get("framework_info"),
+                                            f"{where}[{i}].framework_info")
+            frameworks[framework_id] = name
+        agents: dict[str, Agent] = {}
+        listed = _obj(state.get("get_agents", {}), f"{field}.get_agents")
+        for i, item in enumerate(_list(listed.get("agents"), f"{field}.get_agents.agents")):
+            agent = self._agent(item, f"{field}.get_agents.agents[{i}]")
+            agents[agent.id] = agent
+        self.tasks, self.frameworks, self.agents = tasks, frameworks, agents
+        self.records = Records(self.domain)
+        self._entries = {}
+        self._put(("ns",), self._own_entries())
+        self._put(("masters",), self._master_entries())
+        for agent in agents.values():
+            self._put(("agent", agent.id), self._agent_entries(agent))
+        for key, task in tasks.items():
+            self._put(("task", *key), self._task_entries(task))
 
     def _put_task(self, task: Task) -> None:
+        key = (task.framework_id, task.task_id)
         if task.state in TERMINAL:
-            self.tasks.pop((task.framework_id, task.task_id), None)
+            self.tasks.pop(key, None)
+            self._put(("task", *key), ())
         else:
-            self.tasks[task.framework_id, task.task_id] = task
+            self.tasks[key] = task
+            self._put(("task", *key), self._task_entries(task))
 
     def _update_task(self, body: dict[str, Any]) -> None:
         framework_id = _id(body.get("framework_id"), "task_updated.framework_id")
@@ -290,23 +389,27 @@ class RecordTable:
         known = self.tasks.get((framework_id, task_id))
         if known is None:
             return  # added before we subscribed and already gone, or never launched
-        if state in TERMINAL:
-            del self.tasks[framework_id, task_id]
-        else:
-            self.tasks[framework_id, task_id] = attrs.evolve(known, state=state,
-                                                             healthy=healthy)
+        self._put_task(attrs.evolve(known, state=state, healthy=healthy))
 
     def _put_framework(self, info: object, field: str) -> None:
-        body = _obj(info, field)
-        self.frameworks[_id(body.get("id"), f"{field}.id")] = _str(body.get("name", ""),
-                                                                  f"{field}.name")
+        framework_id, name = _framework(info, field)
+        if self.frameworks.get(framework_id) != name:
+            self.frameworks[framework_id] = name
+            self._refresh_tasks(framework_id=framework_id)
 
-    def _put_agent(self, value: object, field: str) -> None:
+    def _agent(self, value: object, field: str) -> Agent:
         info = _obj(_obj(value, field).get("agent_info"), f"{field}.agent_info")
         hostname = _str(info.get("hostname"), f"{field}.agent_info.hostname")
         agent_id = _id(info.get("id"), f"{field}.agent_info.id")
         port = _port(info.get("port", 5051), f"{field}.agent_info.port")
-        self.agents[agent_id] = Agent(agent_id, hostname, self.resolve(hostname), port)
+        return Agent(agent_id, hostname, self.resolve(hostname), port)
+
+    def _put_agent(self, value: object, field: str) -> None:
+        agent = self._agent(value, field)
+        if self.agents.get(agent.id) != agent:
+            self.agents[agent.id] = agent
+            self._put(("agent", agent.id), self._agent_entries(agent))
+            self._refresh_tasks(agent_id=agent.id)
 
     # ------------------------------------------------------------ records
 
@@ -316,72 +419,53 @@ class RecordTable:
             return False
         return not self.healthy_only or task.healthy is True
 
-    @property
-    def records(self) -> Records:
-        """The records now (rebuilt after a change, on first use)."""
-        if self._records is None:
-            self._records = self._build()
-        return self._records
-
-    def _build(self) -> Records:
-        a: dict[str, set[str]] = {}
-        srv: dict[str, set[Srv]] = {}
-        d = self.domain
-
-        def add_a(name: str, ip: str | None) -> None:
-            if ip is not None:
-                a.setdefault(name, set()).add(ip)
-
-        for task in self.tasks.values():
-            agent = self.agents.get(task.agent_id)
-            framework = label(self.frameworks.get(task.framework_id, ""))
-            name = label(task.name)
-            if agent is None or agent.ip is None or not framework or not name \
-                    or not self.published(task):
-                continue
-            for host in (f"{name}.{framework}.{d}", f"{name}.{framework}.agent.{d}",
-                         f"{name}.{framework}.slave.{d}"):
-                add_a(host, agent.ip)
-            target = f"{label(name[:56])}-{tag(task.task_id)}.{framework}.{d}"
-            add_a(target, agent.ip)
-            for port in task.ports:
-                for proto in ("_tcp", "_udp"):
-                    srv.setdefault(f"_{name}.{proto}.{framework}.{d}", set()).add(
-                        Srv(port, target))
-        for agent in self.agents.values():
-            own = f"{label(agent.id) or tag(agent.id)}.agent.{d}"
-            add_a(own, agent.ip)
-            add_a(f"agent.{d}", agent.ip)
-            add_a(f"slave.{d}", agent.ip)
-            if agent.ip is not None:
-                for service in (f"_agent._tcp.{d}", f"_slave._tcp.{d}"):
-                    srv.setdefault(service, set()).add(Srv(agent.port, own))
-        self._masters(add_a, srv)
-        add_a(f"ns1.{d}", self.own_ip)
-        return _records(d, a, srv)
-
-    def _masters(self, add_a: Callable[[str, str | None], None],
-                 srv: dict[str, set[Srv]]) -> None:
-        d = self.domain
-        if self.leader is not None and self.leader.ip is not None:
-            add_a(f"leader.{d}", self.leader.ip)
-            add_a(f"master.{d}", self.leader.ip)
+    def _task_entries(self, task: Task) -> tuple[Entry, ...]:
+        """What a task publishes (nothing unless running with a usable name and agent)."""
+        agent = self.agents.get(task.agent_id)
+        framework = label(self.frameworks.get(task.framework_id, ""))
+        name = label(task.name)
+        if agent is None or agent.ip is None or not framework or not name \
+                or not self.published(task):
+            return ()
+        d, ip = self.domain, agent.ip
+        target = f"{label(name[:56])}-{tag(task.task_id)}.{framework}.{d}"
+        entries: list[Entry] = [("A", f"{name}.{framework}.{d}", ip),
+                                ("A", f"{name}.{framework}.agent.{d}", ip),
+                                ("A", f"{name}.{framework}.slave.{d}", ip),
+                                ("A", target, ip)]
+        for port in task.ports:
             for proto in ("_tcp", "_udp"):
-                srv.setdefault(f"_leader.{proto}.{d}", set()).add(
-                    Srv(self.leader.port, f"leader.{d}"))
+                entries.append(("SRV", f"_{name}.{proto}.{framework}.{d}", Srv(port, target)))
+        return tuple(entries)
+
+    def _agent_entries(self, agent: Agent) -> tuple[Entry, ...]:
+        if agent.ip is None:
+            return ()
+        d = self.domain
+        own = f"{label(agent.id) or tag(agent.id)}.agent.{d}"
+        return (("A", own, agent.ip), ("A", f"agent.{d}", agent.ip),
+                ("A", f"slave.{d}", agent.ip), ("SRV", f"_agent._tcp.{d}", Srv(agent.port, own)),
+                ("SRV", f"_slave._tcp.{d}", Srv(agent.port, own)))
+
+    def _master_entries(self) -> tuple[Entry, ...]:
+        d = self.domain
+        entries: list[Entry] = []
+        leader = self.leader
+        if leader is not None and leader.ip is not None:
+            entries += [("A", f"leader.{d}", leader.ip), ("A", f"master.{d}", leader.ip),
+                        ("SRV", f"_leader._tcp.{d}", Srv(leader.port, f"leader.{d}")),
+                        ("SRV", f"_leader._udp.{d}", Srv(leader.port, f"leader.{d}"))]
         for index, master in enumerate(self.masters):
-            add_a(f"master.{d}", master.ip)
-            add_a(f"master{index}.{d}", master.ip)
+            if master.ip is not None:
+                entries += [("A", f"master.{d}", master.ip),
+                            ("A", f"master{index}.{d}", master.ip)]
+        return tuple(entries)
+
+    def _own_entries(self) -> tuple[Entry, ...]:
+        return (("A", f"ns1.{self.domain}", self.own_ip),) if self.own_ip else ()
 
 
-def _records(domain: str, a: dict[str, set[str]], srv: dict[str, set[Srv]]) -> Records:
-    """Freeze the maps and list every name, with each ancestor inside the zone."""
-    names = {domain}
-    for name in list(a) + list(srv):
-        parts = name.split(".")
-        for i in range(len(parts) - domain.count(".")):
-            names.add(".".join(parts[i:]))
-    return Records(
-        a={k: tuple(sorted(v, key=ipaddress.IPv4Address)) for k, v in a.items()},
-        srv={k: tuple(sorted(v, key=lambda s: (s.target, s.port))) for k, v in srv.items()},
-        names=frozenset(names))
+def _framework(info: object, field: str) -> tuple[str, str]:
+    """(id, name) of a v1 FrameworkInfo."""
+    body = _obj(info, field)
+    return _id(body.get("id"), f"{field}.id"), _str(body.get("name", ""), f"{field}.name")

@@ -37,6 +37,8 @@ UDP_LIMIT = 512
 EDNS_LIMIT = 1232
 #: Largest query accepted (a question is at most ~270 bytes; EDNS options add a little).
 MAX_QUERY = 4096
+#: The rcode of a reply to a query the server failed to answer.
+SERVFAIL = dns.rcode.SERVFAIL
 _IN = dns.rdataclass.IN
 _QR = 0x8000
 
@@ -82,18 +84,26 @@ def _rdata(rr: Rr) -> dns.rdata.Rdata:
                                    data.retry, data.expire, data.minimum)
 
 
+@functools.lru_cache(maxsize=4096)
+def _rrset(owner: str, kind: str, values: tuple[tuple[int, str | Srv | Soa], ...]
+           ) -> dns.rrset.RRset:
+    """One RRset, built once per content (records are immutable values; RRsets are only
+    read once built): owner text as given, so that the asker's case is kept."""
+    rrset = dns.rrset.RRset(dns.name.from_text(owner), _IN, dns.rdatatype.from_text(kind))
+    for ttl, data in values:
+        rrset.add(_rdata(Rr(owner, kind, ttl, data)), ttl)
+    return rrset
+
+
 def _section(records: tuple[Rr, ...], qname: str,
              asked: dns.name.Name) -> list[dns.rrset.RRset]:
     """Records grouped into RRsets (the question's own name keeps the asker's case)."""
-    sets: dict[tuple[str, str], dns.rrset.RRset] = {}
+    groups: dict[tuple[str, str], list[tuple[int, str | Srv | Soa]]] = {}
     for rr in records:
-        key = (rr.name, rr.kind)
-        rrset = sets.get(key)
-        if rrset is None:
-            owner = asked if rr.name == qname else _name(rr.name)
-            rrset = sets[key] = dns.rrset.RRset(owner, _IN, dns.rdatatype.from_text(rr.kind))
-        rrset.add(_rdata(rr), rr.ttl)
-    return list(sets.values())
+        groups.setdefault((rr.name, rr.kind), []).append((rr.ttl, rr.data))
+    asked_text = asked.to_text()
+    return [_rrset(asked_text if name == qname else name + ".", kind, tuple(values))
+            for (name, kind), values in groups.items()]
 
 
 def reply(data: bytes, lookup: Lookup, *, udp: bool) -> tuple[bytes, str]:

@@ -281,3 +281,21 @@ def test_answers_follow_the_table_at_once(server: Server, table: RecordTable) ->
     started = time.monotonic()
     assert udp(server, "web.marathon.mesos").rcode() == dns.rcode.NXDOMAIN
     assert time.monotonic() - started < 5
+
+
+def test_a_failure_inside_the_server_is_answered_servfail(table: RecordTable) -> None:
+    """A lookup that raises is answered SERVFAIL and counted; the next query is served."""
+    service = DnsService(DnsConfig(), table)
+    query = dns.message.make_query("web.marathon.mesos", "A")
+
+    def broken(qname: str, qtype: str) -> Any:
+        raise RuntimeError("boom")
+
+    service.lookup = broken  # type: ignore[method-assign]
+    reply = service.answer(query.to_wire(), udp=True)
+    assert reply is not None
+    assert dns.message.from_wire(reply).rcode() == dns.rcode.SERVFAIL
+    assert service.stats["errors"] == 1
+    fixed = DnsService(DnsConfig(), table)
+    answer = dns.message.from_wire(fixed.answer(query.to_wire(), udp=True) or b"")
+    assert answers(answer) == ["10.0.0.1"]

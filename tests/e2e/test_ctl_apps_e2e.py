@@ -39,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     first = free_port_range(100)  # host ports of its tasks, unused by other tests
     proc = Proc(mesoslite("local", "--agents", "1", "--port", "0", "--zmq_port", "0",
-                          "--agent_port_base", "0", "--marathon_port", str(port),
+                          "--agent_port_base", "0", "--marathon_port", str(port), "--no_dns",
                           "--work_dir", str(tmp / "work"),
                           "--agent_resources",
                           f"cpus:2;mem:2048;disk:1024;ports:[{first}-{first + 99}]"),

@@ -33,7 +33,8 @@ def local_cluster(tmp_path: Path):
         mesoslite("local", "--agents", "2", "--port", str(http), "--zmq_port", str(zmq_port),
                   "--agent_port_base", str(agent_base), "--work_dir", str(work),
                   "--agent_resources", "cpus:2;mem:1024;disk:1024",
-                  "--marathon_port", str(free_port())),
+                  "--marathon_port", str(free_port()), "--dns_port", "0",
+                  "--dns_http_port", "0"),
         tmp_path / "local.log",
     )
     proc.wait_output("Ctrl-C stops", timeout=30)
@@ -184,7 +185,7 @@ def test_busy_framework_port_is_one_clear_error(tmp_path: Path) -> None:
         result = subprocess.run(
             mesoslite("local", "--agents", "1", "--port", "0", "--zmq_port", "0",
                       "--agent_port_base", "0", "--work_dir", str(work),
-                      "--marathon_port", str(port)),
+                      "--marathon_port", str(port), "--no_dns"),
             check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "--marathon_port" in result.stderr and "Traceback" not in result.stderr

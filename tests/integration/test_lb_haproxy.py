@@ -202,7 +202,7 @@ def lb(tmp_path: Path) -> Iterator[_Lb]:
     port = free_port()
     first = free_port_range(100)  # host ports of its tasks, unused by other tests
     local = Proc(mesoslite("local", "--agents", "1", "--port", "0", "--zmq_port", "0",
-                           "--agent_port_base", "0", "--marathon_port", str(port),
+                           "--agent_port_base", "0", "--marathon_port", str(port), "--no_dns",
                            "--work_dir", str(tmp_path / "work"),
                            "--agent_resources",
                            f"cpus:4;mem:4096;disk:1024;ports:[{first}-{first + 99}]"),
