@@ -97,8 +97,13 @@ class StreamFollower:
                 self._start(listing[max(listing)][0])
             index = self._where(listing)
             if index is not None and not checked:
+                same = self._same_file(index)
+                after = self._listing()
+                if after.get(index, (None, 0))[0] != self.inode:
+                    listing = after  # rotated during the check: look for it again
+                    continue
                 checked = True
-                if not self._same_file(index):
+                if not same:
                     index = None
             if index is None:  # rotated away between two polls: continue with the oldest
                 oldest = max(listing, default=None)
