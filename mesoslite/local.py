@@ -226,8 +226,22 @@ class LocalCluster:
 
         assert self.master is not None
         self.dns = DnsProcess(DnsConfig(master=f"{self._ip}:{self.master.http_port}",
-                                        ip=self._ip, port=port, http_port=http_port))
+                                        ip=self._ip, port=port, http_port=http_port,
+                                        authorization=self._master_authorization()))
         await self.dns.start()
+
+    def _master_authorization(self) -> str:
+        """HTTP Basic for the master's API as its first principal, when it authenticates."""
+        import base64
+
+        from mesoslite.httpguard.policy import parse_credentials
+
+        path = self._master_options.get("credentials")
+        if not path or not self._master_options.get("authenticate_http_readonly"):
+            return ""
+        with open(path, encoding="utf-8") as f:
+            principal, secret = next(iter(parse_credentials(f.read(), str(path)).items()))
+        return "Basic " + base64.b64encode(f"{principal}:{secret}".encode()).decode("ascii")
 
     def _dir(self) -> Path:
         if self.work_dir is None:

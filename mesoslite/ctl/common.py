@@ -10,13 +10,13 @@ one line per change otherwise).
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
+
+from mesoslite.httpguard.client import basic_authorization as env_authorization
 
 #: Seconds an HTTP call may take.
 HTTP_TIMEOUT = 10.0
@@ -72,29 +72,12 @@ def request(url: str, method: str = "GET", body: Any = None, *, timeout: float =
 
 def basic_authorization(env: Mapping[str, str] | None = None) -> str | None:
     """``Basic ...`` from ``MESOSLITE_PRINCIPAL`` and ``MESOSLITE_SECRET`` (or
-    ``MESOSLITE_SECRET_FILE``, a file holding the secret), None when no principal is set.
-
-    Credentials come from the environment only: never from a URL or a flag (both show
-    in process lists and shell histories).
-    """
-    env = os.environ if env is None else env
-    principal = env.get("MESOSLITE_PRINCIPAL", "")
-    if not principal:
-        return None
-    secret = env.get("MESOSLITE_SECRET", "")
-    path = env.get("MESOSLITE_SECRET_FILE", "")
-    if not secret and path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                secret = f.read().strip()
-        except OSError as exc:
-            raise CtlError(f"MESOSLITE_SECRET_FILE {path}: cannot read it ({exc.strerror})"
-                           ) from None
-    if not secret:
-        raise CtlError("MESOSLITE_PRINCIPAL is set but neither MESOSLITE_SECRET nor "
-                       "MESOSLITE_SECRET_FILE")
-    token = base64.b64encode(f"{principal}:{secret}".encode()).decode("ascii")
-    return f"Basic {token}"
+    ``MESOSLITE_SECRET_FILE``), None when no principal is set; CtlError when incomplete
+    (:func:`mesoslite.httpguard.client.basic_authorization`)."""
+    try:
+        return env_authorization(env)
+    except ValueError as exc:
+        raise CtlError(str(exc)) from None
 
 
 def get_json(url: str, timeout: float = HTTP_TIMEOUT) -> Any:

@@ -65,6 +65,9 @@ class DnsConfig:
     soa_rname: str = ""
     #: Longest wait between attempts to reach a leading master (seconds).
     max_backoff: float = attrs.field(default=2.0, validator=_positive)
+    #: ``Authorization`` header value for the master's API when it authenticates
+    #: (from ``MESOSLITE_PRINCIPAL`` / ``MESOSLITE_SECRET[_FILE]``); never shown.
+    authorization: str = attrs.field(default="", repr=False)
 
     @property
     def mname(self) -> str:

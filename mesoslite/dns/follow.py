@@ -70,8 +70,9 @@ def resolve_host(host: str) -> str | None:
 class _Http:
     """One HTTP/1.1 exchange with a master: a POST, its status, headers and body."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, authorization: str = "") -> None:
         parts = urllib.parse.urlsplit(base if "//" in base else f"//{base}")
+        self.authorization = authorization
         if not parts.hostname or not parts.port:
             raise StreamError(f"expected host:port, got {base!r}")
         self.host = parts.hostname
@@ -92,9 +93,10 @@ class _Http:
             asyncio.open_connection(self.host, self.port, limit=MAX_HEAD), CONNECT_TIMEOUT)
         self.reader, self.writer = reader, writer
         payload = json.dumps(body).encode()
+        auth = f"Authorization: {self.authorization}\r\n" if self.authorization else ""
         writer.write(
             f"POST /api/v1 HTTP/1.1\r\nHost: {self.base}\r\n"
-            f"Content-Type: application/json\r\nAccept: application/json\r\n"
+            f"Content-Type: application/json\r\nAccept: application/json\r\n{auth}"
             f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CONNECT_TIMEOUT)
         lines = head.decode("latin-1").split("\r\n")
@@ -230,7 +232,7 @@ class Follower:
     async def _exchange(self, base: str, body: dict[str, Any]) -> tuple[_Http, int]:
         """POST ``body`` to the master at ``base``, following redirects to the leader."""
         for _ in range(MAX_REDIRECTS):
-            http = _Http(base)
+            http = _Http(base, self.config.authorization)
             try:
                 return http, await http.post(body)
             except Redirect as redirect:

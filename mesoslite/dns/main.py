@@ -127,7 +127,15 @@ def config_from_args(args: argparse.Namespace) -> DnsConfig:
             raise ConfigError(name, "an integer" if kind is int else "a number",
                               text) from None
 
+    from mesoslite.httpguard.client import basic_authorization
+
+    try:
+        authorization = basic_authorization() or ""
+    except ValueError as exc:
+        raise ConfigError("MESOSLITE_PRINCIPAL", "a principal with its secret", "(set)",
+                          detail=str(exc)) from None
     return DnsConfig(
+        authorization=authorization,
         master=args.master, domain=args.domain, ip=args.ip, port=number("port", int),
         http_port=number("http_port", int), ttl=number("ttl", int),
         healthy_only=bool(args.healthy_only), timeout=number("timeout", float),

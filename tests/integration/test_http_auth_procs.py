@@ -15,6 +15,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import dns.message
+import dns.query
+import dns.rcode
+
 from tests.support.procs import ROOT, Proc, mesoslite, wait_for
 
 CREDENTIALS = {"credentials": [{"principal": "ops", "secret": "ops-secret"},
@@ -142,7 +146,8 @@ def test_every_api_authenticates_and_the_tools_pass_credentials(tmp_path: Path) 
 
 def test_local_with_credentials_authenticates_every_api(tmp_path: Path) -> None:
     """``mesoslite local --credentials FILE``: master, agent and framework all ask; a task
-    launched with credentials runs."""
+    launched with credentials runs, and the DNS server, following the master's operator
+    stream with the credentials, resolves it."""
     from tests.support.procs import free_port
 
     creds = tmp_path / "credentials.json"
@@ -152,9 +157,11 @@ def test_local_with_credentials_authenticates_every_api(tmp_path: Path) -> None:
     local = Proc(mesoslite("local", "--agents", "1", "--port", str(ports[0]), "--zmq_port",
                            str(ports[1]), "--agent_port_base", str(ports[2]), "--marathon_port",
                            str(ports[3]), "--work_dir", str(tmp_path / "w"),
+                           "--dns_port", "0", "--dns_http_port", "0",
                            "--credentials", str(creds)), tmp_path / "local.log")
     try:
         output = local.wait_output("Ctrl-C", timeout=60)
+        dns_port = int(re.search(r"  dns [\d.]+:(\d+) ", output).group(1))  # type: ignore[union-attr]
         agent_port = int(re.search(r"agent \S+ http://[\d.]+:(\d+)", output).group(1))  # type: ignore[union-attr]
         _refused_then_served(ports[0], "/state", "mesos")
         _refused_then_served(agent_port, "/state", "mesos")
@@ -165,6 +172,13 @@ def test_local_with_credentials_authenticates_every_api(tmp_path: Path) -> None:
         wait_for(lambda: call(ports[3], "GET", "/v2/apps/local-auth",
                               headers={"Authorization": GOOD})[2]["app"]["tasksRunning"] == 1,
                  timeout=60, what="the app runs")
+
+        def resolved() -> bool:
+            query = dns.message.make_query("local-auth.marathon.mesos", "A")
+            reply = dns.query.udp(query, "127.0.0.1", port=dns_port, timeout=2)
+            return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
+
+        wait_for(resolved, timeout=30, what="the DNS server resolving the app")
         assert "ci-secret" not in local.output()
     finally:
         local.stop()
