@@ -4,14 +4,18 @@ Owns: :class:`Haproxy`.  :meth:`Haproxy.apply` takes a whole configuration: unch
 text (with haproxy running) does nothing; otherwise the text is checked with
 ``haproxy -c`` first and, when haproxy refuses it, the running configuration stays and
 the refusal (haproxy's own message) is kept in :attr:`Haproxy.last_error` and logged;
-a good text is written atomically and haproxy started or soft-reloaded
-(``haproxy -D -p PIDFILE -f CFG -sf OLDPIDS``: the new process binds the ports and the
-old ones stop accepting, finish their connections and exit, within the configuration's
-``hard-stop-after`` at most).  Every process runs through :mod:`mesoslite.proc`.
+a good text is written atomically and haproxy started or soft-reloaded: a new
+``haproxy -f CFG -p PIDFILE -sf OLDPIDS`` runs in the foreground as this process's child
+(so its pid is known, never read back from a file, and it is reaped), binds the ports,
+and the old ones stop accepting, finish their connections and exit, within the
+configuration's ``hard-stop-after`` at most; a new process that exits within
+``settle`` seconds failed (its output, in ``haproxy.log`` beside the configuration, is
+the reason).  Every process runs through :mod:`mesoslite.proc`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -19,7 +23,13 @@ from pathlib import Path
 
 import attrs
 
-from mesoslite.proc import describe_wait_status, kill_pids, process_alive, run_captured
+from mesoslite.proc import (
+    ManagedProcess,
+    describe_wait_status,
+    kill_pids,
+    run_captured,
+    spawn_async,
+)
 
 log = logging.getLogger("mesoslite.lb")
 
@@ -34,27 +44,28 @@ class Applied:
 
 
 class Haproxy:
-    """Writes ``config`` and runs haproxy with ``pid_file`` (see the module docstring)."""
+    """Writes ``config`` and runs haproxy processes (see the module docstring)."""
 
     def __init__(self, binary: str, config: Path, pid_file: Path,
-                 admin_socket: Path | None = None) -> None:
+                 admin_socket: Path | None = None, settle: float = 0.3) -> None:
         """Nothing runs until :meth:`apply`; ``admin_socket`` (in the configuration's
-        ``stats socket … expose-fd listeners``) makes reloads seamless (``-x``)."""
+        ``stats socket … expose-fd listeners``) makes reloads seamless (``-x``); a new
+        process that is still running ``settle`` seconds after its start took over."""
         self.binary, self.config, self.pid_file = binary, config, pid_file
         self.admin_socket = admin_socket
+        self.settle = settle
         self.applied: str | None = None
         self.last_error = ""
         self.reloads = 0
         self.rejected = 0
         self.failures = 0
+        #: The processes started here that still run: the current one last.
+        self._procs: list[ManagedProcess] = []
 
     def pids(self) -> list[int]:
-        """The pids in the pid file that are still alive."""
-        try:
-            candidates = [int(p) for p in self.pid_file.read_text().split()]
-        except (OSError, ValueError):
-            return []
-        return [pid for pid in candidates if process_alive(pid)]
+        """The haproxy processes started here that still run (replaced ones draining too)."""
+        self._procs = [p for p in self._procs if not p.done]
+        return [p.pid for p in self._procs]
 
     async def _run(self, *args: str) -> tuple[bool, str]:
         outcome = await run_captured([self.binary, *args], executable=None, cwd=None,
@@ -76,6 +87,29 @@ class Haproxy:
             candidate.unlink(missing_ok=True)
         return "" if ok else output or "haproxy -c refused the configuration"
 
+    async def _start(self, old: list[int]) -> str:
+        """Start a haproxy process in the foreground (our child); '' once it took over."""
+        args = [self.binary, "-f", str(self.config), "-p", str(self.pid_file)]
+        if old and self.admin_socket is not None and self.admin_socket.exists():
+            args += ["-x", str(self.admin_socket)]
+        if old:
+            args += ["-sf", *map(str, old)]
+        log_file = str(self.config.with_name("haproxy.log"))
+        spawning = asyncio.ensure_future(spawn_async(
+            args, executable=None, cwd=str(self.config.parent), env=os.environ,
+            stdout_path=log_file, stderr_path=log_file))
+        try:
+            proc = await asyncio.shield(spawning)
+        except asyncio.CancelledError:  # stopping: the process must still be known (stop())
+            self._procs.append(await spawning)
+            raise
+        self._procs.append(proc)  # known at once: a stop() during the settle wait ends it too
+        try:
+            status = await asyncio.wait_for(asyncio.shield(proc.exited), self.settle)
+        except TimeoutError:
+            return ""
+        return f"{describe_wait_status(status)}: {_tail(log_file)}"
+
     async def apply(self, text: str) -> Applied:
         """Make haproxy serve ``text`` (see the module docstring)."""
         old = self.pids()
@@ -85,25 +119,20 @@ class Haproxy:
         if problem:
             self.rejected += 1
             self.last_error = f"generated configuration refused by haproxy -c: {problem}"
-            log.error("%s; keeping the last good configuration", self.last_error)
+            log.error("%s", self.last_error)
             return Applied("rejected", self.last_error)
         _write_atomically(self.config, text)
-        args = ["-D", "-p", str(self.pid_file), "-f", str(self.config)]
-        if old and self.admin_socket is not None and self.admin_socket.exists():
-            args += ["-x", str(self.admin_socket)]
-        if old:
-            args += ["-sf", *map(str, old)]
-        ok, output = await self._run(*args)
-        if not ok:
+        problem = await self._start(old)
+        if problem:
             self.failures += 1
-            self.last_error = f"haproxy did not start: {output}"
+            self.last_error = f"haproxy did not start: {problem}"
             log.error("%s", self.last_error)
             return Applied("failed", self.last_error)
         self.applied = text
         self.last_error = ""
         if old:
             self.reloads += 1
-        log.info("haproxy %s (pid %s)", "reloaded" if old else "started", self.pids())
+        log.info("haproxy %s (pid %s)", "reloaded" if old else "started", self.pids()[-1])
         return Applied("reloaded" if old else "started")
 
     def stop(self) -> None:
@@ -114,6 +143,14 @@ class Haproxy:
         self.applied = None
         if pids:
             log.info("haproxy stopped (pids %s)", pids)
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-2000:]
+    except OSError:
+        return ""
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -3,14 +3,14 @@
 Owns: :class:`Listeners` (where the shared listeners bind) and :func:`render_config`,
 which writes, in a stable order:
 
-- ``global``/``defaults``: ``hard-stop-after`` bounds how long a replaced haproxy process
-  may keep serving old connections after a reload, the admin socket hands the listening
-  sockets to the next process (a seamless reload), ``option redispatch`` and ``retries``
-  send a refused connection to another server, and a server whose connection fails is
-  marked down at once (``observe layer4``, ``on-error mark-down``) until a check (every
-  2 s) finds it back: a task that died before the balancer reloaded costs a retry, not a
-  failed request, and an HTTP backend retries a GET or HEAD whose server closed without an
-  answer (``retry-on``: a task killed mid-request);
+- ``global``/``defaults``: ``hard-stop-after`` bounds how long a replaced haproxy
+  process may keep serving old connections after a reload, an admin socket (when
+  configured) hands the listening sockets to the next process (a seamless reload),
+  ``option redispatch`` and ``retries`` send a refused connection to another server (a
+  task that died before the balancer reloaded costs a retry, not a failed request), and
+  an HTTP backend retries a GET or HEAD whose server closed without an answer
+  (``retry-on``: a task killed mid-request).  Servers carry no haproxy health check: the
+  framework's health checks decide who is a server;
 - ``listen stats`` on the stats port: haproxy's stats page at ``/haproxy?stats`` (always
   present, so haproxy always has a listener);
 - one ``frontend``/``backend`` pair per service (bind ``address:port``), with the
@@ -68,8 +68,6 @@ def _header(listeners: Listeners) -> list[str]:
         "    timeout http-request 10s",
         "    retries 5",
         "    option redispatch 1",
-        ("    default-server check inter 2s rise 1 fall 2 observe layer4 error-limit 1 "
-         "on-error mark-down"),
         "",
         "listen stats",
         f"    bind {listeners.bind_address}:{listeners.stats_port}",

@@ -89,9 +89,12 @@ def test_gc_by_headroom_on_a_small_tmpfs(tmp_path: Path, tmpfs: Path) -> None:
             assert small.is_dir() and "small" in _executor_ids(agent, "completed_executors")
 
             launch("big-running", _writer(5, "sleep 600"))
-            wait_for(lambda: (_sandbox(tmpfs, "big-running") / "blob").exists()
-                     and (_sandbox(tmpfs, "big-running") / "blob").stat().st_size == 5 * MIB,
-                     timeout=30, what="the running task's 5 MiB written")
+            def written() -> bool:
+                blobs = list(tmpfs.glob("agents/*/frameworks/*/executors/big-running/runs/"
+                                        "latest/blob"))
+                return bool(blobs) and blobs[0].stat().st_size == 5 * MIB
+
+            wait_for(written, timeout=30, what="the running task's 5 MiB written")
             running = _sandbox(tmpfs, "big-running")
             launch("big-done", _writer(5))
             scheduler.wait_state("big-done", TaskState.TASK_FINISHED)

@@ -293,10 +293,15 @@ def test_haproxy_follows_deploy_scale_kill_and_delete(lb: _Lb) -> None:
     status, _ = _get(f"http://127.0.0.1:{http_port}/id", {"Host": "other.example.test"})
     assert status == 503  # haproxy: no backend for that host
 
-    status, body = _get(f"{lb.api}/lookup?host={vhost}:{http_port}")
-    found = json.loads(body)
-    assert status == 200 and found["appId"] == APP and found["port"] == service
-    assert {s["taskId"] for s in found["servers"]} == two
+    def looked_up() -> dict[str, Any] | None:
+        status, body = _get(f"{lb.api}/lookup?host={vhost}:{http_port}")
+        found = json.loads(body)
+        return found if status == 200 and {s["taskId"] for s in found["servers"]} == two \
+            else None
+
+    # (the balancer's view follows haproxy's once the new process settled)
+    found = wait_for(looked_up, timeout=10, what="the lookup lists both servers")
+    assert found["appId"] == APP and found["port"] == service
     status, body = _get(f"{lb.api}/lookup?host=nope.example.test")
     assert status == 404 and "nope.example.test" in json.loads(body)["error"]
     status, body = _get(f"{lb.api}/lookup")
@@ -338,7 +343,8 @@ def test_haproxy_follows_deploy_scale_kill_and_delete(lb: _Lb) -> None:
     wait_for(lambda: len(lb.haproxies()) == 1, timeout=60,
              what="replaced haproxy processes gone (only the current one left)")
     lb.proc.stop()
-    wait_for(lambda: lb.haproxies() == [], timeout=30, what="haproxy stopped with the balancer")
+    # Soft stop: each process ends once its connections do, within hard-stop-after (30 s).
+    wait_for(lambda: lb.haproxies() == [], timeout=45, what="haproxy stopped with the balancer")
     assert "Traceback" not in lb.proc.output()
 
 
@@ -368,7 +374,8 @@ def test_refused_configuration_keeps_the_last_good_one(lb: _Lb) -> None:
         "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "b.example.test"}})
     wait_for(lambda: lb.routes_exactly(1, http_port, "b.example.test", app="/bad"),
              timeout=60, what="the fixed app served")
-    assert lb.lb_state()["lastError"] == ""
+    wait_for(lambda: lb.lb_state()["lastError"] == "", timeout=30,
+             what="no error once the app is fixed")
 
 
 def test_rolling_restart_behind_the_balancer_fails_no_request(lb: _Lb) -> None:

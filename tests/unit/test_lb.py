@@ -40,7 +40,7 @@ def test_only_running_healthy_ready_tasks_become_servers() -> None:
     text = render_config(services)
     assert "frontend web_10001\n    bind 127.0.0.1:10001\n" in text
     assert "server e 127.0.0.1:31005\n" in text and "31002" not in text
-    assert "default-server check inter 2s rise 1 fall 2 observe layer4" in text
+    assert "retries 5\n    option redispatch 1" in text
     assert text == render_config(services_from_apps(list(reversed(apps)))[0])
 
 
