@@ -40,8 +40,11 @@ export function appView(r) {
     }
   };
   view.refresh = throttle(() => {
-    // Not while the user works in a dialog or with a selection on the versions tab.
-    if (!document.querySelector("dialog[open]")) view.load();
+    // Not while the user works in a dialog or compares a version on the versions tab
+    // (a reload would take the comparison and its Roll back button away under the user).
+    if (document.querySelector("dialog[open]")) return;
+    if (tab === "versions" && root.querySelector("#version-diff > *")) return;
+    view.load();
   }, 1000);
   return view;
 }
