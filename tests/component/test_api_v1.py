@@ -283,11 +283,68 @@ async def _test_scheduler_calls_malformed_and_unsubscribed() -> None:
         assert status == 400
         assert json.loads(data)["field"] == (
             "accept.operations[0].launch.task_infos[0].command.uris")
+        await _launches_that_do_not_fit(url, fid, offer, bad_launch)
         tasks = (await op(url, {"type": "GET_TASKS"}))["get_tasks"]
         assert tasks["tasks"] == []  # nothing launched
         frameworks = (await op(url, {"type": "GET_FRAMEWORKS"}))["get_frameworks"]
         assert len(frameworks["frameworks"][0]["offers"]) == 1  # the offer is still out
+        status, _h, data = await call(url, SCHED, {
+            "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+                "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {
+                    "task_infos": [task_info("fits", offer["agent_id"]["value"], "true")]}}]}},
+            **{"Mesos-Stream-Id": bad_launch.stream_id})
+        assert status == 202, data
+        first = (await next_event(bad_launch, "UPDATE"))["update"]["status"]
+        assert first["task_id"]["value"] == "fits"  # no TASK_ERROR came before it
         await asyncio.to_thread(bad_launch.close)
+
+
+async def _launches_that_do_not_fit(url: str, fid: str, offer: dict[str, Any],
+                                    stream: EventStream) -> None:
+    """ACCEPTs the core would answer with TASK_ERROR: 400 naming the field, no update."""
+    agent = offer["agent_id"]["value"]
+    cpus = next(r["scalar"]["value"] for r in offer["resources"] if r["name"] == "cpus")
+    huge = task_info("big", agent, "true")
+    huge["resources"][0]["scalar"]["value"] = cpus + 1
+    half = task_info("h1", agent, "true")
+    half["resources"][0]["scalar"]["value"] = cpus * 0.6
+    half2 = task_info("h2", agent, "true")
+    half2["resources"][0]["scalar"]["value"] = cpus * 0.6
+    port = task_info("p", agent, "true")
+    port["resources"].append({"name": "ports", "type": "RANGES",
+                              "ranges": {"range": [{"begin": 1, "end": 2}]}})
+    custom = task_info("e", agent, "true")
+    del custom["command"]
+    custom["executor"] = {"executor_id": {"value": "ex"}, "command": {"value": "true"},
+                          "framework_id": {"value": "someone-else"}}
+    where = "accept.operations[0].launch.task_infos"
+    cases = [
+        ([huge], f"{where}[0].resources", "more than the offers hold"),
+        ([task_info("a", agent, "true"), half, half2], f"{where}[2].resources", "h2"),
+        ([port], f"{where}[0].resources", "ports"),
+        ([task_info("x", "no-such-agent", "true")], f"{where}[0].agent_id", "no-such-agent"),
+        ([task_info("d", agent, "true"), task_info("d", agent, "true")],
+         f"{where}[1].task_id", "repeated"),
+        ([custom], f"{where}[0].executor.framework_id", "someone-else"),
+    ]
+    for tasks, field, words in cases:
+        status, _h, data = await call(url, SCHED, {
+            "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+                "offer_ids": [offer["id"]], "operations": [
+                    {"type": "LAUNCH", "launch": {"task_infos": tasks}}]}},
+            **{"Mesos-Stream-Id": stream.stream_id})
+        answer = json.loads(data)
+        assert (status, answer["field"]) == (400, field), (tasks, answer)
+        assert words in answer["message"], answer
+    # a second LAUNCH operation is checked against what the first one took
+    status, _h, data = await call(url, SCHED, {
+        "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+            "offer_ids": [offer["id"]], "operations": [
+                {"type": "LAUNCH", "launch": {"task_infos": [half]}},
+                {"type": "LAUNCH", "launch": {"task_infos": [half2]}}]}},
+        **{"Mesos-Stream-Id": stream.stream_id})
+    assert (status, json.loads(data)["field"]) == (
+        400, "accept.operations[1].launch.task_infos[0].resources")
 
 
 def test_framework_fails_over_between_sdk_and_http_with_its_id() -> None:
