@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from mesoslite.protocol import (
     AgentInfo,
+    DiscoveryInfo,
     ExecutorInfo,
     FrameworkInfo,
     MasterInfo,
@@ -51,6 +52,8 @@ class TaskView(Protocol):
     def statuses(self) -> Sequence[TaskStatus]: ...
     @property
     def labels(self) -> Mapping[str, str]: ...
+    @property
+    def discovery(self) -> DiscoveryInfo | None: ...
 
 
 class AgentView(Protocol):
