@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 
 from mesoslite.agent import AgentConfig, AgentState
 from mesoslite.agent.checkpointed import (
@@ -600,3 +601,13 @@ def test_the_core_imports_no_io() -> None:
             for name in names:
                 assert not any(name == b or name.startswith(b + ".") for b in banned), (
                     f"{path.name} imports {name}")
+
+
+def test_executor_heartbeat_interval_is_a_positive_finite_flag() -> None:
+    """--executor_heartbeat_interval: Mesos's 30 s by default; 0, negative, inf, nan refused."""
+    assert AgentConfig(work_dir="/w").executor_heartbeat_interval == 30.0
+    assert AgentConfig(work_dir="/w", executor_heartbeat_interval=0.5) \
+        .executor_heartbeat_interval == 0.5
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="executor_heartbeat_interval"):
+            AgentConfig(work_dir="/w", executor_heartbeat_interval=bad)
