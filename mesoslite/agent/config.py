@@ -181,6 +181,11 @@ class AgentConfig:
         default=5.0, validator=checks.non_negative_seconds)
     executor_reregistration_timeout: float = attrs.field(
         default=2.0, validator=checks.positive_seconds)
+    executor_heartbeat_interval: float = attrs.field(
+        default=30.0, validator=checks.positive_seconds,
+        metadata={"help": "seconds between HEARTBEAT events on v1 executor API streams "
+                          "(Mesos's default: 30secs)"},
+    )
     registration_backoff_factor: float = attrs.field(
         default=1.0, validator=checks.non_negative_number)
     registration_backoff_max: float = attrs.field(default=60.0, validator=checks.positive_seconds)

@@ -192,7 +192,7 @@ class DockerTasks:
             reason = getattr(exc, "reason", Reason.REASON_CONTAINER_LAUNCH_FAILED)
             self._perform(self._core.docker_launch_failed(cid, str(exc), reason))
             return
-        self._perform(self._core.docker_started(cid, pid))
+        self._perform(self._core.docker_started(cid, pid, dc.networks(cid)))
         checker = None if cid in self._killed else self._start_health(effect)
         try:
             termination = await dc.wait(cid)
@@ -327,7 +327,7 @@ class DockerTasks:
         self._running.add(container_id)
         running = not dc.ended(container_id)
         self._perform(self._core.docker_reattached(container_id, dc.pid(container_id) or None,
-                                                   running))
+                                                   running, dc.networks(container_id)))
         self._spawn(self._resume(container_id))
 
     async def _resume(self, cid: str) -> None:

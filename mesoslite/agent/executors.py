@@ -103,6 +103,11 @@ class ExecutorManager:
             if local is not None:  # (gone meanwhile: dropped, as a closed socket would)
                 local(msg)
 
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between HEARTBEAT events on v1 executor streams."""
+        return self._cfg.executor_heartbeat_interval
+
     def container_of(self, framework_id: str, executor_id: str) -> str | None:
         """The container of a live custom executor ``executor_id`` of ``framework_id``."""
         for container_id, (_fw, ent) in self._core.containers.items():

@@ -18,6 +18,7 @@ import collections
 import enum
 from typing import Any
 
+from mesoslite.api.v1json import container_status_json, discovery_json
 from mesoslite.protocol import (
     ExecutorInfo,
     ExecutorSnapshot,
@@ -88,6 +89,7 @@ class AgentTask:
             labels=dict(self.info.labels),
             container=self.info.container,
             health_check=self.info.health_check,
+            discovery=self.info.discovery,
             status_update_state=last.state if last else None,
             status_update_uuid=last.uuid if last else b"",
         )
@@ -110,9 +112,13 @@ class AgentTask:
                     "state": s.state.value,
                     "timestamp": s.timestamp,
                     **({"healthy": s.healthy} if s.healthy is not None else {}),
+                    **({"container_status": container_status_json(s.container_status)}
+                       if s.container_status is not None else {}),
                 }
                 for s in self.statuses
             ],
+            **({"discovery": discovery_json(self.info.discovery)}
+               if self.info.discovery is not None else {}),
         }
 
 
@@ -148,6 +154,9 @@ class AgentExecutor:
         self.shutdown_requested = False
         self.timed_out = False
         self.pid: int | None = None
+        #: Docker tasks off the host network: (network name, container IP) as Docker reports
+        #: them once the container started (empty: not known).
+        self.networks: tuple[tuple[str, str], ...] = ()
         #: Docker tasks: the grace period of the kill asked for, and why the task's failing
         #: health check killed it ("" when it did not).
         self.kill_grace = 0.0

@@ -22,6 +22,7 @@ from mesoslite.api.v1json import (
     V1Error,
     agent_info_json,
     container_json,
+    discovery_json,
     executor_info_json,
     framework_info_json,
     id_json,
@@ -67,6 +68,8 @@ def agent_task_json(task: Task) -> dict[str, Any]:
         out["status_update_state"] = task.status_update_state.value
     if task.container is not None:
         out["container"] = container_json(task.container)
+    if task.discovery is not None:
+        out["discovery"] = discovery_json(task.discovery)
     return out
 
 

@@ -5,10 +5,11 @@ of the agent core like one on ZeroMQ: SUBSCRIBE finds the container the agent la
 for ``(framework_id, executor_id)`` and registers an in-process peer
 (``local_peers``) whose messages become events on the open response (SUBSCRIBED,
 LAUNCH, KILL, ACKNOWLEDGED, MESSAGE, SHUTDOWN, ERROR, HEARTBEAT every
-:data:`HEARTBEAT_SECONDS`); UPDATE, MESSAGE and HEARTBEAT are handed to the core as that
-peer's messages (``202``; ``400`` naming the field, ``403`` when the executor has no
-open subscription).  ``unacknowledged_tasks``/``unacknowledged_updates`` of a SUBSCRIBE
-after an agent restart re-register the executor with them.
+``--executor_heartbeat_interval``, 30 s by default as in Mesos); UPDATE, MESSAGE and
+HEARTBEAT are handed to the core as that peer's messages (``202``; ``400`` naming the
+field, ``403`` when the executor has no open subscription).
+``unacknowledged_tasks``/``unacknowledged_updates`` of a SUBSCRIBE after an agent restart
+re-register the executor with them.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ from mesoslite.protocol import ProtocolError
 
 log = logging.getLogger("mesoslite.api")
 
-#: Seconds between HEARTBEAT events on an executor's stream.
-HEARTBEAT_SECONDS = 30.0
 
 
 class ExecutorStream:
@@ -88,7 +87,7 @@ class ExecutorHub:
 
     async def _heartbeats(self) -> None:
         while self.streams:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(self.port.heartbeat_interval)
             for stream in list(self.streams.values()):
                 stream.records.send({"type": "HEARTBEAT"})
 

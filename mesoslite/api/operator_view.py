@@ -15,6 +15,7 @@ from mesoslite.api.v1json import (
     NANOS,
     agent_info_json,
     container_json,
+    discovery_json,
     executor_info_json,
     framework_info_json,
     id_json,
@@ -46,6 +47,8 @@ def task_json(task: TaskView) -> dict[str, Any]:
     info = task.info
     if info is not None and info.container is not None:
         out["container"] = container_json(info.container)
+    if task.discovery is not None:
+        out["discovery"] = discovery_json(task.discovery)
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from mesoslite.protocol import (
     AgentInfo,
+    DiscoveryInfo,
     ExecutorInfo,
     FrameworkInfo,
     MasterInfo,
@@ -51,6 +52,8 @@ class TaskView(Protocol):
     def statuses(self) -> Sequence[TaskStatus]: ...
     @property
     def labels(self) -> Mapping[str, str]: ...
+    @property
+    def discovery(self) -> DiscoveryInfo | None: ...
 
 
 class AgentView(Protocol):
@@ -181,6 +184,10 @@ class ExecutorPort(Protocol):
 
     @property
     def local_peers(self) -> dict[bytes, Callable[[Any], None]]: ...
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between HEARTBEAT events (``--executor_heartbeat_interval``)."""
+        ...
 
     def container_of(self, framework_id: str, executor_id: str) -> str | None:
         """The container of a live custom executor (None: no such executor)."""

@@ -21,12 +21,14 @@ import logging
 import uuid
 from typing import Any
 
+from mesoslite.api.launch_check import check_launch
 from mesoslite.api.leader import refuse_not_leader
 from mesoslite.api.ports import MasterPort
 from mesoslite.api.scheduler_calls import Call, Unsupported, event_json, parse_call
 from mesoslite.api.streams import ApiError, JsonApiHandler, RecordStream
 from mesoslite.api.v1json import V1Error
 from mesoslite.protocol import (
+    Accept,
     Deactivate,
     Error,
     Heartbeat,
@@ -195,6 +197,8 @@ class SchedulerHandler(JsonApiHandler):
                                f"framework {call.framework_id!r}")
         if call.message is None:
             return
+        if isinstance(call.message, Accept) and call.message.operations:
+            self._check_launch(call.message, framework)
         if call.type == "UPDATE_FRAMEWORK":
             stream.quiet_subscribed += 1
         stream.capture = []
@@ -209,6 +213,20 @@ class SchedulerHandler(JsonApiHandler):
                            f"{key}.{error.field}" if error.field else key, error.message)
         if call.type == "TEARDOWN":  # the framework is gone: its stream ends, as in Mesos
             stream.records.close(f"framework {call.framework_id} torn down")
+
+    def _check_launch(self, accept: Accept, framework: Any) -> None:
+        """400 naming the field for tasks the core would refuse (nothing changes then)."""
+        state = self.master.state
+        offers = [state.offers[offer_id].offer for offer_id in accept.offer_ids]
+        live = set(framework.unreachable_tasks)
+        live.update(tid for tid, task in framework.tasks.items() if not task.state.is_terminal)
+        agent = state.agents.get(offers[0].agent_id) if offers else None
+        executors = {eid for fid, eid in agent.executors if fid == framework.id} \
+            if agent is not None else set()
+        try:
+            check_launch(accept, offers, state.agents, live, executors)
+        except V1Error as exc:
+            raise ApiError(400, exc.field, exc.message) from None
 
     def on_connection_close(self) -> None:
         """The scheduler went away: end its stream."""

@@ -26,6 +26,9 @@ from mesoslite.protocol import (
     AgentInfo,
     CommandInfo,
     ContainerInfo,
+    ContainerStatus,
+    DiscoveryInfo,
+    DiscoveryPort,
     DockerInfo,
     ExecutorInfo,
     Filters,
@@ -372,7 +375,33 @@ def parse_executor_info(value: object, field: str) -> ExecutorInfo:
 
 _TASK_KEYS = frozenset({"name", "task_id", "agent_id", "slave_id", "resources", "command",
                         "executor", "container", "health_check", "kill_policy", "labels",
-                        "data"})
+                        "data", "discovery"})
+_DISCOVERY_KEYS = frozenset({"visibility", "name", "environment", "location", "version",
+                             "ports", "labels"})
+
+
+def _discovery_port(value: object, field: str) -> DiscoveryPort:
+    body = obj(value, field, frozenset({"number", "name", "protocol", "visibility", "labels"}))
+    return build(field, DiscoveryPort,
+                 number=integer(body.get("number"), f"{field}.number", 0, 65535),
+                 name=text(body.get("name", ""), f"{field}.name"),
+                 protocol=text(body.get("protocol", ""), f"{field}.protocol"),
+                 visibility=text(body.get("visibility", ""), f"{field}.visibility"),
+                 labels=labels_in(body.get("labels", {}), f"{field}.labels"))
+
+
+def parse_discovery(value: object, field: str) -> DiscoveryInfo:
+    """A DiscoveryInfo: ``visibility`` (required), names, ``ports.ports[]``, ``labels``."""
+    body = obj(value, field, _DISCOVERY_KEYS)
+    ports = obj(body.get("ports", {}), f"{field}.ports", frozenset({"ports"}))
+    strings = {key: text(body.get(key, ""), f"{field}.{key}")
+               for key in ("name", "environment", "location", "version")}
+    return build(field, DiscoveryInfo,
+                 visibility=text(body.get("visibility"), f"{field}.visibility", empty=False),
+                 ports=tuple(_discovery_port(item, f"{field}.ports.ports[{i}]")
+                             for i, item in enumerate(arr(ports.get("ports", []),
+                                                          f"{field}.ports.ports"))),
+                 labels=labels_in(body.get("labels", {}), f"{field}.labels"), **strings)
 
 
 def parse_task_info(value: object, field: str) -> TaskInfo:
@@ -388,7 +417,7 @@ def parse_task_info(value: object, field: str) -> TaskInfo:
     parsers: dict[str, Callable[[object, str], Any]] = {
         "command": parse_command, "executor": parse_executor_info,
         "container": parse_container, "health_check": parse_health_check,
-        "kill_policy": parse_kill_policy,
+        "kill_policy": parse_kill_policy, "discovery": parse_discovery,
     }
     for key, parser in parsers.items():
         if key in body:
@@ -499,6 +528,41 @@ def status_json(status: TaskStatus) -> dict[str, Any]:
         out["data"] = b64(status.data)
     if status.labels:
         out["labels"] = labels_json(status.labels)
+    if status.container_status is not None:
+        out["container_status"] = container_status_json(status.container_status)
+    return out
+
+
+def container_status_json(value: ContainerStatus) -> dict[str, Any]:
+    """A ContainerStatus: ``network_infos[].ip_addresses[].ip_address`` (Mesos-DNS reads it)."""
+    networks = []
+    for network in value.network_infos:
+        item: dict[str, Any] = {"ip_addresses": [
+            {"ip_address": a.ip_address, "protocol": a.protocol} for a in network.ip_addresses]}
+        if network.name:
+            item["name"] = network.name
+        networks.append(item)
+    return {"network_infos": networks}
+
+
+def discovery_json(value: DiscoveryInfo) -> dict[str, Any]:
+    """A DiscoveryInfo as Mesos writes it (in /state and in TaskInfo)."""
+    out: dict[str, Any] = {"visibility": value.visibility}
+    for key in ("name", "environment", "location", "version"):
+        if getattr(value, key):
+            out[key] = getattr(value, key)
+    ports = []
+    for port in value.ports:
+        item: dict[str, Any] = {"number": port.number}
+        for key in ("name", "protocol", "visibility"):
+            if getattr(port, key):
+                item[key] = getattr(port, key)
+        if port.labels:
+            item["labels"] = labels_json(port.labels)
+        ports.append(item)
+    out["ports"] = {"ports": ports}
+    if value.labels:
+        out["labels"] = labels_json(value.labels)
     return out
 
 
@@ -568,4 +632,6 @@ def task_info_json(task: TaskInfo) -> dict[str, Any]:
             "nanoseconds": round(task.kill_policy.grace_period * NANOS)}}
     if task.data:
         out["data"] = b64(task.data)
+    if task.discovery is not None:
+        out["discovery"] = discovery_json(task.discovery)
     return out

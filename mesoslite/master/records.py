@@ -16,6 +16,7 @@ import attrs
 
 from mesoslite.protocol import (
     AgentInfo,
+    DiscoveryInfo,
     ExecutorInfo,
     FrameworkInfo,
     Offer,
@@ -73,6 +74,8 @@ class TaskEntry:
     info: TaskInfo | None = None
     statuses: list[TaskStatus] = attrs.field(factory=list)
     labels: dict[str, str] = attrs.field(factory=dict)
+    #: How service discovery sees the task (its TaskInfo's, kept for tasks adopted from agents).
+    discovery: DiscoveryInfo | None = None
     #: uuid of the terminal update the framework must acknowledge to complete the task.
     terminal_uuid: bytes = b""
     #: Uuid of the latest update from the agent (a resend of it is not a transition).
@@ -241,4 +244,5 @@ def task_from_report(task: Task, role: str) -> TaskEntry:
         state=task.state,
         statuses=list(task.statuses),
         labels=dict(task.labels),
+        discovery=task.discovery,
     )

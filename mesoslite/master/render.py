@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mesoslite.api.v1json import container_status_json, discovery_json
 from mesoslite.master.records import AgentRecord, FrameworkRecord, OfferRecord, TaskEntry
 from mesoslite.protocol import AgentInfo, TaskState, TaskStatus
 from mesoslite.resources import Resources
@@ -52,6 +53,8 @@ def status(value: TaskStatus) -> dict[str, Any]:
         out["healthy"] = value.healthy
     if value.labels:
         out["labels"] = labels(value.labels)
+    if value.container_status is not None:
+        out["container_status"] = container_status_json(value.container_status)
     return out
 
 
@@ -85,6 +88,8 @@ def task(entry: TaskEntry) -> dict[str, Any]:
                 ],
             }
         out["container"] = container
+    if entry.discovery is not None:
+        out["discovery"] = discovery_json(entry.discovery)
     return out
 
 

@@ -217,6 +217,68 @@ class ExecutorInfo:
     type: str = "CUSTOM"
 
 
+#: DiscoveryInfo.visibility values (Mesos's).
+DISCOVERY_VISIBILITIES = ("FRAMEWORK", "CLUSTER", "EXTERNAL")
+
+
+def _visibility(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in DISCOVERY_VISIBILITIES:
+        raise FieldError(attribute.name, f"expected one of {', '.join(DISCOVERY_VISIBILITIES)}, "
+                         f"got {value[:40]!r}")
+
+
+def _optional_visibility(inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value:
+        _visibility(inst, attribute, value)
+
+
+@attrs.frozen
+class DiscoveryPort:
+    """One port a task exposes to service discovery (Mesos Port)."""
+
+    number: int = attrs.field(validator=_port)
+    name: str = ""
+    protocol: str = ""
+    visibility: str = attrs.field(default="", validator=_optional_visibility)
+    labels: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class DiscoveryInfo:
+    """How service discovery (Mesos-DNS and the like) should see a task (Mesos DiscoveryInfo)."""
+
+    visibility: str = attrs.field(validator=_visibility)
+    name: str = ""
+    environment: str = ""
+    location: str = ""
+    version: str = ""
+    ports: tuple[DiscoveryPort, ...] = ()
+    labels: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class IPAddress:
+    """One address of a container's network (Mesos NetworkInfo.IPAddress)."""
+
+    ip_address: str
+    protocol: str = "IPv4"
+
+
+@attrs.frozen
+class NetworkInfo:
+    """A network a task's container is on: its addresses and, for a named network, its name."""
+
+    ip_addresses: tuple[IPAddress, ...] = ()
+    name: str = ""
+
+
+@attrs.frozen
+class ContainerStatus:
+    """What the agent knows of a task's container when it reports a status."""
+
+    network_infos: tuple[NetworkInfo, ...] = ()
+
+
 @attrs.frozen
 class TaskInfo:
     """A task as launched by a framework (Mesos TaskInfo)."""
@@ -232,6 +294,7 @@ class TaskInfo:
     kill_policy: KillPolicy | None = None
     labels: dict[str, str] = attrs.field(factory=dict)
     data: bytes = b""
+    discovery: DiscoveryInfo | None = None
 
 
 @attrs.frozen
@@ -250,6 +313,8 @@ class TaskStatus:
     healthy: bool | None = None
     data: bytes = b""
     labels: dict[str, str] = attrs.field(factory=dict)
+    #: Filled by the agent: the task's network addresses (Mesos ContainerStatus).
+    container_status: ContainerStatus | None = None
 
 
 @attrs.frozen
@@ -272,6 +337,7 @@ class Task:
     status_update_uuid: bytes = b""
     #: The role the task's resources were allocated to (multi-role frameworks).
     role: str = ""
+    discovery: DiscoveryInfo | None = None
 
 
 @attrs.frozen

@@ -283,11 +283,68 @@ async def _test_scheduler_calls_malformed_and_unsubscribed() -> None:
         assert status == 400
         assert json.loads(data)["field"] == (
             "accept.operations[0].launch.task_infos[0].command.uris")
+        await _launches_that_do_not_fit(url, fid, offer, bad_launch)
         tasks = (await op(url, {"type": "GET_TASKS"}))["get_tasks"]
         assert tasks["tasks"] == []  # nothing launched
         frameworks = (await op(url, {"type": "GET_FRAMEWORKS"}))["get_frameworks"]
         assert len(frameworks["frameworks"][0]["offers"]) == 1  # the offer is still out
+        status, _h, data = await call(url, SCHED, {
+            "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+                "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {
+                    "task_infos": [task_info("fits", offer["agent_id"]["value"], "true")]}}]}},
+            **{"Mesos-Stream-Id": bad_launch.stream_id})
+        assert status == 202, data
+        first = (await next_event(bad_launch, "UPDATE"))["update"]["status"]
+        assert first["task_id"]["value"] == "fits"  # no TASK_ERROR came before it
         await asyncio.to_thread(bad_launch.close)
+
+
+async def _launches_that_do_not_fit(url: str, fid: str, offer: dict[str, Any],
+                                    stream: EventStream) -> None:
+    """ACCEPTs the core would answer with TASK_ERROR: 400 naming the field, no update."""
+    agent = offer["agent_id"]["value"]
+    cpus = next(r["scalar"]["value"] for r in offer["resources"] if r["name"] == "cpus")
+    huge = task_info("big", agent, "true")
+    huge["resources"][0]["scalar"]["value"] = cpus + 1
+    half = task_info("h1", agent, "true")
+    half["resources"][0]["scalar"]["value"] = cpus * 0.6
+    half2 = task_info("h2", agent, "true")
+    half2["resources"][0]["scalar"]["value"] = cpus * 0.6
+    port = task_info("p", agent, "true")
+    port["resources"].append({"name": "ports", "type": "RANGES",
+                              "ranges": {"range": [{"begin": 1, "end": 2}]}})
+    custom = task_info("e", agent, "true")
+    del custom["command"]
+    custom["executor"] = {"executor_id": {"value": "ex"}, "command": {"value": "true"},
+                          "framework_id": {"value": "someone-else"}}
+    where = "accept.operations[0].launch.task_infos"
+    cases = [
+        ([huge], f"{where}[0].resources", "more than the offers hold"),
+        ([task_info("a", agent, "true"), half, half2], f"{where}[2].resources", "h2"),
+        ([port], f"{where}[0].resources", "ports"),
+        ([task_info("x", "no-such-agent", "true")], f"{where}[0].agent_id", "no-such-agent"),
+        ([task_info("d", agent, "true"), task_info("d", agent, "true")],
+         f"{where}[1].task_id", "repeated"),
+        ([custom], f"{where}[0].executor.framework_id", "someone-else"),
+    ]
+    for tasks, field, words in cases:
+        status, _h, data = await call(url, SCHED, {
+            "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+                "offer_ids": [offer["id"]], "operations": [
+                    {"type": "LAUNCH", "launch": {"task_infos": tasks}}]}},
+            **{"Mesos-Stream-Id": stream.stream_id})
+        answer = json.loads(data)
+        assert (status, answer["field"]) == (400, field), (tasks, answer)
+        assert words in answer["message"], answer
+    # a second LAUNCH operation is checked against what the first one took
+    status, _h, data = await call(url, SCHED, {
+        "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+            "offer_ids": [offer["id"]], "operations": [
+                {"type": "LAUNCH", "launch": {"task_infos": [half]}},
+                {"type": "LAUNCH", "launch": {"task_infos": [half2]}}]}},
+        **{"Mesos-Stream-Id": stream.stream_id})
+    assert (status, json.loads(data)["field"]) == (
+        400, "accept.operations[1].launch.task_infos[0].resources")
 
 
 def test_framework_fails_over_between_sdk_and_http_with_its_id() -> None:
@@ -365,6 +422,81 @@ async def _paths_and_shapes() -> None:
         assert agent_version["version"] == "1.11.0"
         flags = await asyncio.to_thread(get, agent, "/slave(1)/flags?jsonp=cb")
         assert flags.startswith(b"cb(")
+
+
+DISCOVERY = {"visibility": "CLUSTER", "name": "web", "version": "2", "ports": {"ports": [
+    {"number": 31000, "name": "http", "protocol": "tcp"},
+    {"number": 31001, "name": "dns", "protocol": "udp",
+     "labels": {"labels": [{"key": "vip", "value": "dns:53"}]}}]},
+    "labels": {"labels": [{"key": "tier", "value": "front"}]}}
+
+
+def test_state_shows_discovery_and_container_status() -> None:
+    """A task's DiscoveryInfo is honoured and rendered; statuses carry the task's IP."""
+    asyncio.run(_discovery_and_container_status())
+
+
+async def _discovery_and_container_status() -> None:
+    async with InProcessCluster(agents=1, master_config=FAST) as cluster:
+        url = cluster.http_url
+        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info()}}
+        sched = await asyncio.to_thread(EventStream, url, SCHED, sub)
+        fid = (await next_event(sched, "SUBSCRIBED"))["subscribed"]["framework_id"]["value"]
+        offer = (await next_event(sched, "OFFERS"))["offers"]["offers"][0]
+        hdr = {"Mesos-Stream-Id": sched.stream_id}
+
+        async def accept(discovery: Any) -> tuple[int, dict[str, Any]]:
+            task = {**task_info("web", offer["agent_id"]["value"], "sleep 60"),
+                    "discovery": discovery}
+            status, _h, data = await call(url, SCHED, {
+                "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
+                    "offer_ids": [offer["id"]], "operations": [
+                        {"type": "LAUNCH", "launch": {"task_infos": [task]}}]}}, **hdr)
+            return status, json.loads(data) if data else {}
+
+        where = "accept.operations[0].launch.task_infos[0].discovery"
+        bad = [({"name": "x"}, f"{where}.visibility"),
+               ({**DISCOVERY, "visibility": "EVERYONE"}, f"{where}.visibility"),
+               ({**DISCOVERY, "ports": {"ports": [{"number": 70000}]}},
+                f"{where}.ports.ports[0].number"),
+               ({**DISCOVERY, "ports": {"ports": [{"number": 1, "visibility": "X"}]}},
+                f"{where}.ports.ports[0].visibility"),
+               ({**DISCOVERY, "ports": [{"number": 1}]}, f"{where}.ports"),
+               ({**DISCOVERY, "info": {}}, f"{where}.info"),
+               ("web", where)]
+        for discovery, field in bad:
+            status, answer = await accept(discovery)
+            assert (status, answer["field"]) == (400, field), (discovery, answer)
+        status, answer = await accept(DISCOVERY)
+        assert status == 202, answer
+        while True:
+            update = (await next_event(sched, "UPDATE"))["update"]["status"]
+            if update["state"] == "TASK_RUNNING":
+                break
+            status, _h, _b = await call(url, SCHED, {
+                "type": "ACKNOWLEDGE", "framework_id": {"value": fid}, "acknowledge": {
+                    "agent_id": update["agent_id"], "task_id": update["task_id"],
+                    "uuid": update["uuid"]}}, **hdr)
+            assert status == 202
+        [network] = update["container_status"]["network_infos"]
+        assert network["ip_addresses"] == [{"ip_address": "127.0.0.1", "protocol": "IPv4"}]
+
+        state = json.loads(await asyncio.to_thread(get, url, "/master/state"))
+        [task] = state["frameworks"][0]["tasks"]
+        assert task["discovery"] == DISCOVERY
+        running = [s for s in task["statuses"] if s["state"] == "TASK_RUNNING"]
+        assert running[-1]["container_status"]["network_infos"][0]["ip_addresses"][0][
+            "ip_address"] == "127.0.0.1"
+        [v1_task] = (await op(url, {"type": "GET_TASKS"}))["get_tasks"]["tasks"]
+        assert v1_task["discovery"] == DISCOVERY
+        assert v1_task["statuses"][-1]["container_status"]["network_infos"]
+        agent = f"127.0.0.1:{cluster.agents[0].http_port}"
+        agent_state = json.loads(await asyncio.to_thread(get, agent, "/state"))
+        [agent_task] = agent_state["frameworks"][0]["executors"][0]["tasks"]
+        assert agent_task["discovery"] == DISCOVERY
+        assert agent_task["statuses"][-1]["container_status"]["network_infos"][0][
+            "ip_addresses"][0]["ip_address"] == "127.0.0.1"
+        await asyncio.to_thread(sched.close)
 
 
 EXECUTOR_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "v1_executor.py"

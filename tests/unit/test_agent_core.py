@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 
 from mesoslite.agent import AgentConfig, AgentState
 from mesoslite.agent.checkpointed import (
@@ -235,6 +236,31 @@ def test_docker_task_runs_its_container_and_reports_its_life() -> None:
     h.ack(running[0])
     end = sent(h.core.docker_exited(run.container_id, 0, "exited with status 0"))
     assert [u.status.state for u in end] == [TaskState.TASK_FINISHED]
+
+
+def _ips(update: StatusUpdate) -> list[tuple[str, str]]:
+    found = update.status.container_status
+    assert found is not None, update
+    return [(n.name, a.ip_address) for n in found.network_infos for a in n.ip_addresses]
+
+
+def test_updates_carry_the_task_network_as_container_status() -> None:
+    """Host-network tasks report the agent's IP; a bridged container its own, once known."""
+    h = Harness(ip="127.0.0.9")
+    host = h.launched(h.run(command_task("t1")))
+    h.register(b"host", host, "mesoslite.command-host")
+    [update] = sent(h.report(b"host", "t1", TaskState.TASK_RUNNING, b"u" * 16))
+    assert _ips(update) == [("", "127.0.0.9")]
+    h.core.set_docker("")
+    bridged = attrs.evolve(docker_task("d1"), container=ContainerInfo(
+        type="DOCKER", docker=DockerInfo(image="busybox", network="BRIDGE")))
+    effects = h.run(bridged, framework())
+    [starting] = sent(effects)
+    assert starting.status.container_status is None  # not started: no address known yet
+    [run] = of(effects, RunDockerTask)
+    h.ack(starting)
+    [started] = sent(h.core.docker_started(run.container_id, 77, (("bridge", "172.17.0.5"),)))
+    assert _ips(started) == [("bridge", "172.17.0.5")]
 
 
 def test_docker_task_failing_reports_the_exit_code() -> None:
@@ -575,3 +601,13 @@ def test_the_core_imports_no_io() -> None:
             for name in names:
                 assert not any(name == b or name.startswith(b + ".") for b in banned), (
                     f"{path.name} imports {name}")
+
+
+def test_executor_heartbeat_interval_is_a_positive_finite_flag() -> None:
+    """--executor_heartbeat_interval: Mesos's 30 s by default; 0, negative, inf, nan refused."""
+    assert AgentConfig(work_dir="/w").executor_heartbeat_interval == 30.0
+    assert AgentConfig(work_dir="/w", executor_heartbeat_interval=0.5) \
+        .executor_heartbeat_interval == 0.5
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="executor_heartbeat_interval"):
+            AgentConfig(work_dir="/w", executor_heartbeat_interval=bad)

@@ -12,6 +12,7 @@ from mesoslite.api.executor_calls import (
     executor_message,
     parse_executor_call,
 )
+from mesoslite.api.launch_check import check_launch
 from mesoslite.api.operator_view import feed_event
 from mesoslite.api.recordio import Decoder, RecordIOError, encode
 from mesoslite.api.scheduler_calls import Unsupported, event_json, parse_call
@@ -31,6 +32,7 @@ from mesoslite.protocol import (
     MasterInfo,
     Offer,
     Offers,
+    Operation,
     Reason,
     Reconcile,
     RegisterExecutor,
@@ -302,3 +304,33 @@ def test_agent_messages_become_executor_events() -> None:
     assert executor_event(ShutdownExecutor("F", "E"), "C") == {"type": "SHUTDOWN"}
     assert executor_event(FrameworkToExecutorMessage("F", "A", "E", b"hi"), "C") == {
         "type": "MESSAGE", "message": {"data": "aGk="}}
+
+
+def _exec_task(task_id: str, executor_id: str) -> Any:
+    return parse_task_info({
+        "task_id": {"value": task_id}, "agent_id": {"value": "A"},
+        "executor": {"executor_id": {"value": executor_id}, "command": {"value": "x"},
+                     "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}}]},
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.25}}]}, "t")
+
+
+def test_check_launch_counts_a_new_executor_once_and_names_the_field() -> None:
+    """Tasks of one new executor take its resources once; a running one takes none."""
+    offers = [Offer("O", "F", "A", "h", "*", Resources.parse("cpus:1"))]
+    two = Accept("F", ("O",), (Operation("LAUNCH", (_exec_task("a", "E"),
+                                                     _exec_task("b", "E"))),))
+    check_launch(two, offers, {"A"}, set(), set())  # 0.5 + 0.25 + 0.25 fits in 1
+    three = Accept("F", ("O",), (Operation("LAUNCH", (
+        _exec_task("a", "E"), _exec_task("b", "E"), _exec_task("c", "E2"))),))
+    with pytest.raises(V1Error) as refused:
+        check_launch(three, offers, {"A"}, set(), set())
+    assert refused.value.field == "accept.operations[0].launch.task_infos[2].resources"
+    assert "new executor" in refused.value.message
+    check_launch(three, offers, {"A"}, set(), {"E", "E2"})  # running executors: 0.75
+    with pytest.raises(V1Error) as refused:
+        check_launch(two, offers, {"A"}, {"b"}, set())
+    assert refused.value.field == "accept.operations[0].launch.task_infos[1].task_id"
+    two_agents = [*offers, Offer("P", "F", "B", "h", "*", Resources.parse("cpus:1"))]
+    with pytest.raises(V1Error) as refused:
+        check_launch(two, two_agents, {"A", "B"}, set(), set())
+    assert refused.value.field == "accept.offer_ids[1]"

@@ -80,6 +80,13 @@ log = logging.getLogger("mesoslite.agent.docker")
 LAUNCH_CONCURRENCY = 8
 
 
+def container_networks(info: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(network name, IP) pairs of an inspected container (none on the host network)."""
+    networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+    return tuple((str(name), str(net["IPAddress"])) for name, net in sorted(networks.items())
+                 if isinstance(net, dict) and net.get("IPAddress"))
+
+
 class _ImageMissing(Exception):
     """``docker create`` found no such image (pull it, then create again)."""
 
@@ -362,6 +369,12 @@ class DockerContainerizer(Containerizer):
             raise
         w.pid = int(info["State"].get("Pid") or 0)
         w.stop_signal = info["Config"].get("StopSignal") or "SIGTERM"
+        w.networks = container_networks(info)
+
+    def networks(self, container_id: str) -> tuple[tuple[str, str], ...]:
+        """(network name, IP) of a started container on Docker's networks (empty: none known)."""
+        w = self._watches.get(container_id)
+        return w.networks if w is not None else ()
 
     # ------------------------------------------------------------ watching
 
@@ -479,6 +492,7 @@ class DockerContainerizer(Containerizer):
                 w.pid = int(info["State"].get("Pid") or 0)
                 w.mem_limit = int(info["HostConfig"].get("Memory") or 0)
                 w.stop_signal = info["Config"].get("StopSignal") or "SIGTERM"
+                w.networks = container_networks(info)
                 w.create_time = wanted[cid].create_time or w.create_time
                 w.launched.set_result(None)
                 self._watches[cid] = w

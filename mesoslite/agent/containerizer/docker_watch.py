@@ -124,6 +124,8 @@ class Watch:
         self.create_time = time.time()
         self.mem_limit = 0
         self.stop_signal = "SIGTERM"
+        #: (network name, IP) of the container on Docker's networks (empty on the host's).
+        self.networks: tuple[tuple[str, str], ...] = ()
         self.launched: asyncio.Future[None] = loop.create_future()
         self.termination: asyncio.Future[DockerTermination] = loop.create_future()
         self.cancel = threading.Event()

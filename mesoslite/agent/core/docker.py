@@ -155,13 +155,19 @@ class DockerFlow(ExecutorFlow):
         """The agent could not run or follow the container: its live tasks fail."""
         return self._each_live(container_id, TaskState.TASK_FAILED, message, reason)
 
-    def docker_started(self, container_id: str, pid: int) -> list[Effect]:
-        """The container runs: TASK_RUNNING (with the pull, if any), or the kill asked meanwhile."""
+    def docker_started(self, container_id: str, pid: int,
+                       networks: tuple[tuple[str, str], ...] = ()) -> list[Effect]:
+        """The container runs: TASK_RUNNING (with the pull, if any), or the kill asked meanwhile.
+
+        ``networks`` are the container's (network name, IP) on Docker's networks: its
+        updates carry them as their ``container_status``.
+        """
         found = self._docker_task(container_id)
         if found is None:
             return []
         fw, ex, live = found
         ex.pid = pid
+        ex.networks = networks
         out: list[Effect] = []
         for task in live:
             pulled, task.progress = task.progress, ""
@@ -234,8 +240,8 @@ class DockerFlow(ExecutorFlow):
 
     # ------------------------------------------------------------ after an agent restart
 
-    def docker_reattached(self, container_id: str, pid: int | None,
-                          running: bool) -> list[Effect]:
+    def docker_reattached(self, container_id: str, pid: int | None, running: bool,
+                          networks: tuple[tuple[str, str], ...] = ()) -> list[Effect]:
         """A recovered task's container was found: TASK_RUNNING if it runs and was not yet."""
         found = self._docker_task(container_id)
         if found is None:
@@ -243,6 +249,7 @@ class DockerFlow(ExecutorFlow):
         fw, ex, live = found
         ex.state = ExecutorState.RUNNING
         ex.pid = pid
+        ex.networks = networks
         out: list[Effect] = []
         if running:
             for task in live:

@@ -39,8 +39,11 @@ from mesoslite.agent.records import (
 )
 from mesoslite.agent.update_streams import AddOutcome
 from mesoslite.protocol import (
+    ContainerStatus,
     ExitedExecutor,
     FrameworkInfo,
+    IPAddress,
+    NetworkInfo,
     Reason,
     Source,
     StatusUpdate,
@@ -90,8 +93,33 @@ class UpdateFlow(CoreBase):
             return TaskState.TASK_DROPPED
         return TaskState.TASK_LOST
 
+    def container_status(self, ex: AgentExecutor, task_id: str) -> ContainerStatus | None:
+        """The task's network as Mesos reports it: the agent's IP on the host network, a
+        Docker container's own IPs on Docker's networks (None while they are not known)."""
+        task = ex.find_task(task_id)
+        container = task.info.container if task is not None else None
+        docker = container.docker if container is not None else None
+        if docker is None or docker.network.upper() == "HOST":
+            addresses: tuple[tuple[str, str], ...] = (("", self.config.ip),)
+        else:
+            addresses = ex.networks
+        if not addresses:
+            return None
+        return ContainerStatus(tuple(
+            NetworkInfo((IPAddress(ip, "IPv6" if ":" in ip else "IPv4"),), name)
+            for name, ip in addresses))
+
     def accept_update(self, update: StatusUpdate, ex: AgentExecutor | None) -> list[Effect]:
-        """Record and queue an update (checkpointed first when the framework checkpoints)."""
+        """Record and queue an update (checkpointed first when the framework checkpoints).
+
+        An update of a task of ours gets the task's ``container_status`` (its network
+        addresses) when it comes without one, as Mesos agents fill it in.
+        """
+        if ex is not None and update.status.container_status is None:
+            found = self.container_status(ex, update.status.task_id)
+            if found is not None:
+                update = attrs.evolve(update, status=attrs.evolve(update.status,
+                                                                  container_status=found))
         fw = self.frameworks.get(update.framework_id)
         checkpoint = bool(fw and fw.info.checkpoint and ex is not None)
         res = self.updates.add(update, checkpoint=checkpoint)
