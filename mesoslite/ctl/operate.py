@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from mesoslite.allocator.hierarchical import validate_role
+from mesoslite.ctl.apps import _positive_seconds
 from mesoslite.ctl.cluster import TERMINAL, _agent_base, _all_tasks, resolve_master
 from mesoslite.ctl.common import CtlError, HttpError, format_table, get_json, request
 
@@ -277,7 +278,7 @@ def add_operate_parsers(ctl: Any) -> None:
     k.add_argument("--framework", default=None, help="the task's framework id")
     k.add_argument("--no-wait", "--no_wait", dest="no_wait", action="store_true",
                    help="return once the framework accepted the kill")
-    k.add_argument("--timeout", type=float, default=KILL_TIMEOUT,
+    k.add_argument("--timeout", type=_positive_seconds, default=KILL_TIMEOUT,
                    help="seconds to wait for the task to end (default 60)")
     t = ctl.add_parser("teardown", help="remove a framework and kill its tasks (needs --yes)")
     t.add_argument("framework_id")
