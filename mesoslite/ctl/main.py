@@ -2,7 +2,7 @@
 
 Owns :func:`add_ctl_parser` (what :mod:`mesoslite.cli` calls) and :func:`run_ctl`.
 The cluster commands live in :mod:`mesoslite.ctl.cluster`, the app commands
-in :mod:`mesoslite.ctl.apps`.
+in :mod:`mesoslite.ctl.apps`, kill/teardown/weights/top in :mod:`mesoslite.ctl.operate`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from mesoslite.ctl.apps import APP_COMMANDS, add_app_parsers, run_app_command
 from mesoslite.ctl.cluster import add_cluster_parsers, run_cluster_command
+from mesoslite.ctl.operate import OPERATE_COMMANDS, add_operate_parsers, run_operate_command
 
 
 def add_ctl_parser(sub: Any) -> None:
@@ -21,6 +22,7 @@ def add_ctl_parser(sub: Any) -> None:
     ctl = p.add_subparsers(dest="ctl_command", required=True, metavar="WHAT")
     add_cluster_parsers(p, ctl)
     add_app_parsers(p, ctl)
+    add_operate_parsers(ctl)
     p.set_defaults(func=run_ctl)
 
 
@@ -28,4 +30,6 @@ def run_ctl(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run one ctl sub-command; 1 with a message on failure, 130 on Ctrl-C."""
     if args.ctl_command in APP_COMMANDS:
         return run_app_command(args, out)
+    if args.ctl_command in OPERATE_COMMANDS:
+        return run_operate_command(args, out)
     return run_cluster_command(args, out)
