@@ -195,6 +195,7 @@ class OfferHandlers(FrameworkHandlers):
             state=TaskState.TASK_STAGING,
             info=task,
             labels=dict(task.labels),
+            launched_at=self.clock.monotonic(),
         )
         if verdict.new_executor and task.executor is not None:
             agent.executors[(framework.id, task.executor.executor_id)] = (task.executor,

@@ -5,7 +5,8 @@ service is never started) runs on a free loopback port with its configuration
 and storage in the test's directory, scraping the master's and the agent's
 ``/metrics`` every second.  The task's memory and cpu series, labelled with its
 framework, executor and task ids, must become queryable through Prometheus's
-HTTP API, and both targets must be up (Prometheus accepted the text format).
+HTTP API, the master's launch-to-RUNNING histogram must answer a quantile, and
+both targets must be up (Prometheus accepted the text format).
 """
 
 from __future__ import annotations
@@ -113,6 +114,11 @@ def test_prometheus_scrapes_the_tasks_usage(tmp_path: Path, cluster: ProcCluster
             running = wait_for(lambda: query(base, "mesoslite_master_tasks_running == 1"),
                                timeout=60, what="the master's running-task gauge in Prometheus")
             assert running[0]["metric"]["job"] == "mesoslite-master"
+            launches = query(base, "mesoslite_master_task_launch_to_running_seconds_count")
+            assert float(launches[0]["value"][1]) == 1.0
+            median = query(base, "histogram_quantile(0.5, "
+                                 "mesoslite_master_task_launch_to_running_seconds_bucket)")
+            assert 0.0 < float(median[0]["value"][1]) <= 300.0
             up = wait_for(lambda: len(r := query(base, "up == 1")) == 2 and r, timeout=30,
                           what="both targets up")
             assert {u["metric"]["job"] for u in up} == {"mesoslite-master", "mesoslite-agent"}
