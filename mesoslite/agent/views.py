@@ -290,6 +290,8 @@ CONTAINER_SERIES = (
      "Resident memory of the container"),
     ("mem_limit_bytes", "mesoslite_container_memory_limit_bytes", "gauge",
      "Memory limit of the container (its cgroup limit, else the memory given)"),
+    ("mem_cache_bytes", "mesoslite_container_memory_cache_bytes", "gauge",
+     "Page cache charged to the container's memory cgroup (Docker tasks)"),
     ("processes", "mesoslite_container_processes", "gauge",
      "Processes in the container"),
     *(
@@ -299,6 +301,11 @@ CONTAINER_SERIES = (
         for w in ("bytes", "packets", "errors", "dropped")
     ),
 )
+
+
+#: Series whose TYPE is shown even with no container (the rest only when measured).
+_ALWAYS_SHOWN = frozenset({"cpus_user_time_secs", "cpus_system_time_secs", "cpus_limit",
+                           "mem_rss_bytes", "mem_limit_bytes", "processes"})
 
 
 def escape_label_value(value: str) -> str:
@@ -339,7 +346,7 @@ def containers_prometheus_text(entries: list[dict[str, Any]],
     for key, metric, kind, help_text in CONTAINER_SERIES:
         present = [(text, stats[key]) for text, stats in rows
                    if isinstance(stats.get(key), (int, float))]
-        if not present and key.startswith("net_"):
+        if not present and key not in _ALWAYS_SHOWN:
             continue
         lines.append(f"# HELP {metric} {help_text}.")
         lines.append(f"# TYPE {metric} {kind}")
