@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,3 +125,13 @@ def test_prometheus_scrapes_the_tasks_usage(tmp_path: Path, cluster: ProcCluster
             assert {u["metric"]["job"] for u in up} == {"mesoslite-master", "mesoslite-agent"}
         finally:
             prom.stop()
+
+
+def test_the_example_configuration_is_valid(prometheus_binary: str) -> None:
+    """docs/prometheus.yml passes Prometheus's own configuration check."""
+    promtool = Path(prometheus_binary).with_name("promtool")
+    example = Path(__file__).resolve().parents[2] / "docs" / "prometheus.yml"
+    done = subprocess.run([str(promtool), "check", "config", str(example)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout + done.stderr
