@@ -63,6 +63,9 @@ bash scripts/ensure-docker.sh >/dev/null
 # Real haproxy for the service discovery test (the packaged service is kept stopped).
 bash scripts/ensure-haproxy.sh >/dev/null
 
+# Debian's prometheus for the scrape test (the packaged service is never started).
+bash scripts/ensure-prometheus.sh >/dev/null
+
 # Debian's chromium and Playwright for Python for the web UI tests (tests/e2e/test_webui_*).
 bash scripts/ensure-chromium.sh >/dev/null
 

@@ -36,6 +36,7 @@ from mesoslite.agent.files import (
 )
 from mesoslite.agent.views import (
     AgentView,
+    containers_prometheus_text,
     metrics_snapshot,
     prometheus_text,
     state_json,
@@ -209,10 +210,12 @@ class SnapshotHandler(_Handler):
 class PrometheusHandler(_Handler):
     """``GET /metrics``."""
 
-    def get(self) -> None:
-        """Answer the request."""
+    async def get(self) -> None:
+        """Answer the request: the agent's metrics, then every running container's usage."""
         self.set_header("Content-Type", "text/plain; version=0.0.4")
-        self.finish(prometheus_text(metrics_snapshot(self.agent)))
+        entries = await self.agent.monitor_statistics()
+        self.finish(prometheus_text(metrics_snapshot(self.agent))
+                    + containers_prometheus_text(entries, self.agent.frameworks))
 
 
 class StatisticsHandler(_Handler):

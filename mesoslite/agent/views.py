@@ -276,3 +276,79 @@ def statistics_entry(ex: Any, usage: Any) -> dict[str, Any]:
             **(extra() if extra is not None else {}),
         },
     }
+
+
+#: Per-container series on ``/metrics``: (statistics key, metric name, type, help).
+CONTAINER_SERIES = (
+    ("cpus_user_time_secs", "mesoslite_container_cpu_user_seconds_total", "counter",
+     "CPU time the container spent in user mode"),
+    ("cpus_system_time_secs", "mesoslite_container_cpu_system_seconds_total", "counter",
+     "CPU time the container spent in kernel mode"),
+    ("cpus_limit", "mesoslite_container_cpus_limit", "gauge",
+     "CPUs the container's tasks and executor were given"),
+    ("mem_rss_bytes", "mesoslite_container_memory_rss_bytes", "gauge",
+     "Resident memory of the container"),
+    ("mem_limit_bytes", "mesoslite_container_memory_limit_bytes", "gauge",
+     "Memory limit of the container (its cgroup limit, else the memory given)"),
+    ("mem_cache_bytes", "mesoslite_container_memory_cache_bytes", "gauge",
+     "Page cache charged to the container's memory cgroup (Docker tasks)"),
+    ("processes", "mesoslite_container_processes", "gauge",
+     "Processes in the container"),
+    *(
+        (f"net_{d}_{w}", f"mesoslite_container_network_{d}_{w}_total", "counter",
+         f"Network {w} {'received' if d == 'rx' else 'sent'} by the container")
+        for d in ("rx", "tx")
+        for w in ("bytes", "packets", "errors", "dropped")
+    ),
+)
+
+
+#: Series whose TYPE is shown even with no container (the rest only when measured).
+_ALWAYS_SHOWN = frozenset({"cpus_user_time_secs", "cpus_system_time_secs", "cpus_limit",
+                           "mem_rss_bytes", "mem_limit_bytes", "processes"})
+
+
+def escape_label_value(value: str) -> str:
+    """A label value for the Prometheus text format (backslash, quote, newline escaped)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def container_labels(entry: dict[str, Any], frameworks: list[AgentFramework]) -> dict[str, str]:
+    """The labels of one ``/monitor/statistics`` entry's series.
+
+    ``task_id`` is the executor's running task (several joined by commas for a
+    custom executor running more than one); ``app_id`` is the Marathon app
+    (``MARATHON_APP_ID`` of the task's environment) when a task names one.
+    """
+    labels = {"framework_id": str(entry.get("framework_id", "")),
+              "executor_id": str(entry.get("executor_id", "")),
+              "container_id": str(entry.get("container_id", ""))}
+    ex = next((fw.executors.get(labels["executor_id"]) for fw in frameworks
+               if fw.id == labels["framework_id"]), None)
+    tasks = sorted(ex.launched_tasks.values(), key=lambda t: t.task_id) if ex else []
+    labels["task_id"] = ",".join(t.task_id for t in tasks)
+    apps = sorted({t.info.command.environment.get("MARATHON_APP_ID", "")
+                   for t in tasks if t.info.command is not None} - {""})
+    if apps:
+        labels["app_id"] = ",".join(apps)
+    return labels
+
+
+def containers_prometheus_text(entries: list[dict[str, Any]],
+                               frameworks: list[AgentFramework]) -> str:
+    """Per-container usage (the ``/monitor/statistics`` entries) as Prometheus text."""
+    rows = []
+    for entry in entries:
+        labels = container_labels(entry, frameworks)
+        text = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(labels.items()))
+        rows.append((text, entry.get("statistics") or {}))
+    lines: list[str] = []
+    for key, metric, kind, help_text in CONTAINER_SERIES:
+        present = [(text, stats[key]) for text, stats in rows
+                   if isinstance(stats.get(key), (int, float))]
+        if not present and key not in _ALWAYS_SHOWN:
+            continue
+        lines.append(f"# HELP {metric} {help_text}.")
+        lines.append(f"# TYPE {metric} {kind}")
+        lines.extend(f"{metric}{{{text}}} {float(value):.17g}" for text, value in present)
+    return "\n".join(lines) + "\n"

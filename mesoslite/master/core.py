@@ -22,8 +22,10 @@ from mesoslite.allocator import HierarchicalAllocator
 from mesoslite.clock import Clock
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.records import (
+    LAUNCH_TO_RUNNING_BUCKETS,
     AgentRecord,
     FrameworkRecord,
+    Histogram,
     OfferRecord,
     Send,
     Target,
@@ -139,6 +141,8 @@ class StateCore:
         self.counters: collections.Counter[str] = collections.Counter()
         #: Gauges for active task states, cumulative counts for terminal ones.
         self.task_states: collections.Counter[TaskState] = collections.Counter()
+        #: Seconds from the launch the master sent to the task's first TASK_RUNNING.
+        self.launch_to_running = Histogram(LAUNCH_TO_RUNNING_BUCKETS)
 
         self._agent_seq = 0
         self._framework_seq = 0
@@ -295,6 +299,9 @@ class StateCore:
             )
             return False
         self._count_state(old, status.state)
+        if status.state is TaskState.TASK_RUNNING and task.launched_at and old in (
+                TaskState.TASK_STAGING, TaskState.TASK_STARTING):
+            self.launch_to_running.observe(self.clock.monotonic() - task.launched_at)
         task.state = status.state
         task.add_status(status)
         self._touch_task_owners(task)

@@ -578,7 +578,8 @@ class PrometheusHandler(BaseHandler):
     def get(self) -> None:
         """Answer in the text exposition format."""
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        self.finish(prometheus_text(self.master.metrics_snapshot()))
+        self.finish(prometheus_text(self.master.metrics_snapshot())
+                    + self.master.metrics_histograms())
 
 
 class RedirectHandler(BaseHandler):

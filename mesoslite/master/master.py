@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mesoslite.clock import Clock
 from mesoslite.master import metrics
 from mesoslite.master.config import MasterConfig
-from mesoslite.master.records import Send
+from mesoslite.master.records import LAUNCH_TO_RUNNING_BUCKETS, Histogram, Send
 from mesoslite.master.state import MasterState
 from mesoslite.protocol import (
     Accept,
@@ -362,3 +362,10 @@ class Master:
         )
         values.update(self.leadership.metrics())
         return values
+
+    def metrics_histograms(self) -> str:
+        """The histograms of ``/metrics`` in Prometheus text (a non-leader's are empty)."""
+        state = self._state if self.leadership.acting else None
+        return metrics.histograms_text(
+            state.launch_to_running if state is not None
+            else Histogram(LAUNCH_TO_RUNNING_BUCKETS))

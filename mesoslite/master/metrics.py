@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from mesoslite.master.records import Histogram
 from mesoslite.master.state import MasterState
 from mesoslite.protocol import TaskState
 
@@ -125,3 +126,25 @@ def prometheus_text(values: Mapping[str, float]) -> str:
         lines.append(f"# TYPE {metric} {kind}")
         lines.append(f"{metric} {_format(values[name])}")
     return "\n".join(lines) + "\n"
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(float(value))
+
+
+def histogram_text(metric: str, help_text: str, histogram: Histogram) -> str:
+    """One histogram in the text format: cumulative ``_bucket``s, ``_sum`` and ``_count``."""
+    lines = [f"# HELP {metric} {help_text}", f"# TYPE {metric} histogram"]
+    lines.extend(f'{metric}_bucket{{le="{_bound(bound)}"}} {count}'
+                 for bound, count in histogram.cumulative())
+    lines.append(f"{metric}_sum {float(histogram.total)!r}")
+    lines.append(f"{metric}_count {histogram.count}")
+    return "\n".join(lines) + "\n"
+
+
+def histograms_text(launch_to_running: Histogram) -> str:
+    """The master's histograms (``/metrics`` only: the JSON snapshot has no place for them)."""
+    return histogram_text(
+        "mesoslite_master_task_launch_to_running_seconds",
+        "Seconds from the master sending a launch to the task's first TASK_RUNNING.",
+        launch_to_running)

@@ -196,6 +196,7 @@ class OfferHandlers(FrameworkHandlers):
             info=task,
             labels=dict(task.labels),
             discovery=task.discovery,
+            launched_at=self.clock.monotonic(),
         )
         if verdict.new_executor and task.executor is not None:
             agent.executors[(framework.id, task.executor.executor_id)] = (task.executor,

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from mesoslite.agent.main import AgentProcess
 from mesoslite.protocol import TaskState
+from tests.support import promtext
 from tests.support.agent_fakemaster import (
     AGENT_ID,
     FRAMEWORK_ID,
@@ -209,6 +210,40 @@ def test_files_refuse_escapes_and_bad_arguments(tmp_path: Path) -> None:
             assert code == 400 and body_["field"] == "length"
             code, body_ = await http_json(agent, f"/files/read?path={q(sandbox)}")
             assert code == 400 and body_["field"] == "path"
+        finally:
+            await agent.stop()
+            master.close()
+
+    run(body())
+
+
+def test_metrics_show_each_container_with_task_labels(tmp_path: Path) -> None:
+    """/metrics has the running task's cpu and memory series, labelled and escaped."""
+    app_id = '/grp/we"b\\x'  # quote and backslash: escaped in the text, read back intact
+
+    async def body() -> None:
+        master = FakeMaster()
+        agent = await started(tmp_path, master)
+        try:
+            launch(master, shell_task("pt", "echo go; sleep 30", env={"MARATHON_APP_ID": app_id}))
+            await master.wait_state("pt", TaskState.TASK_RUNNING)
+            await until(lambda: read_sandbox_file(agent, "pt", "stdout") != "")
+            text = (await http_get(agent, "/metrics")).body.decode()
+            assert '\\"' in text and "\\\\" in text
+            samples = promtext.parse(text)
+            labels = {"framework_id": FRAMEWORK_ID, "executor_id": "pt", "task_id": "pt",
+                      "app_id": app_id}
+            rss = promtext.series(samples, "mesoslite_container_memory_rss_bytes", **labels)
+            assert len(rss) == 1 and next(iter(rss.values())) > 0
+            limit = promtext.series(samples, "mesoslite_container_memory_limit_bytes", **labels)
+            assert list(limit.values()) == [32 * 1024 * 1024]
+            for name in ("mesoslite_container_cpu_user_seconds_total",
+                         "mesoslite_container_cpu_system_seconds_total"):
+                values = list(promtext.series(samples, name, **labels).values())
+                assert len(values) == 1 and values[0] >= 0.0
+            assert promtext.series(samples, "mesoslite_container_cpus_limit", **labels)
+            # The agent's own metrics are still there, in the same document.
+            assert samples[("mesoslite_slave_tasks_running", ())] == 1.0
         finally:
             await agent.stop()
             master.close()

@@ -44,6 +44,7 @@ from mesoslite.protocol import (
 )
 from mesoslite.resources import Resources
 from mesoslite.transport import DealerClient
+from tests.support import promtext
 from tests.support.procs import until
 
 AGENT_RESOURCES = "cpus:2;mem:1024;ports:[31000-31005]"
@@ -157,6 +158,16 @@ def test_task_flows_between_fake_agent_and_fake_scheduler() -> None:
             assert snapshot["master/tasks_finished"] == 1
             assert snapshot["master/messages_status_update"] == 3
             assert snapshot["master/invalid_messages"] == 0
+            # One launch reached TASK_RUNNING: one observation, in every bucket up to +Inf.
+            samples = promtext.parse((await _get(master, "/metrics")).body.decode())
+            name = "mesoslite_master_task_launch_to_running_seconds"
+            assert samples[(f"{name}_count", ())] == 1.0
+            assert samples[(f"{name}_sum", ())] >= 0.0
+            buckets = sorted((float(dict(labels)["le"]), value) for labels, value
+                             in promtext.series(samples, f"{name}_bucket").items())
+            assert buckets[-1] == (float("inf"), 1.0)
+            counts = [value for _, value in buckets]
+            assert counts == sorted(counts) and len(counts) > 10
             agent.close()
             scheduler.close()
         finally:
@@ -360,10 +371,13 @@ def test_metrics_is_prometheus_text() -> None:
             lines = response.body.decode().splitlines()
             assert lines and all(_PROM_LINE.match(line) for line in lines), [
                 line for line in lines if not _PROM_LINE.match(line)]
-            samples = {line.split()[0]: float(line.split()[1])
-                       for line in lines if not line.startswith("#")}
+            parsed = promtext.parse(response.body.decode())  # every sample has its TYPE
+            samples = {name: value for (name, labels), value in parsed.items() if not labels}
             typed = {line.split()[2] for line in lines if line.startswith("# TYPE")}
-            assert set(samples) == typed
+            assert {name for name, _ in parsed} - typed == {
+                "mesoslite_master_task_launch_to_running_seconds_" + part
+                for part in ("bucket", "sum", "count")}
+            assert samples["mesoslite_master_task_launch_to_running_seconds_count"] == 0.0
             assert samples["mesoslite_master_slaves_active"] == 1.0
             assert samples["mesoslite_master_elected"] == 1.0
             assert all(name.startswith("mesoslite_") for name in samples)

@@ -29,6 +29,7 @@ from mesoslite.protocol import (
     TaskState,
 )
 from mesoslite.resources import Resources
+from tests.support import promtext
 from tests.support.docker_env import (
     LocalRegistry,
     ensure_docker,
@@ -163,6 +164,14 @@ def test_killing_a_running_docker_task_reports_killing_then_killed(
                      if e["executor_id"] == "sleeper"],
             timeout=20, what="statistics of the docker task")
         assert stats[0]["statistics"]["processes"] >= 1
+        # The engine's memory cgroup reports page cache; /metrics shows it per task.
+        assert stats[0]["statistics"]["mem_cache_bytes"] >= 0
+        url = f"http://127.0.0.1:{agent.http_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        cache = promtext.series(promtext.parse(text), "mesoslite_container_memory_cache_bytes",
+                                task_id="sleeper", executor_id="sleeper")
+        assert len(cache) == 1
         driver.kill_task("sleeper", agent.agent_id)
         killed = scheduler.wait_state("sleeper", S.TASK_KILLED, timeout=30)
         assert scheduler.states("sleeper") == [

@@ -523,6 +523,8 @@ class DockerContainerizer(Containerizer):
         mem = stats.get("memory_stats") or {}
         detail = mem.get("stats") or {}
         rss = detail.get("total_rss", detail.get("rss", detail.get("anon", mem.get("usage", 0))))
+        # cgroup v1 reports "cache" (and "total_cache" with hierarchy), v2 "file".
+        cache = detail.get("total_cache", detail.get("cache", detail.get("file")))
         network: dict[str, int] = {}
         for counters in (stats.get("networks") or {}).values():
             for direction in ("rx", "tx"):
@@ -537,6 +539,7 @@ class DockerContainerizer(Containerizer):
             processes=int((stats.get("pids_stats") or {}).get("current", 0) or 0),
             mem_limit_bytes=int(mem.get("limit", 0) or 0) if w.mem_limit else 0,
             network=network,
+            mem_cache_bytes=None if cache is None else int(cache),
         )
 
     def ended(self, container_id: str) -> bool:

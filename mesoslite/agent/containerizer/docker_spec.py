@@ -181,10 +181,15 @@ class DockerUsage(ContainerUsage):
 
     mem_limit_bytes: int = 0
     network: dict[str, int] = attrs.field(factory=dict)
+    #: Page cache charged to the container's memory cgroup (None: the engine did not say).
+    mem_cache_bytes: int | None = None
 
     def extra_statistics(self) -> dict[str, int]:
-        """``net_rx_bytes`` etc. for ``/monitor/statistics`` (empty on the host network)."""
-        return dict(self.network)
+        """``net_rx_bytes`` etc. (none on the host network) and ``mem_cache_bytes`` (if known)."""
+        extra = dict(self.network)
+        if self.mem_cache_bytes is not None:
+            extra["mem_cache_bytes"] = self.mem_cache_bytes
+        return extra
 
 
 @attrs.frozen
