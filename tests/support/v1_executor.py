@@ -13,7 +13,7 @@ As a Mesos v1 executor does with checkpointing on, it keeps the tasks and update
 agent has not acknowledged and, when the agent goes away, SUBSCRIBEs again (backoff up
 to ``MESOS_SUBSCRIPTION_BACKOFF_MAX``, for at most ``MESOS_RECOVERY_TIMEOUT``) with them
 as ``unacknowledged_tasks``/``unacknowledged_updates``; it prints one line
-``subscribe tasks=N updates=M`` per SUBSCRIBE (``subscribed`` once answered), 
+``subscribe tasks=N updates=M`` per SUBSCRIBE (``subscribed`` once answered),
 ``update queued STATE`` for an update it could not send, ``acknowledged TASK_ID`` per
 ACKNOWLEDGED.
 """
