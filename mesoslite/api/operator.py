@@ -154,15 +154,7 @@ class OperatorHandler(JsonApiHandler):
     async def post(self) -> None:
         """Answer one call."""
         try:
-            body = obj(self.json_body(), "")
-            kind = text(body.get("type"), "type", empty=False)
-            if kind in UNSUPPORTED:
-                raise ApiError(501, "type", f"{kind}: {UNSUPPORTED[kind]}")
-            if kind not in SUPPORTED:
-                raise ApiError(400, "type", f"unknown call type {kind[:60]!r}")
-            for key in body:
-                if key not in ("type", kind.lower()):
-                    raise ApiError(400, key, f"does not belong in a {kind} call")
+            kind, body = self.operator_call(SUPPORTED, UNSUPPORTED)
             if kind not in ANY_MASTER and not self.master.is_leading:
                 refuse_not_leader(self, self.master, self.request.path)
                 return

@@ -13,13 +13,14 @@ import asyncio
 import gzip
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import tornado.iostream
 import tornado.web
 
 from mesoslite.api.recordio import encode
+from mesoslite.api.v1json import obj, text
 
 log = logging.getLogger("mesoslite.api")
 
@@ -183,6 +184,21 @@ class JsonApiHandler(tornado.web.RequestHandler):
             return json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "body", f"expected a JSON object: {exc}") from None
+
+    def operator_call(self, supported: Collection[str], unsupported: Mapping[str, str]
+                      ) -> tuple[str, dict[str, Any]]:
+        """The body's call ``type`` and the body: 501 naming a call we do not support, 400
+        naming an unknown type or a field that belongs to no part of this call."""
+        body = obj(self.json_body(), "")
+        kind = text(body.get("type"), "type", empty=False)
+        if kind in unsupported:
+            raise ApiError(501, "type", f"{kind}: {unsupported[kind]}")
+        if kind not in supported:
+            raise ApiError(400, "type", f"unknown call type {kind[:60]!r}")
+        for key in body:
+            if key not in ("type", kind.lower()):
+                raise ApiError(400, key, f"does not belong in a {kind} call")
+        return kind, body
 
     def answer(self, value: Any, status: int = 200) -> None:
         """Answer JSON (gzipped when asked and worth it)."""
