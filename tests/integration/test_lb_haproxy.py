@@ -43,8 +43,13 @@ from tests.support.procs import (
 pytestmark = pytest.mark.integration
 
 APP = "/sd-web"
+# A server that shuts down gracefully, as zero-downtime deploys behind a balancer assume: on
+# SIGTERM it keeps answering for one more second (the balancer drops it on TASK_KILLING
+# meanwhile), so a response already under way is never cut off.  httpd itself ignores
+# SIGTERM (the executor signals the whole process group); the shell stops it after that second.
 CMD = ("mkdir -p w && echo $MESOS_TASK_ID > w/id && "
-       "exec busybox httpd -f -p 127.0.0.1:$PORT0 -h w")
+       "(trap '' TERM; exec busybox httpd -f -p 127.0.0.1:$PORT0 -h w) & pid=$!; "
+       "trap 'sleep 1; kill -KILL $pid' TERM; wait $pid")
 HEALTH = {"protocol": "MESOS_HTTP", "path": "/id", "portIndex": 0, "gracePeriodSeconds": 30,
           "intervalSeconds": 1, "timeoutSeconds": 2, "maxConsecutiveFailures": 3,
           "delaySeconds": 0}
