@@ -7,8 +7,9 @@
 # Both are FROM scratch plus one layer (docker/mesoslite, docker/zookeeper): the
 # root file system is assembled here from the host (the interpreter or the JVM,
 # every shared library `ldd` names, a static busybox for /bin/sh and sleep).
-# Idempotent: an image is built only when it is missing (MESOSLITE_REBUILD=1 forces
-# both).  Also makes sure the engine (scripts/ensure-docker.sh), ZooKeeper's jars
+# Idempotent: an image is built only when it is missing, or for the mesoslite image when
+# it was built from other sources than this checkout's (a digest label; MESOSLITE_REBUILD=1
+# forces both).  Also makes sure the engine (scripts/ensure-docker.sh), ZooKeeper's jars
 # (scripts/ensure-zookeeper.sh) and docker-compose (Debian package) are installed.
 # What it did goes to stderr; the two image names are printed on stdout.
 set -euo pipefail
@@ -29,6 +30,19 @@ docker_cli() {
 
 image_missing() {
     [[ "${MESOSLITE_REBUILD:-0}" == 1 ]] || ! docker_cli image inspect "$1" >/dev/null 2>&1
+}
+
+# A digest of what the mesoslite image installs: an image built from other sources is stale.
+source_digest() {
+    find setup.cfg pyproject.toml mesoslite frameworks -type f ! -name '*.pyc' -print0 \
+        | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-32
+}
+
+# Missing, or labelled with another source digest than this checkout's.
+mesoslite_image_stale() {
+    image_missing "$1" && return 0
+    [[ "$(docker_cli image inspect -f '{{index .Config.Labels "mesoslite.source"}}' "$1" \
+        2>/dev/null)" != "$SOURCE_DIGEST" ]]
 }
 
 # Copies every shared library the given ELF files load (and the loader) into $1,
@@ -60,8 +74,9 @@ add_busybox() {
 
 build() {
     local image="$1" ctx="$2" start=$SECONDS
+    shift 2
     log "building $image"
-    DOCKER_BUILDKIT=0 docker_cli build -q -t "$image" "$ctx" >&2
+    DOCKER_BUILDKIT=0 docker_cli build -q "$@" -t "$image" "$ctx" >&2
     log "built $image in $((SECONDS - start))s"
 }
 
@@ -111,7 +126,7 @@ EOF
     cp -L "$(bash scripts/ensure-haproxy.sh)" "$root/usr/sbin/haproxy"
     copy_libs "$root" "$prefix/bin/python3.11" "$root/usr/sbin/haproxy" \
         $(find "$root/usr/local/lib" -name '*.so*' -type f)
-    build "$MESOSLITE_IMAGE" "$ctx"
+    build "$MESOSLITE_IMAGE" "$ctx" --label "mesoslite.source=$SOURCE_DIGEST"
 }
 
 build_zookeeper() {
@@ -153,7 +168,8 @@ fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-if image_missing "$MESOSLITE_IMAGE"; then
+SOURCE_DIGEST="$(source_digest)"
+if mesoslite_image_stale "$MESOSLITE_IMAGE"; then
     mkdir -p "$work/mesoslite"
     build_mesoslite "$work/mesoslite"
 else

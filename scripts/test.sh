@@ -66,6 +66,10 @@ bash scripts/ensure-haproxy.sh >/dev/null
 # Debian's prometheus for the scrape test (the packaged service is never started).
 bash scripts/ensure-prometheus.sh >/dev/null
 
+# The two local images docker-compose.local.yml runs (tests/integration/test_compose_up.py),
+# built here rather than inside a test's time limit; rebuilt when the sources changed.
+bash scripts/build-compose-images.sh >/dev/null
+
 # Debian's chromium and Playwright for Python for the web UI tests (tests/e2e/test_webui_*).
 bash scripts/ensure-chromium.sh >/dev/null
 

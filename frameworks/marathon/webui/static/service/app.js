@@ -59,14 +59,20 @@ export function logLink(task, name = "stdout") {
 }
 
 // Run an API write after confirming it; toast the outcome; refresh the view.
-export async function act(title, message, request, { danger = false, confirm = "Confirm", extra = null } = {}) {
+// `refresh: false` for an action that leaves the view (Destroy): refreshing it would ask
+// for what was just removed.
+export async function act(title, message, request,
+                          { danger = false, confirm = "Confirm", extra = null, refresh = true } = {}) {
   if (!(await confirmDialog(title, message, { danger, confirm, extra }))) return null;
+  const view = shared.view, viewRefresh = view && view.refresh;
+  if (!refresh && view) view.refresh = null;  // no live refresh while the view is being left
   try {
     const answer = await request();
     toast(`${title}: done${answer && answer.deploymentId ? ` (deployment ${answer.deploymentId})` : ""}`);
-    if (shared.view && shared.view.refresh) shared.view.refresh();
+    if (refresh && shared.view && shared.view.refresh) shared.view.refresh();
     return answer || {};
   } catch (e) {
+    if (!refresh && view) view.refresh = viewRefresh;
     toast(`${title}: ${e.message}`, "error");
     return null;
   }

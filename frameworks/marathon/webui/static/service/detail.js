@@ -90,7 +90,7 @@ function header(app, queued) {
       h("a", { class: "button", href: href(["edit"], { id }) }, "Edit"),
       h("button", { type: "button", class: "danger", onclick: async () => {
         const done = await act("Destroy", `Destroy ${id} and kill all its instances? This cannot be undone.`,
-          () => api(`/v2/apps/${appPath(id)}`, { method: "DELETE" }), { danger: true, confirm: "Destroy" });
+          () => api(`/v2/apps/${appPath(id)}`, { method: "DELETE" }), { danger: true, confirm: "Destroy", refresh: false });
         if (done) location.hash = "#/apps";
       } }, "Destroy")));
 }
