@@ -41,7 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     try:
         proc.wait_output("Ctrl-C stops", timeout=60)
         client = MarathonTestClient(marathon)
-        wait_for(lambda: client.get("/v2/apps").json() == {"apps": []}, timeout=30,
+        wait_for(lambda: client.get("/v2/apps").json == {"apps": []}, timeout=30,
                  what="GET /v2/apps answering")
         master = f"http://127.0.0.1:{http_port}"
         wait_for(lambda: len(get_json(f"{master}/state")["slaves"]) == 2, timeout=30,
@@ -69,7 +69,7 @@ def _master_tasks(master: str) -> list[dict[str, Any]]:
 
 
 def _running(client: MarathonTestClient) -> list[dict[str, Any]]:
-    tasks = client.get(f"/v2/apps{APP}/tasks").json()["tasks"]
+    tasks = client.get(f"/v2/apps{APP}/tasks").json["tasks"]
     return [t for t in tasks if t.get("state") == "TASK_RUNNING"]
 
 
@@ -161,3 +161,52 @@ def test_drain_replaces_tasks_elsewhere_then_reactivate(stack) -> None:
     for task in _master_tasks(master):
         if task["slave_id"] == first and task["id"] not in originals:
             assert task["statuses"][0]["timestamp"] >= reactivated_at - 1.0, task
+
+
+def _call(master: str, kind: str, agent_id: str, **fields: Any) -> None:
+    status, body = _operator(master, {"type": kind, kind.lower(): {
+        "agent_id": {"value": agent_id}, **fields}})
+    assert status == 200, (kind, status, body)
+
+
+def test_drain_state_survives_master_restart_and_mark_gone_removes(tmp_path) -> None:
+    """A real `mesoslite master` (file registry) restarted on the same ports still shows
+    its agents deactivated and DRAINED, and keeps them without offers; an agent drained with
+    mark_gone is told to shut down and is gone from /state."""
+    from tests.support.cluster_procs import MasterProc, ProcCluster
+
+    # Short pings: agents notice the restarted master (a new process) within seconds.
+    ports = {"http_port": free_port(), "zmq_port": free_port(), "agent_ping_timeout": 1}
+    with ProcCluster(tmp_path) as cluster:
+        master = cluster.start_master(**ports)
+        drained, deactivated, gone = (cluster.add_agent("cpus:1;mem:256") for _ in range(3))
+        _call(master.base_url, "DRAIN_AGENT", drained.agent_id,
+              max_grace_period={"nanoseconds": 1_000_000_000})
+        _call(master.base_url, "DEACTIVATE_AGENT", deactivated.agent_id)
+        _call(master.base_url, "DRAIN_AGENT", gone.agent_id, mark_gone=True)
+        wait_for(lambda: gone.proc.popen.poll() is not None, timeout=30,
+                 what="the agent drained with mark_gone exits")
+        assert all(a["id"] != gone.agent_id for a in master.state()["slaves"])
+
+        master.proc.stop()
+        cluster.master = MasterProc(tmp_path / "master", tmp_path / "master-2.log", ports)
+        restarted = cluster.master
+
+        def both_back() -> dict[str, dict[str, Any]]:
+            agents = {a["id"]: a for a in restarted.state()["slaves"]}
+            return agents if {drained.agent_id, deactivated.agent_id} <= set(agents) else {}
+
+        agents = wait_for(both_back, timeout=60, what="both agents re-registered")
+        assert agents[drained.agent_id]["deactivated"] is True
+        assert agents[drained.agent_id]["drain_info"] == {"state": "DRAINED", "config": {
+            "mark_gone": False, "max_grace_period": {"nanoseconds": 1_000_000_000}}}
+        assert agents[deactivated.agent_id]["deactivated"] is True
+        assert "drain_info" not in agents[deactivated.agent_id]
+        assert gone.agent_id not in agents
+        status, body = _operator(restarted.base_url, {
+            "type": "REACTIVATE_AGENT",
+            "reactivate_agent": {"agent_id": {"value": gone.agent_id}}})
+        assert status == 400 and "gone" in body["message"], body
+        _call(restarted.base_url, "REACTIVATE_AGENT", deactivated.agent_id)
+        wait_for(lambda: _agent(restarted.base_url, deactivated.agent_id)["deactivated"]
+                 is False, timeout=10, what="reactivated after the restart")
