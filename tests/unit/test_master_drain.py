@@ -228,3 +228,19 @@ def test_state_rendering_shows_deactivated_and_drain_info() -> None:
     assert shown["drain_info"] == {"state": "DRAINING", "config": {
         "mark_gone": True, "max_grace_period": {"nanoseconds": 1_500_000_000}}}
     assert shown["estimated_drain_start_time"] == h.clock.time()
+
+
+def test_ui_agent_row_shows_the_maintenance() -> None:
+    """The master UI's agent row names the hold (DEACTIVATED, DRAINING) and the drain config."""
+    from mesoslite.webui import views
+    h, agent_id, _fw = _two_tasks()
+    agent = h.state.agents[agent_id]
+    assert views.agent_row(agent)["maintenance"] == ""
+    h.state.deactivate_agent(agent_id)
+    assert (views.agent_row(agent)["maintenance"], views.agent_row(agent)["drain"]) == (
+        "DEACTIVATED", None)
+    h.state.drain_agent(agent_id, 3.0)
+    row = views.agent_row(agent)
+    assert row["maintenance"] == "DRAINING"
+    assert row["drain"] == {"max_grace_period": 3.0, "mark_gone": False,
+                            "started": h.clock.time()}
