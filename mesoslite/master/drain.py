@@ -161,7 +161,7 @@ class DrainHandlers(AgentHandlers):
         for agent_id, plain in stored.items():
             try:
                 entry = AgentMaintenance.from_plain(agent_id, plain)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 log.error("registry: %s, ignored", exc)
                 continue
             self.maintenance[agent_id] = entry

@@ -51,10 +51,10 @@ class AgentMaintenance:
 
     @classmethod
     def from_plain(cls, agent_id: str, obj: Any) -> AgentMaintenance:
-        """Validate registry data (ValueError naming the field)."""
+        """Validate registry data (ValueError or TypeError naming the field)."""
         where = f"maintenance.agents[{agent_id!r}]"
         if not isinstance(obj, dict):
-            raise ValueError(f"{where}: expected an object, got {type(obj).__name__}")
+            raise TypeError(f"{where}: expected an object, got {type(obj).__name__}")
         state = obj.get("drain_state")
         if state is not None and state not in DRAIN_STATES:
             raise ValueError(f"{where}.drain_state: expected DRAINING, DRAINED or null, "
