@@ -144,6 +144,13 @@ def test_drain_replaces_tasks_elsewhere_then_reactivate(stack) -> None:
                                                                       _running(client)},
              timeout=60, what="2 replacement instances running")
     assert {t["slaveId"] for t in _running(client)} == {second}
+    # Replaced as instances the operator took away, not as failures: no launch backoff.
+    assert "lastTaskFailure" not in client.app(APP, embed="apps.lastTaskFailure")
+    status, agents = _operator(master, {"type": "GET_AGENTS"})
+    [v1] = [a for a in agents["get_agents"]["agents"]
+            if a["agent_info"]["id"]["value"] == first]
+    assert status == 200 and v1["deactivated"] is True
+    assert v1["drain_info"]["state"] == "DRAINED"
 
     # Six instances do not fit on the second agent (four do): two wait while the first
     # agent is drained, and launch there only once it is reactivated.
