@@ -22,8 +22,9 @@ from tests.support.marathon_procs import MarathonTestClient
 from tests.support.procs import ROOT, Proc, free_port, get_json, mesoslite, wait_for
 
 APP = "/drained"
-#: 0.25 cpus per instance on agents of 1 cpu: four instances fill an agent.
-DEFINITION = {"id": APP, "cmd": "sleep 600", "instances": 2, "cpus": 0.25, "mem": 16,
+#: 0.25 cpus per instance on agents of 1 cpu: four instances fill an agent.  The task
+#: ignores SIGTERM, so a drain's kill takes the whole (bounded) grace period.
+DEFINITION = {"id": APP, "cmd": "trap '' TERM; sleep 600", "instances": 2, "cpus": 0.25, "mem": 16,
               "portDefinitions": [], "upgradeStrategy": {"minimumHealthCapacity": 1.0,
                                                          "maximumOverCapacity": 0.0}}
 
@@ -130,16 +131,30 @@ def test_drain_replaces_tasks_elsewhere_then_reactivate(stack) -> None:
     assert {t["slaveId"] for t in _running(client)} == {first}
     assert "reactivated" in _ctl(master, "reactivate", second)
 
-    out = _ctl(master, "drain", first, "--max-grace-period", "2s", "--wait")
+    out = _ctl(master, "drain", first, "--max-grace-period", "10s", "--wait")
     assert f"agent {first}: DRAINED" in out, out
     shown = _agent(master, first)
     assert shown["deactivated"] is True
     assert shown["drain_info"] == {"state": "DRAINED", "config": {
-        "mark_gone": False, "max_grace_period": {"nanoseconds": 2_000_000_000}}}
+        "mark_gone": False, "max_grace_period": {"nanoseconds": 10_000_000_000}}}
     ended = {t["id"]: t for t in _master_tasks(master) if t["id"] in originals}
     for task in ended.values():
         assert task["state"] == "TASK_KILLED", task
         assert task["statuses"][-1]["reason"] == "REASON_AGENT_DRAINING", task
+    # SIGKILL came after the grace period bounded by max_grace_period (10 s, not the
+    # executor's 3 s default): TASK_KILLING, then TASK_KILLED about 10 s later.
+    for task in ended.values():
+        when = {s["state"]: s["timestamp"] for s in task["statuses"]}
+        assert 8.0 <= when["TASK_KILLED"] - when["TASK_KILLING"] <= 60.0, task["statuses"]
+        assert task["statuses"][-2]["reason"] == "REASON_AGENT_DRAINING", task
+    # Capacity kept: the framework replaced each instance as soon as it was KILLING, so
+    # the replacements ran before the drained instances ended.
+    killed_at = min(t["statuses"][-1]["timestamp"] for t in ended.values())
+    replacements = [t for t in _master_tasks(master) if t["slave_id"] == second]
+    started = sorted(min(s["timestamp"] for s in t["statuses"] if s["state"] == "TASK_RUNNING")
+                     for t in replacements
+                     if any(s["state"] == "TASK_RUNNING" for s in t["statuses"]))
+    assert len(started) >= 2 and started[1] < killed_at, (started, killed_at)
     wait_for(lambda: len(_running(client)) == 2 and not originals & {t["id"] for t in
                                                                       _running(client)},
              timeout=60, what="2 replacement instances running")
