@@ -133,6 +133,8 @@ def test_drain_replaces_tasks_elsewhere_then_reactivate(stack) -> None:
 
     out = _ctl(master, "drain", first, "--max-grace-period", "10s", "--wait")
     assert f"agent {first}: DRAINED" in out, out
+    rows = [line.split() for line in _ctl(master, "agents").splitlines()]
+    assert rows[0][3] == "MAINTENANCE" and [first, "drained"] in [[r[0], r[3]] for r in rows]
     shown = _agent(master, first)
     assert shown["deactivated"] is True
     assert shown["drain_info"] == {"state": "DRAINED", "config": {
