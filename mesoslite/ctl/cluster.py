@@ -124,7 +124,8 @@ def cmd_agents(master: str, out: TextIO) -> None:
             f"{_res(used, 'disk')}/{_res(res, 'disk')}", res.get("ports", ""),
             ";".join(f"{k}:{v}" for k, v in sorted(a.get("attributes", {}).items())),
         ))
-    headers = ("ID", "HOSTNAME", "ACTIVE", "MAINTENANCE", "CPUS", "MEM", "DISK", "PORTS", "ATTRIBUTES")
+    headers = ("ID", "HOSTNAME", "ACTIVE", "MAINTENANCE", "CPUS", "MEM", "DISK", "PORTS",
+               "ATTRIBUTES")
     out.write(format_table(headers, rows) + "\n")
 
 
