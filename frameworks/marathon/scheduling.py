@@ -57,8 +57,10 @@ KILL_RETRY_SECONDS = 10.0
 #: reconciliation answers about tasks on recovering agents arrive meanwhile.
 RECONCILIATION_GRACE = 10.0
 #: Reasons of terminal updates that say nothing about the task itself (no backoff).
+#: REASON_AGENT_DRAINING: an operator drained the task's agent; the instance is replaced
+#: at once elsewhere (the draining agent gets no offers).
 NOT_TASK_FAILURES = frozenset({"REASON_MASTER_DISCONNECTED", "REASON_INVALID_OFFERS",
-                               "REASON_RECONCILIATION"})
+                               "REASON_RECONCILIATION", "REASON_AGENT_DRAINING"})
 
 
 class Scheduling(Scheduler):

@@ -26,6 +26,8 @@ from mesoslite.api.streams import ApiError, JsonApiHandler, RecordStream, dumps
 from mesoslite.api.v1json import (
     V1Error,
     arr,
+    duration,
+    flag,
     ident,
     master_info_json,
     number,
@@ -46,9 +48,9 @@ UNSUPPORTED = {
     **dict.fromkeys(("CREATE_VOLUMES", "DESTROY_VOLUMES", "GROW_VOLUME", "SHRINK_VOLUME"),
                     "persistent volumes are not supported"),
     **dict.fromkeys(("GET_MAINTENANCE_STATUS", "GET_MAINTENANCE_SCHEDULE",
-                     "UPDATE_MAINTENANCE_SCHEDULE", "START_MAINTENANCE", "STOP_MAINTENANCE",
-                     "DRAIN_AGENT", "DEACTIVATE_AGENT", "REACTIVATE_AGENT"),
-                    "maintenance is not supported"),
+                     "UPDATE_MAINTENANCE_SCHEDULE", "START_MAINTENANCE", "STOP_MAINTENANCE"),
+                    "maintenance schedules are not supported: use DRAIN_AGENT, "
+                    "DEACTIVATE_AGENT and REACTIVATE_AGENT"),
     **dict.fromkeys(("GET_QUOTA", "SET_QUOTA", "REMOVE_QUOTA", "UPDATE_QUOTA"),
                     "quota is not supported"),
     "SET_LOGGING_LEVEL": "the logging level is set by flags at start",
@@ -59,7 +61,12 @@ UNSUPPORTED = {
 SUPPORTED = ("GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_METRICS", "GET_LOGGING_LEVEL",
              "LIST_FILES", "READ_FILE", "GET_STATE", "GET_AGENTS", "GET_FRAMEWORKS",
              "GET_EXECUTORS", "GET_TASKS", "GET_ROLES", "GET_WEIGHTS", "UPDATE_WEIGHTS",
-             "GET_MASTER", "TEARDOWN", "SUBSCRIBE")
+             "GET_MASTER", "TEARDOWN", "SUBSCRIBE", "DRAIN_AGENT", "DEACTIVATE_AGENT",
+             "REACTIVATE_AGENT")
+#: The agent calls and the fields each takes.
+AGENT_CALLS = {"DRAIN_AGENT": frozenset({"agent_id", "max_grace_period", "mark_gone"}),
+               "DEACTIVATE_AGENT": frozenset({"agent_id"}),
+               "REACTIVATE_AGENT": frozenset({"agent_id"})}
 def flags_of(config: Any) -> list[dict[str, str]]:
     """A config's attributes as Mesos flags (every value as text)."""
     out = []
@@ -90,6 +97,18 @@ def parse_weights(body: dict[str, Any]) -> dict[str, float]:
             raise V1Error(f"{where}.weight", f"expected a number > 0, got {weight!r}")
         weights[role] = weight
     return weights
+
+
+def parse_agent_call(kind: str, body: dict[str, Any]) -> tuple[str, float | None, bool]:
+    """DRAIN_AGENT, DEACTIVATE_AGENT or REACTIVATE_AGENT: (agent id, max grace, mark gone)."""
+    key = kind.lower()
+    call = obj(body.get(key), key, AGENT_CALLS[kind])
+    agent_id = ident(call.get("agent_id"), f"{key}.agent_id")
+    grace = None
+    if call.get("max_grace_period") is not None:
+        grace = duration(call["max_grace_period"], f"{key}.max_grace_period")
+    mark_gone = flag(call.get("mark_gone", False), f"{key}.mark_gone")
+    return agent_id, grace, mark_gone
 
 
 class OperatorHub:
@@ -208,6 +227,16 @@ class OperatorHandler(JsonApiHandler):
             if not master.teardown_framework(framework_id):
                 raise ApiError(400, f"{key}.framework_id",
                                f"no framework with id {framework_id!r}")
+            await self._durable()
+            return None
+        if kind in AGENT_CALLS:
+            agent_id, grace, mark_gone = parse_agent_call(kind, body)
+            try:
+                master.maintain_agent(kind.split("_", 1)[0].lower(), agent_id, grace, mark_gone)
+            except ValueError as exc:
+                field = getattr(exc, "field", "")
+                raise ApiError(getattr(exc, "status", 400), f"{key}.{field}",
+                               getattr(exc, "message", str(exc))) from None
             await self._durable()
             return None
         views = {"GET_STATE": operator_view.get_state, "GET_AGENTS": operator_view.get_agents,

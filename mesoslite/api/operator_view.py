@@ -52,11 +52,26 @@ def task_json(task: TaskView) -> dict[str, Any]:
     return out
 
 
+def maintenance_json(entry: Any) -> dict[str, Any]:
+    """An agent's ``deactivated``, ``drain_info`` and ``estimated_drain_start_time``."""
+    if entry is None:
+        return {"deactivated": False}
+    out: dict[str, Any] = {"deactivated": bool(entry.deactivated)}
+    if entry.drain_state is not None:
+        config: dict[str, Any] = {"mark_gone": entry.mark_gone}
+        if entry.max_grace_period is not None:
+            config["max_grace_period"] = {"nanoseconds": round(entry.max_grace_period * NANOS)}
+        out["drain_info"] = {"state": entry.drain_state, "config": config}
+        if entry.drain_started is not None:
+            out["estimated_drain_start_time"] = time_info(entry.drain_started)
+    return out
+
+
 def agent_json(agent: AgentView) -> dict[str, Any]:
     """An agent of GET_AGENTS."""
     out: dict[str, Any] = {
         "agent_info": agent_info_json(agent.info), "active": agent.connected,
-        "deactivated": False, "version": agent.version_string,
+        **maintenance_json(getattr(agent, "maintenance", None)), "version": agent.version_string,
         "pid": f"slave(1)@{agent.info.hostname}:{agent.info.port}",
         "registered_time": time_info(agent.registered_time),
         "total_resources": resources_json(agent.info.resources),

@@ -170,6 +170,11 @@ class MasterPort(Protocol):
         """Tear a framework down; False when it is unknown."""
         ...
 
+    def maintain_agent(self, kind: str, agent_id: str, max_grace_period: float | None = None,
+                       mark_gone: bool = False) -> None:
+        """Deactivate, drain or reactivate an agent (ValueError with ``field`` when refused)."""
+        ...
+
     def set_weights(self, weights: dict[str, float]) -> None:
         """Change role weights (ValueError naming a bad one)."""
         ...

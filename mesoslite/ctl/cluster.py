@@ -118,11 +118,14 @@ def cmd_agents(master: str, out: TextIO) -> None:
         res, used = a.get("resources", {}), a.get("used_resources", {})
         rows.append((
             a.get("id"), a.get("hostname"), "yes" if a.get("active", True) else "no",
+            str((a.get("drain_info") or {}).get("state") or
+                ("deactivated" if a.get("deactivated") else "-")).lower(),
             f"{_res(used, 'cpus')}/{_res(res, 'cpus')}", f"{_res(used, 'mem')}/{_res(res, 'mem')}",
             f"{_res(used, 'disk')}/{_res(res, 'disk')}", res.get("ports", ""),
             ";".join(f"{k}:{v}" for k, v in sorted(a.get("attributes", {}).items())),
         ))
-    headers = ("ID", "HOSTNAME", "ACTIVE", "CPUS", "MEM", "DISK", "PORTS", "ATTRIBUTES")
+    headers = ("ID", "HOSTNAME", "ACTIVE", "MAINTENANCE", "CPUS", "MEM", "DISK", "PORTS",
+               "ATTRIBUTES")
     out.write(format_table(headers, rows) + "\n")
 
 

@@ -63,7 +63,16 @@ class WeightChanged:
     weight: float
 
 
-Change = AgentAdmitted | AgentRemoved | FrameworkStored | FrameworkRemoved | WeightChanged
+@attrs.frozen
+class AgentMaintenanceChanged:
+    """An operator deactivated, drained or reactivated an agent (``entry`` None: in service)."""
+
+    agent_id: str
+    entry: dict[str, Any] | None
+
+
+Change = (AgentAdmitted | AgentRemoved | FrameworkStored | FrameworkRemoved | WeightChanged
+          | AgentMaintenanceChanged)
 
 
 def record(journal: list[Any] | None, change: Change) -> None:

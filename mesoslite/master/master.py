@@ -332,6 +332,25 @@ class Master:
         self._schedule_allocation()
         return True
 
+    def maintain_agent(self, kind: str, agent_id: str, max_grace_period: float | None = None,
+                       mark_gone: bool = False) -> None:
+        """``deactivate``, ``drain`` or ``reactivate`` an agent (operator request, :mod:`.drain`).
+
+        Raises :class:`~.drain.DrainError` naming the field when it cannot be done.
+        """
+        state = self.state
+        if kind == "drain":
+            sends = state.drain_agent(agent_id, max_grace_period, mark_gone)
+        elif kind == "deactivate":
+            sends = state.deactivate_agent(agent_id)
+        elif kind == "reactivate":
+            sends = state.reactivate_agent(agent_id)
+        else:
+            raise ValueError(f"kind: expected deactivate, drain or reactivate, got {kind!r}")
+        self.deliver(sends)
+        self.leadership.flush_journal()
+        self._schedule_allocation()
+
     def set_weights(self, weights: dict[str, float]) -> None:
         """Change role weights (ValueError naming the role or weight when invalid)."""
         for role, weight in weights.items():

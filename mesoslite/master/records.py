@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from mesoslite.master.drain_info import AgentMaintenance
 from mesoslite.protocol import (
     AgentInfo,
     DiscoveryInfo,
@@ -151,6 +152,8 @@ class AgentRecord:
     used: Resources = _EMPTY
     version: int = 0
     rendered: tuple[int, str] | None = None
+    #: Deactivated or drained by an operator (:mod:`.drain`); None: in service.
+    maintenance: AgentMaintenance | None = None
 
     @property
     def id(self) -> str:

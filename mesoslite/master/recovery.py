@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -66,6 +67,8 @@ class RegistrySnapshot:
     unreachable: Mapping[str, float] = attrs.field(factory=dict)
     frameworks: Mapping[str, RecoveredFramework] = attrs.field(factory=dict)
     weights: Mapping[str, float] = attrs.field(factory=dict)
+    #: Agents deactivated or drained by an operator: id -> plain entry (:mod:`.drain_info`).
+    maintenance: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 def restore(state: MasterState, snapshot: RegistrySnapshot) -> dict[str, float]:
@@ -91,6 +94,7 @@ def restore(state: MasterState, snapshot: RegistrySnapshot) -> dict[str, float]:
         deadlines[framework_id] = now + presumed_alive + stored.info.failover_timeout
     for agent_id, agent in snapshot.agents.items():
         state.recovered_agents[agent_id] = agent.info
+    state.restore_maintenance(snapshot.maintenance)
     log.info("recovered from the registry: %d agents expected back, %d unreachable, "
              "%d frameworks (%d torn down), %d weights", len(snapshot.agents),
              len(snapshot.unreachable), len(deadlines), len(snapshot.frameworks) - len(deadlines),

@@ -37,6 +37,7 @@ from mesoslite.coordination import (
     RegistryState,
     RemoveAgent,
     RemoveFramework,
+    SetMaintenance,
     SetWeight,
     StoredAgent,
     StoredFramework,
@@ -47,6 +48,7 @@ from mesoslite.coordination.registry import BatchingRegistry, Entry
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.journal import (
     AgentAdmitted,
+    AgentMaintenanceChanged,
     AgentRemoved,
     Change,
     FrameworkRemoved,
@@ -155,8 +157,23 @@ def snapshot_from(stored: RegistryState) -> RegistrySnapshot:
                 continue
             frameworks[framework_id] = RecoveredFramework(
                 info, framework.registered_time, framework.unregistered_time)
+    maintained = stored.maintenance.get("agents", {})
     return RegistrySnapshot(agents=agents, unreachable=dict(stored.unreachable),
-                            frameworks=frameworks, weights=dict(stored.weights))
+                            frameworks=frameworks, weights=dict(stored.weights),
+                            maintenance=dict(maintained) if isinstance(maintained, dict) else {})
+
+
+def _maintenance_ops(current: dict[str, Any], change: AgentMaintenanceChanged
+                     ) -> list[RegistryOp]:
+    """The registry's ``maintenance`` policy with one agent's entry set or cleared."""
+    agents = dict(current.get("agents", {}))
+    if agents.get(change.agent_id) == change.entry:
+        return []
+    if change.entry is None:
+        del agents[change.agent_id]
+    else:
+        agents[change.agent_id] = dict(change.entry)
+    return [SetMaintenance({**current, "agents": agents})]
 
 
 class RegistrySync:
@@ -236,4 +253,6 @@ class RegistrySync:
             if mirror.weights.get(change.role) == change.weight:
                 return []
             return [SetWeight(change.role, change.weight)]
+        if isinstance(change, AgentMaintenanceChanged):
+            return _maintenance_ops(mirror.maintenance, change)
         raise TypeError(f"change: expected a journal change, got {type(change).__name__}")

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mesoslite.api.v1json import container_status_json, discovery_json
+from mesoslite.master.drain_info import state_fields
 from mesoslite.master.records import AgentRecord, FrameworkRecord, OfferRecord, TaskEntry
 from mesoslite.protocol import AgentInfo, TaskState, TaskStatus
 from mesoslite.resources import Resources
@@ -130,6 +131,7 @@ def agent(record: AgentRecord) -> dict[str, Any]:
         "reregistered_time": record.reregistered_time,
         "version": record.version_string,
         "capabilities": [],
+        **state_fields(record.maintenance),
     }
 
 

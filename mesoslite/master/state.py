@@ -22,6 +22,7 @@ from typing import Any
 from mesoslite.allocator import HierarchicalAllocator, validate_role
 from mesoslite.clock import Clock
 from mesoslite.master.config import MasterConfig
+from mesoslite.master.drain import DrainHandlers
 from mesoslite.master.journal import WeightChanged, record
 from mesoslite.master.offers import OfferHandlers
 from mesoslite.master.records import Send
@@ -30,7 +31,7 @@ from mesoslite.protocol import MasterInfo
 log = logging.getLogger("mesoslite.master")
 
 
-class MasterState(OfferHandlers):
+class MasterState(OfferHandlers, DrainHandlers):
     """Agents, frameworks, tasks and offers, and every decision about them."""
 
     def __init__(
@@ -44,6 +45,7 @@ class MasterState(OfferHandlers):
         """Start with no agents and no frameworks; timers start from ``clock`` now."""
         super().__init__(config, master_info, clock, allocator, rng)
         self._init_offers()
+        self._init_drain()
         now = clock.monotonic()
         self._next_ping_at = now + config.agent_ping_timeout
         self._next_heartbeat_at = now + config.framework_heartbeat_interval
@@ -59,6 +61,8 @@ class MasterState(OfferHandlers):
             self._next_heartbeat_at = now + self.config.framework_heartbeat_interval
             sends += self.heartbeat_frameworks()
         sends += self.check_frameworks()
+        if self.maintenance:
+            sends += self.check_drains()
         if self.config.offer_timeout is not None:
             sends += self.expire_offers()
         return sends

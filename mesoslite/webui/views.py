@@ -219,8 +219,20 @@ def agent_row(agent: AgentSource) -> Row:
         "offered": scalars(agent.offered), "attributes": dict(info.attributes),
         "registered_time": agent.registered_time,
         "reregistered_time": agent.reregistered_time, "tasks": len(agent.tasks),
-        "version": agent.version_string,
+        "version": agent.version_string, **maintenance_fields(getattr(agent, "maintenance", None)),
     }
+
+
+def maintenance_fields(entry: Any) -> Row:
+    """An operator's hold on an agent: ``maintenance`` is ``DRAINING``, ``DRAINED``,
+    ``DEACTIVATED`` or empty; ``drain`` the drain's config (None when not draining)."""
+    if entry is None:
+        return {"maintenance": "", "drain": None}
+    if entry.drain_state is None:
+        return {"maintenance": "DEACTIVATED", "drain": None}
+    return {"maintenance": entry.drain_state,
+            "drain": {"max_grace_period": entry.max_grace_period, "mark_gone": entry.mark_gone,
+                      "started": entry.drain_started}}
 
 
 def absent_agent_row(agent_id: str, info: AgentInfo | None, state: str,

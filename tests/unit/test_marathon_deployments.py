@@ -460,3 +460,19 @@ def test_rolling_restart_to_fewer_instances() -> None:
     else:
         raise AssertionError("did not finish")
     assert len(cluster.tasks) == 3
+
+
+def test_restart_during_an_agent_drain_keeps_the_health_floor() -> None:
+    """An old task killed by a drain (KILLING, not requested by the framework) counts neither
+    as healthy nor as room: no healthy old task is killed below minimumHealthCapacity and
+    launches stay within maximumOverCapacity."""
+    strategy = UpgradeStrategy(minimum_health_capacity=0.5, maximum_over_capacity=0.0)
+    a = app(instances=4, version="v2", upgrade_strategy=strategy)
+    drained = task(C.KILLING)
+    old = [task() for _ in range(3)]
+    launch, kills, done = restart_decisions(a, [drained, *old], set())
+    # minHealthy 2 of 3 healthy old tasks: one may go; the drained one still takes room.
+    assert (len(kills), launch, done) == (1, 0, False)
+    assert drained.task_id not in kills
+    launch, kills, _ = restart_decisions(a, old, set())  # the drained task has ended
+    assert (len(kills), launch) == (1, 1)

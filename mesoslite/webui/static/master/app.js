@@ -209,7 +209,9 @@ function agentsView(r) {
            params.state || "", "agent states"),
       table({ label: "agents", rows: data.items, ...sorter(params, set, data), columns: [
         { label: "Host", sort: "hostname", render: (a) => h("a", { href: href(["agents", a.id]) }, a.address || a.hostname) },
-        { label: "State", sort: "state", render: (a) => h("span", { class: `badge state-${a.state === "active" ? "running" : "unreachable"}`, text: a.state }) },
+        { label: "State", sort: "state", render: (a) => h("span", {},
+            h("span", { class: `badge state-${a.state === "active" ? "running" : "unreachable"}`, text: a.state }),
+            a.maintenance ? h("span", { class: "badge state-unreachable", title: "taken out by an operator", text: a.maintenance.toLowerCase() }) : null) },
         { label: "CPUs", sort: "cpus", class: "num", render: (a) => `${num(a.allocated.cpus)} / ${num(a.resources.cpus)}` },
         { label: "Mem", sort: "mem", class: "num", render: (a) => `${resource("mem", a.allocated.mem)} / ${resource("mem", a.resources.mem)}` },
         { label: "Disk", sort: "disk", class: "num", render: (a) => resource("disk", a.resources.disk) },

@@ -43,6 +43,16 @@ function resourceRows(row) {
 
 // -------------------------------------------------------------------- agent
 
+// An operator's hold on the agent: deactivated (no offers), draining or drained.
+function maintenanceText(a) {
+  if (!a.maintenance) return "in service";
+  if (!a.drain) return "deactivated: no offers";
+  const grace = a.drain.max_grace_period == null ? "each task's own kill grace"
+    : `kill grace at most ${a.drain.max_grace_period} s`;
+  return h("span", {}, `${a.maintenance.toLowerCase()} since `, when(a.drain.started),
+    ` (${grace}${a.drain.mark_gone ? ", then marked gone" : ""})`);
+}
+
 export function agentView(r) {
   const agentId = r.parts[1];
   let timer = null;
@@ -63,6 +73,7 @@ export function agentView(r) {
           h("section", { class: "panel" }, keyValues([
             ["ID", h("span", { class: "mono", text: a.id })], ["Host", a.hostname],
             ["Address", a.address], ["State", a.state], ["Version", a.version],
+            ["Maintenance", maintenanceText(a)],
             ["Registered", when(a.registered_time)], ["Re-registered", when(a.reregistered_time)],
             ["Attributes", labelsList(a.attributes)]])),
           h("section", {}, resourceRows(a))),
