@@ -133,6 +133,25 @@ def _check_framework(base: str) -> None:
     assert float(quantile[0]["value"][1]) > 0.0
 
 
+def _check_dashboard(base: str) -> None:
+    """Every query of docs/grafana-dashboard.json evaluates; the task panels show the task."""
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs"
+                            / "grafana-dashboard.json").read_text())
+    values = {"$__rate_interval": "1m", "$master_job": "mesoslite-master",
+              "$agent_job": "mesoslite-agent", "$marathon_job": "mesoslite-marathon"}
+    empty = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for name, value in values.items():
+                expr = expr.replace(name, value)
+            if not query(base, expr):  # query() asserts Prometheus accepted the expression
+                empty.append(panel["title"])
+    for title in ("Memory per task (RSS)", "CPUs: used / total", "Launch to TASK_RUNNING",
+                  "Tasks by state", "Deployments"):
+        assert title not in empty, (title, empty)
+
+
 def test_prometheus_scrapes_the_cluster_and_the_framework(
         tmp_path: Path, cluster: MarathonCluster, prometheus_binary: str) -> None:
     """A task's memory, the master's and the framework's histograms are queryable; all up."""
@@ -158,6 +177,7 @@ def test_prometheus_scrapes_the_cluster_and_the_framework(
         assert len(cpu) == 1 and float(cpu[0]["value"][1]) >= 0.0
         _check_master(base)
         _check_framework(base)
+        _check_dashboard(base)
         up = wait_for(lambda: len(r := query(base, "up == 1")) == 3 and r, timeout=30,
                       what="all three targets up")
         assert {u["metric"]["job"] for u in up} == {"mesoslite-master", "mesoslite-agent",
