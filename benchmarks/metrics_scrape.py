@@ -158,6 +158,7 @@ def master_render(tasks: int, agents: int) -> dict[str, Any]:
         h.accept(b"f1", framework_id, [offers[agent_id].id], batch)
         launched += len(batch)
     times = []
+    text = ""
     for _ in range(5):
         started = time.perf_counter()
         state = h.state

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import mesoslite
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.records import AgentFramework, AgentMetrics, ExecutorState
-from mesoslite.api.ports import ExecutorPort
+from mesoslite.api.ports import ExecRequest, ExecSessionPort, ExecutorPort
 from mesoslite.api.version import MESOS_VERSION, version_info
 from mesoslite.clock import Clock
 from mesoslite.protocol import AgentInfo, MasterInfo, TaskState
@@ -109,6 +109,10 @@ class AgentView(Protocol):
 
     def containerizers_health(self) -> dict[str, Any]:
         """``containerizers`` of ``/state``."""
+        ...
+
+    def launch_session(self, request: ExecRequest) -> Awaitable[ExecSessionPort]:
+        """``ctl exec``: start ``request`` in a running task's container."""
         ...
 
     def monitor_statistics(self) -> Awaitable[list[dict[str, Any]]]:

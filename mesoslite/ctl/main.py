@@ -2,7 +2,8 @@
 
 Owns :func:`add_ctl_parser` (what :mod:`mesoslite.cli` calls) and :func:`run_ctl`.
 The cluster commands live in :mod:`mesoslite.ctl.cluster`, the app commands
-in :mod:`mesoslite.ctl.apps`, kill/teardown/weights/top in :mod:`mesoslite.ctl.operate`.
+in :mod:`mesoslite.ctl.apps`, kill/teardown/weights/top in :mod:`mesoslite.ctl.operate`, exec in
+:mod:`mesoslite.ctl.exec`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, TextIO
 
 from mesoslite.ctl.apps import APP_COMMANDS, add_app_parsers, run_app_command
 from mesoslite.ctl.cluster import add_cluster_parsers, run_cluster_command
+from mesoslite.ctl.exec import add_exec_parser, run_exec_command
 from mesoslite.ctl.operate import OPERATE_COMMANDS, add_operate_parsers, run_operate_command
 
 
@@ -23,6 +25,7 @@ def add_ctl_parser(sub: Any) -> None:
     add_cluster_parsers(p, ctl)
     add_app_parsers(p, ctl)
     add_operate_parsers(ctl)
+    add_exec_parser(ctl)
     p.set_defaults(func=run_ctl)
 
 
@@ -32,4 +35,6 @@ def run_ctl(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return run_app_command(args, out)
     if args.ctl_command in OPERATE_COMMANDS:
         return run_operate_command(args, out)
+    if args.ctl_command == "exec":
+        return run_exec_command(args, out)
     return run_cluster_command(args, out)
