@@ -109,8 +109,6 @@ def _copy(response: http.client.HTTPResponse, out: IO[bytes], err: IO[bytes]) ->
 def cmd_exec(master: str, task_id: str, argv: list[str], timeout: float | None,
              out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run ``argv`` in the running task ``task_id``; the command's exit status."""
-    if argv and argv[0] == "--":
-        argv = argv[1:]
     if not argv:
         raise CtlError("exec: give the command after the task id: ctl exec TASK -- CMD ...")
     agent = _running_task_agent(master, task_id)
@@ -136,17 +134,42 @@ def add_exec_parser(ctl: Any) -> None:
     """Add ``exec`` to the ctl sub-parsers ``ctl``."""
     e = ctl.add_parser("exec", help="run a command in a running task's container "
                                     "(ctl exec TASK -- CMD ARGS...)")
-    e.add_argument("task_id")
     e.add_argument("--timeout", type=_positive, default=None,
                    help="kill the command after this many seconds (default: no limit)")
-    e.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
+    e.add_argument("words", nargs=argparse.REMAINDER, metavar="TASK [--timeout S] -- CMD ARGS")
+
+
+def split_words(words: list[str], timeout: float | None) -> tuple[str, list[str], float | None]:
+    """``TASK [--timeout S] -- CMD ARGS...`` -> (task id, command, timeout).
+
+    Options may come before or after the task id, never after ``--`` (all of that is the
+    command); without ``--`` everything after the task id is the command.
+    """
+    if not words or words[0] == "--":
+        raise CtlError("exec: give a task id: ctl exec TASK -- CMD ARGS...")
+    task_id, rest = words[0], words[1:]
+    if "--" not in rest:
+        return task_id, rest, timeout
+    options, command = rest[:rest.index("--")], rest[rest.index("--") + 1:]
+    while options:
+        word = options.pop(0)
+        value = word.partition("=")[2] if word.startswith("--timeout=") else None
+        if word == "--timeout" and options:
+            value = options.pop(0)
+        if value is None:
+            raise CtlError(f"exec: unexpected {word!r} before --")
+        try:
+            timeout = _positive(value)
+        except argparse.ArgumentTypeError as exc:
+            raise CtlError(f"exec: --timeout: {exc}") from None
+    return task_id, command, timeout
 
 
 def run_exec_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run ``ctl exec``: the command's exit status; 1 with a message when it cannot run."""
     try:
-        return cmd_exec(resolve_master(args.master), args.task_id, list(args.command),
-                        args.timeout, out)
+        task_id, command, timeout = split_words(list(args.words), args.timeout)
+        return cmd_exec(resolve_master(args.master), task_id, command, timeout, out)
     except CtlError as exc:
         print(f"mesoslite ctl: {exc}", file=sys.stderr)
         return 1
