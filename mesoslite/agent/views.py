@@ -388,7 +388,7 @@ class ContainerSeries:
         lines: list[str] = []
         numbers = (int, float)
         for key, metric, kind, help_text in CONTAINER_SERIES:
-            present = [f"{metric}{{{text}}} {float(value):.17g}"
+            present = [f"{metric}{{{text}}} {value!r}"  # ints as ints, floats round-trip
                        for text, value in zip(texts, [st.get(key) for st in stats], strict=True)
                        if value.__class__ in numbers]
             if present or key in _ALWAYS_SHOWN:
