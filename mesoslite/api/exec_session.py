@@ -112,7 +112,7 @@ async def serve_session(handler: JsonApiHandler, port: AgentOperatorPort, value:
     handler.set_header("Message-Content-Type", "application/json")
     stream = RecordStream(handler)
     stream.on_close.append(session.kill)
-    handler.on_connection_close = lambda: stream.close("the connection closed")  # type: ignore[method-assign]
+    handler.hangup = lambda: stream.close("the connection closed")  # kills the command
     timer = None
     timed_out = False
     if timeout is not None:

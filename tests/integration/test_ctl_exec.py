@@ -28,7 +28,7 @@ from mesoslite.resources import Resources
 from tests.support.cluster_procs import AgentProc, MasterProc, ProcCluster
 from tests.support.docker_env import TEST_IMAGE, ensure_docker, remove_scope_containers
 from tests.support.frameworks import RecordingScheduler, running_framework, shell_task
-from tests.support.procs import mesoslite
+from tests.support.procs import mesoslite, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +178,30 @@ def test_the_stream_and_the_timeout(env: Env) -> None:
     assert time.monotonic() - started < 30
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
     assert left.stdout.strip() == "", "the timed-out command was left running"
+
+
+def test_closing_the_connection_kills_the_command(env: Env) -> None:
+    """A client that goes away mid-stream takes its command with it (nothing left running)."""
+    marker = f"exec-hangup-{uuid.uuid4().hex}"
+    conn = http.client.HTTPConnection("127.0.0.1", env.agent.http_port, timeout=60)
+    body = {"type": "LAUNCH_NESTED_CONTAINER_SESSION", "launch_nested_container_session": {
+        "task_id": {"value": "shell-1"},
+        "command": {"value": f"echo started; sleep 60 & wait; : {marker}"}}}
+    conn.request("POST", "/api/v1", body=json.dumps(body).encode(),
+                 headers={"Host": f"127.0.0.1:{env.agent.http_port}", "Authorization": GOOD,
+                          "Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.status == 200
+    decoder = Decoder()
+    records: list[bytes] = []
+    while not records:
+        records = decoder.feed(response.read1(4096))
+    assert json.loads(records[0])["data"]["data"] == base64.b64encode(b"started\n").decode()
+
+    def running() -> str:
+        return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    assert running(), "the command should run while the client listens"
+    conn.close()
+    wait_for(lambda: not running(), timeout=30, what="the command killed after the hangup")
