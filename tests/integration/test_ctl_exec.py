@@ -134,12 +134,14 @@ def test_docker_task_exec_runs_in_its_container(env: Env) -> None:
 
 
 def test_unknown_and_finished_tasks_are_refused_by_name(env: Env) -> None:
-    """ctl names an unknown or finished task; the agent answers 404 naming it too."""
+    """ctl names an unknown or finished task (or a missing program); the agent 404s by name."""
     unknown = ctl_exec(env, "no-such-task", "--", "true")
     assert unknown.returncode == 1 and "no-such-task" in unknown.stderr, unknown
     finished = ctl_exec(env, "done-1", "--", "true")
     assert finished.returncode == 1, finished
     assert "done-1" in finished.stderr and "TASK_FINISHED" in finished.stderr
+    missing = ctl_exec(env, "shell-1", "--", "no-such-program-here")
+    assert missing.returncode == 1 and "no-such-program-here" in missing.stderr, missing
     command = {"shell": True, "value": "true"}
     status, body = post_session(env, {"task_id": {"value": "no-such-task"}, "command": command})
     assert (status, body["field"]) == (404, "task_id") and "no-such-task" in body["message"]
