@@ -175,6 +175,8 @@ def start_in_docker(options: Any, docker_id: str, command: ExecCommand,
                     loop: asyncio.AbstractEventLoop) -> ExecSession:
     """``docker exec`` ``command`` in container ``docker_id`` (blocking until it started:
     run it off the loop).  ``options``: the containerizer's DockerOptions."""
+    # No read timeout: a command may be silent for long (types-docker says int; the SDK
+    # hands it to requests, which takes None as "wait forever").
     api = docker.APIClient(base_url=options.base_url, version=options.api_version,
                            timeout=None)  # type: ignore[arg-type]
     created = api.exec_create(docker_id, list(command.argv), stdout=True, stderr=True,
