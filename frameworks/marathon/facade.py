@@ -126,6 +126,10 @@ class ServiceFacade(Protocol):
         """``/metrics`` JSON (counters, gauges, timers)."""
         ...
 
+    def metrics_prometheus(self) -> str:
+        """``/metrics/prometheus``: the metrics in Prometheus text (HTTP timings aside)."""
+        ...
+
     # -- reads ---------------------------------------------------------------
     def list_apps(self) -> list[App]:
         """Every app's current definition, sorted by id."""

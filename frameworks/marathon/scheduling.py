@@ -353,12 +353,14 @@ class Scheduling(Scheduler):
         if driver is None:
             return
         answered: set[str] = set()
+        self.service.count("offers.received", len(offers))
         try:
             await self._use_offers(driver, offers, answered)
         finally:
             for offer in offers:
                 if offer.id not in answered:
                     driver.decline_offer(offer.id, Filters(refuse_seconds=UNFIT_OFFER_FILTER))
+                    self.service.count("offers.declined")
 
     async def _use_offers(self, driver: SchedulerDriver, offers: list[Offer],
                           answered: set[str]) -> None:
@@ -372,6 +374,7 @@ class Scheduling(Scheduler):
             for offer in offers:
                 driver.decline_offer(offer.id, filters)
                 answered.add(offer.id)
+            service.count("offers.declined", len(offers))
             self.offers_filtered = True
             if not self.waiting and not self.suppressed:
                 self.suppressed = True
@@ -421,6 +424,7 @@ class Scheduling(Scheduler):
                                 Filters(refuse_seconds=0.0))
             answered.add(offer_id)
             service.count("tasks.launched", len(items))
+            service.count("offers.matched")
         for offer in offers:
             if offer.id not in by_offer:
                 for want in wants:

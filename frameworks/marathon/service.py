@@ -56,9 +56,11 @@ from frameworks.marathon.wire.deployment_json import (
     render_event_plan,
     render_step,
 )
+from frameworks.marathon.wire.prometheus import prometheus_text
 from mesoslite import __version__
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.config_checks import mask_secrets
+from mesoslite.promtext import DURATION_BUCKETS, HistogramFamily
 
 log = logging.getLogger("mesoslite.marathon")
 
@@ -106,6 +108,9 @@ class MarathonService:
         #: (never from a half-loaded state, never proxying to itself).
         self.loading = False
         self.counters: dict[str, int] = {}
+        #: Deployment durations by outcome (``/metrics/prometheus``); start times by plan id.
+        self.deployment_durations = HistogramFamily(DURATION_BUCKETS, ("outcome",))
+        self._deployment_started: dict[str, float] = {}
         self._write_lock = asyncio.Lock()
         self._last_version = ""
 
@@ -259,6 +264,19 @@ class MarathonService:
             "counters": {k: {"count": v} for k, v in sorted(self.counters.items())},
             "histograms": {}, "meters": {}, "timers": {},
         }
+
+    def metrics_prometheus(self) -> str:
+        """``/metrics/prometheus``: the metrics in Prometheus text (HTTP timings aside)."""
+        states: dict[str, int] = {}
+        for task in self.tracked.values():
+            states[task.condition.value] = states.get(task.condition.value, 0) + 1
+        return prometheus_text(self.metrics(), states, self.deployment_durations)
+
+    def _deployment_ended(self, plan_id: str, outcome: str) -> None:
+        """Observe a deployment's duration (unknown for plans recovered after a failover)."""
+        started = self._deployment_started.pop(plan_id, None)
+        if started is not None:
+            self.deployment_durations.observe(self.clock.monotonic() - started, outcome)
 
     # ------------------------------------------------------------ reads
 
@@ -504,6 +522,7 @@ class MarathonService:
             for task in killing:
                 self.scheduling.kill(task, "killed through the API (scale)", wipe=False)
         self.count("deployments.started")
+        self._deployment_started[plan.id] = self.clock.monotonic()
         for app in target.values():
             self.bus.publish("api_post_event", clientIp="", uri=f"/v2/apps{app.id}",
                              appDefinition=render_app(app))
@@ -537,6 +556,7 @@ class MarathonService:
         self.plans.pop(plan.id, None)
         await self.deployment_repo.delete(plan.id)
         self.count("deployments.failed")
+        self._deployment_ended(plan.id, "failed")
         log.info("deployment %s %s", plan.id, why)
         self.bus.publish("deployment_failed", id=plan.id, plan=self.event_plan(plan),
                          reason=why)
@@ -556,6 +576,7 @@ class MarathonService:
         self.plans.pop(plan.id, None)
         await self.deployment_repo.delete(plan.id)
         self.count("deployments.succeeded")
+        self._deployment_ended(plan.id, "succeeded")
         self.bus.publish("deployment_success", id=plan.id, plan=self.event_plan(plan))
         for app_id in plan.original:
             if app_id not in plan.target:

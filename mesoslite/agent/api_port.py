@@ -7,10 +7,13 @@ of its own ``/files``).  Read-only.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import attrs
 
 from mesoslite.agent.records import AgentExecutor, AgentFramework
 from mesoslite.agent.views import AgentView, metrics_snapshot
+from mesoslite.api.ports import ExecRequest, ExecSessionPort
 from mesoslite.protocol import AgentInfo, ExecutorInfo, FrameworkInfo, Task
 
 
@@ -71,3 +74,7 @@ class AgentApiPort:
     def operator_files_url(self) -> str:
         """``http://ip:port`` of this agent's HTTP server."""
         return f"http://{self.agent.config.ip}:{self.agent.http_port}"
+
+    def operator_launch_session(self, request: ExecRequest) -> Awaitable[ExecSessionPort]:
+        """Start ``request`` in a running task's container (ExecRefused when none)."""
+        return self.agent.launch_session(request)

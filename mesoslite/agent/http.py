@@ -36,7 +36,7 @@ from mesoslite.agent.files import (
 )
 from mesoslite.agent.views import (
     AgentView,
-    containers_prometheus_text,
+    ContainerSeries,
     metrics_snapshot,
     prometheus_text,
     state_json,
@@ -214,8 +214,11 @@ class PrometheusHandler(_Handler):
         """Answer the request: the agent's metrics, then every running container's usage."""
         self.set_header("Content-Type", "text/plain; version=0.0.4")
         entries = await self.agent.monitor_statistics()
+        series = self.application.settings.get("container_series")
+        if not isinstance(series, ContainerSeries):  # an app not built by make_app
+            series = ContainerSeries()
         self.finish(prometheus_text(metrics_snapshot(self.agent))
-                    + containers_prometheus_text(entries, self.agent.frameworks))
+                    + series.render(entries, self.agent.frameworks))
 
 
 class StatisticsHandler(_Handler):
@@ -331,7 +334,8 @@ def make_app(agent: AgentView) -> tornado.web.Application:
     routes += api_routes
     return tornado.web.Application(
         routes, transforms=[JsonpTransform], default_handler_class=NotFoundHandler,
-        default_handler_args=args
+        default_handler_args=args,
+        container_series=ContainerSeries(),  # /metrics' label cache, kept between scrapes
     )
 
 

@@ -26,10 +26,12 @@ from mesoslite.agent.agent import Agent
 from mesoslite.agent.checkpoint import Checkpointer
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.containerizer import Containerizer
+from mesoslite.agent.containerizer.exec_session import ExecSession
 from mesoslite.agent.containerizer.process import ProcessContainerizer
 from mesoslite.agent.core import AgentState
 from mesoslite.agent.docker_tasks import DockerTasks
 from mesoslite.agent.effects import Effect
+from mesoslite.agent.exec_sessions import launch_session
 from mesoslite.agent.executors import ExecutorManager
 from mesoslite.agent.http import bind_http, start_http_server
 from mesoslite.agent.master_link import MasterLink, master_endpoint
@@ -37,6 +39,7 @@ from mesoslite.agent.records import AgentFramework, AgentMetrics
 from mesoslite.agent.recovery import Recovery, previous_executor_endpoint
 from mesoslite.agent.resources_detect import detect_resources
 from mesoslite.agent.sandbox_gc import LiveSet, SandboxCollector
+from mesoslite.api.ports import ExecRequest
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.config_checks import mask_secrets
 from mesoslite.protocol import AgentInfo, MasterInfo
@@ -340,3 +343,7 @@ class AgentProcess:
     async def monitor_statistics(self) -> list[dict[str, Any]]:
         """``/monitor/statistics``: usage of every running executor and Docker task."""
         return await self.executors.statistics() + await self.docker.statistics()
+
+    async def launch_session(self, request: ExecRequest) -> ExecSession:
+        """``ctl exec``: run a command in a running task's container (ExecRefused if none)."""
+        return await launch_session(self.frameworks, self.docker, request)

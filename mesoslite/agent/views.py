@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import mesoslite
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.records import AgentFramework, AgentMetrics, ExecutorState
-from mesoslite.api.ports import ExecutorPort
+from mesoslite.api.ports import ExecRequest, ExecSessionPort, ExecutorPort
 from mesoslite.api.version import MESOS_VERSION, version_info
 from mesoslite.clock import Clock
 from mesoslite.protocol import AgentInfo, MasterInfo, TaskState
@@ -109,6 +109,10 @@ class AgentView(Protocol):
 
     def containerizers_health(self) -> dict[str, Any]:
         """``containerizers`` of ``/state``."""
+        ...
+
+    def launch_session(self, request: ExecRequest) -> Awaitable[ExecSessionPort]:
+        """``ctl exec``: start ``request`` in a running task's container."""
         ...
 
     def monitor_statistics(self) -> Awaitable[list[dict[str, Any]]]:
@@ -257,7 +261,13 @@ def statistics_entry(ex: Any, usage: Any) -> dict[str, Any]:
     Containerizers that know more (Docker: a memory limit, network counters)
     provide ``mem_limit_bytes`` and ``extra_statistics()`` on their usage.
     """
-    res = ex.resources()
+    # The executor's resources plus its live tasks' (ex.resources()), in exact thousandths
+    # and without building a Resources: this runs for every container on every scrape.
+    live = ex.live_tasks()
+    cpus = (ex.info.resources.scalar_milli("cpus")
+            + sum(t.info.resources.scalar_milli("cpus") for t in live)) / 1000
+    mem = (ex.info.resources.scalar_milli("mem")
+           + sum(t.info.resources.scalar_milli("mem") for t in live)) / 1000
     extra = getattr(usage, "extra_statistics", None)
     return {
         "executor_id": ex.executor_id,
@@ -269,9 +279,9 @@ def statistics_entry(ex: Any, usage: Any) -> dict[str, Any]:
             "timestamp": usage.timestamp,
             "cpus_user_time_secs": round(usage.cpus_user_time_secs, 3),
             "cpus_system_time_secs": round(usage.cpus_system_time_secs, 3),
-            "cpus_limit": res.cpus,
+            "cpus_limit": cpus,
             "mem_rss_bytes": usage.mem_rss_bytes,
-            "mem_limit_bytes": getattr(usage, "mem_limit_bytes", 0) or int(res.mem * 1024 * 1024),
+            "mem_limit_bytes": getattr(usage, "mem_limit_bytes", 0) or int(mem * 1024 * 1024),
             "processes": usage.processes,
             **(extra() if extra is not None else {}),
         },
@@ -320,11 +330,16 @@ def container_labels(entry: dict[str, Any], frameworks: list[AgentFramework]) ->
     custom executor running more than one); ``app_id`` is the Marathon app
     (``MARATHON_APP_ID`` of the task's environment) when a task names one.
     """
+    framework_id = str(entry.get("framework_id", ""))
+    ex = next((fw.executors.get(str(entry.get("executor_id", ""))) for fw in frameworks
+               if fw.id == framework_id), None)
+    return _labels(entry, ex)
+
+
+def _labels(entry: dict[str, Any], ex: Any) -> dict[str, str]:
     labels = {"framework_id": str(entry.get("framework_id", "")),
               "executor_id": str(entry.get("executor_id", "")),
               "container_id": str(entry.get("container_id", ""))}
-    ex = next((fw.executors.get(labels["executor_id"]) for fw in frameworks
-               if fw.id == labels["framework_id"]), None)
     tasks = sorted(ex.launched_tasks.values(), key=lambda t: t.task_id) if ex else []
     labels["task_id"] = ",".join(t.task_id for t in tasks)
     apps = sorted({t.info.command.environment.get("MARATHON_APP_ID", "")
@@ -334,21 +349,56 @@ def container_labels(entry: dict[str, Any], frameworks: list[AgentFramework]) ->
     return labels
 
 
+class ContainerSeries:
+    """Renders the per-container series, keeping each container's label text between scrapes.
+
+    A container's labels change only when its executor's tasks do, so the label text is
+    cached by (framework, executor, container, task ids); entries not seen in a scrape
+    are dropped from the cache, which therefore holds at most the running containers.
+    """
+
+    def __init__(self) -> None:
+        """An empty cache."""
+        self._labels: dict[tuple[Any, ...], str] = {}
+
+    def label_texts(self, entries: list[dict[str, Any]],
+                    frameworks: list[AgentFramework]) -> list[str]:
+        """Each entry's label text (``a="x",b="y"``), from the cache where it is current."""
+        by_id = {fw.id: fw for fw in frameworks}
+        old, new = self._labels, {}
+        out = []
+        for entry in entries:
+            fw = by_id.get(str(entry.get("framework_id", "")))
+            ex = fw.executors.get(str(entry.get("executor_id", ""))) if fw else None
+            key = (entry.get("framework_id"), entry.get("executor_id"),
+                   entry.get("container_id"), tuple(ex.launched_tasks) if ex else ())
+            text = old.get(key)
+            if text is None:
+                text = ",".join(f'{k}="{escape_label_value(v)}"'
+                                for k, v in sorted(_labels(entry, ex).items()))
+            new[key] = text
+            out.append(text)
+        self._labels = new
+        return out
+
+    def render(self, entries: list[dict[str, Any]], frameworks: list[AgentFramework]) -> str:
+        """Per-container usage (the ``/monitor/statistics`` entries) as Prometheus text."""
+        texts = self.label_texts(entries, frameworks)
+        stats = [entry.get("statistics") or {} for entry in entries]
+        lines: list[str] = []
+        numbers = (int, float)
+        for key, metric, kind, help_text in CONTAINER_SERIES:
+            present = [f"{metric}{{{text}}} {value!r}"  # ints as ints, floats round-trip
+                       for text, value in zip(texts, [st.get(key) for st in stats], strict=True)
+                       if value.__class__ in numbers]
+            if present or key in _ALWAYS_SHOWN:
+                lines.append(f"# HELP {metric} {help_text}.")
+                lines.append(f"# TYPE {metric} {kind}")
+                lines += present
+        return "\n".join(lines) + "\n"
+
+
 def containers_prometheus_text(entries: list[dict[str, Any]],
                                frameworks: list[AgentFramework]) -> str:
     """Per-container usage (the ``/monitor/statistics`` entries) as Prometheus text."""
-    rows = []
-    for entry in entries:
-        labels = container_labels(entry, frameworks)
-        text = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(labels.items()))
-        rows.append((text, entry.get("statistics") or {}))
-    lines: list[str] = []
-    for key, metric, kind, help_text in CONTAINER_SERIES:
-        present = [(text, stats[key]) for text, stats in rows
-                   if isinstance(stats.get(key), (int, float))]
-        if not present and key not in _ALWAYS_SHOWN:
-            continue
-        lines.append(f"# HELP {metric} {help_text}.")
-        lines.append(f"# TYPE {metric} {kind}")
-        lines.extend(f"{metric}{{{text}}} {float(value):.17g}" for text, value in present)
-    return "\n".join(lines) + "\n"
+    return ContainerSeries().render(entries, frameworks)

@@ -3,7 +3,8 @@
 Owns: :class:`AgentOperatorHandler` and :func:`agent_task_json`.  Supported:
 GET_HEALTH, GET_FLAGS, GET_VERSION, GET_METRICS, GET_LOGGING_LEVEL, GET_AGENT,
 GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_STATE, LIST_FILES and READ_FILE (through
-the agent's own ``/files``, which keeps every path inside its work directory).  The rest
+the agent's own ``/files``, which keeps every path inside its work directory), and
+LAUNCH_NESTED_CONTAINER_SESSION (``ctl exec``: :mod:`mesoslite.api.exec_session`).  The rest
 of Mesos's agent calls (containers, nested containers, resource providers, attach and
 launch of debug containers, logging level changes) answer 501 naming the call.
 """
@@ -14,6 +15,7 @@ import base64
 import urllib.parse
 from typing import Any
 
+from mesoslite.api.exec_session import CALL, serve_session
 from mesoslite.api.files import fetch_json
 from mesoslite.api.ports import AgentOperatorPort
 from mesoslite.api.streams import ApiError, JsonApiHandler
@@ -38,11 +40,11 @@ from mesoslite.protocol import Task
 
 SUPPORTED = ("GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_METRICS", "GET_LOGGING_LEVEL",
              "GET_AGENT", "GET_FRAMEWORKS", "GET_EXECUTORS", "GET_TASKS", "GET_STATE",
-             "LIST_FILES", "READ_FILE")
+             "LIST_FILES", "READ_FILE", CALL)
 UNSUPPORTED = {
     **dict.fromkeys(("GET_CONTAINERS", "LAUNCH_NESTED_CONTAINER",
                      "WAIT_NESTED_CONTAINER", "KILL_NESTED_CONTAINER",
-                     "REMOVE_NESTED_CONTAINER", "LAUNCH_NESTED_CONTAINER_SESSION",
+                     "REMOVE_NESTED_CONTAINER",
                      "ATTACH_CONTAINER_INPUT", "ATTACH_CONTAINER_OUTPUT", "LAUNCH_CONTAINER",
                      "WAIT_CONTAINER", "KILL_CONTAINER", "REMOVE_CONTAINER"),
                     "containers are managed by the agent only"),
@@ -100,6 +102,9 @@ class AgentOperatorHandler(JsonApiHandler):
         """Answer one call."""
         try:
             kind, body = self.operator_call(SUPPORTED, UNSUPPORTED)
+            if kind == CALL:  # ctl exec: the answer is a stream (mesoslite.api.exec_session)
+                await serve_session(self, self.port, body.get(kind.lower()))
+                return
             answer = await self._call(kind, body.get(kind.lower(), {}))
         except V1Error as exc:
             self.refuse(ApiError(400, exc.field, exc.message))

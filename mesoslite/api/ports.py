@@ -9,8 +9,10 @@ structurally; this package sits below the master and never imports it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence, Set
 from typing import Any, Protocol
+
+import attrs
 
 from mesoslite.protocol import (
     AgentInfo,
@@ -233,4 +235,49 @@ class AgentOperatorPort(Protocol):
 
     def operator_files_url(self) -> str:
         """``http://ip:port`` of the agent's own ``/files``."""
+        ...
+
+    def operator_launch_session(self, request: ExecRequest) -> Awaitable[ExecSessionPort]:
+        """Start ``request`` in a running task's container (:class:`ExecRefused` if not)."""
+        ...
+
+
+@attrs.frozen
+class ExecRequest:
+    """A command to run in a running task's container (LAUNCH_NESTED_CONTAINER_SESSION).
+
+    The container is the task's (``task_id``) or the one ``parent_container_id`` names.
+    """
+
+    argv: tuple[str, ...]
+    executable: str | None = None
+    environment: tuple[tuple[str, str], ...] = ()
+    task_id: str | None = None
+    parent_container_id: str | None = None
+
+
+class ExecRefused(Exception):
+    """The session cannot start: answered ``status`` with ``{"message", "field"}``."""
+
+    def __init__(self, status: int, field: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+        self.message = message
+
+
+class ExecSessionPort(Protocol):
+    """A running command: its output chunks, then its wait status."""
+
+    @property
+    def status(self) -> int | None:
+        """The wait status once :meth:`output` is exhausted (None: unknown)."""
+        ...
+
+    def output(self) -> AsyncIterator[tuple[str, bytes]]:
+        """``(STDOUT|STDERR, bytes)`` chunks until the command ended."""
+        ...
+
+    def kill(self) -> None:
+        """End the command and what it started."""
         ...

@@ -142,6 +142,14 @@ class JsonApiHandler(tornado.web.RequestHandler):
     """POST handlers of the v1 APIs: bounded JSON bodies, JSON errors, gzip."""
 
     max_body = MAX_CALL_BODY
+    #: Called when the client closes the connection while a streamed answer runs.
+    hangup: Callable[[], None] | None = None
+
+    def on_connection_close(self) -> None:
+        """The client went away: run :attr:`hangup` (a stream's cleanup) if one is set."""
+        super().on_connection_close()
+        if self.hangup is not None:
+            self.hangup()
 
     def prepare(self) -> None:
         """Accept bodies up to ``max_body`` (counted here; a bigger one is answered 413)."""

@@ -3,7 +3,7 @@
 Owns :func:`add_ctl_parser` (what :mod:`mesoslite.cli` calls) and :func:`run_ctl`.
 The cluster commands live in :mod:`mesoslite.ctl.cluster`, the app commands
 in :mod:`mesoslite.ctl.apps`, kill/teardown/weights/top in :mod:`mesoslite.ctl.operate`,
-drain/deactivate/reactivate in :mod:`mesoslite.ctl.drain`.
+drain/deactivate/reactivate in :mod:`mesoslite.ctl.drain`, exec in :mod:`mesoslite.ctl.exec`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from mesoslite.ctl.apps import APP_COMMANDS, add_app_parsers, run_app_command
 from mesoslite.ctl.cluster import add_cluster_parsers, run_cluster_command
 from mesoslite.ctl.drain import DRAIN_COMMANDS, add_drain_parsers, run_drain_command
+from mesoslite.ctl.exec import add_exec_parser, run_exec_command
 from mesoslite.ctl.operate import OPERATE_COMMANDS, add_operate_parsers, run_operate_command
 
 
@@ -26,6 +27,7 @@ def add_ctl_parser(sub: Any) -> None:
     add_app_parsers(p, ctl)
     add_operate_parsers(ctl)
     add_drain_parsers(ctl)
+    add_exec_parser(ctl)
     p.set_defaults(func=run_ctl)
 
 
@@ -37,4 +39,6 @@ def run_ctl(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return run_operate_command(args, out)
     if args.ctl_command in DRAIN_COMMANDS:
         return run_drain_command(args, out)
+    if args.ctl_command == "exec":
+        return run_exec_command(args, out)
     return run_cluster_command(args, out)

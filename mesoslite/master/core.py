@@ -33,6 +33,7 @@ from mesoslite.master.records import (
     to_framework,
     to_peer,
 )
+from mesoslite.promtext import LATENCY_BUCKETS, HistogramFamily
 from mesoslite.protocol import (
     AgentInfo,
     MasterInfo,
@@ -143,6 +144,8 @@ class StateCore:
         self.task_states: collections.Counter[TaskState] = collections.Counter()
         #: Seconds from the launch the master sent to the task's first TASK_RUNNING.
         self.launch_to_running = Histogram(LAUNCH_TO_RUNNING_BUCKETS)
+        #: Seconds from an offer sent to its accept or decline, by ``answer``.
+        self.offer_round_trip = HistogramFamily(LATENCY_BUCKETS, ("answer",))
 
         self._agent_seq = 0
         self._framework_seq = 0

@@ -44,8 +44,9 @@ from mesoslite.api.version import version_info as api_version_info
 from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
 from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost, StorageFailing
-from mesoslite.master.metrics import prometheus_text
+from mesoslite.master.metrics import HTTP_METRIC, prometheus_text
 from mesoslite.master.records import FrameworkRecord, TaskEntry
+from mesoslite.promtext import RequestTimings, RouteTable
 from mesoslite.protocol import MasterInfo
 from mesoslite.resources import Resources
 from mesoslite.webui.routes import master_ui_rules
@@ -578,8 +579,10 @@ class PrometheusHandler(BaseHandler):
     def get(self) -> None:
         """Answer in the text exposition format."""
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        timings = getattr(self.application, "timings", None)
         self.finish(prometheus_text(self.master.metrics_snapshot())
-                    + self.master.metrics_histograms())
+                    + self.master.metrics_histograms()
+                    + (timings.text() if isinstance(timings, RequestTimings) else ""))
 
 
 class RedirectHandler(BaseHandler):
@@ -635,6 +638,17 @@ ENDPOINTS: dict[str, type[BaseHandler]] = {
 FORM_PATHS = frozenset({"/teardown", "/master/teardown"})
 
 
+class MasterApplication(tornado.web.Application):
+    """The master's application: times every request by route pattern for ``/metrics``."""
+
+    timings: RequestTimings
+
+    def log_request(self, handler: tornado.web.RequestHandler) -> None:
+        """Count the request's duration, then log it as tornado does."""
+        self.timings.observe_handler(handler)
+        super().log_request(handler)
+
+
 def make_app(master: Master) -> tornado.web.Application:
     """The master's application; every endpoint also answers under ``/master``."""
     routes: list[Any] = master_ui_rules(master)  # the web UI first: it answers / to browsers
@@ -643,10 +657,12 @@ def make_app(master: Master) -> tornado.web.Application:
         routes.append((path, handler, {"master": master}))
         if path != "/":
             routes.append(("/master" + path, handler, {"master": master}))
-    return tornado.web.Application(
+    app = MasterApplication(
         routes, transforms=[JsonpTransform], default_handler_class=NotFoundHandler,
         default_handler_args={"master": master}
     )
+    app.timings = RequestTimings(HTTP_METRIC, RouteTable(routes))
+    return app
 
 
 def start_http_server(

@@ -31,6 +31,7 @@ from mesoslite.master import metrics
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.records import LAUNCH_TO_RUNNING_BUCKETS, Histogram, Send
 from mesoslite.master.state import MasterState
+from mesoslite.promtext import LATENCY_BUCKETS, HistogramFamily
 from mesoslite.protocol import (
     Accept,
     Acknowledge,
@@ -385,6 +386,7 @@ class Master:
     def metrics_histograms(self) -> str:
         """The histograms of ``/metrics`` in Prometheus text (a non-leader's are empty)."""
         state = self._state if self.leadership.acting else None
-        return metrics.histograms_text(
-            state.launch_to_running if state is not None
-            else Histogram(LAUNCH_TO_RUNNING_BUCKETS))
+        if state is None:
+            return metrics.histograms_text(Histogram(LAUNCH_TO_RUNNING_BUCKETS),
+                                           HistogramFamily(LATENCY_BUCKETS, ("answer",)))
+        return metrics.histograms_text(state.launch_to_running, state.offer_round_trip)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from mesoslite.master.records import Histogram
 from mesoslite.master.state import MasterState
+from mesoslite.promtext import HistogramFamily, header, histogram_lines
 from mesoslite.protocol import TaskState
 
 #: Task states reported as ``master/tasks_<state>``.
@@ -128,23 +129,24 @@ def prometheus_text(values: Mapping[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bound(value: float) -> str:
-    return "+Inf" if value == float("inf") else repr(float(value))
-
-
 def histogram_text(metric: str, help_text: str, histogram: Histogram) -> str:
     """One histogram in the text format: cumulative ``_bucket``s, ``_sum`` and ``_count``."""
-    lines = [f"# HELP {metric} {help_text}", f"# TYPE {metric} histogram"]
-    lines.extend(f'{metric}_bucket{{le="{_bound(bound)}"}} {count}'
-                 for bound, count in histogram.cumulative())
-    lines.append(f"{metric}_sum {float(histogram.total)!r}")
-    lines.append(f"{metric}_count {histogram.count}")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*header(metric, "histogram", help_text),
+                      *histogram_lines(metric, "", histogram)]) + "\n"
 
 
-def histograms_text(launch_to_running: Histogram) -> str:
+#: The master's histogram families (``/metrics``), for the dashboard check and the docs.
+LAUNCH_TO_RUNNING_METRIC = "mesoslite_master_task_launch_to_running_seconds"
+OFFER_ROUND_TRIP_METRIC = "mesoslite_master_offer_round_trip_seconds"
+HTTP_METRIC = "mesoslite_master_http_request_duration_seconds"
+
+
+def histograms_text(launch_to_running: Histogram, offer_round_trip: HistogramFamily) -> str:
     """The master's histograms (``/metrics`` only: the JSON snapshot has no place for them)."""
     return histogram_text(
-        "mesoslite_master_task_launch_to_running_seconds",
+        LAUNCH_TO_RUNNING_METRIC,
         "Seconds from the master sending a launch to the task's first TASK_RUNNING.",
-        launch_to_running)
+        launch_to_running) + offer_round_trip.text(
+        OFFER_ROUND_TRIP_METRIC,
+        "Seconds from the master sending an offer to the framework's accept or decline "
+        "of it, by answer.")

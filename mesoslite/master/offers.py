@@ -76,7 +76,7 @@ class OfferHandlers(FrameworkHandlers):
                 executor_ids=self.executor_ids(agent, framework.id),
             )
             expires_at = None if timeout is None else now + timeout
-            self.offers[offer.id] = OfferRecord(offer, expires_at)
+            self.offers[offer.id] = OfferRecord(offer, expires_at, offered_at=now)
             if expires_at is not None:
                 heapq.heappush(self._offer_deadlines, (expires_at, offer.id))
             agent.offers.add(offer.id)
@@ -132,8 +132,11 @@ class OfferHandlers(FrameworkHandlers):
         refuse = DEFAULT_REFUSE_SECONDS if filters is None else filters.refuse_seconds
         tasks = [task for operation in operations for task in operation.task_infos]
         valid, offer_error = check_offers(offer_ids, framework.id, self.offers)
+        answer = "accept" if operations else "decline"
+        now = self.clock.monotonic()
         for record in valid:
             self._remove_offer(record, recover=False)
+            self.offer_round_trip.observe(now - record.offered_at, answer)
         sends: list[Send] = []
         if offer_error:
             for record in valid:

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from mesoslite.master.drain_info import AgentMaintenance
+from mesoslite.promtext import Histogram as Histogram
 from mesoslite.protocol import (
     AgentInfo,
     DiscoveryInfo,
@@ -123,6 +124,8 @@ class OfferRecord:
     expires_at: float | None = None
     #: JSON text for /state (an offer never changes, so it is rendered once).
     rendered: str = ""
+    #: When the offer was made (the master's monotonic clock): for the round-trip histogram.
+    offered_at: float = 0.0
 
     @property
     def id(self) -> str:
@@ -257,36 +260,3 @@ def task_from_report(task: Task, role: str) -> TaskEntry:
 #: starts in milliseconds, a Docker task can wait minutes for its image.
 LAUNCH_TO_RUNNING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                              30.0, 60.0, 120.0, 300.0)
-
-
-@attrs.define
-class Histogram:
-    """Observations counted in buckets (``bounds`` ascending; +Inf is implied)."""
-
-    bounds: tuple[float, ...]
-    #: Observations at or below each bound (not cumulative); the last slot is +Inf.
-    counts: list[int] = attrs.field()
-    total: float = 0.0
-    count: int = 0
-
-    @counts.default
-    def _zeros(self) -> list[int]:
-        return [0] * (len(self.bounds) + 1)
-
-    def observe(self, value: float) -> None:
-        """Count ``value`` (negative values count as 0: a clock never runs backwards here)."""
-        value = max(value, 0.0)
-        index = next((i for i, bound in enumerate(self.bounds) if value <= bound),
-                     len(self.bounds))
-        self.counts[index] += 1
-        self.total += value
-        self.count += 1
-
-    def cumulative(self) -> list[tuple[float, int]]:
-        """``(upper bound, observations at or below it)`` for every bucket, +Inf last."""
-        out: list[tuple[float, int]] = []
-        running = 0
-        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            running += count
-            out.append((bound, running))
-        return out

@@ -1,12 +1,14 @@
-"""A real Prometheus scrapes a real master and agent running a task.
+"""A real Prometheus scrapes a real master, agent and Marathon-style framework.
 
 Debian's ``prometheus`` (installed by scripts/ensure-prometheus.sh; its system
 service is never started) runs on a free loopback port with its configuration
 and storage in the test's directory, scraping the master's and the agent's
-``/metrics`` every second.  The task's memory and cpu series, labelled with its
-framework, executor and task ids, must become queryable through Prometheus's
-HTTP API, the master's launch-to-RUNNING histogram must answer a quantile, and
-both targets must be up (Prometheus accepted the text format).
+``/metrics`` and the framework's ``/metrics/prometheus`` every second.  An app's
+task's memory and cpu series, labelled with its framework, executor, task and app
+ids, must become queryable through Prometheus's HTTP API; the master's
+launch-to-RUNNING, offer round-trip and HTTP request histograms and the
+framework's deployment-duration and HTTP request histograms must have counts and
+answer quantiles; all three targets must be up (Prometheus accepted the text).
 """
 
 from __future__ import annotations
@@ -21,25 +23,25 @@ from typing import Any
 
 import pytest
 
-from mesoslite.protocol import TaskState
-from tests.support.cluster_procs import ProcCluster
-from tests.support.frameworks import RecordingScheduler, ShapeLauncher, running_framework
+from tests.support.marathon_procs import MarathonCluster
 from tests.support.procs import Proc, free_port, get_json, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def scrape_config(master_url: str, agent_url: str) -> str:
-    """A Prometheus configuration scraping ``master_url`` and ``agent_url`` every second."""
-    def job(name: str, url: str) -> dict[str, Any]:
-        return {"job_name": name, "metrics_path": "/metrics",
+def scrape_config(master_url: str, agent_url: str, marathon_url: str) -> str:
+    """A Prometheus configuration scraping the three processes every second."""
+    def job(name: str, url: str, path: str = "/metrics") -> dict[str, Any]:
+        return {"job_name": name, "metrics_path": path,
                 "static_configs": [{"targets": [urllib.parse.urlsplit(url).netloc]}]}
 
     # JSON is YAML: no YAML writer needed.
     return json.dumps({"global": {"scrape_interval": "1s", "scrape_timeout": "1s",
                                   "evaluation_interval": "1s"},
                        "scrape_configs": [job("mesoslite-master", master_url),
-                                          job("mesoslite-agent", agent_url)]})
+                                          job("mesoslite-agent", agent_url),
+                                          job("mesoslite-marathon", marathon_url,
+                                              "/metrics/prometheus")]})
 
 
 @pytest.fixture
@@ -81,50 +83,107 @@ def query(base: str, expr: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ProcCluster]:
-    """A real master and one real agent."""
-    with ProcCluster(tmp_path / "cluster") as procs:
-        procs.start_master()
-        procs.add_agent("cpus:2;mem:1024;disk:1000")
+def cluster(tmp_path: Path) -> Iterator[MarathonCluster]:
+    """A real master, one real agent and the real Marathon-style framework."""
+    with MarathonCluster(tmp_path / "cluster", agents=1) as procs:
         yield procs
 
 
-def test_prometheus_scrapes_the_tasks_usage(tmp_path: Path, cluster: ProcCluster,
-                                            prometheus_binary: str) -> None:
-    """The running task's memory series is queryable in Prometheus; both targets are up."""
-    master, agent = cluster.master, cluster.agents[0]
-    assert master is not None
-    launcher = ShapeLauncher("scraped", "cpus:0.1;mem:32", "echo up; sleep 300", limit=1)
-    scheduler = RecordingScheduler(launcher)
-    with running_framework(master.address, scheduler, "scraped"):
-        scheduler.wait_state("scraped-1", TaskState.TASK_RUNNING)
-        framework_id = scheduler.framework_id
-        prom, base = start_prometheus(prometheus_binary, tmp_path / "prometheus",
-                                      scrape_config(master.base_url, agent.base_url))
-        try:
-            selector = f'{{task_id="scraped-1",framework_id="{framework_id}"}}'
-            rss = wait_for(lambda: query(base, "mesoslite_container_memory_rss_bytes" + selector),
-                           timeout=60, what="the task's memory series in Prometheus")
-            assert len(rss) == 1
-            labels = rss[0]["metric"]
-            assert labels["executor_id"] == "scraped-1"
-            assert labels["job"] == "mesoslite-agent"
-            assert float(rss[0]["value"][1]) > 0
-            cpu = query(base, "mesoslite_container_cpu_user_seconds_total" + selector)
-            assert len(cpu) == 1 and float(cpu[0]["value"][1]) >= 0.0
-            running = wait_for(lambda: query(base, "mesoslite_master_tasks_running == 1"),
-                               timeout=60, what="the master's running-task gauge in Prometheus")
-            assert running[0]["metric"]["job"] == "mesoslite-master"
-            launches = query(base, "mesoslite_master_task_launch_to_running_seconds_count")
-            assert float(launches[0]["value"][1]) == 1.0
-            median = query(base, "histogram_quantile(0.5, "
-                                 "mesoslite_master_task_launch_to_running_seconds_bucket)")
-            assert 0.0 < float(median[0]["value"][1]) <= 300.0
-            up = wait_for(lambda: len(r := query(base, "up == 1")) == 2 and r, timeout=30,
-                          what="both targets up")
-            assert {u["metric"]["job"] for u in up} == {"mesoslite-master", "mesoslite-agent"}
-        finally:
-            prom.stop()
+def _wait_query(base: str, expr: str, what: str) -> list[dict[str, Any]]:
+    """The non-empty answer to ``expr`` once Prometheus has it (60 s deadline)."""
+    return wait_for(lambda: query(base, expr), timeout=60, what=what)
+
+
+def _check_master(base: str) -> None:
+    """The master's gauges and its three histograms, as scraped."""
+    running = _wait_query(base, "mesoslite_master_tasks_running == 1",
+                          "the master's running-task gauge in Prometheus")
+    assert running[0]["metric"]["job"] == "mesoslite-master"
+    launches = query(base, "mesoslite_master_task_launch_to_running_seconds_count")
+    assert float(launches[0]["value"][1]) == 1.0
+    median = query(base, "histogram_quantile(0.5, "
+                         "mesoslite_master_task_launch_to_running_seconds_bucket)")
+    assert 0.0 < float(median[0]["value"][1]) <= 300.0
+    accepted = query(base, 'mesoslite_master_offer_round_trip_seconds_count{answer="accept"}')
+    assert float(accepted[0]["value"][1]) >= 1.0
+    p99 = query(base, "histogram_quantile(0.99, sum by (le) "
+                      "(mesoslite_master_offer_round_trip_seconds_bucket))")
+    assert 0.0 < float(p99[0]["value"][1]) <= 60.0
+    scrapes = _wait_query(base, 'mesoslite_master_http_request_duration_seconds_count'
+                                '{route="/metrics",method="GET",code="2xx"} > 0',
+                          "the master's request histogram counting its own scrapes")
+    assert len(scrapes) == 1
+
+
+def _check_framework(base: str) -> None:
+    """The framework's gauges, counters and histograms, as scraped."""
+    _wait_query(base, 'mesoslite_marathon_tasks_by_state{state="TASK_RUNNING"} == 1',
+                "the framework's running tasks in Prometheus")
+    assert float(query(base, "mesoslite_marathon_apps")[0]["value"][1]) == 1.0
+    done = _wait_query(base, 'mesoslite_marathon_deployment_duration_seconds_count'
+                             '{outcome="succeeded"} == 1', "the finished deployment")
+    assert done[0]["metric"]["job"] == "mesoslite-marathon"
+    matched = query(base, "mesoslite_marathon_offers_matched_total")
+    assert float(matched[0]["value"][1]) >= 1.0
+    posts = query(base, 'mesoslite_marathon_http_request_duration_seconds_count'
+                        '{route="/v2/apps",method="POST"}')
+    assert float(posts[0]["value"][1]) == 1.0
+    quantile = query(base, "histogram_quantile(0.9, sum by (le) "
+                           "(mesoslite_marathon_http_request_duration_seconds_bucket))")
+    assert float(quantile[0]["value"][1]) > 0.0
+
+
+def _check_dashboard(base: str) -> None:
+    """Every query of docs/grafana-dashboard.json evaluates; the task panels show the task."""
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs"
+                            / "grafana-dashboard.json").read_text())
+    values = {"$__rate_interval": "1m", "$master_job": "mesoslite-master",
+              "$agent_job": "mesoslite-agent", "$marathon_job": "mesoslite-marathon"}
+    empty = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for name, value in values.items():
+                expr = expr.replace(name, value)
+            if not query(base, expr):  # query() asserts Prometheus accepted the expression
+                empty.append(panel["title"])
+    for title in ("Memory per task (RSS)", "CPUs: used / total", "Launch to TASK_RUNNING",
+                  "Tasks by state", "Deployments"):
+        assert title not in empty, (title, empty)
+
+
+def test_prometheus_scrapes_the_cluster_and_the_framework(
+        tmp_path: Path, cluster: MarathonCluster, prometheus_binary: str) -> None:
+    """A task's memory, the master's and the framework's histograms are queryable; all up."""
+    client = cluster.client
+    client.ok("POST", "/v2/apps", {"id": "/scraped", "cmd": "echo up; sleep 300",
+                                   "cpus": 0.1, "mem": 32, "instances": 1}, expect=201)
+    [task] = client.wait_tasks("/scraped", 1)
+    agent = cluster.agents[0]
+    prom, base = start_prometheus(prometheus_binary, tmp_path / "prometheus",
+                                  scrape_config(cluster.master.base_url, agent.base_url,
+                                                client.base_url))
+    try:
+        selector = f'{{task_id="{task["id"]}",framework_id="{cluster.framework_id}"}}'
+        rss = _wait_query(base, "mesoslite_container_memory_rss_bytes" + selector,
+                          "the task's memory series in Prometheus")
+        assert len(rss) == 1
+        labels = rss[0]["metric"]
+        assert labels["executor_id"] == task["id"]
+        assert labels["app_id"] == "/scraped"
+        assert labels["job"] == "mesoslite-agent"
+        assert float(rss[0]["value"][1]) > 0
+        cpu = query(base, "mesoslite_container_cpu_user_seconds_total" + selector)
+        assert len(cpu) == 1 and float(cpu[0]["value"][1]) >= 0.0
+        _check_master(base)
+        _check_framework(base)
+        _check_dashboard(base)
+        up = wait_for(lambda: len(r := query(base, "up == 1")) == 3 and r, timeout=30,
+                      what="all three targets up")
+        assert {u["metric"]["job"] for u in up} == {"mesoslite-master", "mesoslite-agent",
+                                                   "mesoslite-marathon"}
+    finally:
+        prom.stop()
 
 
 def test_the_example_configuration_is_valid(prometheus_binary: str) -> None:

@@ -14,7 +14,7 @@ whose last segment is ``tasks``, ``versions`` or ``restart`` can only be
 reached through the list routes (or ``/v2/apps/<group>/*``).
 
 A standby (``service.is_leader`` false) answers ``/ping``, ``/v2/info``,
-``/v2/leader`` and ``/metrics`` itself, redirects ``/v2/events`` (302) and
+``/v2/leader``, ``/metrics`` and ``/metrics/prometheus`` itself, redirects ``/v2/events`` (302) and
 forwards everything else to the leader, relaying status, headers and body;
 503 while no leader is known.
 """
@@ -46,8 +46,10 @@ from frameworks.marathon.api.groups import GroupsHandler
 from frameworks.marathon.facade import ServiceFacade
 from frameworks.marathon.wire.app_json import render_app
 from frameworks.marathon.wire.deployment_json import render_deployment
+from frameworks.marathon.wire.prometheus import HTTP_METRIC
 from frameworks.marathon.wire.render import queue_entry_json
 from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
+from mesoslite.promtext import RequestTimings, RouteTable
 
 #: Default largest request body (bytes).
 MAX_BODY_BYTES = 1024 * 1024
@@ -111,6 +113,19 @@ class MetricsHandler(ApiHandler):
         self.write_json(self.service.metrics())
 
 
+class PrometheusMetricsHandler(ApiHandler):
+    """``GET /metrics/prometheus``: the metrics in Prometheus text (as Marathon 1.7+)."""
+
+    LOCAL = True
+
+    async def get(self) -> None:
+        """Gauges, counters, tasks by state and the histograms."""
+        timings = getattr(self.application, "timings", None)
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(self.service.metrics_prometheus()
+                    + (timings.text() if isinstance(timings, RequestTimings) else ""))
+
+
 class DeploymentsHandler(ApiHandler):
     """``GET /v2/deployments``: a bare array of running deployments."""
 
@@ -163,7 +178,24 @@ class UnknownPathHandler(ApiHandler):
 
 
 class MarathonApplication(tornado.web.Application):
-    """A tornado Application that normalises request paths before routing."""
+    """A tornado Application that normalises request paths before routing.
+
+    It times every request by route pattern (``timings``, for ``/metrics/prometheus``).
+    """
+
+    timings: RequestTimings
+
+    def add_handlers(self, host_pattern: str, host_handlers: Any) -> None:
+        """Add routes (and label their requests by their patterns)."""
+        super().add_handlers(host_pattern, host_handlers)
+        if hasattr(self, "timings"):
+            self.timings.routes.add(host_handlers)
+
+    def log_request(self, handler: tornado.web.RequestHandler) -> None:
+        """Count the request's duration, then log it as tornado does."""
+        if hasattr(self, "timings"):
+            self.timings.observe_handler(handler)
+        super().log_request(handler)
 
     # (The return type is tornado's own: private to tornado.web, but an override must match.)
     def find_handler(self, request: tornado.httputil.HTTPServerRequest,
@@ -198,6 +230,7 @@ def make_app(service: ServiceFacade, *, max_body_bytes: int = MAX_BODY_BYTES,
     routes: list[tuple[str, type[tornado.web.RequestHandler]]] = [
         (r"/ping", PingHandler),
         (r"/metrics", MetricsHandler),
+        (r"/metrics/prometheus", PrometheusMetricsHandler),
         (r"/v2/info", InfoHandler),
         (r"/v2/leader", LeaderHandler),
         (r"/v2/events", EventStreamHandler),
@@ -217,10 +250,12 @@ def make_app(service: ServiceFacade, *, max_body_bytes: int = MAX_BODY_BYTES,
         (r"/v2/groups", GroupsHandler),
         (r"/v2/groups/(.+)", GroupsHandler),
     ]
-    return MarathonApplication(
+    app = MarathonApplication(
         [(pattern, handler, args) for pattern, handler in routes],
         default_handler_class=UnknownPathHandler, default_handler_args=args,
         debug=debug, serve_traceback=False, compress_response=False)
+    app.timings = RequestTimings(HTTP_METRIC, RouteTable(routes))
+    return app
 
 
 def start_http_server(app: tornado.web.Application, *, host: str = "127.0.0.1",
