@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from mesoslite import config_checks as checks
+from mesoslite.authz.acls import ACLS_HELP, check_acls_flag
 from mesoslite.agent.containerizer.docker_spec import (
     DEFAULT_ALLOWED_LOG_DRIVERS,
     DEFAULT_ALLOWED_PARAMETERS,
@@ -130,6 +131,10 @@ class AgentConfig:
         default="", validator=checks.text,
         metadata={"help": "JSON file of principals and secrets, Mesos's form "
                           '{"credentials": [{"principal": ..., "secret": ...}]}'},
+    )
+    acls: str = attrs.field(
+        default="", validator=checks.Check("Mesos ACL JSON or a file name", check_acls_flag),
+        metadata={"help": ACLS_HELP},
     )
     work_dir: str = attrs.field(
         default="/tmp/mesoslite/agent", validator=checks.nonempty("a directory path"))

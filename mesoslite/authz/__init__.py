@@ -1,0 +1,23 @@
+"""Authorization: Mesos-style ACLs that say which principal may do what.
+
+The public face of :mod:`.acls` (PURE: parsing, validation, decisions).  :mod:`.files`
+reads an ``--acls`` value that names a file; importing this package does not load it.
+"""
+
+from mesoslite.authz.acls import (
+    ACTIONS,
+    AclError,
+    Acls,
+    Entity,
+    Rule,
+    acls_for,
+    acls_of,
+    endpoint_path,
+    executor_user,
+    is_inline,
+    parse_acls,
+    task_user,
+)
+
+__all__ = ["ACTIONS", "AclError", "Acls", "Entity", "Rule", "acls_for", "acls_of", "endpoint_path",
+           "executor_user", "is_inline", "parse_acls", "task_user"]
