@@ -16,7 +16,6 @@ from typing import Any
 import attrs
 
 from mesoslite import config_checks as checks
-from mesoslite.authz.acls import ACLS_HELP, check_acls_flag
 from mesoslite.agent.containerizer.docker_spec import (
     DEFAULT_ALLOWED_LOG_DRIVERS,
     DEFAULT_ALLOWED_PARAMETERS,
@@ -29,6 +28,7 @@ from mesoslite.agent.gc import (
     DEFAULT_GC_DISK_HEADROOM,
     parse_duration,
 )
+from mesoslite.authz.acls import ACLS_HELP, check_acls_flag
 from mesoslite.config_checks import ConfigError, split_comma_list
 from mesoslite.protocol import MAX_MESSAGE_SIZE
 from mesoslite.resources import Resources

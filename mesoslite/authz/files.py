@@ -23,7 +23,7 @@ def resolve_acls(value: str, field: str = "acls") -> str:
     if is_inline(value):
         text, source = value, "the JSON given"
     else:
-        path = value[len("file://"):] if value.startswith("file://") else value
+        path = value.removeprefix("file://")
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read(MAX_ACLS_SIZE + 1)

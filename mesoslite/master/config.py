@@ -15,8 +15,8 @@ from typing import Any
 import attrs
 
 from mesoslite import config_checks as checks
-from mesoslite.authz.acls import ACLS_HELP, check_acls_flag
 from mesoslite.allocator import validate_role
+from mesoslite.authz.acls import ACLS_HELP, check_acls_flag
 from mesoslite.config_checks import ConfigError
 from mesoslite.protocol import MAX_MESSAGE_SIZE
 from mesoslite.resources import Resources
