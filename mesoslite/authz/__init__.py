@@ -10,6 +10,7 @@ from mesoslite.authz.acls import (
     Acls,
     Entity,
     Rule,
+    Viewer,
     acls_for,
     acls_of,
     endpoint_path,
@@ -19,5 +20,5 @@ from mesoslite.authz.acls import (
     task_user,
 )
 
-__all__ = ["ACTIONS", "AclError", "Acls", "Entity", "Rule", "acls_for", "acls_of", "endpoint_path",
-           "executor_user", "is_inline", "parse_acls", "task_user"]
+__all__ = ["ACTIONS", "AclError", "Acls", "Entity", "Rule", "Viewer", "acls_for", "acls_of",
+           "endpoint_path", "executor_user", "is_inline", "parse_acls", "task_user"]

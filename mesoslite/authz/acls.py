@@ -210,6 +210,38 @@ def executor_user(executor: ExecutorInfo | None, framework: FrameworkInfo) -> st
     return framework.user
 
 
+@attrs.frozen
+class Viewer:
+    """What one principal may see: ``view_frameworks``, ``view_tasks``, ``view_executors``.
+
+    The object of each is a user: the framework's, the task's (:func:`task_user`) or the
+    executor's (:func:`executor_user`).  A task or executor is visible only with its
+    framework (the callers check both).
+    """
+
+    acls: Acls
+    principal: str | None
+
+    @property
+    def filters(self) -> bool:
+        """False when this principal sees everything (no view rule restricts anything)."""
+        return any(self.acls.restricts(action)
+                   for action in ("view_frameworks", "view_tasks", "view_executors"))
+
+    def framework(self, info: FrameworkInfo) -> bool:
+        """May the principal see this framework?"""
+        return self.acls.authorized("view_frameworks", self.principal, info.user)
+
+    def task(self, task: TaskInfo | None, framework: FrameworkInfo) -> bool:
+        """May the principal see this task (of a framework it may see)?"""
+        return self.acls.authorized("view_tasks", self.principal, task_user(task, framework))
+
+    def executor(self, executor: ExecutorInfo | None, framework: FrameworkInfo) -> bool:
+        """May the principal see this executor (of a framework it may see)?"""
+        return self.acls.authorized("view_executors", self.principal,
+                                    executor_user(executor, framework))
+
+
 # ------------------------------------------------------------------ parsing
 
 
