@@ -14,11 +14,15 @@ from mesoslite.authz.acls import (
     acls_for,
     acls_of,
     endpoint_path,
+    endpoint_refusal,
     executor_user,
     is_inline,
     parse_acls,
     task_user,
+    teardown_refusal,
+    weights_refusal,
 )
 
 __all__ = ["ACTIONS", "AclError", "Acls", "Entity", "Rule", "Viewer", "acls_for", "acls_of",
-           "endpoint_path", "executor_user", "is_inline", "parse_acls", "task_user"]
+           "endpoint_path", "endpoint_refusal", "executor_user", "is_inline", "parse_acls",
+           "task_user", "teardown_refusal", "weights_refusal"]

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -240,6 +240,35 @@ class Viewer:
         """May the principal see this executor (of a framework it may see)?"""
         return self.acls.authorized("view_executors", self.principal,
                                     executor_user(executor, framework))
+
+
+def weights_refusal(acls: Acls, principal: str | None, roles: Iterable[str]) -> str:
+    """Why ``update_weights`` refuses ``principal`` one of these roles, or ""."""
+    for role in sorted(roles):
+        if not acls.authorized("update_weights", principal, role):
+            who = f"principal {principal!r}" if principal else "an unauthenticated request"
+            return (f"{who} is not authorized to update the weight of role {role!r} "
+                    "(update_weights ACL)")
+    return ""
+
+
+def teardown_refusal(acls: Acls, principal: str | None, framework: FrameworkInfo | None
+                     ) -> str:
+    """Why ``teardown_frameworks`` refuses ``principal`` this framework, or ""."""
+    if framework is None or acls.authorized("teardown_frameworks", principal,
+                                            framework.principal):
+        return ""
+    who = f"principal {principal!r}" if principal else "an unauthenticated request"
+    return (f"{who} is not authorized to tear down framework {framework.id} (principal "
+            f"{framework.principal!r}; teardown_frameworks ACL)")
+
+
+def endpoint_refusal(acls: Acls, principal: str | None, path: str) -> str:
+    """Why ``get_endpoints`` refuses ``principal`` a GET of ``path``, or ""."""
+    if acls.endpoint_authorized(path, principal):
+        return ""
+    who = f"principal {principal!r}" if principal else "an unauthenticated request"
+    return f"{who} is not authorized to read {endpoint_path(path)} (get_endpoints ACL)"
 
 
 # ------------------------------------------------------------------ parsing

@@ -42,7 +42,7 @@ from mesoslite.allocator import validate_role
 from mesoslite.api.jsonp import JsonpTransform
 from mesoslite.api.routes import master_api_rules
 from mesoslite.api.version import version_info as api_version_info
-from mesoslite.authz import Acls, Viewer, acls_for
+from mesoslite.authz import Acls, Viewer, acls_for, teardown_refusal, weights_refusal
 from mesoslite.httpguard.server import (
     GuardedHTTPServer,
     load_auth,
@@ -53,7 +53,7 @@ from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost, StorageFailing
 from mesoslite.master.metrics import prometheus_text
 from mesoslite.master.records import FrameworkRecord, TaskEntry
-from mesoslite.protocol import FrameworkInfo, MasterInfo
+from mesoslite.protocol import MasterInfo
 from mesoslite.resources import Resources
 from mesoslite.webui.routes import master_ui_rules
 
@@ -536,27 +536,6 @@ class WeightsHandler(BaseHandler):
             return
         self.master.set_weights(weights)
         await self.answer_when_durable()
-
-
-def weights_refusal(acls: Acls, principal: str | None, weights: dict[str, float]) -> str:
-    """Why ``update_weights`` refuses ``principal`` one of these roles, or ""."""
-    for role in sorted(weights):
-        if not acls.authorized("update_weights", principal, role):
-            who = f"principal {principal!r}" if principal else "an unauthenticated request"
-            return (f"{who} is not authorized to update the weight of role {role!r} "
-                    "(update_weights ACL)")
-    return ""
-
-
-def teardown_refusal(acls: Acls, principal: str | None, framework: FrameworkInfo | None
-                     ) -> str:
-    """Why ``teardown_frameworks`` refuses ``principal`` this framework, or ""."""
-    if framework is None or acls.authorized("teardown_frameworks", principal,
-                                            framework.principal):
-        return ""
-    who = f"principal {principal!r}" if principal else "an unauthenticated request"
-    return (f"{who} is not authorized to tear down framework {framework.id} (principal "
-            f"{framework.principal!r}; teardown_frameworks ACL)")
 
 
 def parse_weights_body(body: bytes) -> dict[str, float]:
