@@ -18,6 +18,7 @@ from mesoslite.authz.acls import (
     executor_user,
     is_inline,
     parse_acls,
+    sandbox_ids,
     task_user,
     teardown_refusal,
     weights_refusal,
@@ -25,4 +26,4 @@ from mesoslite.authz.acls import (
 
 __all__ = ["ACTIONS", "AclError", "Acls", "Entity", "Rule", "Viewer", "acls_for", "acls_of",
            "endpoint_path", "endpoint_refusal", "executor_user", "is_inline", "parse_acls",
-           "task_user", "teardown_refusal", "weights_refusal"]
+           "sandbox_ids", "task_user", "teardown_refusal", "weights_refusal"]

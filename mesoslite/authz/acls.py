@@ -271,6 +271,15 @@ def endpoint_refusal(acls: Acls, principal: str | None, path: str) -> str:
     return f"{who} is not authorized to read {endpoint_path(path)} (get_endpoints ACL)"
 
 
+def sandbox_ids(path: str) -> tuple[str, str] | None:
+    """(framework id, executor id) of a sandbox path (``.../frameworks/F/executors/E/...``)."""
+    parts = [part for part in path.split("/") if part]
+    for i in range(len(parts) - 3):
+        if parts[i] == "frameworks" and parts[i + 2] == "executors":
+            return parts[i + 1], parts[i + 3]
+    return None
+
+
 # ------------------------------------------------------------------ parsing
 
 

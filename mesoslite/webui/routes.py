@@ -29,6 +29,7 @@ import tornado.iostream
 import tornado.routing
 import tornado.web
 
+from mesoslite.httpguard.server import request_principal
 from mesoslite.webui import handlers as api
 from mesoslite.webui.handlers import MasterUi, UiHandler
 from mesoslite.webui.proxy import ProxyError
@@ -205,6 +206,10 @@ class FilesHandler(UiHandler):
                 args[name] = value
         try:
             args["path"] = await self.webui.proxy.checked_path(agent_id, self.raw_path())
+            refused = self.webui.proxy.sandbox_refusal(agent_id, args["path"],
+                                                       request_principal())
+            if refused:
+                raise ProxyError(403, "path", refused)
             if operation == "download":
                 await self._stream(agent_id, args)
                 return
