@@ -205,11 +205,12 @@ class FilesHandler(UiHandler):
                     return
                 args[name] = value
         try:
-            args["path"] = await self.webui.proxy.checked_path(agent_id, self.raw_path())
-            refused = self.webui.proxy.sandbox_refusal(agent_id, args["path"],
-                                                       request_principal())
+            raw = self.raw_path()
+            # access_sandboxes first (the ids named; a path with '..' is refused next anyway)
+            refused = self.webui.proxy.sandbox_refusal(agent_id, raw, request_principal())
             if refused:
                 raise ProxyError(403, "path", refused)
+            args["path"] = await self.webui.proxy.checked_path(agent_id, raw)
             if operation == "download":
                 await self._stream(agent_id, args)
                 return
