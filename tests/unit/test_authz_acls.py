@@ -196,3 +196,15 @@ def test_rules_after_a_catch_all_never_matter(rules: list[Rule], principal: str 
     assert with_tail.authorized("run_tasks", principal, value)
     denied = Acls(True, {"run_tasks": (Rule(Entity("NONE"), Entity("ANY")), *rules)})
     assert not denied.authorized("run_tasks", principal, value)
+
+
+def test_the_shipped_example_is_valid() -> None:
+    """docs/acls.example.json parses and says what its rules mean."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    acls = parse_acls(resolve_acls(str(root / "docs" / "acls.example.json")))
+    assert not acls.authorized("run_tasks", "marathon", "root")
+    assert acls.authorized("run_tasks", "marathon", "nobody")
+    assert not acls.authorized("register_frameworks", "anyone", "ops/batch")
+    assert not acls.endpoint_authorized("/flags", None)
