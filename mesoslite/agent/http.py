@@ -197,8 +197,10 @@ class StateHandler(_Handler):
 
     def get(self) -> None:
         """Answer the request."""
-        viewer = Viewer(acls_for(self.agent.config.acls), request_principal())
-        self.write_json(state_json(self.agent, viewer if viewer.filters else None))
+        acls = acls_for(self.agent.config.acls)
+        viewer = Viewer(acls, request_principal())
+        show_flags = acls.endpoint_authorized("/flags", request_principal())
+        self.write_json(state_json(self.agent, viewer if viewer.filters else None, show_flags))
 
 
 class HealthHandler(_Handler):

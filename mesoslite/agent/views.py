@@ -203,12 +203,16 @@ def sandbox_user(agent: AgentView, framework_id: str, executor_id: str) -> str |
     return None
 
 
-def state_json(agent: AgentView, viewer: Viewer | None = None) -> dict[str, Any]:
-    """The agent's ``/state`` (Mesos field names); what ``viewer`` may see, with one."""
+def state_json(agent: AgentView, viewer: Viewer | None = None,
+               show_flags: bool = True) -> dict[str, Any]:
+    """The agent's ``/state`` (Mesos field names); what ``viewer`` may see, with one.
+
+    ``show_flags`` False leaves ``flags`` out (``get_endpoints`` refuses ``/flags``).
+    """
     agent_id = agent.agent_id or ""
     info = agent.master_info
     config = agent.config
-    return {
+    out: dict[str, Any] = {
         "version": MESOS_VERSION,
         "mesoslite_version": mesoslite.__version__,
         "start_time": agent.start_time,
@@ -227,6 +231,9 @@ def state_json(agent: AgentView, viewer: Viewer | None = None) -> dict[str, Any]
         "completed_frameworks": [view for fw in agent.completed_frameworks
                                  if (view := framework_view(fw, agent_id, viewer)) is not None],
     }
+    if not show_flags:
+        del out["flags"]
+    return out
 
 
 def _used(agent: AgentView) -> Resources:

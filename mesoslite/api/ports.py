@@ -229,3 +229,7 @@ class AgentOperatorPort(Protocol):
     def operator_files_url(self) -> str:
         """``http://ip:port`` of the agent's own ``/files``."""
         ...
+
+    def operator_acls(self) -> str:
+        """The agent's ``--acls`` JSON text ("" when unset)."""
+        ...

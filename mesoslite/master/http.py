@@ -293,10 +293,12 @@ def visible(frameworks: Iterable[FrameworkRecord], viewer: Viewer | None
     return [fw for fw in frameworks if viewer is None or viewer.framework(fw.info)]
 
 
-async def state_json(master: Master, viewer: Viewer | None = None) -> str:
+async def state_json(master: Master, viewer: Viewer | None = None,
+                     show_flags: bool = True) -> str:
     """The whole /state document, built without stalling the loop.
 
-    ``viewer``: only the frameworks and tasks its principal may see.
+    ``viewer``: only the frameworks and tasks its principal may see; ``show_flags``
+    False leaves ``flags`` out (a principal ``get_endpoints`` refuses ``/flags``).
     """
     state = master.state
     info = master.info
@@ -318,6 +320,8 @@ async def state_json(master: Master, viewer: Viewer | None = None) -> str:
         "leader_info": leader_info(info),
         "flags": flags(master),
     }
+    if not show_flags:
+        del base["flags"]
     slaves = await agents_json(master, pacer)
     frameworks = [await framework_json(master, fw, pacer, viewer)
                   for fw in visible(list(state.frameworks.values()), viewer)]
@@ -395,7 +399,8 @@ class StateHandler(BaseHandler):
 
     async def get(self) -> None:
         """Answer the document."""
-        self.write_json(await state_json(self.master, self.viewer()))
+        show_flags = self.acls.endpoint_authorized("/flags", request_principal())
+        self.write_json(await state_json(self.master, self.viewer(), show_flags))
 
 
 class StateSummaryHandler(BaseHandler):

@@ -200,6 +200,15 @@ def test_acls_decide_roles_users_teardown_views_endpoints_and_sandboxes(tmp_path
         assert call(agent_port, "GET", "/flags", headers=basic("viewer"))[0] == 403
         assert call(agent_port, "GET", "/flags", headers=basic("ops"))[0] == 200
         assert _v1(master_port, {"type": "GET_FLAGS"}, "viewer")[0] == 403
+        assert _v1(agent_port, {"type": "GET_FLAGS"}, "viewer")[0] == 403
+        assert "flags" not in call(master_port, "GET", "/state", headers=basic("viewer"))[2]
+        assert "flags" in call(master_port, "GET", "/state", headers=basic("ops"))[2]
+        assert "flags" not in call(agent_port, "GET", "/state", headers=basic("viewer"))[2]
+        status, answer = _v1(agent_port, {"type": "GET_FRAMEWORKS"}, "viewer")
+        assert status == 200 and answer["get_frameworks"]["frameworks"] == [], answer
+        status, answer = _v1(agent_port, {"type": "GET_TASKS"}, "ops")
+        assert [t["task_id"]["value"] for t in answer["get_tasks"]["launched_tasks"]] == \
+            ["as-nobody"], answer
 
         # access_sandboxes: the master's proxy and the agent's own /files.
         [sandbox] = list((tmp_path / "a").glob("agents/*/frameworks/*/executors/as-nobody"
@@ -217,6 +226,12 @@ def test_acls_decide_roles_users_teardown_views_endpoints_and_sandboxes(tmp_path
             return status == 200 and "acl-sandbox" in page["data"]
         wait_for(sandbox_served, timeout=30, what="ops reads the sandbox through the master")
         assert call(agent_port, "GET", direct, headers=basic("ops"))[0] == 200
+        read = {"type": "READ_FILE", "read_file": {
+            "path": os.path.realpath(sandbox / "stdout"), "offset": 0}}
+        assert _v1(master_port, read, "viewer")[0] == 403  # the agent decides, creds passed on
+        status, answer = _v1(master_port, read, "ops")
+        assert status == 200 and "acl-sandbox" in base64.b64decode(
+            answer["read_file"]["data"]).decode(), answer
 
         # update_weights: 403 for viewer (HTTP and v1), 200 for ops.
         weights = [{"role": "web", "weight": 2}]
