@@ -69,3 +69,30 @@ def test_framework_user_is_the_default_task_user() -> None:
     [status] = updates(sends, framework_id)
     assert status.state is TaskState.TASK_ERROR
     assert "'root'" in status.message
+
+
+def test_operator_views_show_what_the_viewer_may_see() -> None:
+    """GET_STATE with a Viewer: frameworks and tasks of other users are left out."""
+    from mesoslite.api import operator_view
+    from mesoslite.authz import Viewer, parse_acls
+
+    h = Harness()
+    h.add_agent(b"a1")
+    mine = h.subscribe(b"f1", user="alice")
+    theirs = h.subscribe(b"f2", user="bob")
+    h.launch(b"f1", mine, "t-alice")
+    h.launch(b"f2", theirs, "t-bob")
+    acls = parse_acls(json.dumps({"permissive": False, "view_frameworks": [
+        {"principals": {"values": ["a"]}, "users": {"values": ["alice"]}}], "view_tasks": [
+        {"principals": {"values": ["a"]}, "users": {"values": ["alice"]}}]}))
+    state = operator_view.get_state(h.state, Viewer(acls, "a"))
+    frameworks = state["get_frameworks"]["frameworks"]
+    assert [f["framework_info"]["id"]["value"] for f in frameworks] == [mine]
+    assert [t["task_id"]["value"] for t in state["get_tasks"]["tasks"]] == ["t-alice"]
+    nobody = operator_view.get_state(h.state, Viewer(acls, None))
+    assert nobody["get_frameworks"]["frameworks"] == [] and nobody["get_tasks"]["tasks"] == []
+    everything = operator_view.get_state(h.state)
+    assert len(everything["get_tasks"]["tasks"]) == 2
+    added = ("FRAMEWORK_ADDED", h.state.frameworks[theirs])
+    assert not operator_view.event_visible(h.state, *added, Viewer(acls, "a"))
+    assert operator_view.event_visible(h.state, *added, None)
