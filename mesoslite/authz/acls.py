@@ -77,6 +77,8 @@ AUTHORIZABLE_ENDPOINTS = frozenset({"/flags", "/metrics/snapshot", "/files/debug
 ENDPOINT_ALIASES: Mapping[str, str] = {"/metrics": "/metrics/snapshot",
                                       "/state.json": "/state"}
 _PREFIXES = ("/master/", "/slave(1)/", "/agent/")
+#: Decisions an :class:`Acls` remembers before it starts again.
+DECISIONS_KEPT = 4096
 
 Kind = Literal["SOME", "ANY", "NONE"]
 
@@ -105,7 +107,8 @@ class Entity:
             return True
         if value is None:
             return False
-        return value in self.values or any(value.startswith(p) for p in self.prefixes)
+        return value in self.values or (bool(self.prefixes)
+                                        and any(value.startswith(p) for p in self.prefixes))
 
     def allows(self, value: str | None) -> bool:
         """Mesos's allow, for a value this entity matches: NONE denies, the others allow."""
@@ -138,6 +141,10 @@ class Acls:
 
     permissive: bool = True
     rules: Mapping[str, tuple[Rule, ...]] = attrs.field(factory=dict)
+    #: Decisions made so far (the rules never change; a view filters thousands of tasks
+    #: of a few users), emptied when it holds :data:`DECISIONS_KEPT`.
+    _decisions: dict[tuple[str, str | None, str | None], bool] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False)
 
     def authorized(self, action: str, principal: str | None, value: str | None) -> bool:
         """May ``principal`` (None: unauthenticated) do ``action`` on ``value``?
@@ -146,12 +153,21 @@ class Acls:
         object entity is ANY (or NONE, which denies) match it.  An unknown action is
         a programming error (KeyError).
         """
+        key = (action, principal, value)
+        known = self._decisions.get(key)
+        if known is not None:
+            return known
         if action not in ACTIONS:
             raise KeyError(action)
+        decision = self.permissive
         for rule in self.rules.get(action, ()):
             if rule.decides(principal, value):
-                return rule.allows(principal, value)
-        return self.permissive
+                decision = rule.allows(principal, value)
+                break
+        if len(self._decisions) >= DECISIONS_KEPT:
+            self._decisions.clear()
+        self._decisions[key] = decision
+        return decision
 
     def restricts(self, action: str) -> bool:
         """False when every request for ``action`` is allowed (no rules, permissive).
