@@ -68,6 +68,11 @@ UNSUPPORTED = {
     "GET_OPERATIONS": "offer operations with ids are not supported",
     "UPDATE_QUOTA_CONFIG": "quota is not supported",
 }
+#: Calls whose answer shows what the principal may see (the view_* ACLs).
+FILTERED_VIEWS = {"GET_STATE": operator_view.get_state,
+                  "GET_FRAMEWORKS": operator_view.get_frameworks,
+                  "GET_EXECUTORS": operator_view.get_executors,
+                  "GET_TASKS": operator_view.get_tasks}
 #: Calls that read what an HTTP endpoint serves: ``get_endpoints`` decides them as that path.
 ENDPOINT_OF = {"GET_FLAGS": "/flags", "GET_METRICS": "/metrics/snapshot"}
 SUPPORTED = ("GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_METRICS", "GET_LOGGING_LEVEL",
@@ -212,6 +217,8 @@ class OperatorHandler(JsonApiHandler):
             refused = endpoint_refusal(self._acls(), request_principal(), ENDPOINT_OF[kind])
             if refused:
                 raise ApiError(403, "type", f"{kind}: {refused}")
+        if kind in FILTERED_VIEWS:  # view_frameworks, view_tasks, view_executors
+            return {"type": kind, key: FILTERED_VIEWS[kind](master.state, self._viewer())}
         if kind in ("GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_LOGGING_LEVEL"):
             values: dict[str, Any] = {
                 "GET_HEALTH": {"healthy": True},
@@ -254,13 +261,10 @@ class OperatorHandler(JsonApiHandler):
                                f"no framework with id {framework_id!r}")
             await self._durable()
             return None
-        filtered = {"GET_STATE": operator_view.get_state,
-                    "GET_FRAMEWORKS": operator_view.get_frameworks,
-                    "GET_EXECUTORS": operator_view.get_executors,
-                    "GET_TASKS": operator_view.get_tasks}
-        if kind in filtered:  # view_frameworks, view_tasks, view_executors
-            return {"type": kind, key: filtered[kind](master.state, self._viewer())}
-        views = {"GET_AGENTS": operator_view.get_agents, "GET_ROLES": operator_view.get_roles,
+        views = {"GET_STATE": operator_view.get_state, "GET_AGENTS": operator_view.get_agents,
+                 "GET_FRAMEWORKS": operator_view.get_frameworks,
+                 "GET_EXECUTORS": operator_view.get_executors,
+                 "GET_TASKS": operator_view.get_tasks, "GET_ROLES": operator_view.get_roles,
                  "GET_WEIGHTS": operator_view.get_weights}
         return {"type": kind, key: views[kind](master.state)}
 
