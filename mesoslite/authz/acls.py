@@ -102,7 +102,10 @@ class Entity:
     prefixes: tuple[str, ...] = ()
 
     def matches(self, value: str | None) -> bool:
-        """Mesos's match: NONE and ANY match every value (None, nobody, only those two)."""
+        """Mesos's match: NONE and ANY match every value; ``values`` match a listed one.
+
+        None (no principal, or "any object") is matched by NONE and ANY only.
+        """
         if self.kind != "SOME":
             return True
         if value is None:
