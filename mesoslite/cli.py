@@ -287,6 +287,8 @@ def _cmd_local(args: argparse.Namespace) -> int:
     if args.agents < 1:
         raise FlagError("--agents", f"expected at least 1 agent, got {args.agents}")
     auth, marathon_options = _local_auth(args.credentials)
+    if args.acls:  # the master and every agent enforce the same ACLs
+        auth = {**auth, "acls": args.acls}
     cluster = LocalCluster(
         master_options=auth, agent_options=auth, marathon_options=marathon_options,
         agents=args.agents,
@@ -427,6 +429,11 @@ def _add_local_parser(sub: Any) -> None:
                    help="Mesos credentials JSON file: every HTTP API (master, agents, "
                         "framework) then requires HTTP Basic with one of its principals "
                         "(env MESOSLITE_CREDENTIALS)")
+    p.add_argument("--acls", default=env("MESOSLITE_ACLS", ""),
+                   help="Mesos ACLs (JSON, a file name or a file:// URL) for the master and "
+                        "every agent: register_frameworks, run_tasks, teardown_frameworks, "
+                        "view_*, access_sandboxes, update_weights, get_endpoints (env "
+                        "MESOSLITE_ACLS; see docs/acls.example.json)")
     p.add_argument("--dns_port", "--dns-port", type=int,
                    default=int(env("MESOSLITE_DNS_PORT", "8053")),
                    help="port of the DNS server for the cluster's tasks, UDP and TCP "

@@ -71,6 +71,10 @@ class AgentApiPort:
             kinds["completed_tasks"] += [t.to_task(agent_id) for t in ex.completed_tasks]
         return kinds
 
+    def operator_acls(self) -> str:
+        """The agent's ``--acls`` JSON text ("" when unset)."""
+        return self.agent.config.acls
+
     def operator_files_url(self) -> str:
         """``http://ip:port`` of this agent's HTTP server."""
         return f"http://{self.agent.config.ip}:{self.agent.http_port}"

@@ -28,6 +28,7 @@ from mesoslite.agent.gc import (
     DEFAULT_GC_DISK_HEADROOM,
     parse_duration,
 )
+from mesoslite.authz.acls import ACLS_HELP, check_acls_flag
 from mesoslite.config_checks import ConfigError, split_comma_list
 from mesoslite.protocol import MAX_MESSAGE_SIZE
 from mesoslite.resources import Resources
@@ -130,6 +131,10 @@ class AgentConfig:
         default="", validator=checks.text,
         metadata={"help": "JSON file of principals and secrets, Mesos's form "
                           '{"credentials": [{"principal": ..., "secret": ...}]}'},
+    )
+    acls: str = attrs.field(
+        default="", validator=checks.Check("Mesos ACL JSON or a file name", check_acls_flag),
+        metadata={"help": ACLS_HELP},
     )
     work_dir: str = attrs.field(
         default="/tmp/mesoslite/agent", validator=checks.nonempty("a directory path"))

@@ -7,7 +7,11 @@ path goes through :func:`mesoslite.agent.files.resolve_request_path`, so it
 never leaves the task sandbox it names (never ``meta/``, never another task's
 sandbox); only regular files are read, on a small dedicated thread pool with a
 timeout (``files_timeout``, 504), so a FIFO or a stuck file never stalls the loop.  Errors are JSON
-``{"error": ..., "field": ...}`` with a 4xx status.
+``{"error": ..., "field": ...}`` with a 4xx status.  With ``--acls``: ``/files`` refuses
+(403) a sandbox whose user ``access_sandboxes`` does not allow the request's principal,
+``/state`` shows what ``view_frameworks``/``view_executors``/``view_tasks`` allow, and
+``get_endpoints`` guards GETs (``/flags``, ``/metrics/snapshot``, ``/monitor/statistics``
+...) before any handler.
 """
 
 from __future__ import annotations
@@ -39,12 +43,19 @@ from mesoslite.agent.views import (
     ContainerSeries,
     metrics_snapshot,
     prometheus_text,
+    sandbox_user,
     state_json,
     version_json,
 )
 from mesoslite.api.jsonp import JsonpTransform
 from mesoslite.api.routes import agent_api_rules
-from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
+from mesoslite.authz import Viewer, acls_for
+from mesoslite.httpguard.server import (
+    GuardedHTTPServer,
+    load_auth,
+    request_principal,
+    server_policy,
+)
 
 _CHUNK = 64 * 1024
 #: Threads that read sandbox files (a few: a stuck read holds one until it returns).
@@ -142,13 +153,35 @@ class _Handler(tornado.web.RequestHandler):
         try:
             raw = self.raw_arg("path", required=True)
             assert raw is not None
-            return resolve_request_path(self.agent.work_dir, raw)
+            target = resolve_request_path(self.agent.work_dir, raw)
+            refused = self.sandbox_refusal(target)
+            if refused:
+                self.error(403, "path", refused)
+                return None
+            return target
         except BadArgument as exc:
             self.error(400, exc.field, str(exc))
         except PathRefused as exc:
             gone = self.sandbox_gone(exc)
             self.error(exc.status, exc.field, gone or exc.message)
         return None
+
+    def sandbox_refusal(self, target: Resolved) -> str:
+        """Why ``access_sandboxes`` refuses this request's principal the sandbox, or ""."""
+        acls = acls_for(self.agent.config.acls)
+        if not acls.restricts("access_sandboxes"):
+            return ""
+        parts = os.path.relpath(target.sandbox, os.path.realpath(self.agent.work_dir)).split("/")
+        framework_id, executor_id = parts[3], parts[5]  # agents/A/frameworks/F/executors/E/...
+        user = sandbox_user(self.agent, framework_id, executor_id)
+        principal = request_principal()
+        if acls.authorized("access_sandboxes", principal, user):
+            return ""
+        who = f"principal {principal!r}" if principal else "an unauthenticated request"
+        whose = f"user {user!r}" if user is not None else "a framework this agent forgot"
+        return (f"path: {who} is not authorized to access the sandbox of executor "
+                f"{executor_id!r} of framework {framework_id!r} ({whose}; access_sandboxes "
+                "ACL)")
 
     def sandbox_gone(self, exc: PathRefused) -> str | None:
         """For a 404: why the path is gone when sandbox GC removed it."""
@@ -164,7 +197,10 @@ class StateHandler(_Handler):
 
     def get(self) -> None:
         """Answer the request."""
-        self.write_json(state_json(self.agent))
+        acls = acls_for(self.agent.config.acls)
+        viewer = Viewer(acls, request_principal())
+        show_flags = acls.endpoint_authorized("/flags", request_principal())
+        self.write_json(state_json(self.agent, viewer if viewer.filters else None, show_flags))
 
 
 class HealthHandler(_Handler):
@@ -363,7 +399,7 @@ def start_http_server(agent: AgentView,
     if auth is not None:  # HTTP executors: Mesos's --authenticate_http_executors (not yet)
         auth = auth.with_open("/api/v1/executor", "/slave(1)/api/v1/executor")
     policy = server_policy([config.hostname, config.effective_hostname], config.allowed_hosts,
-                           auth=auth)
+                           auth=auth, acls=acls_for(config.acls))
     server = GuardedHTTPServer(make_app(agent), policy)
     server.add_sockets(sockets)
     return server

@@ -22,6 +22,8 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from mesoslite.agent.agent import Agent
 from mesoslite.agent.checkpoint import Checkpointer
 from mesoslite.agent.config import AgentConfig
@@ -40,6 +42,8 @@ from mesoslite.agent.recovery import Recovery, previous_executor_endpoint
 from mesoslite.agent.resources_detect import detect_resources
 from mesoslite.agent.sandbox_gc import LiveSet, SandboxCollector
 from mesoslite.api.ports import ExecRequest
+from mesoslite.authz import is_inline
+from mesoslite.authz.files import resolve_acls
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.config_checks import mask_secrets
 from mesoslite.protocol import AgentInfo, MasterInfo
@@ -89,6 +93,8 @@ class AgentProcess:
     def __init__(self, config: AgentConfig, clock: Clock | None = None, *,
                  containerizer: Containerizer | None = None) -> None:
         """Build the parts; nothing binds or runs until :meth:`start`."""
+        if config.acls and not is_inline(config.acls):  # --acls FILE: read (and check) it now
+            config = attrs.evolve(config, acls=resolve_acls(config.acls))
         self.config = config
         self.clock: Clock = clock or SYSTEM_CLOCK
         self._work_dir = os.path.abspath(config.work_dir)

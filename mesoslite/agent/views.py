@@ -17,6 +17,7 @@ from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.records import AgentFramework, AgentMetrics, ExecutorState
 from mesoslite.api.ports import ExecRequest, ExecSessionPort, ExecutorPort
 from mesoslite.api.version import MESOS_VERSION, version_info
+from mesoslite.authz import Viewer, executor_user
 from mesoslite.clock import Clock
 from mesoslite.protocol import AgentInfo, MasterInfo, TaskState
 from mesoslite.resources import Resources
@@ -164,12 +165,58 @@ def version_json() -> dict[str, Any]:
     return version_info()
 
 
-def state_json(agent: AgentView) -> dict[str, Any]:
-    """The agent's ``/state`` (Mesos field names)."""
+def framework_view(fw: AgentFramework, agent_id: str, viewer: Viewer | None
+                   ) -> dict[str, Any] | None:
+    """A framework's /state JSON as ``viewer``'s principal may see it (None: not at all).
+
+    ``view_frameworks`` hides the framework, ``view_executors`` its executors,
+    ``view_tasks`` their tasks.
+    """
+    out = fw.to_json(agent_id)
+    if viewer is None:
+        return out
+    if not viewer.framework(fw.info):
+        return None
+    for key, records in (("executors", list(fw.executors.values())),
+                         ("completed_executors", list(fw.completed_executors))):
+        kept = []
+        for record, shown in zip(records, out[key], strict=True):
+            if not viewer.executor(record.info, fw.info):
+                continue
+            tasks = {"tasks": record.launched_tasks.values(),
+                     "queued_tasks": record.queued_tasks.values(),
+                     "completed_tasks": [*record.terminated_tasks.values(),
+                                         *record.completed_tasks]}
+            for name, group in tasks.items():
+                shown[name] = [entry for task, entry in zip(group, shown[name], strict=True)
+                               if viewer.task(task.info, fw.info)]
+            kept.append(shown)
+        out[key] = kept
+    return out
+
+
+def sandbox_user(agent: AgentView, framework_id: str, executor_id: str) -> str | None:
+    """The user whose sandbox this is (``access_sandboxes``); None when no record is left."""
+    for fw in (*agent.frameworks, *agent.completed_frameworks):
+        if fw.id != framework_id:
+            continue
+        for executor in (*fw.executors.values(), *fw.completed_executors):
+            if executor.executor_id == executor_id:
+                return executor_user(executor.info, fw.info)
+        return executor_user(None, fw.info)
+    return None
+
+
+def state_json(agent: AgentView, viewer: Viewer | None = None,
+               show_flags: bool = True) -> dict[str, Any]:
+    """The agent's ``/state`` (Mesos field names); what ``viewer`` may see, with one.
+
+    ``show_flags`` False leaves ``flags`` out (``get_endpoints`` refuses ``/flags``).
+    """
     agent_id = agent.agent_id or ""
     info = agent.master_info
     config = agent.config
-    return {
+    out: dict[str, Any] = {
         "version": MESOS_VERSION,
         "mesoslite_version": mesoslite.__version__,
         "start_time": agent.start_time,
@@ -183,9 +230,14 @@ def state_json(agent: AgentView) -> dict[str, Any]:
         "master_hostname": info.hostname if info else "",
         "flags": config.to_flags(),
         "containerizers": agent.containerizers_health(),
-        "frameworks": [fw.to_json(agent_id) for fw in agent.frameworks],
-        "completed_frameworks": [fw.to_json(agent_id) for fw in agent.completed_frameworks],
+        "frameworks": [view for fw in agent.frameworks
+                       if (view := framework_view(fw, agent_id, viewer)) is not None],
+        "completed_frameworks": [view for fw in agent.completed_frameworks
+                                 if (view := framework_view(fw, agent_id, viewer)) is not None],
     }
+    if not show_flags:
+        del out["flags"]
+    return out
 
 
 def _used(agent: AgentView) -> Resources:

@@ -6,7 +6,9 @@ GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_STATE, LIST_FILES and READ_FILE (t
 the agent's own ``/files``, which keeps every path inside its work directory), and
 LAUNCH_NESTED_CONTAINER_SESSION (``ctl exec``: :mod:`mesoslite.api.exec_session`).  The rest
 of Mesos's agent calls (containers, nested containers, resource providers, attach and
-launch of debug containers, logging level changes) answer 501 naming the call.
+launch of debug containers, logging level changes) answer 501 naming the call.  With
+``--acls``: GET_FLAGS and GET_METRICS follow ``get_endpoints`` (as ``/flags`` and
+``/metrics/snapshot``), the framework, executor and task views ``view_*``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from mesoslite.api.exec_session import CALL, serve_session
 from mesoslite.api.files import fetch_json
+from mesoslite.api.operator import ENDPOINT_OF
 from mesoslite.api.ports import AgentOperatorPort
 from mesoslite.api.streams import ApiError, JsonApiHandler
 from mesoslite.api.v1json import (
@@ -36,6 +39,8 @@ from mesoslite.api.v1json import (
     text,
 )
 from mesoslite.api.version import version_info
+from mesoslite.authz import Viewer, acls_for, endpoint_refusal
+from mesoslite.httpguard.server import request_principal
 from mesoslite.protocol import Task
 
 SUPPORTED = ("GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_METRICS", "GET_LOGGING_LEVEL",
@@ -75,9 +80,25 @@ def agent_task_json(task: Task) -> dict[str, Any]:
     return out
 
 
-def _views(port: AgentOperatorPort) -> dict[str, dict[str, Any]]:
+def _views(port: AgentOperatorPort, viewer: Viewer | None = None
+           ) -> dict[str, dict[str, Any]]:
+    """GET_FRAMEWORKS, GET_EXECUTORS and GET_TASKS: what ``viewer`` may see, with one.
+
+    (A task's user here is its framework's: the agent's Task carries no command.)
+    """
     active, completed = port.operator_frameworks()
     live, done = port.operator_executors()
+    tasks = port.operator_tasks()
+    if viewer is not None:
+        infos = {f.id: f for f in [*active, *completed]}
+        seen = {fid for fid, info in infos.items() if viewer.framework(info)}
+        active = [f for f in active if f.id in seen]
+        completed = [f for f in completed if f.id in seen]
+        live, done = ([e for e in group if e.framework_id in seen
+                       and viewer.executor(e, infos[e.framework_id])] for group in (live, done))
+        tasks = {kind: [t for t in group if t.framework_id in seen
+                        and viewer.task(None, infos[t.framework_id])]
+                 for kind, group in tasks.items()}
     return {
         "get_frameworks": {"frameworks": [{"framework_info": framework_info_json(f)}
                                           for f in active],
@@ -86,8 +107,8 @@ def _views(port: AgentOperatorPort) -> dict[str, dict[str, Any]]:
         "get_executors": {"executors": [{"executor_info": executor_info_json(e)} for e in live],
                           "completed_executors": [{"executor_info": executor_info_json(e)}
                                                   for e in done]},
-        "get_tasks": {kind: [agent_task_json(t) for t in tasks]
-                      for kind, tasks in port.operator_tasks().items()},
+        "get_tasks": {kind: [agent_task_json(t) for t in group]
+                      for kind, group in tasks.items()},
     }
 
 
@@ -119,6 +140,11 @@ class AgentOperatorHandler(JsonApiHandler):
         key = kind.lower()
         if kind == "GET_HEALTH":
             return {"healthy": True}
+        acls = acls_for(port.operator_acls())
+        if kind in ENDPOINT_OF:  # get_endpoints, as the matching HTTP endpoint
+            refused = endpoint_refusal(acls, request_principal(), ENDPOINT_OF[kind])
+            if refused:
+                raise ApiError(403, "type", f"{kind}: {refused}")
         if kind == "GET_FLAGS":
             return {"flags": [{"name": n, "value": v}
                               for n, v in sorted(port.operator_flags().items())]}
@@ -134,7 +160,8 @@ class AgentOperatorHandler(JsonApiHandler):
             return {"agent_info": agent_info_json(port.operator_agent_info())}
         if kind in ("LIST_FILES", "READ_FILE"):
             return await self._files(kind, value)
-        views = _views(port)
+        viewer = Viewer(acls, request_principal())
+        views = _views(port, viewer if viewer.filters else None)
         if kind == "GET_STATE":
             return views
         return views[key]

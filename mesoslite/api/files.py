@@ -19,6 +19,7 @@ import tornado.httpclient
 from mesoslite.api.ports import MasterPort
 from mesoslite.api.streams import ApiError
 from mesoslite.api.v1json import NANOS, integer, obj, text
+from mesoslite.httpguard.server import forwarded_authorization
 
 #: Seconds to wait for an agent's /files.
 AGENT_TIMEOUT = 10.0
@@ -42,12 +43,18 @@ async def fetch_json(url: str, field: str) -> Any:
     """GET JSON from an agent's ``/files`` (ApiError naming ``field`` on failure)."""
     client = tornado.httpclient.AsyncHTTPClient()
     try:
-        response = await client.fetch(url, request_timeout=AGENT_TIMEOUT, raise_error=False)
+        # The caller's credentials go on: the agent authenticates them and decides
+        # access_sandboxes for that principal.
+        authorization = forwarded_authorization()
+        headers = {"Authorization": authorization} if authorization else None
+        response = await client.fetch(url, request_timeout=AGENT_TIMEOUT, raise_error=False,
+                                      headers=headers)
     except (OSError, ValueError) as exc:
         raise ApiError(503, field, f"the agent did not answer: {exc}") from None
     if response.code >= 400:
         try:
-            message = json.loads(response.body or b"{}").get("message", "")
+            answer = json.loads(response.body or b"{}")
+            message = answer.get("message", "") or answer.get("error", "")
         except (ValueError, AttributeError):
             message = ""
         status = response.code if response.code in (400, 403, 404) else 503

@@ -2,7 +2,10 @@
 
 Owns: :class:`OperatorHandler` (every GET_* call, UPDATE_WEIGHTS, TEARDOWN, LIST_FILES
 and READ_FILE through the agents' ``/files``, and SUBSCRIBE; 501 naming the calls we do
-not support) and :class:`OperatorHub` (the SUBSCRIBE streams: it follows the master's
+not support; the ACLs: teardown_frameworks and update_weights refuse 403, GET_STATE,
+GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS and the streams show what the principal may see,
+GET_FLAGS and GET_METRICS follow get_endpoints for /flags and /metrics/snapshot) and
+:class:`OperatorHub` (the SUBSCRIBE streams: it follows the master's
 change feed, renders each change once and writes it to every stream; HEARTBEAT every
 heartbeat interval).  A master that does not lead serves GET_HEALTH, GET_FLAGS,
 GET_VERSION, GET_METRICS and GET_LOGGING_LEVEL itself and answers the rest 307.
@@ -35,6 +38,15 @@ from mesoslite.api.v1json import (
     text,
 )
 from mesoslite.api.version import version_info
+from mesoslite.authz import (
+    Acls,
+    Viewer,
+    acls_for,
+    endpoint_refusal,
+    teardown_refusal,
+    weights_refusal,
+)
+from mesoslite.httpguard.server import request_principal
 
 log = logging.getLogger("mesoslite.api")
 
@@ -58,6 +70,13 @@ UNSUPPORTED = {
     "GET_OPERATIONS": "offer operations with ids are not supported",
     "UPDATE_QUOTA_CONFIG": "quota is not supported",
 }
+#: Calls whose answer shows what the principal may see (the view_* ACLs).
+FILTERED_VIEWS = {"GET_STATE": operator_view.get_state,
+                  "GET_FRAMEWORKS": operator_view.get_frameworks,
+                  "GET_EXECUTORS": operator_view.get_executors,
+                  "GET_TASKS": operator_view.get_tasks}
+#: Calls that read what an HTTP endpoint serves: ``get_endpoints`` decides them as that path.
+ENDPOINT_OF = {"GET_FLAGS": "/flags", "GET_METRICS": "/metrics/snapshot"}
 SUPPORTED = ("GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_METRICS", "GET_LOGGING_LEVEL",
              "LIST_FILES", "READ_FILE", "GET_STATE", "GET_AGENTS", "GET_FRAMEWORKS",
              "GET_EXECUTORS", "GET_TASKS", "GET_ROLES", "GET_WEIGHTS", "UPDATE_WEIGHTS",
@@ -118,6 +137,8 @@ class OperatorHub:
         """Follow ``master``'s change feed (nothing is kept while no stream is open)."""
         self.master = master
         self.streams: set[RecordStream] = set()
+        #: What each stream's principal may see (None: everything).
+        self.viewers: dict[RecordStream, Viewer | None] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         master.feed_listeners.append(self.on_feed)
 
@@ -131,12 +152,20 @@ class OperatorHub:
             if event is not None:
                 data = dumps(event)
                 for stream in list(self.streams):
-                    stream.send(data)
+                    viewer = self.viewers.get(stream)
+                    if viewer is None or operator_view.event_visible(state, kind, value,
+                                                                     viewer):
+                        stream.send(data)
 
-    def add(self, stream: RecordStream) -> None:
-        """Serve a new stream (its SUBSCRIBED event already sent)."""
+    def add(self, stream: RecordStream, viewer: Viewer | None = None) -> None:
+        """Serve a new stream (its SUBSCRIBED event already sent), showing what ``viewer`` may."""
         self.streams.add(stream)
-        stream.on_close.append(lambda: self.streams.discard(stream))
+        self.viewers[stream] = viewer
+
+        def forget() -> None:
+            self.streams.discard(stream)
+            self.viewers.pop(stream, None)
+        stream.on_close.append(forget)
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.create_task(self._beat())
 
@@ -193,9 +222,22 @@ class OperatorHandler(JsonApiHandler):
         else:
             self.answer(answer)
 
+    def _acls(self) -> Acls:
+        return acls_for(self.master.config.acls)
+
+    def _viewer(self) -> Viewer | None:
+        viewer = Viewer(self._acls(), request_principal())
+        return viewer if viewer.filters else None
+
     async def _call(self, kind: str, body: dict[str, Any]) -> dict[str, Any] | None:
         key = kind.lower()
         master = self.master
+        if kind in ENDPOINT_OF:  # the get_endpoints ACLs of the matching HTTP endpoint
+            refused = endpoint_refusal(self._acls(), request_principal(), ENDPOINT_OF[kind])
+            if refused:
+                raise ApiError(403, "type", f"{kind}: {refused}")
+        if kind in FILTERED_VIEWS:  # view_frameworks, view_tasks, view_executors
+            return {"type": kind, key: FILTERED_VIEWS[kind](master.state, self._viewer())}
         if kind in ("GET_HEALTH", "GET_FLAGS", "GET_VERSION", "GET_LOGGING_LEVEL"):
             values: dict[str, Any] = {
                 "GET_HEALTH": {"healthy": True},
@@ -218,12 +260,21 @@ class OperatorHandler(JsonApiHandler):
         if kind in ("LIST_FILES", "READ_FILE"):
             return {"type": kind, key: await files.call(master, kind, body.get(key))}
         if kind == "UPDATE_WEIGHTS":
-            master.set_weights(parse_weights(body))
+            weights = parse_weights(body)
+            refused = weights_refusal(self._acls(), request_principal(), weights)
+            if refused:
+                raise ApiError(403, "update_weights.weight_infos", refused)
+            master.set_weights(weights)
             await self._durable()
             return None
         if kind == "TEARDOWN":
             call = obj(body.get(key), key, frozenset({"framework_id"}))
             framework_id = ident(call.get("framework_id"), f"{key}.framework_id")
+            record = master.state.frameworks.get(framework_id)
+            refused = teardown_refusal(self._acls(), request_principal(),
+                                       record.info if record is not None else None)
+            if refused:
+                raise ApiError(403, f"{key}.framework_id", refused)
             if not master.teardown_framework(framework_id):
                 raise ApiError(400, f"{key}.framework_id",
                                f"no framework with id {framework_id!r}")
@@ -258,10 +309,11 @@ class OperatorHandler(JsonApiHandler):
         self.set_header("Cache-Control", "no-cache")
         stream = self.stream = RecordStream(self)
         interval = self.master.config.framework_heartbeat_interval
+        viewer = self._viewer()
         stream.send({"type": "SUBSCRIBED", "subscribed": {
-            "get_state": operator_view.get_state(self.master.state),
+            "get_state": operator_view.get_state(self.master.state, viewer),
             "heartbeat_interval_seconds": interval}})
-        self.hub.add(stream)
+        self.hub.add(stream, viewer)
         await stream.closed.wait()
 
     def on_connection_close(self) -> None:

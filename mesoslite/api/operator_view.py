@@ -4,6 +4,9 @@ Owns: the answers of GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_TASKS, GET_EXECU
 GET_ROLES and GET_WEIGHTS, and the events of the operator SUBSCRIBE stream
 (:func:`feed_event`: one entry of the master's change feed → one v1 event).  It reads
 the master's records through :mod:`.ports` Protocols (attributes only; never writes).
+With a :class:`~mesoslite.authz.Viewer` the answers hold only the frameworks, tasks and
+executors its principal may see (``view_frameworks``, ``view_tasks``,
+``view_executors``); :func:`event_visible` says the same of a stream's events.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from mesoslite.api.v1json import (
     resources_json,
     status_json,
 )
+from mesoslite.authz import Viewer
 from mesoslite.resources import Resources
 
 
@@ -109,37 +113,68 @@ def get_agents(state: StateView) -> dict[str, Any]:
                                  for i in list(state.recovered_agents.values())]}
 
 
-def get_frameworks(state: StateView) -> dict[str, Any]:
-    """GET_FRAMEWORKS."""
-    return {"frameworks": [framework_json(state, f) for f in list(state.frameworks.values())],
+def _seen(frameworks: list[FrameworkView], viewer: Viewer | None) -> list[FrameworkView]:
+    return [f for f in frameworks if viewer is None or viewer.framework(f.info)]
+
+
+def _task_seen(state: StateView, task: TaskView, viewer: Viewer | None) -> bool:
+    """May ``viewer`` see this task (and its framework)?"""
+    if viewer is None:
+        return True
+    framework = state.frameworks.get(task.framework_id)
+    if framework is None:
+        framework = next((f for f in state.completed_frameworks
+                          if f.id == task.framework_id), None)
+    return (framework is not None and viewer.framework(framework.info)
+            and viewer.task(task.info, framework.info))
+
+
+def get_frameworks(state: StateView, viewer: Viewer | None = None) -> dict[str, Any]:
+    """GET_FRAMEWORKS (those ``viewer`` may see)."""
+    return {"frameworks": [framework_json(state, f)
+                           for f in _seen(list(state.frameworks.values()), viewer)],
             "completed_frameworks": [framework_json(state, f)
-                                     for f in list(state.completed_frameworks)]}
+                                     for f in _seen(list(state.completed_frameworks), viewer)]}
 
 
-def get_tasks(state: StateView) -> dict[str, Any]:
-    """GET_TASKS."""
+def get_tasks(state: StateView, viewer: Viewer | None = None) -> dict[str, Any]:
+    """GET_TASKS (those ``viewer`` may see)."""
     tasks: list[dict[str, Any]] = []
     unreachable: list[dict[str, Any]] = []
     completed: list[dict[str, Any]] = []
-    for framework in list(state.frameworks.values()) + list(state.completed_frameworks):
-        tasks += [task_json(t) for t in framework.tasks.values()]
-        unreachable += [task_json(t) for t in framework.unreachable_tasks.values()]
-        completed += [task_json(t) for t in framework.completed_tasks]
+    frameworks = list(state.frameworks.values()) + list(state.completed_frameworks)
+    for framework in _seen(frameworks, viewer):
+        def seen(task: TaskView, info: Any = framework.info) -> bool:
+            return viewer is None or viewer.task(task.info, info)
+        tasks += [task_json(t) for t in framework.tasks.values() if seen(t)]
+        unreachable += [task_json(t) for t in framework.unreachable_tasks.values() if seen(t)]
+        completed += [task_json(t) for t in framework.completed_tasks if seen(t)]
     return {"tasks": tasks, "unreachable_tasks": unreachable, "completed_tasks": completed,
             "orphan_tasks": [], "pending_tasks": []}
 
 
-def get_executors(state: StateView) -> dict[str, Any]:
-    """GET_EXECUTORS: the custom executors the master knows of."""
+def _executor_seen(state: StateView, framework_id: str, info: Any,
+                   viewer: Viewer | None) -> bool:
+    if viewer is None:
+        return True
+    framework = state.frameworks.get(framework_id)
+    return (framework is not None and viewer.framework(framework.info)
+            and viewer.executor(info, framework.info))
+
+
+def get_executors(state: StateView, viewer: Viewer | None = None) -> dict[str, Any]:
+    """GET_EXECUTORS: the custom executors the master knows of (those ``viewer`` may see)."""
     executors = []
     for agent in list(state.agents.values()):
-        for info, _role in agent.executors.values():
-            executors.append({"executor_info": executor_info_json(info),
-                              "agent_id": id_json(agent.id)})
+        for (framework_id, _eid), (info, _role) in agent.executors.items():
+            if _executor_seen(state, framework_id, info, viewer):
+                executors.append({"executor_info": executor_info_json(info),
+                                  "agent_id": id_json(agent.id)})
         for task in agent.tasks.values():
             executor = task.info.executor if task.info is not None else None
             if executor is not None and (task.framework_id, executor.executor_id) \
-                    not in agent.executors:
+                    not in agent.executors \
+                    and _executor_seen(state, task.framework_id, executor, viewer):
                 executors.append({"executor_info": executor_info_json(executor),
                                   "agent_id": id_json(agent.id)})
     seen: set[str] = set()
@@ -152,10 +187,11 @@ def get_executors(state: StateView) -> dict[str, Any]:
     return {"executors": unique, "orphan_executors": []}
 
 
-def get_state(state: StateView) -> dict[str, Any]:
-    """GET_STATE: tasks, executors, frameworks and agents."""
-    return {"get_tasks": get_tasks(state), "get_executors": get_executors(state),
-            "get_frameworks": get_frameworks(state), "get_agents": get_agents(state)}
+def get_state(state: StateView, viewer: Viewer | None = None) -> dict[str, Any]:
+    """GET_STATE: tasks, executors, frameworks and agents (what ``viewer`` may see)."""
+    return {"get_tasks": get_tasks(state, viewer),
+            "get_executors": get_executors(state, viewer),
+            "get_frameworks": get_frameworks(state, viewer), "get_agents": get_agents(state)}
 
 
 def get_roles(state: StateView) -> dict[str, Any]:
@@ -183,6 +219,19 @@ def get_weights(state: StateView) -> dict[str, Any]:
     """GET_WEIGHTS."""
     weights = state.weights()
     return {"weight_infos": [{"role": r, "weight": weights[r]} for r in sorted(weights)]}
+
+
+def event_visible(state: StateView, kind: str, value: Any, viewer: Viewer | None) -> bool:
+    """May ``viewer`` see the event of this feed entry?  (Agent events: always.)"""
+    if viewer is None:
+        return True
+    if kind == "TASK_ADDED":
+        return _task_seen(state, value, viewer)
+    if kind == "TASK_UPDATED":
+        return _task_seen(state, value[0], viewer)
+    if kind in ("FRAMEWORK_ADDED", "FRAMEWORK_UPDATED", "FRAMEWORK_REMOVED"):
+        return viewer.framework(value.info)
+    return True
 
 
 def feed_event(state: StateView, kind: str, value: Any) -> dict[str, Any] | None:

@@ -241,6 +241,10 @@ class AgentOperatorPort(Protocol):
         """Start ``request`` in a running task's container (:class:`ExecRefused` if not)."""
         ...
 
+    def operator_acls(self) -> str:
+        """The agent's ``--acls`` JSON text ("" when unset)."""
+        ...
+
 
 @attrs.frozen
 class ExecRequest:

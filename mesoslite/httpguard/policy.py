@@ -19,6 +19,8 @@ Owns :class:`RequestPolicy` and its :meth:`~RequestPolicy.check`, which returns 
   credentials (:func:`parse_credentials`, or Marathon's ``user:password``,
   :func:`parse_user_password`); a request that needs credentials and lacks good ones is
   401 with ``WWW-Authenticate``.  Checked after Host, before Origin and Content-Type.
+- **get_endpoints** (with :class:`~mesoslite.authz.Acls`): a GET of a path the ACLs
+  guard by a principal they do not allow is 403 (checked after Authorization).
 
 :func:`allowed_host_names` builds the set of names from a server's own names and the
 ``--allowed_hosts`` text.
@@ -35,6 +37,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
+
+from mesoslite.authz import Acls
 
 #: Methods that change something: they need a same-origin request.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -252,6 +256,14 @@ class RequestPolicy:
     form_paths: frozenset[str] = frozenset()
     forms_allowed: bool = False
     auth: AuthPolicy | None = None
+    #: Mesos-style ACLs: their ``get_endpoints`` rules refuse GETs of guarded paths (403).
+    acls: Acls | None = None
+
+    def principal(self, authorization: str | None) -> str | None:
+        """The principal ``authorization`` proves (None: none, or no credentials here)."""
+        if self.auth is None:
+            return None
+        return basic_principal(authorization, self.auth.credentials)
 
     def host_allowed(self, host: str) -> bool:
         """True when a request naming ``host`` (no port) may be served."""
@@ -271,6 +283,13 @@ class RequestPolicy:
             if refused is not None:
                 return refused
         method = method.upper()
+        if method in ("GET", "HEAD") and self.acls is not None \
+                and self.acls.guards_endpoint(path):
+            principal = self.principal(authorization)
+            if not self.acls.endpoint_authorized(path, principal):
+                who = f"principal {principal!r}" if principal else "an unauthenticated request"
+                return Refusal(403, "principal", f"{method} {path[:200]}: {who} is not "
+                               "authorized to read this endpoint (get_endpoints ACL)")
         if method not in WRITE_METHODS:
             return None
         if origin is not None and not self._same_origin(origin, parsed):

@@ -20,7 +20,8 @@ Owns:
   besides the loopback names and the advertised name); :func:`server_policy` builds a
   server's policy from them; :func:`load_auth` reads Mesos's credentials file;
   :func:`forwarded_authorization` is the ``Authorization`` of the request being handled
-  (the master's proxy passes it on to its agents).
+  (the master's proxy passes it on to its agents); :func:`request_principal` is the
+  principal it authenticated as (what the ACL checks of the handlers use).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import tornado.httpserver
 import tornado.httputil
 import tornado.ioloop
 
+from mesoslite.authz import Acls
 from mesoslite.httpguard.policy import (
     AuthPolicy,
     CredentialsError,
@@ -69,6 +71,19 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\
 
 _AUTHORIZATION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "mesoslite_http_authorization", default=None)
+
+
+_PRINCIPAL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mesoslite_http_principal", default=None)
+
+
+def request_principal() -> str | None:
+    """The principal the request being handled authenticated as (None: nobody).
+
+    Set by the guard for every request it passes on (HTTP Basic against the server's
+    credentials); what the handlers' ACL checks (teardown, weights, views, sandboxes) use.
+    """
+    return _PRINCIPAL.get()
 
 
 def forwarded_authorization() -> str | None:
@@ -101,10 +116,11 @@ def own_names() -> list[str]:
 
 def server_policy(advertised: Iterable[str], allowed_hosts: str = "",
                   form_paths: Iterable[str] = (), forms_allowed: bool = False,
-                  auth: AuthPolicy | None = None) -> RequestPolicy:
+                  auth: AuthPolicy | None = None, acls: Acls | None = None) -> RequestPolicy:
     """The policy of a server advertised as ``advertised`` names, with ``--allowed_hosts``."""
     names = allowed_host_names([*own_names(), *advertised], allowed_hosts)
-    return RequestPolicy(names, frozenset(form_paths), forms_allowed, auth)
+    return RequestPolicy(names, frozenset(form_paths), forms_allowed, auth,
+                         None if acls is None or acls.empty else acls)
 
 
 def load_auth(readonly: bool, readwrite: bool, credentials_path: str) -> AuthPolicy | None:
@@ -180,6 +196,7 @@ class _GuardedMessage(tornado.httputil.HTTPMessageDelegate):
         # The request's handler runs in a task copied from this connection's context: the
         # master's proxy to its agents passes the same credentials on (forwarded_authorization).
         _AUTHORIZATION.set(headers.get("Authorization"))
+        _PRINCIPAL.set(self.policy.principal(headers.get("Authorization")))
         self.refusal = self.policy.check(
             method, path, host=headers.get("Host", ""), origin=headers.get("Origin"),
             content_type=headers.get("Content-Type", ""), has_body=has_body,

@@ -16,6 +16,7 @@ import attrs
 
 from mesoslite import config_checks as checks
 from mesoslite.allocator import validate_role
+from mesoslite.authz.acls import ACLS_HELP, check_acls_flag
 from mesoslite.config_checks import ConfigError
 from mesoslite.protocol import MAX_MESSAGE_SIZE
 from mesoslite.resources import Resources
@@ -103,6 +104,10 @@ class MasterConfig:
         default="", validator=checks.text,
         metadata={"help": "JSON file of principals and secrets, Mesos's form "
                           '{"credentials": [{"principal": ..., "secret": ...}]}'},
+    )
+    acls: str = attrs.field(
+        default="", validator=checks.Check("Mesos ACL JSON or a file name", check_acls_flag),
+        metadata={"help": ACLS_HELP},
     )
     http_port: int = attrs.field(
         default=5050, validator=checks.port, metadata={"help": "HTTP port (0 = ephemeral)"},

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from mesoslite.allocator import HierarchicalAllocator
+from mesoslite.authz import Acls, acls_for
 from mesoslite.clock import Clock
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.records import (
@@ -115,6 +116,8 @@ class StateCore:
         for role, weight in config.weights.items():
             allocator.set_weight(role, weight)
         self.start_time = clock.time()
+        #: Who may do what (``--acls``; permissive default): register_frameworks, run_tasks.
+        self.acls: Acls = acls_for(config.acls)
 
         self.agents: dict[str, AgentRecord] = {}
         self.frameworks: dict[str, FrameworkRecord] = {}

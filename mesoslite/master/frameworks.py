@@ -80,6 +80,12 @@ class FrameworkHandlers(AgentHandlers):
             self.counters["refused"] += 1
             log.warning("refused a subscription: %s: %s", field, problem)
             return [to_peer(peer, Error(f"{field}: {problem}"))]
+        problem = self.unauthorized_roles(info)  # the register_frameworks ACLs
+        if problem:
+            self.counters["refused"] += 1
+            self.counters["unauthorized"] += 1
+            log.warning("refused a subscription: %s", problem)
+            return [to_peer(peer, Error(problem))]
         if info.id and info.id in self.removed_framework_ids:
             self.counters["refused"] += 1
             log.info("framework %s: refused to re-subscribe, it was removed", info.id)
@@ -112,6 +118,19 @@ class FrameworkHandlers(AgentHandlers):
         self.request_allocation(None)
         sends.append(to_framework(info.id, self._subscribed(info.id)))
         return sends
+
+    def unauthorized_roles(self, info: FrameworkInfo) -> str:
+        """Why ``register_frameworks`` refuses ``info``'s principal a role, or ""."""
+        if not self.acls.restricts("register_frameworks"):
+            return ""
+        principal = info.principal or None
+        for role in info.roles:
+            if not self.acls.authorized("register_frameworks", principal, role):
+                who = (f"principal {principal!r}" if principal
+                       else "a framework without a principal")
+                return (f"framework_info.roles: {who} is not authorized to register in role "
+                        f"{role!r} (register_frameworks ACL)")
+        return ""
 
     def _subscribed(self, framework_id: str) -> Subscribed:
         return Subscribed(

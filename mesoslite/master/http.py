@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -41,7 +42,13 @@ from mesoslite.allocator import validate_role
 from mesoslite.api.jsonp import JsonpTransform
 from mesoslite.api.routes import master_api_rules
 from mesoslite.api.version import version_info as api_version_info
-from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_policy
+from mesoslite.authz import Acls, Viewer, acls_for, teardown_refusal, weights_refusal
+from mesoslite.httpguard.server import (
+    GuardedHTTPServer,
+    load_auth,
+    request_principal,
+    server_policy,
+)
 from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost, StorageFailing
 from mesoslite.master.metrics import HTTP_METRIC, prometheus_text
@@ -105,6 +112,20 @@ class BaseHandler(tornado.web.RequestHandler):
     def compute_etag(self) -> str | None:
         """No ETag: hashing a multi-megabyte /state would stall the loop for nothing."""
         return None
+
+    @property
+    def acls(self) -> Acls:
+        """The master's ACLs (``--acls``)."""
+        return acls_for(self.master.config.acls)
+
+    def viewer(self) -> Viewer | None:
+        """What this request's principal may see; None when it may see everything."""
+        viewer = Viewer(self.acls, request_principal())
+        return viewer if viewer.filters else None
+
+    def forbid(self, field: str, message: str) -> None:
+        """Answer 403 naming the field (an ACL refused the request)."""
+        self.write_json({"message": message, "field": field}, 403)
 
     def write_json(self, value: Any, status: int = 200) -> None:
         """Answer with a JSON document (a value, or text already JSON)."""
@@ -194,14 +215,20 @@ async def _offered(
     return offered, offers
 
 
-async def framework_json(master: Master, framework: FrameworkRecord, pacer: _Pacer) -> str:
-    """One framework with its tasks, unreachable and completed tasks and offers."""
+async def framework_json(master: Master, framework: FrameworkRecord, pacer: _Pacer,
+                         viewer: Viewer | None = None) -> str:
+    """One framework with its tasks, unreachable and completed tasks and offers.
+
+    ``viewer``: only the tasks its principal may see (``view_tasks``).
+    """
     offered, offers = await _offered(master, framework, pacer)
     lists: dict[str, list[str]] = {"tasks": [], "unreachable_tasks": [], "completed_tasks": []}
     sources = (framework.tasks.values(), framework.unreachable_tasks.values(),
                framework.completed_tasks)
     for key, tasks in zip(lists, sources, strict=True):
         for task in list(tasks):
+            if viewer is not None and not viewer.task(task.info, framework.info):
+                continue
             lists[key].append(render.task_json(task))
             await pacer.step()
     return render.splice(render.framework_base(framework, offered), {**lists, "offers": offers})
@@ -261,8 +288,19 @@ async def recovered_agents_json(state: MasterState, pacer: _Pacer) -> list[str]:
     return out
 
 
-async def state_json(master: Master) -> str:
-    """The whole /state document, built without stalling the loop."""
+def visible(frameworks: Iterable[FrameworkRecord], viewer: Viewer | None
+            ) -> list[FrameworkRecord]:
+    """The frameworks ``viewer``'s principal may see (``view_frameworks``); all without one."""
+    return [fw for fw in frameworks if viewer is None or viewer.framework(fw.info)]
+
+
+async def state_json(master: Master, viewer: Viewer | None = None,
+                     show_flags: bool = True) -> str:
+    """The whole /state document, built without stalling the loop.
+
+    ``viewer``: only the frameworks and tasks its principal may see; ``show_flags``
+    False leaves ``flags`` out (a principal ``get_endpoints`` refuses ``/flags``).
+    """
     state = master.state
     info = master.info
     assert info is not None
@@ -283,9 +321,13 @@ async def state_json(master: Master) -> str:
         "leader_info": leader_info(info),
         "flags": flags(master),
     }
+    if not show_flags:
+        del base["flags"]
     slaves = await agents_json(master, pacer)
-    frameworks = [await framework_json(master, fw, pacer) for fw in list(state.frameworks.values())]
-    completed = [await framework_json(master, fw, pacer) for fw in list(state.completed_frameworks)]
+    frameworks = [await framework_json(master, fw, pacer, viewer)
+                  for fw in visible(list(state.frameworks.values()), viewer)]
+    completed = [await framework_json(master, fw, pacer, viewer)
+                 for fw in visible(list(state.completed_frameworks), viewer)]
     return render.splice(base, {
         "slaves": slaves,
         "recovered_slaves": await recovered_agents_json(state, pacer),
@@ -296,23 +338,44 @@ async def state_json(master: Master) -> str:
     })
 
 
-async def state_summary(master: Master) -> dict[str, Any]:
-    """The /state-summary document: agents and frameworks with task counts, no tasks."""
+def _seen_tasks(state: MasterState, tasks: Iterable[TaskEntry], viewer: Viewer | None
+                ) -> list[TaskEntry]:
+    """The tasks ``viewer``'s principal may see (with their frameworks); all without one."""
+    if viewer is None:
+        return list(tasks)
+    out = []
+    for task in tasks:
+        framework = state.frameworks.get(task.framework_id)
+        if framework is not None and viewer.framework(framework.info) \
+                and viewer.task(task.info, framework.info):
+            out.append(task)
+    return out
+
+
+async def state_summary(master: Master, viewer: Viewer | None = None) -> dict[str, Any]:
+    """The /state-summary document: agents and frameworks with task counts, no tasks.
+
+    ``viewer``: only the frameworks and tasks its principal may see are counted.
+    """
     state = master.state
     pacer = _Pacer()
     slaves = []
     for agent in list(state.agents.values()):
         entry = render.agent(agent)
-        entry.update(render.task_counts(agent.tasks.values()))
-        entry["framework_ids"] = sorted({fid for fid, _tid in agent.tasks})
+        seen = _seen_tasks(state, agent.tasks.values(), viewer)
+        entry.update(render.task_counts(seen))
+        entry["framework_ids"] = sorted({task.framework_id for task in seen})
         slaves.append(entry)
         await pacer.step()
     frameworks = []
-    for fw in list(state.frameworks.values()):
+    for fw in visible(list(state.frameworks.values()), viewer):
         offered, _ = await _offered(master, fw, pacer)
         entry = render.framework_base(fw, offered)
         tasks = list(fw.tasks.values()) + list(fw.unreachable_tasks.values())
-        entry.update(render.task_counts(tasks + list(fw.completed_tasks)))
+        if viewer is not None:
+            tasks = [t for t in tasks if viewer.task(t.info, fw.info)]
+        done = [t for t in fw.completed_tasks if viewer is None or viewer.task(t.info, fw.info)]
+        entry.update(render.task_counts(tasks + done))
         entry["slave_ids"] = sorted({task.agent_id for task in tasks})
         frameworks.append(entry)
         await pacer.step()
@@ -337,7 +400,8 @@ class StateHandler(BaseHandler):
 
     async def get(self) -> None:
         """Answer the document."""
-        self.write_json(await state_json(self.master))
+        show_flags = self.acls.endpoint_authorized("/flags", request_principal())
+        self.write_json(await state_json(self.master, self.viewer(), show_flags))
 
 
 class StateSummaryHandler(BaseHandler):
@@ -345,7 +409,7 @@ class StateSummaryHandler(BaseHandler):
 
     async def get(self) -> None:
         """Answer the document."""
-        self.write_json(await state_summary(self.master))
+        self.write_json(await state_summary(self.master, self.viewer()))
 
 
 class SlavesHandler(BaseHandler):
@@ -371,11 +435,15 @@ class FrameworksHandler(BaseHandler):
         state = self.master.state
         wanted = self.get_query_argument("framework_id", "")
         pacer = _Pacer()
-        active = [fw for fw in state.frameworks.values() if not wanted or fw.id == wanted]
-        done = [fw for fw in state.completed_frameworks if not wanted or fw.id == wanted]
+        viewer = self.viewer()
+        active = [fw for fw in visible(state.frameworks.values(), viewer)
+                  if not wanted or fw.id == wanted]
+        done = [fw for fw in visible(state.completed_frameworks, viewer)
+                if not wanted or fw.id == wanted]
         self.write_json(render.splice({}, {
-            "frameworks": [await framework_json(self.master, fw, pacer) for fw in active],
-            "completed_frameworks": [await framework_json(self.master, fw, pacer)
+            "frameworks": [await framework_json(self.master, fw, pacer, viewer)
+                           for fw in active],
+            "completed_frameworks": [await framework_json(self.master, fw, pacer, viewer)
                                      for fw in done],
             "unregistered_frameworks": [],
         }))
@@ -399,11 +467,14 @@ class TasksHandler(BaseHandler):
         task_id = self.get_query_argument("task_id", "")
         state = self.master.state
         tasks: list[TaskEntry] = []
-        for fw in list(state.frameworks.values()) + list(state.completed_frameworks):
+        viewer = self.viewer()
+        for fw in visible(list(state.frameworks.values()) + list(state.completed_frameworks),
+                          viewer):
             if framework_id and fw.id != framework_id:
                 continue
             for group in (fw.tasks.values(), fw.unreachable_tasks.values(), fw.completed_tasks):
-                tasks.extend(t for t in group if not task_id or t.task_id == task_id)
+                tasks.extend(t for t in group if (not task_id or t.task_id == task_id)
+                             and (viewer is None or viewer.task(t.info, fw.info)))
         if order == "des":
             tasks.reverse()
         page = tasks[offset:offset + limit]
@@ -465,6 +536,10 @@ class WeightsHandler(BaseHandler):
         except BadRequest as error:
             self.bad_request(error)
             return
+        refused = weights_refusal(self.acls, request_principal(), weights)
+        if refused:
+            self.forbid("role", refused)
+            return
         self.master.set_weights(weights)
         await self.answer_when_durable()
 
@@ -506,6 +581,12 @@ class TeardownHandler(BaseHandler):
             framework_id = self._framework_id()
         except BadRequest as error:
             self.bad_request(error)
+            return
+        record = self.master.state.frameworks.get(framework_id)
+        refused = teardown_refusal(self.acls, request_principal(),
+                                   record.info if record is not None else None)
+        if refused:
+            self.forbid("framework_id", refused)
             return
         if not self.master.teardown_framework(framework_id):
             self.bad_request(BadRequest("framework_id", f"no framework with id {framework_id!r}"))
@@ -675,7 +756,8 @@ def start_http_server(
     if auth is not None:  # HTTP schedulers: Mesos's --authenticate_http_frameworks (not yet)
         auth = auth.with_open("/api/v1/scheduler", "/master/api/v1/scheduler")
     policy = server_policy([config.hostname, config.advertised_hostname, address],
-                           config.allowed_hosts, form_paths=FORM_PATHS, auth=auth)
+                           config.allowed_hosts, form_paths=FORM_PATHS, auth=auth,
+                           acls=acls_for(config.acls))
     sockets = tornado.netutil.bind_sockets(port, address)
     server = GuardedHTTPServer(make_app(master), policy, max_body_size=MAX_BODY_SIZE)
     server.add_sockets(sockets)

@@ -20,9 +20,12 @@ import logging
 import uuid
 from typing import Any
 
+import attrs
 import tornado.httpserver
 
 from mesoslite import __version__
+from mesoslite.authz import is_inline
+from mesoslite.authz.files import resolve_acls
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.coordination import Registry
 from mesoslite.master.config import MasterConfig
@@ -53,7 +56,10 @@ class MasterProcess:
 
     def __init__(self, config: MasterConfig | None = None, clock: Clock | None = None) -> None:
         """Build the parts (ConfigError naming ``zk`` when it is malformed); nothing is bound."""
-        self.config = config = config or MasterConfig()
+        config = config or MasterConfig()
+        if config.acls and not is_inline(config.acls):  # --acls FILE: read (and check) it now
+            config = attrs.evolve(config, acls=resolve_acls(config.acls))
+        self.config = config
         self.clock = clock = clock or SYSTEM_CLOCK
         self.zmq_endpoint = ""
         self.zmq_port = 0

@@ -13,7 +13,10 @@ import heapq
 import logging
 from collections.abc import Sequence
 
+import attrs
+
 from mesoslite.allocator import DEFAULT_REFUSE_SECONDS
+from mesoslite.authz import task_user
 from mesoslite.master.frameworks import FrameworkHandlers
 from mesoslite.master.records import (
     FrameworkRecord,
@@ -35,6 +38,7 @@ from mesoslite.protocol import (
     Revive,
     RunTask,
     Suppress,
+    TaskInfo,
     TaskState,
 )
 
@@ -155,6 +159,14 @@ class OfferHandlers(FrameworkHandlers):
         agent = self.agents.get(agent_id)
         if agent is None:  # cannot happen: offers go when their agent goes
             return sends
+        if tasks and self.acls.restricts("run_tasks"):  # the run_tasks ACLs
+            operations, denied = self._authorized_operations(framework, operations)
+            for task, why in denied:
+                log.info("framework %s task %s: %s", framework.id, task.task_id, why)
+                self.counters["unauthorized"] += 1
+                status = self.master_status(task.task_id, TaskState.TASK_ERROR,
+                                            Reason.REASON_TASK_UNAUTHORIZED, why, task.agent_id)
+                sends += self._update_to_framework(framework, status)
         live: set[str] = set()
         if tasks:  # a decline launches nothing: no need to list the framework's tasks
             live.update(framework.unreachable_tasks)
@@ -183,6 +195,30 @@ class OfferHandlers(FrameworkHandlers):
                                                  left, refuse)
         self.request_allocation([agent_id])
         return sends
+
+    def _authorized_operations(
+        self, framework: FrameworkRecord, operations: Sequence[Operation]
+    ) -> tuple[list[Operation], list[tuple[TaskInfo, str]]]:
+        """``operations`` without the tasks ``run_tasks`` refuses, and those with why."""
+        principal = framework.info.principal or None
+        kept: list[Operation] = []
+        denied: list[tuple[TaskInfo, str]] = []
+        for operation in operations:
+            allowed = []
+            for task in operation.task_infos:
+                user = task_user(task, framework.info)
+                if self.acls.authorized("run_tasks", principal, user):
+                    allowed.append(task)
+                    continue
+                who = (f"principal {principal!r}" if principal
+                       else "a framework without a principal")
+                why = (f"task {task.task_id}: {who} is not authorized to run tasks as user "
+                       f"{user!r} (run_tasks ACL; the user is CommandInfo.user, else "
+                       "FrameworkInfo.user)")
+                denied.append((task, why))
+            kept.append(attrs.evolve(operation, task_infos=tuple(allowed))
+                        if len(allowed) != len(operation.task_infos) else operation)
+        return kept, denied
 
     def _launch(self, framework: FrameworkRecord, verdict: TaskVerdict) -> list[Send]:
         task = verdict.task

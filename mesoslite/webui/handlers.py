@@ -8,7 +8,10 @@ headers, and the standby rule: a master that does not lead answers 307 to the
 same URL on the leader, 503 while none is known) and the views: overview,
 agents, agent, frameworks, framework, tasks, task, offers, roles, metrics,
 leader.  Lists are paged, sorted and filtered here (:mod:`.views`); nothing
-sends a whole ``/state``.
+sends a whole ``/state``.  With ``--acls`` the frameworks, tasks, executors and offers
+shown are those the request's principal may see (``view_frameworks``, ``view_tasks``,
+``view_executors``; cached pages are kept per principal then); the overview's totals are
+not filtered.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from typing import Any
 
 import tornado.web
 
+from mesoslite.authz import Viewer, acls_for
+from mesoslite.httpguard.server import request_principal
+from mesoslite.protocol import ExecutorInfo
 from mesoslite.resources import Resources
 from mesoslite.webui import views
 from mesoslite.webui.proxy import AgentProxy, ProxyError
@@ -231,12 +237,47 @@ class UiHandler(tornado.web.RequestHandler):
             self.fail(400, exc.field, exc.message)
             return None
 
+    def viewer(self) -> Viewer | None:
+        """What this request's principal may see (``view_*`` ACLs); None: everything."""
+        viewer = Viewer(acls_for(self.master.config.acls), request_principal())
+        return viewer if viewer.filters else None
+
+    def executor_seen(self, framework_id: str, info: ExecutorInfo, viewer: Viewer | None
+                      ) -> bool:
+        """May ``viewer`` see this executor and its framework?"""
+        if viewer is None:
+            return True
+        framework = self.master.state.frameworks.get(framework_id)
+        return (framework is not None and viewer.framework(framework.info)
+                and viewer.executor(info, framework.info))
+
+    def framework_seen(self, framework_id: str, viewer: Viewer | None) -> bool:
+        """May ``viewer`` see the framework ``framework_id`` (unknown ones: no)?"""
+        if viewer is None:
+            return True
+        state = self.master.state
+        framework = state.frameworks.get(framework_id) or next(
+            (fw for fw in state.completed_frameworks if fw.id == framework_id), None)
+        return framework is not None and viewer.framework(framework.info)
+
+    def task_seen(self, task: TaskSource, viewer: Viewer | None) -> bool:
+        """May ``viewer`` see this task and its framework?"""
+        if viewer is None:
+            return True
+        state = self.master.state
+        framework = state.frameworks.get(task.framework_id) or next(
+            (fw for fw in state.completed_frameworks if fw.id == task.framework_id), None)
+        return (framework is not None and viewer.framework(framework.info)
+                and viewer.task(task.info, framework.info))
+
     async def answer_page(self, kind: str, deps: tuple[str, ...],
                           compute: Callable[[], Any]) -> None:
         """Answer ``compute()`` (a value or an awaitable), or the same page computed for the
-        same request while the counters it depends on (``deps``) were the same."""
+        same request while the counters it depends on (``deps``) were the same (and, when
+        the ACLs filter views, for the same principal)."""
         generations = self.webui.generations()
-        key = (kind, self.request.uri, *(generations[name] for name in deps))
+        who = request_principal() if self.viewer() is not None else None
+        key = (kind, self.request.uri, who, *(generations[name] for name in deps))
 
         async def run() -> Any:
             value = compute()
@@ -307,13 +348,16 @@ class AgentHandler(UiHandler):
             self.fail(404, "agent_id", f"agent_id: no agent {agent_id[:200]!r}")
             return
         names = {fid: fw.info.name for fid, fw in state.frameworks.items()}
+        viewer = self.viewer()
+        seen = [t for t in agent.tasks.values() if self.task_seen(t, viewer)]
         frameworks: dict[str, int] = {}
-        for framework_id, _task_id in agent.tasks:
-            frameworks[framework_id] = frameworks.get(framework_id, 0) + 1
+        for task in seen:
+            frameworks[task.framework_id] = frameworks.get(task.framework_id, 0) + 1
         executors = [{"framework_id": fid, "executor_id": eid, "name": info.name, "role": role,
                       "resources": views.scalars(info.resources)}
-                     for (fid, eid), (info, role) in agent.executors.items()]
-        tasks = sorted((self.webui.task_row(t) for t in agent.tasks.values()),
+                     for (fid, eid), (info, role) in agent.executors.items()
+                     if self.executor_seen(fid, info, viewer)]
+        tasks = sorted((self.webui.task_row(t) for t in seen),
                        key=lambda row: row["updated"] or 0, reverse=True)
         self.write_json({
             "agent": self.webui.agent_row(agent),
@@ -333,10 +377,11 @@ class FrameworksHandler(UiHandler):
         if query is None:
             return
         wanted = query.filters.get("status", "active")
+        viewer = self.viewer()
         await self.answer_page("frameworks", ("frameworks", "offers"),
-                               lambda: self._page(query, wanted))
+                               lambda: self._page(query, wanted, viewer))
 
-    def _page(self, query: views.Query, wanted: str) -> dict[str, Any]:
+    def _page(self, query: views.Query, wanted: str, viewer: Viewer | None) -> dict[str, Any]:
         state = self.master.state
         shares = {role: state.allocator.framework_shares(role)
                   for role in state.allocator.weights()}
@@ -344,6 +389,8 @@ class FrameworksHandler(UiHandler):
         rows = []
         pairs = [(fw, False) for fw in state.frameworks.values()]
         pairs += [(fw, True) for fw in state.completed_frameworks]
+        if viewer is not None:
+            pairs = [(fw, done) for fw, done in pairs if viewer.framework(fw.info)]
         for framework, completed in pairs:
             status = views.framework_status(framework, completed)
             counts[status] += 1
@@ -374,7 +421,7 @@ class FrameworkHandler(UiHandler):
             framework = next((fw for fw in state.completed_frameworks
                               if fw.id == framework_id), None)
             completed = True
-        if framework is None:
+        if framework is None or not self.framework_seen(framework_id, self.viewer()):
             self.fail(404, "framework_id", f"framework_id: no framework {framework_id[:200]!r}")
             return
         shares = {role: state.allocator.framework_shares(role) for role in framework.info.roles}
@@ -399,14 +446,17 @@ class TasksHandler(UiHandler):
                             "framework": None, "agent": None}, order="desc")
         if query is None:
             return
-        await self.answer_page("tasks", ("tasks",), lambda: self._page(query))
+        viewer = self.viewer()
+        await self.answer_page("tasks", ("tasks",), lambda: self._page(query, viewer))
 
-    async def _page(self, query: views.Query) -> dict[str, Any]:
+    async def _page(self, query: views.Query, viewer: Viewer | None) -> dict[str, Any]:
         state = self.master.state
         status = query.filters.get("status", "active")
         framework_id = query.filters.get("framework", "")
         agent_id = query.filters.get("agent", "")
         sources = list(views.task_sources(state, status, framework_id, agent_id))
+        if viewer is not None:
+            sources = [t for t in sources if self.task_seen(t, viewer)]
         await asyncio.sleep(0)
         rows = self.webui.rows(("tasks", status, framework_id, agent_id), sources,
                                self.webui.task_row)
@@ -420,7 +470,12 @@ class TasksHandler(UiHandler):
             items.append({**row, "framework_name": framework.info.name if framework else "",
                           "hostname": views.address(agent.info) if agent else ""})
         out["items"] = items
-        out["counts"] = views.task_list_counts(state)
+        if viewer is None:
+            out["counts"] = views.task_list_counts(state)
+        else:  # only what this principal may see is counted
+            out["counts"] = {name: sum(1 for t in views.task_sources(state, name)
+                                       if self.task_seen(t, viewer))
+                             for name in views.TASK_STATUSES}
         return out
 
 
@@ -431,7 +486,7 @@ class TaskHandler(UiHandler):
         """Answer the task (404 naming task_id when unknown)."""
         state = self.master.state
         task = views.find_task(state, framework_id, task_id)
-        if task is None:
+        if task is None or not self.task_seen(task, self.viewer()):
             self.fail(404, "task_id", f"task_id: no task {task_id[:200]!r} of framework "
                                       f"{framework_id[:200]!r}")
             return
@@ -453,9 +508,11 @@ class OffersHandler(UiHandler):
         if query is None:
             return
         state = self.master.state
+        viewer = self.viewer()
         await self.answer_page("offers", ("offers",), lambda: views.page(
             [row for row in map(views.offer_row, state.offers.values())
-             if views.matches(query, row["id"], row["hostname"], row["framework_id"])],
+             if views.matches(query, row["id"], row["hostname"], row["framework_id"])
+             and self.framework_seen(row["framework_id"], viewer)],
             query))
 
 

@@ -9,8 +9,9 @@ reach an agent: it talks to the master only), ``/ui/api/agents/{id}/sandbox``
 
 A sandbox path must be clean and lie inside a sandbox the agent itself lists
 (:mod:`.sandbox`); the agent's ``/files`` endpoints then refuse whatever
-resolves outside its work directory.  Answers keep the agent's status and
-body; an agent that cannot be reached is 502, an unknown agent 404.
+resolves outside its work directory.  With ``--acls``, ``access_sandboxes`` decides
+(:meth:`AgentProxy.sandbox_refusal`, 403) before the agent is asked.  Answers keep the
+agent's status and body; an agent that cannot be reached is 502, an unknown agent 404.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import tornado.httpclient
 import tornado.iostream
 
+from mesoslite.authz import acls_for, executor_user, sandbox_ids, task_user
 from mesoslite.httpguard.server import forwarded_authorization
 from mesoslite.webui import sandbox
 from mesoslite.webui.source import MasterSource
@@ -114,6 +116,41 @@ class AgentProxy:
             self._sandboxes.clear()
         self._sandboxes[agent_id] = (now, found)
         return found
+
+    def sandbox_refusal(self, agent_id: str, path: str, principal: str | None) -> str:
+        """Why ``access_sandboxes`` refuses ``principal`` this sandbox path, or "".
+
+        The sandbox's user is its executor's (or task's) user, else its framework's; a
+        path naming no framework the master knows is checked as "any user" (only rules
+        whose users are ANY match it).
+        """
+        acls = acls_for(self.master.config.acls)
+        if not acls.restricts("access_sandboxes"):
+            return ""
+        ids = sandbox_ids(path)
+        user = self._sandbox_user(agent_id, *ids) if ids is not None else None
+        if acls.authorized("access_sandboxes", principal, user):
+            return ""
+        who = f"principal {principal!r}" if principal else "an unauthenticated request"
+        whose = f"user {user!r}" if user is not None else "an unknown user"
+        return (f"path: {who} is not authorized to access this sandbox ({whose}; "
+                "access_sandboxes ACL)")
+
+    def _sandbox_user(self, agent_id: str, framework_id: str, executor_id: str) -> str | None:
+        state = self.master.state
+        framework = state.frameworks.get(framework_id) or next(
+            (f for f in state.completed_frameworks if f.id == framework_id), None)
+        if framework is None:
+            return None
+        agent = state.agents.get(agent_id)
+        if agent is not None:
+            executor = agent.executors.get((framework_id, executor_id))
+            if executor is not None:
+                return executor_user(executor[0], framework.info)
+            task = agent.tasks.get((framework_id, executor_id))  # a command task's sandbox
+            if task is not None:
+                return task_user(task.info, framework.info)
+        return framework.info.user
 
     async def checked_path(self, agent_id: str, raw: str) -> str:
         """``raw`` when it lies in one of the agent's sandboxes (ProxyError otherwise)."""

@@ -29,6 +29,7 @@ import tornado.iostream
 import tornado.routing
 import tornado.web
 
+from mesoslite.httpguard.server import request_principal
 from mesoslite.webui import handlers as api
 from mesoslite.webui.handlers import MasterUi, UiHandler
 from mesoslite.webui.proxy import ProxyError
@@ -204,7 +205,12 @@ class FilesHandler(UiHandler):
                     return
                 args[name] = value
         try:
-            args["path"] = await self.webui.proxy.checked_path(agent_id, self.raw_path())
+            raw = self.raw_path()
+            # access_sandboxes first (the ids named; a path with '..' is refused next anyway)
+            refused = self.webui.proxy.sandbox_refusal(agent_id, raw, request_principal())
+            if refused:
+                raise ProxyError(403, "path", refused)
+            args["path"] = await self.webui.proxy.checked_path(agent_id, raw)
             if operation == "download":
                 await self._stream(agent_id, args)
                 return

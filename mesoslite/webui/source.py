@@ -162,10 +162,12 @@ class LeadershipSource(Protocol):
 
 
 class ConfigSource(Protocol):
-    """The one configuration value the overview shows."""
+    """The configuration values the UI reads: the cluster name, the ACLs."""
 
     @property
     def cluster(self) -> str: ...
+    @property
+    def acls(self) -> str: ...
 
 
 class MasterSource(Protocol):

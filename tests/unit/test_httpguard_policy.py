@@ -211,3 +211,36 @@ def test_open_paths_ignore_a_trailing_slash_and_can_be_added() -> None:
     assert auth.check("GET", "/health/", None) is None
     assert auth.check("POST", "/api/v1/scheduler/", None) is None
     assert auth.check("POST", "/api/v1", None) is not None
+
+
+def test_get_endpoints_acls_refuse_guarded_gets_only() -> None:
+    """With ACLs, a GET of a guarded path by a principal they refuse is 403 naming it."""
+    import base64 as _b64
+    import json as _json
+
+    from mesoslite.authz import parse_acls
+    from mesoslite.httpguard.policy import AuthPolicy, RequestPolicy
+
+    acls = parse_acls(_json.dumps({"get_endpoints": [
+        {"principals": {"values": ["ops"]}, "paths": {"values": ["/flags"]}},
+        {"principals": {"type": "NONE"}, "paths": {"values": ["/flags"]}}]}))
+    secrets = {"ops": "s1", "dev": "s2"}
+    auth = AuthPolicy(secrets, readonly=False, readwrite=True)
+    policy = RequestPolicy(auth=auth, acls=acls)
+
+    def check(method: str, path: str, who: str | None) -> object:
+        header = None if who is None else "Basic " + _b64.b64encode(
+            f"{who}:{secrets[who]}".encode()).decode()
+        return policy.check(method, path, host="127.0.0.1:5050", origin=None,
+                            content_type="application/json", has_body=False,
+                            authorization=header)
+
+    assert check("GET", "/flags", "ops") is None
+    for who in ("dev", None):
+        refusal = check("GET", "/master/flags/", who)
+        assert refusal is not None and refusal.status == 403  # type: ignore[attr-defined]
+        assert refusal.field == "principal"  # type: ignore[attr-defined]
+    assert check("HEAD", "/flags", "dev") is not None
+    assert check("GET", "/state", "dev") is None
+    assert policy.principal("Basic " + _b64.b64encode(b"dev:s2").decode()) == "dev"
+    assert policy.principal("Basic " + _b64.b64encode(b"dev:wrong").decode()) is None
