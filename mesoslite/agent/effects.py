@@ -17,6 +17,7 @@ part that owns the I/O:
 - Docker tasks (:class:`~mesoslite.agent.docker_tasks.DockerTasks`):
   :class:`RunDockerTask`, :class:`KillDockerTask`, :class:`ResumeDockerTask`,
   :class:`DiscardDockerContainer`;
+- the fetcher (:class:`~mesoslite.agent.fetcher.FetchTasks`): :class:`FetchUris`;
 - the agent itself: :class:`Registered` (the master link is registered),
   :class:`ArmRetry` (the status-update retry timer), :class:`StopAgent`.
 """
@@ -28,7 +29,14 @@ from typing import Any
 import attrs
 
 from mesoslite.agent.update_streams import Record
-from mesoslite.protocol import AgentInfo, CommandInfo, ExecutorInfo, FrameworkInfo, TaskInfo
+from mesoslite.protocol import (
+    AgentInfo,
+    CommandInfo,
+    CommandURI,
+    ExecutorInfo,
+    FrameworkInfo,
+    TaskInfo,
+)
 from mesoslite.resources import Resources
 
 # ------------------------------------------------------------------ messages
@@ -198,6 +206,20 @@ class RunDockerTask:
 
 
 @attrs.frozen
+class FetchUris:
+    """Fetch a task's URIs into its sandbox (off the loop); the shell then calls
+    ``AgentState.fetch_finished`` with the error ("" when every URI arrived)."""
+
+    framework_id: str
+    executor_id: str
+    container_id: str
+    task_id: str
+    sandbox: str
+    uris: tuple[CommandURI, ...]
+    user: str = ""
+
+
+@attrs.frozen
 class KillDockerTask:
     """Stop a Docker task's container: SIGTERM, SIGKILL after ``grace`` seconds."""
 
@@ -246,6 +268,6 @@ Effect = (
     | WriteAgentInfo | WriteFramework | WriteExecutor | WriteRun | WriteTask | WriteUpdates
     | ForgetFramework | ForgetAgent
     | LaunchExecutor | KillContainer | EnforceShutdown | KillStrays | AdoptContainer
-    | RunDockerTask | KillDockerTask | ResumeDockerTask | DiscardDockerContainer
+    | RunDockerTask | KillDockerTask | ResumeDockerTask | DiscardDockerContainer | FetchUris
     | Registered | ArmRetry | StopAgent
 )

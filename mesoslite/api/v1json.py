@@ -9,7 +9,7 @@ bytes are base64, durations are ``{"nanoseconds": ...}``, labels are
 
 Parsing is strict: a field of the wrong type, a missing required field, and a field
 we do not support (rather than silently dropping it) raise :class:`V1Error` naming the
-field by its JSON path (``accept.operations[0].launch.task_infos[1].command.uris``).
+field by its JSON path (``accept.operations[0].launch.task_infos[1].command.uris[0].value``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mesoslite.allocator import validate_role
 from mesoslite.protocol import (
     AgentInfo,
     CommandInfo,
+    CommandURI,
     ContainerInfo,
     ContainerStatus,
     DiscoveryInfo,
@@ -46,6 +47,7 @@ from mesoslite.protocol import (
     Volume,
     valid_id,
 )
+from mesoslite.protocol.uris import check_uris, mask_uri
 from mesoslite.resources import Resources, ResourcesError
 
 T = TypeVar("T")
@@ -236,12 +238,26 @@ def _environment(value: object, field: str) -> dict[str, str]:
     return out
 
 
+def _uri(value: object, field: str) -> CommandURI:
+    """One ``CommandInfo.URI``: ``value`` and the fetcher's options (Mesos defaults)."""
+    body = obj(value, field, frozenset({"value", "executable", "extract", "cache",
+                                        "output_file"}))
+    return CommandURI(value=text(body.get("value"), f"{field}.value", empty=False),
+                      executable=flag(body.get("executable", False), f"{field}.executable"),
+                      extract=flag(body.get("extract", True), f"{field}.extract"),
+                      cache=flag(body.get("cache", False), f"{field}.cache"),
+                      output_file=text(body.get("output_file", ""), f"{field}.output_file"))
+
+
 def parse_command(value: object, field: str) -> CommandInfo:
-    """A CommandInfo (``uris`` is refused: there is no fetcher)."""
+    """A CommandInfo; ``uris`` are fetched into the sandbox before the command starts."""
     body = obj(value, field, frozenset({"value", "shell", "arguments", "environment", "user",
                                         "uris"}))
-    if body.get("uris"):
-        raise V1Error(f"{field}.uris", "fetching URIs is not supported")
+    uris = tuple(_uri(item, f"{field}.uris[{i}]")
+                 for i, item in enumerate(arr(body.get("uris", []), f"{field}.uris")))
+    problem = check_uris(uris, f"{field}.uris")
+    if problem is not None:
+        raise V1Error(*problem)
     arguments = tuple(text(a, f"{field}.arguments[{i}]")
                       for i, a in enumerate(arr(body.get("arguments", []), f"{field}.arguments")))
     return build(field, CommandInfo,
@@ -249,7 +265,8 @@ def parse_command(value: object, field: str) -> CommandInfo:
                  shell=flag(body.get("shell", True), f"{field}.shell"),
                  arguments=arguments,
                  environment=_environment(body.get("environment", {}), f"{field}.environment"),
-                 user=text(body.get("user", ""), f"{field}.user"))
+                 user=text(body.get("user", ""), f"{field}.user"),
+                 uris=uris)
 
 
 def _docker(value: object, field: str) -> DockerInfo:
@@ -581,7 +598,11 @@ def command_json(command: CommandInfo) -> dict[str, Any]:
     return {"value": command.value, "shell": command.shell,
             "arguments": list(command.arguments), "user": command.user,
             "environment": {"variables": [{"name": k, "value": v}
-                                          for k, v in sorted(command.environment.items())]}}
+                                          for k, v in sorted(command.environment.items())]},
+            "uris": [{"value": mask_uri(u.value), "executable": u.executable,
+                      "extract": u.extract, "cache": u.cache,
+                      **({"output_file": u.output_file} if u.output_file else {})}
+                     for u in command.uris]}
 
 
 def container_json(container: ContainerInfo) -> dict[str, Any]:

@@ -180,9 +180,22 @@ def test_calls_we_do_not_serve_are_unsupported(body: dict[str, Any]) -> None:
 
 
 def test_task_fields_we_cannot_honour_are_refused() -> None:
-    """A task with a fetcher URI, two launch kinds, or no command is refused by name."""
-    with pytest.raises(V1Error, match="uris"):
+    """A task with a URI the fetcher cannot take, two launch kinds, or no command is refused
+    by name; a good URI is kept with Mesos's defaults."""
+    with pytest.raises(V1Error, match=r"t\.command\.uris\[0\]\.value"):
         parse_task_info({**_task(), "command": {"value": "x", "uris": [{"value": "u"}]}}, "t")
+    with pytest.raises(V1Error, match=r"t\.command\.uris\[0\]\.output_file"):
+        parse_task_info({**_task(), "command": {"value": "x", "uris": [
+            {"value": "http://h/a", "output_file": "../a"}]}}, "t")
+    with pytest.raises(V1Error, match=r"t\.command\.uris\[0\]\.sha"):
+        parse_task_info({**_task(), "command": {"value": "x", "uris": [
+            {"value": "http://h/a", "sha": "1"}]}}, "t")
+    kept = parse_task_info({**_task(), "command": {"value": "x", "uris": [
+        {"value": "https://h/a.tgz", "cache": True}]}}, "t")
+    assert kept.command is not None
+    uri = kept.command.uris[0]
+    assert (uri.value, uri.extract, uri.executable, uri.cache) == ("https://h/a.tgz", True,
+                                                                   False, True)
     with pytest.raises(V1Error, match="exactly one"):
         parse_task_info({**_task(), "command": None} | {"command": {}, "executor": {}}, "t")
     with pytest.raises(V1Error, match="discovery"):

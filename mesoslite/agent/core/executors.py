@@ -188,9 +188,9 @@ class ExecutorFlow(UpdateFlow):
         executors = list(ent.executors.values()) if isinstance(ent, CommandHost) else [ent]
         for ex in executors:
             ex.state = ExecutorState.RUNNING
-            queued = list(ex.queued_tasks.values())
-            ex.queued_tasks.clear()
-            for task in queued:
+            queued = [t for t in ex.queued_tasks.values() if not t.fetching]
+            for task in queued:  # a task still fetching its URIs stays queued
+                del ex.queued_tasks[task.task_id]
                 ex.launched_tasks[task.task_id] = task
                 out.append(self._run_task(ex, task, ent.peer))
         return out
