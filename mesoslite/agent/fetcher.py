@@ -34,7 +34,6 @@ import logging
 import os
 import pwd
 import shutil
-import socket
 import stat
 import threading
 import time
@@ -169,8 +168,20 @@ class FetcherCache:
 class _Redirects(urllib.request.HTTPRedirectHandler):
     """Follows at most ``limit`` redirects, to http(s) URLs only."""
 
+    max_redirections = 51  # the flag's own bound (50) decides, not urllib's default 10
+
     def __init__(self, limit: int) -> None:
-        self.max_redirections = limit
+        self.limit = limit
+
+    def http_error_302(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                       headers: Any) -> Any:
+        """Follow one more redirect, unless ``limit`` were already followed."""
+        visited = getattr(req, "redirect_dict", {})
+        if sum(visited.values()) >= self.limit:
+            raise FetchError(f"more than {self.limit} redirects (--fetcher_max_redirects)")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
     def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
                          headers: Any, newurl: str) -> urllib.request.Request | None:
@@ -182,7 +193,7 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
 
 def _http_request(value: str) -> urllib.request.Request:
     """The request for an http(s) URI; ``user:password@`` becomes HTTP Basic credentials."""
-    scheme, authority, _path = split_uri(value)
+    _scheme, authority, _path = split_uri(value)
     userinfo, at, host = authority.rpartition("@")
     url = value
     if at:
@@ -236,7 +247,7 @@ class _Copy:
                                  f"(--fetcher_timeout) after {total} bytes")
             try:
                 chunk = src.read(_CHUNK)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise FetchError(f"stalled: nothing received for "
                                  f"{self.limits.stall_timeout:g}s (--fetcher_stall_timeout) "
                                  f"after {total} bytes") from None
@@ -272,7 +283,7 @@ def _download(uri: str, target: str, limits: FetchLimits, abort: threading.Event
         raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise FetchError(f"could not connect: {exc.reason}") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise FetchError(f"no answer within {limits.stall_timeout:g}s "
                          f"(--fetcher_stall_timeout)") from None
     except (OSError, ValueError) as exc:

@@ -141,8 +141,9 @@ def task_uris_problem(task: TaskInfo) -> tuple[str, str] | None:
         if found is not None:
             return found
     if task.executor is not None and task.executor.command.uris:
-        return ("executor.command.uris", "fetching URIs for a custom executor is not "
-                "supported; fetch them in the executor, or run a command task")
+        return ("executor.command.uris", ("fetching URIs for a custom executor is not "
+                                          "supported; fetch them in the executor, or run a "
+                                          "command task"))
     check = task.health_check.command if task.health_check is not None else None
     if check is not None and check.uris:
         return "health_check.command.uris", "a health check's command fetches nothing"

@@ -9,7 +9,9 @@ app's ``env`` (secret references left out) and Marathon's task variables
 ``MARATHON_APP_*``, ``MESOS_TASK_ID``); a Docker container becomes a DOCKER
 ContainerInfo with the chosen host ports in its port mappings; the app's
 first health check becomes the task's Mesos-style health check (run on the
-agent); ``taskKillGracePeriodSeconds`` becomes the kill policy.
+agent); ``taskKillGracePeriodSeconds`` becomes the kill policy; ``fetch`` (and the
+deprecated ``uris``) become ``command.uris`` (``destPath`` → ``output_file``), which
+the agent's fetcher puts into the sandbox before the task starts.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import attrs
 from frameworks.marathon.core.model import App, AppHealthCheck
 from mesoslite.protocol.types import (
     CommandInfo,
+    CommandURI,
     ContainerInfo,
     DockerInfo,
     HealthCheck,
@@ -132,15 +135,23 @@ def task_environment(
     return env
 
 
+def _uris(app: App) -> tuple[CommandURI, ...]:
+    """The app's ``fetch`` as the URIs the agent's fetcher puts into the sandbox."""
+    return tuple(CommandURI(value=u.uri, executable=u.executable, extract=u.extract,
+                            cache=u.cache, output_file=u.dest_path or "") for u in app.fetch)
+
+
 def _command(app: App, env: dict[str, str]) -> CommandInfo:
     user = app.user or ""
+    uris = _uris(app)
     if app.cmd is not None:
-        return CommandInfo(value=app.cmd, shell=True, environment=env, user=user)
+        return CommandInfo(value=app.cmd, shell=True, environment=env, user=user, uris=uris)
     if app.args:
         return CommandInfo(value=app.args[0], shell=False, arguments=tuple(app.args),
-                           environment=env, user=user) if not app.is_docker else CommandInfo(
-            value="", shell=False, arguments=tuple(app.args), environment=env, user=user)
-    return CommandInfo(value="", shell=False, environment=env, user=user)
+                           environment=env, user=user, uris=uris) if not app.is_docker else \
+            CommandInfo(value="", shell=False, arguments=tuple(app.args), environment=env,
+                        user=user, uris=uris)
+    return CommandInfo(value="", shell=False, environment=env, user=user, uris=uris)
 
 
 def _container(app: App, host_ports: tuple[int, ...]) -> ContainerInfo | None:

@@ -20,7 +20,7 @@ from mesoslite.agent.core.docker import DockerFlow
 from mesoslite.agent.effects import Effect, FetchUris
 from mesoslite.agent.records import AgentExecutor, AgentFramework, AgentTask
 from mesoslite.protocol import CommandURI, KillPolicy, Reason, TaskInfo, TaskState
-from mesoslite.protocol.uris import task_uris_problem
+from mesoslite.protocol.honoured import unhonoured_field
 
 log = logging.getLogger("mesoslite.agent")
 
@@ -31,8 +31,9 @@ def task_uris(task: TaskInfo) -> tuple[CommandURI, ...]:
 
 
 def uris_refusal(task: TaskInfo) -> str:
-    """Why the agent cannot honour the URIs ``task`` carries ("" when it can)."""
-    problem = task_uris_problem(task)
+    """Why the agent cannot honour a field ``task`` carries: its URIs, a MESOS container's
+    volumes ... ("" when it can honour them all)."""
+    problem = unhonoured_field(task)
     return "" if problem is None else f"{problem[0]}: {problem[1]}"
 
 
