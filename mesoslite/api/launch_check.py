@@ -6,7 +6,8 @@ the field (``accept.operations[0].launch.task_infos[1].resources``) and nothing 
 no update, the offers stay outstanding.  The rules are the core's (one agent for all
 offers, each task on that agent, unique task ids, a runnable health check, no field the
 agent would not honour (:mod:`mesoslite.protocol.honoured`), the executor of this
-framework, cumulative resources within the offers, a new executor's resources taken once), applied to the state as the handler sees it just before the call.
+framework, cumulative resources within the offers, a new executor's resources taken
+once), applied to the state as the handler sees it just before the call.
 """
 
 from __future__ import annotations
