@@ -118,20 +118,21 @@ class FetcherCache:
         with lock:
             yield
 
-    def open(self, key: str) -> IO[bytes] | None:
-        """The cached file of ``key``, open for reading (and now most recently used)."""
+    def open(self, key: str, *, count: bool = True) -> IO[bytes] | None:
+        """The cached file of ``key``, open for reading (and now most recently used);
+        ``count`` counts the lookup as a hit or a miss."""
         with self._lock:
-            if key not in self._entries:
-                self.misses += 1
-                return None
-            try:
-                handle = open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
-            except OSError:
-                self.used -= self._entries.pop(key)
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
+            handle = None
+            if key in self._entries:
+                try:
+                    handle = open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+                except OSError:
+                    self.used -= self._entries.pop(key)
+            if handle is not None:
+                self._entries.move_to_end(key)
+            if count:
+                self.hits += handle is not None
+                self.misses += handle is None
             return handle
 
     def partial_path(self, key: str) -> str:
@@ -439,7 +440,7 @@ class Fetcher:
                              "fetched directly", mask_uri(uri.value), size)
                     os.replace(partial, target)
                     return size
-                cached = cache.open(key)
+                cached = cache.open(key, count=False)
             if cached is None:
                 raise FetchError("the cached copy vanished")
             with cached, open(target, "wb") as dst:
