@@ -159,7 +159,7 @@ class Agent:
 
     def _no_fetcher(self, effect: FetchUris) -> None:
         self.perform(self.core.fetch_finished(effect.framework_id, effect.executor_id,
-                                              effect.task_id, "this agent has no fetcher"))
+                                              effect.task_id, "this agent has no fetcher", {}))
 
     def _send_master(self, msg: Any) -> None:
         if self._state != _STOPPED:

@@ -270,6 +270,12 @@ class AgentConfig:
         metadata={"help": "largest download, and largest unpacked content of one archive "
                           "(bytes, or 4GB, 100MB)", "parse": _bytes("fetcher_max_size")},
     )
+    secret_store_dir: str = attrs.field(
+        default="", validator=checks.text,
+        metadata={"help": "directory of secret files (one per reference, mode 0600) that "
+                          "tasks' secret variables are read from (empty: tasks with "
+                          "secrets fail)"},
+    )
     fetcher_max_redirects: int = attrs.field(
         default=5, validator=checks.integer(0, 50),
         metadata={"help": "HTTP redirects the fetcher follows per URI"},

@@ -207,8 +207,10 @@ class RunDockerTask:
 
 @attrs.frozen
 class FetchUris:
-    """Fetch a task's URIs into its sandbox (off the loop); the shell then calls
-    ``AgentState.fetch_finished`` with the error ("" when every URI arrived)."""
+    """Prepare a task before it starts, off the loop: fetch its URIs into its sandbox and
+    resolve its secret variables (``secrets``: name → reference) from the agent's secret
+    store; the shell then calls ``AgentState.fetch_finished`` with the error ("" when all
+    went well) and the resolved values."""
 
     framework_id: str
     executor_id: str
@@ -217,6 +219,7 @@ class FetchUris:
     sandbox: str
     uris: tuple[CommandURI, ...]
     user: str = ""
+    secrets: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

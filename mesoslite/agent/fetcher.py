@@ -16,8 +16,10 @@ be readable by the task's user, as if Mesos's fetcher ran as that user).  The fi
 lands at ``<sandbox>/<output_file or the URI's last path segment>``; ``executable``
 makes it 0755 (else 0644); ``extract`` unpacks a ``.tar*``/``.zip`` into the sandbox
 (:mod:`mesoslite.agent.archives`: nothing may escape); ``cache`` goes through the
-cache.  Limits: nothing received for ``--fetcher_stall_timeout`` fails the URI, so
-do more than ``--fetcher_max_size`` bytes or ``--fetcher_timeout`` seconds.  What
+cache.  After the URIs, :class:`FetchTasks` resolves the task's secret variables from
+``--secret_store_dir`` (:mod:`mesoslite.agent.secrets`).  Limits: nothing received
+for ``--fetcher_stall_timeout`` fails the URI, so do more than ``--fetcher_max_size``
+bytes or ``--fetcher_timeout`` seconds.  What
 was fetched is handed to the task's user when the agent runs as root.  Each step
 is logged (masked) and appended to the sandbox's ``stderr``, as Mesos does.
 """
@@ -48,6 +50,7 @@ import attrs
 from mesoslite.agent.archives import ArchiveError, extract_archive
 from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.effects import Effect, FetchUris
+from mesoslite.agent.secrets import SecretError, resolve_secrets
 from mesoslite.protocol import CommandURI
 from mesoslite.protocol.uris import check_uri, fetch_name, is_archive, mask_uri, split_uri
 
@@ -457,7 +460,7 @@ def _note(sandbox: str, line: str) -> None:
 # ------------------------------------------------------------------ the shell
 
 
-FetchFinished = Callable[[str, str, str, str], list[Effect]]
+FetchFinished = Callable[[str, str, str, str, dict[str, str]], list[Effect]]
 
 
 class FetchTasks:
@@ -465,7 +468,9 @@ class FetchTasks:
 
     def __init__(self, config: AgentConfig, finished: FetchFinished,
                  perform: Callable[[Iterable[Effect]], None], work_dir: str = "") -> None:
-        """``finished(framework_id, executor_id, task_id, error)`` is the core's answer."""
+        """``finished(framework_id, executor_id, task_id, error, secrets)`` is the core's
+        answer."""
+        self._secret_store = config.secret_store_dir
         cache_dir = config.fetcher_cache_dir or os.path.join(
             os.path.abspath(work_dir or config.work_dir), "fetch")
         self.fetcher = Fetcher(FetchLimits.from_config(config), cache_dir,
@@ -483,19 +488,29 @@ class FetchTasks:
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
+    def _prepare(self, effect: FetchUris) -> dict[str, str]:
+        """Blocking: the URIs into the sandbox, then the secrets from the store."""
+        if effect.uris:
+            self.fetcher.fetch_all(effect.uris, effect.sandbox, effect.user, self._abort)
+        return resolve_secrets(self._secret_store, effect.secrets)
+
     async def _run(self, effect: FetchUris) -> None:
         loop = asyncio.get_running_loop()
         error = ""
+        values: dict[str, str] = {}
         try:
-            await loop.run_in_executor(self._pool, self.fetcher.fetch_all, effect.uris,
-                                       effect.sandbox, effect.user, self._abort)
+            values = await loop.run_in_executor(self._pool, self._prepare, effect)
         except FetchError as exc:
             error = str(exc)
+        except SecretError as exc:
+            error = str(exc)
+            log.warning("Task %s of framework %s: %s", effect.task_id, effect.framework_id,
+                        error)
         except Exception as exc:  # the task must hear of it either way
-            log.exception("Fetcher failed for task %s", effect.task_id)
-            error = f"Failed to fetch URIs: {exc}"
+            log.exception("Preparing task %s failed", effect.task_id)
+            error = f"Failed to prepare the task: {type(exc).__name__}"
         self._perform(self._finished(effect.framework_id, effect.executor_id,
-                                     effect.task_id, error))
+                                     effect.task_id, error, values))
 
     def close(self) -> None:
         """Stop: abort downloads in flight and drop the queued ones."""

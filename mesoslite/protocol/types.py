@@ -129,6 +129,10 @@ class CommandInfo:
     """What to run: a shell string (``shell=True``) or an argv (``value`` + ``arguments``).
 
     ``uris`` are fetched into the sandbox before the command starts.
+    ``secret_environment`` maps variable names to secret references (Mesos's
+    ``Environment.Variable`` of type SECRET with a ``reference``): the agent resolves
+    them from its secret store right before the task starts; values never travel in
+    the message and are never checkpointed.
     """
 
     value: str = ""
@@ -137,6 +141,7 @@ class CommandInfo:
     environment: dict[str, str] = attrs.field(factory=dict)
     user: str = ""
     uris: tuple[CommandURI, ...] = ()
+    secret_environment: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -150,3 +150,40 @@ def test_uris_nothing_would_fetch_are_refused_naming_the_field() -> None:
         assert refused.status.reason is Reason.REASON_TASK_INVALID
         assert refused.status.message.startswith(f"{field}: "), refused.status.message
     assert of(h.run(attrs.evolve(custom, task_id="t4")), FetchUris) == []
+
+
+def test_secrets_are_resolved_before_delivery_and_never_checkpointed() -> None:
+    """A task with secret variables asks for them (FetchUris, no URIs); the values reach
+    the command host's environment only, not the checkpoint."""
+    h = Harness()
+    task = command_task("t1")
+    assert task.command is not None
+    task = attrs.evolve(task, command=attrs.evolve(
+        task.command, secret_environment={"DB_PASSWORD": "/prod/db"}))
+    effects = h.run(task, framework(checkpoint=True))
+    [fetch] = of(effects, FetchUris)
+    assert fetch.uris == () and fetch.secrets == {"DB_PASSWORD": "/prod/db"}
+    [write] = [e for e in effects if type(e).__name__ == "WriteTask"]
+    assert "hunter2" not in repr(write)
+    host = h.launched(effects)
+    h.register(b"host", host, "mesoslite.command-host")
+    out = h.core.fetch_finished(FW, "t1", "t1", "", {"DB_PASSWORD": "hunter2"})
+    [(_peer, run)] = to_executor(out, RunTask)
+    assert run.task.command.environment["DB_PASSWORD"] == "hunter2"
+    assert run.task.command.environment["MESOS_CONTAINER_ID"] == fetch.container_id
+    carrying = [e for e in out if "hunter2" in repr(e)]
+    assert len(carrying) == 1 and isinstance(carrying[0].message, RunTask)  # only the host's
+    assert "hunter2" not in repr(h.core.frameworks[FW].task_index["t1"].find_task("t1").info)
+
+
+def test_a_missing_secret_fails_the_task_naming_it() -> None:
+    """The shell could not resolve a secret: TASK_FAILED with its message (no value)."""
+    h = Harness()
+    task = command_task("t1")
+    assert task.command is not None
+    task = attrs.evolve(task, command=attrs.evolve(
+        task.command, secret_environment={"DB_PASSWORD": "/prod/db"}))
+    h.run(task)
+    error = "secret '/prod/db' (variable DB_PASSWORD): not in the secret store"
+    [failed] = sent(h.core.fetch_finished(FW, "t1", "t1", error, {}))
+    assert failed.status.state is TaskState.TASK_FAILED and failed.status.message == error

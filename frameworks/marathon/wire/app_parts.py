@@ -164,7 +164,10 @@ def volume(reader: Reader, value: Any, path: str) -> AppVolume | Any:
     if value is BAD:
         return BAD
     for key in value:
-        if key in ("persistent", "external"):
+        if key == "secret":
+            reader.error(f"{path}/secret", "file-based secrets are not supported; reference "
+                                           "the secret from env instead")
+        elif key in ("persistent", "external"):
             kind = "local persistent" if key == "persistent" else "external"
             reader.error(f"{path}/{key}", f"{kind} volumes are not supported; only host "
                                           f"path volumes (containerPath, hostPath, mode) exist")

@@ -1,8 +1,11 @@
-"""Tasks whose URIs are fetched before they start, in the agent's core (PURE).
+"""Tasks prepared before they start (URIs fetched, secrets resolved), in the agent's core (PURE).
 
-Owns: :class:`FetchFlow`.  A command or Docker task with ``command.uris`` is held
-(queued on its executor, marked ``fetching``, ``progress`` shown on ``/state``) while
-the shell's fetcher fills its sandbox (``FetchUris``); :meth:`FetchFlow.fetch_finished`
+Owns: :class:`FetchFlow`.  A command or Docker task with ``command.uris`` or
+``command.secret_environment`` is held (queued on its executor, marked ``fetching``,
+``progress`` shown on ``/state``) while the shell fills its sandbox and reads its
+secrets from the agent's store (``FetchUris``); :meth:`FetchFlow.fetch_finished` keeps
+the resolved values on the task record (memory only, never checkpointed: they join the
+environment only in the RunTask to the command host or the container's launch) and
 then delivers it (command task: to its command host; Docker task: TASK_STARTING and
 the container) or fails it: TASK_FAILED with ``REASON_CONTAINER_LAUNCH_FAILED`` (what
 Mesos reports when its fetcher fails) and a message naming the URI and the cause.
@@ -43,7 +46,8 @@ class FetchFlow(DockerFlow):
     def start_task(self, fw: AgentFramework, ex: AgentExecutor, task: AgentTask) -> list[Effect]:
         """Fetch the task's URIs first when it has any; else run or deliver it now."""
         uris = task_uris(task.info)
-        if uris:
+        command = task.info.command
+        if uris or (command is not None and command.secret_environment):
             return self._start_fetch(fw, ex, task, uris)
         if ex.kind == "docker":
             return self.run_docker_task(fw, ex, task)
@@ -56,14 +60,16 @@ class FetchFlow(DockerFlow):
         ex.queued_tasks[task.task_id] = task
         command = task.info.command
         user = (command.user if command is not None else "") or fw.info.user
-        log.info("Fetching %d URI(s) for task %s of framework %s into %s",
-                 len(uris), task.task_id, fw.id, ex.directory)
+        secrets = dict(command.secret_environment) if command is not None else {}
+        log.info("Preparing task %s of framework %s: %d URI(s) into %s, %d secret(s)",
+                 task.task_id, fw.id, len(uris), ex.directory, len(secrets))
         return [FetchUris(fw.id, ex.executor_id, ex.container_id, task.task_id, ex.directory,
-                          uris, user)]
+                          uris, user, secrets)]
 
     def fetch_finished(self, framework_id: str, executor_id: str, task_id: str,
-                       error: str) -> list[Effect]:
-        """The fetcher is done with a task's URIs (``error`` "" when all arrived)."""
+                       error: str, secrets: dict[str, str] | None = None) -> list[Effect]:
+        """The shell prepared a task (``error`` "" when every URI arrived and every secret
+        was read; ``secrets``: the resolved variables)."""
         fw = self.frameworks.get(framework_id)
         ex = fw.executors.get(executor_id) if fw is not None else None
         task = ex.queued_tasks.get(task_id) if ex is not None else None
@@ -75,6 +81,7 @@ class FetchFlow(DockerFlow):
         task.progress = ""
         if error or task.kill_requested:
             return self._fetch_failed(fw, ex, task, error)
+        task.secret_env = dict(secrets or {})
         del ex.queued_tasks[task_id]
         if ex.kind == "docker":
             return self.run_docker_task(fw, ex, task)
