@@ -5,9 +5,11 @@ An HTTP server thread in the test (127.0.0.1, counting requests per path) serves
 ``executable``; the app runs from what was fetched and serves its health check.
 A second instance of a ``cache: true`` app makes no second request; a 404 fails the
 task with a message naming the URI (``lastTaskFailure``); a ``file://`` URI is
-copied in; and the fields nothing acts on (``residency``, persistent volumes,
-``storeUrls``, secrets' store-less cousins, a bad fetch scheme) are refused with 422
-naming them while the process keeps serving.
+copied in; an ``env`` secret is read from the agent's ``--secret_store_dir`` into the
+task's environment and appears in no file of any process (a missing one fails the task
+naming it); and the fields nothing acts on (``residency``, persistent and external
+volumes, file-based secrets, ``storeUrls``, a bad fetch scheme, a custom executor) are
+refused with 422 naming them while the process keeps serving.
 """
 
 from __future__ import annotations
@@ -93,11 +95,21 @@ def files() -> Iterator[FileServer]:
         server.close()
 
 
+#: The secret in the agent's store (it must show up nowhere but in the task's environment).
+SECRET_VALUE = "s3cr3t-value-4f1d9"
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarathonCluster]:
-    """A master, one agent (so both instances share its fetcher cache) and marathon."""
+    """A master, one agent (so both instances share its fetcher cache; with a secret
+    store holding ``prod/db``) and marathon."""
     root = tmp_path_factory.mktemp("fetch")
-    with MarathonCluster(root, agents=1) as marathon:
+    store = root / "secret-store"
+    (store / "prod").mkdir(parents=True)
+    secret = store / "prod" / "db"
+    secret.write_text(SECRET_VALUE + "\n")
+    secret.chmod(0o600)
+    with MarathonCluster(root, agents=1, agent_flags={"secret_store_dir": store}) as marathon:
         yield marathon
 
 
@@ -184,6 +196,9 @@ REFUSED = [
      "/fetch/0/destPath"),
     ({"uris": ["hdfs://nn/a.tgz"]}, "/uris/0"),
     ({"executor": "/opt/custom-executor"}, "/executor"),
+    ({"secrets": {"s": {"source": "prod/db"}}, "container": {
+        "type": "DOCKER", "docker": {"image": "busybox"},
+        "volumes": [{"containerPath": "/s", "secret": "s"}]}}, "/container/volumes/0/secret"),
 ]
 
 
@@ -198,3 +213,47 @@ def test_fields_nothing_acts_on_are_refused_with_422(cluster: MarathonCluster,
     assert path in [d["path"] for d in resp.json["details"]], resp.json
     assert cluster.client.app_or_none("/fetch/refused") is None
     assert cluster.client.get("/ping").status == 200
+
+
+def test_env_secrets_come_from_the_agent_store_and_show_nowhere_else(
+        cluster: MarathonCluster) -> None:
+    """An env secret reaches the task's environment; the API shows the reference only, and
+    no log, checkpoint, registry or state file of any process holds the value."""
+    app = shell_app("/fetch/secret", 1, cmd='printf %s "$DB_PASSWORD" > seen && exec '
+                    "python3 -m http.server $PORT0 --bind 127.0.0.1",
+                    secrets={"db": {"source": "/prod/db"}},
+                    env={"DB_PASSWORD": {"secret": "db"}, "PLAIN": "p"})
+    cluster.client.ok("POST", "/v2/apps", app, expect=201)
+    [task] = cluster.client.wait_settled("/fetch/secret", 1, healthy=True, timeout=60)
+    sandbox = cluster.sandbox(task)
+    assert (sandbox / "seen").read_text() == SECRET_VALUE
+    shown = cluster.client.app("/fetch/secret")
+    assert shown["env"]["DB_PASSWORD"] == {"secret": "db"}
+    assert shown["secrets"] == {"db": {"source": "/prod/db"}}
+    leaks = []
+    written = (sandbox / "seen").resolve()  # what the task itself wrote
+    for path in cluster.root.rglob("*"):
+        if not path.is_file() or "secret-store" in path.parts or path.resolve() == written:
+            continue
+        if SECRET_VALUE.encode() in path.read_bytes():
+            leaks.append(str(path.relative_to(cluster.root)))
+    assert leaks == [], leaks
+
+
+def test_a_missing_secret_fails_the_task_naming_it(cluster: MarathonCluster) -> None:
+    """A secret the store lacks: TASK_FAILED naming the reference and the variable."""
+    app = shell_app("/fetch/nosecret", 1, cmd="sleep 60", healthChecks=[],
+                    portDefinitions=[], backoffSeconds=30,
+                    secrets={"db": {"source": "/prod/missing"}},
+                    env={"DB_PASSWORD": {"secret": "db"}})
+    cluster.client.ok("POST", "/v2/apps", app, expect=201)
+
+    def failure() -> dict[str, Any] | None:
+        return cluster.client.app("/fetch/nosecret",
+                                  embed="apps.lastTaskFailure").get("lastTaskFailure")
+
+    found = wait_for(failure, timeout=40, what="lastTaskFailure of /fetch/nosecret")
+    assert found["state"] == "TASK_FAILED", found
+    assert found["message"] == ("secret '/prod/missing' (variable DB_PASSWORD): not in the "
+                                "secret store"), found
+    cluster.client.ok("DELETE", "/v2/apps/fetch/nosecret?force=true")
