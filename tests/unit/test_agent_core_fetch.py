@@ -169,7 +169,7 @@ def test_secrets_are_resolved_before_delivery_and_never_checkpointed() -> None:
     h.register(b"host", host, "mesoslite.command-host")
     out = h.core.fetch_finished(FW, "t1", "t1", "", {"DB_PASSWORD": "hunter2"})
     [(_peer, run)] = to_executor(out, RunTask)
-    assert run.task.command.environment["DB_PASSWORD"] == "hunter2"
+    assert run.task.command.environment["DB_PASSWORD"] == "hunter2"  # noqa: S105 - test value
     assert run.task.command.environment["MESOS_CONTAINER_ID"] == fetch.container_id
     carrying = [e for e in out if "hunter2" in repr(e)]
     assert len(carrying) == 1 and isinstance(carrying[0].message, RunTask)  # only the host's
