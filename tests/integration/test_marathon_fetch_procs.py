@@ -196,6 +196,7 @@ REFUSED = [
      "/fetch/0/destPath"),
     ({"uris": ["hdfs://nn/a.tgz"]}, "/uris/0"),
     ({"executor": "/opt/custom-executor"}, "/executor"),
+    ({"role": "not-the-framework-role"}, "/role"),
     ({"secrets": {"s": {"source": "prod/db"}}, "container": {
         "type": "DOCKER", "docker": {"image": "busybox"},
         "volumes": [{"containerPath": "/s", "secret": "s"}]}}, "/container/volumes/0/secret"),

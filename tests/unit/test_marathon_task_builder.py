@@ -153,13 +153,12 @@ def test_user_network_mapping_without_host_port_takes_none() -> None:
 def test_health_checks_translate_with_port_index(
     check: dict[str, Any], kind: str, port: int, scheme: str | None
 ) -> None:
-    """The first app health check becomes the task's check on the indexed host port."""
+    """The app's health check becomes the task's check on the indexed host port."""
     app = parse_app({"id": "/h", "cmd": "x",
                      "portDefinitions": [{"port": 0}, {"port": 0}],
                      "healthChecks": [{**check, "gracePeriodSeconds": 12, "intervalSeconds": 3,
                                        "timeoutSeconds": 2, "maxConsecutiveFailures": 5,
-                                       "delaySeconds": 1},
-                                      {"protocol": "COMMAND", "command": {"value": "false"}}]})
+                                       "delaySeconds": 1}]})
     hc = build(app, (31000, 31001)).health_check
     assert hc is not None and hc.type == kind
     assert (hc.grace_period_seconds, hc.interval_seconds, hc.timeout_seconds) == (12, 3, 2)

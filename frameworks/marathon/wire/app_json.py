@@ -453,6 +453,9 @@ def _cross_checks(r: Reader, f: dict[str, Any]) -> None:
             r.error(f"/healthChecks/{i}/portIndex",
                     f"port mapping {hc.port_index} has neither a hostPort nor a containerPort "
                     f"to probe")
+    if len(f["health_checks"]) > 1:
+        r.error("/healthChecks", f"at most one health check is supported (the agent runs it, "
+                                 f"as Mesos runs one per task), got {len(f['health_checks'])}")
     if len(f["readiness_checks"]) > 1:
         r.error("/readinessChecks", f"at most one readiness check is supported, "
                                     f"got {len(f['readiness_checks'])}")
