@@ -441,7 +441,7 @@ class Fetcher:
                 if not cache.admit(key, size):
                     log.info("Fetcher cache: %s (%d bytes) is larger than the cache; "
                              "fetched directly", mask_uri(uri.value), size)
-                    os.replace(partial, target)
+                    shutil.move(partial, target)  # the cache may be on another file system
                     return size
                 cached = cache.open(key, count=False)
             if cached is None:
