@@ -28,6 +28,7 @@ from mesoslite.agent.docker_tasks import DockerTasks
 from mesoslite.agent.effects import (
     AdoptContainer,
     ArmRetry,
+    CancelFetch,
     DiscardDockerContainer,
     Effect,
     EnforceShutdown,
@@ -82,9 +83,11 @@ class Agent:
         checkpointer: Checkpointer,
         request_stop: Callable[[], None],
         fetch: Callable[[FetchUris], None] | None = None,
+        cancel_fetch: Callable[[CancelFetch], None] | None = None,
     ) -> None:
         """Join the parts; ``request_stop`` stops the whole process (the master asked);
-        ``fetch`` performs FetchUris (the fetcher; without one such tasks fail)."""
+        ``fetch`` performs FetchUris and ``cancel_fetch`` CancelFetch (the fetcher; without
+        one such tasks fail)."""
         self.config = config
         self.clock = clock
         self.core = core
@@ -125,6 +128,7 @@ class Agent:
             ArmRetry: self._arm_retry,
             StopAgent: self._stop_requested,
             FetchUris: fetch or self._no_fetcher,
+            CancelFetch: cancel_fetch or (lambda _e: None),
         }
 
     # ------------------------------------------------------------ messages and effects

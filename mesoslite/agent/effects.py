@@ -17,7 +17,8 @@ part that owns the I/O:
 - Docker tasks (:class:`~mesoslite.agent.docker_tasks.DockerTasks`):
   :class:`RunDockerTask`, :class:`KillDockerTask`, :class:`ResumeDockerTask`,
   :class:`DiscardDockerContainer`;
-- the fetcher (:class:`~mesoslite.agent.fetcher.FetchTasks`): :class:`FetchUris`;
+- the fetcher (:class:`~mesoslite.agent.fetcher.FetchTasks`): :class:`FetchUris`,
+  :class:`CancelFetch`;
 - the agent itself: :class:`Registered` (the master link is registered),
   :class:`ArmRetry` (the status-update retry timer), :class:`StopAgent`.
 """
@@ -223,6 +224,14 @@ class FetchUris:
 
 
 @attrs.frozen
+class CancelFetch:
+    """Abort the fetch of a task that was killed while its URIs were being fetched."""
+
+    framework_id: str
+    task_id: str
+
+
+@attrs.frozen
 class KillDockerTask:
     """Stop a Docker task's container: SIGTERM, SIGKILL after ``grace`` seconds."""
 
@@ -272,5 +281,6 @@ Effect = (
     | ForgetFramework | ForgetAgent
     | LaunchExecutor | KillContainer | EnforceShutdown | KillStrays | AdoptContainer
     | RunDockerTask | KillDockerTask | ResumeDockerTask | DiscardDockerContainer | FetchUris
+    | CancelFetch
     | Registered | ArmRetry | StopAgent
 )

@@ -49,7 +49,7 @@ import attrs
 
 from mesoslite.agent.archives import ArchiveError, extract_archive
 from mesoslite.agent.config import AgentConfig
-from mesoslite.agent.effects import Effect, FetchUris
+from mesoslite.agent.effects import CancelFetch, Effect, FetchUris
 from mesoslite.agent.secrets import SecretError, resolve_secrets
 from mesoslite.protocol import CommandURI
 from mesoslite.protocol.uris import check_uri, fetch_name, is_archive, mask_uri, split_uri
@@ -243,14 +243,16 @@ class _Copy:
         """Copy until the end; FetchError when a limit is hit or the end comes early."""
         total = 0
         next_report = _PROGRESS_EVERY
+        read = getattr(src, "read1", src.read)  # what has arrived, without waiting for more
         while True:
             if self.abort.is_set():
-                raise FetchError("the fetch was cancelled (the agent is stopping)")
+                raise FetchError("the fetch was cancelled (the task was killed or the agent "
+                                 "is stopping)")
             if time.monotonic() - self.started > self.limits.timeout:
                 raise FetchError(f"took longer than {self.limits.timeout:g}s "
                                  f"(--fetcher_timeout) after {total} bytes")
             try:
-                chunk = src.read(_CHUNK)
+                chunk = read(_CHUNK)
             except TimeoutError:
                 raise FetchError(f"stalled: nothing received for "
                                  f"{self.limits.stall_timeout:g}s (--fetcher_stall_timeout) "
@@ -479,27 +481,36 @@ class FetchTasks:
         self._perform = perform
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=4, thread_name_prefix="fetcher")
-        self._abort = threading.Event()
+        self._aborts: dict[tuple[str, str], threading.Event] = {}
         self._jobs: set[asyncio.Task[None]] = set()
 
     def fetch(self, effect: FetchUris) -> None:
         """Start fetching a task's URIs (the core hears back through ``finished``)."""
-        job = asyncio.get_running_loop().create_task(self._run(effect))
+        abort = self._aborts[(effect.framework_id, effect.task_id)] = threading.Event()
+        job = asyncio.get_running_loop().create_task(self._run(effect, abort))
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
-    def _prepare(self, effect: FetchUris) -> dict[str, str]:
+    def cancel(self, effect: CancelFetch) -> None:
+        """Abort a task's fetch (it was killed): the download stops at its next chunk."""
+        abort = self._aborts.get((effect.framework_id, effect.task_id))
+        if abort is not None:
+            log.info("Cancelling the fetch of task %s of framework %s", effect.task_id,
+                     effect.framework_id)
+            abort.set()
+
+    def _prepare(self, effect: FetchUris, abort: threading.Event) -> dict[str, str]:
         """Blocking: the URIs into the sandbox, then the secrets from the store."""
         if effect.uris:
-            self.fetcher.fetch_all(effect.uris, effect.sandbox, effect.user, self._abort)
+            self.fetcher.fetch_all(effect.uris, effect.sandbox, effect.user, abort)
         return resolve_secrets(self._secret_store, effect.secrets)
 
-    async def _run(self, effect: FetchUris) -> None:
+    async def _run(self, effect: FetchUris, abort: threading.Event) -> None:
         loop = asyncio.get_running_loop()
         error = ""
         values: dict[str, str] = {}
         try:
-            values = await loop.run_in_executor(self._pool, self._prepare, effect)
+            values = await loop.run_in_executor(self._pool, self._prepare, effect, abort)
         except FetchError as exc:
             error = str(exc)
         except SecretError as exc:
@@ -509,12 +520,15 @@ class FetchTasks:
         except Exception as exc:  # the task must hear of it either way
             log.exception("Preparing task %s failed", effect.task_id)
             error = f"Failed to prepare the task: {type(exc).__name__}"
+        finally:
+            self._aborts.pop((effect.framework_id, effect.task_id), None)
         self._perform(self._finished(effect.framework_id, effect.executor_id,
                                      effect.task_id, error, values))
 
     def close(self) -> None:
         """Stop: abort downloads in flight and drop the queued ones."""
-        self._abort.set()
+        for abort in self._aborts.values():
+            abort.set()
         for job in list(self._jobs):
             job.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -103,7 +103,7 @@ class AgentProcess:
         self.agent = Agent(config, self.clock, self.core, link=self.link,
                            executors=self.executors, docker=self.docker,
                            checkpointer=self.checkpointer, request_stop=self._stop_soon,
-                           fetch=self.fetches.fetch)
+                           fetch=self.fetches.fetch, cancel_fetch=self.fetches.cancel)
         self.checkpointer.on_dirty = self.agent.schedule_checkpoint_sync
         self.executors.before_local_send = self.agent.sync_checkpoint
         self._http_server: tornado.httpserver.HTTPServer | None = None

@@ -11,6 +11,7 @@ cannot block the fetcher), and ``output_file``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
 import http.server
@@ -23,11 +24,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mesoslite.agent.fetcher import Fetcher, FetchError, FetchLimits
+from mesoslite.agent.config import AgentConfig
+from mesoslite.agent.effects import CancelFetch, FetchUris
+from mesoslite.agent.fetcher import Fetcher, FetchError, FetchLimits, FetchTasks
 from mesoslite.protocol import CommandURI
+from tests.support.procs import until
 
 
 class Server:
@@ -49,6 +54,14 @@ class Server:
                     self.send_response(302)
                     self.send_header("Location", owner.redirects[self.path])
                     self.end_headers()
+                    return
+                if self.path == "/trickle":  # 1 kB every 20 ms until released
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(10 << 20))
+                    self.end_headers()
+                    while not owner.release.wait(0.02):
+                        self.wfile.write(b"x" * 1024)
+                        self.wfile.flush()
                     return
                 if self.path == "/stall":
                     self.send_response(200)
@@ -274,3 +287,31 @@ def test_file_uris_are_read_as_the_task_user(tmp_path: Path) -> None:
                         threading.Event())
     finally:
         shutil.rmtree(shared)
+
+
+def test_a_cancelled_fetch_stops_at_once_and_reports(tmp_path: Path, server: Server) -> None:
+    """FetchTasks: CancelFetch (the task was killed) aborts a download in flight; the core
+    hears of it with an error naming the URI."""
+    results: list[tuple[str, ...]] = []
+
+    def finished(fw: str, ex: str, task: str, error: str, secrets: dict[str, str]) -> list[Any]:
+        results.append((fw, task, error))
+        return []
+
+    async def scenario() -> float:
+        tasks = FetchTasks(AgentConfig(work_dir=str(tmp_path)), finished, lambda _e: None)
+        uri = server.url("/trickle")
+        tasks.fetch(FetchUris("fw", "t1", "c1", "t1", str(tmp_path / "box"),
+                              (CommandURI(value=uri),)))
+        await until(lambda: server.requests["/trickle"] == 1, 20, "the download started")
+        cancelled = time.monotonic()
+        tasks.cancel(CancelFetch("fw", "t1"))
+        await until(lambda: results, 20, "the core heard of the cancelled fetch")
+        tasks.close()
+        return time.monotonic() - cancelled
+
+    took = asyncio.run(scenario())
+    [(fw, task, error)] = results
+    assert (fw, task) == ("fw", "t1") and "was cancelled" in error
+    assert error.startswith(f"Failed to fetch URI '{server.url('/trickle')}'")
+    assert took < 10  # the next chunk notices, not the stall timeout (5 s) nor the end

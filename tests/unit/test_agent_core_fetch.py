@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import attrs
 
-from mesoslite.agent.effects import FetchUris, RunDockerTask
+from mesoslite.agent.effects import CancelFetch, FetchUris, RunDockerTask
 from mesoslite.protocol import (
     CommandInfo,
     CommandURI,
@@ -97,12 +97,15 @@ def test_a_failed_fetch_fails_the_task_naming_the_uri() -> None:
 
 
 def test_a_kill_while_fetching_is_answered_at_once_and_the_result_ignored() -> None:
-    """KillTask during the fetch: TASK_KILLED now; the fetch's late success delivers nothing."""
+    """KillTask during the fetch: TASK_KILLED now, the download cancelled; the fetch's late
+    success delivers nothing."""
     h = Harness()
     effects = h.run(fetching_task("t1"))
     host = h.launched(effects)
     h.register(b"host", host, "mesoslite.command-host")
-    [killed] = sent(h.master(KillTask(framework_id=FW, task_id="t1")))
+    effects = h.master(KillTask(framework_id=FW, task_id="t1"))
+    assert of(effects, CancelFetch) == [CancelFetch(FW, "t1")]  # the download stops
+    [killed] = sent(effects)
     assert killed.status.state is TaskState.TASK_KILLED
     assert killed.status.reason is Reason.REASON_TASK_KILLED_DURING_LAUNCH
     assert h.core.fetch_finished(FW, "t1", "t1", "") == []
@@ -130,6 +133,7 @@ def test_a_docker_task_fetching_when_its_framework_shuts_down_is_killed() -> Non
     h.run(task)
     out = h.master(ShutdownFramework(framework_id=FW))
     assert [u.status.state for u in sent(out)] == [TaskState.TASK_KILLED]
+    assert of(out, CancelFetch) == [CancelFetch(FW, "d1")]
     assert h.core.fetch_finished(FW, "d1", "d1", "") == []
 
 

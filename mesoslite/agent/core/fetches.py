@@ -10,9 +10,9 @@ then delivers it (command task: to its command host; Docker task: TASK_STARTING 
 the container) or fails it: TASK_FAILED with ``REASON_CONTAINER_LAUNCH_FAILED`` (what
 Mesos reports when its fetcher fails) and a message naming the URI and the cause.
 A kill while fetching answers TASK_KILLED at once (the queued-task path of
-``kill_task``); the fetch's result is then ignored.  A custom executor's own
-``executor.command.uris`` are not fetched: such tasks are refused with TASK_ERROR
-naming the field (the master refuses them first).
+``kill_task``) and aborts the download (``CancelFetch``); a late result is ignored.
+A custom executor's own ``executor.command.uris`` are not fetched: such tasks are
+refused with TASK_ERROR naming the field (the master refuses them first).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 
 from mesoslite.agent.core.docker import DockerFlow
-from mesoslite.agent.effects import Effect, FetchUris
+from mesoslite.agent.effects import CancelFetch, Effect, FetchUris
 from mesoslite.agent.records import AgentExecutor, AgentFramework, AgentTask
 from mesoslite.protocol import CommandURI, KillPolicy, Reason, TaskInfo, TaskState
 from mesoslite.protocol.honoured import unhonoured_field
@@ -99,11 +99,18 @@ class FetchFlow(DockerFlow):
             fw.id, task.task_id, state, error, reason, ex.executor_id), ex)
         return out + self.task_dequeued(ex)
 
+    def cancel_fetch(self, framework_id: str, task: AgentTask) -> list[Effect]:
+        """A task killed while fetching: stop its download (its result is ignored anyway)."""
+        if not task.fetching:
+            return []
+        task.fetching = False
+        return [CancelFetch(framework_id, task.task_id)]
+
     def kill_docker_task(self, fw: AgentFramework, ex: AgentExecutor, task: AgentTask,
                          policy: KillPolicy) -> list[Effect]:
         """A Docker task still fetching has no container: it is killed at once."""
         if task.fetching:
             task.kill_requested = True
-            task.fetching = False
-            return self._fetch_failed(fw, ex, task, "")
+            out = self.cancel_fetch(fw.id, task)
+            return out + self._fetch_failed(fw, ex, task, "")
         return super().kill_docker_task(fw, ex, task, policy)

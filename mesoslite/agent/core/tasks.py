@@ -221,7 +221,8 @@ class TaskFlow(FetchFlow):
         if msg.task_id in ex.queued_tasks:
             log.info("Killing task %s of framework %s before it reached its executor",
                      msg.task_id, fw.id)
-            out = self.accept_update(self.agent_update(
+            out = self.cancel_fetch(fw.id, task)
+            out += self.accept_update(self.agent_update(
                 fw.id, msg.task_id, TaskState.TASK_KILLED,
                 "killed before it was delivered to its executor",
                 Reason.REASON_TASK_KILLED_DURING_LAUNCH, ex.executor_id), ex)
