@@ -14,17 +14,13 @@ refused with 422 naming them while the process keeps serving.
 
 from __future__ import annotations
 
-import collections
-import http.server
-import io
-import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.fetch_files import FileServer, tarball
 from tests.support.marathon_procs import MarathonCluster, shell_app
 from tests.support.procs import wait_for
 
@@ -32,55 +28,6 @@ pytestmark = pytest.mark.integration
 
 RUN_SH = b"#!/bin/sh\nexec python3 -m http.server $PORT0 --bind 127.0.0.1\n"
 TOOL = b"#!/bin/sh\necho fetched-tool-ran > tool.out\n"
-
-
-class FileServer:
-    """Serves ``files`` on 127.0.0.1 from a thread, counting requests per path."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.requests: collections.Counter[str] = collections.Counter()
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.requests[self.path] += 1
-                body = owner.files.get(self.path)
-                if body is None:
-                    self.send_error(404, "Not Found")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        """The URL of ``path`` here."""
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def tarball(files: dict[str, tuple[bytes, int]]) -> bytes:
-    """A .tar.gz of name → (content, mode)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, (data, mode) in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
