@@ -362,16 +362,21 @@ class Fetcher:
         """No I/O yet: the cache directory is emptied on the first cached fetch."""
         self.limits = limits
         self._cache_dir = cache_dir
-        self._cache_size = cache_size
+        self.cache_size = cache_size
         self._cache: FetcherCache | None = None
         self._cache_lock = threading.Lock()
+
+    @property
+    def cached(self) -> FetcherCache | None:
+        """The cache if one was made (no I/O)."""
+        return self._cache
 
     @property
     def cache(self) -> FetcherCache:
         """The download cache (created, emptying its directory, on first use)."""
         with self._cache_lock:
             if self._cache is None:
-                self._cache = FetcherCache(self._cache_dir, self._cache_size)
+                self._cache = FetcherCache(self._cache_dir, self.cache_size)
             return self._cache
 
     def fetch_all(self, uris: Iterable[CommandURI], sandbox: str, user: str,
@@ -483,6 +488,18 @@ class FetchTasks:
             max_workers=4, thread_name_prefix="fetcher")
         self._aborts: dict[tuple[str, str], threading.Event] = {}
         self._jobs: set[asyncio.Task[None]] = set()
+        self.succeeded = 0
+        self.failed = 0
+
+    def metrics(self) -> dict[str, float]:
+        """Mesos's ``containerizer/fetcher/*`` metrics."""
+        cache = self.fetcher.cached
+        return {
+            "containerizer/fetcher/cache_size_total_bytes": float(self.fetcher.cache_size),
+            "containerizer/fetcher/cache_size_used_bytes": float(cache.used if cache else 0),
+            "containerizer/fetcher/task_fetches_succeeded": float(self.succeeded),
+            "containerizer/fetcher/task_fetches_failed": float(self.failed),
+        }
 
     def fetch(self, effect: FetchUris) -> None:
         """Start fetching a task's URIs (the core hears back through ``finished``)."""
@@ -522,6 +539,9 @@ class FetchTasks:
             error = f"Failed to prepare the task: {type(exc).__name__}"
         finally:
             self._aborts.pop((effect.framework_id, effect.task_id), None)
+        if effect.uris:
+            self.succeeded += not error
+            self.failed += bool(error)
         self._perform(self._finished(effect.framework_id, effect.executor_id,
                                      effect.task_id, error, values))
 

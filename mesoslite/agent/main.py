@@ -337,6 +337,10 @@ class AgentProcess:
                 "gc/path_removals_failed": float(gc.removals_failed),
                 "gc/disk_usage": gc.last_usage}
 
+    def fetcher_metrics(self) -> dict[str, float]:
+        """The fetcher's cache size and fetch counts (Mesos's ``containerizer/fetcher/*``)."""
+        return self.fetches.metrics()
+
     def sandbox_gone(self, path: str) -> str | None:
         """Why a missing ``/files`` path is gone when sandbox GC removed it (else None)."""
         return self.gc.gone(path) if self.gc is not None else None

@@ -94,6 +94,11 @@ def test_a_cached_uri_is_downloaded_once_for_two_tasks(cluster: MarathonCluster,
     assert files.requests["/pkg/cached.tar.gz"] == 1
     for task in tasks:
         assert (cluster.sandbox(task) / "app" / "run.sh").read_bytes() == RUN_SH
+    metrics = cluster.agents[0].get("/metrics/snapshot")
+    assert metrics["containerizer/fetcher/cache_size_total_bytes"] == 2 << 30  # Mesos's 2GB
+    assert metrics["containerizer/fetcher/cache_size_used_bytes"] == len(
+        files.files["/pkg/cached.tar.gz"])
+    assert metrics["containerizer/fetcher/task_fetches_succeeded"] >= 2
 
 
 def test_a_404_fails_the_task_naming_the_uri(cluster: MarathonCluster,
@@ -112,6 +117,8 @@ def test_a_404_fails_the_task_naming_the_uri(cluster: MarathonCluster,
     assert found["state"] == "TASK_FAILED", found
     assert found["message"] == f"Failed to fetch URI '{missing}': HTTP 404 Not Found", found
     assert files.requests["/pkg/missing.tar.gz"] >= 1
+    metrics = cluster.agents[0].get("/metrics/snapshot")
+    assert metrics["containerizer/fetcher/task_fetches_failed"] >= 1
     cluster.client.ok("DELETE", "/v2/apps/fetch/missing?force=true")
 
 
