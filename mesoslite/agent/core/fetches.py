@@ -56,7 +56,7 @@ class FetchFlow(DockerFlow):
     def _start_fetch(self, fw: AgentFramework, ex: AgentExecutor, task: AgentTask,
                      uris: tuple[CommandURI, ...]) -> list[Effect]:
         task.fetching = True
-        task.progress = f"fetching {len(uris)} URI(s)"
+        task.progress = f"fetching {len(uris)} URI(s)" if uris else "resolving secrets"
         ex.queued_tasks[task.task_id] = task
         command = task.info.command
         user = (command.user if command is not None else "") or fw.info.user
