@@ -289,8 +289,11 @@ def _cmd_local(args: argparse.Namespace) -> int:
     auth, marathon_options = _local_auth(args.credentials)
     if args.acls:  # the master and every agent enforce the same ACLs
         auth = {**auth, "acls": args.acls}
+    agent_options = dict(auth)
+    if args.secret_store_dir:
+        agent_options["secret_store_dir"] = os.path.abspath(args.secret_store_dir)
     cluster = LocalCluster(
-        master_options=auth, agent_options=auth, marathon_options=marathon_options,
+        master_options=auth, agent_options=agent_options, marathon_options=marathon_options,
         agents=args.agents,
         ip=args.ip,
         http_port=args.port,
@@ -443,6 +446,10 @@ def _add_local_parser(sub: Any) -> None:
                    help="port of the DNS server's HTTP API /v1/... (default 8123)")
     p.add_argument("--no_dns", "--no-dns", action="store_true",
                    help="do not start the DNS server")
+    p.add_argument("--secret_store_dir", "--secret-store-dir",
+                   default=env("MESOSLITE_SECRET_STORE_DIR", ""),
+                   help="the agents' secret store: one 0600 file per secret reference, read "
+                        "into tasks' secret env variables (env MESOSLITE_SECRET_STORE_DIR)")
     p.set_defaults(func=_cmd_local)
 
 

@@ -483,6 +483,7 @@ class MarathonService:
             raise InvalidRequest("Object is not valid", [
                 {"path": "/", "errors": [
                     f"at most {self.config.max_apps} apps are allowed (--max_apps)"]}])
+        self._check_roles(changes)
         for plan in locking:
             await self._drop_plan(plan, "canceled by a forced change")
         version = self._next_version()
@@ -530,6 +531,16 @@ class MarathonService:
         self._announce_step(plan)
         self._kick()
         return plan
+
+    def _check_roles(self, changes: dict[str, App | None]) -> None:
+        """An app's ``role`` must be the framework's (--mesos_role): its tasks can run under
+        no other, so any other is refused (422 naming /role) rather than ignored."""
+        role = self.config.mesos_role
+        wrong = [a for a in changes.values() if a is not None and a.role not in (None, role)]
+        if wrong:
+            raise InvalidRequest("Object is not valid", [{"path": "/role", "errors": [
+                f"app {a.id}: role {a.role!r} is not the framework's role {role!r} "
+                f"(--mesos_role); its tasks could run under no other" for a in wrong]}])
 
     def _announce_step(self, plan: dep.DeploymentPlan) -> None:
         self.bus.publish("deployment_info", plan=self.event_plan(plan),

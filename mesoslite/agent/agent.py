@@ -28,9 +28,11 @@ from mesoslite.agent.docker_tasks import DockerTasks
 from mesoslite.agent.effects import (
     AdoptContainer,
     ArmRetry,
+    CancelFetch,
     DiscardDockerContainer,
     Effect,
     EnforceShutdown,
+    FetchUris,
     ForgetAgent,
     ForgetFramework,
     KillContainer,
@@ -80,8 +82,12 @@ class Agent:
         docker: DockerTasks,
         checkpointer: Checkpointer,
         request_stop: Callable[[], None],
+        fetch: Callable[[FetchUris], None] | None = None,
+        cancel_fetch: Callable[[CancelFetch], None] | None = None,
     ) -> None:
-        """Join the parts; ``request_stop`` stops the whole process (the master asked)."""
+        """Join the parts; ``request_stop`` stops the whole process (the master asked);
+        ``fetch`` performs FetchUris and ``cancel_fetch`` CancelFetch (the fetcher; without
+        one such tasks fail)."""
         self.config = config
         self.clock = clock
         self.core = core
@@ -121,6 +127,8 @@ class Agent:
             Registered: self._link_registered,
             ArmRetry: self._arm_retry,
             StopAgent: self._stop_requested,
+            FetchUris: fetch or self._no_fetcher,
+            CancelFetch: cancel_fetch or (lambda _e: None),
         }
 
     # ------------------------------------------------------------ messages and effects
@@ -152,6 +160,10 @@ class Agent:
                 if isinstance(effect, WRITES):
                     self.core.metrics.checkpoint_failures += 1
                 log.exception("Agent %s: %s failed", self.core.agent_id, type(effect).__name__)
+
+    def _no_fetcher(self, effect: FetchUris) -> None:
+        self.perform(self.core.fetch_finished(effect.framework_id, effect.executor_id,
+                                              effect.task_id, "this agent has no fetcher", {}))
 
     def _send_master(self, msg: Any) -> None:
         if self._state != _STOPPED:

@@ -248,6 +248,43 @@ class AgentConfig:
     files_max_read_length: int = attrs.field(default=1 << 20, validator=checks.integer(1))
     #: Seconds a ``/files`` read may take before it is answered 504.
     files_timeout: float = attrs.field(default=10.0, validator=checks.positive_seconds)
+    # The fetcher (CommandInfo.uris, Marathon fetch/uris): see mesoslite/agent/fetcher.py.
+    fetcher_cache_dir: str = attrs.field(
+        default="", validator=checks.text,
+        metadata={"help": "directory of the fetcher cache (empty: <work_dir>/fetch); "
+                          "emptied when the agent starts, as Mesos does"},
+    )
+    fetcher_cache_size: int = attrs.field(
+        default=2 << 30, validator=checks.integer(1),
+        metadata={"help": "bytes the fetcher cache may hold, least recently used evicted "
+                          "first (or 2GB, 512MB; Mesos's default 2GB)",
+                  "parse": _bytes("fetcher_cache_size")},
+    )
+    fetcher_stall_timeout: float = attrs.field(
+        default=60.0, validator=checks.positive_seconds,
+        metadata={"help": "a download that receives nothing for this long fails "
+                          "(Mesos's default 1mins)", "parse": _duration("fetcher_stall_timeout")},
+    )
+    fetcher_timeout: float = attrs.field(
+        default=1800.0, validator=checks.positive_seconds,
+        metadata={"help": "seconds one URI may take to fetch, however steadily it arrives",
+                  "parse": _duration("fetcher_timeout")},
+    )
+    fetcher_max_size: int = attrs.field(
+        default=4 << 30, validator=checks.integer(1),
+        metadata={"help": "largest download, and largest unpacked content of one archive "
+                          "(bytes, or 4GB, 100MB)", "parse": _bytes("fetcher_max_size")},
+    )
+    secret_store_dir: str = attrs.field(
+        default="", validator=checks.text,
+        metadata={"help": "directory of secret files (one per reference, mode 0600) that "
+                          "tasks' secret variables are read from (empty: tasks with "
+                          "secrets fail)"},
+    )
+    fetcher_max_redirects: int = attrs.field(
+        default=5, validator=checks.integer(0, 50),
+        metadata={"help": "HTTP redirects the fetcher follows per URI"},
+    )
 
     def __attrs_post_init__(self) -> None:
         """Check the fields that depend on each other."""

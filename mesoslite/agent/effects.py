@@ -17,6 +17,8 @@ part that owns the I/O:
 - Docker tasks (:class:`~mesoslite.agent.docker_tasks.DockerTasks`):
   :class:`RunDockerTask`, :class:`KillDockerTask`, :class:`ResumeDockerTask`,
   :class:`DiscardDockerContainer`;
+- the fetcher (:class:`~mesoslite.agent.fetcher.FetchTasks`): :class:`FetchUris`,
+  :class:`CancelFetch`;
 - the agent itself: :class:`Registered` (the master link is registered),
   :class:`ArmRetry` (the status-update retry timer), :class:`StopAgent`.
 """
@@ -28,7 +30,14 @@ from typing import Any
 import attrs
 
 from mesoslite.agent.update_streams import Record
-from mesoslite.protocol import AgentInfo, CommandInfo, ExecutorInfo, FrameworkInfo, TaskInfo
+from mesoslite.protocol import (
+    AgentInfo,
+    CommandInfo,
+    CommandURI,
+    ExecutorInfo,
+    FrameworkInfo,
+    TaskInfo,
+)
 from mesoslite.resources import Resources
 
 # ------------------------------------------------------------------ messages
@@ -198,6 +207,31 @@ class RunDockerTask:
 
 
 @attrs.frozen
+class FetchUris:
+    """Prepare a task before it starts, off the loop: fetch its URIs into its sandbox and
+    resolve its secret variables (``secrets``: name → reference) from the agent's secret
+    store; the shell then calls ``AgentState.fetch_finished`` with the error ("" when all
+    went well) and the resolved values."""
+
+    framework_id: str
+    executor_id: str
+    container_id: str
+    task_id: str
+    sandbox: str
+    uris: tuple[CommandURI, ...]
+    user: str = ""
+    secrets: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class CancelFetch:
+    """Abort the fetch of a task that was killed while its URIs were being fetched."""
+
+    framework_id: str
+    task_id: str
+
+
+@attrs.frozen
 class KillDockerTask:
     """Stop a Docker task's container: SIGTERM, SIGKILL after ``grace`` seconds."""
 
@@ -246,6 +280,7 @@ Effect = (
     | WriteAgentInfo | WriteFramework | WriteExecutor | WriteRun | WriteTask | WriteUpdates
     | ForgetFramework | ForgetAgent
     | LaunchExecutor | KillContainer | EnforceShutdown | KillStrays | AdoptContainer
-    | RunDockerTask | KillDockerTask | ResumeDockerTask | DiscardDockerContainer
+    | RunDockerTask | KillDockerTask | ResumeDockerTask | DiscardDockerContainer | FetchUris
+    | CancelFetch
     | Registered | ArmRetry | StopAgent
 )

@@ -35,6 +35,7 @@ from mesoslite.agent.docker_tasks import DockerTasks
 from mesoslite.agent.effects import Effect
 from mesoslite.agent.exec_sessions import launch_session
 from mesoslite.agent.executors import ExecutorManager
+from mesoslite.agent.fetcher import FetchTasks
 from mesoslite.agent.http import bind_http, start_http_server
 from mesoslite.agent.master_link import MasterLink, master_endpoint
 from mesoslite.agent.records import AgentFramework, AgentMetrics
@@ -107,9 +108,11 @@ class AgentProcess:
         self.executors = ExecutorManager(config, self.core,
                                          containerizer or ProcessContainerizer(), perform)
         self.docker = DockerTasks(config, self.core, perform, _docker_factory(config))
+        self.fetches = FetchTasks(config, self.core.fetch_finished, perform, self._work_dir)
         self.agent = Agent(config, self.clock, self.core, link=self.link,
                            executors=self.executors, docker=self.docker,
-                           checkpointer=self.checkpointer, request_stop=self._stop_soon)
+                           checkpointer=self.checkpointer, request_stop=self._stop_soon,
+                           fetch=self.fetches.fetch, cancel_fetch=self.fetches.cancel)
         self.checkpointer.on_dirty = self.agent.schedule_checkpoint_sync
         self.executors.before_local_send = self.agent.sync_checkpoint
         self._http_server: tornado.httpserver.HTTPServer | None = None
@@ -230,6 +233,7 @@ class AgentProcess:
             if self.gc is not None:
                 await self.gc.close()
             await self.agent.stop(kill_tasks)
+            self.fetches.close()
         finally:
             if self._http_server is not None:
                 self._http_server.stop()
@@ -341,6 +345,10 @@ class AgentProcess:
                 "gc/path_removals_succeeded": float(gc.removals_succeeded),
                 "gc/path_removals_failed": float(gc.removals_failed),
                 "gc/disk_usage": gc.last_usage}
+
+    def fetcher_metrics(self) -> dict[str, float]:
+        """The fetcher's cache size and fetch counts (Mesos's ``containerizer/fetcher/*``)."""
+        return self.fetches.metrics()
 
     def sandbox_gone(self, path: str) -> str | None:
         """Why a missing ``/files`` path is gone when sandbox GC removed it (else None)."""

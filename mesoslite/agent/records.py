@@ -50,8 +50,8 @@ class ExecutorState(str, enum.Enum):
 class AgentTask:
     """A task on this agent: its info and the latest state the agent has seen."""
 
-    __slots__ = ("executor_id", "framework_id", "info", "kill_requested", "progress", "state",
-                 "statuses")
+    __slots__ = ("executor_id", "fetching", "framework_id", "info", "kill_requested", "progress",
+                 "secret_env", "state", "statuses")
 
     def __init__(self, info: TaskInfo, framework_id: str, executor_id: str) -> None:
         """A task given to this agent, in TASK_STAGING until an update says otherwise."""
@@ -63,6 +63,10 @@ class AgentTask:
         self.kill_requested = False
         #: The latest launch progress (a Docker image pull), shown on /state.
         self.progress = ""
+        #: Held (queued) while the fetcher puts its URIs into the sandbox.
+        self.fetching = False
+        #: Its secret variables, resolved by the shell (memory only: never checkpointed).
+        self.secret_env: dict[str, str] = {}
 
     @property
     def task_id(self) -> str:

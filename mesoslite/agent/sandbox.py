@@ -57,8 +57,10 @@ def task_environment(
     sandbox: str,
     agent_endpoint: str,
     host: str,
+    secrets: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The variables the agent sets for a command task (user variables applied on top).
+    """The variables the agent sets for a command task (user variables applied on top,
+    then the task's resolved ``secrets``).
 
     ``MESOS_CONTAINER_ID`` is set last: the agent finds a task's processes by it.
     """
@@ -78,6 +80,7 @@ def task_environment(
         env["PORTS"] = ",".join(str(p) for p in ports)
     if task.command is not None:
         env.update(task.command.environment)
+    env.update(secrets or {})
     env["MESOS_CONTAINER_ID"] = container_id
     return env
 

@@ -124,6 +124,10 @@ class AgentView(Protocol):
         """Sandbox GC's ``gc/...`` metrics (Mesos names)."""
         ...
 
+    def fetcher_metrics(self) -> dict[str, float]:
+        """The fetcher's ``containerizer/fetcher/...`` metrics (Mesos names)."""
+        ...
+
     def sandbox_gone(self, path: str) -> str | None:
         """Why a missing ``/files`` path is gone (sandbox GC removed it), else None."""
         ...
@@ -283,6 +287,7 @@ def metrics_snapshot(agent: AgentView) -> dict[str, float]:
         "slave/registration_attempts": float(attempts),
         "slave/reregistrations": float(reregistrations),
         **agent.gc_metrics(),
+        **agent.fetcher_metrics(),
     }
     for name, count in gauges.items():
         out[f"slave/tasks_{name}"] = float(count)

@@ -4,9 +4,10 @@ Owns: :func:`check_launch`.  The master core answers a task it cannot launch wit
 TASK_ERROR (the SDK's contract, unchanged); an HTTP scheduler instead gets a 400 naming
 the field (``accept.operations[0].launch.task_infos[1].resources``) and nothing changes:
 no update, the offers stay outstanding.  The rules are the core's (one agent for all
-offers, each task on that agent, unique task ids, a runnable health check, the executor
-of this framework, cumulative resources within the offers, a new executor's resources
-taken once), applied to the state as the handler sees it just before the call.
+offers, each task on that agent, unique task ids, a runnable health check, no field the
+agent would not honour (:mod:`mesoslite.protocol.honoured`), the executor of this
+framework, cumulative resources within the offers, a new executor's resources taken
+once), applied to the state as the handler sees it just before the call.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Collection, Sequence
 from mesoslite.api.v1json import V1Error
 from mesoslite.health.schedule import validate_health_check
 from mesoslite.protocol import Accept, Offer, TaskInfo
+from mesoslite.protocol.honoured import unhonoured_field
 from mesoslite.resources import Resources
 
 
@@ -43,6 +45,9 @@ def _task_shape(task: TaskInfo, where: str, agent_id: str, known_agents: Collect
         problem = validate_health_check(task.health_check, "health_check")
         if problem:
             raise V1Error(f"{where}.health_check", problem)
+    uris = unhonoured_field(task)
+    if uris is not None:
+        raise V1Error(f"{where}.{uris[0]}", uris[1])
     executor = task.executor
     if executor is not None and executor.framework_id and executor.framework_id != framework_id:
         raise V1Error(f"{where}.executor.framework_id",

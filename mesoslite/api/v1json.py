@@ -9,7 +9,7 @@ bytes are base64, durations are ``{"nanoseconds": ...}``, labels are
 
 Parsing is strict: a field of the wrong type, a missing required field, and a field
 we do not support (rather than silently dropping it) raise :class:`V1Error` naming the
-field by its JSON path (``accept.operations[0].launch.task_infos[1].command.uris``).
+field by its JSON path (``accept.operations[0].launch.task_infos[1].command.uris[0].value``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mesoslite.allocator import validate_role
 from mesoslite.protocol import (
     AgentInfo,
     CommandInfo,
+    CommandURI,
     ContainerInfo,
     ContainerStatus,
     DiscoveryInfo,
@@ -46,6 +47,7 @@ from mesoslite.protocol import (
     Volume,
     valid_id,
 )
+from mesoslite.protocol.uris import check_uris, mask_uri
 from mesoslite.resources import Resources, ResourcesError
 
 T = TypeVar("T")
@@ -222,34 +224,70 @@ def parse_framework_info(value: object, field: str) -> FrameworkInfo:
                  labels=labels_in(body.get("labels", {}), f"{field}.labels"))
 
 
-def _environment(value: object, field: str) -> dict[str, str]:
+def _secret_reference(value: object, field: str) -> str:
+    """A Secret of type REFERENCE: its ``reference.name`` (a VALUE secret is refused:
+    its value would travel and be stored in the clear)."""
+    body = obj(value, field, frozenset({"type", "reference", "value"}))
+    if body.get("type", "REFERENCE") != "REFERENCE" or "value" in body:
+        raise V1Error(f"{field}.type", "only REFERENCE secrets are supported (the agent "
+                      "resolves them from its --secret_store_dir)")
+    ref = obj(body.get("reference"), f"{field}.reference", frozenset({"name", "key"}))
+    if "key" in ref:
+        raise V1Error(f"{field}.reference.key", "keys inside a secret are not supported")
+    return text(ref.get("name"), f"{field}.reference.name", empty=False)
+
+
+def _environment(value: object, field: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(VALUE variables, SECRET variables as name → reference)."""
     items = arr(obj(value, field, frozenset({"variables"})).get("variables", []),
                 f"{field}.variables")
     out: dict[str, str] = {}
+    secrets: dict[str, str] = {}
     for i, item in enumerate(items):
         where = f"{field}.variables[{i}]"
-        entry = obj(item, where, frozenset({"name", "value", "type"}))
-        if entry.get("type", "VALUE") != "VALUE":
-            raise V1Error(f"{where}.type", "only VALUE variables are supported (no secrets)")
-        out[text(entry.get("name"), f"{where}.name", empty=False)] = text(
-            entry.get("value", ""), f"{where}.value")
-    return out
+        entry = obj(item, where, frozenset({"name", "value", "type", "secret"}))
+        name = text(entry.get("name"), f"{where}.name", empty=False)
+        kind = entry.get("type", "VALUE")
+        if kind == "SECRET":
+            secrets[name] = _secret_reference(entry.get("secret"), f"{where}.secret")
+        elif kind == "VALUE" and "secret" not in entry:
+            out[name] = text(entry.get("value", ""), f"{where}.value")
+        else:
+            raise V1Error(f"{where}.type", "expected VALUE (with value) or SECRET (with a "
+                          "secret reference)")
+    return out, secrets
+
+
+def _uri(value: object, field: str) -> CommandURI:
+    """One ``CommandInfo.URI``: ``value`` and the fetcher's options (Mesos defaults)."""
+    body = obj(value, field, frozenset({"value", "executable", "extract", "cache",
+                                        "output_file"}))
+    return CommandURI(value=text(body.get("value"), f"{field}.value", empty=False),
+                      executable=flag(body.get("executable", False), f"{field}.executable"),
+                      extract=flag(body.get("extract", True), f"{field}.extract"),
+                      cache=flag(body.get("cache", False), f"{field}.cache"),
+                      output_file=text(body.get("output_file", ""), f"{field}.output_file"))
 
 
 def parse_command(value: object, field: str) -> CommandInfo:
-    """A CommandInfo (``uris`` is refused: there is no fetcher)."""
+    """A CommandInfo; ``uris`` are fetched into the sandbox before the command starts."""
     body = obj(value, field, frozenset({"value", "shell", "arguments", "environment", "user",
                                         "uris"}))
-    if body.get("uris"):
-        raise V1Error(f"{field}.uris", "fetching URIs is not supported")
+    uris = tuple(_uri(item, f"{field}.uris[{i}]")
+                 for i, item in enumerate(arr(body.get("uris", []), f"{field}.uris")))
+    problem = check_uris(uris, f"{field}.uris")
+    if problem is not None:
+        raise V1Error(*problem)
     arguments = tuple(text(a, f"{field}.arguments[{i}]")
                       for i, a in enumerate(arr(body.get("arguments", []), f"{field}.arguments")))
+    environment, secrets = _environment(body.get("environment", {}), f"{field}.environment")
     return build(field, CommandInfo,
                  value=text(body.get("value", ""), f"{field}.value"),
                  shell=flag(body.get("shell", True), f"{field}.shell"),
                  arguments=arguments,
-                 environment=_environment(body.get("environment", {}), f"{field}.environment"),
-                 user=text(body.get("user", ""), f"{field}.user"))
+                 environment=environment, secret_environment=secrets,
+                 user=text(body.get("user", ""), f"{field}.user"),
+                 uris=uris)
 
 
 def _docker(value: object, field: str) -> DockerInfo:
@@ -580,8 +618,15 @@ def command_json(command: CommandInfo) -> dict[str, Any]:
     """A CommandInfo."""
     return {"value": command.value, "shell": command.shell,
             "arguments": list(command.arguments), "user": command.user,
-            "environment": {"variables": [{"name": k, "value": v}
-                                          for k, v in sorted(command.environment.items())]}}
+            "environment": {"variables": [
+                *({"name": k, "value": v} for k, v in sorted(command.environment.items())),
+                *({"name": k, "type": "SECRET", "secret": {
+                    "type": "REFERENCE", "reference": {"name": ref}}}
+                  for k, ref in sorted(command.secret_environment.items()))]},
+            "uris": [{"value": mask_uri(u.value), "executable": u.executable,
+                      "extract": u.extract, "cache": u.cache,
+                      **({"output_file": u.output_file} if u.output_file else {})}
+                     for u in command.uris]}
 
 
 def container_json(container: ContainerInfo) -> dict[str, Any]:

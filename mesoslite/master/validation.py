@@ -3,8 +3,9 @@
 Owns: :func:`check_offers` (every offer outstanding, this framework's, all
 on one agent, none repeated) and :func:`check_tasks` (per task: agent id,
 exactly one of command/executor, non-empty resources, a health check the
-executor can run, unique task id, cumulative resources within what the
-offers hold).  Both return verdicts
+executor can run, no field the agent would not honour (URIs the fetcher cannot
+take, :mod:`mesoslite.protocol.honoured`), unique task id, cumulative resources
+within what the offers hold).  Both return verdicts
 with messages that name the offending offer, task and field; the state
 turns them into TASK_DROPPED / TASK_ERROR updates and RunTask messages.
 """
@@ -18,6 +19,7 @@ import attrs
 from mesoslite.health.schedule import validate_health_check
 from mesoslite.master.records import OfferRecord
 from mesoslite.protocol import Operation, TaskInfo
+from mesoslite.protocol.honoured import unhonoured_field
 from mesoslite.resources import Resources
 
 #: The only operation this master performs.
@@ -99,6 +101,9 @@ def _shape_error(task: TaskInfo, agent_id: str) -> tuple[str, str]:
         problem = validate_health_check(task.health_check, f"task {tid}: health_check")
         if problem:
             return "health_check", problem
+    uris = unhonoured_field(task)
+    if uris is not None:
+        return uris[0], f"task {tid}: {uris[0]}: {uris[1]}"
     return "", ""
 
 

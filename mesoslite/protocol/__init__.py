@@ -72,6 +72,7 @@ from mesoslite.protocol.states import (
 from mesoslite.protocol.types import (
     AgentInfo,
     CommandInfo,
+    CommandURI,
     ContainerInfo,
     ContainerStatus,
     DiscoveryInfo,
@@ -112,6 +113,7 @@ __all__ = [
     "AgentRegistered",
     "AgentReregistered",
     "CommandInfo",
+    "CommandURI",
     "ContainerInfo",
     "ContainerStatus",
     "Deactivate",

@@ -107,14 +107,41 @@ class FrameworkInfo:
 
 
 @attrs.frozen
+class CommandURI:
+    """One URI the agent's fetcher puts into the sandbox before the task starts.
+
+    Mesos ``CommandInfo.URI``: ``value`` (http, https, file URI or absolute
+    path), ``executable`` (chmod +x), ``extract`` (unpack an archive into the
+    sandbox; default true, as in Mesos), ``cache`` (through the agent's fetcher
+    cache) and ``output_file`` (a sandbox-relative name instead of the URI's).
+    :mod:`mesoslite.protocol.uris` checks them.
+    """
+
+    value: str
+    executable: bool = False
+    extract: bool = True
+    cache: bool = False
+    output_file: str = ""
+
+
+@attrs.frozen
 class CommandInfo:
-    """What to run: a shell string (``shell=True``) or an argv (``value`` + ``arguments``)."""
+    """What to run: a shell string (``shell=True``) or an argv (``value`` + ``arguments``).
+
+    ``uris`` are fetched into the sandbox before the command starts.
+    ``secret_environment`` maps variable names to secret references (Mesos's
+    ``Environment.Variable`` of type SECRET with a ``reference``): the agent resolves
+    them from its secret store right before the task starts; values never travel in
+    the message and are never checkpointed.
+    """
 
     value: str = ""
     shell: bool = True
     arguments: tuple[str, ...] = ()
     environment: dict[str, str] = attrs.field(factory=dict)
     user: str = ""
+    uris: tuple[CommandURI, ...] = ()
+    secret_environment: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -274,7 +274,7 @@ async def _test_scheduler_calls_malformed_and_unsubscribed() -> None:
         fid = (await next_event(bad_launch, "SUBSCRIBED"))["subscribed"]["framework_id"]["value"]
         offer = (await next_event(bad_launch, "OFFERS"))["offers"]["offers"][0]
         task = task_info("u1", offer["agent_id"]["value"], "true")
-        task["command"]["uris"] = [{"value": "http://example.invalid/x"}]
+        task["command"]["uris"] = [{"value": "ftp://example.invalid/x"}]
         status, _h, data = await call(url, SCHED, {
             "type": "ACCEPT", "framework_id": {"value": fid}, "accept": {
                 "offer_ids": [offer["id"]], "operations": [
@@ -282,7 +282,7 @@ async def _test_scheduler_calls_malformed_and_unsubscribed() -> None:
             **{"Mesos-Stream-Id": bad_launch.stream_id})
         assert status == 400
         assert json.loads(data)["field"] == (
-            "accept.operations[0].launch.task_infos[0].command.uris")
+            "accept.operations[0].launch.task_infos[0].command.uris[0].value")
         await _launches_that_do_not_fit(url, fid, offer, bad_launch)
         tasks = (await op(url, {"type": "GET_TASKS"}))["get_tasks"]
         assert tasks["tasks"] == []  # nothing launched

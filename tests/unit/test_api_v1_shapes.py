@@ -16,7 +16,13 @@ from mesoslite.api.launch_check import check_launch
 from mesoslite.api.operator_view import feed_event
 from mesoslite.api.recordio import Decoder, RecordIOError, encode
 from mesoslite.api.scheduler_calls import Unsupported, event_json, parse_call
-from mesoslite.api.v1json import V1Error, ip_uint32, parse_framework_info, parse_task_info
+from mesoslite.api.v1json import (
+    V1Error,
+    command_json,
+    ip_uint32,
+    parse_framework_info,
+    parse_task_info,
+)
 from mesoslite.protocol import (
     Accept,
     Acknowledge,
@@ -180,9 +186,22 @@ def test_calls_we_do_not_serve_are_unsupported(body: dict[str, Any]) -> None:
 
 
 def test_task_fields_we_cannot_honour_are_refused() -> None:
-    """A task with a fetcher URI, two launch kinds, or no command is refused by name."""
-    with pytest.raises(V1Error, match="uris"):
+    """A task with a URI the fetcher cannot take, two launch kinds, or no command is refused
+    by name; a good URI is kept with Mesos's defaults."""
+    with pytest.raises(V1Error, match=r"t\.command\.uris\[0\]\.value"):
         parse_task_info({**_task(), "command": {"value": "x", "uris": [{"value": "u"}]}}, "t")
+    with pytest.raises(V1Error, match=r"t\.command\.uris\[0\]\.output_file"):
+        parse_task_info({**_task(), "command": {"value": "x", "uris": [
+            {"value": "http://h/a", "output_file": "../a"}]}}, "t")
+    with pytest.raises(V1Error, match=r"t\.command\.uris\[0\]\.sha"):
+        parse_task_info({**_task(), "command": {"value": "x", "uris": [
+            {"value": "http://h/a", "sha": "1"}]}}, "t")
+    kept = parse_task_info({**_task(), "command": {"value": "x", "uris": [
+        {"value": "https://h/a.tgz", "cache": True}]}}, "t")
+    assert kept.command is not None
+    uri = kept.command.uris[0]
+    assert (uri.value, uri.extract, uri.executable, uri.cache) == ("https://h/a.tgz", True,
+                                                                   False, True)
     with pytest.raises(V1Error, match="exactly one"):
         parse_task_info({**_task(), "command": None} | {"command": {}, "executor": {}}, "t")
     with pytest.raises(V1Error, match="discovery"):
@@ -334,3 +353,26 @@ def test_check_launch_counts_a_new_executor_once_and_names_the_field() -> None:
     with pytest.raises(V1Error) as refused:
         check_launch(two, two_agents, {"A", "B"}, set(), set())
     assert refused.value.field == "accept.offer_ids[1]"
+
+
+def test_secret_variables_are_references_read_and_shown_without_values() -> None:
+    """SECRET variables with a REFERENCE become secret_environment; VALUE secrets (their
+    value would travel in the clear) and keys are refused naming the field; rendering
+    shows the reference only."""
+    env = {"variables": [{"name": "A", "value": "1"}, {
+        "name": "DB", "type": "SECRET",
+        "secret": {"type": "REFERENCE", "reference": {"name": "/prod/db"}}}]}
+    task = parse_task_info({**_task(), "command": {"value": "x", "environment": env}}, "t")
+    assert task.command is not None
+    assert task.command.environment == {"A": "1"}
+    assert task.command.secret_environment == {"DB": "/prod/db"}
+    shown = command_json(task.command)["environment"]["variables"]
+    assert shown[1] == {"name": "DB", "type": "SECRET", "secret": {
+        "type": "REFERENCE", "reference": {"name": "/prod/db"}}}
+    for secret, field in (({"type": "VALUE", "value": {"data": "aGk="}}, "secret.type"),
+                          ({"type": "REFERENCE", "reference": {"name": "n", "key": "k"}},
+                           "secret.reference.key")):
+        bad = {"variables": [{"name": "DB", "type": "SECRET", "secret": secret}]}
+        with pytest.raises(V1Error) as caught:
+            parse_task_info({**_task(), "command": {"value": "x", "environment": bad}}, "t")
+        assert caught.value.field == f"t.command.environment.variables[0].{field}"

@@ -49,9 +49,7 @@ FULL_APP: dict[str, Any] = {
     "maxLaunchDelaySeconds": 600,
     "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/health", "portIndex": 0,
                       "gracePeriodSeconds": 30, "intervalSeconds": 5, "timeoutSeconds": 2,
-                      "maxConsecutiveFailures": 4, "delaySeconds": 1},
-                     {"protocol": "COMMAND", "command": {"value": "true"}},
-                     {"protocol": "TCP", "port": 8080}],
+                      "maxConsecutiveFailures": 4, "delaySeconds": 1}],
     "readinessChecks": [{"name": "ready", "portName": "http", "path": "/ready",
                          "intervalSeconds": 10, "timeoutSeconds": 3,
                          "httpStatusCodesForReady": [200, 204]}],
@@ -443,8 +441,23 @@ def test_render_health_checks_show_only_their_protocols_fields() -> None:
     """COMMAND checks show command and no port; HTTP checks show path and portIndex."""
     checks = render_app(parse_app(FULL_APP))["healthChecks"]
     assert checks[0]["path"] == "/health" and checks[0]["portIndex"] == 0
-    assert checks[1]["command"] == {"value": "true"} and "portIndex" not in checks[1]
-    assert checks[2]["port"] == 8080 and "path" not in checks[2]
+
+    def only(check: dict[str, Any]) -> dict[str, Any]:
+        [rendered] = render_app(parse_app({"id": "/a", "cmd": "x",
+                                           "healthChecks": [check]}))["healthChecks"]
+        return rendered
+
+    command = only({"protocol": "COMMAND", "command": {"value": "true"}})
+    assert command["command"] == {"value": "true"} and "portIndex" not in command
+    tcp = only({"protocol": "TCP", "port": 8080})
+    assert tcp["port"] == 8080 and "path" not in tcp
+
+
+def test_more_than_one_health_check_is_refused() -> None:
+    """The agent runs one health check per task (as Mesos): a second is refused, not ignored."""
+    details = details_of({"id": "/a", "cmd": "x", "healthChecks": [
+        {"protocol": "COMMAND", "command": {"value": "true"}}, {"protocol": "TCP"}]})
+    assert "/healthChecks" in details
 
 
 def test_version_is_normalised_to_milliseconds_z() -> None:

@@ -16,7 +16,7 @@ from mesoslite.agent.containerizer.docker_spec import (
 )
 from mesoslite.health.schedule import validate_health_check
 from mesoslite.master.validation import check_tasks
-from mesoslite.protocol import Operation, TaskInfo
+from mesoslite.protocol import CommandURI, Operation, TaskInfo
 from mesoslite.resources import Resources
 
 TASK_ID = "web.instance-0b1c._app.1"
@@ -57,6 +57,7 @@ def test_shell_app_environment_has_marathons_variables() -> None:
     assert task.command.value == "serve --port $PORT0"
     env = task.command.environment
     assert env["MODE"] == "prod" and "TOKEN" not in env
+    assert task.command.secret_environment == {"TOKEN": "/s/tok"}  # resolved by the agent
     assert (env["PORT0"], env["PORT1"], env["PORT"]) == ("31000", "31001", "31000")
     assert env["PORTS"] == "31000,31001"
     assert env["PORT_HTTP"] == "31000" and env["PORT_ADMIN-UI"] == "31001"
@@ -152,13 +153,12 @@ def test_user_network_mapping_without_host_port_takes_none() -> None:
 def test_health_checks_translate_with_port_index(
     check: dict[str, Any], kind: str, port: int, scheme: str | None
 ) -> None:
-    """The first app health check becomes the task's check on the indexed host port."""
+    """The app's health check becomes the task's check on the indexed host port."""
     app = parse_app({"id": "/h", "cmd": "x",
                      "portDefinitions": [{"port": 0}, {"port": 0}],
                      "healthChecks": [{**check, "gracePeriodSeconds": 12, "intervalSeconds": 3,
                                        "timeoutSeconds": 2, "maxConsecutiveFailures": 5,
-                                       "delaySeconds": 1},
-                                      {"protocol": "COMMAND", "command": {"value": "false"}}]})
+                                       "delaySeconds": 1}]})
     hc = build(app, (31000, 31001)).health_check
     assert hc is not None and hc.type == kind
     assert (hc.grace_period_seconds, hc.interval_seconds, hc.timeout_seconds) == (12, 3, 2)
@@ -212,3 +212,23 @@ def test_environment_helper_matches_the_task() -> None:
     task = build(app, (31000,))
     assert task.command is not None
     assert env == {**task.command.environment, "HOST": "h"}
+
+
+def test_fetch_becomes_the_commands_uris() -> None:
+    """fetch (and the deprecated uris, extracted by extension) become command.uris with
+    destPath as output_file; a Docker app's command carries them too."""
+    app = parse_app({"id": "/f", "cmd": "./run", "fetch": [
+        {"uri": "https://h/app.tgz", "cache": True},
+        {"uri": "http://h/tool", "executable": True, "extract": False, "destPath": "bin/t"}]})
+    task = build(app, (31000,)[:app.host_port_count])
+    assert task.command is not None
+    assert task.command.uris == (
+        CommandURI(value="https://h/app.tgz", executable=False, extract=True, cache=True),
+        CommandURI(value="http://h/tool", executable=True, extract=False, output_file="bin/t"))
+    legacy = parse_app({"id": "/l", "cmd": "x", "uris": ["http://h/a.tar.gz", "http://h/b.sh"]})
+    assert [(u.uri, u.extract) for u in legacy.fetch] == [("http://h/a.tar.gz", True),
+                                                         ("http://h/b.sh", False)]
+    docker = parse_app({"id": "/d", "container": {"docker": {"image": "busybox"}},
+                        "fetch": [{"uri": "http://h/c"}]})
+    built = build(docker, (31000,)[:docker.host_port_count])
+    assert built.command is not None and built.command.uris[0].value == "http://h/c"

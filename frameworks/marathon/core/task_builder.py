@@ -4,12 +4,16 @@ Owns: :func:`build_task_info` and the environment helpers
 (:func:`task_environment`, :func:`ports_environment`,
 :func:`labels_environment`), following Marathon's rules.  The command
 comes from ``cmd`` (shell) or ``args`` (argv); the environment carries the
-app's ``env`` (secret references left out) and Marathon's task variables
-(``PORT0…``, ``PORT``, ``PORTS``, ``PORT_<NAME>``, ``HOST``,
+app's plain ``env`` (a secret reference ``{"secret": name}`` becomes a
+``secret_environment`` entry naming the secret's ``source``, which the agent
+resolves from its secret store, so no value passes through here) and Marathon's task
+variables (``PORT0…``, ``PORT``, ``PORTS``, ``PORT_<NAME>``, ``HOST``,
 ``MARATHON_APP_*``, ``MESOS_TASK_ID``); a Docker container becomes a DOCKER
 ContainerInfo with the chosen host ports in its port mappings; the app's
 first health check becomes the task's Mesos-style health check (run on the
-agent); ``taskKillGracePeriodSeconds`` becomes the kill policy.
+agent); ``taskKillGracePeriodSeconds`` becomes the kill policy; ``fetch`` (and the
+deprecated ``uris``) become ``command.uris`` (``destPath`` → ``output_file``), which
+the agent's fetcher puts into the sandbox before the task starts.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import attrs
 from frameworks.marathon.core.model import App, AppHealthCheck
 from mesoslite.protocol.types import (
     CommandInfo,
+    CommandURI,
     ContainerInfo,
     DockerInfo,
     HealthCheck,
@@ -132,15 +137,33 @@ def task_environment(
     return env
 
 
+def _uris(app: App) -> tuple[CommandURI, ...]:
+    """The app's ``fetch`` as the URIs the agent's fetcher puts into the sandbox."""
+    return tuple(CommandURI(value=u.uri, executable=u.executable, extract=u.extract,
+                            cache=u.cache, output_file=u.dest_path or "") for u in app.fetch)
+
+
+def secret_environment(app: App) -> dict[str, str]:
+    """``env`` entries ``{"secret": name}`` → variable name → the secret's ``source``
+    (the reference the agent resolves from its secret store)."""
+    out: dict[str, str] = {}
+    for name, value in app.env.items():
+        if isinstance(value, dict) and isinstance(value.get("secret"), str):
+            spec = app.secrets.get(value["secret"])
+            if isinstance(spec, dict) and isinstance(spec.get("source"), str):
+                out[name] = spec["source"]
+    return out
+
+
 def _command(app: App, env: dict[str, str]) -> CommandInfo:
-    user = app.user or ""
+    base = CommandInfo(environment=env, user=app.user or "", uris=_uris(app),
+                       secret_environment=secret_environment(app))
     if app.cmd is not None:
-        return CommandInfo(value=app.cmd, shell=True, environment=env, user=user)
+        return attrs.evolve(base, value=app.cmd, shell=True)
     if app.args:
-        return CommandInfo(value=app.args[0], shell=False, arguments=tuple(app.args),
-                           environment=env, user=user) if not app.is_docker else CommandInfo(
-            value="", shell=False, arguments=tuple(app.args), environment=env, user=user)
-    return CommandInfo(value="", shell=False, environment=env, user=user)
+        value = "" if app.is_docker else app.args[0]
+        return attrs.evolve(base, value=value, shell=False, arguments=tuple(app.args))
+    return attrs.evolve(base, value="", shell=False)
 
 
 def _container(app: App, host_ports: tuple[int, ...]) -> ContainerInfo | None:

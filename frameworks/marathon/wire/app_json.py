@@ -59,6 +59,11 @@ _APP_FIELDS = frozenset({
     "taskKillGracePeriodSeconds", "secrets", "version", "versionInfo", "storeUrls",
     "residency", "ipAddress",
 })
+#: App properties Marathon defines that nothing here would act on: refused, naming why.
+_REFUSED = {
+    "residency": "resident apps need local persistent volumes, which are not supported",
+    "storeUrls": "storeUrls (Marathon's artifact store) is not supported; use fetch",
+}
 _MESSAGE = "Object is not valid"
 #: Marathon's int32 fields (instances, gpus) accept at most this.
 INT32_MAX = 2**31 - 1
@@ -210,7 +215,7 @@ def _command_and_resources(r: Reader, opt: _Optional, f: dict[str, Any]) -> None
         f[attr] = opt(key, getattr(d, attr), lambda v, p: r.number(v, p, minimum=0))
     f["gpus"] = opt("gpus", d.gpus,
                     lambda v, p: r.number(v, p, minimum=0, maximum=INT32_MAX, integer=True))
-    f["executor"] = opt("executor", d.executor, r.string)
+    f["executor"] = opt("executor", d.executor, lambda v, p: _executor(r, v, p))
     f["backoff_seconds"] = opt("backoffSeconds", d.backoff_seconds,
                                lambda v, p: r.number(v, p, minimum=0))
     f["backoff_factor"] = opt("backoffFactor", d.backoff_factor,
@@ -218,6 +223,29 @@ def _command_and_resources(r: Reader, opt: _Optional, f: dict[str, Any]) -> None
     f["max_launch_delay_seconds"] = opt("maxLaunchDelaySeconds", d.max_launch_delay_seconds,
                                         lambda v, p: r.number(v, p, minimum=0))
     f["require_ports"] = opt("requirePorts", False, r.boolean)
+
+
+def _refuse_secrets(r: Reader, f: dict[str, Any]) -> None:
+    """Secrets need a secret store, which this framework does not have: refused by name."""
+    if f["secrets"] not in (BAD, {}):
+        f["secrets"] = r.error("/secrets", "secrets are not supported (there is no secret "
+                                           "store); pass the value through env or a file "
+                                           "fetched with fetch")
+    if f["env"] is BAD:
+        return
+    for name, value in f["env"].items():
+        if isinstance(value, dict):
+            f["env"] = r.error(f"/env/{name}", "secret references are not supported (there "
+                                               "is no secret store)")
+
+
+def _executor(r: Reader, value: Any, path: str) -> Any:
+    """``executor``: "" or "//cmd" (the command executor); custom executors are refused."""
+    value = r.string(value, path)
+    if value is not BAD and value not in ("", "//cmd"):
+        return r.error(path, f"custom executors are not supported, got {show(value)}; leave "
+                             f"executor empty or \"//cmd\" (the command executor)")
+    return value
 
 
 def _placement_and_policies(r: Reader, opt: _Optional, obj: dict[str, Any],
@@ -245,8 +273,9 @@ def _placement_and_policies(r: Reader, opt: _Optional, obj: dict[str, Any],
     f["accepted_resource_roles"] = tuple(roles) if roles not in (None, BAD) and roles else (
         BAD if roles is BAD else None)
     f["role"] = opt("role", None, lambda v, p: r.string(v, p, min_len=1))
-    opt("storeUrls", None, r.str_list)
-    opt("residency", None, r.obj)
+    for key, why in _REFUSED.items():
+        if _get(obj, key) not in (MISSING, [], {}):  # empty: nothing to act on
+            r.error(f"/{key}", why)
     if _get(obj, "ipAddress") is not MISSING:
         r.error("/ipAddress", "ipAddress is not supported; use networks with mode container")
     f["version"] = opt("version", "", _version(r))
@@ -306,10 +335,8 @@ def _fetch(r: Reader, obj: dict[str, Any]) -> Any:
         uris = r.str_list(uris, "/uris")
         if uris is BAD:
             return BAD
-        empty = [i for i, u in enumerate(uris) if not u]
-        for i in empty:  # as fetch[].uri: a URI is never empty
-            r.error(f"/uris/{i}", "expected a non-empty URI, got ''")
-        return BAD if empty else tuple(FetchUri(uri=u) for u in uris)
+        out = [parts.legacy_uri(r, u, f"/uris/{i}") for i, u in enumerate(uris)]
+        return BAD if BAD in out else tuple(out)
     if fetch is MISSING:
         return ()
     out = r.items(fetch, "/fetch", lambda v, p: parts.fetch_uri(r, v, p))
@@ -426,6 +453,9 @@ def _cross_checks(r: Reader, f: dict[str, Any]) -> None:
             r.error(f"/healthChecks/{i}/portIndex",
                     f"port mapping {hc.port_index} has neither a hostPort nor a containerPort "
                     f"to probe")
+    if len(f["health_checks"]) > 1:
+        r.error("/healthChecks", f"at most one health check is supported (the agent runs it, "
+                                 f"as Mesos runs one per task), got {len(f['health_checks'])}")
     if len(f["readiness_checks"]) > 1:
         r.error("/readinessChecks", f"at most one readiness check is supported, "
                                     f"got {len(f['readiness_checks'])}")

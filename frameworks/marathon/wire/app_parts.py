@@ -34,6 +34,8 @@ from frameworks.marathon.wire.validation import (
     Reader,
     show,
 )
+from mesoslite.protocol import CommandURI
+from mesoslite.protocol.uris import check_uri, is_archive
 
 HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 HTTP_PROTOCOLS = ("HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS")
@@ -116,8 +118,10 @@ def port_mapping(reader: Reader, value: Any, path: str, bridge: bool) -> AppPort
         protocol, f"{path}/protocol", PORT_PROTOCOLS)
     name = _name(reader, _opt(value, "name"), f"{path}/name")
     labels = _labels(reader, _opt(value, "labels"), f"{path}/labels")
-    if _opt(value, "networkNames") is not MISSING:
-        reader.str_list(value["networkNames"], f"{path}/networkNames")
+    names = _opt(value, "networkNames")
+    if names is not MISSING and reader.str_list(names, f"{path}/networkNames") not in ([], BAD):
+        reader.error(f"{path}/networkNames", "per-network port mappings are not supported: "
+                                             "a mapping applies to the app's one network")
     if BAD in (container_port, host_port, service_port, protocol, name, labels):
         return BAD
     return AppPortMapping(container_port=container_port, host_port=host_port,
@@ -160,7 +164,14 @@ def volume(reader: Reader, value: Any, path: str) -> AppVolume | Any:
     if value is BAD:
         return BAD
     for key in value:
-        if key not in _VOLUME_KEYS:
+        if key == "secret":
+            reader.error(f"{path}/secret", "file-based secrets are not supported; reference "
+                                           "the secret from env instead")
+        elif key in ("persistent", "external"):
+            kind = "local persistent" if key == "persistent" else "external"
+            reader.error(f"{path}/{key}", f"{kind} volumes are not supported; only host "
+                                          f"path volumes (containerPath, hostPath, mode) exist")
+        elif key not in _VOLUME_KEYS:
             reader.error(f"{path}/{key}", f"unsupported volume property {key!r}; only host "
                                           f"path volumes (containerPath, hostPath, mode) exist")
     cpath = reader.string(value.get("containerPath", MISSING), f"{path}/containerPath",
@@ -187,7 +198,14 @@ def _docker_param(reader: Reader, value: Any, path: str) -> DockerParameter | An
 
 
 _DOCKER_KEYS = frozenset({"image", "forcePullImage", "privileged", "parameters", "network",
-                          "portMappings", "credential", "pullConfig"})
+                          "portMappings"})
+#: Docker properties Marathon defines that nothing here would act on, and why.
+_DOCKER_REFUSED = {
+    "credential": "registry credentials are not supported; log the agent's Docker daemon "
+                  "in to the registry instead",
+    "pullConfig": "registry credentials (pullConfig secrets) are not supported; log the "
+                  "agent's Docker daemon in to the registry instead",
+}
 
 
 def container(reader: Reader, value: Any, path: str) -> tuple[Any, Any, Any]:
@@ -200,8 +218,7 @@ def container(reader: Reader, value: Any, path: str) -> tuple[Any, Any, Any]:
     value = reader.obj(value, path)
     if value is BAD:
         return BAD, None, MISSING
-    _known(reader, value, path, frozenset({"type", "docker", "volumes", "portMappings",
-                                           "appc", "linuxInfo"}))
+    _known(reader, value, path, frozenset({"type", "docker", "volumes", "portMappings"}))
     ctype = _opt(value, "type")
     ctype = "DOCKER" if ctype is MISSING else reader.enum(ctype, f"{path}/type",
                                                           ("DOCKER", "MESOS"))
@@ -216,7 +233,11 @@ def container(reader: Reader, value: Any, path: str) -> tuple[Any, Any, Any]:
         raw = reader.obj(raw, f"{path}/docker")
     if raw is not MISSING and raw is not BAD:
         dpath = f"{path}/docker"
-        _known(reader, raw, dpath, _DOCKER_KEYS)
+        for key, why in _DOCKER_REFUSED.items():
+            if raw.get(key) is not None:
+                reader.error(f"{dpath}/{key}", why)
+        _known(reader, {k: v for k, v in raw.items() if k not in _DOCKER_REFUSED}, dpath,
+               _DOCKER_KEYS)
         image = reader.string(raw.get("image"), f"{dpath}/image", min_len=1) \
             if raw.get("image") is not None else reader.error(
                 f"{dpath}/image", "expected an image name, got nothing")
@@ -250,6 +271,10 @@ def container(reader: Reader, value: Any, path: str) -> tuple[Any, Any, Any]:
                                              "MESOS containerizer runs the command on the host; "
                                              "use type DOCKER")
         docker = BAD
+    if ctype == "MESOS" and volumes not in ((), BAD) and volumes:
+        volumes = reader.error(f"{path}/volumes", "volumes need a DOCKER container: the MESOS "
+                                                  "containerizer runs the command on the host "
+                                                  "and mounts nothing")
     if BAD in (ctype, volumes, docker):
         return BAD, legacy_network, legacy_mappings
     return (Container(type=ctype, docker=docker, volumes=tuple(volumes)),
@@ -289,8 +314,10 @@ def health_check(reader: Reader, value: Any, path: str) -> AppHealthCheck | Any:
     delay = num("delaySeconds", d.delay_seconds, minimum=0)
     ignore = _opt(value, "ignoreHttp1xx")
     ignore = False if ignore is MISSING else reader.boolean(ignore, f"{path}/ignoreHttp1xx")
-    if _opt(value, "ipProtocol") is not MISSING:
-        reader.enum(value["ipProtocol"], f"{path}/ipProtocol", ("IPv4", "IPv6"))
+    if _opt(value, "ipProtocol") is not MISSING and reader.enum(
+            value["ipProtocol"], f"{path}/ipProtocol", ("IPv4", "IPv6")) == "IPv6":
+        reader.error(f"{path}/ipProtocol", "IPv6 health checks are not supported; "
+                                           "checks probe the task's IPv4 address")
     port_index: Any = None
     port: Any = None
     hc_path: Any = None
@@ -395,7 +422,19 @@ def fetch_uri(reader: Reader, value: Any, path: str) -> FetchUri | Any:
     dest = None if dest is MISSING else reader.string(dest, f"{path}/destPath", min_len=1)
     if BAD in (uri, dest, *flags.values()):
         return BAD
+    problem = check_uri(CommandURI(value=uri, output_file=dest or ""))
+    if problem is not None:
+        where = "uri" if problem[0] == "value" else "destPath"
+        return reader.error(f"{path}/{where}", problem[1])
     return FetchUri(uri=uri, dest_path=dest, **flags)
+
+
+def legacy_uri(reader: Reader, value: str, path: str) -> FetchUri | Any:
+    """One deprecated ``uris`` string: extracted when it names an archive, as Marathon does."""
+    problem = check_uri(CommandURI(value=value))
+    if problem is not None:
+        return reader.error(path, problem[1])
+    return FetchUri(uri=value, extract=is_archive(value.split("?", 1)[0]))
 
 
 def upgrade_strategy(reader: Reader, value: Any, path: str) -> UpgradeStrategy | Any:

@@ -70,6 +70,7 @@ class DockerFlow(ExecutorFlow):
             task.info, framework_id=fw.id, executor_id=ex.executor_id,
             container_id=ex.container_id, sandbox=ex.directory,
             agent_endpoint=self.http_endpoint, host=self.config.effective_hostname,
+            secrets=task.secret_env,
         )
         out.append(RunDockerTask(self.agent_id or "", fw.id, ex.executor_id, ex.container_id,
                                  ex.directory, task.info, env))

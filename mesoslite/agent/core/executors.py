@@ -167,15 +167,18 @@ class ExecutorFlow(UpdateFlow):
 
     def _run_task(self, ex: AgentExecutor, task: AgentTask, peer: Peer) -> ToExecutor:
         fw = self.frameworks[ex.framework_id]
-        info = self._host_task(fw, ex, task.info) if ex.is_command else task.info
+        info = self._host_task(fw, ex, task.info, task.secret_env) if ex.is_command \
+            else task.info
         return ToExecutor(peer, RunTask(framework_info=fw.info, task=info))
 
-    def _host_task(self, fw: AgentFramework, ex: AgentExecutor, task: TaskInfo) -> TaskInfo:
-        """The task as the command host gets it: full environment, explicit kill policy."""
+    def _host_task(self, fw: AgentFramework, ex: AgentExecutor, task: TaskInfo,
+                   secrets: dict[str, str]) -> TaskInfo:
+        """The task as the command host gets it: full environment (its resolved secrets
+        included), explicit kill policy."""
         env = task_environment(
             task, framework_id=fw.id, executor_id=ex.executor_id, container_id=ex.container_id,
             sandbox=ex.directory, agent_endpoint=self.http_endpoint,
-            host=self.config.effective_hostname,
+            host=self.config.effective_hostname, secrets=secrets,
         )
         assert task.command is not None
         policy = task.kill_policy or KillPolicy(self.config.default_kill_grace_period)
@@ -188,9 +191,9 @@ class ExecutorFlow(UpdateFlow):
         executors = list(ent.executors.values()) if isinstance(ent, CommandHost) else [ent]
         for ex in executors:
             ex.state = ExecutorState.RUNNING
-            queued = list(ex.queued_tasks.values())
-            ex.queued_tasks.clear()
-            for task in queued:
+            queued = [t for t in ex.queued_tasks.values() if not t.fetching]
+            for task in queued:  # a task still fetching its URIs stays queued
+                del ex.queued_tasks[task.task_id]
                 ex.launched_tasks[task.task_id] = task
                 out.append(self._run_task(ex, task, ent.peer))
         return out

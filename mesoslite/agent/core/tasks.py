@@ -23,7 +23,8 @@ import logging
 
 import attrs
 
-from mesoslite.agent.core.docker import DockerFlow, is_docker
+from mesoslite.agent.core.docker import is_docker
+from mesoslite.agent.core.fetches import FetchFlow, uris_refusal
 from mesoslite.agent.effects import (
     Effect,
     ForgetAgent,
@@ -66,7 +67,7 @@ DOCKER_CUSTOM_EXECUTOR = (
 Refusal = tuple[TaskState, str, Reason | None]
 
 
-class TaskFlow(DockerFlow):
+class TaskFlow(FetchFlow):
     """Handlers of the master's messages (see the module docstring)."""
 
     # ------------------------------------------------------------ registration
@@ -128,10 +129,7 @@ class TaskFlow(DockerFlow):
         fw.task_index[task.task_id] = ex
         if fw.info.checkpoint:
             out.append(WriteTask(self.agent_id, fw.id, ex.executor_id, ex.container_id, task))
-        if ex.kind == "docker":
-            out += self.run_docker_task(fw, ex, record)
-        else:
-            out += self.deliver(ex, record)
+        out += self.start_task(fw, ex, record)  # after fetching its URIs, if it has any
         log.info("Launching task %s of framework %s with executor %s",
                  task.task_id, fw.id, ex.executor_id)
         return out
@@ -154,6 +152,9 @@ class TaskFlow(DockerFlow):
         if (task.command is None) == (task.executor is None):
             return (TaskState.TASK_ERROR, "task: expected exactly one of command and executor",
                     Reason.REASON_TASK_INVALID)
+        uris = uris_refusal(task)
+        if uris:
+            return TaskState.TASK_ERROR, uris, Reason.REASON_TASK_INVALID
         if is_docker(task) and task.executor is not None:
             return (TaskState.TASK_FAILED, DOCKER_CUSTOM_EXECUTOR,
                     Reason.REASON_CONTAINER_LAUNCH_FAILED)
@@ -220,7 +221,8 @@ class TaskFlow(DockerFlow):
         if msg.task_id in ex.queued_tasks:
             log.info("Killing task %s of framework %s before it reached its executor",
                      msg.task_id, fw.id)
-            out = self.accept_update(self.agent_update(
+            out = self.cancel_fetch(fw.id, task)
+            out += self.accept_update(self.agent_update(
                 fw.id, msg.task_id, TaskState.TASK_KILLED,
                 "killed before it was delivered to its executor",
                 Reason.REASON_TASK_KILLED_DURING_LAUNCH, ex.executor_id), ex)
