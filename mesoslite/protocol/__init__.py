@@ -4,6 +4,16 @@ Public names are re-exported here: message classes, the value types they
 carry, :func:`encode`/:func:`decode`, :class:`DecodeError`, :class:`TaskState`.
 """
 
+from mesoslite.protocol.authn import (
+    Authenticate,
+    AuthenticationCompleted,
+    AuthenticationFailed,
+    AuthenticationResponse,
+    AuthenticationStep,
+    ClientAuthn,
+    Credential,
+    parse_credential,
+)
 from mesoslite.protocol.codec import (
     MAX_MESSAGE_SIZE,
     PROTOCOL_VERSION,
@@ -102,6 +112,14 @@ from mesoslite.protocol.types import (
 )
 
 __all__ = [
+    "Authenticate",
+    "AuthenticationCompleted",
+    "AuthenticationFailed",
+    "AuthenticationResponse",
+    "AuthenticationStep",
+    "ClientAuthn",
+    "Credential",
+    "parse_credential",
     "MAX_MESSAGE_SIZE",
     "MESSAGE_TYPES",
     "PROTOCOL_VERSION",
