@@ -40,7 +40,15 @@ from mesoslite.protocol import (
     Error,
     FrameworkInfo,
 )
-from mesoslite.protocol.authn import MECHANISM, NONCE_BYTES, ROLES, client_digest, master_proof
+from mesoslite.protocol.authn import (
+    MECHANISM,
+    NONCE_BYTES,
+    NOT_AUTHENTICATED,
+    ROLES,
+    UNAUTHENTICATED,
+    client_digest,
+    master_proof,
+)
 
 if TYPE_CHECKING:
     from mesoslite.master.core import StateCore
@@ -161,7 +169,7 @@ def check_subscribe(state: StateCore, peer: bytes, info: FrameworkInfo) -> list[
     principal = state.authn.principal_of(peer, "framework")
     why = ""
     if principal is None and state.config.authenticate_frameworks:
-        why = ("framework is not authenticated: this master requires framework "
+        why = (f"{NOT_AUTHENTICATED}: this master requires framework "
                "authentication (--authenticate_frameworks); give the scheduler a credential")
     elif principal is not None and info.principal != principal:
         why = (f"framework_info.principal {info.principal!r} does not match the "
@@ -207,7 +215,7 @@ def check_agent(state: StateCore, peer: bytes, msg: Any, agent_id: str) -> list[
         return []
     state.counters["authentication_refusals"] += 1
     return state.refuse(peer, msg, why, "agent_info.id" if agent_id else "principal",
-                        "UNAUTHENTICATED")
+                        UNAUTHENTICATED)
 
 
 def bind_agent(state: StateCore, peer: bytes, agent_id: str, token: str) -> None:

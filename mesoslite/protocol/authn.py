@@ -38,6 +38,11 @@ from mesoslite.protocol.messages import message
 MECHANISM = "HMAC-SHA256"
 #: Length of each side's nonce in bytes.
 NONCE_BYTES = 32
+#: How the master's refusal of an unauthenticated Subscribe begins (a driver holding a
+#: credential authenticates again when it sees it: the master forgot the connection).
+NOT_AUTHENTICATED = "framework is not authenticated"
+#: The ProtocolError code of an agent registration refused for its identity.
+UNAUTHENTICATED = "UNAUTHENTICATED"
 #: The roles a principal authenticates as (mixed into the digest: a proof for one is
 #: worthless for the other).
 ROLES = ("framework", "agent")

@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import getpass
 import logging
+import os
 import random
 import signal
 import threading
@@ -32,6 +33,11 @@ import attrs
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.protocol import (
     Acknowledge,
+    AuthenticationCompleted,
+    AuthenticationFailed,
+    AuthenticationStep,
+    ClientAuthn,
+    Credential,
     Deactivate,
     Error,
     ExecutorToFrameworkMessage,
@@ -48,6 +54,7 @@ from mesoslite.protocol import (
     Teardown,
     Update,
 )
+from mesoslite.protocol.authn import NOT_AUTHENTICATED
 from mesoslite.scheduler.calls import DriverCalls
 from mesoslite.scheduler.detector import MasterDetector, StaticMasterDetector, detector_for
 from mesoslite.scheduler.scheduler import Scheduler
@@ -93,6 +100,7 @@ class SchedulerDriver(DriverCalls):
         clock: Clock | None = None,
         curve: CurveClientKeys | None = None,
         rng: random.Random | None = None,
+        credential: Credential | None = None,
     ) -> None:
         """Prepare a driver; nothing happens until :meth:`start`/:meth:`run`.
 
@@ -104,8 +112,11 @@ class SchedulerDriver(DriverCalls):
         against (loop timers are armed from it, so a fake clock suits
         :class:`~mesoslite.scheduler.session.Session` tests, not a running
         driver); ``curve`` enables CURVE encryption to the master; ``rng``
-        seeds the backoff jitter.  Raises TypeError/ValueError naming a bad
-        ``framework_info``, ``master`` or backoff value.
+        seeds the backoff jitter.  ``credential`` (Mesos's ``Credential``): the
+        driver authenticates its principal (challenge-response, the secret never
+        sent) on every new connection before it subscribes; ``framework_info.principal``
+        defaults to it.  Raises TypeError/ValueError naming a bad
+        ``framework_info``, ``master``, ``credential`` or backoff value.
         """
         if not isinstance(framework_info, FrameworkInfo):
             raise TypeError(
@@ -115,6 +126,16 @@ class SchedulerDriver(DriverCalls):
         if not framework_info.user:
             # As the Mesos driver does: an empty user means the current user.
             framework_info = attrs.evolve(framework_info, user=_current_user())
+        if credential is not None:
+            if not framework_info.principal:
+                framework_info = attrs.evolve(framework_info, principal=credential.principal)
+            elif framework_info.principal != credential.principal:
+                raise ValueError(f"framework_info.principal {framework_info.principal!r} is "
+                                 f"not the credential's principal {credential.principal!r}")
+        self._credential = credential
+        self._authn: ClientAuthn | None = None
+        #: The connection (routing id) the master accepted our credential on.
+        self._authenticated_on = b""
         self._framework_info = framework_info
         self._detector = detector_for(master)
         self._implicit = bool(implicit_acknowledgements)
@@ -152,6 +173,9 @@ class SchedulerDriver(DriverCalls):
             Error: self._on_error,
             ProtocolError: self._on_protocol_error,
             LeaderRedirect: self._on_leader_redirect,
+            AuthenticationStep: self._on_authentication_step,
+            AuthenticationCompleted: self._on_authentication_completed,
+            AuthenticationFailed: self._on_authentication_failed,
         }
 
     # ------------------------------------------------------------ properties
@@ -508,11 +532,12 @@ class SchedulerDriver(DriverCalls):
             return
         framework_id = self._session.framework_id
         if action is Action.SUBSCRIBE:
-            info = attrs.evolve(self._framework_info, id=framework_id)
-            level = logging.INFO if self._session.attempts <= 1 else logging.DEBUG
-            log.log(level, "subscribing to %s as %r (attempt %d)",
-                    self._endpoint, framework_id or "(new)", self._session.attempts)
-            client.send(Subscribe(framework_info=info))
+            if self._credential is not None and self._authenticated_on != client.identity:
+                # Authenticate this connection first; Subscribe follows its completion.
+                self._authn = ClientAuthn(self._credential, "framework", os.urandom(32))
+                client.send(self._authn.start())
+                return
+            self._send_subscribe(client)
         elif action is Action.HEARTBEAT:
             client.send(Heartbeat(sender_id=framework_id))
         elif action is Action.MASTER_SILENT:
@@ -521,6 +546,46 @@ class SchedulerDriver(DriverCalls):
             if self._endpoint is not None:
                 client.connect(self._endpoint)  # a fresh socket and identity
             self._callback("disconnected")
+
+    def _send_subscribe(self, client: DealerClient) -> None:
+        framework_id = self._session.framework_id
+        info = attrs.evolve(self._framework_info, id=framework_id)
+        level = logging.INFO if self._session.attempts <= 1 else logging.DEBUG
+        log.log(level, "subscribing to %s as %r (attempt %d)",
+                self._endpoint, framework_id or "(new)", self._session.attempts)
+        client.send(Subscribe(framework_info=info))
+
+    def _on_authentication_step(self, msg: AuthenticationStep) -> None:
+        if self._authn is not None and self._client is not None:
+            self._client.send(self._authn.on_step(msg))
+
+    def _on_authentication_completed(self, msg: AuthenticationCompleted) -> None:
+        authn, client = self._authn, self._client
+        if authn is None or client is None:
+            return
+        self._authn = None
+        if not authn.on_completed(msg):
+            self._fail_authentication("the master did not prove it knows the credential's "
+                                      "secret (a master with other credentials, or a fake)")
+            return
+        log.info("framework %r: authenticated as principal %r", self._framework_info.name,
+                 msg.principal)
+        self._authenticated_on = client.identity
+        if not self._session.is_subscribed:
+            self._send_subscribe(client)
+
+    def _on_authentication_failed(self, msg: AuthenticationFailed) -> None:
+        self._authn = None
+        self._fail_authentication(f"master refused authentication: {msg.message}")
+
+    def _fail_authentication(self, why: str) -> None:
+        """Authentication failed for good (Mesos: the driver aborts): error(), then abort."""
+        log.error("framework %r: %s", self._framework_info.name, why)
+        self._abort_now()
+        try:
+            self._scheduler.error(self, why)
+        except Exception:
+            log.exception("scheduler callback error raised")
 
     async def _detect_loop(self) -> None:
         current: str | None = None
@@ -564,7 +629,8 @@ class SchedulerDriver(DriverCalls):
             log.warning("ignoring unexpected %s from the master", type(msg).__name__)
             return
         if not self._session.is_subscribed and not isinstance(
-            msg, (Subscribed, Heartbeat, Error, ProtocolError, LeaderRedirect)
+            msg, (Subscribed, Heartbeat, Error, ProtocolError, LeaderRedirect,
+                  AuthenticationStep, AuthenticationCompleted, AuthenticationFailed)
         ):
             log.debug("ignoring %s: not subscribed", type(msg).__name__)
             return
@@ -632,6 +698,14 @@ class SchedulerDriver(DriverCalls):
             self._callback("agent_lost", msg.agent_id)
 
     def _on_error(self, msg: Error) -> None:
+        if self._credential is not None and msg.message.startswith(NOT_AUTHENTICATED):
+            # A master that does not know this connection (it restarted, or failed over
+            # on the same address): authenticate again rather than give up.
+            log.warning("framework %s: master does not know our authentication; "
+                        "authenticating again", self.framework_id)
+            self._authenticated_on = b""
+            self._wake_timers()
+            return
         log.error("framework %s: error from master: %s", self.framework_id, msg.message)
         self._abort_now()
         try:
