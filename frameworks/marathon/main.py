@@ -38,6 +38,7 @@ from mesoslite.httpguard.policy import AuthPolicy, CredentialsError, parse_user_
 from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 from mesoslite.protocol import FrameworkInfo
 from mesoslite.scheduler import SchedulerDriver
+from mesoslite.scheduler.auth import link_options
 
 log = logging.getLogger("mesoslite.marathon")
 
@@ -149,7 +150,11 @@ class MarathonProcess:
             id=service.framework_id or "", roles=(cfg.mesos_role,),
             failover_timeout=cfg.failover_timeout, checkpoint=True,
             capabilities=CAPABILITIES, hostname=cfg.advertised_host, webui_url=self.url)
-        driver = SchedulerDriver(scheduling, info, cfg.master)
+        driver = SchedulerDriver(scheduling, info, cfg.master, **link_options(
+            principal=cfg.mesos_authentication_principal,
+            secret_file=cfg.mesos_authentication_secret_file,
+            curve_secret_file=cfg.curve_secret_file,
+            master_public_key_file=cfg.master_public_key_file))
         self.scheduling, self.driver = scheduling, driver
         await driver.start_async()
         scheduling.start(driver)

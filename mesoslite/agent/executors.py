@@ -164,11 +164,15 @@ class ExecutorManager:
         """
         if self.secrets is not None and not self._token_ok(peer, msg):
             self.token_refusals += 1
+            registering = isinstance(msg, (RegisterExecutor, ReregisterExecutor))
+            # A registration with a wrong token is final (INVALID); anything else from a
+            # connection that did not register asks the executor to re-register.
+            why = ("executor authentication failed: wrong or missing " if registering else
+                   "executor connection not authenticated: (re)register with the container's ")
             if self._server is not None:
                 self._server.send(peer, ProtocolError(
-                    message="executor authentication failed: (re)register with the "
-                            f"container's {TOKEN_ENV}", field="token",
-                    in_reply_to=type(msg).__name__, code="NOT_REGISTERED"))
+                    message=why + TOKEN_ENV, field="token", in_reply_to=type(msg).__name__,
+                    code="INVALID" if registering else "NOT_REGISTERED"))
             return
         self.on_message(peer, msg)
 
@@ -189,6 +193,11 @@ class ExecutorManager:
         log.warning("Refused %s from executor peer %s: the connection did not register "
                     "with an executor token", type(msg).__name__, peer.hex()[:16])
         return False
+
+    @property
+    def authenticate_http_executors(self) -> bool:
+        """``--authenticate_http_executors``: v1 executors send their token as a bearer."""
+        return self._cfg.authenticate_http_executors
 
     def check_token(self, container_id: str, token: str) -> bool:
         """True when ``token`` is the executor token of ``container_id`` (v1 HTTP executors)."""

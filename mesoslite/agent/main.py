@@ -30,9 +30,9 @@ from mesoslite.agent.containerizer.process import ProcessContainerizer
 from mesoslite.agent.core import AgentState
 from mesoslite.agent.docker_tasks import DockerTasks
 from mesoslite.agent.effects import Effect
+from mesoslite.agent.executor_tokens import AgentSecrets
 from mesoslite.agent.executors import ExecutorManager
 from mesoslite.agent.http import bind_http, start_http_server
-from mesoslite.agent.executor_tokens import AgentSecrets
 from mesoslite.agent.master_link import MasterLink, master_endpoint, read_credential
 from mesoslite.agent.records import AgentFramework, AgentMetrics
 from mesoslite.agent.recovery import Recovery, previous_executor_endpoint
