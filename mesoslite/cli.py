@@ -287,8 +287,17 @@ def _cmd_local(args: argparse.Namespace) -> int:
     if args.agents < 1:
         raise FlagError("--agents", f"expected at least 1 agent, got {args.agents}")
     auth, marathon_options = _local_auth(args.credentials)
+    agent_auth, secure = auth, None
+    if args.secure:
+        from mesoslite.local import secure_setup
+
+        if args.credentials:
+            raise FlagError("--secure", "makes its own credentials; drop --credentials")
+        secure = secure_setup(args.work_dir)
+        auth, agent_auth = secure.master_options, secure.agent_options
+        marathon_options = secure.marathon_options
     cluster = LocalCluster(
-        master_options=auth, agent_options=auth, marathon_options=marathon_options,
+        master_options=auth, agent_options=agent_auth, marathon_options=marathon_options,
         agents=args.agents,
         ip=args.ip,
         http_port=args.port,
@@ -304,6 +313,8 @@ def _cmd_local(args: argparse.Namespace) -> int:
     async def start() -> None:
         await cluster.start()
         print(cluster.describe(), flush=True)
+        if secure is not None:
+            print(secure.describe(), flush=True)
 
     asyncio.run(_serve_until_signalled(start, cluster.stop))
     return 0
@@ -387,7 +398,11 @@ def _cmd_dns(args: argparse.Namespace) -> int:
 def _cmd_keygen(args: argparse.Namespace) -> int:
     from mesoslite.transport import generate_keys
 
-    public, secret = generate_keys(args.dir, args.name)
+    old = os.umask(0o077)  # the secret file is never readable by others, even briefly
+    try:
+        public, secret = generate_keys(args.dir_pos or args.dir, args.name_pos or args.name)
+    finally:
+        os.umask(old)
     print(f"public key: {public}\nsecret key: {secret} (mode 0600; never share it)")
     return 0
 
@@ -427,6 +442,12 @@ def _add_local_parser(sub: Any) -> None:
                    help="Mesos credentials JSON file: every HTTP API (master, agents, "
                         "framework) then requires HTTP Basic with one of its principals "
                         "(env MESOSLITE_CREDENTIALS)")
+    p.add_argument("--secure", action="store_true",
+                   default=env("MESOSLITE_SECURE", "") in ("1", "true"),
+                   help="turn on CURVE on the master's ZeroMQ port, framework and agent "
+                        "authentication and HTTP authentication, with credentials and keys "
+                        "made (or reused) in WORK_DIR/secure under umask 077 "
+                        "(env MESOSLITE_SECURE)")
     p.add_argument("--dns_port", "--dns-port", type=int,
                    default=int(env("MESOSLITE_DNS_PORT", "8053")),
                    help="port of the DNS server for the cluster's tasks, UDP and TCP "
@@ -489,6 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_dns)
 
     p = sub.add_parser("keygen", help="make a CURVE key pair for encrypted, authenticated links")
+    p.add_argument("dir_pos", nargs="?", metavar="DIR", default="",
+                   help="directory to write the key files into (or --dir)")
+    p.add_argument("name_pos", nargs="?", metavar="NAME", default="",
+                   help="base name of the key files (or --name): NAME.key is the public "
+                        "key, NAME.key_secret the secret one")
     p.add_argument("--dir", default=".", help="directory to write the key files into")
     p.add_argument("--name", default="mesoslite", help="base name of the key files")
     p.set_defaults(func=_cmd_keygen)

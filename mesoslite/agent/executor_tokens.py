@@ -23,7 +23,7 @@ import hmac
 import os
 
 #: The environment variable an executor finds its token in (Mesos's name).
-TOKEN_ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
+TOKEN_ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"  # noqa: S105 - a variable name
 KEY_BYTES = 32
 
 
