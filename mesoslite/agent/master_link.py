@@ -59,6 +59,10 @@ def read_credential(path: str) -> Credential:
     return parse_credential(text, f"--credential {path}")
 
 
+#: Seconds an authentication exchange may take before a retry starts a new one.
+AUTHENTICATION_TIMEOUT = 5.0
+
+
 class MasterLink:
     """Connection to the master plus the registration and ping-liveness loops."""
 
@@ -96,6 +100,8 @@ class MasterLink:
         #: ``--credential``: authenticate this principal before registering (None: don't).
         self.credential: Credential | None = None
         self._authn: ClientAuthn | None = None
+        self._authn_started = 0.0
+        self._authn_on = b""
         self._authenticated_on = b""
         self.authentication_failures = 0
 
@@ -245,8 +251,14 @@ class MasterLink:
         client = self._client
         if self.credential is not None and client is not None \
                 and self._authenticated_on != client.identity:
-            self._authn = ClientAuthn(self.credential, "agent", os.urandom(32))
-            self.send(self._authn.start())
+            # A retry does not cut an exchange in progress short (unless it is stale).
+            now = self._clock.monotonic()
+            if self._authn is None or self._authn_on != client.identity \
+                    or now - self._authn_started > AUTHENTICATION_TIMEOUT:
+                self._authn = ClientAuthn(self.credential, "agent", os.urandom(32))
+                self._authn_started = now
+                self._authn_on = client.identity
+                self.send(self._authn.start())
             return
         self.send(self._registration())
 

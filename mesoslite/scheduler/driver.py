@@ -66,6 +66,8 @@ log = logging.getLogger("mesoslite.scheduler")
 
 #: How long stop() waits for the master to confirm it received the last message.
 STOP_FLUSH_TIMEOUT = 1.0  # seconds the last Teardown/Deactivate may linger
+#: Seconds an authentication exchange may take before a retry starts a new one.
+AUTHENTICATION_TIMEOUT = 5.0
 #: How long a blocking stop() from another thread waits for the driver's loop.
 STOP_WAIT_TIMEOUT = 10.0
 
@@ -134,6 +136,8 @@ class SchedulerDriver(DriverCalls):
                                  f"not the credential's principal {credential.principal!r}")
         self._credential = credential
         self._authn: ClientAuthn | None = None
+        self._authn_started = 0.0
+        self._authn_on = b""
         #: The connection (routing id) the master accepted our credential on.
         self._authenticated_on = b""
         self._framework_info = framework_info
@@ -534,8 +538,15 @@ class SchedulerDriver(DriverCalls):
         if action is Action.SUBSCRIBE:
             if self._credential is not None and self._authenticated_on != client.identity:
                 # Authenticate this connection first; Subscribe follows its completion.
-                self._authn = ClientAuthn(self._credential, "framework", os.urandom(32))
-                client.send(self._authn.start())
+                # A retry does not cut an exchange in progress short (its answer would
+                # no longer match), unless that one is older than AUTHENTICATION_TIMEOUT.
+                now = self._clock.monotonic()
+                if self._authn is None or self._authn_on != client.identity \
+                        or now - self._authn_started > AUTHENTICATION_TIMEOUT:
+                    self._authn = ClientAuthn(self._credential, "framework", os.urandom(32))
+                    self._authn_started = now
+                    self._authn_on = client.identity
+                    client.send(self._authn.start())
                 return
             self._send_subscribe(client)
         elif action is Action.HEARTBEAT:
