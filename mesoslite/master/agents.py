@@ -79,7 +79,7 @@ class AgentHandlers(StateCore):
         self.agents[agent_id] = agent
         self.agent_peers[peer] = agent_id
         self.allocator.add_agent(agent_id, info.resources)
-        record(self.journal, AgentAdmitted(info, now))
+        record(self.journal, AgentAdmitted(info, now, self.agent_identities.get(agent_id, "")))
         self.emit("AGENT_ADDED", agent)
         self.request_allocation([agent_id])
         log.info("agent %s registered from %s:%d with %s",
@@ -136,7 +136,8 @@ class AgentHandlers(StateCore):
             agent.pong_pending = False
         self.agent_peers[peer] = agent_id
         self.recovered_agents.pop(agent_id, None)
-        record(self.journal, AgentAdmitted(info, agent.registered_time))
+        record(self.journal, AgentAdmitted(info, agent.registered_time,
+                                           self.agent_identities.get(agent_id, "")))
         sends += self._reconcile_agent_tasks(agent, msg.tasks, msg.frameworks)
         for snapshot in msg.executors:
             framework = self.frameworks.get(snapshot.framework_id)

@@ -47,6 +47,8 @@ class RecoveredAgent:
 
     info: AgentInfo
     registered_time: float
+    #: The identity its id is bound to ("": none recorded; the next to re-register binds it).
+    identity: str = ""
 
 
 @attrs.frozen
@@ -91,6 +93,8 @@ def restore(state: MasterState, snapshot: RegistrySnapshot) -> dict[str, float]:
         deadlines[framework_id] = now + presumed_alive + stored.info.failover_timeout
     for agent_id, agent in snapshot.agents.items():
         state.recovered_agents[agent_id] = agent.info
+        if agent.identity:
+            state.agent_identities[agent_id] = agent.identity
     log.info("recovered from the registry: %d agents expected back, %d unreachable, "
              "%d frameworks (%d torn down), %d weights", len(snapshot.agents),
              len(snapshot.unreachable), len(deadlines), len(snapshot.frameworks) - len(deadlines),

@@ -217,3 +217,29 @@ def test_client_rejects_a_master_without_the_secret() -> None:
     client.start()
     client.on_step(AuthenticationStep(server_nonce=b"s" * 32))
     assert not client.on_completed(AuthenticationCompleted("ops", proof=b"\x00" * 32))
+
+
+def test_agent_binding_survives_a_master_failover_through_the_registry() -> None:
+    """The binding is journaled, stored, and restored by the next leader: a fake agent is
+    refused there too, the real one comes back."""
+    from mesoslite.coordination.registry_state import RegistryState
+    from mesoslite.master.recovery import Recovery
+    from mesoslite.master.registry_sync import RegistrySync, snapshot_from
+
+    h = Harness()
+    h.state.journal = []
+    [sent] = h.handle(peer("a"), RegisterAgent(agent_info(), agent_token="secret-token"))
+    agent_id = sent.message.agent_id
+    sync = RegistrySync(RegistryState())
+    sync.ops_for(h.state.journal)
+    stored = RegistryState.decode(sync.mirror.encode("json"), "json")
+    assert stored.agents[agent_id].identity == h.state.agent_identities[agent_id]
+    assert "secret-token" not in sync.mirror.encode("json").decode()
+
+    new = Harness()
+    Recovery(new.state, snapshot_from(stored))
+    [refusal] = new.handle(peer("fake"), ReregisterAgent(agent_info(agent_id, 1000)))
+    assert refusal.message.code == "UNAUTHENTICATED"
+    sends = new.handle(peer("a2"), ReregisterAgent(agent_info(agent_id),
+                                                   agent_token="secret-token"))
+    assert sends[-1].message.agent_id == agent_id and agent_id in new.state.agents
