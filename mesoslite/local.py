@@ -352,10 +352,10 @@ class SecureSetup:
         """Where the secrets are, and how a client of the cluster uses them."""
         d = self.directory
         return "\n".join([
-            f"secure: credentials {self.credentials} (principals operator, marathon, agent, "
-            "client); CURVE keys in " + str(d / "keys"),
-            f"  frameworks: principal 'client' (secret in {d / 'client.secret'}), CURVE "
-            f"{d / 'keys' / 'client.key_secret'} and master key {d / 'keys' / 'master.key'}",
+            (f"secure: credentials {self.credentials} (principals operator, marathon, agent, "
+             f"client); CURVE keys in {d / 'keys'}"),
+            (f"  frameworks: principal 'client' (secret in {d / 'client.secret'}), CURVE "
+             f"{d / 'keys' / 'client.key_secret'} and master key {d / 'keys' / 'master.key'}"),
             f"  HTTP: MESOSLITE_PRINCIPAL=operator MESOSLITE_SECRET_FILE={d / 'operator.secret'}",
         ])
 

@@ -25,12 +25,13 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
 from mesoslite.clock import Clock
-from mesoslite.master.records import Send, to_peer
+from mesoslite.master.config import MasterConfig
+from mesoslite.master.records import FrameworkRecord, Send, to_peer
 from mesoslite.protocol import (
     Authenticate,
     AuthenticationCompleted,
@@ -49,9 +50,6 @@ from mesoslite.protocol.authn import (
     client_digest,
     master_proof,
 )
-
-if TYPE_CHECKING:
-    from mesoslite.master.core import StateCore
 
 log = logging.getLogger("mesoslite.master")
 
@@ -154,6 +152,21 @@ class Authenticator:
     def principal_of(self, peer: bytes, role: str) -> str | None:
         """The principal ``peer`` proved as ``role``, or None."""
         return self._sessions.get((peer, role))
+
+
+class StateCore(Protocol):
+    """What the checks read of the master's state (:class:`mesoslite.master.core.StateCore`)."""
+
+    authn: Authenticator
+    config: MasterConfig
+    frameworks: dict[str, FrameworkRecord]
+    agent_identities: dict[str, str]
+    counters: Any
+
+    def refuse(self, peer: bytes, msg: Any, message: str, field: str = "",
+               code: str = "INVALID") -> list[Send]:
+        """Count, log and answer a refusal."""
+        ...
 
 
 def token_digest(token: str) -> str:

