@@ -114,10 +114,9 @@ class SchedulerDriver(DriverCalls):
         against (loop timers are armed from it, so a fake clock suits
         :class:`~mesoslite.scheduler.session.Session` tests, not a running
         driver); ``curve`` enables CURVE encryption to the master; ``rng``
-        seeds the backoff jitter.  ``credential`` (Mesos's ``Credential``): the
-        driver authenticates its principal (challenge-response, the secret never
-        sent) on every new connection before it subscribes; ``framework_info.principal``
-        defaults to it.  Raises TypeError/ValueError naming a bad
+        seeds the backoff jitter.  With ``credential`` the driver authenticates its
+        principal (the default ``framework_info.principal``) on every new connection
+        before it subscribes.  Raises TypeError/ValueError naming a bad
         ``framework_info``, ``master``, ``credential`` or backoff value.
         """
         if not isinstance(framework_info, FrameworkInfo):
@@ -129,12 +128,7 @@ class SchedulerDriver(DriverCalls):
             # As the Mesos driver does: an empty user means the current user.
             framework_info = attrs.evolve(framework_info, user=_current_user())
         framework_info = _with_principal(framework_info, credential)
-        self._credential = credential
-        self._authn: ClientAuthn | None = None
-        self._authn_started = 0.0
-        self._authn_on = b""
-        #: The connection (routing id) the master accepted our credential on.
-        self._authenticated_on = b""
+        self._init_authentication(credential)
         self._framework_info = framework_info
         self._detector = detector_for(master)
         self._implicit = bool(implicit_acknowledgements)
@@ -176,6 +170,15 @@ class SchedulerDriver(DriverCalls):
             AuthenticationCompleted: self._on_authentication_completed,
             AuthenticationFailed: self._on_authentication_failed,
         }
+
+    def _init_authentication(self, credential: Credential | None) -> None:
+        self._credential = credential
+        #: The exchange in progress, when it started, and on which connection.
+        self._authn: ClientAuthn | None = None
+        self._authn_started = 0.0
+        self._authn_on = b""
+        #: The connection (routing id) the master accepted our credential on.
+        self._authenticated_on = b""
 
     # ------------------------------------------------------------ properties
 
