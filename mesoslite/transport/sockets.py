@@ -15,6 +15,11 @@ a few; order per peer is kept.  A message that cannot be routed when the
 batch leaves (an unknown or departed ROUTER peer) is counted in
 ``stats["dropped"]``.
 
+A DEALER's routing id is 24 random bytes, new with every socket
+(:data:`ROUTING_ID_BYTES`): ZeroMQ's own ids are sequential, and a ROUTER hands an id
+over to the newest connection claiming it, so a guessable id would let a peer take
+another's connection (and the principal authenticated on it) over.
+
 Thread-safety: none.  Create, use and close both classes on the event loop's
 thread only.
 

@@ -324,3 +324,60 @@ def test_secure_local_cluster_runs_a_task_over_curve(tmp_path: Path) -> None:
         if driver is not None:
             driver.stop()
         proc.stop()
+
+
+V1_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "v1_executor.py"
+
+
+def test_http_executor_calls_need_the_executor_token(tmp_path: Path) -> None:
+    """``--authenticate_http_executors``: the v1 executor (bearer token from its environment)
+    runs its task; a forged UPDATE or SUBSCRIBE without the token, or with a guessed one, is
+    401 and changes nothing."""
+    import base64
+    import sys
+    import uuid
+
+    from mesoslite.protocol import CommandInfo, ExecutorInfo, TaskInfo
+    from tests.support.cluster_procs import ProcCluster
+
+    with ProcCluster(tmp_path / "cluster") as cluster:
+        master = cluster.start_master()
+        agent = cluster.add_agent("cpus:2;mem:1024;disk:1000;ports:[31000-31010]",
+                                  authenticate_http_executors="true")
+        scheduler = RecordingScheduler()
+        driver = driver_for(scheduler, master.address, "v1-token")
+        try:
+            executor = ExecutorInfo(executor_id="v1-ex", name="v1 executor",
+                                    command=CommandInfo(value=f"{sys.executable} {V1_SCRIPT}"),
+                                    resources=Resources.parse("cpus:0.1;mem:32"))
+            offer = scheduler.take_held(agent.agent_id, timeout=60)
+            driver.launch_tasks([offer.id], [TaskInfo(
+                name="wait", task_id="wait", agent_id=agent.agent_id, executor=executor,
+                resources=Resources.parse("cpus:0.1;mem:16"))])
+            scheduler.wait_state("wait", TaskState.TASK_RUNNING, timeout=60)
+            fid = scheduler.framework_id
+            ids = {"framework_id": {"value": fid}, "executor_id": {"value": "v1-ex"}}
+            forged = {"type": "UPDATE", **ids, "update": {"status": {
+                "task_id": {"value": "wait"}, "state": "TASK_FAILED",
+                "source": "SOURCE_EXECUTOR", "uuid": base64.b64encode(uuid.uuid4().bytes)
+                .decode()}}}
+            subscribe = {"type": "SUBSCRIBE", **ids, "subscribe": {}}
+            for body in (forged, subscribe):
+                for extra in ({}, {"Authorization": "Bearer " + "0" * 64},
+                              {"Authorization": "Basic b3BzOm9wcw=="}):
+                    conn = http.client.HTTPConnection("127.0.0.1", agent.http_port, timeout=10)
+                    conn.request("POST", "/api/v1/executor", json.dumps(body), {
+                        "Host": f"127.0.0.1:{agent.http_port}",
+                        "Content-Type": "application/json", **extra})
+                    response = conn.getresponse()
+                    answer = json.loads(response.read())
+                    conn.close()
+                    assert response.status == 401, (body["type"], extra, answer)
+                    assert answer["field"] == "Authorization"
+                    assert response.getheader("WWW-Authenticate", "").startswith("Bearer")
+            assert TaskState.TASK_FAILED not in scheduler.states("wait")
+            assert "wait" in master.tasks_in_state(fid, "TASK_RUNNING")
+            driver.kill_task("wait")
+            scheduler.wait_state("wait", TaskState.TASK_KILLED, timeout=60)
+        finally:
+            driver.stop()
