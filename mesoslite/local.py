@@ -357,6 +357,10 @@ class SecureSetup:
             (f"  frameworks: principal 'client' (secret in {d / 'client.secret'}), CURVE "
              f"{d / 'keys' / 'client.key_secret'} and master key {d / 'keys' / 'master.key'}"),
             f"  HTTP: MESOSLITE_PRINCIPAL=operator MESOSLITE_SECRET_FILE={d / 'operator.secret'}",
+            (f"  examples/hello_framework.py: MESOSLITE_PRINCIPAL=client "
+             f"MESOSLITE_SECRET_FILE={d / 'client.secret'} "
+             f"MESOSLITE_CURVE_SECRET_FILE={d / 'keys' / 'client.key_secret'} "
+             f"MESOSLITE_MASTER_PUBLIC_KEY_FILE={d / 'keys' / 'master.key'}"),
         ])
 
 

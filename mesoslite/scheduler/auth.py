@@ -1,7 +1,8 @@
 """How a framework proves who it is to the master: credential and CURVE keys from files.
 
-Owns: :func:`link_options`, the ``credential=`` and ``curve=`` arguments of
-:class:`~mesoslite.scheduler.SchedulerDriver` built from the usual flags
+Owns: :func:`link_options` (and :func:`link_options_from_env`), the ``credential=``
+and ``curve=`` arguments of :class:`~mesoslite.scheduler.SchedulerDriver` built from
+the usual flags
 (Marathon's ``--mesos_authentication_principal`` / ``--mesos_authentication_secret_file``,
 and a CURVE key pair plus the master's public key).  Secrets are read from files,
 never from flags or URLs (which show in process lists), and never logged.
@@ -9,6 +10,8 @@ never from flags or URLs (which show in process lists), and never logged.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from mesoslite.protocol import Credential
@@ -50,4 +53,29 @@ def link_options(*, principal: str = "", secret_file: str = "", curve_secret_fil
                                                           master_public_key_file)
         except (OSError, ValueError) as exc:
             raise ValueError(f"--curve_secret_file/--master_public_key_file: {exc}") from None
+    return options
+
+
+def link_options_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """:func:`link_options` from the environment (for scripts and examples).
+
+    ``MESOSLITE_PRINCIPAL`` with ``MESOSLITE_SECRET_FILE`` (or ``MESOSLITE_SECRET``), and
+    ``MESOSLITE_CURVE_SECRET_FILE`` with ``MESOSLITE_MASTER_PUBLIC_KEY_FILE``; nothing set:
+    no options.  ValueError naming the variable when one is incomplete.
+    """
+    env = os.environ if env is None else env
+    options: dict[str, Any] = {}
+    principal = env.get("MESOSLITE_PRINCIPAL", "")
+    secret = env.get("MESOSLITE_SECRET", "")
+    secret_file = env.get("MESOSLITE_SECRET_FILE", "")
+    if principal and secret and not secret_file:
+        options["credential"] = Credential(principal, secret)
+        principal = ""
+    elif principal and not secret_file:
+        raise ValueError("MESOSLITE_PRINCIPAL is set but neither MESOSLITE_SECRET nor "
+                         "MESOSLITE_SECRET_FILE")
+    options.update(link_options(
+        principal=principal, secret_file=secret_file if principal else "",
+        curve_secret_file=env.get("MESOSLITE_CURVE_SECRET_FILE", ""),
+        master_public_key_file=env.get("MESOSLITE_MASTER_PUBLIC_KEY_FILE", "")))
     return options
