@@ -76,6 +76,9 @@ def restore(state: MasterState, snapshot: RegistrySnapshot) -> dict[str, float]:
     Nothing is journaled (the registry already holds all of it).  Weights from
     the registry win over ``--weights``: they are the operator's latest word.
     """
+    for agent_id, agent in snapshot.agents.items():  # who registered each agent id
+        if agent.identity:
+            state.agent_identities[agent_id] = agent.identity
     for role, weight in snapshot.weights.items():
         state.allocator.set_weight(role, weight)
     for agent_id, when in snapshot.unreachable.items():
@@ -93,8 +96,6 @@ def restore(state: MasterState, snapshot: RegistrySnapshot) -> dict[str, float]:
         deadlines[framework_id] = now + presumed_alive + stored.info.failover_timeout
     for agent_id, agent in snapshot.agents.items():
         state.recovered_agents[agent_id] = agent.info
-        if agent.identity:
-            state.agent_identities[agent_id] = agent.identity
     log.info("recovered from the registry: %d agents expected back, %d unreachable, "
              "%d frameworks (%d torn down), %d weights", len(snapshot.agents),
              len(snapshot.unreachable), len(deadlines), len(snapshot.frameworks) - len(deadlines),
