@@ -93,6 +93,9 @@ class Authenticator:
 
     def begin(self, peer: bytes, msg: Authenticate) -> Any:
         """The first step: a challenge (also for unknown principals: no enumeration)."""
+        if not self._credentials:
+            return self._fail(peer, msg.principal, "this master has no --credentials: it "
+                              "authenticates no one")
         if msg.mechanism != MECHANISM:
             return self._fail(peer, msg.principal, f"mechanism {msg.mechanism!r} is not "
                               f"supported (expected {MECHANISM})")

@@ -244,3 +244,11 @@ def test_agent_binding_survives_a_master_failover_through_the_registry() -> None
     sends = new.handle(peer("a2"), ReregisterAgent(agent_info(agent_id),
                                                    agent_token=TOKEN))
     assert sends[-1].message.agent_id == agent_id and agent_id in new.state.agents
+
+
+def test_a_master_without_credentials_says_so() -> None:
+    """Authenticating with a master that has no --credentials fails, naming the flag."""
+    h = Harness()
+    [answer] = h.handle(peer("f"), Authenticate("ops", client_nonce=NONCE))
+    assert isinstance(answer.message, AuthenticationFailed)
+    assert "has no --credentials" in answer.message.message
