@@ -22,7 +22,9 @@ It prints ONE JSON object on stdout (progress goes to stderr)::
 ``--compare-auth`` starts a second cluster with framework and agent authentication
 on (``--authenticate_frameworks``, ``--authenticate_agents``, agents with
 ``--credential``, the framework with a credential) and measures it right after the
-plain one in every run: ``auth.on_over_off`` is the median of the runs' rate ratios.
+plain one in every run (after a short unmeasured warm-up run on each; every other run
+measures the authenticated cluster first): ``auth.on_over_off`` is the median of the
+runs' rate ratios.
 
 With ``--repeat N`` both rates are measured N times (alternating) on the
 same cluster: the rates are the medians, ``ratio`` the median of the runs'
@@ -296,6 +298,24 @@ def authenticated_cluster(root: Path, args: argparse.Namespace) -> tuple[Cluster
     return secured, Credential("bench", "bench-secret")
 
 
+def _measure_authenticated(secured: Cluster, args: argparse.Namespace,
+                           credential: Credential | None, i: int) -> dict[str, Any]:
+    """One run on the authenticated cluster."""
+    authed = asyncio.run(measure_once(secured, args, None, credential))
+    say(f"run {i + 1}/{args.repeat}: with authentication {authed['rate']:.0f} "
+        f"tasks/s ({authed['seconds']:.2f}s)")
+    return authed
+
+
+def warm_up(cluster: Cluster, secured: Cluster, args: argparse.Namespace,
+            credential: Credential | None) -> None:
+    """A short unmeasured run on each cluster (caches, the command executor's code)."""
+    short = argparse.Namespace(**{**vars(args), "tasks": min(args.tasks, 4 * args.parallelism)})
+    say(f"warming up both clusters with {short.tasks} tasks each")
+    asyncio.run(run_framework(cluster.master_address, short))
+    asyncio.run(run_framework(secured.master_address, short, None, credential))
+
+
 def agent_resources(args: argparse.Namespace) -> str:
     """Resources of each agent: room for the whole parallelism on any one agent."""
     cpus = max(32.0, args.parallelism * args.cpus_per_task)
@@ -377,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         if secured is not None:
             say("starting a second cluster with framework and agent authentication on")
             secured.start()
+            warm_up(cluster, secured, args, credential)
         work_fs = {"type": filesystem_of(root), "inode_create_us": round(inode_create_us(root), 1)}
         say(f"work directory on {work_fs['type'] or '?'}: "
             f"{work_fs['inode_create_us']} us per inode created")
@@ -388,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"through mesoslite")
             last = i == args.repeat - 1
             spy = PySpy(args.py_spy, args.py_spy_format) if args.py_spy and last else None
+            # With --compare-auth every other run measures the authenticated cluster first,
+            # so neither always runs second (on a machine warmed by the other).
+            authed = _measure_authenticated(secured, args, credential, i) \
+                if secured is not None and i % 2 == 1 else None
             result = asyncio.run(measure_once(cluster, args, spy))
             sched: ShellTasks = result["sched"]
             problems += sched.problems
@@ -409,10 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                 "other_processes_cpu_share": round(result["other"], 3),
             })
             if secured is not None:
-                authed = asyncio.run(measure_once(secured, args, None, credential))
+                authed = authed or _measure_authenticated(secured, args, credential, i)
                 problems += authed["sched"].problems
-                say(f"run {i + 1}/{args.repeat}: with authentication {authed['rate']:.0f} "
-                    f"tasks/s ({authed['seconds']:.2f}s)")
                 runs[-1]["auth_on_tasks_per_s"] = round(authed["rate"], 1)
                 runs[-1]["auth_on_over_off"] = round(authed["rate"] / result["rate"], 3) \
                     if result["rate"] else 0.0
