@@ -116,13 +116,15 @@ class Cluster:
     """A master and agents as real processes under ``root``; :meth:`stop` cleans up all."""
 
     def __init__(self, root: Path, agents: int, resources: str, log_level: str,
-                 agent_args: Sequence[str] = ()) -> None:
-        """Nothing starts until :meth:`start`; ``agent_args`` go to every agent's command line."""
+                 agent_args: Sequence[str] = (), master_args: Sequence[str] = ()) -> None:
+        """Nothing starts until :meth:`start`; ``agent_args`` go to every agent's command line,
+        ``master_args`` to the master's."""
         self.root = root
         self.agent_count = agents
         self.resources = resources
         self.log_level = log_level
         self.agent_args = list(agent_args)
+        self.master_args = list(master_args)
         self.master: subprocess.Popen[bytes] | None = None
         self.agents: list[subprocess.Popen[bytes]] = []
         self.zmq_port = 0
@@ -140,6 +142,7 @@ class Cluster:
         self.master = self._start("master", [
             "master", "--ip", "127.0.0.1", "--http_port", str(self.http_port),
             "--zmq_port", str(self.zmq_port), "--work_dir", str(self.root / "master"),
+            *self.master_args,
         ])
         for i in range(self.agent_count):
             self.agents.append(self._start(f"agent{i}", [

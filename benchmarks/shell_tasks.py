@@ -17,7 +17,14 @@ It prints ONE JSON object on stdout (progress goes to stderr)::
 
     python benchmarks/shell_tasks.py [--tasks 2000] [--agents 2] [--parallelism 64]
         [--cpus-per-task 0.1] [--repeat 1] [--no-checkpoint] [--log-level INFO]
-        [--keep] [--py-spy DIR]
+        [--keep] [--py-spy DIR] [--compare-auth]
+
+``--compare-auth`` starts a second cluster with framework and agent authentication
+on (``--authenticate_frameworks``, ``--authenticate_agents``, agents with
+``--credential``, the framework with a credential) and measures it right after the
+plain one in every run (after a short unmeasured warm-up run on each; every other run
+measures the authenticated cluster first): ``auth.on_over_off`` is the median of the
+runs' rate ratios.
 
 With ``--repeat N`` both rates are measured N times (alternating) on the
 same cluster: the rates are the medians, ``ratio`` the median of the runs'
@@ -44,6 +51,7 @@ import argparse
 import asyncio
 import collections
 import concurrent.futures
+import json
 import statistics
 import subprocess
 import sys
@@ -76,6 +84,7 @@ from bench_support import (
 
 from mesoslite.protocol import (
     CommandInfo,
+    Credential,
     Filters,
     FrameworkInfo,
     Offer,
@@ -194,15 +203,17 @@ class ShellTasks(BenchScheduler):
 
 
 async def run_framework(
-    master: str, args: argparse.Namespace, on_done: Callable[[], None] | None = None
+    master: str, args: argparse.Namespace, on_done: Callable[[], None] | None = None,
+    credential: Credential | None = None,
 ) -> ShellTasks:
-    """Run one framework to completion (or timeout) and tear it down."""
+    """Run one framework to completion (or timeout) and tear it down (authenticating with
+    ``credential`` when given)."""
     per_task = Resources.from_dict({"cpus": args.cpus_per_task, "mem": MEM_PER_TASK_MB})
     sched = ShellTasks(args.tasks, args.parallelism, per_task, "true", on_done)
     info = FrameworkInfo(user="", name="shell-tasks-benchmark", checkpoint=args.checkpoint)
     return await drive(sched, info, master, args.timeout,
                        lambda: f"timed out after {args.timeout}s with {sched.ended} ended",
-                       implicit_acknowledgements=False)
+                       implicit_acknowledgements=False, credential=credential)
 
 
 # ------------------------------------------------------------- raw baseline
@@ -250,6 +261,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default: the system's temporary directory)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs, sandboxes) and print its path")
+    parser.add_argument("--compare-auth", action="store_true",
+                        help="also run every measurement on a second cluster with framework "
+                             "and agent authentication on (--authenticate_frameworks, "
+                             "--authenticate_agents, agent --credential, the framework with a "
+                             "credential) and report its rate over the plain one's")
     parser.add_argument("--py-spy", metavar="DIR", default="",
                         help="record py-spy profiles of the cluster during the last run")
     parser.add_argument("--py-spy-format", default="flamegraph",
@@ -262,6 +278,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def authenticated_cluster(root: Path, args: argparse.Namespace) -> tuple[Cluster, Credential]:
+    """A second cluster with framework and agent authentication on, and the framework's
+    credential (secrets written 0600 under ``root/auth``)."""
+    auth = root / "auth"
+    auth.mkdir(mode=0o700)
+    credentials = auth / "credentials.json"
+    credentials.write_text(json.dumps({"credentials": [
+        {"principal": "bench", "secret": "bench-secret"},
+        {"principal": "agent", "secret": "agent-secret"}]}))
+    agent_credential = auth / "agent.credential"
+    agent_credential.write_text(json.dumps({"principal": "agent", "secret": "agent-secret"}))
+    for path in (credentials, agent_credential):
+        path.chmod(0o600)
+    secured = Cluster(auth, args.agents, agent_resources(args), args.log_level,
+                      agent_args=["--credential", str(agent_credential)],
+                      master_args=["--authenticate_frameworks", "true", "--authenticate_agents",
+                                   "true", "--credentials", str(credentials)])
+    return secured, Credential("bench", "bench-secret")
+
+
+def _measure_authenticated(secured: Cluster, args: argparse.Namespace,
+                           credential: Credential | None, i: int) -> dict[str, Any]:
+    """One run on the authenticated cluster."""
+    authed = asyncio.run(measure_once(secured, args, None, credential))
+    say(f"run {i + 1}/{args.repeat}: with authentication {authed['rate']:.0f} "
+        f"tasks/s ({authed['seconds']:.2f}s)")
+    return authed
+
+
+def warm_up(cluster: Cluster, secured: Cluster, args: argparse.Namespace,
+            credential: Credential | None) -> None:
+    """A short unmeasured run on each cluster (caches, the command executor's code)."""
+    short = argparse.Namespace(**{**vars(args), "tasks": min(args.tasks, 4 * args.parallelism)})
+    say(f"warming up both clusters with {short.tasks} tasks each")
+    asyncio.run(run_framework(cluster.master_address, short))
+    asyncio.run(run_framework(secured.master_address, short, None, credential))
+
+
 def agent_resources(args: argparse.Namespace) -> str:
     """Resources of each agent: room for the whole parallelism on any one agent."""
     cpus = max(32.0, args.parallelism * args.cpus_per_task)
@@ -270,7 +324,8 @@ def agent_resources(args: argparse.Namespace) -> str:
 
 
 async def measure_once(
-    cluster: Cluster, args: argparse.Namespace, spy: PySpy | None
+    cluster: Cluster, args: argparse.Namespace, spy: PySpy | None,
+    credential: Credential | None = None,
 ) -> dict[str, Any]:
     """One mesoslite run with its CPU accounting (and optional profiles)."""
     meter = CpuMeter(cluster)
@@ -278,7 +333,7 @@ async def measure_once(
     attach_task = None
     if spy is not None:
         attach_task = asyncio.get_running_loop().create_task(_attach_when_ready(cluster, spy))
-    sched = await _run_with_meter(cluster, args, meter)
+    sched = await _run_with_meter(cluster, args, meter, credential)
     if attach_task is not None:
         attach_task.cancel()
         spy.stop()  # type: ignore[union-attr]
@@ -312,10 +367,11 @@ async def _attach_when_ready(cluster: Cluster, spy: PySpy) -> None:
 
 
 async def _run_with_meter(
-    cluster: Cluster, args: argparse.Namespace, meter: CpuMeter
+    cluster: Cluster, args: argparse.Namespace, meter: CpuMeter,
+    credential: Credential | None = None,
 ) -> ShellTasks:
     # The CPU sample ends when the last update is acknowledged, before the teardown.
-    sched = await run_framework(cluster.master_address, args, meter.end)
+    sched = await run_framework(cluster.master_address, args, meter.end, credential)
     if not meter.used:
         meter.end()
     return sched
@@ -328,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="mesoslite-shell-tasks-", dir=args.work_dir or None))
     cluster = Cluster(root, args.agents, agent_resources(args), args.log_level)
+    secured, credential = (authenticated_cluster(root, args) if args.compare_auth
+                           else (None, None))
     restore_sigterm = sigterm_as_interrupt()
     runs: list[dict[str, Any]] = []
     problems: list[str] = []
@@ -336,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"starting a master and {args.agents} agents under {root} "
             f"({agent_resources(args)} each)")
         cluster.start()
+        if secured is not None:
+            say("starting a second cluster with framework and agent authentication on")
+            secured.start()
+            warm_up(cluster, secured, args, credential)
         work_fs = {"type": filesystem_of(root), "inode_create_us": round(inode_create_us(root), 1)}
         say(f"work directory on {work_fs['type'] or '?'}: "
             f"{work_fs['inode_create_us']} us per inode created")
@@ -347,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"through mesoslite")
             last = i == args.repeat - 1
             spy = PySpy(args.py_spy, args.py_spy_format) if args.py_spy and last else None
+            # With --compare-auth every other run measures the authenticated cluster first,
+            # so neither always runs second (on a machine warmed by the other).
+            authed = _measure_authenticated(secured, args, credential, i) \
+                if secured is not None and i % 2 == 1 else None
             result = asyncio.run(measure_once(cluster, args, spy))
             sched: ShellTasks = result["sched"]
             problems += sched.problems
@@ -367,9 +433,17 @@ def main(argv: list[str] | None = None) -> int:
                 "machine_busy_share": round(result["busy"], 3),
                 "other_processes_cpu_share": round(result["other"], 3),
             })
+            if secured is not None:
+                authed = authed or _measure_authenticated(secured, args, credential, i)
+                problems += authed["sched"].problems
+                runs[-1]["auth_on_tasks_per_s"] = round(authed["rate"], 1)
+                runs[-1]["auth_on_over_off"] = round(authed["rate"] / result["rate"], 3) \
+                    if result["rate"] else 0.0
     except KeyboardInterrupt:
         say("interrupted; cleaning up")
         cluster.stop()
+        if secured is not None:
+            secured.stop()
         return 130
     except Exception as exc:  # noqa: BLE001 - reported, then cleaned up
         problems.append(failure(exc))
@@ -378,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         if cluster.master is not None:
             say("stopping the cluster")
             cluster.stop()
+        if secured is not None and secured.master is not None:
+            secured.stop()
         remove_or_keep(root, args.keep)
     if not runs:
         print_report({"error": problems})
@@ -414,6 +490,12 @@ def main(argv: list[str] | None = None) -> int:
         "work_dir_fs": work_fs,
         **facts,
     }
+    if secured is not None:
+        out["auth"] = {
+            "off_tasks_per_s": round(rate, 1),
+            "on_tasks_per_s": statistics.median(r.get("auth_on_tasks_per_s", 0.0) for r in runs),
+            "on_over_off": statistics.median(r.get("auth_on_over_off", 0.0) for r in runs),
+        }
     print_report(out)
     return 0 if all_finished else 1
 

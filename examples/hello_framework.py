@@ -45,6 +45,7 @@ from mesoslite.protocol import (
 )
 from mesoslite.resources import Resources
 from mesoslite.scheduler import Scheduler, SchedulerDriver, Status
+from mesoslite.scheduler.auth import link_options_from_env
 
 EXPECTED = [TaskState.TASK_STARTING, TaskState.TASK_RUNNING, TaskState.TASK_FINISHED]
 #: Leftover offers are declined for this long, so others (or we, later) get them.
@@ -235,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     scheduler = HelloScheduler(args.tasks, args.cpus, args.mem, args.command)
     framework = FrameworkInfo(user="", name=args.name)
     try:
-        driver = SchedulerDriver(scheduler, framework, args.master)
+        # MESOSLITE_PRINCIPAL/_SECRET_FILE and CURVE keys from the environment, if set
+        # (`mesoslite local --secure` prints them).
+        driver = SchedulerDriver(scheduler, framework, args.master, **link_options_from_env())
     except ValueError as exc:
         print(f"hello_framework: {exc}", file=sys.stderr)
         return 2

@@ -287,9 +287,18 @@ def _cmd_local(args: argparse.Namespace) -> int:
     if args.agents < 1:
         raise FlagError("--agents", f"expected at least 1 agent, got {args.agents}")
     auth, marathon_options = _local_auth(args.credentials)
+    agent_options, secure = dict(auth), None
+    if args.secure:
+        from mesoslite.local import secure_setup
+
+        if args.credentials:
+            raise FlagError("--secure", "makes its own credentials; drop --credentials")
+        secure = secure_setup(args.work_dir)
+        auth, agent_options = secure.master_options, dict(secure.agent_options)
+        marathon_options = secure.marathon_options
     if args.acls:  # the master and every agent enforce the same ACLs
         auth = {**auth, "acls": args.acls}
-    agent_options = dict(auth)
+        agent_options["acls"] = args.acls
     if args.secret_store_dir:
         agent_options["secret_store_dir"] = os.path.abspath(args.secret_store_dir)
     cluster = LocalCluster(
@@ -309,6 +318,8 @@ def _cmd_local(args: argparse.Namespace) -> int:
     async def start() -> None:
         await cluster.start()
         print(cluster.describe(), flush=True)
+        if secure is not None:
+            print(secure.describe(), flush=True)
 
     asyncio.run(_serve_until_signalled(start, cluster.stop))
     return 0
@@ -392,7 +403,11 @@ def _cmd_dns(args: argparse.Namespace) -> int:
 def _cmd_keygen(args: argparse.Namespace) -> int:
     from mesoslite.transport import generate_keys
 
-    public, secret = generate_keys(args.dir, args.name)
+    old = os.umask(0o077)  # the secret file is never readable by others, even briefly
+    try:
+        public, secret = generate_keys(args.dir_pos or args.dir, args.name_pos or args.name)
+    finally:
+        os.umask(old)
     print(f"public key: {public}\nsecret key: {secret} (mode 0600; never share it)")
     return 0
 
@@ -437,6 +452,12 @@ def _add_local_parser(sub: Any) -> None:
                         "every agent: register_frameworks, run_tasks, teardown_frameworks, "
                         "view_*, access_sandboxes, update_weights, get_endpoints (env "
                         "MESOSLITE_ACLS; see docs/acls.example.json)")
+    p.add_argument("--secure", action="store_true",
+                   default=env("MESOSLITE_SECURE", "") in ("1", "true"),
+                   help="turn on CURVE on the master's ZeroMQ port, framework and agent "
+                        "authentication and HTTP authentication, with credentials and keys "
+                        "made (or reused) in WORK_DIR/secure under umask 077 "
+                        "(env MESOSLITE_SECURE)")
     p.add_argument("--dns_port", "--dns-port", type=int,
                    default=int(env("MESOSLITE_DNS_PORT", "8053")),
                    help="port of the DNS server for the cluster's tasks, UDP and TCP "
@@ -503,6 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_dns)
 
     p = sub.add_parser("keygen", help="make a CURVE key pair for encrypted, authenticated links")
+    p.add_argument("dir_pos", nargs="?", metavar="DIR", default="",
+                   help="directory to write the key files into (or --dir)")
+    p.add_argument("name_pos", nargs="?", metavar="NAME", default="",
+                   help="base name of the key files (or --name): NAME.key is the public "
+                        "key, NAME.key_secret the secret one")
     p.add_argument("--dir", default=".", help="directory to write the key files into")
     p.add_argument("--name", default="mesoslite", help="base name of the key files")
     p.set_defaults(func=_cmd_keygen)

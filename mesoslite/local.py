@@ -18,8 +18,11 @@ machine's cpus and memory, so tasks on different agents never collide.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import os
+import secrets as secrets_mod
 import shutil
 import tempfile
 from pathlib import Path
@@ -327,3 +330,90 @@ def _per_agent(resources: str | list[str], agents: int) -> list[str]:
         if text:
             Resources.parse(text)  # fail early, naming the bad part
     return texts
+
+
+# ------------------------------------------------------------------ --secure
+
+
+@dataclasses.dataclass(frozen=True)
+class SecureSetup:
+    """What ``mesoslite local --secure`` made in ``<work_dir>/secure`` and the options
+    that turn it on: CURVE on the master's ZeroMQ port (master key pair, one key pair
+    per client kind, their public keys in the authorised directory), framework and agent
+    authentication with generated principals, and HTTP authentication."""
+
+    directory: Path
+    credentials: Path
+    master_options: dict[str, Any]
+    agent_options: dict[str, Any]
+    marathon_options: dict[str, Any]
+
+    def describe(self) -> str:
+        """Where the secrets are, and how a client of the cluster uses them."""
+        d = self.directory
+        return "\n".join([
+            (f"secure: credentials {self.credentials} (principals operator, marathon, agent, "
+             f"client); CURVE keys in {d / 'keys'}"),
+            (f"  frameworks: principal 'client' (secret in {d / 'client.secret'}), CURVE "
+             f"{d / 'keys' / 'client.key_secret'} and master key {d / 'keys' / 'master.key'}"),
+            f"  HTTP: MESOSLITE_PRINCIPAL=operator MESOSLITE_SECRET_FILE={d / 'operator.secret'}",
+            (f"  examples/hello_framework.py: MESOSLITE_PRINCIPAL=client "
+             f"MESOSLITE_SECRET_FILE={d / 'client.secret'} "
+             f"MESOSLITE_CURVE_SECRET_FILE={d / 'keys' / 'client.key_secret'} "
+             f"MESOSLITE_MASTER_PUBLIC_KEY_FILE={d / 'keys' / 'master.key'}"),
+        ])
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (kept when it exists)."""
+    if path.exists():
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def secure_setup(work_dir: str | Path) -> SecureSetup:
+    """Make (or reuse) credentials and CURVE keys in ``<work_dir>/secure``, under umask 077."""
+    from mesoslite.transport import generate_keys
+
+    directory = Path(work_dir) / "secure"
+    keys, authorized = directory / "keys", directory / "keys" / "authorized"
+    old = os.umask(0o077)
+    try:
+        authorized.mkdir(parents=True, exist_ok=True)
+        secrets_by_principal: dict[str, str] = {}
+        for principal in ("operator", "marathon", "agent", "client"):
+            path = directory / f"{principal}.secret"
+            _write_secret(path, secrets_mod.token_urlsafe(24))
+            secrets_by_principal[principal] = path.read_text(encoding="utf-8").strip()
+        credentials = directory / "credentials.json"
+        _write_secret(credentials, json.dumps({"credentials": [
+            {"principal": p, "secret": s} for p, s in secrets_by_principal.items()]}))
+        agent_credential = directory / "agent.credential"
+        _write_secret(agent_credential, json.dumps(
+            {"principal": "agent", "secret": secrets_by_principal["agent"]}))
+        for name in ("master", "agent", "marathon", "client"):
+            if not (keys / f"{name}.key_secret").exists():
+                public, _secret = generate_keys(keys, name)
+                if name != "master":
+                    shutil.copy(public, authorized / public.name)
+    finally:
+        os.umask(old)
+    master_key = str(keys / "master.key")
+    http = {"authenticate_http_readonly": True, "authenticate_http_readwrite": True,
+            "credentials": str(credentials)}
+    return SecureSetup(
+        directory=directory, credentials=credentials,
+        master_options={**http, "authenticate_frameworks": True, "authenticate_agents": True,
+                        "curve_secret_key": str(keys / "master.key_secret"),
+                        "curve_authorized_dir": str(authorized)},
+        agent_options={**http, "credential": str(agent_credential),
+                       "curve_secret_file": str(keys / "agent.key_secret"),
+                       "master_public_key_file": master_key},
+        marathon_options={"mesos_authentication_principal": "marathon",
+                          "mesos_authentication_secret_file": str(directory / "marathon.secret"),
+                          "curve_secret_file": str(keys / "marathon.key_secret"),
+                          "master_public_key_file": master_key,
+                          "http_credentials": f"operator:{secrets_by_principal['operator']}"},
+    )

@@ -55,6 +55,20 @@ class MarathonConfig:
         metadata=_help(checks.ALLOWED_HOSTS_HELP))
     framework_name: str = attrs.field(
         default="marathon", validator=checks.text, metadata=_help("framework name at the master"))
+    mesos_authentication_principal: str = attrs.field(
+        default="", validator=checks.text,
+        metadata=_help("principal the framework authenticates with at the master (and "
+                       "registers as); needs --mesos_authentication_secret_file"))
+    mesos_authentication_secret_file: str = attrs.field(
+        default="", validator=checks.text,
+        metadata=_help("file holding the secret of --mesos_authentication_principal"))
+    curve_secret_file: str = attrs.field(
+        default="", validator=checks.text,
+        metadata=_help("CURVE: this framework's .key_secret file (with "
+                       "--master_public_key_file: encrypted, authenticated link to the master)"))
+    master_public_key_file: str = attrs.field(
+        default="", validator=checks.text,
+        metadata=_help("CURVE: the master's public .key file"))
     mesos_role: str = attrs.field(
         default="*", validator=checks.text, metadata=_help("role the framework registers with"))
     mesos_user: str = attrs.field(

@@ -38,6 +38,7 @@ from mesoslite.httpguard.policy import AuthPolicy, CredentialsError, parse_user_
 from mesoslite.httpguard.server import GuardedHTTPServer, server_policy
 from mesoslite.protocol import FrameworkInfo
 from mesoslite.scheduler import SchedulerDriver
+from mesoslite.scheduler.auth import link_options
 
 log = logging.getLogger("mesoslite.marathon")
 
@@ -58,6 +59,8 @@ class MarathonProcess:
         self.scheduling: Scheduling | None = None
         self.driver: SchedulerDriver | None = None
         self._server: HTTPServer | None = None
+        #: The driver's credential and CURVE keys (read at start from their flags' files).
+        self._link_options: dict[str, Any] = {}
         #: Set when leadership was lost involuntarily (the CLI exits with status 3).
         self.deposed = asyncio.Event()
         self.deposed_reason = ""
@@ -72,6 +75,14 @@ class MarathonProcess:
     async def start(self) -> None:
         """Bind the API, open the store, enter the election."""
         cfg = self.config
+        try:  # the credential and CURVE keys the driver will use: checked before anything
+            self._link_options = link_options(
+                principal=cfg.mesos_authentication_principal,
+                secret_file=cfg.mesos_authentication_secret_file,
+                curve_secret_file=cfg.curve_secret_file,
+                master_public_key_file=cfg.master_public_key_file)
+        except ValueError as exc:
+            raise OSError(errno.EINVAL, str(exc)) from None
         if cfg.zk:
             store: Store = ZooKeeperStore(cfg.zk, session_timeout=cfg.zk_session_timeout)
         else:
@@ -149,7 +160,7 @@ class MarathonProcess:
             id=service.framework_id or "", roles=(cfg.mesos_role,),
             failover_timeout=cfg.failover_timeout, checkpoint=True,
             capabilities=CAPABILITIES, hostname=cfg.advertised_host, webui_url=self.url)
-        driver = SchedulerDriver(scheduling, info, cfg.master)
+        driver = SchedulerDriver(scheduling, info, cfg.master, **self._link_options)
         self.scheduling, self.driver = scheduling, driver
         await driver.start_async()
         scheduling.start(driver)

@@ -56,7 +56,17 @@ from mesoslite.agent.executors import ExecutorManager
 from mesoslite.agent.master_link import MasterLink
 from mesoslite.agent.recovery import Recovery
 from mesoslite.clock import Clock
-from mesoslite.protocol import LeaderRedirect, Ping, Pong, ProtocolError, UnregisterAgent
+from mesoslite.protocol import (
+    AuthenticationCompleted,
+    AuthenticationFailed,
+    AuthenticationStep,
+    LeaderRedirect,
+    Ping,
+    Pong,
+    ProtocolError,
+    UnregisterAgent,
+)
+from mesoslite.protocol.authn import UNAUTHENTICATED
 from mesoslite.transport import tcp_endpoint
 
 log = logging.getLogger("mesoslite.agent")
@@ -107,6 +117,9 @@ class Agent:
             Ping: self._on_ping,
             ProtocolError: self._on_protocol_error,
             LeaderRedirect: self._on_leader_redirect,
+            AuthenticationStep: link.on_authentication_step,
+            AuthenticationCompleted: link.on_authentication_completed,
+            AuthenticationFailed: link.on_authentication_failed,
         }
         write = self._write_checkpoint
         self._performers: dict[type, Callable[[Any], None]] = {
@@ -203,6 +216,11 @@ class Agent:
                         self.core.agent_id, msg.message)
             self.link.reregistrations += 1
             self.link.begin_registration("master said NOT_REGISTERED")
+            return
+        if msg.code == UNAUTHENTICATED:
+            self.link.authentication_refused()
+            log.error("Master refused the registration of agent %s: %s", self.core.agent_id,
+                      msg.message)
             return
         log.warning("Master refused %s from agent %s: %s (field %s)",
                     msg.in_reply_to or "a message", self.core.agent_id, msg.message, msg.field)

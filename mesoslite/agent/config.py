@@ -201,6 +201,17 @@ class AgentConfig:
     default_kill_grace_period: float = attrs.field(
         default=3.0, validator=checks.non_negative_seconds)
     max_message_size: int = attrs.field(default=MAX_MESSAGE_SIZE, validator=checks.integer(1))
+    credential: str = attrs.field(
+        default="", validator=checks.text,
+        metadata={"help": "file with this agent's principal and secret (Mesos's form: JSON "
+                          '{"principal": ..., "secret": ...} or "principal secret"); the agent '
+                          "authenticates with it (required by --authenticate_agents)"},
+    )
+    authenticate_http_executors: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "v1 HTTP executors must send Authorization: Bearer "
+                          "<MESOS_EXECUTOR_AUTHENTICATION_TOKEN>"},
+    )
     #: CURVE: this agent's ``.key_secret`` file and the master's public ``.key`` file.
     curve_secret_file: str = attrs.field(default="", validator=checks.text)
     master_public_key_file: str = attrs.field(default="", validator=checks.text)

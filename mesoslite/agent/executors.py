@@ -30,10 +30,12 @@ from mesoslite.agent.config import AgentConfig
 from mesoslite.agent.containerizer import Containerizer, ContainerizerError, LaunchSpec
 from mesoslite.agent.core import AgentState
 from mesoslite.agent.effects import Effect, LaunchExecutor
+from mesoslite.agent.executor_tokens import TOKEN_ENV, AgentSecrets
 from mesoslite.agent.records import AgentExecutor, ExecutorState
 from mesoslite.agent.sandbox import executor_environment
 from mesoslite.agent.views import statistics_entry
 from mesoslite.proc import find_by_env, kill_pids, tree_usage
+from mesoslite.protocol import ProtocolError, RegisterExecutor, ReregisterExecutor
 from mesoslite.transport import RouterServer
 from mesoslite.transport.sockets import BARRIER_RETRY
 
@@ -67,6 +69,13 @@ class ExecutorManager:
         #: so local messages are held, in order, and tried again every BARRIER_RETRY.
         self.before_local_send: Callable[[], bool] | None = None
         self._local_held: list[tuple[bytes, Any]] = []
+        #: Where executor tokens come from (set by the composition root once the work
+        #: directory exists); None: executors on the socket are not asked for one.
+        self.secrets: AgentSecrets | None = None
+        #: Socket connections that proved an executor token: peer -> container id.
+        self._authenticated: dict[bytes, str] = {}
+        #: Messages refused for a missing or wrong executor token.
+        self.token_refusals = 0
 
     # ------------------------------------------------------------ socket
 
@@ -145,6 +154,55 @@ class ExecutorManager:
             return
         self._perform(self._core.executor_message(peer, msg))
 
+    def on_socket_message(self, peer: bytes, msg: Any) -> None:
+        """A message from the executor socket: its token is checked, then :meth:`on_message`.
+
+        RegisterExecutor/ReregisterExecutor must carry the container's
+        ``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``; it binds the connection to that
+        container.  Any other message is accepted only from a connection bound so
+        (and only for that container: the core checks the registered executor).
+        """
+        if self.secrets is not None and not self._token_ok(peer, msg):
+            self.token_refusals += 1
+            registering = isinstance(msg, (RegisterExecutor, ReregisterExecutor))
+            # A registration with a wrong token is final (INVALID); anything else from a
+            # connection that did not register asks the executor to re-register.
+            why = ("executor authentication failed: wrong or missing " if registering else
+                   "executor connection not authenticated: (re)register with the container's ")
+            if self._server is not None:
+                self._server.send(peer, ProtocolError(
+                    message=why + TOKEN_ENV, field="token", in_reply_to=type(msg).__name__,
+                    code="INVALID" if registering else "NOT_REGISTERED"))
+            return
+        self.on_message(peer, msg)
+
+    def _token_ok(self, peer: bytes, msg: Any) -> bool:
+        assert self.secrets is not None
+        if isinstance(msg, (RegisterExecutor, ReregisterExecutor)):
+            if not self.secrets.check_executor(msg.container_id, msg.token):
+                log.warning("Refused %s for container %s from executor peer %s: %s token",
+                            type(msg).__name__, msg.container_id, peer.hex()[:16],
+                            "wrong" if msg.token else "no")
+                return False
+            if len(self._authenticated) >= MAX_HELD_MESSAGES:
+                self._authenticated.pop(next(iter(self._authenticated)))
+            self._authenticated[peer] = msg.container_id
+            return True
+        if peer in self._authenticated:
+            return True
+        log.warning("Refused %s from executor peer %s: the connection did not register "
+                    "with an executor token", type(msg).__name__, peer.hex()[:16])
+        return False
+
+    @property
+    def authenticate_http_executors(self) -> bool:
+        """``--authenticate_http_executors``: v1 executors send their token as a bearer."""
+        return self._cfg.authenticate_http_executors
+
+    def check_token(self, container_id: str, token: str) -> bool:
+        """True when ``token`` is the executor token of ``container_id`` (v1 HTTP executors)."""
+        return self.secrets is not None and self.secrets.check_executor(container_id, token)
+
     def close(self) -> None:
         """Close the socket and stop watching processes (they keep running)."""
         for job in list(self._jobs):
@@ -187,6 +245,8 @@ class ExecutorManager:
             python_path=_PYTHON_ROOT,
         )
         env.update(self._cfg.container_logger_environment())
+        if self.secrets is not None:
+            env[TOKEN_ENV] = self.secrets.executor_token(effect.container_id)
         spec = LaunchSpec(effect.command, effect.directory, env, effect.resources)
         self._spawn(self._run_container(effect.container_id, spec))
 

@@ -34,10 +34,11 @@ from mesoslite.agent.core import AgentState
 from mesoslite.agent.docker_tasks import DockerTasks
 from mesoslite.agent.effects import Effect
 from mesoslite.agent.exec_sessions import launch_session
+from mesoslite.agent.executor_tokens import AgentSecrets
 from mesoslite.agent.executors import ExecutorManager
 from mesoslite.agent.fetcher import FetchTasks
 from mesoslite.agent.http import bind_http, start_http_server
-from mesoslite.agent.master_link import MasterLink, master_endpoint
+from mesoslite.agent.master_link import MasterLink, master_endpoint, read_credential
 from mesoslite.agent.records import AgentFramework, AgentMetrics
 from mesoslite.agent.recovery import Recovery, previous_executor_endpoint
 from mesoslite.agent.resources_detect import detect_resources
@@ -135,6 +136,11 @@ class AgentProcess:
         cfg = self.config
         os.makedirs(self._work_dir, exist_ok=True)
         self._work_dir = os.path.realpath(self._work_dir)  # noqa: ASYNC240 - once, at start
+        secrets = AgentSecrets.in_work_dir(self._work_dir)
+        self.executors.secrets = secrets
+        self.link.agent_token = secrets.agent_token
+        if cfg.credential:
+            self.link.credential = read_credential(cfg.credential)
         http_sockets, http_port = bind_http(cfg)
         try:
             await self._start_bound(http_sockets, http_port)
@@ -206,7 +212,7 @@ class AgentProcess:
         return server
 
     def _router(self, endpoint: str) -> RouterServer:
-        return RouterServer(endpoint, self.executors.on_message, name="agent<-executors",
+        return RouterServer(endpoint, self.executors.on_socket_message, name="agent<-executors",
                             max_message_size=self.config.max_message_size)
 
     def _master_client(self) -> DealerClient:

@@ -16,14 +16,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 from mesoslite.agent.config import AgentConfig
 from mesoslite.clock import Clock
 from mesoslite.config_checks import mask_secrets
 from mesoslite.coordination import CoordinationError, create_detector
+from mesoslite.protocol import (
+    AuthenticationCompleted,
+    AuthenticationFailed,
+    AuthenticationStep,
+    ClientAuthn,
+    Credential,
+    RegisterAgent,
+    ReregisterAgent,
+    parse_credential,
+)
 from mesoslite.transport import DealerClient, tcp_endpoint
 
 log = logging.getLogger("mesoslite.agent")
@@ -34,6 +47,20 @@ def master_endpoint(address: str) -> str | None:
     if address.startswith("zk://"):
         return None
     return tcp_endpoint(address)
+
+
+def read_credential(path: str) -> Credential:
+    """Mesos's agent ``--credential FILE``; ValueError naming the flag and the problem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--credential {path}: cannot read it ({exc})") from None
+    return parse_credential(text, f"--credential {path}")
+
+
+#: Seconds an authentication exchange may take before a retry starts a new one.
+AUTHENTICATION_TIMEOUT = 5.0
 
 
 class MasterLink:
@@ -68,6 +95,15 @@ class MasterLink:
         self._detector_retry = 1.0
         #: True when the leader comes from a ZooKeeper detector (a zk:// master).
         self.follows_detector = False
+        #: This agent's secret identity token (sent with every (re-)registration).
+        self.agent_token = ""
+        #: ``--credential``: authenticate this principal before registering (None: don't).
+        self.credential: Credential | None = None
+        self._authn: ClientAuthn | None = None
+        self._authn_started = 0.0
+        self._authn_on = b""
+        self._authenticated_on = b""
+        self.authentication_failures = 0
 
     def attach(self, client: DealerClient) -> None:
         """Use ``client`` (not connected yet) to talk to the master."""
@@ -205,10 +241,62 @@ class MasterLink:
         factor = self._config.registration_backoff_factor
         return min(factor * (2**attempt), self._config.registration_backoff_max)
 
+    def _registration(self) -> Any:
+        msg = self._registration_message()
+        if self.agent_token and isinstance(msg, (RegisterAgent, ReregisterAgent)):
+            msg = attrs.evolve(msg, agent_token=self.agent_token)
+        return msg
+
+    def _register_or_authenticate(self) -> None:
+        client = self._client
+        if self.credential is not None and client is not None \
+                and self._authenticated_on != client.identity:
+            # A retry does not cut an exchange in progress short (unless it is stale).
+            now = self._clock.monotonic()
+            if self._authn is None or self._authn_on != client.identity \
+                    or now - self._authn_started > AUTHENTICATION_TIMEOUT:
+                self._authn = ClientAuthn(self.credential, "agent", os.urandom(32))
+                self._authn_started = now
+                self._authn_on = client.identity
+                self.send(self._authn.start())
+            return
+        self.send(self._registration())
+
+    def on_authentication_step(self, msg: AuthenticationStep) -> None:
+        """The master's challenge: answer it."""
+        if self._authn is not None:
+            self.send(self._authn.on_step(msg))
+
+    def on_authentication_completed(self, msg: AuthenticationCompleted) -> None:
+        """Authenticated (when the master's proof is right): register at once."""
+        authn, self._authn = self._authn, None
+        if authn is None or self._client is None:
+            return
+        if not authn.on_completed(msg):
+            self.authentication_failures += 1
+            log.error("Master %s did not prove it knows this agent's secret; not "
+                      "registering there", self.endpoint)
+            return
+        log.info("Agent authenticated as principal %r with %s", msg.principal, self.endpoint)
+        self._authenticated_on = self._client.identity
+        if not self.registered.is_set():
+            self.send(self._registration())
+
+    def on_authentication_failed(self, msg: AuthenticationFailed) -> None:
+        """The master refused our credential: log it; registration keeps retrying."""
+        self._authn = None
+        self.authentication_failures += 1
+        log.error("Master %s refused this agent's authentication: %s", self.endpoint,
+                  msg.message)
+
+    def authentication_refused(self) -> None:
+        """The master does not (or no longer) know our authentication: redo it next time."""
+        self._authenticated_on = b""
+
     async def _registration_loop(self) -> None:
         attempt = 0
         while not self.registered.is_set() and self._running:
-            self.send(self._registration_message())
+            self._register_or_authenticate()
             self.registration_attempts += 1
             delay = max(random.uniform(0.0, self.backoff_bound(attempt)), 0.05)
             attempt += 1

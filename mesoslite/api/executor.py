@@ -120,6 +120,7 @@ class ExecutorHandler(JsonApiHandler):
                     raise ApiError(400, "executor_id",
                                    f"no executor {call.executor_id!r} of framework "
                                    f"{call.framework_id!r} was launched on this agent")
+                self._authenticate(container_id)
                 message = executor_message(call, container_id)
                 await self._subscribe(call, container_id, message)
                 return
@@ -128,6 +129,7 @@ class ExecutorHandler(JsonApiHandler):
                 raise ApiError(403, "executor_id",
                                f"executor {call.executor_id!r} of framework "
                                f"{call.framework_id!r} is not subscribed: SUBSCRIBE first")
+            self._authenticate(stream.container_id)
             self._call(stream, executor_message(call, stream.container_id))
         except V1Error as exc:
             self.refuse(ApiError(400, exc.field, exc.message))
@@ -137,6 +139,18 @@ class ExecutorHandler(JsonApiHandler):
             return
         self.set_status(202)
         self.finish()
+
+    def _authenticate(self, container_id: str) -> None:
+        """With ``--authenticate_http_executors``: 401 unless the bearer is the container's
+        executor token (``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``)."""
+        if not self.hub.port.authenticate_http_executors:
+            return
+        scheme, _, token = (self.request.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not self.hub.port.check_token(container_id,
+                                                                        token.strip()):
+            self.set_header("WWW-Authenticate", 'Bearer realm="mesoslite-executor"')
+            raise ApiError(401, "Authorization", "expected Authorization: Bearer <the "
+                           "executor's MESOS_EXECUTOR_AUTHENTICATION_TOKEN>")
 
     def _call(self, stream: ExecutorStream, message: Any) -> None:
         stream.capture = []

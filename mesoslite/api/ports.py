@@ -204,6 +204,15 @@ class ExecutorPort(Protocol):
         """Handle ``msg`` as sent by the executor connection ``peer``."""
         ...
 
+    @property
+    def authenticate_http_executors(self) -> bool:
+        """Whether calls need ``Authorization: Bearer <executor token>``."""
+        ...
+
+    def check_token(self, container_id: str, token: str) -> bool:
+        """True when ``token`` is the executor token of ``container_id``."""
+        ...
+
 
 class AgentOperatorPort(Protocol):
     """An agent as its v1 operator API reads it (plain protocol values)."""

@@ -101,11 +101,16 @@ class StoredAgent:
     hostname: str
     agent_info: dict[str, Any]
     registered_time: float = attrs.field(validator=_check_time)
+    #: The identity the agent id is bound to (principal and token digest; "": none).
+    identity: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
-        return {"hostname": self.hostname, "agent_info": self.agent_info,
-                "registered_time": self.registered_time}
+        out: dict[str, Any] = {"hostname": self.hostname, "agent_info": self.agent_info,
+                               "registered_time": self.registered_time}
+        if self.identity:
+            out["identity"] = self.identity
+        return out
 
     @classmethod
     def from_dict(cls, obj: Any, field: str = "agent") -> StoredAgent:
@@ -114,10 +119,14 @@ class StoredAgent:
         hostname = obj.get("hostname")
         if not isinstance(hostname, str):
             raise RegistryFormatError(f"{field}.hostname", f"expected a string, got {hostname!r}")
+        identity = obj.get("identity", "")
+        if not isinstance(identity, str):
+            raise RegistryFormatError(f"{field}.identity", f"expected a string, got {identity!r}")
         return cls(hostname=hostname,
                    agent_info=_mapping(f"{field}.agent_info", obj.get("agent_info")),
                    registered_time=_number(f"{field}.registered_time",
-                                           obj.get("registered_time")))
+                                           obj.get("registered_time")),
+                   identity=identity)
 
 
 @attrs.frozen

@@ -63,7 +63,8 @@ log = logging.getLogger("mesoslite.executor.command")
 
 DEFAULT_GRACE = 3.0
 #: Variables that describe the command executor itself and must not reach tasks.
-_PRIVATE_VARS = ("MESOSLITE_AGENT_ZMQ", "MESOSLITE_AGENT_PID")
+_PRIVATE_VARS = ("MESOSLITE_AGENT_ZMQ", "MESOSLITE_AGENT_PID",
+                 "MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
 
 
 class _RunningTask:

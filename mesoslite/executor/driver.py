@@ -136,6 +136,8 @@ class ExecutorSettings:
     shutdown_grace_period: float = 5.0
     recovery_timeout: float = 900.0
     agent_pid: int = 0
+    #: MESOS_EXECUTOR_AUTHENTICATION_TOKEN: proves to the agent which container this is.
+    token: str = attrs.field(default="", repr=False)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> ExecutorSettings:
@@ -165,6 +167,7 @@ class ExecutorSettings:
             shutdown_grace_period=number("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", 5.0),
             recovery_timeout=number("MESOS_RECOVERY_TIMEOUT", 900.0),
             agent_pid=int(number("MESOSLITE_AGENT_PID", 0)),
+            token=env.get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", ""),
         )
 
 
@@ -365,6 +368,7 @@ class ExecutorDriver:
                 framework_id=settings.framework_id,
                 executor_id=settings.executor_id,
                 container_id=settings.container_id,
+                token=settings.token,
             )
         )
         self._spawn(self._heartbeats())
@@ -619,5 +623,6 @@ class ExecutorDriver:
                 container_id=settings.container_id,
                 tasks=tuple(self._tasks.values()),
                 updates=tuple(self._updates.values()),
+                token=settings.token,
             )
         )

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from mesoslite.master import authn
 from mesoslite.master.core import StateCore
 from mesoslite.master.journal import AgentAdmitted, AgentRemoved, record
 from mesoslite.master.records import (
@@ -66,7 +67,11 @@ class AgentHandlers(StateCore):
         info = msg.agent_info
         if not info.hostname:
             return self.refuse(peer, msg, "expected a host name", "agent_info.hostname")
+        refusal = authn.check_agent(self, peer, msg, "")
+        if refusal:
+            return refusal
         agent_id = self._new_agent_id()
+        authn.bind_agent(self, peer, agent_id, msg.agent_token)
         info = attrs.evolve(info, id=agent_id)
         now = self.clock.time()
         agent = AgentRecord(info=info, peer=peer, registered_time=now,
@@ -74,7 +79,7 @@ class AgentHandlers(StateCore):
         self.agents[agent_id] = agent
         self.agent_peers[peer] = agent_id
         self.allocator.add_agent(agent_id, info.resources)
-        record(self.journal, AgentAdmitted(info, now))
+        record(self.journal, AgentAdmitted(info, now, self.agent_identities.get(agent_id, "")))
         self.emit("AGENT_ADDED", agent)
         self.request_allocation([agent_id])
         log.info("agent %s registered from %s:%d with %s",
@@ -97,11 +102,15 @@ class AgentHandlers(StateCore):
         if agent_id in self.gone_agents:
             log.info("agent %s re-registered after it unregistered: told to shut down", agent_id)
             return [to_peer(peer, ShutdownAgent(f"agent {agent_id} was removed"))]
+        refusal = authn.check_agent(self, peer, msg, agent_id)
+        if refusal:
+            return refusal
         other = self.agent_peers.get(peer)
         if other is not None and other != agent_id:
             return self.refuse(
                 peer, msg, f"this connection is registered as agent {other!r}", "agent_info.id"
             )
+        authn.bind_agent(self, peer, agent_id, msg.agent_token)
         sends: list[Send] = []
         agent = self.agents.get(agent_id)
         now = self.clock.time()
@@ -127,7 +136,8 @@ class AgentHandlers(StateCore):
             agent.pong_pending = False
         self.agent_peers[peer] = agent_id
         self.recovered_agents.pop(agent_id, None)
-        record(self.journal, AgentAdmitted(info, agent.registered_time))
+        record(self.journal, AgentAdmitted(info, agent.registered_time,
+                                           self.agent_identities.get(agent_id, "")))
         sends += self._reconcile_agent_tasks(agent, msg.tasks, msg.frameworks)
         for snapshot in msg.executors:
             framework = self.frameworks.get(snapshot.framework_id)

@@ -109,6 +109,20 @@ class MasterConfig:
         default="", validator=checks.Check("Mesos ACL JSON or a file name", check_acls_flag),
         metadata={"help": ACLS_HELP},
     )
+    authenticate_frameworks: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "require schedulers to authenticate a principal of --credentials "
+                          "(challenge-response; the secret never crosses the wire)"},
+    )
+    authenticate_agents: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "require agents to authenticate a principal of --credentials"},
+    )
+    authentication_v0_timeout: float = attrs.field(
+        default=15.0, validator=checks.positive_seconds,
+        metadata={"help": "seconds a framework or agent has to answer an authentication "
+                          "challenge"},
+    )
     http_port: int = attrs.field(
         default=5050, validator=checks.port, metadata={"help": "HTTP port (0 = ephemeral)"},
     )
@@ -241,6 +255,9 @@ class MasterConfig:
                 self.zk_suspend_grace >= self.zk_session_timeout:
             raise ConfigError("zk_suspend_grace", f"less than zk_session_timeout "
                               f"({self.zk_session_timeout})", self.zk_suspend_grace)
+        if (self.authenticate_frameworks or self.authenticate_agents) and not self.credentials:
+            raise ConfigError("credentials", "a credentials file with "
+                              "--authenticate_frameworks/--authenticate_agents", self.credentials)
         if (self.authenticate_http_readonly or self.authenticate_http_readwrite) \
                 and not self.credentials:
             raise ConfigError("credentials", "a credentials file with "

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from mesoslite.allocator import HierarchicalAllocator
 from mesoslite.authz import Acls, acls_for
 from mesoslite.clock import Clock
+from mesoslite.master.authn import Authenticator
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.records import (
     LAUNCH_TO_RUNNING_BUCKETS,
@@ -137,6 +138,11 @@ class StateCore:
         self.journal: list[Any] | None = None
         self.agent_peers: dict[bytes, str] = {}
         self.framework_peers: dict[bytes, str] = {}
+        #: Who each connection proved to be (--authenticate_frameworks/agents): the shell
+        #: installs one holding the --credentials principals; this one knows none.
+        self.authn = Authenticator({}, clock, timeout=config.authentication_v0_timeout)
+        #: Agent id -> the identity that registered it (principal and token digest).
+        self.agent_identities: dict[str, str] = {}
         #: What changed, for the operator API's event stream (:data:`FEED_KINDS`): the
         #: shell drains it after every handler; None: nobody follows, nothing is kept.
         self.feed: list[tuple[str, Any]] | None = None

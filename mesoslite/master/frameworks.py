@@ -15,6 +15,7 @@ import logging
 import attrs
 
 from mesoslite.allocator import validate_role
+from mesoslite.master import authn
 from mesoslite.master.agents import AgentHandlers
 from mesoslite.master.journal import FrameworkRemoved, FrameworkStored, record
 from mesoslite.master.records import (
@@ -80,6 +81,9 @@ class FrameworkHandlers(AgentHandlers):
             self.counters["refused"] += 1
             log.warning("refused a subscription: %s: %s", field, problem)
             return [to_peer(peer, Error(f"{field}: {problem}"))]
+        refusal = authn.check_subscribe(self, peer, info)
+        if refusal:
+            return refusal
         problem = self.unauthorized_roles(info)  # the register_frameworks ACLs
         if problem:
             self.counters["refused"] += 1

@@ -27,6 +27,8 @@ class AgentAdmitted:
 
     info: AgentInfo
     registered_time: float
+    #: Who the agent id is bound to (:func:`mesoslite.master.authn.agent_identity`).
+    identity: str = ""
 
 
 @attrs.frozen

@@ -28,6 +28,8 @@ from mesoslite.authz import is_inline
 from mesoslite.authz.files import resolve_acls
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.coordination import Registry
+from mesoslite.httpguard.server import load_auth
+from mesoslite.master.authn import Authenticator
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.http import start_http_server
 from mesoslite.master.leadership import Leadership, LeadershipCallbacks, master_zk_url
@@ -76,6 +78,12 @@ class MasterProcess:
             send=self._send,
         ))
         self.shell = Master(config, clock, self.leadership)
+        if config.credentials:
+            # OSError naming --credentials when the file is unreadable or malformed.
+            policy = load_auth(True, False, config.credentials)
+            assert policy is not None
+            self.shell.authenticator = Authenticator(
+                policy.credentials, clock, timeout=config.authentication_v0_timeout)
 
     # ------------------------------------------------------------ what callers read
 

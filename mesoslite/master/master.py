@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mesoslite.clock import Clock
-from mesoslite.master import metrics
+from mesoslite.master import authn, metrics
 from mesoslite.master.config import MasterConfig
 from mesoslite.master.records import LAUNCH_TO_RUNNING_BUCKETS, Histogram, Send
 from mesoslite.master.state import MasterState
@@ -35,6 +35,8 @@ from mesoslite.promtext import LATENCY_BUCKETS, HistogramFamily
 from mesoslite.protocol import (
     Accept,
     Acknowledge,
+    Authenticate,
+    AuthenticationResponse,
     Deactivate,
     Decline,
     EncodeError,
@@ -91,6 +93,9 @@ DISPATCH: dict[type, Handler] = {
     Acknowledge: MasterState.acknowledge,
     Reconcile: MasterState.reconcile,
     FrameworkToExecutorMessage: MasterState.framework_message,
+    # authentication of schedulers and agents (mesoslite.master.authn)
+    Authenticate: authn.authenticate,
+    AuthenticationResponse: authn.authentication_response,
     # anyone
     ProtocolError: MasterState.protocol_error,
 }
@@ -147,6 +152,9 @@ class Master:
         #: Peers served inside this process (schedulers on the HTTP API): routing id ->
         #: a function taking each message for that peer (instead of the transport).
         self.local_peers: dict[bytes, Callable[[Any], None]] = {}
+        #: Who connections prove to be (set by the composition root from --credentials);
+        #: handed to every state this master leads, so sessions outlive a re-election.
+        self.authenticator: authn.Authenticator | None = None
 
     @property
     def is_leading(self) -> bool:
@@ -173,6 +181,8 @@ class Master:
         """Elected and recovered: act on ``state`` and start the timers."""
         self._state = state
         state.feed = []
+        if self.authenticator is not None:
+            state.authn = self.authenticator
         self.elected_time = self.clock.time()
         self._tasks = [
             asyncio.create_task(self._every(self._tick_interval(), self._tick)),

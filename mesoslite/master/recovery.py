@@ -48,6 +48,8 @@ class RecoveredAgent:
 
     info: AgentInfo
     registered_time: float
+    #: The identity its id is bound to ("": none recorded; the next to re-register binds it).
+    identity: str = ""
 
 
 @attrs.frozen
@@ -77,6 +79,9 @@ def restore(state: MasterState, snapshot: RegistrySnapshot) -> dict[str, float]:
     Nothing is journaled (the registry already holds all of it).  Weights from
     the registry win over ``--weights``: they are the operator's latest word.
     """
+    for agent_id, agent in snapshot.agents.items():  # who registered each agent id
+        if agent.identity:
+            state.agent_identities[agent_id] = agent.identity
     for role, weight in snapshot.weights.items():
         state.allocator.set_weight(role, weight)
     for agent_id, when in snapshot.unreachable.items():

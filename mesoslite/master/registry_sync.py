@@ -146,7 +146,7 @@ def snapshot_from(stored: RegistryState) -> RegistrySnapshot:
                 log.error("registry: agents[%r] holds the AgentInfo of %r, ignored",
                           agent_id, info.id)
                 continue
-            agents[agent_id] = RecoveredAgent(info, agent.registered_time)
+            agents[agent_id] = RecoveredAgent(info, agent.registered_time, agent.identity)
     frameworks: dict[str, RecoveredFramework] = {}
     for framework_id, framework in stored.frameworks.items():
         info = _structure(FrameworkInfo, framework.info, f"frameworks[{framework_id!r}]")
@@ -209,10 +209,11 @@ class RegistrySync:
             stored = mirror.agents.get(info.id)
             plain = unstructure(info)
             if stored is not None and stored.agent_info == plain \
-                    and stored.hostname == info.hostname:
+                    and stored.hostname == info.hostname and stored.identity == change.identity:
                 return []
             record = StoredAgent(hostname=info.hostname, agent_info=plain,
-                                 registered_time=change.registered_time)
+                                 registered_time=change.registered_time,
+                                 identity=change.identity)
             return [AdmitAgent(info.id, record)]
         if isinstance(change, AgentRemoved):
             if change.unreachable:

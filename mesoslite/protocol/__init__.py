@@ -4,6 +4,16 @@ Public names are re-exported here: message classes, the value types they
 carry, :func:`encode`/:func:`decode`, :class:`DecodeError`, :class:`TaskState`.
 """
 
+from mesoslite.protocol.authn import (
+    Authenticate,
+    AuthenticationCompleted,
+    AuthenticationFailed,
+    AuthenticationResponse,
+    AuthenticationStep,
+    ClientAuthn,
+    Credential,
+    parse_credential,
+)
 from mesoslite.protocol.codec import (
     MAX_MESSAGE_SIZE,
     PROTOCOL_VERSION,
@@ -112,10 +122,17 @@ __all__ = [
     "AgentInfo",
     "AgentRegistered",
     "AgentReregistered",
+    "Authenticate",
+    "AuthenticationCompleted",
+    "AuthenticationFailed",
+    "AuthenticationResponse",
+    "AuthenticationStep",
+    "ClientAuthn",
     "CommandInfo",
     "CommandURI",
     "ContainerInfo",
     "ContainerStatus",
+    "Credential",
     "Deactivate",
     "Decline",
     "DecodeError",
@@ -191,6 +208,7 @@ __all__ = [
     "encode",
     "join_frames",
     "message",
+    "parse_credential",
     "structure",
     "unstructure",
     "valid_id",

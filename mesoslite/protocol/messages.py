@@ -291,6 +291,9 @@ class RegisterAgent:
     agent_info: AgentInfo
     boot_id: str = ""
     version: str = ""
+    #: The agent's secret identity token (kept in its meta dir): the master binds the
+    #: agent id to it, and only the same token may re-register that id.
+    agent_token: str = attrs.field(default="", repr=False)
 
 
 @message
@@ -304,6 +307,8 @@ class ReregisterAgent:
     tasks: tuple[Task, ...] = ()
     executors: tuple[ExecutorSnapshot, ...] = ()
     frameworks: tuple[FrameworkInfo, ...] = ()
+    #: See RegisterAgent.agent_token.
+    agent_token: str = attrs.field(default="", repr=False)
 
 
 @message
@@ -444,6 +449,8 @@ class RegisterExecutor:
     framework_id: str
     executor_id: str
     container_id: str
+    #: MESOS_EXECUTOR_AUTHENTICATION_TOKEN from the executor's environment.
+    token: str = attrs.field(default="", repr=False)
 
 
 @message
@@ -456,6 +463,8 @@ class ReregisterExecutor:
     container_id: str
     tasks: tuple[TaskInfo, ...] = ()
     updates: tuple[StatusUpdate, ...] = ()
+    #: MESOS_EXECUTOR_AUTHENTICATION_TOKEN from the executor's environment.
+    token: str = attrs.field(default="", repr=False)
 
 
 @message

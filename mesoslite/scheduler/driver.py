@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import getpass
 import logging
+import os
 import random
 import signal
 import threading
@@ -32,6 +33,11 @@ import attrs
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.protocol import (
     Acknowledge,
+    AuthenticationCompleted,
+    AuthenticationFailed,
+    AuthenticationStep,
+    ClientAuthn,
+    Credential,
     Deactivate,
     Error,
     ExecutorToFrameworkMessage,
@@ -48,6 +54,7 @@ from mesoslite.protocol import (
     Teardown,
     Update,
 )
+from mesoslite.protocol.authn import NOT_AUTHENTICATED
 from mesoslite.scheduler.calls import DriverCalls
 from mesoslite.scheduler.detector import MasterDetector, StaticMasterDetector, detector_for
 from mesoslite.scheduler.scheduler import Scheduler
@@ -59,6 +66,8 @@ log = logging.getLogger("mesoslite.scheduler")
 
 #: How long stop() waits for the master to confirm it received the last message.
 STOP_FLUSH_TIMEOUT = 1.0  # seconds the last Teardown/Deactivate may linger
+#: Seconds an authentication exchange may take before a retry starts a new one.
+AUTHENTICATION_TIMEOUT = 5.0
 #: How long a blocking stop() from another thread waits for the driver's loop.
 STOP_WAIT_TIMEOUT = 10.0
 
@@ -93,6 +102,7 @@ class SchedulerDriver(DriverCalls):
         clock: Clock | None = None,
         curve: CurveClientKeys | None = None,
         rng: random.Random | None = None,
+        credential: Credential | None = None,
     ) -> None:
         """Prepare a driver; nothing happens until :meth:`start`/:meth:`run`.
 
@@ -104,8 +114,10 @@ class SchedulerDriver(DriverCalls):
         against (loop timers are armed from it, so a fake clock suits
         :class:`~mesoslite.scheduler.session.Session` tests, not a running
         driver); ``curve`` enables CURVE encryption to the master; ``rng``
-        seeds the backoff jitter.  Raises TypeError/ValueError naming a bad
-        ``framework_info``, ``master`` or backoff value.
+        seeds the backoff jitter.  With ``credential`` the driver authenticates its
+        principal (the default ``framework_info.principal``) on every new connection
+        before it subscribes.  Raises TypeError/ValueError naming a bad
+        ``framework_info``, ``master``, ``credential`` or backoff value.
         """
         if not isinstance(framework_info, FrameworkInfo):
             raise TypeError(
@@ -115,6 +127,8 @@ class SchedulerDriver(DriverCalls):
         if not framework_info.user:
             # As the Mesos driver does: an empty user means the current user.
             framework_info = attrs.evolve(framework_info, user=_current_user())
+        framework_info = _with_principal(framework_info, credential)
+        self._init_authentication(credential)
         self._framework_info = framework_info
         self._detector = detector_for(master)
         self._implicit = bool(implicit_acknowledgements)
@@ -152,7 +166,19 @@ class SchedulerDriver(DriverCalls):
             Error: self._on_error,
             ProtocolError: self._on_protocol_error,
             LeaderRedirect: self._on_leader_redirect,
+            AuthenticationStep: self._on_authentication_step,
+            AuthenticationCompleted: self._on_authentication_completed,
+            AuthenticationFailed: self._on_authentication_failed,
         }
+
+    def _init_authentication(self, credential: Credential | None) -> None:
+        self._credential = credential
+        #: The exchange in progress, when it started, and on which connection.
+        self._authn: ClientAuthn | None = None
+        self._authn_started = 0.0
+        self._authn_on = b""
+        #: The connection (routing id) the master accepted our credential on.
+        self._authenticated_on = b""
 
     # ------------------------------------------------------------ properties
 
@@ -508,11 +534,19 @@ class SchedulerDriver(DriverCalls):
             return
         framework_id = self._session.framework_id
         if action is Action.SUBSCRIBE:
-            info = attrs.evolve(self._framework_info, id=framework_id)
-            level = logging.INFO if self._session.attempts <= 1 else logging.DEBUG
-            log.log(level, "subscribing to %s as %r (attempt %d)",
-                    self._endpoint, framework_id or "(new)", self._session.attempts)
-            client.send(Subscribe(framework_info=info))
+            if self._credential is not None and self._authenticated_on != client.identity:
+                # Authenticate this connection first; Subscribe follows its completion.
+                # A retry does not cut an exchange in progress short (its answer would
+                # no longer match), unless that one is older than AUTHENTICATION_TIMEOUT.
+                now = self._clock.monotonic()
+                if self._authn is None or self._authn_on != client.identity \
+                        or now - self._authn_started > AUTHENTICATION_TIMEOUT:
+                    self._authn = ClientAuthn(self._credential, "framework", os.urandom(32))
+                    self._authn_started = now
+                    self._authn_on = client.identity
+                    client.send(self._authn.start())
+                return
+            self._send_subscribe(client)
         elif action is Action.HEARTBEAT:
             client.send(Heartbeat(sender_id=framework_id))
         elif action is Action.MASTER_SILENT:
@@ -521,6 +555,46 @@ class SchedulerDriver(DriverCalls):
             if self._endpoint is not None:
                 client.connect(self._endpoint)  # a fresh socket and identity
             self._callback("disconnected")
+
+    def _send_subscribe(self, client: DealerClient) -> None:
+        framework_id = self._session.framework_id
+        info = attrs.evolve(self._framework_info, id=framework_id)
+        level = logging.INFO if self._session.attempts <= 1 else logging.DEBUG
+        log.log(level, "subscribing to %s as %r (attempt %d)",
+                self._endpoint, framework_id or "(new)", self._session.attempts)
+        client.send(Subscribe(framework_info=info))
+
+    def _on_authentication_step(self, msg: AuthenticationStep) -> None:
+        if self._authn is not None and self._client is not None:
+            self._client.send(self._authn.on_step(msg))
+
+    def _on_authentication_completed(self, msg: AuthenticationCompleted) -> None:
+        authn, client = self._authn, self._client
+        if authn is None or client is None:
+            return
+        self._authn = None
+        if not authn.on_completed(msg):
+            self._fail_authentication("the master did not prove it knows the credential's "
+                                      "secret (a master with other credentials, or a fake)")
+            return
+        log.info("framework %r: authenticated as principal %r", self._framework_info.name,
+                 msg.principal)
+        self._authenticated_on = client.identity
+        if not self._session.is_subscribed:
+            self._send_subscribe(client)
+
+    def _on_authentication_failed(self, msg: AuthenticationFailed) -> None:
+        self._authn = None
+        self._fail_authentication(f"master refused authentication: {msg.message}")
+
+    def _fail_authentication(self, why: str) -> None:
+        """Authentication failed for good (Mesos: the driver aborts): error(), then abort."""
+        log.error("framework %r: %s", self._framework_info.name, why)
+        self._abort_now()
+        try:
+            self._scheduler.error(self, why)
+        except Exception:
+            log.exception("scheduler callback error raised")
 
     async def _detect_loop(self) -> None:
         current: str | None = None
@@ -564,7 +638,8 @@ class SchedulerDriver(DriverCalls):
             log.warning("ignoring unexpected %s from the master", type(msg).__name__)
             return
         if not self._session.is_subscribed and not isinstance(
-            msg, (Subscribed, Heartbeat, Error, ProtocolError, LeaderRedirect)
+            msg, (Subscribed, Heartbeat, Error, ProtocolError, LeaderRedirect,
+                  AuthenticationStep, AuthenticationCompleted, AuthenticationFailed)
         ):
             log.debug("ignoring %s: not subscribed", type(msg).__name__)
             return
@@ -632,6 +707,14 @@ class SchedulerDriver(DriverCalls):
             self._callback("agent_lost", msg.agent_id)
 
     def _on_error(self, msg: Error) -> None:
+        if self._credential is not None and msg.message.startswith(NOT_AUTHENTICATED):
+            # A master that does not know this connection (it restarted, or failed over
+            # on the same address): authenticate again rather than give up.
+            log.warning("framework %s: master does not know our authentication; "
+                        "authenticating again", self.framework_id)
+            self._authenticated_on = b""
+            self._wake_timers()
+            return
         log.error("framework %s: error from master: %s", self.framework_id, msg.message)
         self._abort_now()
         try:
@@ -681,6 +764,18 @@ class SchedulerDriver(DriverCalls):
             self._abort_now()
             return False
         return True
+
+
+def _with_principal(info: FrameworkInfo, credential: Credential | None) -> FrameworkInfo:
+    """``info`` with the credential's principal (ValueError when it names another one)."""
+    if credential is None:
+        return info
+    if not info.principal:
+        return attrs.evolve(info, principal=credential.principal)
+    if info.principal != credential.principal:
+        raise ValueError(f"framework_info.principal {info.principal!r} is not the "
+                         f"credential's principal {credential.principal!r}")
+    return info
 
 
 def _current_user() -> str:

@@ -27,6 +27,7 @@ def generate(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
     path.mkdir(parents=True, exist_ok=True)
     public, secret = zmq.auth.create_certificates(str(path), name)
     os.chmod(secret, 0o600)
+    os.chmod(public, 0o644)  # public: meant to be handed out
     return Path(public), Path(secret)
 
 

@@ -15,6 +15,11 @@ a few; order per peer is kept.  A message that cannot be routed when the
 batch leaves (an unknown or departed ROUTER peer) is counted in
 ``stats["dropped"]``.
 
+A DEALER's routing id is 24 random bytes, new with every socket
+(:data:`ROUTING_ID_BYTES`): ZeroMQ's own ids are sequential, and a ROUTER hands an id
+over to the newest connection claiming it, so a guessable id would let a peer take
+another's connection (and the principal authenticated on it) over.
+
 Thread-safety: none.  Create, use and close both classes on the event loop's
 thread only.
 
@@ -35,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -299,6 +305,11 @@ ERROR_RATE = 10.0
 #: Envelopes decoded per unit of a wake-up's budget (a wake-up has 5000 units).
 ENVELOPES_PER_BUDGET_UNIT = 50
 
+#: A DEALER's routing id: a fixed first byte (ids starting with 0 are ZeroMQ's own)
+#: and random bytes, unguessable.
+ROUTING_ID_PREFIX = b"\x01"
+ROUTING_ID_BYTES = 24
+
 #: The listen queue of a bound socket (the kernel caps it at net.core.somaxconn).
 LISTEN_BACKLOG = 4096
 
@@ -425,10 +436,17 @@ class DealerClient(_LoopSocket):
         self._handler = handler
         self._curve = curve
         self._reconnect = (reconnect_ivl_ms, reconnect_ivl_max_ms)
+        #: This socket's routing id as the server sees it (new with every socket).
+        self.identity = b""
         self._configure(self._sock)
         self.endpoint: str | None = None
 
     def _configure(self, sock: zmq.Socket[bytes]) -> None:
+        # A random routing id per socket: ZeroMQ's own ids are sequential, and a peer
+        # that guessed one could take the connection over (the ROUTER hands an id over
+        # to its newest connection); a session authenticated on this id is bound to it.
+        self.identity = ROUTING_ID_PREFIX + secrets.token_bytes(ROUTING_ID_BYTES - 1)
+        sock.setsockopt(zmq.ROUTING_ID, self.identity)
         sock.setsockopt(zmq.RECONNECT_IVL, self._reconnect[0])
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect[1])
         if self._curve is not None:

@@ -35,6 +35,10 @@ HOST, _, PORT = ENV["MESOS_AGENT_ENDPOINT"].rpartition(":")
 FRAMEWORK = {"value": ENV["MESOS_FRAMEWORK_ID"]}
 EXECUTOR = {"value": ENV["MESOS_EXECUTOR_ID"]}
 PATH = "/api/v1/executor"
+#: As Mesos's executors do: the agent's token for this executor, sent as a bearer.
+TOKEN = ENV.get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "")
+HEADERS = {"Content-Type": "application/json",
+           **({"Authorization": f"Bearer {TOKEN}"} if TOKEN else {})}
 LOCK = threading.Lock()
 #: Launched tasks (by id) and sent updates (by uuid) the agent has not acknowledged.
 UNACKED_TASKS: dict[str, Any] = {}
@@ -50,7 +54,7 @@ def post(body: dict[str, Any]) -> int:
     """A call on its own connection; its status."""
     conn = http.client.HTTPConnection(HOST, int(PORT), timeout=30)
     try:
-        conn.request("POST", PATH, json.dumps(body), {"Content-Type": "application/json"})
+        conn.request("POST", PATH, json.dumps(body), HEADERS)
         response = conn.getresponse()
         response.read()
         return response.status
@@ -108,7 +112,7 @@ def subscribe() -> http.client.HTTPResponse | None:
             "type": "SUBSCRIBE", "framework_id": FRAMEWORK, "executor_id": EXECUTOR,
             "subscribe": {"unacknowledged_tasks": tasks, "unacknowledged_updates": [
                 {"framework_id": FRAMEWORK, "status": u} for u in updates]}}),
-            {"Content-Type": "application/json", "Accept": "application/json"})
+            {**HEADERS, "Accept": "application/json"})
         response = conn.getresponse()
     except (OSError, http.client.HTTPException):
         conn.close()

@@ -23,7 +23,8 @@ TO_MASTER = {
     "Subscribe", "Teardown", "Deactivate", "Accept", "Decline", "Revive", "Suppress", "Kill",
     "Shutdown", "Acknowledge", "Reconcile", "FrameworkToExecutorMessage", "Heartbeat",
     "RegisterAgent", "ReregisterAgent", "StatusUpdate", "ExecutorToFrameworkMessage",
-    "ExitedExecutor", "UnregisterAgent", "Pong", "ProtocolError",
+    "ExitedExecutor", "UnregisterAgent", "Pong", "ProtocolError", "Authenticate",
+    "AuthenticationResponse",
 }
 
 
