@@ -353,7 +353,7 @@ class SecureSetup:
         d = self.directory
         return "\n".join([
             (f"secure: credentials {self.credentials} (principals operator, marathon, agent, "
-             f"client); CURVE keys in {d / 'keys'}"),
+             f"client); ACLs {d / 'acls.json'}; CURVE keys in {d / 'keys'}"),
             (f"  frameworks: principal 'client' (secret in {d / 'client.secret'}), CURVE "
              f"{d / 'keys' / 'client.key_secret'} and master key {d / 'keys' / 'master.key'}"),
             f"  HTTP: MESOSLITE_PRINCIPAL=operator MESOSLITE_SECRET_FILE={d / 'operator.secret'}",
@@ -362,6 +362,30 @@ class SecureSetup:
              f"MESOSLITE_CURVE_SECRET_FILE={d / 'keys' / 'client.key_secret'} "
              f"MESOSLITE_MASTER_PUBLIC_KEY_FILE={d / 'keys' / 'master.key'}"),
         ])
+
+
+def _operator_only(objects: str) -> list[dict[str, Any]]:
+    """One ACL rule: the principal ``operator`` may, on any object."""
+    return [{"principals": {"values": ["operator"]}, objects: {"type": "ANY"}}]
+
+
+#: The ACLs of ``local --secure`` (not permissive: what no rule allows is refused): the
+#: frameworks ``marathon`` and ``client`` register in any role and run tasks as any user
+#: (the agents' --switch_user confines them); only ``operator`` (ctl, the web UI, the DNS
+#: server) sees the cluster, reads sandboxes and flags, tears down and sets weights.
+SECURE_ACLS: dict[str, Any] = {
+    "permissive": False,
+    "register_frameworks": [{"principals": {"values": ["marathon", "client"]},
+                             "roles": {"type": "ANY"}}],
+    "run_tasks": [{"principals": {"values": ["marathon", "client"]}, "users": {"type": "ANY"}}],
+    "teardown_frameworks": _operator_only("framework_principals"),
+    "update_weights": _operator_only("roles"),
+    "view_frameworks": _operator_only("users"),
+    "view_tasks": _operator_only("users"),
+    "view_executors": _operator_only("users"),
+    "access_sandboxes": _operator_only("users"),
+    "get_endpoints": _operator_only("paths"),
+}
 
 
 def _write_secret(path: Path, text: str) -> None:
@@ -390,6 +414,8 @@ def secure_setup(work_dir: str | Path) -> SecureSetup:
         credentials = directory / "credentials.json"
         _write_secret(credentials, json.dumps({"credentials": [
             {"principal": p, "secret": s} for p, s in secrets_by_principal.items()]}))
+        acls = directory / "acls.json"
+        _write_secret(acls, json.dumps(SECURE_ACLS, indent=1))
         agent_credential = directory / "agent.credential"
         _write_secret(agent_credential, json.dumps(
             {"principal": "agent", "secret": secrets_by_principal["agent"]}))
@@ -402,7 +428,7 @@ def secure_setup(work_dir: str | Path) -> SecureSetup:
         os.umask(old)
     master_key = str(keys / "master.key")
     http = {"authenticate_http_readonly": True, "authenticate_http_readwrite": True,
-            "credentials": str(credentials)}
+            "credentials": str(credentials), "acls": str(acls)}
     return SecureSetup(
         directory=directory, credentials=credentials,
         master_options={**http, "authenticate_frameworks": True, "authenticate_agents": True,

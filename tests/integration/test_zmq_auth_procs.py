@@ -263,9 +263,10 @@ def _executor_environment(framework_id: str) -> dict[str, str]:
 
 
 def test_secure_local_cluster_runs_a_task_over_curve(tmp_path: Path) -> None:
-    """``mesoslite local --secure``: CURVE, framework/agent and HTTP authentication on; the
-    bundled framework runs an app, an SDK framework with the printed client key and
-    credential runs a task, and a connection without CURVE keys is not served."""
+    """``mesoslite local --secure``: CURVE, framework/agent and HTTP authentication and ACLs
+    on; the bundled framework runs an app, an SDK framework with the printed client key and
+    credential runs a task, a connection without CURVE keys is not served, and only the
+    operator principal sees the cluster."""
     work = tmp_path / "local"
     proc = Proc(mesoslite("local", "--secure", "--work_dir", str(work), "--agents", "1",
                           "--port", "0", "--zmq_port", "0", "--agent_port_base", "0",
@@ -318,8 +319,20 @@ def test_secure_local_cluster_runs_a_task_over_curve(tmp_path: Path) -> None:
             sock.send(encode(RegisterAgent(agent_info=AgentInfo(
                 hostname="evil", resources=Resources.parse("cpus:1000")))))
             assert not sock.poll(2000), "an unauthorised CURVE key was answered"
-        assert len(get_json(int(re.search(r"master http://[\d.]+:(\d+)", out).group(1)),  # type: ignore[union-attr]
-                            "/state", auth)["slaves"]) == 1
+        master_port = int(re.search(r"master http://[\d.]+:(\d+)", out).group(1))  # type: ignore[union-attr]
+        state = get_json(master_port, "/state", auth)
+        assert len(state["slaves"]) == 1
+        assert {f["name"] for f in state["frameworks"]} >= {"sdk"}, state["frameworks"]
+        # The ACLs of --secure: the framework principal 'client' sees no framework and no
+        # flags; only 'operator' does.
+        client = (secure / "client.secret").read_text().strip()
+        as_client = {"Authorization": "Basic " + __import__("base64").b64encode(
+            f"client:{client}".encode()).decode()}
+        assert get_json(master_port, "/state", as_client)["frameworks"] == []
+        conn = http.client.HTTPConnection("127.0.0.1", master_port, timeout=10)
+        conn.request("GET", "/flags", headers={"Host": f"127.0.0.1:{master_port}", **as_client})
+        assert conn.getresponse().status == 403
+        conn.close()
     finally:
         if driver is not None:
             driver.stop()
