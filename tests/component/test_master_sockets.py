@@ -7,7 +7,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import msgpack
@@ -118,8 +118,9 @@ async def _subscribe(master: MasterProcess, **info: Any) -> tuple[Peer, str]:
     return scheduler, (await scheduler.next(Subscribed)).framework_id
 
 
-async def _launch(scheduler: Peer, framework_id: str, task_id: str) -> Any:
-    offer = (await scheduler.next(Offers)).offers[0]
+async def _launch(scheduler: Peer, framework_id: str, task_id: str,
+                  timeout: float = 5.0) -> Any:
+    offer = (await scheduler.next(Offers, timeout=timeout)).offers[0]
     task = TaskInfo(name=task_id, task_id=task_id, agent_id=offer.agent_id,
                     resources=Resources.parse("cpus:1;mem:128"),
                     command=CommandInfo(value="sleep 1"))
@@ -391,34 +392,41 @@ def test_agent_that_stops_answering_pings_is_removed() -> None:
     """A silent agent's task is reported lost and every framework gets Failure."""
 
     async def main() -> None:
-        master = await _start(agent_ping_timeout=0.05, max_agent_ping_timeouts=2)
+        # Pings every 0.5 s: long enough for the test's loop to answer on a busy machine.
+        master = await _start(agent_ping_timeout=0.5, max_agent_ping_timeouts=2)
         try:
             peers: dict[str, Peer] = {}
-            for i in range(2):
-                peer, agent_id = await _register(master, f"agent-{i}")
+            silent: set[str] = set()
+            answering = []
+            for i in range(2):  # both answer until the task is launched (a busy machine
+                peer, agent_id = await _register(master, f"agent-{i}")  # may take a while)
                 peers[agent_id] = peer
+                answering.append(asyncio.create_task(_answer_pings(peer, agent_id, silent)))
             scheduler, framework_id = await _subscribe(master)
-            offer = await _launch(scheduler, framework_id, "t1")
+            offer = await _launch(scheduler, framework_id, "t1", timeout=60.0)
             healthy = next(agent_id for agent_id in peers if agent_id != offer.agent_id)
-            answering = asyncio.create_task(_answer_pings(peers[healthy], healthy))
-            failure = await scheduler.next(Failure)
+            silent.add(offer.agent_id)
+            failure = await scheduler.next(Failure, timeout=60.0)
             assert failure.agent_id == offer.agent_id
             update = await scheduler.next(Update)
             assert (update.status.task_id, update.status.state) == ("t1", TaskState.TASK_LOST)
             assert list(master.state.agents) == [healthy]
             snapshot = await _json(master, "/metrics/snapshot")
             assert snapshot["master/slave_removals"] == 1
-            answering.cancel()
+            for task in answering:
+                task.cancel()
         finally:
             await master.stop()
 
     _run(main)
 
 
-async def _answer_pings(peer: Peer, agent_id: str) -> None:
+async def _answer_pings(peer: Peer, agent_id: str, silent: Collection[str] = ()) -> None:
+    """Answer the master's pings to ``agent_id`` while it is not in ``silent``."""
     while True:
         await peer.next(Ping, timeout=60.0)
-        peer.send(Pong(agent_id=agent_id))
+        if agent_id not in silent:
+            peer.send(Pong(agent_id=agent_id))
 
 
 def test_state_with_many_agents_does_not_stall_the_loop() -> None:

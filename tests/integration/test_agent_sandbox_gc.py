@@ -98,7 +98,10 @@ def test_gc_by_headroom_on_a_small_tmpfs(tmp_path: Path, tmpfs: Path) -> None:
             running = _sandbox(tmpfs, "big-running")
             launch("big-done", _writer(5))
             scheduler.wait_state("big-done", TaskState.TASK_FINISHED)
-            done = _sandbox(tmpfs, "big-done")
+            # Beside the running one (the same framework); under disk pressure it may be
+            # gone already when the test sees TASK_FINISHED. /files below proves the path:
+            # it says "garbage collected" only for a sandbox the agent removed.
+            done = running.parents[2] / "big-done" / "runs" / "latest"
 
             wait_for(lambda: _gc(agent).get("gc/path_removals_succeeded") == 2, timeout=30,
                      what="both completed sandboxes removed under disk pressure")
