@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mesoslite.clock import Clock
 from mesoslite.master import metrics
 from mesoslite.master.config import MasterConfig
+from mesoslite.master.loopwatch import LoopLagMonitor, TimingWindow
 from mesoslite.master.records import LAUNCH_TO_RUNNING_BUCKETS, Histogram, Send
 from mesoslite.master.state import MasterState
 from mesoslite.protocol import (
@@ -136,6 +137,11 @@ class Master:
         self.undeliverable = 0
         self.handler_errors = 0
         self.allocation_run_ms = 0.0
+        #: Recent allocation durations (ms): every run, and the batch runs over all agents.
+        self.allocation_times = TimingWindow()
+        self.full_allocation_times = TimingWindow()
+        #: How late the loop runs timers (the worst stall of a handler or a rendering).
+        self.loop_lag = LoopLagMonitor()
         self._tasks: list[asyncio.Task[None]] = []
         self._alloc_handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,6 +173,7 @@ class Master:
         self.transport = transport
         self._loop = asyncio.get_running_loop()
         self.start_time = self.clock.time()
+        self.loop_lag.start()
 
     def begin_leading(self, state: MasterState) -> None:
         """Elected and recovered: act on ``state`` and start the timers."""
@@ -196,6 +203,7 @@ class Master:
                 await task
         self._tasks = []
         self._cancel_allocation()
+        await self.loop_lag.stop()
 
     def _cancel_allocation(self) -> None:
         if self._alloc_handle is not None:
@@ -319,6 +327,9 @@ class Master:
             log.exception("master: allocation failed")
             return
         self.allocation_run_ms = (time.perf_counter() - started) * 1000.0
+        self.allocation_times.observe(self.allocation_run_ms)
+        if agent_ids is None:
+            self.full_allocation_times.observe(self.allocation_run_ms)
         self.deliver(sends)
         self._schedule_allocation()
 
@@ -361,6 +372,9 @@ class Master:
             event_queue_dispatches=1 if self._alloc_handle is not None else 0,
         )
         values.update(self.leadership.metrics())
+        values.update(self.allocation_times.metrics("allocator/mesos/allocation_run_ms"))
+        values.update(self.full_allocation_times.metrics("allocator/allocation_full_run_ms"))
+        values.update(self.loop_lag.metrics())
         return values
 
     def metrics_histograms(self) -> str:
