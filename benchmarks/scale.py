@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil
 from bench_support import (
+    PySpy,
     check_at_least,
     check_positive,
     cli_argv,
@@ -247,8 +248,7 @@ async def wait_for(check: Any, timeout: float, what: str, run: Run, period: floa
 
 
 async def register(run: Run, n: int, args: argparse.Namespace, out: dict[str, Any]) -> None:
-    """Start the master and N agents; time the registration."""
-    run.start_master()
+    """N agents on the started master; time the registration."""
     await wait_for(lambda: run.metrics().get("master/elected") == 1.0, 60, "master elected", run)
     started = time.monotonic()
     run.start_agents(n, args.per_process)
@@ -280,9 +280,9 @@ async def frameworks(run: Run, n: int, args: argparse.Namespace, out: dict[str, 
     drivers = [SchedulerDriver(s, FrameworkInfo(user="", name=s.name), master)
                for s in scheds]
     try:
-        for sched, driver in zip(scheds, drivers, strict=True):
+        for sched in scheds:  # all at once, as after a cluster restart
             sched.subscribed_at = time.monotonic()
-            await driver.start_async()
+        await asyncio.gather(*(driver.start_async() for driver in drivers))
         try:
             await asyncio.wait_for(asyncio.gather(*(s.first_offer.wait() for s in scheds)),
                                    args.timeout)
@@ -370,11 +370,30 @@ async def one_n(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     run_root.mkdir(parents=True, exist_ok=True)
     run = Run(run_root, args.log_level)
     out: dict[str, Any] = {"agents": n, "frameworks": args.frameworks}
+
+    @contextlib.asynccontextmanager
+    async def profiled(phase: str) -> Any:
+        """With ``--py-spy DIR``: the master's profile of ``phase`` in DIR/n<N>-<phase>.txt."""
+        spy = PySpy(args.py_spy, "raw") if args.py_spy and run.master is not None else None
+        if spy is not None:
+            assert run.master is not None
+            spy.attach([(f"n{n}-{phase}", run.master.pid)])
+        try:
+            yield
+        finally:
+            if spy is not None:
+                await asyncio.to_thread(spy.stop)
+
     try:
-        await register(run, n, args, out)
-        await idle(run, n, args, out)
-        await frameworks(run, n, args, out)
-        await state_reads(run, n, out)
+        run.start_master()
+        async with profiled("register"):
+            await register(run, n, args, out)
+        async with profiled("idle"):
+            await idle(run, n, args, out)
+        async with profiled("frameworks"):
+            await frameworks(run, n, args, out)
+        async with profiled("state"):
+            await state_reads(run, n, out)
         assert run.master is not None
         out["rss_mb_end"] = round(psutil.Process(run.master.pid).memory_info().rss / 2**20, 1)
     except (TimeoutError, RuntimeError, OSError) as exc:
@@ -417,6 +436,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="longest wait of one step (default 300)")
     parser.add_argument("--log-level", default="WARNING", help="of the master (default WARNING)")
+    parser.add_argument("--py-spy", default="",
+                        help="directory for py-spy profiles of the master, one per phase")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     try:

@@ -220,11 +220,16 @@ class FileRegistry(BatchingRegistry):
         self._resolve(entries)
 
     async def _write(self, state: RegistryState) -> None:
-        data = state.encode(self.fmt)
+        # Encoded in the writer thread too: at tens of thousands of agents the document is
+        # megabytes, and encoding it on the loop would stall every other message.  The
+        # state does not change meanwhile: it changes only under the write lock we hold.
         try:
-            await asyncio.to_thread(self._atomic_write, data)
+            await asyncio.to_thread(self._encode_and_write, state)
         except OSError as exc:
             raise RegistryError(f"{self.name}: write failed: {exc}") from exc
+
+    def _encode_and_write(self, state: RegistryState) -> None:
+        self._atomic_write(state.encode(self.fmt))
 
     def _read(self) -> bytes | None:
         try:

@@ -60,6 +60,8 @@ ClientHandler = Callable[[Any], None]
 #: Bounded send queue per socket (messages) before ZeroMQ itself pushes back.
 SEND_HWM = 200_000
 RECV_HWM = 200_000
+#: Longest a socket handles input in one turn of the loop before yielding (seconds).
+TURN_SECONDS = 0.02
 #: Frames between the message limit and this multiple of it are refused and
 #: counted; larger ones make ZeroMQ drop the connection unread.
 HARD_FRAME_FACTOR = 2
@@ -141,6 +143,9 @@ class _LoopSocket:
             return
         sock = self._sock
         budget = 5000  # yield to the loop now and then under heavy load
+        # ... and after TURN_SECONDS at most, so timers and other sockets are not starved.
+        deadline = time.perf_counter() + TURN_SECONDS
+        turns = 0
         while budget > 0:
             try:
                 events = cast(int, sock.getsockopt(zmq.EVENTS))
@@ -165,6 +170,9 @@ class _LoopSocket:
             if not progressed:
                 return
             budget -= cost
+            turns += 1
+            if turns % 32 == 0 and time.perf_counter() > deadline:
+                break
         self._schedule_check()
 
     def _queue(self, key: bytes | None, data: bytes) -> bool:
