@@ -155,6 +155,7 @@ class AgentHandlers(StateCore):
         self.request_allocation([agent_id])
         log.info("agent %s re-registered: %s with %d tasks", agent_id, info.hostname,
                  len(agent.tasks))
+        agent.touch()  # new info, adopted tasks: cached renderings are stale
         sends.append(to_agent(agent_id, self._registered(AgentReregistered, agent_id)))
         return sends
 

@@ -45,7 +45,7 @@ from mesoslite.httpguard.server import GuardedHTTPServer, load_auth, server_poli
 from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost, StorageFailing
 from mesoslite.master.metrics import prometheus_text
-from mesoslite.master.records import FrameworkRecord, TaskEntry
+from mesoslite.master.records import AgentRecord, FrameworkRecord, TaskEntry
 from mesoslite.protocol import MasterInfo
 from mesoslite.resources import Resources
 from mesoslite.webui.routes import master_ui_rules
@@ -295,16 +295,32 @@ async def state_json(master: Master) -> str:
     })
 
 
-async def state_summary(master: Master) -> dict[str, Any]:
+def agent_summary_json(master: Master, agent: AgentRecord) -> str:
+    """One agent of /state-summary as JSON text, cached on the shell until the agent changes
+    (its ``version``: resources, offers, tasks and their states all touch it)."""
+    cache = master.summary_cache
+    cached = cache.get(agent.id)
+    if cached is not None and cached[0] is agent and cached[1] == agent.version:
+        return cached[2]
+    entry = render.agent(agent)
+    entry.update(render.task_counts(agent.tasks.values()))
+    entry["framework_ids"] = sorted({fid for fid, _tid in agent.tasks})
+    text = render.dumps(entry)
+    cache[agent.id] = (agent, agent.version, text)
+    return text
+
+
+async def state_summary(master: Master) -> str:
     """The /state-summary document: agents and frameworks with task counts, no tasks."""
     state = master.state
     pacer = _Pacer()
+    cache = master.summary_cache
+    if len(cache) > 2 * len(state.agents) + 1024:  # removed agents: forget them
+        for agent_id in [a for a in cache if a not in state.agents]:
+            del cache[agent_id]
     slaves = []
     for agent in list(state.agents.values()):
-        entry = render.agent(agent)
-        entry.update(render.task_counts(agent.tasks.values()))
-        entry["framework_ids"] = sorted({fid for fid, _tid in agent.tasks})
-        slaves.append(entry)
+        slaves.append(agent_summary_json(master, agent))
         await pacer.step()
     frameworks = []
     for fw in list(state.frameworks.values()):
@@ -313,10 +329,11 @@ async def state_summary(master: Master) -> dict[str, Any]:
         tasks = list(fw.tasks.values()) + list(fw.unreachable_tasks.values())
         entry.update(render.task_counts(tasks + list(fw.completed_tasks)))
         entry["slave_ids"] = sorted({task.agent_id for task in tasks})
-        frameworks.append(entry)
+        frameworks.append(render.dumps(entry))
         await pacer.step()
-    return {"hostname": master.info.hostname if master.info else "",
-            "cluster": master.config.cluster, "slaves": slaves, "frameworks": frameworks}
+    return render.splice({"hostname": master.info.hostname if master.info else "",
+                          "cluster": master.config.cluster},
+                         {"slaves": slaves, "frameworks": frameworks})
 
 
 # ------------------------------------------------------------------- handlers

@@ -142,6 +142,8 @@ class Master:
         self.full_allocation_times = TimingWindow()
         #: How late the loop runs timers (the worst stall of a handler or a rendering).
         self.loop_lag = LoopLagMonitor()
+        #: /state-summary's JSON text of each agent: id -> (record, its version, text).
+        self.summary_cache: dict[str, tuple[Any, int, str]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._alloc_handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
