@@ -253,8 +253,17 @@ async def register(run: Run, n: int, args: argparse.Namespace, out: dict[str, An
     await wait_for(lambda: run.metrics().get("master/elected") == 1.0, 60, "master elected", run)
     started = time.monotonic()
     run.start_agents(n, args.per_process)
-    await wait_for(lambda: run.metrics().get("master/slaves_active", 0) >= n, args.timeout,
-                   f"{n} agents registered", run, period=1.0)
+    spy = PySpy(args.py_spy, "raw") if args.py_spy else None
+    if spy is not None:  # the first simulator's side of the registration
+        spy.attach([(f"n{n}-register-sim-0", run.procs[1].pid)])
+    try:
+        await wait_for(lambda: run.metrics().get("master/slaves_active", 0) >= n, args.timeout,
+                       f"{n} agents registered", run, period=1.0)
+    finally:
+        if spy is not None:
+            await asyncio.to_thread(spy.stop)
+    metrics = await asyncio.to_thread(run.metrics)
+    out["register_messages"] = metrics.get("master/messages_register_agent", 0)
     out["registration_s"] = round(time.monotonic() - started, 2)
     say(f"N={n}: registered in {out['registration_s']} s")
 
