@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import resource
 import statistics
 import subprocess
@@ -180,6 +181,7 @@ class Run:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.master: subprocess.Popen[bytes] | None = None
         self.http_port = free_port()
+        self.ready_files: list[Path] = []
         self.zmq_port = free_port()
         self._logs: list[Any] = []
 
@@ -206,7 +208,9 @@ class Run:
             self.spawn(f"sim-{index}", [
                 sys.executable, str(HERE / "sim_agents.py"), "--master",
                 f"127.0.0.1:{self.zmq_port}", "--source", f"127.0.0.{2 + index}",
-                "--count", str(n), "--first", str(first), "--log-level", "WARNING"])
+                "--count", str(n), "--first", str(first), "--log-level", "WARNING",
+                "--ready-file", str(self.root / f"sim-{index}.ready")])
+            self.ready_files.append(self.root / f"sim-{index}.ready")
             first += n
             index += 1
 
@@ -215,6 +219,12 @@ class Run:
         for proc in self.procs:
             if proc.poll() is not None:
                 raise RuntimeError(f"{' '.join(proc.args[-8:])} exited with {proc.returncode}")
+
+    def master_cpu(self) -> float:
+        """CPU seconds the master used so far (user + system)."""
+        assert self.master is not None
+        times = psutil.Process(self.master.pid).cpu_times()
+        return float(times.user + times.system)
 
     def metrics(self) -> dict[str, float]:
         """The master's /metrics/snapshot."""
@@ -251,7 +261,7 @@ async def wait_for(check: Any, timeout: float, what: str, run: Run, period: floa
 async def register(run: Run, n: int, args: argparse.Namespace, out: dict[str, Any]) -> None:
     """N agents on the started master; time the registration."""
     await wait_for(lambda: run.metrics().get("master/elected") == 1.0, 60, "master elected", run)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), run.master_cpu()
     run.start_agents(n, args.per_process)
     spy = PySpy(args.py_spy, "raw") if args.py_spy else None
     if spy is not None:  # the first simulator's side of the registration
@@ -262,10 +272,16 @@ async def register(run: Run, n: int, args: argparse.Namespace, out: dict[str, An
     finally:
         if spy is not None:
             await asyncio.to_thread(spy.stop)
+    out["registration_s"] = round(time.monotonic() - started, 2)
+    out["registration_master_cpu_s"] = round(run.master_cpu() - cpu, 2)
+    # Every simulator has seen all its answers (else its retries would fall into the idle
+    # window).
+    await wait_for(lambda: all(f.exists() for f in run.ready_files), args.timeout,
+                   "every simulator acknowledged", run)
     metrics = await asyncio.to_thread(run.metrics)
     out["register_messages"] = metrics.get("master/messages_register_agent", 0)
-    out["registration_s"] = round(time.monotonic() - started, 2)
-    say(f"N={n}: registered in {out['registration_s']} s")
+    say(f"N={n}: registered in {out['registration_s']} s (master CPU "
+        f"{out['registration_master_cpu_s']} s)")
 
 
 async def idle(run: Run, n: int, args: argparse.Namespace, out: dict[str, Any]) -> None:
@@ -290,6 +306,7 @@ async def frameworks(run: Run, n: int, args: argparse.Namespace, out: dict[str, 
     drivers = [SchedulerDriver(s, FrameworkInfo(user="", name=s.name), master)
                for s in scheds]
     try:
+        cpu = run.master_cpu()
         for sched in scheds:  # all at once, as after a cluster restart
             sched.subscribed_at = time.monotonic()
         await asyncio.gather(*(driver.start_async() for driver in drivers))
@@ -299,6 +316,7 @@ async def frameworks(run: Run, n: int, args: argparse.Namespace, out: dict[str, 
         except TimeoutError:
             got = sum(1 for s in scheds if s.first_offer.is_set())
             raise TimeoutError(f"only {got}/{len(scheds)} frameworks got an offer") from None
+        out["first_offers_master_cpu_s"] = round(run.master_cpu() - cpu, 2)
         firsts = [s.first_offer_s or 0.0 for s in scheds]
         out["first_offer_p50_s"] = round(quantile(firsts, 0.5), 3)
         out["first_offer_max_s"] = round(max(firsts), 3)
@@ -317,7 +335,9 @@ async def load(run: Run, n: int, scheds: list[Launcher], args: argparse.Namespac
     """``--load-seconds`` of launches: round trips and the master's allocation times."""
     for sched in scheds:
         sched.launching = True
+    cpu = run.master_cpu()
     await asyncio.sleep(args.load_seconds)
+    out["load_master_cpu_percent"] = round((run.master_cpu() - cpu) / args.load_seconds * 100, 1)
     for sched in scheds:
         sched.launching = False
     await asyncio.sleep(2.0)  # the last RUNNING updates
@@ -380,7 +400,8 @@ async def one_n(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     run_root = root / f"n{n}"
     run_root.mkdir(parents=True, exist_ok=True)
     run = Run(run_root, args.log_level)
-    out: dict[str, Any] = {"agents": n, "frameworks": args.frameworks}
+    out: dict[str, Any] = {"agents": n, "frameworks": args.frameworks,
+                           "load_average_1m_at_start": round(os.getloadavg()[0], 2)}
 
     @contextlib.asynccontextmanager
     async def profiled(phase: str) -> Any:

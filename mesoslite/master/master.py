@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -97,6 +98,9 @@ DISPATCH: dict[type, Handler] = {
 
 #: Delay that batches event-triggered allocations (seconds).
 ALLOCATION_BATCH_DELAY = 0.005
+#: Agents one allocation step examines; the loop runs other work between two steps, so
+#: a pass over tens of thousands of agents neither stalls it nor delays the first offers.
+ALLOCATION_SLICE = 1000
 
 
 class Transport(Protocol):
@@ -145,7 +149,11 @@ class Master:
         #: /state-summary's JSON text of each agent: id -> (record, its version, text).
         self.summary_cache: dict[str, tuple[Any, int, str]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._alloc_handle: asyncio.TimerHandle | None = None
+        self._alloc_handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        #: Agents asked for and not allocated yet (an ordered set), and the compute time
+        #: of the pass over all agents in progress (None: no such pass).
+        self._alloc_backlog: dict[str, None] = {}
+        self._full_pass_ms: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_state: MasterState | None = None
         #: Followers of the state's change feed (the operator API's SUBSCRIBE streams): each
@@ -211,6 +219,8 @@ class Master:
         if self._alloc_handle is not None:
             self._alloc_handle.cancel()
             self._alloc_handle = None
+        self._alloc_backlog.clear()
+        self._full_pass_ms = None
 
     def _tick_interval(self) -> float:
         config = self.config
@@ -315,23 +325,40 @@ class Master:
     def _schedule_allocation(self) -> None:
         if self._alloc_handle is not None or self._loop is None:
             return
-        if self._state is not None and self._state.allocation_wanted():
+        if self._alloc_backlog:  # a pass in progress: its next step as soon as possible
+            self._alloc_handle = self._loop.call_soon(self._allocate)
+        elif self._state is not None and self._state.allocation_wanted():
             self._alloc_handle = self._loop.call_later(ALLOCATION_BATCH_DELAY, self._allocate)
 
     def _allocate(self) -> None:
+        """One step: the requested agents join the backlog, the next ``ALLOCATION_SLICE``
+        of it are allocated (in DRF order, like one run over all; offers go out at once)."""
         self._alloc_handle = None
         state = self.state
-        agent_ids = state.take_allocation_request()
+        backlog = self._alloc_backlog
+        if state.allocation_wanted():
+            agent_ids = state.take_allocation_request()
+            if agent_ids is None:
+                agent_ids = list(state.agents)
+                if self._full_pass_ms is None:
+                    self._full_pass_ms = 0.0
+            backlog.update(dict.fromkeys(agent_ids))
+        step = list(itertools.islice(backlog, ALLOCATION_SLICE))
+        for agent_id in step:
+            del backlog[agent_id]
         started = time.perf_counter()
         try:
-            sends = state.allocate(agent_ids)
+            sends = state.allocate(step)
         except Exception:
             log.exception("master: allocation failed")
-            return
+            sends = []
         self.allocation_run_ms = (time.perf_counter() - started) * 1000.0
         self.allocation_times.observe(self.allocation_run_ms)
-        if agent_ids is None:
-            self.full_allocation_times.observe(self.allocation_run_ms)
+        if self._full_pass_ms is not None:
+            self._full_pass_ms += self.allocation_run_ms
+            if not backlog:
+                self.full_allocation_times.observe(self._full_pass_ms)
+                self._full_pass_ms = None
         self.deliver(sends)
         self._schedule_allocation()
 
