@@ -14,10 +14,11 @@ durable as in production) is started, then:
    the master's CPU (% of one core, per agent) and RSS;
 3. **first offer**: F frameworks (real ``SchedulerDriver`` s in this process)
    subscribe at once; the time from each SUBSCRIBE to its first offer (p50/max);
-4. **load**: for ``--load-seconds`` every framework launches one task on the first
-   offer of each Offers message (the simulated agent answers TASK_RUNNING at once)
-   and declines the others for ``--refuse-seconds``: the offer -> accept -> RUNNING
-   round trip (p50/p99) and the master's allocation cycle times (its own metrics,
+4. **load**: the frameworks keep their offers (as Marathon does) and for
+   ``--load-seconds`` each launches ``--launch-rate`` tasks a second on a held offer
+   (the simulated agent answers TASK_RUNNING at once; the remainder goes back and is
+   offered again): the accept -> RUNNING round trip (p50/p99), the master's CPU and
+   its allocation cycle times (its own metrics,
    ``allocator/mesos/allocation_run_ms/*``; the batch runs over every agent in
    ``allocator/allocation_full_run_ms/*``);
 5. **state**: (the frameworks still connected) ``/state-summary`` and ``/state``
@@ -93,42 +94,51 @@ TASK = Resources.parse("cpus:0.01;mem:1")
 
 
 class Launcher(Scheduler):
-    """One framework: first-offer time, then (while ``launching``) one task per Offers."""
+    """One framework that keeps its offers (as Marathon does until it has work) and, while
+    ``launching``, launches on one of them ``rate`` times a second."""
 
-    def __init__(self, name: str, refuse_seconds: float) -> None:
+    def __init__(self, name: str) -> None:
         """Nothing subscribed yet."""
         self.name = name
-        self.refuse = Filters(refuse_seconds=refuse_seconds)
         self.subscribed_at = 0.0
         self.first_offer_s: float | None = None
         self.first_offer = asyncio.Event()
-        self.launching = False
+        self.held: dict[str, Offer] = {}
         self.count = 0
-        self.offered_at: dict[str, float] = {}  # task id -> when its offer arrived
+        self.accepted_at: dict[str, float] = {}  # task id -> when it was launched
         self.round_trips: list[float] = []
+        self.offers_received = 0
         self.problems: list[str] = []
 
     def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
-        """Record the first offer; launch on one offer, decline the rest."""
-        now = time.monotonic()
+        """Record the first offer; keep them all."""
         if self.first_offer_s is None:
-            self.first_offer_s = now - self.subscribed_at
+            self.first_offer_s = time.monotonic() - self.subscribed_at
             self.first_offer.set()
-        rest = offers
-        if self.launching and offers:
-            offer, rest = offers[0], offers[1:]
-            self.count += 1
-            task_id = f"{self.name}-{self.count}"
-            self.offered_at[task_id] = now
-            driver.launch_tasks([offer.id], [TaskInfo(
-                name=task_id, task_id=task_id, agent_id=offer.agent_id, resources=TASK,
-                command=CommandInfo(value="true"))], Filters(refuse_seconds=0.0))
-        for other in rest:
-            driver.decline_offer(other.id, self.refuse)
+        self.offers_received += len(offers)
+        for offer in offers:
+            self.held[offer.id] = offer
+
+    def offer_rescinded(self, driver: SchedulerDriver, offer_id: str) -> None:
+        """Forget it."""
+        self.held.pop(offer_id, None)
+
+    def launch_one(self, driver: SchedulerDriver) -> None:
+        """One task on the oldest held offer (its remainder goes back at once)."""
+        if not self.held:
+            return
+        offer_id = next(iter(self.held))
+        offer = self.held.pop(offer_id)
+        self.count += 1
+        task_id = f"{self.name}-{self.count}"
+        self.accepted_at[task_id] = time.monotonic()
+        driver.launch_tasks([offer_id], [TaskInfo(
+            name=task_id, task_id=task_id, agent_id=offer.agent_id, resources=TASK,
+            command=CommandInfo(value="true"))], Filters(refuse_seconds=0.0))
 
     def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
         """RUNNING closes a round trip."""
-        started = self.offered_at.pop(status.task_id, None)
+        started = self.accepted_at.pop(status.task_id, None)
         if status.state is TaskState.TASK_RUNNING and started is not None:
             self.round_trips.append(time.monotonic() - started)
         elif status.state is not TaskState.TASK_RUNNING and len(self.problems) < 5:
@@ -302,7 +312,7 @@ async def idle(run: Run, n: int, args: argparse.Namespace, out: dict[str, Any]) 
 async def frameworks(run: Run, n: int, args: argparse.Namespace, out: dict[str, Any]) -> None:
     """F frameworks subscribe (first offer), then launch under load (round trips)."""
     master = f"127.0.0.1:{run.zmq_port}"
-    scheds = [Launcher(f"fw{i}", args.refuse_seconds) for i in range(args.frameworks)]
+    scheds = [Launcher(f"fw{i}") for i in range(args.frameworks)]
     drivers = [SchedulerDriver(s, FrameworkInfo(user="", name=s.name), master)
                for s in scheds]
     try:
@@ -322,7 +332,7 @@ async def frameworks(run: Run, n: int, args: argparse.Namespace, out: dict[str, 
         out["first_offer_max_s"] = round(max(firsts), 3)
         say(f"N={n}: first offers p50 {out['first_offer_p50_s']} s, max "
             f"{out['first_offer_max_s']} s")
-        await load(run, n, scheds, args, out)
+        await load(run, n, scheds, drivers, args, out)
         await state_reads(run, n, out)  # frameworks still connected, holding their offers
     finally:
         for driver in drivers:
@@ -330,18 +340,24 @@ async def frameworks(run: Run, n: int, args: argparse.Namespace, out: dict[str, 
                 await asyncio.wait_for(driver.stop_async(), 10)
 
 
-async def load(run: Run, n: int, scheds: list[Launcher], args: argparse.Namespace,
-               out: dict[str, Any]) -> None:
-    """``--load-seconds`` of launches: round trips and the master's allocation times."""
-    for sched in scheds:
-        sched.launching = True
+async def load(run: Run, n: int, scheds: list[Launcher], drivers: list[SchedulerDriver],
+               args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """``--load-seconds`` of launches (``--launch-rate`` per framework a second, spread):
+    round trips and the master's allocation times."""
+    await asyncio.sleep(2.0)  # the first offers settle
     cpu = run.master_cpu()
-    await asyncio.sleep(args.load_seconds)
+    period = 1.0 / args.launch_rate
+    started = time.monotonic()
+    tick = 0
+    while time.monotonic() - started < args.load_seconds:
+        for sched, driver in zip(scheds, drivers, strict=True):
+            sched.launch_one(driver)
+        tick += 1
+        await asyncio.sleep(max(0.0, started + tick * period - time.monotonic()))
     out["load_master_cpu_percent"] = round((run.master_cpu() - cpu) / args.load_seconds * 100, 1)
-    for sched in scheds:
-        sched.launching = False
     await asyncio.sleep(2.0)  # the last RUNNING updates
     trips = [t for s in scheds for t in s.round_trips]
+    out["offers_received"] = sum(s.offers_received for s in scheds)
     metrics = await asyncio.to_thread(run.metrics)
     out["tasks_launched"] = len(trips)
     out["launches_per_s"] = round(len(trips) / args.load_seconds, 1)
@@ -461,8 +477,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="idle window, at least one ping interval (default 16)")
     parser.add_argument("--load-seconds", type=float, default=15.0,
                         help="seconds of launches (default 15)")
-    parser.add_argument("--refuse-seconds", type=float, default=60.0,
-                        help="filter of declined offers (default 60)")
+    parser.add_argument("--launch-rate", type=float, default=2.0,
+                        help="launches a second per framework in the load phase (default 2)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="longest wait of one step (default 300)")
     parser.add_argument("--log-level", default="WARNING", help="of the master (default WARNING)")
@@ -477,7 +493,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.agents or min(args.agents) < 1:
         parser.error(f"--agents: expected counts of at least 1, got {args.agents!r}")
     check_at_least(parser, args, ("frameworks", "per_process"))
-    check_positive(parser, args, ("idle_seconds", "load_seconds", "timeout", "refuse_seconds"))
+    check_positive(parser, args, ("idle_seconds", "load_seconds", "timeout", "launch_rate"))
     return args
 
 
