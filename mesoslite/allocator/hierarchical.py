@@ -285,6 +285,13 @@ class HierarchicalAllocator:
         """Stop offering the agent; its resources stay in the cluster total."""
         self._agent(agent_id).active = False
 
+    def candidates(self) -> list[str]:
+        """Agents an ``allocate()`` over all would look at: active, with something left,
+        not refused by every framework that may take offers (in the order added)."""
+        epoch = self._epoch if self.skip_stuck else -2
+        return [agent.agent_id for agent in self._agents.values()
+                if agent.active and agent.stuck != epoch and agent.available]
+
     def available(self, agent_id: str) -> Resources:
         """The agent's total minus everything allocated on it."""
         return self._agent(agent_id).available

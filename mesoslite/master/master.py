@@ -338,8 +338,8 @@ class Master:
         backlog = self._alloc_backlog
         if state.allocation_wanted():
             agent_ids = state.take_allocation_request()
-            if agent_ids is None:
-                agent_ids = list(state.agents)
+            if agent_ids is None:  # all: those with something an allocation could offer
+                agent_ids = state.allocator.candidates()
                 if self._full_pass_ms is None:
                     self._full_pass_ms = 0.0
             backlog.update(dict.fromkeys(agent_ids))

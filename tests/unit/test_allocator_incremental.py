@@ -149,3 +149,19 @@ def test_a_skipped_agent_is_offered_once_a_framework_may_take_it_again() -> None
         if step[0] == "recover_all":
             assert pair.fast._agents["a1"].stuck == pair.fast._epoch  # skipped from now on
     assert pair.held and pair.held[-1][2] == "a1"  # offered again after the activation
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 1000), steps=st.lists(_step, min_size=1, max_size=60))
+def test_allocating_the_candidates_offers_what_allocating_all_offers(
+        seed: int, steps: list[tuple[str, int, int]]) -> None:
+    """``candidates()`` leaves out only agents an allocation over all would not offer."""
+    pair = Pair(seed)
+    for kind, x, y in steps:
+        pair.step(kind, x, y)
+        left_out = set(pair.fast._agents) - set(pair.fast.candidates())
+        offered = {a.agent_id for a in pair.full.allocate(None)}
+        assert not offered & left_out
+        pair.fast.allocate(None)  # keep the two in step (same agents allocated)
+        for agent_id in offered:
+            assert pair.fast._agents[agent_id].available == pair.full._agents[agent_id].available
