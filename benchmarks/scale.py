@@ -71,8 +71,15 @@ from bench_support import (
     stop_all,
 )
 
-from mesoslite.protocol import CommandInfo, Filters, FrameworkInfo, Offer, TaskInfo, TaskState
-from mesoslite.protocol import TaskStatus
+from mesoslite.protocol import (
+    CommandInfo,
+    Filters,
+    FrameworkInfo,
+    Offer,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+)
 from mesoslite.resources import Resources
 from mesoslite.scheduler import Scheduler, SchedulerDriver
 
@@ -228,7 +235,8 @@ class Run:
         """RuntimeError naming a process that exited."""
         for proc in self.procs:
             if proc.poll() is not None:
-                raise RuntimeError(f"{' '.join(proc.args[-8:])} exited with {proc.returncode}")
+                argv = [str(arg) for arg in proc.args] if isinstance(proc.args, list) else []
+                raise RuntimeError(f"{' '.join(argv[-8:])} exited with {proc.returncode}")
 
     def master_cpu(self) -> float:
         """CPU seconds the master used so far (user + system)."""
@@ -382,6 +390,7 @@ async def state_reads(run: Run, n: int, out: dict[str, Any]) -> None:
     await asyncio.sleep(LAG_WINDOW_S)  # the lag window forgets the load phase
     quiet = await asyncio.to_thread(run.metrics)
     out["loop_stall_quiet_ms"] = round(quiet.get("master/event_loop_lag_ms/max_recent", 0), 1)
+    metrics = quiet
     for key, path in (("state_summary", "/state-summary"), ("state", "/state")):
         seconds, size = await asyncio.to_thread(timed_get, base + path, 300)
         metrics = await asyncio.to_thread(run.metrics)

@@ -91,7 +91,8 @@ class LoopLagMonitor:
         return max((lag for _s, lag in self._recent), default=0.0)
 
     def metrics(self) -> dict[str, float]:
-        """``master/event_loop_lag_ms/max`` (since the start) and ``/max_recent`` (the last ``window`` seconds)."""
+        """``master/event_loop_lag_ms/max`` (since the start) and ``/max_recent`` (the last
+        ``window`` seconds)."""
         return {"master/event_loop_lag_ms/max": self.max_ms,
                 "master/event_loop_lag_ms/max_recent": self.recent_max_ms()}
 
