@@ -95,6 +95,8 @@ GOALS = {
     "state_loop_stall_ms": 50.0,
 }
 TASK = Resources.parse("cpus:0.01;mem:1")
+#: Descriptors the master needs beside one per agent connection (frameworks, HTTP, files).
+FD_MARGIN = 512
 
 
 # ------------------------------------------------------------------ frameworks
@@ -441,6 +443,13 @@ async def one_n(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             if spy is not None:
                 await asyncio.to_thread(spy.stop)
 
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if n + FD_MARGIN > soft:
+        out["error"] = (f"the master may open {soft} files (the hard limit: raising it needs "
+                        f"CAP_SYS_RESOURCE), fewer than {n} agent connections + {FD_MARGIN}")
+        say(f"N={n}: not run: {out['error']}")
+        out["goals"] = {}
+        return out
     try:
         run.start_master()
         async with profiled("register"):

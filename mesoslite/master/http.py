@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 
 #: Records rendered between two yields to the event loop.
 YIELD_EVERY = 200
+#: Agents (or frameworks) per piece of a streamed /state.
+STREAM_RECORDS = 500
 #: Largest request body accepted (bytes).
 MAX_BODY_SIZE = 1024 * 1024
 #: Default and largest ``limit`` of /tasks.
@@ -262,6 +265,13 @@ async def recovered_agents_json(state: MasterState, pacer: _Pacer) -> list[str]:
 
 async def state_json(master: Master) -> str:
     """The whole /state document, built without stalling the loop."""
+    return "".join([chunk async for chunk in state_chunks(master)])
+
+
+async def state_chunks(master: Master, records: int = STREAM_RECORDS) -> AsyncIterator[str]:
+    """The /state document in pieces of about ``records`` records each (what
+    :class:`StateHandler` writes and flushes one at a time: no piece, and no join or
+    encoding of the whole document, holds the loop for long)."""
     state = master.state
     info = master.info
     assert info is not None
@@ -282,17 +292,32 @@ async def state_json(master: Master) -> str:
         "leader_info": leader_info(info),
         "flags": flags(master),
     }
-    slaves = await agents_json(master, pacer)
-    frameworks = [await framework_json(master, fw, pacer) for fw in list(state.frameworks.values())]
-    completed = [await framework_json(master, fw, pacer) for fw in list(state.completed_frameworks)]
-    return render.splice(base, {
-        "slaves": slaves,
-        "recovered_slaves": await recovered_agents_json(state, pacer),
-        "frameworks": frameworks,
-        "completed_frameworks": completed,
-        "orphan_tasks": [],
-        "unregistered_frameworks": [],
-    })
+    head = render.dumps(base)
+    yield head[:-1]
+    sections: list[tuple[str, Any]] = [
+        ("slaves", (render.agent_json(agent) for agent in list(state.agents.values()))),
+        ("recovered_slaves", None),
+        ("frameworks", list(state.frameworks.values())),
+        ("completed_frameworks", list(state.completed_frameworks)),
+    ]
+    for key, items in sections:
+        yield f',{render.dumps(key)}:['
+        if key == "recovered_slaves":
+            yield ",".join(await recovered_agents_json(state, pacer))
+        else:
+            batch: list[str] = []
+            first = True
+            for item in items:
+                batch.append(item if key == "slaves" else
+                             await framework_json(master, item, pacer))
+                await pacer.step()
+                if len(batch) >= records:
+                    yield ("" if first else ",") + ",".join(batch)
+                    first, batch = False, []
+            if batch:
+                yield ("" if first else ",") + ",".join(batch)
+        yield "]"
+    yield ',"orphan_tasks":[],"unregistered_frameworks":[]}'
 
 
 def agent_summary_json(master: Master, agent: AgentRecord) -> str:
@@ -353,7 +378,11 @@ class StateHandler(BaseHandler):
 
     async def get(self) -> None:
         """Answer the document."""
-        self.write_json(await state_json(self.master))
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        async for chunk in state_chunks(self.master):
+            self.write(chunk)
+            await self.flush()
+        self.finish()
 
 
 class StateSummaryHandler(BaseHandler):
