@@ -71,7 +71,7 @@ def test_summary_follows_agent_changes_through_its_cache() -> None:
     running = [s for s in first["slaves"] if s["TASK_RUNNING"] == 1]
     assert len(running) == 1 and len(shell.summary_cache) == 3
     agent_id = running[0]["id"]
-    peer = dict((a, p) for p, a in peers)[agent_id]
+    peer = {a: p for p, a in peers}[agent_id]
     h.update(peer, framework_id, "t0", TaskState.TASK_FINISHED)
     second = asyncio.run(summary())
     [entry] = [s for s in second["slaves"] if s["id"] == agent_id]
