@@ -100,7 +100,7 @@ DISPATCH: dict[type, Handler] = {
 ALLOCATION_BATCH_DELAY = 0.005
 #: Agents one allocation step examines; the loop runs other work between two steps, so
 #: a pass over tens of thousands of agents neither stalls it nor delays the first offers.
-ALLOCATION_SLICE = 1000
+ALLOCATION_SLICE = 250
 
 
 class Transport(Protocol):
