@@ -60,6 +60,11 @@ ClientHandler = Callable[[Any], None]
 #: Bounded send queue per socket (messages) before ZeroMQ itself pushes back.
 SEND_HWM = 200_000
 RECV_HWM = 200_000
+#: pyzmq's flags as plain ints: combining its enum flags builds enum objects, a cost on
+#: every message at tens of thousands of messages a second.
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
+_NOBLOCK = int(zmq.NOBLOCK)
 #: Longest a socket handles input in one turn of the loop before yielding (seconds).
 TURN_SECONDS = 0.02
 #: Frames between the message limit and this multiple of it are refused and
@@ -152,13 +157,13 @@ class _LoopSocket:
             except zmq.ZMQError:
                 return
             progressed = False
-            if events & zmq.POLLOUT and self._outbox:
+            if events & _POLLOUT and self._outbox:
                 self._flush()
                 progressed = True
             cost = 1
-            if events & zmq.POLLIN:
+            if events & _POLLIN:
                 try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                    frames = sock.recv_multipart(_NOBLOCK, copy=True)
                 except zmq.Again:
                     frames = None
                 if frames is not None:
@@ -247,7 +252,7 @@ class _LoopSocket:
             self._outbox.append(frames)
             return True
         try:
-            self._sock.send_multipart(frames, zmq.NOBLOCK)
+            self._sock.send_multipart(frames, _NOBLOCK)
         except zmq.Again:
             self._outbox.append(frames)
         except zmq.ZMQError as exc:
@@ -262,7 +267,7 @@ class _LoopSocket:
     def _flush(self) -> None:
         while self._outbox:
             try:
-                self._sock.send_multipart(self._outbox[0], zmq.NOBLOCK)
+                self._sock.send_multipart(self._outbox[0], _NOBLOCK)
             except zmq.Again:
                 return
             except zmq.ZMQError:
