@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from mesoslite.master.state import MasterState
 
 #: Records rendered between two yields to the event loop.
-YIELD_EVERY = 200
+YIELD_EVERY = 50
 #: Agents (or frameworks) per piece of a streamed /state.
 STREAM_RECORDS = 500
 #: Largest request body accepted (bytes).
