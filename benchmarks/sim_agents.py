@@ -25,9 +25,11 @@ Each simulated agent has its own :class:`~mesoslite.transport.DealerClient`
 
     python benchmarks/sim_agents.py (--zk zk://127.0.0.1:2181/mesoslite | --master tcp://H:P) \
         --count 1000 [--first 0] [--churn 0] [--update-retry 2] [--ready-file F] \
-        [--log-level INFO]
+        [--source 127.0.0.2] [--log-level INFO]
 
 ``--master`` names one master instead of following the leader in ZooKeeper.
+``--source`` is the loopback address the agents' connections come from (each
+source address has ~28,000 ephemeral ports: spread big runs over several).
 Each agent needs about two open files (its connection and ZeroMQ's own), and
 the process raises its limit as far as it may: where the hard limit is 20,000,
 one process holds up to ~9,900 agents; run several with ``--first`` apart.
@@ -223,8 +225,17 @@ class StaticDetector:
         await asyncio.Event().wait()
 
 
+def from_source(endpoint: str, source: str) -> str:
+    """``endpoint`` connected to from the local address ``source`` (ZeroMQ's
+    ``tcp://source:0;host:port``); unchanged when ``source`` is empty."""
+    if not source:
+        return endpoint
+    return f"tcp://{source}:0;{endpoint.removeprefix('tcp://')}"
+
+
 async def follow(agents: list[SimAgent], zk_url: str, ready_file: str,
-                 master: str = "", update_retry: float = UPDATE_RETRY_S) -> None:
+                 master: str = "", update_retry: float = UPDATE_RETRY_S,
+                 source: str = "") -> None:
     """Register everyone with the leader (``master``: this one), then follow changes."""
     detector: Any = StaticDetector(master) if master else create_detector(zk_url)
     await detector.start()
@@ -280,7 +291,8 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str,
     try:
         while True:
             leader = detector.current()
-            new = (leader.zmq_endpoint or None) if leader else None
+            new = (from_source(leader.zmq_endpoint, source) or None) \
+                if leader and leader.zmq_endpoint else None
             if new != endpoint and new is not None:
                 log.info("leader is now %s; moving %d agents", new, len(agents))
                 endpoint = new
@@ -323,7 +335,7 @@ async def main_async(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     follower = loop.create_task(follow(agents, args.zk, args.ready_file, args.master,
-                                       args.update_retry))
+                                       args.update_retry, args.source))
     churner = loop.create_task(churn(agents, args.churn)) if args.churn else None
     waiter = loop.create_task(stop.wait())
     done, _ = await asyncio.wait({follower, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -354,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, required=True, help="simulated agents")
     parser.add_argument("--first", type=int, default=0,
                         help="index of the first agent (host names sim-<index>; default 0)")
+    parser.add_argument("--source", default="",
+                        help="local address the connections come from (default: any)")
     parser.add_argument("--ready-file", default="", help="written once all are registered")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)

@@ -120,6 +120,7 @@ class _Agent:
         "allocated_sum",
         "available",
         "filters",
+        "stuck",
         "total",
     )
 
@@ -131,6 +132,9 @@ class _Agent:
         self.available = total
         self.active = True
         self.filters: set[_FilterKey] = set()  # refusal filters naming this agent
+        # The allocator's epoch when no framework could take this agent's remainder (-1:
+        # not known); skipped while nothing changed on either side since.
+        self.stuck = -1
 
 
 class _Framework:
@@ -221,6 +225,11 @@ class HierarchicalAllocator:
 
         #: Number of completed ``allocate()`` calls.
         self.allocation_runs: int = 0
+        #: Skip agents no framework could take at the last look while nothing changed
+        #: since (False: look at every agent each time, the plain full scan).
+        self.skip_stuck = True
+        # Bumped whenever the set of frameworks that may take offers changes.
+        self._epoch = 0
 
     # -- agents -----------------------------------------------------------
 
@@ -264,14 +273,24 @@ class HierarchicalAllocator:
         agent.total = total
         self._add_to_total(total)
         agent.available = total - agent.allocated_sum
+        agent.stuck = -1
 
     def activate_agent(self, agent_id: str) -> None:
         """Let the agent's remainder be offered again."""
-        self._agent(agent_id).active = True
+        agent = self._agent(agent_id)
+        agent.active = True
+        agent.stuck = -1
 
     def deactivate_agent(self, agent_id: str) -> None:
         """Stop offering the agent; its resources stay in the cluster total."""
         self._agent(agent_id).active = False
+
+    def candidates(self) -> list[str]:
+        """Agents an ``allocate()`` over all would look at: active, with something left,
+        not refused by every framework that may take offers (in the order added)."""
+        epoch = self._epoch if self.skip_stuck else -2
+        return [agent.agent_id for agent in self._agents.values()
+                if agent.active and agent.stuck != epoch and agent.available]
 
     def available(self, agent_id: str) -> Resources:
         """The agent's total minus everything allocated on it."""
@@ -483,7 +502,10 @@ class HierarchicalAllocator:
         role_sorter = self._role_sorter
         framework_sorters = self._framework_sorters
         filters = self._filters
+        epoch, skip = self._epoch, self.skip_stuck
         for agent in agents:
+            if skip and agent.stuck == epoch:
+                continue  # no framework could take it, and nothing changed since
             offer = agent.available
             if not self._allocatable(offer):
                 continue
@@ -500,6 +522,7 @@ class HierarchicalAllocator:
                 if chosen is not None:
                     break
             if chosen is None:
+                agent.stuck = epoch
                 continue
             framework_id, role = chosen
             self._allocate_on(agent, framework_id, role, offer)
@@ -557,6 +580,7 @@ class HierarchicalAllocator:
         agent.allocated[key] = resources if held is None else held + resources
         agent.allocated_sum = agent.allocated_sum + resources
         agent.available = agent.available - resources
+        agent.stuck = -1
         framework = self._frameworks.get(framework_id)
         if framework is None:
             self._orphans.setdefault(framework_id, set()).add((agent.agent_id, role))
@@ -584,6 +608,7 @@ class HierarchicalAllocator:
             del agent.allocated[key]
         agent.allocated_sum = agent.allocated_sum - freed
         agent.available = agent.total - agent.allocated_sum
+        agent.stuck = -1
         framework = self._frameworks.get(framework_id)
         if framework is None:
             if not left:
@@ -615,6 +640,8 @@ class HierarchicalAllocator:
     def _track(self, framework_id: str, role: str) -> None:
         """Make sure ``role`` is in the role sorter and the framework in its sorter."""
         sorter = self._framework_sorters.get(role)
+        if sorter is None or framework_id not in sorter:
+            self._epoch += 1
         if sorter is None:
             sorter = DRFSorter()
             sorter.set_total(self._total_floats())
@@ -631,12 +658,14 @@ class HierarchicalAllocator:
         sorter = self._framework_sorters.get(role)
         if sorter is None or framework.framework_id not in sorter:
             return
+        self._epoch += 1
         sorter.remove(framework.framework_id)
         if not len(sorter):
             del self._framework_sorters[role]
             self._role_sorter.remove(role)
 
     def _sync_activity(self, framework: _Framework, role: str) -> None:
+        self._epoch += 1
         sorter = self._framework_sorters.get(role)
         if sorter is None or framework.framework_id not in sorter:
             return
@@ -693,6 +722,7 @@ class HierarchicalAllocator:
         agent = self._agents.get(agent_id)
         if agent is not None:
             agent.filters.discard(key)
+            agent.stuck = -1
 
     def _expire_filters(self, now: float) -> None:
         heap = self._filter_heap

@@ -17,6 +17,7 @@ simply retry (operations are idempotent).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import uuid
@@ -24,6 +25,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from mesoslite.coordination.registry_state import (
+    POLICY_SECTION,
+    REGISTRY_FORMAT,
+    SHARDED_SECTIONS,
     AdmitAgent,
     MarkAgentUnreachable,
     PutFramework,
@@ -35,8 +39,9 @@ from mesoslite.coordination.registry_state import (
     SetMaintenance,
     SetQuota,
     SetWeight,
+    decode_data,
 )
-from mesoslite.durable import atomic_write
+from mesoslite.durable import atomic_write, fsync_dir, write_all
 
 log = logging.getLogger("mesoslite.coordination.registry")
 
@@ -46,6 +51,12 @@ OPERATION_TYPES = (AdmitAgent, RemoveAgent, MarkAgentUnreachable, PutFramework, 
 
 #: Most operations written in one batch.
 MAX_BATCH_OPS = 5000
+#: Records per ``json.dumps`` call when a big state is encoded (the writer thread lets the
+#: event loop run between two calls; one call over everything would hold it throughout).
+ENCODE_CHUNK = 500
+#: A logging file registry rewrites its snapshot once the log is this big and bigger
+#: than the snapshot (bytes): each record is then rewritten a bounded number of times.
+LOG_COMPACT_MIN = 1 << 20
 
 Entry = tuple[tuple[RegistryOp, ...], "asyncio.Future[None]"]
 
@@ -196,35 +207,121 @@ class FileRegistry(BatchingRegistry):
     fsynced, renamed over the old file, and the directory is fsynced.  A crash
     at any point leaves either the old or the new state readable, never a mix;
     stale temporary files are removed by the next write.
+
+    With ``log=True`` (JSON only; what a master uses) a write appends the records
+    it touched, as one line, to ``<path>.log`` and fsyncs it: the cost of a write
+    is its own size, not the whole registry's (tens of thousands of agents).  The
+    file is a snapshot; the log holds absolute values of records written since
+    (replaying a line twice changes nothing), and once the log outgrows the
+    snapshot a new snapshot is written and the log emptied.  A torn last line
+    (a crash during the append, never acknowledged) is ignored on load.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, fmt: str = "json") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fmt: str = "json",
+                 log: bool = False) -> None:
         super().__init__(f"file registry {path}")
         if fmt not in ("json", "msgpack"):
             raise ValueError(f"fmt: expected 'json' or 'msgpack', got {fmt!r}")
+        if log and fmt != "json":
+            raise ValueError(f"log: only with fmt='json', got fmt={fmt!r}")
         self.path = Path(path)
         self.fmt = fmt
+        self.log_path = Path(f"{path}.log") if log else None
+        self._log_bytes = 0
+        self._snapshot_bytes = 0
 
     async def _load_locked(self) -> None:
         data = await asyncio.to_thread(self._read)
-        self._state = RegistryState() if data is None else RegistryState.decode(data, self.fmt)
+        state = RegistryState() if data is None else RegistryState.decode(data, self.fmt)
+        self._snapshot_bytes = len(data or b"")
+        if self.log_path is not None:
+            lines = await asyncio.to_thread(self._read_log)
+            self._log_bytes = sum(len(line) + 1 for line in lines)
+            if data is None and lines:
+                raise RegistryFormatError("registry", f"{self.log_path} exists without "
+                                          f"{self.path}")
+            for number, line in enumerate(lines, 1):
+                _replay(state, decode_data(line, "json", f"{self.log_path.name}:{number}"))
+        self._state = state
 
     async def _store_locked(self, state: RegistryState) -> None:
         await self._write(state)
         self._state = state.copy()
 
     async def _write_batch(self, entries: list[Entry]) -> None:
-        self._apply(entries)
         assert self._state is not None
-        await self._write(self._state)
-        self._resolve(entries)
-
-    async def _write(self, state: RegistryState) -> None:
-        data = state.encode(self.fmt)
+        if self.log_path is None:
+            self._apply(entries)
+            await self._write(self._state)
+            self._resolve(entries)
+            return
+        touched: list[tuple[str, str | None]] = []
+        for ops, _future in entries:
+            for op in ops:
+                touched.extend(op.apply(self._state))
+        if self._snapshot_bytes == 0:
+            await self._write(self._state)
+            self._resolve(entries)
+            return
+        # Appended even when a snapshot follows: the log then ends with the newest value
+        # of every record it names, so replaying it over that snapshot changes nothing.
+        line = _log_line(self._state, touched)
         try:
-            await asyncio.to_thread(self._atomic_write, data)
+            await asyncio.to_thread(self._append, line)
         except OSError as exc:
             raise RegistryError(f"{self.name}: write failed: {exc}") from exc
+        self._log_bytes += len(line)
+        if self._log_bytes > max(LOG_COMPACT_MIN, self._snapshot_bytes):
+            await self._write(self._state)
+        self._resolve(entries)
+
+    def _append(self, line: bytes) -> None:
+        assert self.log_path is not None
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            write_all(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _read_log(self) -> list[bytes]:
+        """The log's complete lines (a torn last line, never acknowledged, is dropped)."""
+        assert self.log_path is not None
+        try:
+            data = self.log_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise RegistryError(f"{self.name}: read failed: {exc}") from exc
+        lines = data.split(b"\n")
+        if lines[-1]:
+            log.warning("%s: ignoring a torn last line of %s (%d bytes)", self.name,
+                        self.log_path, len(lines[-1]))
+        return [line for line in lines[:-1] if line]
+
+    async def _write(self, state: RegistryState) -> None:
+        # Encoded in the writer thread too: at tens of thousands of agents the document is
+        # megabytes, and encoding it on the loop would stall every other message.  The
+        # state does not change meanwhile: it changes only under the write lock we hold.
+        try:
+            await asyncio.to_thread(self._encode_and_write, state)
+        except OSError as exc:
+            raise RegistryError(f"{self.name}: write failed: {exc}") from exc
+
+    def _encode_and_write(self, state: RegistryState) -> None:
+        data = _encode_chunked(state) if self.fmt == "json" else state.encode(self.fmt)
+        self._atomic_write(data)
+        self._snapshot_bytes = len(data)
+        if self.log_path is not None and self._log_bytes:
+            # The snapshot holds everything the log did: empty it (a crash before this
+            # replays the log over the new snapshot, which changes nothing).
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_dir(str(self.log_path.parent))
+            self._log_bytes = 0
 
     def _read(self) -> bytes | None:
         try:
@@ -248,6 +345,62 @@ class FileRegistry(BatchingRegistry):
         for candidate in self.path.parent.iterdir():
             if candidate.name.startswith(prefix) and candidate.name.endswith(".tmp"):
                 _unlink_quietly(str(candidate))
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def _encode_chunked(state: RegistryState) -> bytes:
+    """``state.encode("json")``, the same bytes, made ``ENCODE_CHUNK`` records at a time."""
+    parts = [f'{{"format":{_dumps(REGISTRY_FORMAT)}']
+    try:
+        for section in SHARDED_SECTIONS:
+            keys = list(getattr(state, section))
+            chunks = []
+            for start in range(0, len(keys), ENCODE_CHUNK):
+                text = _dumps(state.section_dict(section, keys[start:start + ENCODE_CHUNK]))
+                chunks.append(text[1:-1])
+            parts.append(f",{_dumps(section)}:{{{','.join(chunks)}}}")
+        parts.append(f",{_dumps(POLICY_SECTION)}:{_dumps(state.section_dict(POLICY_SECTION))}}}")
+    except (TypeError, ValueError) as exc:
+        raise RegistryFormatError("registry", f"cannot encode as json: {exc}") from None
+    return "".join(parts).encode("utf-8")
+
+
+def _log_line(state: RegistryState, touched: list[tuple[str, str | None]]) -> bytes:
+    """One log line: the current value of every touched record (null: removed)."""
+    line: dict[str, dict[str, object]] = {}
+    for section, key in touched:
+        if section == POLICY_SECTION:
+            line[POLICY_SECTION] = state.section_dict(POLICY_SECTION)
+            continue
+        assert key is not None
+        source = getattr(state, section)
+        value = state.section_dict(section, [key])[key] if key in source else None
+        line.setdefault(section, {})[key] = value
+    try:
+        return (_dumps(line) + "\n").encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise RegistryFormatError("registry", f"cannot encode as json: {exc}") from None
+
+
+def _replay(state: RegistryState, line: object) -> None:
+    """Apply one decoded log line to ``state`` (RegistryFormatError when malformed)."""
+    if not isinstance(line, dict):
+        raise RegistryFormatError("log", f"expected an object per line, got {line!r:.80}")
+    for section, records in line.items():
+        if section == POLICY_SECTION:
+            state.weights, state.quota, state.maintenance = {}, {}, {}
+            state.load_section(POLICY_SECTION, records)
+            continue
+        if section not in SHARDED_SECTIONS or not isinstance(records, dict):
+            raise RegistryFormatError("log", f"unknown section {section!r:.80}")
+        for key, value in records.items():
+            if value is None:
+                getattr(state, section).pop(key, None)
+            else:
+                state.load_section(section, {key: value})
 
 
 def _unlink_quietly(path: str) -> None:

@@ -9,6 +9,7 @@ messages.  See protocol.md §1 and §4.
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Iterable
 
@@ -57,6 +58,19 @@ log = logging.getLogger("mesoslite.master")
 class AgentHandlers(StateCore):
     """Handlers for messages from agents, and agent liveness."""
 
+    def _init_pings(self) -> None:
+        # Each agent is pinged every agent_ping_timeout from its own (re)registration, so
+        # pings spread over the interval instead of one burst to every agent at once.
+        # Due times only grow (now + timeout), so a FIFO queue is in due order; an entry
+        # whose time is not the agent's current one in ``_ping_due`` is stale.
+        self._ping_queue: collections.deque[tuple[float, str]] = collections.deque()
+        self._ping_due: dict[str, float] = {}
+
+    def _schedule_ping(self, agent_id: str) -> None:
+        due = self.clock.monotonic() + self.config.agent_ping_timeout
+        self._ping_due[agent_id] = due
+        self._ping_queue.append((due, agent_id))
+
     # ----------------------------------------------------------- registration
 
     def register_agent(self, peer: bytes, msg: RegisterAgent) -> list[Send]:
@@ -78,6 +92,7 @@ class AgentHandlers(StateCore):
                             version_string=msg.version, boot_id=msg.boot_id)
         self.agents[agent_id] = agent
         self.agent_peers[peer] = agent_id
+        self._schedule_ping(agent_id)
         self.allocator.add_agent(agent_id, info.resources)
         record(self.journal, AgentAdmitted(info, now, self.agent_identities.get(agent_id, "")))
         self.emit("AGENT_ADDED", agent)
@@ -120,6 +135,7 @@ class AgentHandlers(StateCore):
                                 version_string=msg.version, boot_id=msg.boot_id)
             agent.reregistered_time = now
             self.agents[agent_id] = agent
+            self._schedule_ping(agent_id)
             self.emit("AGENT_ADDED", agent)
         else:
             # Re-sync: offers are withdrawn and the allocator learns the agent anew.
@@ -149,6 +165,7 @@ class AgentHandlers(StateCore):
         self.request_allocation([agent_id])
         log.info("agent %s re-registered: %s with %d tasks", agent_id, info.hostname,
                  len(agent.tasks))
+        agent.touch()  # new info, adopted tasks: cached renderings are stale
         sends.append(to_agent(agent_id, self._registered(AgentReregistered, agent_id)))
         return sends
 
@@ -276,10 +293,24 @@ class AgentHandlers(StateCore):
         return []
 
     def ping_agents(self) -> list[Send]:
-        """One ping round: count missed pongs, remove the silent, ping the rest."""
+        """Ping the agents whose ping is due: count a missed pong, remove the silent, ping
+        the rest (each agent every ``agent_ping_timeout`` from its registration)."""
+        if len(self._ping_due) < len(self.agents):  # an agent added some other way
+            for agent_id in self.agents:
+                if agent_id not in self._ping_due:
+                    self._schedule_ping(agent_id)
+        now = self.clock.monotonic()
+        queue, due_at = self._ping_queue, self._ping_due
         sends: list[Send] = []
         ping = Ping()
-        for agent in list(self.agents.values()):
+        while queue and queue[0][0] <= now:
+            due, agent_id = queue.popleft()
+            if due_at.get(agent_id) != due:
+                continue  # stale: rescheduled since
+            agent = self.agents.get(agent_id)
+            if agent is None:
+                del due_at[agent_id]
+                continue
             if agent.pong_pending:
                 agent.missed_pongs += 1
                 agent.touch()
@@ -287,6 +318,7 @@ class AgentHandlers(StateCore):
                     self.allocator.deactivate_agent(agent.id)
                     log.info("agent %s disconnected: missed a pong", agent.id)
                 if agent.missed_pongs >= self.config.max_agent_ping_timeouts:
+                    del due_at[agent_id]
                     sends += self.remove_agent(
                         agent, unreachable=True,
                         why=f"no pong for {agent.missed_pongs} pings",
@@ -294,6 +326,7 @@ class AgentHandlers(StateCore):
                     continue
             agent.pong_pending = True
             sends.append(to_agent(agent.id, ping))
+            self._schedule_ping(agent_id)
         return sends
 
     def unregister_agent(self, peer: bytes, msg: UnregisterAgent) -> list[Send]:

@@ -419,4 +419,6 @@ class StateCore:
 
     def executor_ids(self, agent: AgentRecord, framework_id: str) -> tuple[str, ...]:
         """Executor ids (with their own resources) a framework has on an agent."""
+        if not agent.executors:
+            return ()
         return tuple(sorted(eid for fid, eid in agent.executors if fid == framework_id))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -52,7 +52,7 @@ from mesoslite.httpguard.server import (
 from mesoslite.master import render
 from mesoslite.master.leadership import LeadershipLost, StorageFailing
 from mesoslite.master.metrics import HTTP_METRIC, prometheus_text
-from mesoslite.master.records import FrameworkRecord, TaskEntry
+from mesoslite.master.records import AgentRecord, FrameworkRecord, TaskEntry
 from mesoslite.promtext import RequestTimings, RouteTable
 from mesoslite.protocol import MasterInfo
 from mesoslite.resources import Resources
@@ -63,7 +63,9 @@ if TYPE_CHECKING:
     from mesoslite.master.state import MasterState
 
 #: Records rendered between two yields to the event loop.
-YIELD_EVERY = 200
+YIELD_EVERY = 50
+#: Agents (or frameworks) per piece of a streamed /state.
+STREAM_RECORDS = 500
 #: Largest request body accepted (bytes).
 MAX_BODY_SIZE = 1024 * 1024
 #: Default and largest ``limit`` of /tasks.
@@ -296,7 +298,15 @@ def visible(frameworks: Iterable[FrameworkRecord], viewer: Viewer | None
 
 async def state_json(master: Master, viewer: Viewer | None = None,
                      show_flags: bool = True) -> str:
-    """The whole /state document, built without stalling the loop.
+    """The whole /state document, built without stalling the loop (see :func:`state_chunks`)."""
+    return "".join([chunk async for chunk in state_chunks(master, viewer, show_flags)])
+
+
+async def state_chunks(master: Master, viewer: Viewer | None = None, show_flags: bool = True,
+                       records: int = STREAM_RECORDS) -> AsyncIterator[str]:
+    """The /state document in pieces of about ``records`` records each (what
+    :class:`StateHandler` writes and flushes one at a time: no piece, and no join or
+    encoding of the whole document, holds the loop for long).
 
     ``viewer``: only the frameworks and tasks its principal may see; ``show_flags``
     False leaves ``flags`` out (a principal ``get_endpoints`` refuses ``/flags``).
@@ -323,19 +333,47 @@ async def state_json(master: Master, viewer: Viewer | None = None,
     }
     if not show_flags:
         del base["flags"]
-    slaves = await agents_json(master, pacer)
-    frameworks = [await framework_json(master, fw, pacer, viewer)
-                  for fw in visible(list(state.frameworks.values()), viewer)]
-    completed = [await framework_json(master, fw, pacer, viewer)
-                 for fw in visible(list(state.completed_frameworks), viewer)]
-    return render.splice(base, {
-        "slaves": slaves,
-        "recovered_slaves": await recovered_agents_json(state, pacer),
-        "frameworks": frameworks,
-        "completed_frameworks": completed,
-        "orphan_tasks": [],
-        "unregistered_frameworks": [],
-    })
+    head = render.dumps(base)
+    yield head[:-1]
+    sections: list[tuple[str, Any]] = [
+        ("slaves", (render.agent_json(agent) for agent in list(state.agents.values()))),
+        ("recovered_slaves", None),
+        ("frameworks", visible(list(state.frameworks.values()), viewer)),
+        ("completed_frameworks", visible(list(state.completed_frameworks), viewer)),
+    ]
+    for key, items in sections:
+        yield f',{render.dumps(key)}:['
+        if key == "recovered_slaves":
+            yield ",".join(await recovered_agents_json(state, pacer))
+        else:
+            batch: list[str] = []
+            first = True
+            for item in items:
+                batch.append(item if key == "slaves" else
+                             await framework_json(master, item, pacer, viewer))
+                await pacer.step()
+                if len(batch) >= records:
+                    yield ("" if first else ",") + ",".join(batch)
+                    first, batch = False, []
+            if batch:
+                yield ("" if first else ",") + ",".join(batch)
+        yield "]"
+    yield ',"orphan_tasks":[],"unregistered_frameworks":[]}'
+
+
+def agent_summary_json(master: Master, agent: AgentRecord) -> str:
+    """One agent of /state-summary as JSON text, cached on the shell until the agent changes
+    (its ``version``: resources, offers, tasks and their states all touch it)."""
+    cache = master.summary_cache
+    cached = cache.get(agent.id)
+    if cached is not None and cached[0] is agent and cached[1] == agent.version:
+        return cached[2]
+    entry = render.agent(agent)
+    entry.update(render.task_counts(agent.tasks.values()))
+    entry["framework_ids"] = sorted({fid for fid, _tid in agent.tasks})
+    text = render.dumps(entry)
+    cache[agent.id] = (agent, agent.version, text)
+    return text
 
 
 def _seen_tasks(state: MasterState, tasks: Iterable[TaskEntry], viewer: Viewer | None
@@ -352,20 +390,27 @@ def _seen_tasks(state: MasterState, tasks: Iterable[TaskEntry], viewer: Viewer |
     return out
 
 
-async def state_summary(master: Master, viewer: Viewer | None = None) -> dict[str, Any]:
+async def state_summary(master: Master, viewer: Viewer | None = None) -> str:
     """The /state-summary document: agents and frameworks with task counts, no tasks.
 
     ``viewer``: only the frameworks and tasks its principal may see are counted.
     """
     state = master.state
     pacer = _Pacer()
+    cache = master.summary_cache
+    if len(cache) > 2 * len(state.agents) + 1024:  # removed agents: forget them
+        for agent_id in [a for a in cache if a not in state.agents]:
+            del cache[agent_id]
     slaves = []
     for agent in list(state.agents.values()):
-        entry = render.agent(agent)
-        seen = _seen_tasks(state, agent.tasks.values(), viewer)
-        entry.update(render.task_counts(seen))
-        entry["framework_ids"] = sorted({task.framework_id for task in seen})
-        slaves.append(entry)
+        if viewer is None:
+            slaves.append(agent_summary_json(master, agent))
+        else:  # filtered: not cached (the cache holds the whole view)
+            entry = render.agent(agent)
+            seen = _seen_tasks(state, agent.tasks.values(), viewer)
+            entry.update(render.task_counts(seen))
+            entry["framework_ids"] = sorted({task.framework_id for task in seen})
+            slaves.append(render.dumps(entry))
         await pacer.step()
     frameworks = []
     for fw in visible(list(state.frameworks.values()), viewer):
@@ -377,10 +422,11 @@ async def state_summary(master: Master, viewer: Viewer | None = None) -> dict[st
         done = [t for t in fw.completed_tasks if viewer is None or viewer.task(t.info, fw.info)]
         entry.update(render.task_counts(tasks + done))
         entry["slave_ids"] = sorted({task.agent_id for task in tasks})
-        frameworks.append(entry)
+        frameworks.append(render.dumps(entry))
         await pacer.step()
-    return {"hostname": master.info.hostname if master.info else "",
-            "cluster": master.config.cluster, "slaves": slaves, "frameworks": frameworks}
+    return render.splice({"hostname": master.info.hostname if master.info else "",
+                          "cluster": master.config.cluster},
+                         {"slaves": slaves, "frameworks": frameworks})
 
 
 # ------------------------------------------------------------------- handlers
@@ -401,7 +447,11 @@ class StateHandler(BaseHandler):
     async def get(self) -> None:
         """Answer the document."""
         show_flags = self.acls.endpoint_authorized("/flags", request_principal())
-        self.write_json(await state_json(self.master, self.viewer(), show_flags))
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        async for chunk in state_chunks(self.master, self.viewer(), show_flags):
+            self.write(chunk)
+            await self.flush()
+        self.finish()
 
 
 class StateSummaryHandler(BaseHandler):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mesoslite.clock import Clock
 from mesoslite.master import authn, metrics
 from mesoslite.master.config import MasterConfig
+from mesoslite.master.loopwatch import LoopLagMonitor, TimingWindow
 from mesoslite.master.records import LAUNCH_TO_RUNNING_BUCKETS, Histogram, Send
 from mesoslite.master.state import MasterState
 from mesoslite.promtext import LATENCY_BUCKETS, HistogramFamily
@@ -102,6 +104,9 @@ DISPATCH: dict[type, Handler] = {
 
 #: Delay that batches event-triggered allocations (seconds).
 ALLOCATION_BATCH_DELAY = 0.005
+#: Agents one allocation step examines; the loop runs other work between two steps, so
+#: a pass over tens of thousands of agents neither stalls it nor delays the first offers.
+ALLOCATION_SLICE = 250
 
 
 class Transport(Protocol):
@@ -142,8 +147,19 @@ class Master:
         self.undeliverable = 0
         self.handler_errors = 0
         self.allocation_run_ms = 0.0
+        #: Recent allocation durations (ms): every run, and the batch runs over all agents.
+        self.allocation_times = TimingWindow()
+        self.full_allocation_times = TimingWindow()
+        #: How late the loop runs timers (the worst stall of a handler or a rendering).
+        self.loop_lag = LoopLagMonitor()
+        #: /state-summary's JSON text of each agent: id -> (record, its version, text).
+        self.summary_cache: dict[str, tuple[Any, int, str]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._alloc_handle: asyncio.TimerHandle | None = None
+        self._alloc_handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        #: Agents asked for and not allocated yet (an ordered set), and the compute time
+        #: of the pass over all agents in progress (None: no such pass).
+        self._alloc_backlog: dict[str, None] = {}
+        self._full_pass_ms: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_state: MasterState | None = None
         #: Followers of the state's change feed (the operator API's SUBSCRIBE streams): each
@@ -176,6 +192,7 @@ class Master:
         self.transport = transport
         self._loop = asyncio.get_running_loop()
         self.start_time = self.clock.time()
+        self.loop_lag.start()
 
     def begin_leading(self, state: MasterState) -> None:
         """Elected and recovered: act on ``state`` and start the timers."""
@@ -207,11 +224,14 @@ class Master:
                 await task
         self._tasks = []
         self._cancel_allocation()
+        await self.loop_lag.stop()
 
     def _cancel_allocation(self) -> None:
         if self._alloc_handle is not None:
             self._alloc_handle.cancel()
             self._alloc_handle = None
+        self._alloc_backlog.clear()
+        self._full_pass_ms = None
 
     def _tick_interval(self) -> float:
         config = self.config
@@ -316,20 +336,40 @@ class Master:
     def _schedule_allocation(self) -> None:
         if self._alloc_handle is not None or self._loop is None:
             return
-        if self._state is not None and self._state.allocation_wanted():
+        if self._alloc_backlog:  # a pass in progress: its next step as soon as possible
+            self._alloc_handle = self._loop.call_soon(self._allocate)
+        elif self._state is not None and self._state.allocation_wanted():
             self._alloc_handle = self._loop.call_later(ALLOCATION_BATCH_DELAY, self._allocate)
 
     def _allocate(self) -> None:
+        """One step: the requested agents join the backlog, the next ``ALLOCATION_SLICE``
+        of it are allocated (in DRF order, like one run over all; offers go out at once)."""
         self._alloc_handle = None
         state = self.state
-        agent_ids = state.take_allocation_request()
+        backlog = self._alloc_backlog
+        if state.allocation_wanted():
+            agent_ids = state.take_allocation_request()
+            if agent_ids is None:  # all: those with something an allocation could offer
+                agent_ids = state.allocator.candidates()
+                if self._full_pass_ms is None:
+                    self._full_pass_ms = 0.0
+            backlog.update(dict.fromkeys(agent_ids))
+        step = list(itertools.islice(backlog, ALLOCATION_SLICE))
+        for agent_id in step:
+            del backlog[agent_id]
         started = time.perf_counter()
         try:
-            sends = state.allocate(agent_ids)
+            sends = state.allocate(step)
         except Exception:
             log.exception("master: allocation failed")
-            return
+            sends = []
         self.allocation_run_ms = (time.perf_counter() - started) * 1000.0
+        self.allocation_times.observe(self.allocation_run_ms)
+        if self._full_pass_ms is not None:
+            self._full_pass_ms += self.allocation_run_ms
+            if not backlog:
+                self.full_allocation_times.observe(self._full_pass_ms)
+                self._full_pass_ms = None
         self.deliver(sends)
         self._schedule_allocation()
 
@@ -391,6 +431,9 @@ class Master:
             event_queue_dispatches=1 if self._alloc_handle is not None else 0,
         )
         values.update(self.leadership.metrics())
+        values.update(self.allocation_times.metrics("allocator/mesos/allocation_run_ms"))
+        values.update(self.full_allocation_times.metrics("allocator/allocation_full_run_ms"))
+        values.update(self.loop_lag.metrics())
         return values
 
     def metrics_histograms(self) -> str:

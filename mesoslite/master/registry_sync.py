@@ -124,7 +124,7 @@ def open_registry(config: MasterConfig, zk_url: ZkUrl | None,
             fetch_timeout=config.registry_fetch_timeout,
         )
     if config.work_dir:
-        return FileRegistry(Path(config.work_dir) / REGISTRY_FILE)
+        return FileRegistry(Path(config.work_dir) / REGISTRY_FILE, log=True)
     return InMemoryRegistry()
 
 

@@ -46,17 +46,15 @@ class MasterState(OfferHandlers, DrainHandlers):
         super().__init__(config, master_info, clock, allocator, rng)
         self._init_offers()
         self._init_drain()
+        self._init_pings()
         now = clock.monotonic()
-        self._next_ping_at = now + config.agent_ping_timeout
         self._next_heartbeat_at = now + config.framework_heartbeat_interval
 
     def tick(self) -> list[Send]:
         """Do whatever the clock says is due now; return the messages to send."""
         now = self.clock.monotonic()
         sends: list[Send] = []
-        if now >= self._next_ping_at:
-            self._next_ping_at = now + self.config.agent_ping_timeout
-            sends += self.ping_agents()
+        sends += self.ping_agents()  # each agent when its own ping is due
         if now >= self._next_heartbeat_at:
             self._next_heartbeat_at = now + self.config.framework_heartbeat_interval
             sends += self.heartbeat_frameworks()

@@ -88,9 +88,28 @@ def _dec_bytes(value: Any, path: str) -> bytes:
     return value
 
 
+#: Decoded resources by the repr of their wire form: agents and offers repeat the same few
+#: shapes (Resources are immutable, so they are shared); bounded, emptied when full.  Only
+#: short forms are kept (a key is at most ``_RESOURCES_MEMO_KEY`` characters).
+_RESOURCES_MEMO: dict[str, Resources] = {}
+_RESOURCES_MEMO_SIZE = 4096
+_RESOURCES_MEMO_KEY = 2048
+
+
 def _dec_resources(value: Any, path: str) -> Resources:
+    key = repr(value) if type(value) is list and len(value) <= 16 else ""
+    if len(key) > _RESOURCES_MEMO_KEY:
+        key = ""
+    found = _RESOURCES_MEMO.get(key) if key else None
+    if found is not None:
+        return found
     try:
-        return Resources.from_wire(value)
+        decoded = Resources.from_wire(value)
+        if key:
+            if len(_RESOURCES_MEMO) >= _RESOURCES_MEMO_SIZE:
+                _RESOURCES_MEMO.clear()
+            _RESOURCES_MEMO[key] = decoded
+        return decoded
     except ResourcesError as exc:
         field = exc.field or ""
         if field.startswith("resources"):

@@ -66,6 +66,13 @@ ClientHandler = Callable[[Any], None]
 #: Bounded send queue per socket (messages) before ZeroMQ itself pushes back.
 SEND_HWM = 200_000
 RECV_HWM = 200_000
+#: pyzmq's flags as plain ints: combining its enum flags builds enum objects, a cost on
+#: every message at tens of thousands of messages a second.
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
+_NOBLOCK = int(zmq.NOBLOCK)
+#: Longest a socket handles input in one turn of the loop before yielding (seconds).
+TURN_SECONDS = 0.02
 #: Frames between the message limit and this multiple of it are refused and
 #: counted; larger ones make ZeroMQ drop the connection unread.
 HARD_FRAME_FACTOR = 2
@@ -147,19 +154,22 @@ class _LoopSocket:
             return
         sock = self._sock
         budget = 5000  # yield to the loop now and then under heavy load
+        # ... and after TURN_SECONDS at most, so timers and other sockets are not starved.
+        deadline = time.perf_counter() + TURN_SECONDS
+        turns = 0
         while budget > 0:
             try:
                 events = cast(int, sock.getsockopt(zmq.EVENTS))
             except zmq.ZMQError:
                 return
             progressed = False
-            if events & zmq.POLLOUT and self._outbox:
+            if events & _POLLOUT and self._outbox:
                 self._flush()
                 progressed = True
             cost = 1
-            if events & zmq.POLLIN:
+            if events & _POLLIN:
                 try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                    frames = sock.recv_multipart(_NOBLOCK, copy=True)
                 except zmq.Again:
                     frames = None
                 if frames is not None:
@@ -171,6 +181,9 @@ class _LoopSocket:
             if not progressed:
                 return
             budget -= cost
+            turns += 1
+            if turns % 32 == 0 and time.perf_counter() > deadline:
+                break
         self._schedule_check()
 
     def _queue(self, key: bytes | None, data: bytes) -> bool:
@@ -245,7 +258,7 @@ class _LoopSocket:
             self._outbox.append(frames)
             return True
         try:
-            self._sock.send_multipart(frames, zmq.NOBLOCK)
+            self._sock.send_multipart(frames, _NOBLOCK)
         except zmq.Again:
             self._outbox.append(frames)
         except zmq.ZMQError as exc:
@@ -260,7 +273,7 @@ class _LoopSocket:
     def _flush(self) -> None:
         while self._outbox:
             try:
-                self._sock.send_multipart(self._outbox[0], zmq.NOBLOCK)
+                self._sock.send_multipart(self._outbox[0], _NOBLOCK)
             except zmq.Again:
                 return
             except zmq.ZMQError:
