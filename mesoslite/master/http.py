@@ -447,6 +447,10 @@ class StateHandler(BaseHandler):
     async def get(self) -> None:
         """Answer the document."""
         show_flags = self.acls.endpoint_authorized("/flags", request_principal())
+        if self.get_query_argument("jsonp", None) is not None:
+            # A JSONP answer is wrapped whole (JsonpTransform leaves streams alone).
+            self.write_json(await state_json(self.master, self.viewer(), show_flags))
+            return
         self.set_header("Content-Type", "application/json; charset=utf-8")
         async for chunk in state_chunks(self.master, self.viewer(), show_flags):
             self.write(chunk)
