@@ -59,6 +59,19 @@ class ProcessUsage:
     processes: int
 
 
+@attrs.frozen
+class Credentials:
+    """Who a spawned command runs as: uid, primary gid and supplementary groups."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+
+#: A context manager entered around a fork (e.g. the spawning thread inside a cgroup).
+SpawnContext = contextlib.AbstractContextManager[Any]
+
+
 def describe_wait_status(status: int | None) -> str:
     """'exited with status N' / 'terminated by signal N (SIGNAME)' / 'exited (status unknown)'."""
     if status is None:
@@ -253,8 +266,15 @@ def _open_and_popen(
     stdout_path: str,
     stderr_path: str,
     make_sandbox: bool,
+    credentials: Credentials | None = None,
+    context: SpawnContext | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Blocking part of a spawn: (sandbox), output files, fork/exec."""
+    """Blocking part of a spawn: (sandbox), output files, fork/exec.
+
+    With ``credentials`` the child takes that user, group and supplementary groups before
+    it execs (a plain fork rather than a vfork: Python's rule for changing credentials);
+    the output files are given to that user.  ``context`` is entered around the fork.
+    """
     if make_sandbox:
         prepare_sandbox(cwd)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
@@ -262,21 +282,40 @@ def _open_and_popen(
     try:
         err_fd = os.open(stderr_path, flags, 0o644)
         try:
-            return subprocess.Popen(
-                argv,
-                executable=executable,
-                cwd=cwd,
-                env=dict(env),
-                stdin=_devnull(),
-                stdout=out_fd,
-                stderr=err_fd,
-                start_new_session=True,
-                close_fds=True,
-            )
+            return _popen(argv, executable, cwd, env, out_fd, err_fd, credentials, context)
         finally:
             os.close(err_fd)
     finally:
         os.close(out_fd)
+
+
+def _as_user(credentials: Credentials | None) -> dict[str, Any]:
+    """Popen's keyword arguments that switch to ``credentials`` (none when None)."""
+    if credentials is None:
+        return {}
+    return {"user": credentials.uid, "group": credentials.gid,
+            "extra_groups": list(credentials.groups or (credentials.gid,))}
+
+
+def _give_files(credentials: Credentials | None, *fds: int) -> None:
+    """Hand the task's output files to its user (it may rotate or reopen them)."""
+    if credentials is not None:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.fchown(fd, credentials.uid, credentials.gid)
+
+
+def _popen(argv: list[str], executable: str | None, cwd: str, env: Mapping[str, str],
+           out_fd: int, err_fd: int, credentials: Credentials | None,
+           context: SpawnContext | None) -> subprocess.Popen[bytes]:
+    """Popen in a new session with stdin from /dev/null (as ``credentials``, in ``context``)."""
+    _give_files(credentials, out_fd, err_fd)
+    with context if context is not None else contextlib.nullcontext():
+        return subprocess.Popen(
+            argv, executable=executable, cwd=cwd, env=dict(env), stdin=_devnull(),
+            stdout=out_fd, stderr=err_fd, start_new_session=True, close_fds=True,
+            **_as_user(credentials),
+        )
 
 
 _DEVNULL: int | None = None
@@ -372,8 +411,16 @@ def spawn_now(
     stderr_path: str,
     make_sandbox: bool = False,
     loop: asyncio.AbstractEventLoop | None = None,
+    credentials: Credentials | None = None,
+    context: SpawnContext | None = None,
+    rlimits: Mapping[int, int] | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` in a new session in ``cwd`` right here, without a spawn thread.
+
+    ``credentials`` (a user other than ours) take the Popen path inline (posix_spawn
+    cannot change users); ``context`` is entered around the spawn (the spawning thread
+    joins the task's cgroup, so the task is born in it); ``rlimits`` (resource -> limit)
+    are set on the child right after it starts (:func:`set_rlimits`).
 
     The cheap path for a single-threaded process that spawns often (the command
     executor): ``os.posix_spawn`` (a vfork: the caller waits only until the child
@@ -388,9 +435,10 @@ def spawn_now(
     asyncio.  Raises OSError when the command cannot start.
     """
     loop = loop or asyncio.get_running_loop()
-    if not _HAS_POSIX_SPAWN or threading.active_count() > 1:
+    if not _HAS_POSIX_SPAWN or threading.active_count() > 1 or credentials is not None:
         popen = _open_and_popen(argv, executable, cwd, env, stdout_path, stderr_path,
-                                make_sandbox)
+                                make_sandbox, credentials, context)
+        set_rlimits(popen.pid, rlimits)
         return ManagedProcess(popen.pid, loop, popen=popen)
     if make_sandbox:
         prepare_sandbox(cwd)
@@ -400,12 +448,28 @@ def spawn_now(
     try:
         err_fd = os.open(stderr_path, flags, 0o644)
         try:
-            pid = _posix_spawn_in(cwd, candidates, argv, env, out_fd, err_fd)
+            with context if context is not None else contextlib.nullcontext():
+                pid = _posix_spawn_in(cwd, candidates, argv, env, out_fd, err_fd)
         finally:
             os.close(err_fd)
     finally:
         os.close(out_fd)
+    set_rlimits(pid, rlimits)
     return ManagedProcess(pid, loop, child=True)
+
+
+def set_rlimits(pid: int, rlimits: Mapping[int, int] | None) -> None:
+    """Set soft and hard ``rlimits`` (resource -> value) on a just-started process.
+
+    The approximation of a memory limit where no cgroup can be made: applied right
+    after the spawn (the child is still loading), so a child forked in between keeps the
+    old limits.
+    """
+    import resource
+
+    for res, value in (rlimits or {}).items():
+        with contextlib.suppress(OSError, ValueError):
+            resource.prlimit(pid, res, (value, value))
 
 
 #: Rotating loggers still running, kept until they exit (so they are reaped).
@@ -421,13 +485,18 @@ def spawn_with_logger(
     logger_argv: list[str],
     make_sandbox: bool = False,
     loop: asyncio.AbstractEventLoop | None = None,
+    credentials: Credentials | None = None,
+    context: SpawnContext | None = None,
+    rlimits: Mapping[int, int] | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` like :func:`spawn_now`, its stdout and stderr piped to a logger process.
 
     The logger (``logger_argv`` plus ``--stderr_fd N``) reads stdout on its standard input
     and stderr on descriptor N; it runs in its own session in ``cwd`` with ``env`` (so a
     search by ``MESOS_CONTAINER_ID`` finds it) and exits when both pipes close; it is
-    reaped in the background.  Raises OSError when either cannot start.
+    reaped in the background; ``credentials``, ``context`` and ``rlimits`` apply to the
+    command as in :func:`spawn_now` (the logger keeps ours).  Raises OSError when either
+    cannot start.
     """
     loop = loop or asyncio.get_running_loop()
     if make_sandbox:
@@ -445,14 +514,12 @@ def spawn_with_logger(
         os.close(out_r)
         os.close(err_r)
         out_r = err_r = -1
-        popen = subprocess.Popen(
-            argv, executable=executable, cwd=cwd, env=dict(env), stdin=_devnull(),
-            stdout=out_w, stderr=err_w, start_new_session=True, close_fds=True,
-        )
+        popen = _popen(argv, executable, cwd, env, out_w, err_w, credentials, context)
     finally:
         for fd in (out_r, err_r, out_w, err_w):
             if fd >= 0:
                 os.close(fd)
+    set_rlimits(popen.pid, rlimits)
     return ManagedProcess(popen.pid, loop, popen=popen)
 
 

@@ -24,15 +24,22 @@ import os
 import signal
 import threading
 from collections.abc import Iterable, Iterator
+from typing import Any
+
+import attrs
 
 from mesoslite.isolation.spec import (
+    CGROUPS_DEFAULT,
     CgroupLayout,
     IsolationSettings,
+    agent_scope,
     cgroup_dirs,
     cgroup_statistics,
     limit_writes,
     oom_kills,
+    parse_isolation,
     parse_mountinfo,
+    resolve_isolation,
     scope_dir,
     v2_layout,
 )
@@ -155,14 +162,17 @@ class ContainerCgroup:
         """Our directory -> where the calling thread is now in the same mount."""
         text = _read("/proc/thread-self/cgroup")
         where: dict[str, str] = {}
+        v2 = self.layout.version == 2
         for line in text.splitlines():
             _, ctls, path = line.split(":", 2)
-            for ctl in (ctls.split(",") if ctls else ("cpu", "memory", "pids", "cpuacct")):
+            if bool(ctls) == v2:  # v1: the controllers' lines; v2: the "0::" line
+                continue
+            for ctl in (ctls.split(",") if ctls else tuple(self.dirs)):
                 where.setdefault(ctl, path)
         out: dict[str, str] = {}
         for ctl, path in self.dirs.items():
             mount, root = self.layout.mounts[ctl], self.layout.roots.get(ctl, "/")
-            rel = path if ctl not in where else where[ctl]
+            rel = where.get(ctl, path)
             if root != "/" and rel.startswith(root):
                 rel = rel[len(root):]
             out[path] = os.path.join(mount, rel.lstrip("/"))
@@ -228,7 +238,7 @@ _STAT_FILES = {
 }
 
 
-def statistics(settings: IsolationSettings, container_id: str) -> dict[str, object] | None:
+def statistics(settings: IsolationSettings, container_id: str) -> dict[str, Any] | None:
     """A container's usage from its cgroups (None when it has none; blocking)."""
     if settings.layout is None:
         return None
@@ -280,3 +290,27 @@ def destroy(settings: IsolationSettings, container_ids: Iterable[str]) -> None:
     if settings.cgroups:
         for cid in container_ids:
             ContainerCgroup(settings, cid).destroy()
+
+
+def resolve_settings(requested: str, *, work_dir: str, hierarchy: str, cgroups_root: str,
+                     **options: object) -> tuple[IsolationSettings, str]:
+    """The agent's settings for ``--isolation`` text on this host, and a warning ('').
+
+    ``auto`` takes the cgroups isolators where the agent can create its scope under
+    ``hierarchy``; ValueError (naming ``--isolation``) when a ``cgroups/*`` isolator is
+    asked for where that is impossible.  ``options`` are the other
+    :class:`IsolationSettings` fields.
+    """
+    names = parse_isolation(requested)
+    probe = IsolationSettings(isolators=CGROUPS_DEFAULT, cgroups_root=cgroups_root,
+                              scope=agent_scope(work_dir), layout=detect_layout(hierarchy))
+    wanted = names if names is not None else CGROUPS_DEFAULT
+    probe = attrs.evolve(probe, isolators=tuple(i for i in wanted if i.startswith("cgroups/")))
+    can = bool(probe.isolators) and probe.cgroups and writable(probe)
+    isolators, warning = resolve_isolation(names, can or (names is not None and
+                                                          not probe.isolators))
+    settings = IsolationSettings(isolators=isolators, cgroups_root=cgroups_root,
+                                 scope=probe.scope,
+                                 layout=probe.layout if can else None,
+                                 **options)  # type: ignore[arg-type]
+    return settings, warning

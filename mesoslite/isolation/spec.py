@@ -83,7 +83,7 @@ def resolve_isolation(requested: tuple[str, ...] | None,
 
 def agent_scope(work_dir: str) -> str:
     """The agent's own level under ``--cgroups_root`` (several agents share a machine)."""
-    digest = hashlib.sha1(work_dir.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    digest = hashlib.sha256(work_dir.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     return f"agent-{digest}"
 
 
@@ -139,12 +139,12 @@ def parse_mountinfo(text: str, hierarchy: str) -> tuple[CgroupLayout | None, str
 def v2_layout(mount: str, controllers_text: str) -> CgroupLayout | None:
     """The v2 layout of the unified ``mount`` given its ``cgroup.controllers`` text."""
     enabled = set(controllers_text.split())
-    mounts = {ctl: mount for ctl in ("cpu", "memory", "pids") if ctl in enabled}
+    mounts: dict[str, str] = {ctl: mount for ctl in ("cpu", "memory", "pids") if ctl in enabled}
     if "cpu" in mounts:
         mounts["cpuacct"] = mount  # v2 accounts cpu time in the cpu controller's cpu.stat
     if not mounts:
         return None
-    return CgroupLayout(2, mounts, {ctl: "/" for ctl in mounts})
+    return CgroupLayout(2, mounts, dict.fromkeys(mounts, "/"))
 
 
 @attrs.frozen
