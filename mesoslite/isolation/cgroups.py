@@ -172,7 +172,7 @@ class ContainerCgroup:
         out: dict[str, str] = {}
         for ctl, path in self.dirs.items():
             mount, root = self.layout.mounts[ctl], self.layout.roots.get(ctl, "/")
-            rel = where.get(ctl, path)
+            rel = where.get(ctl, "/")
             if root != "/" and rel.startswith(root):
                 rel = rel[len(root):]
             out[path] = os.path.join(mount, rel.lstrip("/"))

@@ -1,0 +1,182 @@
+"""Shell tasks confined on a real agent: their user, a clean environment, cgroups.
+
+A real master and agent (as root, on this host's writable cgroup v1 hierarchy, so the
+default ``--isolation=auto`` turns the cgroups isolators on) run command tasks from a
+real framework: a task with ``user: nobody`` runs as uid 65534 in a sandbox it owns
+(mode 0750) and cannot read another task's sandbox; an unknown user fails the task
+naming it; the task sees none of the agent's environment; a task over its memory limit
+is killed and reported with REASON_CONTAINER_LIMITATION_MEMORY; a task's cgroups carry
+its cpu shares, CFS quota, memory and pids limits, feed ``/monitor/statistics`` and are
+removed when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mesoslite.protocol import CommandInfo, Reason, TaskInfo, TaskState
+from mesoslite.resources import Resources
+from tests.support.cluster_procs import AgentProc, ProcCluster
+from tests.support.frameworks import RecordingScheduler, running_framework, shell_task
+from tests.support.procs import wait_for
+
+pytestmark = pytest.mark.integration
+
+CGROUP = Path("/sys/fs/cgroup")
+SECRET = "isolation-test-secret-7f3a"
+
+
+def _task(task_id: str, agent_id: str, resources: str, command: str, *, user: str = "",
+          env: dict[str, str] | None = None) -> TaskInfo:
+    return TaskInfo(name=task_id, task_id=task_id, agent_id=agent_id,
+                    resources=Resources.parse(resources),
+                    command=CommandInfo(value=command, user=user, environment=env or {}))
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    """A cluster directory every user may traverse (pytest's own tmp dirs are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="mesoslite-isolation-", dir="/tmp"))
+    path.chmod(0o755)  # noqa: S103 - other users must reach their sandboxes
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _read_when(path: Path, needle: str, timeout: float = 60.0) -> str:
+    def ready() -> str:
+        text = path.read_text() if path.exists() else ""
+        return text if needle in text else ""
+    return wait_for(ready, timeout=timeout, what=f"{needle!r} in {path}")
+
+
+def _container_dirs(agent: AgentProc, task_id: str) -> dict[str, Path]:
+    cid = agent.sandbox(task_id).resolve().name
+    found = {ctl: next(iter((CGROUP / ctl / "mesoslite").glob(f"agent-*/{cid}")), None)
+             for ctl in ("cpu", "cpuacct", "memory", "pids")}
+    assert all(found.values()), f"cgroups of {cid}: {found}"
+    return {ctl: p for ctl, p in found.items() if p is not None}
+
+
+def test_user_sandbox_and_clean_environment(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``user: nobody`` runs as 65534 in its own 0750 sandbox, cannot read another task's,
+    and sees only its own environment (not the agent's secret); an unknown user fails."""
+    monkeypatch.setenv("ISOLATION_TEST_SECRET", SECRET)  # the agent inherits it
+    with ProcCluster(root / "cluster") as cluster:
+        master = cluster.start_master()
+        agent = cluster.add_agent("cpus:4;mem:2048;disk:1000")
+        scheduler = RecordingScheduler()
+        with running_framework(master.address, scheduler, "users") as driver:
+            offer = scheduler.take_held(agent.agent_id)
+            driver.launch_tasks([offer.id], [
+                shell_task("owner", agent.agent_id, "cpus:0.1;mem:64",
+                           "echo private > secret; echo done; sleep 120")])
+            scheduler.wait_state("owner", TaskState.TASK_RUNNING, timeout=60)
+            owner = agent.sandbox("owner").resolve()
+            _read_when(owner / "stdout", "done")
+            probe = (f"id -u; id -G; cat {owner}/secret; echo cat=$?; "
+                     "touch mine && echo wrote; env; sleep 120")
+            offer = scheduler.take_held(agent.agent_id)
+            driver.launch_tasks([offer.id], [
+                _task("nobody", agent.agent_id, "cpus:0.1;mem:64", probe, user="nobody",
+                      env={"APP_SETTING": "visible"}),
+                _task("ghost", agent.agent_id, "cpus:0.1;mem:64", "true",
+                      user="no-such-user-zq")])
+            failed = scheduler.wait_state("ghost", TaskState.TASK_FAILED, timeout=60)
+            assert "no-such-user-zq" in failed.message
+            assert failed.reason is Reason.REASON_CONTAINER_LAUNCH_FAILED
+            assert TaskState.TASK_RUNNING not in scheduler.states("ghost")
+
+            scheduler.wait_state("nobody", TaskState.TASK_RUNNING, timeout=60)
+            sandbox = agent.sandbox("nobody").resolve()
+            out = _read_when(sandbox / "stdout", "wrote")
+            lines = out.splitlines()
+            assert lines[0] == "65534", out
+            assert "cat=1" in lines and "private" not in lines, out
+            info = sandbox.stat()
+            assert info.st_uid == 65534 and stat.S_IMODE(info.st_mode) == 0o750
+            assert stat.S_IMODE(owner.stat().st_mode) == 0o750 and owner.stat().st_uid == 0
+            assert (sandbox / "mine").stat().st_uid == 65534
+
+            env = dict(line.split("=", 1) for line in lines if "=" in line and
+                       not line.startswith("cat="))
+            assert SECRET not in out
+            assert "ISOLATION_TEST_SECRET" not in env and "PYTHONPATH" not in env
+            assert env["USER"] == "nobody" and env["HOME"] == "/nonexistent"
+            assert env["APP_SETTING"] == "visible" and env["MESOS_TASK_ID"] == "nobody"
+            assert env["MESOS_SANDBOX"] == str(sandbox) or \
+                Path(env["MESOS_SANDBOX"]).resolve() == sandbox
+            assert not any(k.startswith("MESOSLITE_") for k in env), sorted(env)
+            assert "PATH" in env and "MESOS_FRAMEWORK_ID" in env
+
+
+def test_cgroups_limits_statistics_and_cleanup(root: Path) -> None:
+    """A task's cgroups hold it with cpu.shares = cpus x 1024, a CFS quota, its memory and
+    pids limits; /monitor/statistics reads them; they are removed when the task ends."""
+    with ProcCluster(root / "cluster") as cluster:
+        master = cluster.start_master()
+        agent = cluster.add_agent("cpus:4;mem:2048;disk:1000", cgroups_enable_cfs="true",
+                                  cgroups_pids_limit=100)
+        scheduler = RecordingScheduler()
+        with running_framework(master.address, scheduler, "cgroups") as driver:
+            offer = scheduler.take_held(agent.agent_id)
+            driver.launch_tasks([offer.id], [shell_task(
+                "busy", agent.agent_id, "cpus:0.5;mem:96",
+                "sh -c 'while :; do :; done' & echo started; sleep 120", grace=0.5)])
+            scheduler.wait_state("busy", TaskState.TASK_RUNNING, timeout=60)
+            _read_when(agent.sandbox("busy") / "stdout", "started")
+            dirs = _container_dirs(agent, "busy")
+            assert (dirs["cpu"] / "cpu.shares").read_text().strip() == "512"
+            assert (dirs["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "50000"
+            assert (dirs["cpu"] / "cpu.cfs_period_us").read_text().strip() == "100000"
+            limit = 96 * 1024 * 1024
+            assert int((dirs["memory"] / "memory.limit_in_bytes").read_text()) == limit
+            assert (dirs["pids"] / "pids.max").read_text().strip() == "100"
+            procs = (dirs["memory"] / "cgroup.procs").read_text().split()
+            assert len(procs) >= 3, procs  # sh, the busy loop, sleep: all born inside
+
+            def measured() -> dict[str, object] | None:
+                for entry in agent.get("/monitor/statistics"):
+                    stats = entry["statistics"]
+                    if entry["executor_id"] == "busy" and stats["cpus_user_time_secs"] > 0.2:
+                        return dict(stats)
+                return None
+
+            stats = wait_for(measured, timeout=60, what="cgroup usage of 'busy'")
+            assert stats["mem_limit_bytes"] == limit
+            assert isinstance(stats["mem_rss_bytes"], int) and stats["mem_rss_bytes"] > 0
+            assert "cpus_nr_throttled" in stats and "mem_total_bytes" in stats
+            assert isinstance(stats["processes"], int) and stats["processes"] >= 3
+
+            driver.kill_task("busy")
+            scheduler.wait_state("busy", TaskState.TASK_KILLED, timeout=60)
+            wait_for(lambda: not any(p.exists() for p in dirs.values()), timeout=30,
+                     what="the task's cgroups removed")
+            for pid in procs:
+                assert not os.path.exists(f"/proc/{pid}") or \
+                    "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_memory_limit_kills_task(root: Path) -> None:
+    """A task allocating 200 MB with mem 32 is OOM-killed: TASK_FAILED with
+    REASON_CONTAINER_LIMITATION_MEMORY and a message saying the memory limit was exceeded."""
+    hog = "python3 -c 'b = bytearray(200 * 1024 * 1024); import time; time.sleep(30)'"
+    with ProcCluster(root / "cluster") as cluster:
+        master = cluster.start_master()
+        agent = cluster.add_agent("cpus:4;mem:2048;disk:1000")
+        scheduler = RecordingScheduler()
+        with running_framework(master.address, scheduler, "oom") as driver:
+            offer = scheduler.take_held(agent.agent_id)
+            driver.launch_tasks([offer.id], [shell_task("hog", agent.agent_id,
+                                                        "cpus:0.2;mem:32", hog)])
+            failed = scheduler.wait_state("hog", TaskState.TASK_FAILED, timeout=90)
+            assert failed.reason is Reason.REASON_CONTAINER_LIMITATION_MEMORY, failed
+            assert "Memory limit exceeded" in failed.message and "32MB" in failed.message
