@@ -250,6 +250,7 @@ class AgentProcess:
             if self.gc is not None:
                 await self.gc.close()
             await self.agent.stop(kill_tasks)
+            cgroups.remove_scope(self.executors.isolation)  # (only when nothing is left)
         finally:
             if self._http_server is not None:
                 self._http_server.stop()

@@ -285,6 +285,16 @@ def remove_unknown(settings: IsolationSettings, keep: Iterable[str]) -> list[str
     return removed
 
 
+def remove_scope(settings: IsolationSettings) -> None:
+    """Remove the agent's own cgroup level where no container is left in it."""
+    if settings.layout is None:
+        return
+    for mount in sorted({settings.layout.mounts[c] for c in settings.controllers()
+                         if c in settings.layout.mounts}):
+        with contextlib.suppress(OSError):
+            os.rmdir(scope_dir(settings, mount))
+
+
 def destroy(settings: IsolationSettings, container_ids: Iterable[str]) -> None:
     """Destroy these containers' cgroups, if they have any (blocking)."""
     if settings.cgroups:
