@@ -17,7 +17,7 @@ It prints ONE JSON object on stdout (progress goes to stderr)::
 
     python benchmarks/shell_tasks.py [--tasks 2000] [--agents 2] [--parallelism 64]
         [--cpus-per-task 0.1] [--repeat 1] [--no-checkpoint] [--log-level INFO]
-        [--keep] [--py-spy DIR]
+        [--keep] [--py-spy DIR] [--isolation-compare] [--task-user USER]
 
 With ``--repeat N`` both rates are measured N times (alternating) on the
 same cluster: the rates are the medians, ``ratio`` the median of the runs'
@@ -30,6 +30,12 @@ meanwhile (a busy machine makes the figures lower).  ``--py-spy DIR`` records a
 py-spy profile (``--py-spy-format``: flame graph SVG, raw collapsed stacks or
 speedscope) of the master, every agent and every command executor during the
 last run (needs ``py-spy`` on PATH: ``pip install py-spy``).
+
+With ``--isolation-compare`` two clusters run side by side and are measured back to
+back in every round: agents with ``--isolation=none --switch_user=false`` and agents
+with their defaults (``--isolation=auto``: cgroups where writable), tasks run as
+``--task-user`` on the latter; ``isolation`` reports both median rates and
+``on_over_off`` (the median of the rounds' on/off ratios).
 
 Every process it started (master, agents, executors, tasks) is stopped on the
 way out, after an error or Ctrl-C too: agents get SIGTERM (they kill their
@@ -199,7 +205,8 @@ async def run_framework(
     """Run one framework to completion (or timeout) and tear it down."""
     per_task = Resources.from_dict({"cpus": args.cpus_per_task, "mem": MEM_PER_TASK_MB})
     sched = ShellTasks(args.tasks, args.parallelism, per_task, "true", on_done)
-    info = FrameworkInfo(user="", name="shell-tasks-benchmark", checkpoint=args.checkpoint)
+    info = FrameworkInfo(user=getattr(args, "run_user", ""), name="shell-tasks-benchmark",
+                         checkpoint=args.checkpoint)
     return await drive(sched, info, master, args.timeout,
                        lambda: f"timed out after {args.timeout}s with {sched.ended} ended",
                        implicit_acknowledgements=False)
@@ -255,6 +262,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--py-spy-format", default="flamegraph",
                         choices=("flamegraph", "raw", "speedscope"),
                         help="py-spy output format (default flamegraph: SVG)")
+    parser.add_argument("--isolation-compare", action="store_true",
+                        help="run two clusters: agents with --isolation=none "
+                             "--switch_user=false and agents with the default isolation "
+                             "(cgroups where writable; tasks as --task-user); report both "
+                             "rates and on/off (the other figures are the default's)")
+    parser.add_argument("--task-user", default="",
+                        help="framework user the tasks run as (default '': the agent's; "
+                             "with --isolation-compare only on the isolated cluster)")
     args = parser.parse_args(argv)
     check_at_least(parser, args, ("tasks", "agents", "parallelism", "repeat"))
     if args.cpus_per_task <= 0:
@@ -321,73 +336,138 @@ async def _run_with_meter(
     return sched
 
 
+#: Agent flags of the two clusters of --isolation-compare (label -> flags).
+COMPARE = {"isolation_off": ["--isolation", "none", "--switch_user", "false"],
+           "isolation_on": []}
+
+
+def make_clusters(root: Path, args: argparse.Namespace) -> dict[str, Cluster]:
+    """One cluster (the agents' defaults), or the two of --isolation-compare."""
+    if not args.isolation_compare:
+        return {"default": Cluster(root, args.agents, agent_resources(args), args.log_level)}
+    out = {}
+    for label, flags in COMPARE.items():
+        (root / label).mkdir()
+        out[label] = Cluster(root / label, args.agents, agent_resources(args), args.log_level,
+                             agent_args=flags)
+    return out
+
+
+def run_entry(result: dict[str, Any], raw: float, args: argparse.Namespace,
+              label: str) -> dict[str, Any]:
+    """One run's figures for the JSON report."""
+    sched: ShellTasks = result["sched"]
+    return {
+        "cluster": label,
+        "mesoslite_tasks_per_s": round(result["rate"], 1),
+        "raw_spawn_per_s": round(raw, 1),
+        "ratio": round(result["rate"] / raw, 3),
+        "seconds": round(result["seconds"], 3),
+        # Until the first update: mostly starting the command executors.
+        "first_update_after_s": round(
+            (sched.first_update_at or 0.0) - (sched.first_offer_at or 0.0), 3),
+        "finished": sched.by_state.get("TASK_FINISHED", 0),
+        "cpu_ms_per_task": {
+            k: round(v * 1000.0 / args.tasks, 3) for k, v in result["cpu"].items()
+        },
+        "machine_busy_share": round(result["busy"], 3),
+        "other_processes_cpu_share": round(result["other"], 3),
+    }
+
+
+def measure_all(clusters: dict[str, Cluster], args: argparse.Namespace,
+                problems: list[str]) -> list[dict[str, Any]]:
+    """``--repeat`` rounds: the raw baseline, then each cluster back to back."""
+    runs: list[dict[str, Any]] = []
+    for i in range(args.repeat):
+        say(f"run {i + 1}/{args.repeat}: raw spawning of {args.tasks} x 'sh -c true', "
+            f"{args.parallelism} at a time")
+        raw = raw_spawn_rate(args.tasks, args.parallelism)
+        for label, cluster in clusters.items():
+            say(f"run {i + 1}/{args.repeat}: raw {raw:.0f}/s; now {args.tasks} tasks "
+                f"through mesoslite ({label})")
+            last = i == args.repeat - 1
+            spy = PySpy(args.py_spy, args.py_spy_format) if args.py_spy and last else None
+            args.run_user = args.task_user if label != "isolation_off" else ""
+            result = asyncio.run(measure_once(cluster, args, spy))
+            sched: ShellTasks = result["sched"]
+            problems += sched.problems
+            say(f"run {i + 1}/{args.repeat}: mesoslite {result['rate']:.0f} tasks/s "
+                f"({result['seconds']:.2f}s), {dict(sched.by_state)} ({label})")
+            runs.append(run_entry(result, raw, args, label))
+    return runs
+
+
+def isolation_summary(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """--isolation-compare: both clusters' median rates and on/off (median of the rounds)."""
+    off = [r for r in runs if r["cluster"] == "isolation_off"]
+    on = [r for r in runs if r["cluster"] == "isolation_on"]
+    pairs = [b["mesoslite_tasks_per_s"] / a["mesoslite_tasks_per_s"]
+             for a, b in zip(off, on, strict=False) if a["mesoslite_tasks_per_s"]]
+    return {
+        "off_agent_flags": " ".join(COMPARE["isolation_off"]),
+        "on_agent_flags": " ".join(COMPARE["isolation_on"]) or "(defaults: --isolation=auto "
+                                                             "--switch_user=true)",
+        "task_user": args.task_user,
+        "off_tasks_per_s": statistics.median(r["mesoslite_tasks_per_s"] for r in off),
+        "on_tasks_per_s": statistics.median(r["mesoslite_tasks_per_s"] for r in on),
+        "on_over_off": round(statistics.median(pairs), 3) if pairs else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the JSON result; return the exit status."""
     args = parse_args(argv)
     set_progress_tag("shell_tasks")
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="mesoslite-shell-tasks-", dir=args.work_dir or None))
-    cluster = Cluster(root, args.agents, agent_resources(args), args.log_level)
+    if args.task_user:
+        root.chmod(0o755)  # the task user must reach its sandboxes
+    clusters = make_clusters(root, args)
     restore_sigterm = sigterm_as_interrupt()
     runs: list[dict[str, Any]] = []
     problems: list[str] = []
     work_fs: dict[str, Any] = {}
     try:
-        say(f"starting a master and {args.agents} agents under {root} "
-            f"({agent_resources(args)} each)")
-        cluster.start()
+        for label, cluster in clusters.items():
+            say(f"starting a master and {args.agents} agents under {cluster.root} "
+                f"({agent_resources(args)} each; {label})")
+            cluster.start()
         work_fs = {"type": filesystem_of(root), "inode_create_us": round(inode_create_us(root), 1)}
         say(f"work directory on {work_fs['type'] or '?'}: "
             f"{work_fs['inode_create_us']} us per inode created")
-        for i in range(args.repeat):
-            say(f"run {i + 1}/{args.repeat}: raw spawning of {args.tasks} x 'sh -c true', "
-                f"{args.parallelism} at a time")
-            raw = raw_spawn_rate(args.tasks, args.parallelism)
-            say(f"run {i + 1}/{args.repeat}: raw {raw:.0f}/s; now {args.tasks} tasks "
-                f"through mesoslite")
-            last = i == args.repeat - 1
-            spy = PySpy(args.py_spy, args.py_spy_format) if args.py_spy and last else None
-            result = asyncio.run(measure_once(cluster, args, spy))
-            sched: ShellTasks = result["sched"]
-            problems += sched.problems
-            say(f"run {i + 1}/{args.repeat}: mesoslite {result['rate']:.0f} tasks/s "
-                f"({result['seconds']:.2f}s), {dict(sched.by_state)}")
-            runs.append({
-                "mesoslite_tasks_per_s": round(result["rate"], 1),
-                "raw_spawn_per_s": round(raw, 1),
-                "ratio": round(result["rate"] / raw, 3),
-                "seconds": round(result["seconds"], 3),
-                # Until the first update: mostly starting the command executors.
-                "first_update_after_s": round(
-                    (sched.first_update_at or 0.0) - (sched.first_offer_at or 0.0), 3),
-                "finished": sched.by_state.get("TASK_FINISHED", 0),
-                "cpu_ms_per_task": {
-                    k: round(v * 1000.0 / args.tasks, 3) for k, v in result["cpu"].items()
-                },
-                "machine_busy_share": round(result["busy"], 3),
-                "other_processes_cpu_share": round(result["other"], 3),
-            })
+        runs = measure_all(clusters, args, problems)
     except KeyboardInterrupt:
         say("interrupted; cleaning up")
-        cluster.stop()
+        for cluster in clusters.values():
+            cluster.stop()
         return 130
     except Exception as exc:  # noqa: BLE001 - reported, then cleaned up
         problems.append(failure(exc))
     finally:
         restore_sigterm()
-        if cluster.master is not None:
-            say("stopping the cluster")
-            cluster.stop()
+        for cluster in clusters.values():
+            if cluster.master is not None:
+                say("stopping the cluster")
+                cluster.stop()
         remove_or_keep(root, args.keep)
     if not runs:
         print_report({"error": problems})
         return 1
-    rate = statistics.median(r["mesoslite_tasks_per_s"] for r in runs)
-    raw = statistics.median(r["raw_spawn_per_s"] for r in runs)
+    return report(args, runs, problems, started, work_fs)
+
+
+def report(args: argparse.Namespace, runs: list[dict[str, Any]], problems: list[str],
+           started: float, work_fs: dict[str, Any]) -> int:
+    """Print the JSON report (the default's, or the isolated cluster's, figures)."""
+    main_runs = [r for r in runs if r["cluster"] in ("default", "isolation_on")]
+    rate = statistics.median(r["mesoslite_tasks_per_s"] for r in main_runs)
+    raw = statistics.median(r["raw_spawn_per_s"] for r in main_runs)
     # Each run's pair is measured back to back on the same machine state: the
     # median of the pairs' ratios is steadier than the ratio of the medians.
     ratio = statistics.median(
-        r["mesoslite_tasks_per_s"] / r["raw_spawn_per_s"] for r in runs if r["raw_spawn_per_s"]
+        r["mesoslite_tasks_per_s"] / r["raw_spawn_per_s"] for r in main_runs
+        if r["raw_spawn_per_s"]
     )
     all_finished = all(r["finished"] == args.tasks for r in runs) and not problems
     facts = run_facts(started)
@@ -404,11 +484,12 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": round(ratio, 3),
         "goal_ratio": GOAL_RATIO,
         "met": bool(ratio >= GOAL_RATIO and all_finished),
-        "seconds": statistics.median(r["seconds"] for r in runs),
+        "seconds": statistics.median(r["seconds"] for r in main_runs),
         "all_finished": all_finished,
         "problems": problems[:10],
-        "cpu_ms_per_task": runs[-1]["cpu_ms_per_task"],
-        "other_processes_cpu_share": runs[-1]["other_processes_cpu_share"],
+        "cpu_ms_per_task": main_runs[-1]["cpu_ms_per_task"],
+        "other_processes_cpu_share": main_runs[-1]["other_processes_cpu_share"],
+        **({"isolation": isolation_summary(runs, args)} if args.isolation_compare else {}),
         "runs": runs,
         "machine": facts.pop("machine"),
         "work_dir_fs": work_fs,
