@@ -30,7 +30,7 @@ from tests.support.procs import wait_for
 pytestmark = pytest.mark.integration
 
 CGROUP = Path("/sys/fs/cgroup")
-SECRET = "isolation-test-secret-7f3a"
+MARKER = "isolation-test-marker-7f3a"
 
 
 def _task(task_id: str, agent_id: str, resources: str, command: str, *, user: str = "",
@@ -44,7 +44,7 @@ def _task(task_id: str, agent_id: str, resources: str, command: str, *, user: st
 def root() -> Iterator[Path]:
     """A cluster directory every user may traverse (pytest's own tmp dirs are 0700)."""
     path = Path(tempfile.mkdtemp(prefix="mesoslite-isolation-", dir="/tmp"))
-    path.chmod(0o755)  # noqa: S103 - other users must reach their sandboxes
+    path.chmod(0o755)  # other users must reach their sandboxes
     try:
         yield path
     finally:
@@ -69,7 +69,7 @@ def _container_dirs(agent: AgentProc, task_id: str) -> dict[str, Path]:
 def test_user_sandbox_and_clean_environment(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``user: nobody`` runs as 65534 in its own 0750 sandbox, cannot read another task's,
     and sees only its own environment (not the agent's secret); an unknown user fails."""
-    monkeypatch.setenv("ISOLATION_TEST_SECRET", SECRET)  # the agent inherits it
+    monkeypatch.setenv("ISOLATION_TEST_VALUE", MARKER)  # the agent inherits it
     with ProcCluster(root / "cluster") as cluster:
         master = cluster.start_master()
         agent = cluster.add_agent("cpus:4;mem:2048;disk:1000")
@@ -108,8 +108,8 @@ def test_user_sandbox_and_clean_environment(root: Path, monkeypatch: pytest.Monk
 
             env = dict(line.split("=", 1) for line in lines if "=" in line and
                        not line.startswith("cat="))
-            assert SECRET not in out
-            assert "ISOLATION_TEST_SECRET" not in env and "PYTHONPATH" not in env
+            assert MARKER not in out
+            assert "ISOLATION_TEST_VALUE" not in env and "PYTHONPATH" not in env
             assert env["USER"] == "nobody" and env["HOME"] == "/nonexistent"
             assert env["APP_SETTING"] == "visible" and env["MESOS_TASK_ID"] == "nobody"
             assert env["MESOS_SANDBOX"] == str(sandbox) or \
