@@ -277,6 +277,9 @@ def _open_and_popen(
     """
     if make_sandbox:
         prepare_sandbox(cwd)
+        if credentials is not None:  # the sandbox belongs to the user who runs in it
+            os.chown(cwd, credentials.uid, credentials.gid)
+            os.chmod(cwd, 0o750)  # noqa: S103 - the owner's group may read, as Mesos
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
     out_fd = os.open(stdout_path, flags, 0o644)
     try:
@@ -552,16 +555,18 @@ async def spawn_async(
     stdout_path: str,
     stderr_path: str,
     make_sandbox: bool = False,
+    credentials: Credentials | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` in a new session from a spawn thread (the loop keeps running).
 
     With ``make_sandbox`` the working directory (a sandbox run directory) and
-    its ``latest`` link are created first.  Raises OSError when it cannot start.
+    its ``latest`` link are created first (owned by ``credentials``' user, mode 0750,
+    when the command runs as that user).  Raises OSError when it cannot start.
     """
     loop = asyncio.get_running_loop()
     if SPAWN_THREADS <= 0:
         popen = _open_and_popen(
-            argv, executable, cwd, env, stdout_path, stderr_path, make_sandbox
+            argv, executable, cwd, env, stdout_path, stderr_path, make_sandbox, credentials
         )
         return ManagedProcess(popen.pid, loop, popen=popen)
     popen = await loop.run_in_executor(
@@ -574,6 +579,7 @@ async def spawn_async(
         stdout_path,
         stderr_path,
         make_sandbox,
+        credentials,
     )
     return ManagedProcess(popen.pid, loop, popen=popen)
 

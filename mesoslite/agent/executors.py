@@ -43,7 +43,8 @@ from mesoslite.agent.sandbox import executor_environment
 from mesoslite.agent.views import statistics_entry
 from mesoslite.isolation import cgroups
 from mesoslite.isolation.spec import IsolationSettings
-from mesoslite.proc import find_by_env, kill_pids, tree_usage
+from mesoslite.isolation.users import UserError, task_user
+from mesoslite.proc import Credentials, find_by_env, kill_pids, tree_usage
 from mesoslite.transport import RouterServer
 from mesoslite.transport.sockets import BARRIER_RETRY
 
@@ -200,8 +201,27 @@ class ExecutorManager:
         )
         env.update(self._cfg.container_logger_environment())
         env.update(self.isolation.to_env())
-        spec = LaunchSpec(effect.command, effect.directory, env, effect.resources)
+        try:
+            credentials = self._executor_user(effect, env)
+        except UserError as exc:
+            self._perform(self._core.container_launch_failed(effect.container_id, str(exc)))
+            return
+        spec = LaunchSpec(effect.command, effect.directory, env, effect.resources, credentials)
         self._spawn(self._run_container(effect.container_id, spec))
+
+    def _executor_user(self, effect: LaunchExecutor, env: dict[str, str]) -> Credentials | None:
+        """A custom executor runs as ``CommandInfo.user``, else its framework's user (with
+        ``--switch_user``; UserError naming the user when it cannot).  A command host stays
+        the agent's user: it switches per task."""
+        entry = self._core.containers.get(effect.container_id)
+        if entry is None or not isinstance(entry[1], AgentExecutor) \
+                or entry[1].kind != "custom":
+            return None
+        user = task_user(effect.command.user, entry[0].info.user, self.isolation.switch_user)
+        if not user.switches:
+            return None
+        env.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
+        return Credentials(user.uid, user.gid, user.groups)
 
     async def _run_container(self, cid: str, spec: LaunchSpec) -> None:
         try:

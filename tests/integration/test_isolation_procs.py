@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mesoslite.protocol import CommandInfo, Reason, TaskInfo, TaskState
+from mesoslite.protocol import CommandInfo, ExecutorInfo, Reason, TaskInfo, TaskState
 from mesoslite.resources import Resources
 from tests.support.cluster_procs import AgentProc, ProcCluster
 from tests.support.frameworks import RecordingScheduler, running_framework, shell_task
@@ -180,3 +180,27 @@ def test_memory_limit_kills_task(root: Path) -> None:
             failed = scheduler.wait_state("hog", TaskState.TASK_FAILED, timeout=90)
             assert failed.reason is Reason.REASON_CONTAINER_LIMITATION_MEMORY, failed
             assert "Memory limit exceeded" in failed.message and "32MB" in failed.message
+
+
+def test_custom_executor_runs_as_its_user(root: Path) -> None:
+    """A custom executor with ``user: nobody`` runs as 65534 in a sandbox it owns."""
+    with ProcCluster(root / "cluster") as cluster:
+        master = cluster.start_master()
+        agent = cluster.add_agent("cpus:4;mem:2048;disk:1000")
+        scheduler = RecordingScheduler()
+        with running_framework(master.address, scheduler, "custom") as driver:
+            offer = scheduler.take_held(agent.agent_id)
+            executor = ExecutorInfo(executor_id="exec-nobody", resources=Resources.parse(
+                "cpus:0.1;mem:32"), command=CommandInfo(
+                    value="id -u > who; touch mine; sleep 120", user="nobody"))
+            task = TaskInfo(name="t", task_id="t", agent_id=agent.agent_id,
+                            resources=Resources.parse("cpus:0.1;mem:32"), executor=executor)
+            driver.launch_tasks([offer.id], [task])
+            sandbox = wait_for(lambda: next(iter(agent.work_dir.glob(
+                "agents/*/frameworks/*/executors/exec-nobody/runs/latest")), None),
+                timeout=60, what="the executor's sandbox").resolve()
+            assert _read_when(sandbox / "who", "\n").strip() == "65534"
+            assert sandbox.stat().st_uid == 65534
+            assert stat.S_IMODE(sandbox.stat().st_mode) == 0o750
+            wait_for(lambda: (sandbox / "mine").exists(), timeout=30, what="mine written")
+            assert (sandbox / "mine").stat().st_uid == 65534

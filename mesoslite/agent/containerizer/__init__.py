@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from mesoslite.proc import Credentials
 from mesoslite.protocol import CommandInfo
 from mesoslite.resources import Resources
 
@@ -31,6 +32,8 @@ class LaunchSpec:
     sandbox: str
     environment: dict[str, str]
     resources: Resources = attrs.field(factory=Resources)
+    #: Who the process runs as (None: the agent's user); its sandbox is theirs.
+    credentials: Credentials | None = None
 
 
 @attrs.frozen
