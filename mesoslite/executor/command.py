@@ -169,6 +169,8 @@ class CommandExecutor(Executor):
             return
         running.proc = proc
         self._watch_disk(driver)
+        confinement.watch_oom(asyncio.get_running_loop(),
+                              lambda limit: self._kill_at_limit(running, limit))
         proc.exited.add_done_callback(lambda _f: self._on_exit(driver, running))
         self._send(driver, task.task_id, TaskState.TASK_RUNNING)
         self.start_health_checks(driver, task)
@@ -214,10 +216,17 @@ class CommandExecutor(Executor):
                    f"({quota:g}MB)")
         log.warning("Task %s: %s", running.task.task_id, message)
         if self._isolation.enforce_disk_quota and self._tasks.get(running.task.task_id):
-            running.confinement.limitation = (message, Reason.REASON_CONTAINER_LIMITATION_DISK)
-            running.killing = True
-            running.stop_checks()
-            asyncio.get_running_loop().create_task(running.proc.terminate(0.0))
+            self._kill_at_limit(running, (message, Reason.REASON_CONTAINER_LIMITATION_DISK))
+
+    def _kill_at_limit(self, running: _RunningTask, limit: tuple[str, Reason]) -> None:
+        """A task over a limit is killed at once; it ends TASK_FAILED with the limitation."""
+        if running.proc is None or running.proc.done or running.confinement.limitation:
+            return
+        log.warning("Task %s: %s; killing it", running.task.task_id, limit[0])
+        running.confinement.limitation = limit
+        running.killing = True
+        running.stop_checks()
+        asyncio.get_running_loop().create_task(running.proc.terminate(0.0))
 
     def start_health_checks(self, driver: ExecutorDriver, task: TaskInfo) -> None:
         """Start a health checker for a running task that carries ``health_check``.

@@ -17,10 +17,11 @@ destroys the cgroups once the task has ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import resource
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -53,8 +54,10 @@ class Confinement:
     rlimits: dict[int, int] = attrs.field(factory=dict)
     mem_mb: float = 0.0
     disk_mb: float = 0.0
-    #: (message, reason) of a limit the task was killed for (disk), else None.
+    #: (message, reason) of a limit the task was killed for (disk, memory), else None.
     limitation: tuple[str, Reason] | None = None
+    #: The v1 OOM eventfd being watched (None: none).
+    oom_fd: int | None = None
 
     def spawn_kwargs(self) -> dict[str, Any]:
         """``credentials``, ``context`` and ``rlimits`` for the spawn functions."""
@@ -64,17 +67,50 @@ class Confinement:
                 "context": self.cgroup.enter() if self.cgroup is not None else None,
                 "rlimits": self.rlimits or None}
 
+    def memory_limitation(self) -> tuple[str, Reason] | None:
+        """The memory cgroup's OOM kills as a limitation (None: none happened)."""
+        if self.cgroup is None or self.cgroup.oom_kills() <= 0:
+            return None
+        used = self.cgroup.max_usage_bytes() / (1 << 20)
+        message = (f"Memory limit exceeded: Requested: {self.mem_mb:g}MB Maximum Used: "
+                   f"{used:.0f}MB")
+        return message, Reason.REASON_CONTAINER_LIMITATION_MEMORY
+
     def hit_limit(self) -> tuple[str, Reason] | None:
         """Why the task ended at a limit: the memory cgroup's OOM kills, or the disk quota."""
-        if self.cgroup is not None and self.cgroup.oom_kills() > 0:
-            used = self.cgroup.max_usage_bytes() / (1 << 20)
-            message = (f"Memory limit exceeded: Requested: {self.mem_mb:g}MB Maximum Used: "
-                       f"{used:.0f}MB")
-            return message, Reason.REASON_CONTAINER_LIMITATION_MEMORY
-        return self.limitation
+        return self.memory_limitation() or self.limitation
+
+    def watch_oom(self, loop: asyncio.AbstractEventLoop,
+                  on_oom: Callable[[tuple[str, Reason]], None]) -> None:
+        """Call ``on_oom(limitation)`` as soon as the kernel OOM-kills inside the task's
+        memory cgroup (v1; elsewhere the end of the task tells)."""
+        if self.cgroup is None:
+            return
+        fd = self.cgroup.oom_notifier()
+        if fd is None:
+            return
+        self.oom_fd = fd
+
+        def readable() -> None:
+            with contextlib.suppress(OSError):
+                os.eventfd_read(fd)
+            limit = self.memory_limitation()
+            if limit is not None:
+                self._stop_oom_watch(loop)
+                on_oom(limit)
+
+        loop.add_reader(fd, readable)
+
+    def _stop_oom_watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.oom_fd is not None:
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_reader(self.oom_fd)
+            os.close(self.oom_fd)
+            self.oom_fd = None
 
     def release(self, loop: asyncio.AbstractEventLoop, tries: int = _RELEASE_TRIES) -> None:
         """Destroy the cgroups (again a little later while processes are still exiting)."""
+        self._stop_oom_watch(loop)
         if self.cgroup is None or self.cgroup.destroy():
             return
         if tries > 1:

@@ -189,6 +189,25 @@ class ContainerCgroup:
         except OSError:
             return 0
 
+    def oom_notifier(self) -> int | None:
+        """v1: a non-blocking eventfd the kernel signals on an OOM in this memory cgroup
+        (and when the cgroup is removed); None on v2 or without a memory cgroup."""
+        path = self.dirs.get("memory")
+        if path is None or self.layout.version != 1 or not hasattr(os, "eventfd"):
+            return None
+        efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            ofd = os.open(os.path.join(path, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _write(os.path.join(path, "cgroup.event_control"), f"{efd} {ofd}")
+            finally:
+                os.close(ofd)
+        except OSError as exc:
+            log.debug("no OOM notification for %s: %s", self.container_id, exc)
+            os.close(efd)
+            return None
+        return efd
+
     def max_usage_bytes(self) -> int:
         """The most memory the container used (0 when unknown)."""
         path = self.dirs.get("memory")

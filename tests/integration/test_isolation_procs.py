@@ -167,7 +167,8 @@ def test_cgroups_limits_statistics_and_cleanup(root: Path) -> None:
 
 def test_memory_limit_kills_task(root: Path) -> None:
     """A task allocating 200 MB with mem 32 is OOM-killed: TASK_FAILED with
-    REASON_CONTAINER_LIMITATION_MEMORY and a message saying the memory limit was exceeded."""
+    REASON_CONTAINER_LIMITATION_MEMORY and a message saying the memory limit was exceeded;
+    a task whose shell survives its OOM-killed child is killed at once, the same way."""
     hog = "python3 -c 'b = bytearray(200 * 1024 * 1024); import time; time.sleep(30)'"
     with ProcCluster(root / "cluster") as cluster:
         master = cluster.start_master()
@@ -175,11 +176,16 @@ def test_memory_limit_kills_task(root: Path) -> None:
         scheduler = RecordingScheduler()
         with running_framework(master.address, scheduler, "oom") as driver:
             offer = scheduler.take_held(agent.agent_id)
-            driver.launch_tasks([offer.id], [shell_task("hog", agent.agent_id,
-                                                        "cpus:0.2;mem:32", hog)])
-            failed = scheduler.wait_state("hog", TaskState.TASK_FAILED, timeout=90)
-            assert failed.reason is Reason.REASON_CONTAINER_LIMITATION_MEMORY, failed
-            assert "Memory limit exceeded" in failed.message and "32MB" in failed.message
+            driver.launch_tasks([offer.id], [
+                shell_task("hog", agent.agent_id, "cpus:0.2;mem:32", hog),
+                # The shell outlives its OOM-killed child: the whole task is killed at once
+                # (the deadline below is shorter than the sleep).
+                shell_task("survivor", agent.agent_id, "cpus:0.2;mem:32",
+                           f"{hog}; echo survived; sleep 300")])
+            for task_id in ("hog", "survivor"):
+                failed = scheduler.wait_state(task_id, TaskState.TASK_FAILED, timeout=90)
+                assert failed.reason is Reason.REASON_CONTAINER_LIMITATION_MEMORY, failed
+                assert "Memory limit exceeded" in failed.message and "32MB" in failed.message
 
 
 def test_custom_executor_runs_as_its_user(root: Path) -> None:
