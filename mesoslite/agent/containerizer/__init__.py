@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
-from mesoslite.proc import Credentials
 from mesoslite.protocol import CommandInfo
 from mesoslite.resources import Resources
 
@@ -32,8 +32,10 @@ class LaunchSpec:
     sandbox: str
     environment: dict[str, str]
     resources: Resources = attrs.field(factory=Resources)
-    #: Who the process runs as (None: the agent's user); its sandbox is theirs.
-    credentials: Credentials | None = None
+    #: Who the process runs as, a :class:`mesoslite.proc.Credentials` (None: the agent's
+    #: user); its sandbox is theirs.  (Typed loosely: the pure agent config imports this
+    #: package's docker_spec, so it cannot import mesoslite.proc.)
+    credentials: Any = None
 
 
 @attrs.frozen
