@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -70,6 +70,20 @@ class Credentials:
 
 #: A context manager entered around a fork (e.g. the spawning thread inside a cgroup).
 SpawnContext = contextlib.AbstractContextManager[Any]
+
+
+class Placement(Protocol):
+    """Where a new process must live from its first instruction (a container's cgroups)."""
+
+    def enter(self) -> SpawnContext:
+        """A context in which the calling thread's children are born in the place."""
+
+    def place(self, pid: int) -> None:
+        """Move a process that has not run its command yet into the place (OSError)."""
+
+
+#: A shell command waits for this line on descriptor 3 before it runs (see spawn_now).
+_GATE = "read _ <&3; exec 3<&-\n"
 
 
 def describe_wait_status(status: int | None) -> str:
@@ -367,13 +381,15 @@ def _resolve_executable(path: str, env: Mapping[str, str]) -> list[str]:
 
 def _posix_spawn_in(
     cwd: str, candidates: list[str], argv: list[str], env: Mapping[str, str],
-    out_fd: int, err_fd: int,
+    out_fd: int, err_fd: int, gate_fd: int = -1,
 ) -> int:
     actions = [
         (os.POSIX_SPAWN_DUP2, _devnull(), 0),
         (os.POSIX_SPAWN_DUP2, out_fd, 1),
         (os.POSIX_SPAWN_DUP2, err_fd, 2),
     ]
+    if gate_fd >= 0:
+        actions.append((os.POSIX_SPAWN_DUP2, gate_fd, 3))
     home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.chdir(cwd)
@@ -415,15 +431,18 @@ def spawn_now(
     make_sandbox: bool = False,
     loop: asyncio.AbstractEventLoop | None = None,
     credentials: Credentials | None = None,
-    context: SpawnContext | None = None,
+    placement: Placement | None = None,
     rlimits: Mapping[int, int] | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` in a new session in ``cwd`` right here, without a spawn thread.
 
     ``credentials`` (a user other than ours) take the Popen path inline (posix_spawn
-    cannot change users); ``context`` is entered around the spawn (the spawning thread
-    joins the task's cgroup, so the task is born in it); ``rlimits`` (resource -> limit)
-    are set on the child right after it starts (:func:`set_rlimits`).
+    cannot change users); ``rlimits`` (resource -> limit) are set on the child right
+    after it starts (:func:`set_rlimits`).  With ``placement`` the command runs inside
+    it from its start: a shell command on the posix_spawn path waits on a pipe (a first
+    line ``read _ <&3; exec 3<&-`` in the same shell) until ``placement.place(pid)`` has
+    moved it (one move); anything else is spawned inside ``placement.enter()`` (the
+    spawning thread joins the place and comes back: two moves).
 
     The cheap path for a single-threaded process that spawns often (the command
     executor): ``os.posix_spawn`` (a vfork: the caller waits only until the child
@@ -440,7 +459,8 @@ def spawn_now(
     loop = loop or asyncio.get_running_loop()
     if not _HAS_POSIX_SPAWN or threading.active_count() > 1 or credentials is not None:
         popen = _open_and_popen(argv, executable, cwd, env, stdout_path, stderr_path,
-                                make_sandbox, credentials, context)
+                                make_sandbox, credentials,
+                                placement.enter() if placement is not None else None)
         set_rlimits(popen.pid, rlimits)
         return ManagedProcess(popen.pid, loop, popen=popen)
     if make_sandbox:
@@ -451,14 +471,42 @@ def spawn_now(
     try:
         err_fd = os.open(stderr_path, flags, 0o644)
         try:
-            with context if context is not None else contextlib.nullcontext():
-                pid = _posix_spawn_in(cwd, candidates, argv, env, out_fd, err_fd)
+            pid = _spawn_placed(cwd, candidates, argv, executable, env, out_fd, err_fd,
+                                placement)
         finally:
             os.close(err_fd)
     finally:
         os.close(out_fd)
     set_rlimits(pid, rlimits)
     return ManagedProcess(pid, loop, child=True)
+
+
+def _spawn_placed(cwd: str, candidates: list[str], argv: list[str], executable: str | None,
+                  env: Mapping[str, str], out_fd: int, err_fd: int,
+                  placement: Placement | None) -> int:
+    """posix_spawn in ``placement``: gated shell commands moved once, others born inside."""
+    if placement is None or executable is not None or len(argv) != 3 \
+            or argv[:2] != ["/bin/sh", "-c"]:
+        with placement.enter() if placement is not None else contextlib.nullcontext():
+            return _posix_spawn_in(cwd, candidates, argv, env, out_fd, err_fd)
+    gate_r, gate_w = os.pipe()
+    if gate_r == 3:  # (a dup2 onto itself would keep close-on-exec)
+        gate_r, old = os.dup(gate_r), gate_r
+        os.close(old)
+    try:
+        pid = _posix_spawn_in(cwd, candidates, [argv[0], "-c", _GATE + argv[2]], env,
+                              out_fd, err_fd, gate_r)
+        try:
+            placement.place(pid)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            raise
+        os.write(gate_w, b"\n")
+        return pid
+    finally:
+        os.close(gate_r)
+        os.close(gate_w)
 
 
 def set_rlimits(pid: int, rlimits: Mapping[int, int] | None) -> None:
@@ -489,7 +537,7 @@ def spawn_with_logger(
     make_sandbox: bool = False,
     loop: asyncio.AbstractEventLoop | None = None,
     credentials: Credentials | None = None,
-    context: SpawnContext | None = None,
+    placement: Placement | None = None,
     rlimits: Mapping[int, int] | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` like :func:`spawn_now`, its stdout and stderr piped to a logger process.
@@ -497,9 +545,9 @@ def spawn_with_logger(
     The logger (``logger_argv`` plus ``--stderr_fd N``) reads stdout on its standard input
     and stderr on descriptor N; it runs in its own session in ``cwd`` with ``env`` (so a
     search by ``MESOS_CONTAINER_ID`` finds it) and exits when both pipes close; it is
-    reaped in the background; ``credentials``, ``context`` and ``rlimits`` apply to the
-    command as in :func:`spawn_now` (the logger keeps ours).  Raises OSError when either
-    cannot start.
+    reaped in the background; ``credentials``, ``placement`` (entered around the fork) and
+    ``rlimits`` apply to the command as in :func:`spawn_now` (the logger keeps ours).
+    Raises OSError when either cannot start.
     """
     loop = loop or asyncio.get_running_loop()
     if make_sandbox:
@@ -517,7 +565,8 @@ def spawn_with_logger(
         os.close(out_r)
         os.close(err_r)
         out_r = err_r = -1
-        popen = _popen(argv, executable, cwd, env, out_w, err_w, credentials, context)
+        popen = _popen(argv, executable, cwd, env, out_w, err_w, credentials,
+                       placement.enter() if placement is not None else None)
     finally:
         for fd in (out_r, err_r, out_w, err_w):
             if fd >= 0:

@@ -60,12 +60,10 @@ class Confinement:
     oom_fd: int | None = None
 
     def spawn_kwargs(self) -> dict[str, Any]:
-        """``credentials``, ``context`` and ``rlimits`` for the spawn functions."""
+        """``credentials``, ``placement`` and ``rlimits`` for the spawn functions."""
         creds = (Credentials(self.user.uid, self.user.gid, self.user.groups)
                  if self.user.switches else None)
-        return {"credentials": creds,
-                "context": self.cgroup.enter() if self.cgroup is not None else None,
-                "rlimits": self.rlimits or None}
+        return {"credentials": creds, "placement": self.cgroup, "rlimits": self.rlimits or None}
 
     def memory_limitation(self) -> tuple[str, Reason] | None:
         """The memory cgroup's OOM kills as a limitation (None: none happened)."""

@@ -111,6 +111,22 @@ def _enable_v2_controllers(mount: str, scope: str, controllers: Iterable[str]) -
     _write(os.path.join(node, "cgroup.subtree_control"), wanted)
 
 
+#: (thread id, layout version) -> controller -> that thread's own cgroup path.
+_HOMES: dict[tuple[int, int], dict[str, str]] = {}
+
+
+def _thread_cgroups(version: int) -> dict[str, str]:
+    """controller -> the calling thread's cgroup path (``/proc/thread-self/cgroup``)."""
+    where: dict[str, str] = {}
+    for line in _read("/proc/thread-self/cgroup").splitlines():
+        _, ctls, path = line.split(":", 2)
+        if bool(ctls) == (version == 2):  # v1: the controllers' lines; v2: the "0::" line
+            continue
+        for ctl in (ctls.split(",") if ctls else ("cpu", "cpuacct", "memory", "pids")):
+            where.setdefault(ctl, path)
+    return where
+
+
 class ContainerCgroup:
     """One container's cgroup directories (one per distinct mount)."""
 
@@ -158,17 +174,17 @@ class ContainerCgroup:
                     with contextlib.suppress(OSError):
                         _write(os.path.join(home, target), own)
 
+    def place(self, pid: int) -> None:
+        """Move process ``pid`` (all its threads) into this cgroup (OSError)."""
+        for path in self._distinct:
+            _write(os.path.join(path, "cgroup.procs"), str(pid))
+
     def _current_dirs(self) -> dict[str, str]:
         """Our directory -> where the calling thread is now in the same mount."""
-        text = _read("/proc/thread-self/cgroup")
-        where: dict[str, str] = {}
-        v2 = self.layout.version == 2
-        for line in text.splitlines():
-            _, ctls, path = line.split(":", 2)
-            if bool(ctls) == v2:  # v1: the controllers' lines; v2: the "0::" line
-                continue
-            for ctl in (ctls.split(",") if ctls else tuple(self.dirs)):
-                where.setdefault(ctl, path)
+        key = (threading.get_native_id(), self.layout.version)
+        where = _HOMES.get(key)
+        if where is None:  # (read once per thread: only enter() moves it, and back)
+            where = _HOMES[key] = _thread_cgroups(self.layout.version)
         out: dict[str, str] = {}
         for ctl, path in self.dirs.items():
             mount, root = self.layout.mounts[ctl], self.layout.roots.get(ctl, "/")
@@ -227,11 +243,17 @@ class ContainerCgroup:
 
     def destroy(self) -> bool:
         """SIGKILL what is left inside, remove the directories; False if some remain."""
+        if self._remove():
+            return True
         for _ in range(3):
             pids = self.pids()
             if not pids:
                 break
             kill_pids(pids, signal.SIGKILL)
+        return self._remove()
+
+    def _remove(self) -> bool:
+        """rmdir each directory (one with processes left stays: False)."""
         gone = True
         for path in self._distinct:
             try:
