@@ -15,12 +15,14 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mesoslite.isolation.spec import agent_scope
 from mesoslite.protocol import CommandInfo, ExecutorInfo, Reason, TaskInfo, TaskState
 from mesoslite.resources import Resources
 from tests.support.cluster_procs import AgentProc, ProcCluster
@@ -210,3 +212,74 @@ def test_custom_executor_runs_as_its_user(root: Path) -> None:
             assert stat.S_IMODE(sandbox.stat().st_mode) == 0o750
             wait_for(lambda: (sandbox / "mine").exists(), timeout=30, what="mine written")
             assert (sandbox / "mine").stat().st_uid == 65534
+
+
+def test_disk_quota_enforced(root: Path) -> None:
+    """posix/disk with --enforce_container_disk_quota: a task writing 5 MB with disk 1 is
+    killed, TASK_FAILED with REASON_CONTAINER_LIMITATION_DISK naming usage and quota."""
+    with ProcCluster(root / "cluster") as cluster:
+        master = cluster.start_master()
+        agent = cluster.add_agent("cpus:4;mem:2048;disk:1000",
+                                  isolation="cgroups/cpu,cgroups/mem,posix/disk",
+                                  enforce_container_disk_quota="true",
+                                  container_disk_watch_interval="1secs")
+        scheduler = RecordingScheduler()
+        with running_framework(master.address, scheduler, "disk") as driver:
+            offer = scheduler.take_held(agent.agent_id)
+            driver.launch_tasks([offer.id], [
+                shell_task("filler", agent.agent_id, "cpus:0.1;mem:32;disk:1",
+                           "head -c 5000000 /dev/zero > big; sleep 300"),
+                shell_task("small", agent.agent_id, "cpus:0.1;mem:32;disk:10",
+                           "head -c 100000 /dev/zero > small; sleep 300")])
+            failed = scheduler.wait_state("filler", TaskState.TASK_FAILED, timeout=90)
+            assert failed.reason is Reason.REASON_CONTAINER_LIMITATION_DISK, failed
+            assert "exceeds quota (1MB)" in failed.message, failed.message
+            assert scheduler.states("small")[-1] == TaskState.TASK_RUNNING
+
+
+def test_unknown_cgroups_removed_at_start(root: Path) -> None:
+    """A cgroup in the agent's own level that no task of its owns (a crash left it) is
+    destroyed when the agent starts: its process killed, its directories removed."""
+    work_dir = (root / "cluster" / "agent-0").resolve()
+    scope = agent_scope(str(work_dir))
+    stray = {ctl: CGROUP / ctl / "mesoslite" / scope / "stray-container"
+             for ctl in ("memory", "pids")}
+    sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        for path in stray.values():
+            path.mkdir(parents=True)
+            (path / "cgroup.procs").write_text(str(sleeper.pid))
+        with ProcCluster(root / "cluster") as cluster:
+            cluster.start_master()
+            agent = cluster.add_agent("cpus:1;mem:512")
+            assert agent.work_dir.resolve() == work_dir
+            wait_for(lambda: not any(p.exists() for p in stray.values()), timeout=30,
+                     what="the stray cgroups removed")
+            assert sleeper.wait(timeout=30) == -9
+            assert "Removed the cgroups of container stray-container" in agent.proc.output()
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+        for path in stray.values():
+            if path.exists():
+                path.rmdir()
+
+
+def test_without_cgroups_warns_and_limits_data(root: Path) -> None:
+    """Where no cgroup hierarchy is writable, --isolation=auto warns at start and gives
+    posix/mem: the task's RLIMIT_DATA is its mem."""
+    with ProcCluster(root / "cluster") as cluster:
+        master = cluster.start_master()
+        agent = cluster.add_agent("cpus:1;mem:512", cgroups_hierarchy=root / "no-cgroups")
+        assert "no writable cgroup hierarchy" in agent.proc.output()
+        assert "isolation posix/cpu,posix/mem" in agent.proc.output()
+        scheduler = RecordingScheduler()
+        with running_framework(master.address, scheduler, "rlimits") as driver:
+            offer = scheduler.take_held(agent.agent_id)
+            driver.launch_tasks([offer.id], [shell_task(
+                "limited", agent.agent_id, "cpus:0.1;mem:64",
+                "sleep 1; grep 'Max data size' /proc/$$/limits")])
+            scheduler.wait_state("limited", TaskState.TASK_FINISHED, timeout=60)
+            line = (agent.sandbox("limited") / "stdout").read_text().split()
+            assert line[3:5] == [str(64 << 20), str(64 << 20)], line
