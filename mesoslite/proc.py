@@ -5,7 +5,10 @@ watching it.  :func:`spawn_async` runs ``subprocess.Popen``'s vfork path (no
 ``preexec_fn``) on a small spawn thread pool (the parent waits for the
 child's exec, which must not stall an event loop); :func:`spawn_now` uses
 ``os.posix_spawn`` on the caller's thread (the command executor's cheap
-path); stdout/stderr are appended to files.  :class:`ManagedProcess` reaps a
+path); stdout/stderr are appended to files.  A command may run as another user
+(:class:`Credentials`: the fork path, as posix_spawn cannot switch users), start inside
+a :class:`Placement` (a container's cgroups) and get rlimits (:func:`set_rlimits`).
+:class:`ManagedProcess` reaps a
 child without blocking the event loop (a pidfd watched by the loop; a worker
 thread where pidfds are missing), kills what is left of its process group
 when it ends, and terminates it with a grace period (SIGTERM to the group,

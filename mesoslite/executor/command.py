@@ -17,6 +17,17 @@ TASK_RUNNING leave in the same loop turn; processes are reaped by pidfds on
 the event loop (see :mod:`mesoslite.proc`).  The
 process runs in its own session so it can outlive the agent.
 
+Each task is confined first (:mod:`mesoslite.executor.confine`, with the agent's
+isolation settings from ``MESOSLITE_ISOLATION``): it runs as its user
+(``CommandInfo.user``, else the framework's; an unknown one is TASK_FAILED with
+REASON_CONTAINER_LAUNCH_FAILED naming it, before anything runs), with a clean
+environment, in a sandbox it owns, inside its own cgroups.  An OOM kill in its memory
+cgroup kills the task at once and ends it TASK_FAILED with
+REASON_CONTAINER_LIMITATION_MEMORY ("Memory limit exceeded: ..."); with ``posix/disk`` a
+``du`` of each sandbox every ``container_disk_watch_interval`` warns, or with
+``--enforce_container_disk_quota`` kills (REASON_CONTAINER_LIMITATION_DISK), a task over
+its ``disk``; the cgroups are destroyed when the task ends.
+
 Tasks with a ``health_check`` get a
 :class:`~mesoslite.health.probes.HealthChecker` once running: each
 health transition is a new TASK_RUNNING with ``healthy`` set (reason
