@@ -769,17 +769,19 @@ async def _read_tail(stream: asyncio.StreamReader | None, keep: int) -> bytes:
 
 
 async def run_captured(argv: list[str], *, executable: str | None, cwd: str | None,
-                       env: Mapping[str, str], timeout: float, keep: int) -> CommandOutcome:
+                       env: Mapping[str, str], timeout: float, keep: int,
+                       credentials: Credentials | None = None) -> CommandOutcome:
     """Run ``argv`` in its own session, stdout and stderr together (the last ``keep`` bytes).
 
     Whatever the command leaves in its process group is killed when it ends;
     at the ``timeout`` the whole group is killed (status None), and so it is
-    when the caller is cancelled.  Raises OSError when it cannot start.
+    when the caller is cancelled; with ``credentials`` it runs as that user.  Raises
+    OSError when it cannot start.
     """
     proc = await asyncio.create_subprocess_exec(
         *argv, executable=executable, cwd=cwd, env=dict(env),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True, **_as_user(credentials),
     )
     reader = asyncio.ensure_future(_read_tail(proc.stdout, keep))
     try:

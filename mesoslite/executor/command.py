@@ -263,6 +263,7 @@ class CommandExecutor(Executor):
         running.checker = HealthChecker(
             task.health_check, env=running.env, cwd=running.sandbox,
             on_status=on_status, on_kill=on_kill, name=task_id,
+            credentials=running.confinement.credentials,
         )
         running.checker.start()
 

@@ -59,11 +59,17 @@ class Confinement:
     #: The v1 OOM eventfd being watched (None: none).
     oom_fd: int | None = None
 
+    @property
+    def credentials(self) -> Credentials | None:
+        """The task user's credentials (None: the executor's own user)."""
+        if not self.user.switches:
+            return None
+        return Credentials(self.user.uid, self.user.gid, self.user.groups)
+
     def spawn_kwargs(self) -> dict[str, Any]:
         """``credentials``, ``placement`` and ``rlimits`` for the spawn functions."""
-        creds = (Credentials(self.user.uid, self.user.gid, self.user.groups)
-                 if self.user.switches else None)
-        return {"credentials": creds, "placement": self.cgroup, "rlimits": self.rlimits or None}
+        return {"credentials": self.credentials, "placement": self.cgroup,
+                "rlimits": self.rlimits or None}
 
     def memory_limitation(self) -> tuple[str, Reason] | None:
         """The memory cgroup's OOM kills as a limitation (None: none happened)."""

@@ -23,7 +23,14 @@ from pathlib import Path
 import pytest
 
 from mesoslite.isolation.spec import agent_scope
-from mesoslite.protocol import CommandInfo, ExecutorInfo, Reason, TaskInfo, TaskState
+from mesoslite.protocol import (
+    CommandInfo,
+    ExecutorInfo,
+    HealthCheck,
+    Reason,
+    TaskInfo,
+    TaskState,
+)
 from mesoslite.resources import Resources
 from tests.support.cluster_procs import AgentProc, ProcCluster
 from tests.support.frameworks import RecordingScheduler, running_framework, shell_task
@@ -36,9 +43,11 @@ MARKER = "isolation-test-marker-7f3a"
 
 
 def _task(task_id: str, agent_id: str, resources: str, command: str, *, user: str = "",
-          env: dict[str, str] | None = None) -> TaskInfo:
+          env: dict[str, str] | None = None, check: str = "") -> TaskInfo:
+    health = HealthCheck(delay_seconds=0.0, interval_seconds=1.0, grace_period_seconds=30.0,
+                         command=CommandInfo(value=check)) if check else None
     return TaskInfo(name=task_id, task_id=task_id, agent_id=agent_id,
-                    resources=Resources.parse(resources),
+                    resources=Resources.parse(resources), health_check=health,
                     command=CommandInfo(value=command, user=user, environment=env or {}))
 
 
@@ -89,7 +98,8 @@ def test_user_sandbox_and_clean_environment(root: Path, monkeypatch: pytest.Monk
             offer = scheduler.take_held(agent.agent_id)
             driver.launch_tasks([offer.id], [
                 _task("nobody", agent.agent_id, "cpus:0.1;mem:64", probe, user="nobody",
-                      env={"APP_SETTING": "visible"}),
+                      env={"APP_SETTING": "visible"},
+                      check='test "$(id -u)" = 65534 && test -w . && test "$USER" = nobody'),
                 _task("ghost", agent.agent_id, "cpus:0.1;mem:64", "true",
                       user="no-such-user-zq")])
             failed = scheduler.wait_state("ghost", TaskState.TASK_FAILED, timeout=60)
@@ -118,6 +128,10 @@ def test_user_sandbox_and_clean_environment(root: Path, monkeypatch: pytest.Monk
                 Path(env["MESOS_SANDBOX"]).resolve() == sandbox
             assert not any(k.startswith("MESOSLITE_") for k in env), sorted(env)
             assert "PATH" in env and "MESOS_FRAMEWORK_ID" in env
+
+            def healthy() -> bool:  # the command check runs as the task's user too
+                return any(s.healthy for s in scheduler.statuses("nobody"))
+            wait_for(healthy, timeout=60, what="'nobody' reported healthy")
 
 
 def test_cgroups_limits_statistics_and_cleanup(root: Path) -> None:
