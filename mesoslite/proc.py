@@ -439,13 +439,15 @@ def spawn_now(
 ) -> ManagedProcess:
     """Start ``argv`` in a new session in ``cwd`` right here, without a spawn thread.
 
-    ``credentials`` (a user other than ours) take the Popen path inline (posix_spawn
-    cannot change users); ``rlimits`` (resource -> limit) are set on the child right
-    after it starts (:func:`set_rlimits`).  With ``placement`` the command runs inside
-    it from its start: a shell command on the posix_spawn path waits on a pipe (a first
-    line ``read _ <&3; exec 3<&-`` in the same shell) until ``placement.place(pid)`` has
-    moved it (one move); anything else is spawned inside ``placement.enter()`` (the
-    spawning thread joins the place and comes back: two moves).
+    ``credentials`` (a user other than ours) are taken by util-linux's ``setpriv`` in
+    front of the command (posix_spawn cannot change users; forking this process would
+    block the caller far longer), else by the Popen path inline; ``rlimits`` (resource ->
+    limit) are set on the child right after it starts (:func:`set_rlimits`).  With
+    ``placement`` the command runs inside it from its start: a shell command on the
+    posix_spawn path waits on a pipe (a first line ``read _ <&3; exec 3<&-`` in the same
+    shell) until ``placement.place(pid)`` has moved it (one move); anything else is
+    spawned inside ``placement.enter()`` (the spawning thread joins the place and comes
+    back: two moves).
 
     The cheap path for a single-threaded process that spawns often (the command
     executor): ``os.posix_spawn`` (a vfork: the caller waits only until the child
@@ -460,7 +462,8 @@ def spawn_now(
     asyncio.  Raises OSError when the command cannot start.
     """
     loop = loop or asyncio.get_running_loop()
-    if not _HAS_POSIX_SPAWN or threading.active_count() > 1 or credentials is not None:
+    prefix = _switch_prefix(credentials, executable)
+    if not _HAS_POSIX_SPAWN or threading.active_count() > 1 or prefix is None:
         popen = _open_and_popen(argv, executable, cwd, env, stdout_path, stderr_path,
                                 make_sandbox, credentials,
                                 placement.enter() if placement is not None else None)
@@ -468,14 +471,15 @@ def spawn_now(
         return ManagedProcess(popen.pid, loop, popen=popen)
     if make_sandbox:
         prepare_sandbox(cwd)
-    candidates = _resolve_executable(executable or argv[0], env)
+    candidates = _resolve_executable(prefix[0] if prefix else executable or argv[0], env)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
     out_fd = os.open(stdout_path, flags, 0o644)
     try:
         err_fd = os.open(stderr_path, flags, 0o644)
         try:
+            _give_files(credentials, out_fd, err_fd)
             pid = _spawn_placed(cwd, candidates, argv, executable, env, out_fd, err_fd,
-                                placement)
+                                placement, prefix)
         finally:
             os.close(err_fd)
     finally:
@@ -486,19 +490,20 @@ def spawn_now(
 
 def _spawn_placed(cwd: str, candidates: list[str], argv: list[str], executable: str | None,
                   env: Mapping[str, str], out_fd: int, err_fd: int,
-                  placement: Placement | None) -> int:
-    """posix_spawn in ``placement``: gated shell commands moved once, others born inside."""
+                  placement: Placement | None, prefix: list[str]) -> int:
+    """posix_spawn in ``placement``: gated shell commands moved once, others born inside;
+    ``prefix`` (a user switch) goes in front of the command."""
     if placement is None or executable is not None or len(argv) != 3 \
             or argv[:2] != ["/bin/sh", "-c"]:
         with placement.enter() if placement is not None else contextlib.nullcontext():
-            return _posix_spawn_in(cwd, candidates, argv, env, out_fd, err_fd)
+            return _posix_spawn_in(cwd, candidates, [*prefix, *argv], env, out_fd, err_fd)
     gate_r, gate_w = os.pipe()
     if gate_r == 3:  # (a dup2 onto itself would keep close-on-exec)
         gate_r, old = os.dup(gate_r), gate_r
         os.close(old)
     try:
-        pid = _posix_spawn_in(cwd, candidates, [argv[0], "-c", _GATE + argv[2]], env,
-                              out_fd, err_fd, gate_r)
+        pid = _posix_spawn_in(cwd, candidates, [*prefix, argv[0], "-c", _GATE + argv[2]],
+                              env, out_fd, err_fd, gate_r)
         try:
             placement.place(pid)
         except OSError:
@@ -510,6 +515,26 @@ def _spawn_placed(cwd: str, candidates: list[str], argv: list[str], executable: 
     finally:
         os.close(gate_r)
         os.close(gate_w)
+
+
+#: util-linux's setpriv (resolved on first use; None: not installed).
+_SETPRIV: list[str | None] = []
+
+
+def _switch_prefix(credentials: Credentials | None, executable: str | None) -> list[str] | None:
+    """What runs a command as ``credentials`` on the posix_spawn path: ``[]`` for no switch,
+    ``setpriv --reuid --regid --groups --`` (an exec instead of forking this process); None
+    when only Popen can (no setpriv, or an ``executable`` apart from ``argv[0]``)."""
+    if credentials is None:
+        return []
+    if not _SETPRIV:
+        _SETPRIV.append(next((p for p in ("/usr/bin/setpriv", "/bin/setpriv")
+                              if os.access(p, os.X_OK)), None))
+    if _SETPRIV[0] is None or executable is not None:
+        return None
+    groups = ",".join(str(g) for g in credentials.groups)
+    return [_SETPRIV[0], f"--reuid={credentials.uid}", f"--regid={credentials.gid}",
+            f"--groups={groups}" if groups else "--clear-groups", "--"]
 
 
 def set_rlimits(pid: int, rlimits: Mapping[int, int] | None) -> None:

@@ -71,9 +71,10 @@ class Confinement:
         return {"credentials": self.credentials, "placement": self.cgroup,
                 "rlimits": self.rlimits or None}
 
-    def memory_limitation(self) -> tuple[str, Reason] | None:
-        """The memory cgroup's OOM kills as a limitation (None: none happened)."""
-        if self.cgroup is None or self.cgroup.oom_kills() <= 0:
+    def memory_limitation(self, oom: bool = False) -> tuple[str, Reason] | None:
+        """The memory cgroup's OOM kills (or the OOM ``oom`` says the kernel just
+        signalled) as a limitation (None: none happened)."""
+        if self.cgroup is None or (not oom and self.cgroup.oom_kills() <= 0):
             return None
         used = self.cgroup.max_usage_bytes() / (1 << 20)
         message = (f"Memory limit exceeded: Requested: {self.mem_mb:g}MB Maximum Used: "
@@ -96,11 +97,14 @@ class Confinement:
         self.oom_fd = fd
 
         def readable() -> None:
+            # The kernel signals the OOM before its kill counts it: the event itself is the
+            # limitation, as in Mesos (the watch stops before the cgroup is removed, which
+            # signals too).
             with contextlib.suppress(OSError):
                 os.eventfd_read(fd)
-            limit = self.memory_limitation()
+            limit = self.memory_limitation(oom=True)
+            self._stop_oom_watch(loop)
             if limit is not None:
-                self._stop_oom_watch(loop)
                 on_oom(limit)
 
         loop.add_reader(fd, readable)
