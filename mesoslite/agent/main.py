@@ -250,6 +250,8 @@ class AgentProcess:
             if self.gc is not None:
                 await self.gc.close()
             await self.agent.stop(kill_tasks)
+            if kill_tasks:  # every task was killed: what a host left behind goes too
+                cgroups.remove_unknown(self.executors.isolation, ())
             cgroups.remove_scope(self.executors.isolation)  # (only when nothing is left)
         finally:
             if self._http_server is not None:

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -47,6 +48,8 @@ from mesoslite.proc import kill_pids
 
 log = logging.getLogger("mesoslite.isolation")
 
+#: Seconds a cleanup waits for the processes it killed to leave a cgroup.
+_SETTLE = 2.0
 _USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -241,15 +244,21 @@ class ContainerCgroup:
                 found.update(int(p) for p in _read(os.path.join(path, "cgroup.procs")).split())
         return found
 
-    def destroy(self) -> bool:
-        """SIGKILL what is left inside, remove the directories; False if some remain."""
+    def destroy(self, settle: float = 0.0) -> bool:
+        """SIGKILL what is left inside, remove the directories; False if some remain.
+
+        ``settle``: seconds to wait (blocking) for the killed processes to leave.
+        """
         if self._remove():
             return True
-        for _ in range(3):
+        deadline = time.monotonic() + settle
+        while True:
             pids = self.pids()
-            if not pids:
+            if pids:
+                kill_pids(pids, signal.SIGKILL)
+            if not pids or time.monotonic() >= deadline:
                 break
-            kill_pids(pids, signal.SIGKILL)
+            time.sleep(0.01)
         return self._remove()
 
     def _remove(self) -> bool:
@@ -321,7 +330,8 @@ def remove_unknown(settings: IsolationSettings, keep: Iterable[str]) -> list[str
         if cgroup.pids():
             log.warning("Killing %d process(es) left in the cgroup of unknown container %s",
                         len(cgroup.pids()), cid)
-        cgroup.destroy()
+        if not cgroup.destroy(settle=_SETTLE):
+            log.warning("cgroups of unknown container %s: still busy", cid)
         removed.append(cid)
     return removed
 
@@ -340,7 +350,7 @@ def destroy(settings: IsolationSettings, container_ids: Iterable[str]) -> None:
     """Destroy these containers' cgroups, if they have any (blocking)."""
     if settings.cgroups:
         for cid in container_ids:
-            ContainerCgroup(settings, cid).destroy()
+            ContainerCgroup(settings, cid).destroy(settle=_SETTLE)
 
 
 def resolve_settings(requested: str, *, work_dir: str, hierarchy: str, cgroups_root: str,
