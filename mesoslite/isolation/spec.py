@@ -38,6 +38,9 @@ MIN_CFS_QUOTA_US = 1_000
 DEFAULT_PIDS_LIMIT = 4096
 #: Where a task's PATH comes from when the executor has none (Mesos's default).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: ``MESOS_*`` variables that belong to the executor alone (a task holding its token could
+#: speak for the executor).
+EXECUTOR_ONLY = ("MESOS_EXECUTOR_AUTHENTICATION_TOKEN",)
 #: The controllers each cgroups isolator needs.
 _CONTROLLERS = {"cgroups/cpu": ("cpu", "cpuacct"), "cgroups/mem": ("memory",),
                 "cgroups/pids": ("pids",)}
@@ -332,10 +335,11 @@ def cgroup_statistics(version: int, files: Mapping[str, str], user_hz: int) -> d
 def clean_environment(executor_env: Mapping[str, str], user: str, home: str) -> dict[str, str]:
     """What a task starts from: ``PATH`` (the executor's, else Mesos's default),
     ``HOME``, ``USER`` and ``LOGNAME`` of the task's user, and the executor's ``MESOS_*``
-    variables; nothing else of the agent's environment.  The task's own variables (which
+    variables but the executor's token; nothing else of the agent's environment.  The task's own variables (which
     the agent builds: ``MESOS_SANDBOX``, ``PORT0``, ``MARATHON_*``, the app's ``env``)
     go on top."""
-    env = {k: v for k, v in executor_env.items() if k.startswith("MESOS_")}
+    env = {k: v for k, v in executor_env.items()
+           if k.startswith("MESOS_") and k not in EXECUTOR_ONLY}
     env["PATH"] = executor_env.get("PATH") or DEFAULT_PATH
     if home:
         env["HOME"] = home

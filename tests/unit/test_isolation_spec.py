@@ -172,7 +172,8 @@ def test_settings_travel_in_one_variable() -> None:
 def test_clean_environment_keeps_only_what_tasks_get() -> None:
     """PATH, HOME, USER/LOGNAME of the task's user and MESOS_*; nothing else of the agent."""
     env = clean_environment({"PATH": "/bin", "SECRET": "x", "MESOS_CHECKPOINT": "1",
-                             "MESOSLITE_AGENT_ZMQ": "tcp://", "PYTHONPATH": "/src"},
+                             "MESOSLITE_AGENT_ZMQ": "tcp://", "PYTHONPATH": "/src",
+                             "MESOS_EXECUTOR_AUTHENTICATION_TOKEN": "t"},
                             "nobody", "/nonexistent")
     assert env == {"PATH": "/bin", "HOME": "/nonexistent", "USER": "nobody",
                    "LOGNAME": "nobody", "MESOS_CHECKPOINT": "1"}
