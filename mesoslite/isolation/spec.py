@@ -335,9 +335,9 @@ def cgroup_statistics(version: int, files: Mapping[str, str], user_hz: int) -> d
 def clean_environment(executor_env: Mapping[str, str], user: str, home: str) -> dict[str, str]:
     """What a task starts from: ``PATH`` (the executor's, else Mesos's default),
     ``HOME``, ``USER`` and ``LOGNAME`` of the task's user, and the executor's ``MESOS_*``
-    variables but the executor's token; nothing else of the agent's environment.  The task's own variables (which
-    the agent builds: ``MESOS_SANDBOX``, ``PORT0``, ``MARATHON_*``, the app's ``env``)
-    go on top."""
+    variables but the executor's token; nothing else of the agent's environment.  The
+    task's own variables (which the agent builds: ``MESOS_SANDBOX``, ``PORT0``,
+    ``MARATHON_*``, the app's ``env``) go on top."""
     env = {k: v for k, v in executor_env.items()
            if k.startswith("MESOS_") and k not in EXECUTOR_ONLY}
     env["PATH"] = executor_env.get("PATH") or DEFAULT_PATH
