@@ -303,7 +303,22 @@ def statistics(settings: IsolationSettings, container_id: str) -> dict[str, Any]
                 files[name] = _read(os.path.join(dirs[ctl], name))
     if not files:
         return None
-    return cgroup_statistics(version, files, _USER_HZ)
+    stats = cgroup_statistics(version, files, _USER_HZ)
+    procs = ContainerCgroup(settings, container_id).pids()
+    if procs:  # resident memory of its processes (what psutil would say), as posix/mem
+        stats["mem_rss_bytes"] = sum(_resident_bytes(pid) for pid in procs)
+    return stats
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _resident_bytes(pid: int) -> int:
+    """A process's resident set (0 when it is gone)."""
+    try:
+        return int(_read(f"/proc/{pid}/statm").split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def known_containers(settings: IsolationSettings) -> set[str]:
