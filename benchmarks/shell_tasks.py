@@ -17,14 +17,7 @@ It prints ONE JSON object on stdout (progress goes to stderr)::
 
     python benchmarks/shell_tasks.py [--tasks 2000] [--agents 2] [--parallelism 64]
         [--cpus-per-task 0.1] [--repeat 1] [--no-checkpoint] [--log-level INFO]
-        [--keep] [--py-spy DIR] [--compare-auth]
-
-``--compare-auth`` starts a second cluster with framework and agent authentication
-on (``--authenticate_frameworks``, ``--authenticate_agents``, agents with
-``--credential``, the framework with a credential) and measures it right after the
-plain one in every run (after a short unmeasured warm-up run on each; every other run
-measures the authenticated cluster first): ``auth.on_over_off`` is the median of the
-runs' rate ratios.
+        [--keep] [--py-spy DIR] [--compare isolation|auth|security] [--task-user USER]
 
 With ``--repeat N`` both rates are measured N times (alternating) on the
 same cluster: the rates are the medians, ``ratio`` the median of the runs'
@@ -37,6 +30,16 @@ meanwhile (a busy machine makes the figures lower).  ``--py-spy DIR`` records a
 py-spy profile (``--py-spy-format``: flame graph SVG, raw collapsed stacks or
 speedscope) of the master, every agent and every command executor during the
 last run (needs ``py-spy`` on PATH: ``pip install py-spy``).
+
+With ``--compare NAME`` two clusters run side by side, each warmed up by a short
+unmeasured run, and are measured back to back in every round (in the reverse order every
+other round): ``isolation`` compares agents with ``--isolation=none --switch_user=false``
+and agents with their defaults (``--isolation=auto``: cgroups where writable; tasks run as
+``--task-user`` there); ``auth`` framework and agent authentication off and on
+(``--authenticate_frameworks``, ``--authenticate_agents``, agents with ``--credential``,
+the framework with a credential); ``security`` neither and both. ``comparison`` reports
+both median rates and ``on_over_off`` (the median of the rounds' on/off ratios);
+``--isolation-compare`` and ``--compare-auth`` are the first two.
 
 Every process it started (master, agents, executors, tasks) is stopped on the
 way out, after an error or Ctrl-C too: agents get SIGTERM (they kill their
@@ -60,6 +63,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # running from a source checkout
@@ -210,7 +215,8 @@ async def run_framework(
     ``credential`` when given)."""
     per_task = Resources.from_dict({"cpus": args.cpus_per_task, "mem": MEM_PER_TASK_MB})
     sched = ShellTasks(args.tasks, args.parallelism, per_task, "true", on_done)
-    info = FrameworkInfo(user="", name="shell-tasks-benchmark", checkpoint=args.checkpoint)
+    info = FrameworkInfo(user=getattr(args, "run_user", ""), name="shell-tasks-benchmark",
+                         checkpoint=args.checkpoint)
     return await drive(sched, info, master, args.timeout,
                        lambda: f"timed out after {args.timeout}s with {sched.ended} ended",
                        implicit_acknowledgements=False, credential=credential)
@@ -261,16 +267,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default: the system's temporary directory)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs, sandboxes) and print its path")
-    parser.add_argument("--compare-auth", action="store_true",
-                        help="also run every measurement on a second cluster with framework "
-                             "and agent authentication on (--authenticate_frameworks, "
-                             "--authenticate_agents, agent --credential, the framework with a "
-                             "credential) and report its rate over the plain one's")
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="",
+                        help="run two clusters and report both rates and on/off: 'isolation' "
+                             "(agents with --isolation=none --switch_user=false vs their "
+                             "defaults), 'auth' (framework and agent authentication off vs "
+                             "on), 'security' (neither vs both)")
     parser.add_argument("--py-spy", metavar="DIR", default="",
                         help="record py-spy profiles of the cluster during the last run")
     parser.add_argument("--py-spy-format", default="flamegraph",
                         choices=("flamegraph", "raw", "speedscope"),
                         help="py-spy output format (default flamegraph: SVG)")
+    parser.add_argument("--isolation-compare", action="store_const", const="isolation",
+                        dest="compare", help="the same as --compare isolation")
+    parser.add_argument("--compare-auth", action="store_const", const="auth", dest="compare",
+                        help="the same as --compare auth")
+    parser.add_argument("--task-user", default="",
+                        help="framework user the tasks run as (default '': the agent's; "
+                             "with --compare only on the isolated clusters)")
     args = parser.parse_args(argv)
     check_at_least(parser, args, ("tasks", "agents", "parallelism", "repeat"))
     if args.cpus_per_task <= 0:
@@ -278,42 +291,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def authenticated_cluster(root: Path, args: argparse.Namespace) -> tuple[Cluster, Credential]:
-    """A second cluster with framework and agent authentication on, and the framework's
-    credential (secrets written 0600 under ``root/auth``)."""
-    auth = root / "auth"
-    auth.mkdir(mode=0o700)
-    credentials = auth / "credentials.json"
+def authenticated_cluster(root: Path, args: argparse.Namespace, agent_args: list[str]
+                          ) -> tuple[Cluster, Credential]:
+    """A cluster with framework and agent authentication on, and the framework's credential
+    (secrets written 0600 under ``root``)."""
+    root.mkdir(mode=0o700)
+    credentials = root / "credentials.json"
     credentials.write_text(json.dumps({"credentials": [
         {"principal": "bench", "secret": "bench-secret"},
         {"principal": "agent", "secret": "agent-secret"}]}))
-    agent_credential = auth / "agent.credential"
+    agent_credential = root / "agent.credential"
     agent_credential.write_text(json.dumps({"principal": "agent", "secret": "agent-secret"}))
     for path in (credentials, agent_credential):
         path.chmod(0o600)
-    secured = Cluster(auth, args.agents, agent_resources(args), args.log_level,
-                      agent_args=["--credential", str(agent_credential)],
+    secured = Cluster(root, args.agents, agent_resources(args), args.log_level,
+                      agent_args=[*agent_args, "--credential", str(agent_credential)],
                       master_args=["--authenticate_frameworks", "true", "--authenticate_agents",
                                    "true", "--credentials", str(credentials)])
     return secured, Credential("bench", "bench-secret")
 
 
-def _measure_authenticated(secured: Cluster, args: argparse.Namespace,
-                           credential: Credential | None, i: int) -> dict[str, Any]:
-    """One run on the authenticated cluster."""
-    authed = asyncio.run(measure_once(secured, args, None, credential))
-    say(f"run {i + 1}/{args.repeat}: with authentication {authed['rate']:.0f} "
-        f"tasks/s ({authed['seconds']:.2f}s)")
-    return authed
-
-
-def warm_up(cluster: Cluster, secured: Cluster, args: argparse.Namespace,
-            credential: Credential | None) -> None:
+def warm_up(clusters: dict[str, Measured], args: argparse.Namespace) -> None:
     """A short unmeasured run on each cluster (caches, the command executor's code)."""
     short = argparse.Namespace(**{**vars(args), "tasks": min(args.tasks, 4 * args.parallelism)})
-    say(f"warming up both clusters with {short.tasks} tasks each")
-    asyncio.run(run_framework(cluster.master_address, short))
-    asyncio.run(run_framework(secured.master_address, short, None, credential))
+    say(f"warming up {len(clusters)} clusters with {short.tasks} tasks each")
+    for measured in clusters.values():
+        short.run_user = args.task_user if measured.isolated else ""
+        asyncio.run(run_framework(measured.cluster.master_address, short, None,
+                                  measured.credential))
 
 
 def agent_resources(args: argparse.Namespace) -> str:
@@ -377,93 +382,169 @@ async def _run_with_meter(
     return sched
 
 
+#: Agent flags without isolation (what the "off" clusters of a comparison run).
+NO_ISOLATION = ["--isolation", "none", "--switch_user", "false"]
+#: The comparisons (--compare NAME): label -> (isolated agents, authentication on).
+COMPARISONS: dict[str, dict[str, tuple[bool, bool]]] = {
+    "isolation": {"isolation_off": (False, False), "isolation_on": (True, False)},
+    "auth": {"auth_off": (False, False), "auth_on": (False, True)},
+    "security": {"security_off": (False, False), "security_on": (True, True)},
+}
+
+
+@attrs.define
+class Measured:
+    """One cluster of the run: isolated agents or not, the framework's credential if any."""
+
+    cluster: Cluster
+    isolated: bool
+    credential: Credential | None = None
+
+
+def make_clusters(root: Path, args: argparse.Namespace) -> dict[str, Measured]:
+    """One cluster (the agents' defaults), or the two of ``--compare``."""
+    if not args.compare:
+        return {"default": Measured(Cluster(root, args.agents, agent_resources(args),
+                                            args.log_level), isolated=True)}
+    out = {}
+    for label, (isolated, authenticated) in COMPARISONS[args.compare].items():
+        flags = [] if isolated else NO_ISOLATION
+        if authenticated:
+            cluster, credential = authenticated_cluster(root / label, args, flags)
+            out[label] = Measured(cluster, isolated, credential)
+        else:
+            (root / label).mkdir()
+            out[label] = Measured(Cluster(root / label, args.agents, agent_resources(args),
+                                          args.log_level, agent_args=flags), isolated)
+    return out
+
+
+def run_entry(result: dict[str, Any], raw: float, args: argparse.Namespace,
+              label: str) -> dict[str, Any]:
+    """One run's figures for the JSON report."""
+    sched: ShellTasks = result["sched"]
+    return {
+        "cluster": label,
+        "mesoslite_tasks_per_s": round(result["rate"], 1),
+        "raw_spawn_per_s": round(raw, 1),
+        "ratio": round(result["rate"] / raw, 3),
+        "seconds": round(result["seconds"], 3),
+        # Until the first update: mostly starting the command executors.
+        "first_update_after_s": round(
+            (sched.first_update_at or 0.0) - (sched.first_offer_at or 0.0), 3),
+        "finished": sched.by_state.get("TASK_FINISHED", 0),
+        "cpu_ms_per_task": {
+            k: round(v * 1000.0 / args.tasks, 3) for k, v in result["cpu"].items()
+        },
+        "machine_busy_share": round(result["busy"], 3),
+        "other_processes_cpu_share": round(result["other"], 3),
+    }
+
+
+def measure_all(clusters: dict[str, Measured], args: argparse.Namespace,
+                problems: list[str]) -> list[dict[str, Any]]:
+    """``--repeat`` rounds: the raw baseline, then each cluster back to back (in the
+    reverse order every other round, so that none always runs on a machine the other
+    warmed)."""
+    runs: list[dict[str, Any]] = []
+    for i in range(args.repeat):
+        say(f"run {i + 1}/{args.repeat}: raw spawning of {args.tasks} x 'sh -c true', "
+            f"{args.parallelism} at a time")
+        raw = raw_spawn_rate(args.tasks, args.parallelism)
+        order = list(clusters.items())
+        for label, measured in order if i % 2 == 0 else order[::-1]:
+            say(f"run {i + 1}/{args.repeat}: raw {raw:.0f}/s; now {args.tasks} tasks "
+                f"through mesoslite ({label})")
+            last = i == args.repeat - 1
+            spy = PySpy(args.py_spy, args.py_spy_format) if args.py_spy and last else None
+            args.run_user = args.task_user if measured.isolated else ""
+            result = asyncio.run(measure_once(measured.cluster, args, spy, measured.credential))
+            sched: ShellTasks = result["sched"]
+            problems += sched.problems
+            say(f"run {i + 1}/{args.repeat}: mesoslite {result['rate']:.0f} tasks/s "
+                f"({result['seconds']:.2f}s), {dict(sched.by_state)} ({label})")
+            runs.append(run_entry(result, raw, args, label))
+    return runs
+
+
+def comparison_summary(runs: list[dict[str, Any]], args: argparse.Namespace
+                       ) -> dict[str, Any]:
+    """``--compare``: both clusters' median rates and on/off (median of the rounds)."""
+    off_label, on_label = COMPARISONS[args.compare]
+    off = [r for r in runs if r["cluster"] == off_label]
+    on = [r for r in runs if r["cluster"] == on_label]
+    pairs = [b["mesoslite_tasks_per_s"] / a["mesoslite_tasks_per_s"]
+             for a, b in zip(off, on, strict=False) if a["mesoslite_tasks_per_s"]]
+    isolated, authenticated = COMPARISONS[args.compare][on_label]
+    return {
+        "compare": args.compare,
+        "off": f"agents {' '.join(NO_ISOLATION)}, no authentication",
+        "on": ("agents with their defaults (--isolation=auto --switch_user=true)"
+               if isolated else f"agents {' '.join(NO_ISOLATION)}")
+              + (", framework and agent authentication" if authenticated else ""),
+        "task_user": args.task_user,
+        "off_tasks_per_s": statistics.median(r["mesoslite_tasks_per_s"] for r in off),
+        "on_tasks_per_s": statistics.median(r["mesoslite_tasks_per_s"] for r in on),
+        "on_over_off": round(statistics.median(pairs), 3) if pairs else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the JSON result; return the exit status."""
     args = parse_args(argv)
     set_progress_tag("shell_tasks")
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="mesoslite-shell-tasks-", dir=args.work_dir or None))
-    cluster = Cluster(root, args.agents, agent_resources(args), args.log_level)
-    secured, credential = (authenticated_cluster(root, args) if args.compare_auth
-                           else (None, None))
+    if args.task_user:
+        root.chmod(0o755)  # the task user must reach its sandboxes
+    clusters = make_clusters(root, args)
     restore_sigterm = sigterm_as_interrupt()
     runs: list[dict[str, Any]] = []
     problems: list[str] = []
     work_fs: dict[str, Any] = {}
     try:
-        say(f"starting a master and {args.agents} agents under {root} "
-            f"({agent_resources(args)} each)")
-        cluster.start()
-        if secured is not None:
-            say("starting a second cluster with framework and agent authentication on")
-            secured.start()
-            warm_up(cluster, secured, args, credential)
+        for label, measured in clusters.items():
+            say(f"starting a master and {args.agents} agents under {measured.cluster.root} "
+                f"({agent_resources(args)} each; {label})")
+            measured.cluster.start()
+        if args.compare:
+            warm_up(clusters, args)
         work_fs = {"type": filesystem_of(root), "inode_create_us": round(inode_create_us(root), 1)}
         say(f"work directory on {work_fs['type'] or '?'}: "
             f"{work_fs['inode_create_us']} us per inode created")
-        for i in range(args.repeat):
-            say(f"run {i + 1}/{args.repeat}: raw spawning of {args.tasks} x 'sh -c true', "
-                f"{args.parallelism} at a time")
-            raw = raw_spawn_rate(args.tasks, args.parallelism)
-            say(f"run {i + 1}/{args.repeat}: raw {raw:.0f}/s; now {args.tasks} tasks "
-                f"through mesoslite")
-            last = i == args.repeat - 1
-            spy = PySpy(args.py_spy, args.py_spy_format) if args.py_spy and last else None
-            # With --compare-auth every other run measures the authenticated cluster first,
-            # so neither always runs second (on a machine warmed by the other).
-            authed = _measure_authenticated(secured, args, credential, i) \
-                if secured is not None and i % 2 == 1 else None
-            result = asyncio.run(measure_once(cluster, args, spy))
-            sched: ShellTasks = result["sched"]
-            problems += sched.problems
-            say(f"run {i + 1}/{args.repeat}: mesoslite {result['rate']:.0f} tasks/s "
-                f"({result['seconds']:.2f}s), {dict(sched.by_state)}")
-            runs.append({
-                "mesoslite_tasks_per_s": round(result["rate"], 1),
-                "raw_spawn_per_s": round(raw, 1),
-                "ratio": round(result["rate"] / raw, 3),
-                "seconds": round(result["seconds"], 3),
-                # Until the first update: mostly starting the command executors.
-                "first_update_after_s": round(
-                    (sched.first_update_at or 0.0) - (sched.first_offer_at or 0.0), 3),
-                "finished": sched.by_state.get("TASK_FINISHED", 0),
-                "cpu_ms_per_task": {
-                    k: round(v * 1000.0 / args.tasks, 3) for k, v in result["cpu"].items()
-                },
-                "machine_busy_share": round(result["busy"], 3),
-                "other_processes_cpu_share": round(result["other"], 3),
-            })
-            if secured is not None:
-                authed = authed or _measure_authenticated(secured, args, credential, i)
-                problems += authed["sched"].problems
-                runs[-1]["auth_on_tasks_per_s"] = round(authed["rate"], 1)
-                runs[-1]["auth_on_over_off"] = round(authed["rate"] / result["rate"], 3) \
-                    if result["rate"] else 0.0
+        runs = measure_all(clusters, args, problems)
     except KeyboardInterrupt:
         say("interrupted; cleaning up")
-        cluster.stop()
-        if secured is not None:
-            secured.stop()
+        for measured in clusters.values():
+            measured.cluster.stop()
         return 130
     except Exception as exc:  # noqa: BLE001 - reported, then cleaned up
         problems.append(failure(exc))
     finally:
         restore_sigterm()
-        if cluster.master is not None:
-            say("stopping the cluster")
-            cluster.stop()
-        if secured is not None and secured.master is not None:
-            secured.stop()
+        for measured in clusters.values():
+            if measured.cluster.master is not None:
+                say("stopping the cluster")
+                measured.cluster.stop()
         remove_or_keep(root, args.keep)
     if not runs:
         print_report({"error": problems})
         return 1
-    rate = statistics.median(r["mesoslite_tasks_per_s"] for r in runs)
-    raw = statistics.median(r["raw_spawn_per_s"] for r in runs)
+    return report(args, runs, problems, started, work_fs)
+
+
+def report(args: argparse.Namespace, runs: list[dict[str, Any]], problems: list[str],
+           started: float, work_fs: dict[str, Any]) -> int:
+    """Print the JSON report (the default's, or the isolated cluster's, figures)."""
+    main_label = list(COMPARISONS[args.compare])[1] if args.compare else "default"
+    main_runs = [r for r in runs if r["cluster"] == main_label]
+    rate = statistics.median(r["mesoslite_tasks_per_s"] for r in main_runs)
+    raw = statistics.median(r["raw_spawn_per_s"] for r in main_runs)
     # Each run's pair is measured back to back on the same machine state: the
     # median of the pairs' ratios is steadier than the ratio of the medians.
     ratio = statistics.median(
-        r["mesoslite_tasks_per_s"] / r["raw_spawn_per_s"] for r in runs if r["raw_spawn_per_s"]
+        r["mesoslite_tasks_per_s"] / r["raw_spawn_per_s"] for r in main_runs
+        if r["raw_spawn_per_s"]
     )
     all_finished = all(r["finished"] == args.tasks for r in runs) and not problems
     facts = run_facts(started)
@@ -480,22 +561,17 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": round(ratio, 3),
         "goal_ratio": GOAL_RATIO,
         "met": bool(ratio >= GOAL_RATIO and all_finished),
-        "seconds": statistics.median(r["seconds"] for r in runs),
+        "seconds": statistics.median(r["seconds"] for r in main_runs),
         "all_finished": all_finished,
         "problems": problems[:10],
-        "cpu_ms_per_task": runs[-1]["cpu_ms_per_task"],
-        "other_processes_cpu_share": runs[-1]["other_processes_cpu_share"],
+        "cpu_ms_per_task": main_runs[-1]["cpu_ms_per_task"],
+        "other_processes_cpu_share": main_runs[-1]["other_processes_cpu_share"],
+        **({"comparison": comparison_summary(runs, args)} if args.compare else {}),
         "runs": runs,
         "machine": facts.pop("machine"),
         "work_dir_fs": work_fs,
         **facts,
     }
-    if secured is not None:
-        out["auth"] = {
-            "off_tasks_per_s": round(rate, 1),
-            "on_tasks_per_s": statistics.median(r.get("auth_on_tasks_per_s", 0.0) for r in runs),
-            "on_over_off": statistics.median(r.get("auth_on_over_off", 0.0) for r in runs),
-        }
     print_report(out)
     return 0 if all_finished else 1
 

@@ -5,7 +5,10 @@ watching it.  :func:`spawn_async` runs ``subprocess.Popen``'s vfork path (no
 ``preexec_fn``) on a small spawn thread pool (the parent waits for the
 child's exec, which must not stall an event loop); :func:`spawn_now` uses
 ``os.posix_spawn`` on the caller's thread (the command executor's cheap
-path); stdout/stderr are appended to files.  :class:`ManagedProcess` reaps a
+path); stdout/stderr are appended to files.  A command may run as another user
+(:class:`Credentials`: the fork path, as posix_spawn cannot switch users), start inside
+a :class:`Placement` (a container's cgroups) and get rlimits (:func:`set_rlimits`).
+:class:`ManagedProcess` reaps a
 child without blocking the event loop (a pidfd watched by the loop; a worker
 thread where pidfds are missing), kills what is left of its process group
 when it ends, and terminates it with a grace period (SIGTERM to the group,
@@ -33,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -57,6 +60,33 @@ class ProcessUsage:
     cpus_system_time_secs: float
     mem_rss_bytes: int
     processes: int
+
+
+@attrs.frozen
+class Credentials:
+    """Who a spawned command runs as: uid, primary gid and supplementary groups."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+
+#: A context manager entered around a fork (e.g. the spawning thread inside a cgroup).
+SpawnContext = contextlib.AbstractContextManager[Any]
+
+
+class Placement(Protocol):
+    """Where a new process must live from its first instruction (a container's cgroups)."""
+
+    def enter(self) -> SpawnContext:
+        """A context in which the calling thread's children are born in the place."""
+
+    def place(self, pid: int) -> None:
+        """Move a process that has not run its command yet into the place (OSError)."""
+
+
+#: A shell command waits for this line on descriptor 3 before it runs (see spawn_now).
+_GATE = "read _ <&3; exec 3<&-\n"
 
 
 def describe_wait_status(status: int | None) -> str:
@@ -253,30 +283,59 @@ def _open_and_popen(
     stdout_path: str,
     stderr_path: str,
     make_sandbox: bool,
+    credentials: Credentials | None = None,
+    context: SpawnContext | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Blocking part of a spawn: (sandbox), output files, fork/exec."""
+    """Blocking part of a spawn: (sandbox), output files, fork/exec.
+
+    With ``credentials`` the child takes that user, group and supplementary groups before
+    it execs (a plain fork rather than a vfork: Python's rule for changing credentials);
+    the output files are given to that user.  ``context`` is entered around the fork.
+    """
     if make_sandbox:
         prepare_sandbox(cwd)
+        if credentials is not None:  # the sandbox belongs to the user who runs in it
+            os.chown(cwd, credentials.uid, credentials.gid)
+            os.chmod(cwd, 0o750)  # noqa: S103 - the owner's group may read, as Mesos
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
     out_fd = os.open(stdout_path, flags, 0o644)
     try:
         err_fd = os.open(stderr_path, flags, 0o644)
         try:
-            return subprocess.Popen(
-                argv,
-                executable=executable,
-                cwd=cwd,
-                env=dict(env),
-                stdin=_devnull(),
-                stdout=out_fd,
-                stderr=err_fd,
-                start_new_session=True,
-                close_fds=True,
-            )
+            return _popen(argv, executable, cwd, env, out_fd, err_fd, credentials, context)
         finally:
             os.close(err_fd)
     finally:
         os.close(out_fd)
+
+
+def _as_user(credentials: Credentials | None) -> dict[str, Any]:
+    """Popen's keyword arguments that switch to ``credentials`` (none when None)."""
+    if credentials is None:
+        return {}
+    return {"user": credentials.uid, "group": credentials.gid,
+            "extra_groups": list(credentials.groups or (credentials.gid,))}
+
+
+def _give_files(credentials: Credentials | None, *fds: int) -> None:
+    """Hand the task's output files to its user (it may rotate or reopen them)."""
+    if credentials is not None:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.fchown(fd, credentials.uid, credentials.gid)
+
+
+def _popen(argv: list[str], executable: str | None, cwd: str, env: Mapping[str, str],
+           out_fd: int, err_fd: int, credentials: Credentials | None,
+           context: SpawnContext | None) -> subprocess.Popen[bytes]:
+    """Popen in a new session with stdin from /dev/null (as ``credentials``, in ``context``)."""
+    _give_files(credentials, out_fd, err_fd)
+    with context if context is not None else contextlib.nullcontext():
+        return subprocess.Popen(
+            argv, executable=executable, cwd=cwd, env=dict(env), stdin=_devnull(),
+            stdout=out_fd, stderr=err_fd, start_new_session=True, close_fds=True,
+            **_as_user(credentials),
+        )
 
 
 _DEVNULL: int | None = None
@@ -325,13 +384,15 @@ def _resolve_executable(path: str, env: Mapping[str, str]) -> list[str]:
 
 def _posix_spawn_in(
     cwd: str, candidates: list[str], argv: list[str], env: Mapping[str, str],
-    out_fd: int, err_fd: int,
+    out_fd: int, err_fd: int, gate_fd: int = -1,
 ) -> int:
     actions = [
         (os.POSIX_SPAWN_DUP2, _devnull(), 0),
         (os.POSIX_SPAWN_DUP2, out_fd, 1),
         (os.POSIX_SPAWN_DUP2, err_fd, 2),
     ]
+    if gate_fd >= 0:
+        actions.append((os.POSIX_SPAWN_DUP2, gate_fd, 3))
     home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.chdir(cwd)
@@ -372,8 +433,21 @@ def spawn_now(
     stderr_path: str,
     make_sandbox: bool = False,
     loop: asyncio.AbstractEventLoop | None = None,
+    credentials: Credentials | None = None,
+    placement: Placement | None = None,
+    rlimits: Mapping[int, int] | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` in a new session in ``cwd`` right here, without a spawn thread.
+
+    ``credentials`` (a user other than ours) are taken by util-linux's ``setpriv`` in
+    front of the command (posix_spawn cannot change users; forking this process would
+    block the caller far longer), else by the Popen path inline; ``rlimits`` (resource ->
+    limit) are set on the child right after it starts (:func:`set_rlimits`).  With
+    ``placement`` the command runs inside it from its start: a shell command on the
+    posix_spawn path waits on a pipe (a first line ``read _ <&3; exec 3<&-`` in the same
+    shell) until ``placement.place(pid)`` has moved it (one move); anything else is
+    spawned inside ``placement.enter()`` (the spawning thread joins the place and comes
+    back: two moves).
 
     The cheap path for a single-threaded process that spawns often (the command
     executor): ``os.posix_spawn`` (a vfork: the caller waits only until the child
@@ -388,24 +462,93 @@ def spawn_now(
     asyncio.  Raises OSError when the command cannot start.
     """
     loop = loop or asyncio.get_running_loop()
-    if not _HAS_POSIX_SPAWN or threading.active_count() > 1:
+    prefix = _switch_prefix(credentials, executable)
+    if not _HAS_POSIX_SPAWN or threading.active_count() > 1 or prefix is None:
         popen = _open_and_popen(argv, executable, cwd, env, stdout_path, stderr_path,
-                                make_sandbox)
+                                make_sandbox, credentials,
+                                placement.enter() if placement is not None else None)
+        set_rlimits(popen.pid, rlimits)
         return ManagedProcess(popen.pid, loop, popen=popen)
     if make_sandbox:
         prepare_sandbox(cwd)
-    candidates = _resolve_executable(executable or argv[0], env)
+    candidates = _resolve_executable(prefix[0] if prefix else executable or argv[0], env)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
     out_fd = os.open(stdout_path, flags, 0o644)
     try:
         err_fd = os.open(stderr_path, flags, 0o644)
         try:
-            pid = _posix_spawn_in(cwd, candidates, argv, env, out_fd, err_fd)
+            _give_files(credentials, out_fd, err_fd)
+            pid = _spawn_placed(cwd, candidates, argv, executable, env, out_fd, err_fd,
+                                placement, prefix)
         finally:
             os.close(err_fd)
     finally:
         os.close(out_fd)
+    set_rlimits(pid, rlimits)
     return ManagedProcess(pid, loop, child=True)
+
+
+def _spawn_placed(cwd: str, candidates: list[str], argv: list[str], executable: str | None,
+                  env: Mapping[str, str], out_fd: int, err_fd: int,
+                  placement: Placement | None, prefix: list[str]) -> int:
+    """posix_spawn in ``placement``: gated shell commands moved once, others born inside;
+    ``prefix`` (a user switch) goes in front of the command."""
+    if placement is None or executable is not None or len(argv) != 3 \
+            or argv[:2] != ["/bin/sh", "-c"]:
+        with placement.enter() if placement is not None else contextlib.nullcontext():
+            return _posix_spawn_in(cwd, candidates, [*prefix, *argv], env, out_fd, err_fd)
+    gate_r, gate_w = os.pipe()
+    if gate_r == 3:  # (a dup2 onto itself would keep close-on-exec)
+        gate_r, old = os.dup(gate_r), gate_r
+        os.close(old)
+    try:
+        pid = _posix_spawn_in(cwd, candidates, [*prefix, argv[0], "-c", _GATE + argv[2]],
+                              env, out_fd, err_fd, gate_r)
+        try:
+            placement.place(pid)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            raise
+        os.write(gate_w, b"\n")
+        return pid
+    finally:
+        os.close(gate_r)
+        os.close(gate_w)
+
+
+#: util-linux's setpriv (resolved on first use; None: not installed).
+_SETPRIV: list[str | None] = []
+
+
+def _switch_prefix(credentials: Credentials | None, executable: str | None) -> list[str] | None:
+    """What runs a command as ``credentials`` on the posix_spawn path: ``[]`` for no switch,
+    ``setpriv --reuid --regid --groups --`` (an exec instead of forking this process); None
+    when only Popen can (no setpriv, or an ``executable`` apart from ``argv[0]``)."""
+    if credentials is None:
+        return []
+    if not _SETPRIV:
+        _SETPRIV.append(next((p for p in ("/usr/bin/setpriv", "/bin/setpriv")
+                              if os.access(p, os.X_OK)), None))
+    if _SETPRIV[0] is None or executable is not None:
+        return None
+    groups = ",".join(str(g) for g in credentials.groups)
+    return [_SETPRIV[0], f"--reuid={credentials.uid}", f"--regid={credentials.gid}",
+            f"--groups={groups}" if groups else "--clear-groups", "--"]
+
+
+def set_rlimits(pid: int, rlimits: Mapping[int, int] | None) -> None:
+    """Set soft and hard ``rlimits`` (resource -> value) on a just-started process.
+
+    The approximation of a memory limit where no cgroup can be made: applied right
+    after the spawn (the child is still loading), so a child forked in between keeps the
+    old limits.
+    """
+    import resource
+
+    for res, value in (rlimits or {}).items():
+        with contextlib.suppress(OSError, ValueError):
+            resource.prlimit(pid, res, (value, value))
 
 
 #: Rotating loggers still running, kept until they exit (so they are reaped).
@@ -421,13 +564,18 @@ def spawn_with_logger(
     logger_argv: list[str],
     make_sandbox: bool = False,
     loop: asyncio.AbstractEventLoop | None = None,
+    credentials: Credentials | None = None,
+    placement: Placement | None = None,
+    rlimits: Mapping[int, int] | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` like :func:`spawn_now`, its stdout and stderr piped to a logger process.
 
     The logger (``logger_argv`` plus ``--stderr_fd N``) reads stdout on its standard input
     and stderr on descriptor N; it runs in its own session in ``cwd`` with ``env`` (so a
     search by ``MESOS_CONTAINER_ID`` finds it) and exits when both pipes close; it is
-    reaped in the background.  Raises OSError when either cannot start.
+    reaped in the background; ``credentials``, ``placement`` (entered around the fork) and
+    ``rlimits`` apply to the command as in :func:`spawn_now` (the logger keeps ours).
+    Raises OSError when either cannot start.
     """
     loop = loop or asyncio.get_running_loop()
     if make_sandbox:
@@ -445,14 +593,13 @@ def spawn_with_logger(
         os.close(out_r)
         os.close(err_r)
         out_r = err_r = -1
-        popen = subprocess.Popen(
-            argv, executable=executable, cwd=cwd, env=dict(env), stdin=_devnull(),
-            stdout=out_w, stderr=err_w, start_new_session=True, close_fds=True,
-        )
+        popen = _popen(argv, executable, cwd, env, out_w, err_w, credentials,
+                       placement.enter() if placement is not None else None)
     finally:
         for fd in (out_r, err_r, out_w, err_w):
             if fd >= 0:
                 os.close(fd)
+    set_rlimits(popen.pid, rlimits)
     return ManagedProcess(popen.pid, loop, popen=popen)
 
 
@@ -485,16 +632,18 @@ async def spawn_async(
     stdout_path: str,
     stderr_path: str,
     make_sandbox: bool = False,
+    credentials: Credentials | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` in a new session from a spawn thread (the loop keeps running).
 
     With ``make_sandbox`` the working directory (a sandbox run directory) and
-    its ``latest`` link are created first.  Raises OSError when it cannot start.
+    its ``latest`` link are created first (owned by ``credentials``' user, mode 0750,
+    when the command runs as that user).  Raises OSError when it cannot start.
     """
     loop = asyncio.get_running_loop()
     if SPAWN_THREADS <= 0:
         popen = _open_and_popen(
-            argv, executable, cwd, env, stdout_path, stderr_path, make_sandbox
+            argv, executable, cwd, env, stdout_path, stderr_path, make_sandbox, credentials
         )
         return ManagedProcess(popen.pid, loop, popen=popen)
     popen = await loop.run_in_executor(
@@ -507,6 +656,7 @@ async def spawn_async(
         stdout_path,
         stderr_path,
         make_sandbox,
+        credentials,
     )
     return ManagedProcess(popen.pid, loop, popen=popen)
 
@@ -644,17 +794,19 @@ async def _read_tail(stream: asyncio.StreamReader | None, keep: int) -> bytes:
 
 
 async def run_captured(argv: list[str], *, executable: str | None, cwd: str | None,
-                       env: Mapping[str, str], timeout: float, keep: int) -> CommandOutcome:
+                       env: Mapping[str, str], timeout: float, keep: int,
+                       credentials: Credentials | None = None) -> CommandOutcome:
     """Run ``argv`` in its own session, stdout and stderr together (the last ``keep`` bytes).
 
     Whatever the command leaves in its process group is killed when it ends;
     at the ``timeout`` the whole group is killed (status None), and so it is
-    when the caller is cancelled.  Raises OSError when it cannot start.
+    when the caller is cancelled; with ``credentials`` it runs as that user.  Raises
+    OSError when it cannot start.
     """
     proc = await asyncio.create_subprocess_exec(
         *argv, executable=executable, cwd=cwd, env=dict(env),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True, **_as_user(credentials),
     )
     reader = asyncio.ensure_future(_read_tail(proc.stdout, keep))
     try:

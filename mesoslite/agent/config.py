@@ -30,6 +30,7 @@ from mesoslite.agent.gc import (
 )
 from mesoslite.authz.acls import ACLS_HELP, check_acls_flag
 from mesoslite.config_checks import ConfigError, split_comma_list
+from mesoslite.isolation.spec import AUTO, DEFAULT_PIDS_LIMIT, KNOWN_ISOLATORS, parse_isolation
 from mesoslite.protocol import MAX_MESSAGE_SIZE
 from mesoslite.resources import Resources
 
@@ -90,6 +91,21 @@ def _bytes(field: str) -> Any:
 
     return parse
 
+
+def _isolation_names(value: object) -> bool:
+    """Known isolator names, or auto/none (ValueError naming the unknown one)."""
+    if not isinstance(value, str):
+        return False
+    parse_isolation(value)
+    return True
+
+
+_isolation = checks.Check("auto, none, or a comma list of " + ", ".join(KNOWN_ISOLATORS),
+                          _isolation_names)
+_cgroups_root = checks.Check(
+    "a relative cgroup path of letters, digits, '_', '-', '.' and '/' (no '..')",
+    lambda v: isinstance(v, str) and bool(v.strip("/")) and ".." not in v.split("/")
+    and all(c.isalnum() or c in "_-./" for c in v))
 
 _fraction = checks.Check("a number from 0 to 1",
                          lambda v: isinstance(v, (int, float)) and 0.0 <= v <= 1.0)
@@ -255,6 +271,49 @@ class AgentConfig:
         default=5, validator=checks.integer(1, 1000),
         metadata={"help": "rotating logger: rotated files kept per stream (stdout.1..N)"},
     )
+    switch_user: bool = attrs.field(
+        default=True, validator=checks.boolean,
+        metadata={"help": "run command tasks as CommandInfo.user, else the framework's user "
+                          "(with that user's groups; an unknown user fails the task); false: "
+                          "as the agent's user"},
+    )
+    isolation: str = attrs.field(
+        default=AUTO, validator=_isolation,
+        metadata={"help": "comma list of isolators for command tasks: cgroups/cpu, "
+                          "cgroups/mem, cgroups/pids, posix/cpu, posix/mem, posix/disk; "
+                          "'auto' (the cgroups ones where a cgroup hierarchy is writable, "
+                          "else posix/cpu,posix/mem with a warning) or 'none'"},
+    )
+    cgroups_hierarchy: str = attrs.field(
+        default="/sys/fs/cgroup", validator=checks.nonempty("an absolute directory path"),
+        metadata={"help": "where the cgroup controllers (v1) or the unified cgroup2 "
+                          "hierarchy are mounted"},
+    )
+    cgroups_root: str = attrs.field(
+        default="mesoslite", validator=_cgroups_root,
+        metadata={"help": "cgroup under which containers get theirs "
+                          "(<root>/agent-<work_dir hash>/<container_id>)"},
+    )
+    cgroups_enable_cfs: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "cap each command task's CPU time with a CFS quota of cpus x "
+                          "100ms per 100ms (cgroups/cpu; shares alone otherwise)"},
+    )
+    cgroups_pids_limit: int = attrs.field(
+        default=DEFAULT_PIDS_LIMIT, validator=checks.integer(0),
+        metadata={"help": "most processes and threads one command task may have "
+                          "(cgroups/pids; 0: no limit)"},
+    )
+    container_disk_watch_interval: float = attrs.field(
+        default=15.0, validator=checks.positive_seconds,
+        metadata={"help": "how often posix/disk measures each task's sandbox (du)",
+                  "parse": _duration("container_disk_watch_interval")},
+    )
+    enforce_container_disk_quota: bool = attrs.field(
+        default=False, validator=checks.boolean,
+        metadata={"help": "posix/disk: kill a task whose sandbox outgrows its disk "
+                          "(TASK_FAILED, REASON_CONTAINER_LIMITATION_DISK)"},
+    )
     #: Cap on ``/files/read`` ``length`` (bytes).
     files_max_read_length: int = attrs.field(default=1 << 20, validator=checks.integer(1))
     #: Seconds a ``/files`` read may take before it is answered 504.
@@ -306,6 +365,13 @@ class AgentConfig:
                 and not self.credentials:
             raise ConfigError("credentials", "a credentials file with "
                               "--authenticate_http_readonly/readwrite", self.credentials)
+        if self.enforce_container_disk_quota and "posix/disk" not in (
+                parse_isolation(self.isolation) or ()):
+            raise ConfigError("enforce_container_disk_quota", "posix/disk in --isolation "
+                              "(the quota is enforced by that isolator)", True)
+        if not self.cgroups_hierarchy.startswith("/"):
+            raise ConfigError("cgroups_hierarchy", "an absolute directory path",
+                              self.cgroups_hierarchy)
         if bool(self.curve_secret_file) != bool(self.master_public_key_file):
             field = "master_public_key_file" if self.curve_secret_file else "curve_secret_file"
             raise ConfigError(field, "curve_secret_file and master_public_key_file set "

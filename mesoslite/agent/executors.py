@@ -22,19 +22,30 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import attrs
+
 import mesoslite
 from mesoslite.agent.config import AgentConfig
-from mesoslite.agent.containerizer import Containerizer, ContainerizerError, LaunchSpec
+from mesoslite.agent.containerizer import (
+    Containerizer,
+    ContainerizerError,
+    ContainerUsage,
+    LaunchSpec,
+)
 from mesoslite.agent.core import AgentState
 from mesoslite.agent.effects import Effect, LaunchExecutor
 from mesoslite.agent.executor_tokens import TOKEN_ENV, AgentSecrets
 from mesoslite.agent.records import AgentExecutor, ExecutorState
 from mesoslite.agent.sandbox import executor_environment
 from mesoslite.agent.views import statistics_entry
-from mesoslite.proc import find_by_env, kill_pids, tree_usage
+from mesoslite.isolation import cgroups
+from mesoslite.isolation.spec import IsolationSettings
+from mesoslite.isolation.users import UserError, task_user
+from mesoslite.proc import Credentials, find_by_env, kill_pids, tree_usage
 from mesoslite.protocol import ProtocolError, RegisterExecutor, ReregisterExecutor
 from mesoslite.transport import RouterServer
 from mesoslite.transport.sockets import BARRIER_RETRY
@@ -76,6 +87,8 @@ class ExecutorManager:
         self._authenticated: dict[bytes, str] = {}
         #: Messages refused for a missing or wrong executor token.
         self.token_refusals = 0
+        #: How command tasks are confined (resolved at start; handed to command hosts).
+        self.isolation = IsolationSettings()
 
     # ------------------------------------------------------------ socket
 
@@ -247,8 +260,28 @@ class ExecutorManager:
         env.update(self._cfg.container_logger_environment())
         if self.secrets is not None:
             env[TOKEN_ENV] = self.secrets.executor_token(effect.container_id)
-        spec = LaunchSpec(effect.command, effect.directory, env, effect.resources)
+        env.update(self.isolation.to_env())
+        try:
+            credentials = self._executor_user(effect, env)
+        except UserError as exc:
+            self._perform(self._core.container_launch_failed(effect.container_id, str(exc)))
+            return
+        spec = LaunchSpec(effect.command, effect.directory, env, effect.resources, credentials)
         self._spawn(self._run_container(effect.container_id, spec))
+
+    def _executor_user(self, effect: LaunchExecutor, env: dict[str, str]) -> Credentials | None:
+        """A custom executor runs as ``CommandInfo.user``, else its framework's user (with
+        ``--switch_user``; UserError naming the user when it cannot).  A command host stays
+        the agent's user: it switches per task."""
+        entry = self._core.containers.get(effect.container_id)
+        if entry is None or not isinstance(entry[1], AgentExecutor) \
+                or entry[1].kind != "custom":
+            return None
+        user = task_user(effect.command.user, entry[0].info.user, self.isolation.switch_user)
+        if not user.switches:
+            return None
+        env.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
+        return Credentials(user.uid, user.gid, user.groups)
 
     async def _run_container(self, cid: str, spec: LaunchSpec) -> None:
         try:
@@ -316,6 +349,8 @@ class ExecutorManager:
         if pids:
             log.warning("Killing %d task processes left by a command executor", len(pids))
             kill_pids(pids)
+        # What escaped the search (another session, a changed environment) is in the cgroup.
+        await loop.run_in_executor(None, cgroups.destroy, self.isolation, container_ids)
 
     async def wait_all(self, strays: set[str]) -> None:
         """After the shutdowns: wait (bounded) for every process, kill the rest and ``strays``."""
@@ -352,8 +387,14 @@ class ExecutorManager:
                 elif ex.pid is not None:
                     custom.append((ex, ex.pid))
 
+        settings = self.isolation
+
         def measure() -> list[tuple[Any, Any]]:
-            out = [(ex, tree_usage(pid)) for ex, pid in custom]
+            out: list[tuple[Any, Any]] = [(ex, tree_usage(pid)) for ex, pid in custom]
+            if virtual and settings.cgroups:
+                from_cgroups = [(ex, cgroup_usage(settings, ex.container_id)) for ex in virtual]
+                out += [(ex, usage) for ex, usage in from_cgroups if usage is not None]
+                virtual[:] = [ex for ex, usage in from_cgroups if usage is None]
             if virtual:
                 found = find_by_env(
                     "MESOS_CONTAINER_ID", {ex.container_id for ex in virtual}, host_pids
@@ -365,3 +406,35 @@ class ExecutorManager:
 
         results = await asyncio.get_running_loop().run_in_executor(None, measure)
         return [statistics_entry(ex, usage) for ex, usage in results if usage is not None]
+
+
+@attrs.frozen
+class CgroupUsage(ContainerUsage):
+    """A command task's usage read from its cgroups (Mesos names; limits included)."""
+
+    mem_limit_bytes: int = 0
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+    def extra_statistics(self) -> dict[str, Any]:
+        """Throttling, total and cache memory, peak usage (what the cgroups report)."""
+        return dict(self.extra)
+
+
+_BASE_FIELDS = ("cpus_user_time_secs", "cpus_system_time_secs", "mem_rss_bytes",
+                "processes", "mem_limit_bytes")
+
+
+def cgroup_usage(settings: IsolationSettings, container_id: str) -> CgroupUsage | None:
+    """A container's usage from its cgroups; None when it has none (blocking)."""
+    stats: dict[str, Any] | None = cgroups.statistics(settings, container_id)
+    if not stats or ("cpus_user_time_secs" not in stats and "mem_rss_bytes" not in stats):
+        return None
+    return CgroupUsage(
+        timestamp=time.time(),
+        cpus_user_time_secs=float(stats.get("cpus_user_time_secs", 0.0)),
+        cpus_system_time_secs=float(stats.get("cpus_system_time_secs", 0.0)),
+        mem_rss_bytes=int(stats.get("mem_rss_bytes", 0)),
+        processes=int(stats.get("processes", 0)),
+        mem_limit_bytes=int(stats.get("mem_limit_bytes", 0)),
+        extra={k: v for k, v in stats.items() if k not in _BASE_FIELDS},
+    )

@@ -47,7 +47,9 @@ from mesoslite.api.ports import ExecRequest
 from mesoslite.authz import is_inline
 from mesoslite.authz.files import resolve_acls
 from mesoslite.clock import SYSTEM_CLOCK, Clock
-from mesoslite.config_checks import mask_secrets
+from mesoslite.config_checks import ConfigError, mask_secrets
+from mesoslite.isolation import cgroups
+from mesoslite.isolation.spec import IsolationSettings
 from mesoslite.protocol import AgentInfo, MasterInfo
 from mesoslite.resources import Resources
 from mesoslite.transport import CurveClientKeys, DealerClient, RouterServer
@@ -153,6 +155,7 @@ class AgentProcess:
     async def _start_bound(self, http_sockets: list[socket.socket], http_port: int) -> None:
         """:meth:`start` once the HTTP port is bound (it is served from the end of this)."""
         cfg = self.config
+        self.executors.isolation = self._resolve_isolation()
         recovery = Recovery(cfg, self.core, self.checkpointer, self.executors.containerizer,
                             self.docker, self._perform, self._boot_id)
         previous = await recovery.load()
@@ -172,11 +175,37 @@ class AgentProcess:
             self.link.connect(endpoint)
         follow = None if endpoint is not None else cfg.master
         await self.agent.start(recovery if previous is not None else None, follow)
+        # (No await since the records were rebuilt: no task can start in between.)
+        for cid in cgroups.remove_unknown(self.executors.isolation,
+                                          self.core.stray_task_containers()):
+            log.info("Removed the cgroups of container %s: not a task of this agent", cid)
         self.gc = self._sandbox_collector()
         self.gc.start()
         log.info("Agent started on %s (HTTP %s, executors %s), master %s, resources %s",
                  cfg.effective_hostname, http_port, self.executors.endpoint,
                  mask_secrets(cfg.master), resources)
+
+    def _resolve_isolation(self) -> IsolationSettings:
+        """``--isolation`` on this host (ConfigError naming the flag when impossible)."""
+        cfg = self.config
+        try:
+            settings, warning = cgroups.resolve_settings(
+                cfg.isolation, work_dir=self._work_dir, hierarchy=cfg.cgroups_hierarchy,
+                cgroups_root=cfg.cgroups_root, switch_user=cfg.switch_user,
+                enable_cfs=cfg.cgroups_enable_cfs, pids_limit=cfg.cgroups_pids_limit,
+                disk_watch_interval=cfg.container_disk_watch_interval,
+                enforce_disk_quota=cfg.enforce_container_disk_quota)
+        except ValueError as exc:
+            raise ConfigError("isolation", "isolators this host supports", cfg.isolation,
+                              detail=str(exc)) from None
+        if warning:
+            log.warning("--isolation=%s: %s", cfg.isolation, warning)
+        layout = settings.layout
+        log.info("Command tasks: isolation %s%s, switch_user=%s",
+                 ",".join(settings.isolators) or "none",
+                 f" (cgroup v{layout.version})" if layout is not None else "",
+                 str(cfg.switch_user).lower())
+        return settings
 
     def _sandbox_collector(self) -> SandboxCollector:
         """Sandbox GC (started once the recovered records exist: they say what is live)."""
@@ -240,6 +269,9 @@ class AgentProcess:
                 await self.gc.close()
             await self.agent.stop(kill_tasks)
             self.fetches.close()
+            if kill_tasks:  # every task was killed: what a host left behind goes too
+                cgroups.remove_unknown(self.executors.isolation, ())
+            cgroups.remove_scope(self.executors.isolation)  # (only when nothing is left)
         finally:
             if self._http_server is not None:
                 self._http_server.stop()

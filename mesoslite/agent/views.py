@@ -361,6 +361,12 @@ CONTAINER_SERIES = (
      "Page cache charged to the container's memory cgroup (Docker tasks)"),
     ("processes", "mesoslite_container_processes", "gauge",
      "Processes in the container"),
+    ("mem_total_bytes", "mesoslite_container_memory_usage_bytes", "gauge",
+     "Memory charged to the container's memory cgroup (command tasks with cgroups/mem)"),
+    ("cpus_nr_throttled", "mesoslite_container_cpu_throttled_periods_total", "counter",
+     "CFS periods in which the container was throttled (cgroups/cpu)"),
+    ("cpus_throttled_time_secs", "mesoslite_container_cpu_throttled_seconds_total", "counter",
+     "Time the container was throttled by its CFS quota (cgroups/cpu)"),
     *(
         (f"net_{d}_{w}", f"mesoslite_container_network_{d}_{w}_total", "counter",
          f"Network {w} {'received' if d == 'rx' else 'sent'} by the container")

@@ -17,6 +17,17 @@ TASK_RUNNING leave in the same loop turn; processes are reaped by pidfds on
 the event loop (see :mod:`mesoslite.proc`).  The
 process runs in its own session so it can outlive the agent.
 
+Each task is confined first (:mod:`mesoslite.executor.confine`, with the agent's
+isolation settings from ``MESOSLITE_ISOLATION``): it runs as its user
+(``CommandInfo.user``, else the framework's; an unknown one is TASK_FAILED with
+REASON_CONTAINER_LAUNCH_FAILED naming it, before anything runs), with a clean
+environment, in a sandbox it owns, inside its own cgroups.  An OOM kill in its memory
+cgroup kills the task at once and ends it TASK_FAILED with
+REASON_CONTAINER_LIMITATION_MEMORY ("Memory limit exceeded: ..."); with ``posix/disk`` a
+``du`` of each sandbox every ``container_disk_watch_interval`` warns, or with
+``--enforce_container_disk_quota`` kills (REASON_CONTAINER_LIMITATION_DISK), a task over
+its ``disk``; the cgroups are destroyed when the task ends.
+
 Tasks with a ``health_check`` get a
 :class:`~mesoslite.health.probes.HealthChecker` once running: each
 health transition is a new TASK_RUNNING with ``healthy`` set (reason
@@ -34,9 +45,11 @@ import os
 import signal
 import sys
 
+from mesoslite.executor.confine import ConfineError, Confinement, confine, disk_usage
 from mesoslite.executor.driver import DriverStatus, Executor, ExecutorDriver
 from mesoslite.health.probes import HealthChecker
 from mesoslite.health.schedule import validate_health_check
+from mesoslite.isolation.spec import IsolationSettings
 from mesoslite.logs import ENV as LOG_FORMAT_ENV
 from mesoslite.logs import configure as configure_logs
 from mesoslite.logs import set_log_context
@@ -68,12 +81,14 @@ _PRIVATE_VARS = ("MESOSLITE_AGENT_ZMQ", "MESOSLITE_AGENT_PID",
 
 
 class _RunningTask:
-    __slots__ = ("checker", "env", "grace", "health_kill", "kill_grace", "killing", "proc",
-                 "sandbox", "task")
+    __slots__ = ("checker", "confinement", "env", "grace", "health_kill", "kill_grace",
+                 "killing", "proc", "sandbox", "task")
 
-    def __init__(self, task: TaskInfo, grace: float, env: dict[str, str], sandbox: str) -> None:
+    def __init__(self, task: TaskInfo, grace: float, env: dict[str, str], sandbox: str,
+                 confinement: Confinement) -> None:
         """A task being launched: not spawned, not killing, no health checker yet."""
         self.task = task
+        self.confinement = confinement
         self.proc: ManagedProcess | None = None  # None until spawned
         self.grace = grace
         self.killing = False
@@ -101,6 +116,8 @@ class CommandExecutor(Executor):
         self._exiting = False
         self._shutdown_grace = 5.0
         self._base_env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_VARS}
+        self._isolation = _isolation_settings()
+        self._disk_watch: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ callbacks
 
@@ -137,40 +154,91 @@ class CommandExecutor(Executor):
                 self._send(driver, task.task_id, TaskState.TASK_FAILED,
                            f"task {task.task_id}: {error}", Reason.REASON_TASK_INVALID)
                 return
-        env = dict(self._base_env)
-        env.update(task.command.environment)
-        sandbox = env.get("MESOS_SANDBOX") or os.getcwd()
+        sandbox = task.command.environment.get("MESOS_SANDBOX") or os.getcwd()
+        framework = self._framework or driver.framework_info
+        try:
+            confinement = confine(task, self._isolation, framework.user if framework else "",
+                                  self._base_env, sandbox)
+        except ConfineError as exc:
+            self._send(driver, task.task_id, TaskState.TASK_FAILED,
+                       f"Failed to launch command: {exc}", Reason.REASON_CONTAINER_LAUNCH_FAILED)
+            self._maybe_exit(driver)
+            return
+        env = confinement.env
         grace = task.kill_policy.grace_period if task.kill_policy else DEFAULT_GRACE
-        running = _RunningTask(task, grace, env, sandbox)
+        running = _RunningTask(task, grace, env, sandbox, confinement)
         self._tasks[task.task_id] = running
         self._send(driver, task.task_id, TaskState.TASK_STARTING)
         try:
-            argv, executable = command_argv(task.command)
-            logger = rotating_logger_argv(env, sandbox)
-            if logger is not None:
-                proc = spawn_with_logger(argv, executable=executable, cwd=sandbox, env=env,
-                                         logger_argv=logger, make_sandbox=True)
-            else:
-                proc = spawn_now(
-                    argv,
-                    executable=executable,
-                    cwd=sandbox,
-                    env=env,
-                    stdout_path=os.path.join(sandbox, "stdout"),
-                    stderr_path=os.path.join(sandbox, "stderr"),
-                    make_sandbox=True,
-                )
+            proc = self._spawn(task, running)
         except (OSError, CommandError) as exc:
             self._tasks.pop(task.task_id, None)
+            confinement.release(asyncio.get_running_loop())
             self._send(driver, task.task_id, TaskState.TASK_FAILED,
                        f"Failed to launch command: {exc}",
                        Reason.REASON_COMMAND_EXECUTOR_FAILED)
             self._maybe_exit(driver)
             return
         running.proc = proc
+        self._watch_disk(driver)
+        confinement.watch_oom(asyncio.get_running_loop(),
+                              lambda limit: self._kill_at_limit(running, limit))
         proc.exited.add_done_callback(lambda _f: self._on_exit(driver, running))
         self._send(driver, task.task_id, TaskState.TASK_RUNNING)
         self.start_health_checks(driver, task)
+
+    def _spawn(self, task: TaskInfo, running: _RunningTask) -> ManagedProcess:
+        """Spawn a task's command in its sandbox, confined (OSError/CommandError)."""
+        assert task.command is not None
+        argv, executable = command_argv(task.command)
+        sandbox, env = running.sandbox, running.env
+        logger = rotating_logger_argv(self._base_env, sandbox)
+        extra = running.confinement.spawn_kwargs()
+        if logger is not None:
+            return spawn_with_logger(argv, executable=executable, cwd=sandbox, env=env,
+                                     logger_argv=logger, **extra)
+        return spawn_now(argv, executable=executable, cwd=sandbox, env=env,
+                         stdout_path=os.path.join(sandbox, "stdout"),
+                         stderr_path=os.path.join(sandbox, "stderr"), **extra)
+
+    def _watch_disk(self, driver: ExecutorDriver) -> None:
+        """Start the ``posix/disk`` watch once a task runs (it ends with the last task)."""
+        if self._isolation.has("posix/disk") and self._disk_watch is None:
+            self._disk_watch = asyncio.get_running_loop().create_task(self._disk_loop(driver))
+
+    async def _disk_loop(self, driver: ExecutorDriver) -> None:
+        """Every ``container_disk_watch_interval``: ``du`` each task's sandbox; with
+        ``--enforce_container_disk_quota`` a task over its ``disk`` is killed."""
+        try:
+            while self._tasks:
+                await asyncio.sleep(self._isolation.disk_watch_interval)
+                for running in list(self._tasks.values()):
+                    await self._check_disk(driver, running)
+        finally:
+            self._disk_watch = None
+
+    async def _check_disk(self, driver: ExecutorDriver, running: _RunningTask) -> None:
+        quota = running.confinement.disk_mb
+        if quota <= 0 or running.killing or running.proc is None or running.proc.done:
+            return
+        used = await disk_usage(running.sandbox)
+        if used is None or used <= quota * (1 << 20):
+            return
+        message = (f"Disk usage ({used / (1 << 20):.1f}MB) exceeds quota "
+                   f"({quota:g}MB)")
+        log.warning("Task %s: %s", running.task.task_id, message)
+        if self._isolation.enforce_disk_quota and self._tasks.get(running.task.task_id):
+            self._kill_at_limit(running, (message, Reason.REASON_CONTAINER_LIMITATION_DISK))
+
+    def _kill_at_limit(self, running: _RunningTask, limit: tuple[str, Reason]) -> None:
+        """A task over a limit is killed at once; it ends TASK_FAILED with the limitation."""
+        if running.proc is None or running.proc.done or running.confinement.limitation:
+            return
+        log.warning("Task %s: %s; killing it", running.task.task_id, limit[0])
+        running.confinement.limitation = limit
+        running.killing = True
+        running.stop_checks()
+        asyncio.get_running_loop().create_task(running.proc.terminate(0.0))
 
     def start_health_checks(self, driver: ExecutorDriver, task: TaskInfo) -> None:
         """Start a health checker for a running task that carries ``health_check``.
@@ -196,6 +264,7 @@ class CommandExecutor(Executor):
         running.checker = HealthChecker(
             task.health_check, env=running.env, cwd=running.sandbox,
             on_status=on_status, on_kill=on_kill, name=task_id,
+            credentials=running.confinement.credentials,
         )
         running.checker.start()
 
@@ -259,7 +328,12 @@ class CommandExecutor(Executor):
         message = f"Command {describe_wait_status(status)}"
         reason: Reason | None = None
         healthy: bool | None = None
-        if running.killing:
+        limit = running.confinement.hit_limit()
+        running.confinement.release(asyncio.get_running_loop())
+        if limit is not None and (not running.killing or running.confinement.limitation):
+            state = TaskState.TASK_FAILED
+            message, reason = f"{limit[0]}; {message}", limit[1]
+        elif running.killing:
             state = TaskState.TASK_KILLED
             if running.health_kill:
                 message = f"Task killed: {running.health_kill}; {message}"
@@ -302,6 +376,16 @@ class CommandExecutor(Executor):
         self.shutdown(driver)
         loop = asyncio.get_running_loop()
         loop.call_later(self._shutdown_grace, driver.stop)
+
+
+def _isolation_settings() -> IsolationSettings:
+    """The agent's isolation settings from the environment (defaults when absent)."""
+    try:
+        settings = IsolationSettings.from_env(os.environ)
+    except ValueError as exc:
+        log.error("%s; running tasks without isolation", exc)
+        settings = None
+    return settings if settings is not None else IsolationSettings()
 
 
 def rotating_logger_argv(env: dict[str, str], sandbox: str) -> list[str] | None:

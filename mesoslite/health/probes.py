@@ -31,7 +31,13 @@ import attrs
 
 from mesoslite.clock import SYSTEM_CLOCK, Clock
 from mesoslite.health.schedule import HealthCheckState, HealthVerdict
-from mesoslite.proc import CommandError, command_argv, describe_wait_status, run_captured
+from mesoslite.proc import (
+    CommandError,
+    Credentials,
+    command_argv,
+    describe_wait_status,
+    run_captured,
+)
 from mesoslite.protocol import CommandInfo, HealthCheck
 
 log = logging.getLogger("mesoslite.health")
@@ -69,8 +75,9 @@ def _describe_output(tail: bytes) -> str:
 
 
 async def command_probe(command: CommandInfo, env: Mapping[str, str], cwd: str,
-                        timeout: float) -> ProbeResult:
-    """Run ``command`` in ``cwd`` with ``env`` (plus its own environment); pass on exit 0."""
+                        timeout: float, credentials: Credentials | None = None) -> ProbeResult:
+    """Run ``command`` in ``cwd`` with ``env`` (plus its own environment), as the task's
+    user when ``credentials`` are given; pass on exit 0."""
     try:
         argv, executable = command_argv(command)
     except CommandError as exc:
@@ -78,7 +85,7 @@ async def command_probe(command: CommandInfo, env: Mapping[str, str], cwd: str,
     try:
         outcome = await run_captured(argv, executable=executable, cwd=cwd or None,
                                      env={**env, **command.environment}, timeout=timeout,
-                                     keep=OUTPUT_TAIL * 4)
+                                     keep=OUTPUT_TAIL * 4, credentials=credentials)
     except OSError as exc:
         return ProbeResult(False, f"Failed to run the health check command: {exc}")
     if outcome.status is None:
@@ -146,12 +153,12 @@ async def tcp_probe(port: int, *, timeout: float, host: str = DEFAULT_HOST) -> P
 
 
 def make_probe(check: HealthCheck, env: Mapping[str, str], cwd: str,
-               host: str = DEFAULT_HOST) -> Probe:
+               host: str = DEFAULT_HOST, credentials: Credentials | None = None) -> Probe:
     """The probe ``check`` describes (``check`` must be valid: see ``validate_health_check``)."""
     timeout = check.timeout_seconds
     if check.type == "COMMAND" and check.command is not None:
         command = check.command
-        return lambda: command_probe(command, env, cwd, timeout)
+        return lambda: command_probe(command, env, cwd, timeout, credentials)
     if check.type == "HTTP" and check.http is not None:
         http = check.http
         return lambda: http_probe(http.port, http.path, http.scheme, timeout=timeout, host=host)
@@ -186,12 +193,13 @@ class HealthChecker:
         host: str = DEFAULT_HOST,
         name: str = "",
         probe: Probe | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         """Nothing runs until :meth:`start`; ValueError if ``check`` is invalid."""
         self.name = name
         self.state = HealthCheckState(check, clock)
         self._clock = clock
-        self._probe = probe or make_probe(check, dict(env), cwd, host)
+        self._probe = probe or make_probe(check, dict(env), cwd, host, credentials)
         self._on_status = on_status
         self._on_kill = on_kill
         self._job: asyncio.Task[None] | None = None

@@ -36,7 +36,7 @@ from mesoslite.transport import RouterServer
 from tests.support.agent_fakemaster import run
 from tests.support.procs import holding, until
 
-FW = FrameworkInfo(user="u", name="fw", id="F-1")
+FW = FrameworkInfo(user="", name="fw", id="F-1")
 EXEC = ExecutorInfo(executor_id="E-1", command=CommandInfo(value="x"), framework_id="F-1")
 
 

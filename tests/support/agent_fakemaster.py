@@ -137,8 +137,8 @@ class FakeMaster:
 
 
 def framework_info(*capabilities: str, checkpoint: bool = False) -> FrameworkInfo:
-    """A framework with the test id."""
-    return FrameworkInfo(user="test", name="test-fw", id=FRAMEWORK_ID,
+    """A framework with the test id (user "": its tasks run as the agent's user)."""
+    return FrameworkInfo(user="", name="test-fw", id=FRAMEWORK_ID,
                          capabilities=tuple(capabilities), checkpoint=checkpoint)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -31,6 +32,10 @@ class LaunchSpec:
     sandbox: str
     environment: dict[str, str]
     resources: Resources = attrs.field(factory=Resources)
+    #: Who the process runs as, a :class:`mesoslite.proc.Credentials` (None: the agent's
+    #: user); its sandbox is theirs.  (Typed loosely: the pure agent config imports this
+    #: package's docker_spec, so it cannot import mesoslite.proc.)
+    credentials: Any = None
 
 
 @attrs.frozen

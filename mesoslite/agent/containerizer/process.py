@@ -60,6 +60,7 @@ class ProcessContainerizer(Containerizer):
                 stdout_path=os.path.join(spec.sandbox, "stdout"),
                 stderr_path=os.path.join(spec.sandbox, "stderr"),
                 make_sandbox=True,
+                credentials=spec.credentials,
             )
         except OSError as exc:
             raise ContainerizerError(f"failed to start {argv[0]!r}: {exc}") from exc
