@@ -34,7 +34,7 @@ from mesoslite.ctl.apps_view import (
     progress_from,
     render_line,
 )
-from mesoslite.ctl.common import CtlError
+from mesoslite.ctl.common import CtlError, guarded
 
 DEFAULT_MARATHON = "http://127.0.0.1:8080"
 #: The ``ctl`` sub-commands this module answers.
@@ -360,30 +360,27 @@ def add_app_parsers(ctl_parser: argparse.ArgumentParser, ctl: Any) -> None:
 def run_app_command(args: argparse.Namespace, out: TextIO = sys.stdout,
                     stdin: TextIO = sys.stdin) -> int:
     """Run one app sub-command; 1 with a message on failure, 130 on Ctrl-C."""
-    try:
-        client = MarathonClient(args.marathon)
-        opts = WaitOptions(not getattr(args, "no_wait", False),
-                           getattr(args, "timeout", DEFAULT_TIMEOUT), out.isatty())
-        force = getattr(args, "force", False)
-        match args.ctl_command:
-            case "apps":
-                return cmd_apps(client, out, args.json)
-            case "app":
-                return cmd_app(client, out, args.app_id, args.json)
-            case "deploy":
-                return cmd_deploy(client, out, load_definition(args.file, stdin), force, opts)
-            case "scale":
-                return cmd_scale(client, out, args.app_id, args.instances, force, opts)
-            case "restart":
-                return cmd_restart(client, out, args.app_id, force, opts)
-            case "rollback":
-                return cmd_rollback(client, out, args.app_id, args.version, force, opts)
-            case "destroy":
-                return cmd_destroy(client, out, args.app_id, force, opts)
-        raise CtlError(f"unknown app command {args.ctl_command!r}")
-    except CtlError as exc:
-        out.flush()
-        print(f"mesoslite ctl: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return guarded(lambda: _run_app_command(args, out, stdin), out)
+
+
+def _run_app_command(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    client = MarathonClient(args.marathon)
+    opts = WaitOptions(not getattr(args, "no_wait", False),
+                       getattr(args, "timeout", DEFAULT_TIMEOUT), out.isatty())
+    force = getattr(args, "force", False)
+    match args.ctl_command:
+        case "apps":
+            return cmd_apps(client, out, args.json)
+        case "app":
+            return cmd_app(client, out, args.app_id, args.json)
+        case "deploy":
+            return cmd_deploy(client, out, load_definition(args.file, stdin), force, opts)
+        case "scale":
+            return cmd_scale(client, out, args.app_id, args.instances, force, opts)
+        case "restart":
+            return cmd_restart(client, out, args.app_id, force, opts)
+        case "rollback":
+            return cmd_rollback(client, out, args.app_id, args.version, force, opts)
+        case "destroy":
+            return cmd_destroy(client, out, args.app_id, force, opts)
+    raise CtlError(f"unknown app command {args.ctl_command!r}")

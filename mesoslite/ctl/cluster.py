@@ -19,7 +19,14 @@ import sys
 import time
 from typing import Any, TextIO
 
-from mesoslite.ctl.common import CtlError, format_number, format_table, get_json, http_url
+from mesoslite.ctl.common import (
+    CtlError,
+    format_number,
+    format_table,
+    get_json,
+    guarded,
+    http_url,
+)
 from mesoslite.ctl.follow import StreamFollower
 
 DEFAULT_MASTER = "http://127.0.0.1:5050"
@@ -244,22 +251,19 @@ def add_cluster_parsers(ctl_parser: argparse.ArgumentParser, ctl: Any) -> None:
 
 def run_cluster_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run one cluster sub-command; 1 with a message on failure, 130 on Ctrl-C."""
-    try:
-        master = resolve_master(args.master)
-        match args.ctl_command:
-            case "state":
-                cmd_state(master, out)
-            case "agents":
-                cmd_agents(master, out)
-            case "frameworks":
-                cmd_frameworks(master, out)
-            case "tasks":
-                cmd_tasks(master, out, args.all)
-            case "logs":
-                cmd_logs(master, args.task_id, args.stderr, args.follow, out)
-    except CtlError as exc:
-        print(f"mesoslite ctl: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return guarded(lambda: _run_cluster_command(args, out), out)
+
+
+def _run_cluster_command(args: argparse.Namespace, out: TextIO) -> None:
+    master = resolve_master(args.master)
+    match args.ctl_command:
+        case "state":
+            cmd_state(master, out)
+        case "agents":
+            cmd_agents(master, out)
+        case "frameworks":
+            cmd_frameworks(master, out)
+        case "tasks":
+            cmd_tasks(master, out, args.all)
+        case "logs":
+            cmd_logs(master, args.task_id, args.stderr, args.follow, out)

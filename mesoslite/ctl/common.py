@@ -11,9 +11,10 @@ one line per change otherwise).
 from __future__ import annotations
 
 import json
+import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from mesoslite.httpguard.client import basic_authorization as env_authorization
@@ -34,6 +35,20 @@ class HttpError(CtlError):
         self.status = status
         self.raw = raw
         super().__init__(f"{url}: HTTP {status} {raw.decode('utf-8', 'replace')[:300]}")
+
+
+def guarded(action: Callable[[], int | None], out: TextIO) -> int:
+    """Run one ctl command: its exit status (0 for None); 1 with the message of a
+    :class:`CtlError` on stderr (after what ``out`` holds); 130 on Ctrl-C."""
+    try:
+        status = action()
+    except CtlError as exc:
+        out.flush()
+        print(f"mesoslite ctl: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status or 0
 
 
 def http_url(address: str) -> str:

@@ -17,7 +17,7 @@ import time
 from typing import Any, TextIO
 
 from mesoslite.ctl.cluster import TERMINAL, resolve_master
-from mesoslite.ctl.common import CtlError, HttpError, StatusLine, get_json, request
+from mesoslite.ctl.common import CtlError, HttpError, StatusLine, get_json, guarded, request
 
 #: The ``ctl`` sub-commands this module answers.
 DRAIN_COMMANDS = frozenset({"drain", "deactivate", "reactivate"})
@@ -138,21 +138,17 @@ def add_drain_parsers(ctl: Any) -> None:
 
 def run_drain_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run drain, deactivate or reactivate; 1 with a message on failure, 130 on Ctrl-C."""
-    try:
-        master = resolve_master(args.master)
-        kind = f"{args.ctl_command.upper()}_AGENT"
-        if kind == "DRAIN_AGENT":
-            agent_id = cmd_agent(master, kind, args.agent, out,
-                                 max_grace_period=args.max_grace_period,
-                                 mark_gone=args.mark_gone)
-            if args.wait:
-                wait_drained(master, agent_id, out, args.timeout)
-        else:
-            cmd_agent(master, kind, args.agent, out)
-    except CtlError as exc:
-        out.flush()
-        print(f"mesoslite ctl: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return guarded(lambda: _run_drain_command(args, out), out)
+
+
+def _run_drain_command(args: argparse.Namespace, out: TextIO) -> None:
+    master = resolve_master(args.master)
+    kind = f"{args.ctl_command.upper()}_AGENT"
+    if kind == "DRAIN_AGENT":
+        agent_id = cmd_agent(master, kind, args.agent, out,
+                             max_grace_period=args.max_grace_period,
+                             mark_gone=args.mark_gone)
+        if args.wait:
+            wait_drained(master, agent_id, out, args.timeout)
+    else:
+        cmd_agent(master, kind, args.agent, out)

@@ -24,7 +24,7 @@ from typing import IO, Any, TextIO
 
 from mesoslite.api.recordio import Decoder, RecordIOError
 from mesoslite.ctl.cluster import _agent_base, _all_tasks, resolve_master
-from mesoslite.ctl.common import CtlError, basic_authorization, get_json
+from mesoslite.ctl.common import CtlError, basic_authorization, get_json, guarded
 
 #: Bytes read from the agent's stream at a time.
 READ_CHUNK = 64 * 1024
@@ -167,11 +167,9 @@ def split_words(words: list[str], timeout: float | None) -> tuple[str, list[str]
 
 def run_exec_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run ``ctl exec``: the command's exit status; 1 with a message when it cannot run."""
-    try:
-        task_id, command, timeout = split_words(list(args.words), args.timeout)
-        return cmd_exec(resolve_master(args.master), task_id, command, timeout, out)
-    except CtlError as exc:
-        print(f"mesoslite ctl: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return guarded(lambda: _run_exec_command(args, out), out)
+
+
+def _run_exec_command(args: argparse.Namespace, out: TextIO) -> int:
+    task_id, command, timeout = split_words(list(args.words), args.timeout)
+    return cmd_exec(resolve_master(args.master), task_id, command, timeout, out)

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from mesoslite.allocator.hierarchical import validate_role
 from mesoslite.ctl.apps import _positive_seconds
 from mesoslite.ctl.cluster import TERMINAL, _agent_base, _all_tasks, resolve_master
-from mesoslite.ctl.common import CtlError, HttpError, format_table, get_json, request
+from mesoslite.ctl.common import CtlError, HttpError, format_table, get_json, guarded, request
 
 #: The ``ctl`` sub-commands this module answers.
 OPERATE_COMMANDS = frozenset({"kill", "teardown", "weights", "top"})
@@ -291,24 +291,20 @@ def add_operate_parsers(ctl: Any) -> None:
 
 def run_operate_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run one operator sub-command; 1 with a message on failure, 130 on Ctrl-C."""
-    try:
-        if args.ctl_command == "weights":  # bad arguments are told before any connection
-            parse_weight_assignments(args.assignments)
-        master = resolve_master(args.master)
-        match args.ctl_command:
-            case "kill":
-                cmd_kill(master, args.task_id, args.framework, out, wait=not args.no_wait,
-                         timeout=args.timeout)
-            case "teardown":
-                cmd_teardown(master, args.framework_id, args.yes, out)
-            case "weights":
-                cmd_weights(master, args.assignments, out)
-            case "top":
-                cmd_top(master, out, args.once)
-    except CtlError as exc:
-        out.flush()
-        print(f"mesoslite ctl: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return guarded(lambda: _run_operate_command(args, out), out)
+
+
+def _run_operate_command(args: argparse.Namespace, out: TextIO) -> None:
+    if args.ctl_command == "weights":  # bad arguments are told before any connection
+        parse_weight_assignments(args.assignments)
+    master = resolve_master(args.master)
+    match args.ctl_command:
+        case "kill":
+            cmd_kill(master, args.task_id, args.framework, out, wait=not args.no_wait,
+                     timeout=args.timeout)
+        case "teardown":
+            cmd_teardown(master, args.framework_id, args.yes, out)
+        case "weights":
+            cmd_weights(master, args.assignments, out)
+        case "top":
+            cmd_top(master, out, args.once)
