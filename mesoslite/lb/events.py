@@ -7,7 +7,9 @@ that can change routing (:data:`EVENT_TYPES`), on its own thread: it follows one
 again after a stream that worked), and reopens a stream silent for ``silence`` seconds
 (the server sends keep-alive comments, so silence means a dead connection).  It calls
 ``on_connect`` after every (re)connection and ``on_event`` for each well-formed event,
-from its thread; a malformed event is logged and skipped.
+from its thread; a malformed event is logged and skipped.  Both send the environment's
+credentials (:func:`request_headers`) to a framework that authenticates (its
+``--http_credentials``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from mesoslite.httpguard.client import basic_authorization
+
 log = logging.getLogger("mesoslite.lb")
 
 #: The event types that can change what haproxy should route to.
@@ -29,12 +33,20 @@ EVENT_TYPES = ("api_post_event", "status_update_event", "health_status_changed_e
 SILENCE_SECONDS = 300.0
 
 
+def request_headers(accept: str) -> dict[str, str]:
+    """``Accept``, and the environment's credentials (``MESOSLITE_PRINCIPAL`` with
+    ``MESOSLITE_SECRET`` or ``MESOSLITE_SECRET_FILE``) for a framework that authenticates."""
+    headers = {"Accept": accept}
+    authorization = basic_authorization()
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    return headers
 
 
 def fetch_apps(marathon: str, timeout: float = 10.0) -> Any:
     """``GET /v2/apps?embed=apps.tasks&embed=apps.readiness``: its ``apps`` list."""
     url = f"{marathon.rstrip('/')}/v2/apps?embed=apps.tasks&embed=apps.readiness"
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    request = urllib.request.Request(url, headers=request_headers("application/json"))
     with urllib.request.urlopen(request, timeout=timeout) as response:
         body = json.loads(response.read())
     if not isinstance(body, dict) or "apps" not in body:
@@ -79,7 +91,7 @@ class EventStream:
         assert conn.sock is not None
         conn.sock.settimeout(self.silence)  # a read waits at most this long for a byte
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request("GET", path, headers={"Accept": "text/event-stream"})
+        conn.request("GET", path, headers=request_headers("text/event-stream"))
         return conn, conn.getresponse()
 
     def _stream(self) -> None:
