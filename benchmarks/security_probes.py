@@ -504,7 +504,8 @@ def probe_like_constraint(c: Local) -> Result:
         "/redos", "exec sleep 600", constraints=[["hostname", "LIKE", pattern]]))
     took = time.monotonic() - t0
     return {"before": "the framework stalled ~2 s per offer check",
-            "after": f"{status} in {took:.2f} s: {str(doc.get('message', doc))[:100]}",
+            "after": f"{status} in {took:.2f} s: {str(doc.get('message', doc))[:40]} "
+                     f"{json.dumps(doc.get('details', ''))[:120]}",
             "harmless": status == 422 and took < 2}
 
 
@@ -777,14 +778,17 @@ def probe_disk_full(root: Path) -> Result:
         c = Local(mount, "work", env={CANARY_ENV: CANARY}, log_dir=root)
         try:
             c.launch("/late", "sleep 15; exit 0", 2)  # they end (an update) on a full disk
-            c.launch("/fill", "dd if=/dev/zero of=fill bs=1M 2>/dev/null; exec sleep 600")
-            wait_for(lambda: os.statvfs(mount).f_bavail < 64, 60, what="the disk is full")
-            weights = raw(c.master_port, "PUT", "/weights", json.dumps(
-                [{"role": "full", "weight": 3.0}] * 1 + [{"role": "x" * 200, "weight": 2.0}]
-            ).encode(), JSON)
+            c.launch("/fill", "dd if=/dev/zero of=fill bs=1M 2>/dev/null; dd if=/dev/zero "
+                     "of=fill2 bs=1k 2>/dev/null; exec sleep 600")
+            wait_for(lambda: os.statvfs(mount).f_bavail == 0, 60, what="the disk is full")
             health = wait_for(lambda: raw(c.agent_port, "GET", "/health")
                               if raw(c.agent_port, "GET", "/health")[0] == 503 else None,
                               60, what="the agent reports its failed checkpoint")
+            many = [{"role": f"role-{i:04d}-{'x' * 40}", "weight": 1.5} for i in range(200)]
+            t0 = time.monotonic()  # the master retries its registry write (Mesos: 20 s)
+            weights = raw(c.master_port, "PUT", "/weights", json.dumps(many).encode(), JSON,
+                          timeout=60)
+            weights_s = time.monotonic() - t0
             unsent: list[set[tuple[str, str]]] = []
 
             def sound() -> bool:
@@ -799,7 +803,8 @@ def probe_disk_full(root: Path) -> Result:
             "before": "the master exited; the agent kept sending updates it had failed "
                       "to checkpoint",
             "after": f"agent /health {health[0]}: {str(health[1].get('error', ''))[:70]}; "
-                     f"PUT /weights {weights[0]} {str(weights[1].get('message', ''))[:60]}; "
+                     f"PUT /weights {weights[0]} after {weights_s:.0f} s "
+                     f"{str(weights[1].get('message', ''))[:60]}; "
                      f"updates at the master not in the journal: {len(unsent[-1])} over 8 s; "
                      f"cluster process alive: {alive}",
             "harmless": alive and not unsent[-1]}
