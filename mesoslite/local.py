@@ -126,6 +126,8 @@ class LocalCluster:
         self.marathon: Any = None
         #: The DNS server (None: not started).
         self.dns: Any = None
+        #: Stops the bundled framework once the master ended it (see _watch_marathon).
+        self._marathon_watch: asyncio.Task[None] | None = None
         self._next_agent = 0
         self._started = False
 
@@ -222,6 +224,19 @@ class LocalCluster:
             state_dir=str(self._dir() / "marathon"), reconciliation_initial_delay=1.0,
             **self._marathon_options))
         await self.marathon.start()
+        self._marathon_watch = asyncio.get_running_loop().create_task(
+            self._watch_marathon(self.marathon))
+
+    async def _watch_marathon(self, marathon: Any) -> None:
+        """When the master ends the bundled framework (another scheduler subscribed with its
+        id, or it was torn down), stop it, as ``mesoslite marathon`` exits: its API must not
+        serve state it no longer owns.  The master, agents and tasks keep running."""
+        await marathon.deposed.wait()
+        log.error("the bundled framework stopped: %s; restart mesoslite local to start it "
+                  "again", marathon.deposed_reason)
+        if self.marathon is marathon:
+            self.marathon = None
+            await marathon.stop()
 
     async def _start_dns(self, port: int, http_port: int) -> None:
         from mesoslite.dns.config import DnsConfig
@@ -276,6 +291,9 @@ class LocalCluster:
                 await dns.stop()
             except Exception:  # keep stopping the rest
                 log.exception("the DNS server did not stop cleanly")
+        if self._marathon_watch is not None and \
+                self._marathon_watch is not asyncio.current_task():
+            self._marathon_watch.cancel()
         if self.marathon is not None:
             marathon, self.marathon = self.marathon, None
             try:
