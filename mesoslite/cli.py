@@ -296,6 +296,10 @@ def _cmd_local(args: argparse.Namespace) -> int:
         secure = secure_setup(args.work_dir)
         auth, agent_options = secure.master_options, dict(secure.agent_options)
         marathon_options = secure.marathon_options
+    else:  # only the cluster's own agents may register (they authenticate; costs nothing)
+        from mesoslite.local import agent_identity
+
+        auth, agent_options = agent_identity(args.work_dir, auth, agent_options)
     if args.acls:  # the master and every agent enforce the same ACLs
         auth = {**auth, "acls": args.acls}
         agent_options["acls"] = args.acls

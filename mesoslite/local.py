@@ -415,6 +415,49 @@ def _write_secret(path: Path, text: str) -> None:
         f.write(text)
 
 
+#: The principal ``mesoslite local``'s own agents authenticate as (without --secure).
+LOCAL_AGENT_PRINCIPAL = "local-agent"
+
+
+def agent_identity(work_dir: str | Path, master_options: dict[str, Any],
+                   agent_options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Options so that only the cluster's own agents may register (``--authenticate_agents``).
+
+    ``mesoslite local`` starts its agents itself, so requiring them to authenticate costs
+    nothing and keeps a stranger on the machine from registering a fake agent: a
+    credential made under umask 077 in ``<work_dir>/agent-auth`` (reused when it exists),
+    given to the agents; the master's ``--credentials`` file there holds it, plus the
+    principals of the user's ``--credentials`` (HTTP) when given.
+    """
+    from mesoslite.httpguard.policy import parse_credentials
+
+    directory = Path(work_dir) / "agent-auth"
+    old = os.umask(0o077)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        secret_file = directory / "agent.secret"
+        _write_secret(secret_file, secrets_mod.token_urlsafe(24))
+        secret = secret_file.read_text(encoding="utf-8").strip()
+        principals = {LOCAL_AGENT_PRINCIPAL: secret}
+        if master_options.get("credentials"):
+            with open(master_options["credentials"], encoding="utf-8") as f:
+                users = parse_credentials(f.read(), str(master_options["credentials"]))
+            principals = {**users, **principals}
+        credentials = directory / "credentials.json"
+        text = json.dumps({"credentials": [{"principal": p, "secret": s}
+                                           for p, s in principals.items()]})
+        fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        credential = directory / "agent.credential"
+        _write_secret(credential, json.dumps({"principal": LOCAL_AGENT_PRINCIPAL,
+                                              "secret": secret}))
+    finally:
+        os.umask(old)
+    return ({**master_options, "authenticate_agents": True, "credentials": str(credentials)},
+            {**agent_options, "credential": str(credential)})
+
+
 def secure_setup(work_dir: str | Path) -> SecureSetup:
     """Make (or reuse) credentials and CURVE keys in ``<work_dir>/secure``, under umask 077."""
     from mesoslite.transport import generate_keys

@@ -454,3 +454,26 @@ def test_authenticated_peers_come_back_after_a_master_restart(tmp_path: Path) ->
         driver.stop()
         for proc in reversed(procs):
             proc.stop()
+
+
+def test_plain_local_cluster_admits_only_its_own_agents(tmp_path: Path) -> None:
+    """``mesoslite local`` without --secure: its agents authenticate (a credential it makes
+    in WORK_DIR/agent-auth, 0600), so a stranger's fake agent with 1000 cpus is refused."""
+    work = tmp_path / "local"
+    proc = Proc(mesoslite("local", "--work_dir", str(work), "--agents", "2",
+                          "--port", "0", "--zmq_port", "0", "--agent_port_base", "0",
+                          "--no_marathon", "--no_dns"), tmp_path / "local.log")
+    try:
+        out = proc.wait_output("Ctrl-C stops the cluster", timeout=90)
+        zmq_addr = re.search(r"zmq tcp://([\d.]+:\d+)", out).group(1)  # type: ignore[union-attr]
+        http_port = int(re.search(r"master http://[\d.]+:(\d+)", out).group(1))  # type: ignore[union-attr]
+        wait_for(lambda: len(agents_of(http_port)) == 2, 60, what="the two agents registered")
+        for path in (work / "agent-auth").iterdir():
+            assert os.stat(path).st_mode & 0o077 == 0, path
+        fake = AgentInfo(hostname="evil", resources=Resources.parse("cpus:1000;mem:100000"))
+        with raw_dealer(zmq_addr) as sock:
+            refusal = ask(sock, RegisterAgent(agent_info=fake))
+        assert refusal.code == "UNAUTHENTICATED", refusal
+        assert len(agents_of(http_port)) == 2
+    finally:
+        proc.stop()
