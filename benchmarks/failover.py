@@ -200,6 +200,22 @@ def active_agents(http_port: int) -> int:
         return -1
 
 
+#: The new leader's figures of its recovery, reported as they are.
+LEADER_METRICS = ("registrar/state_fetch_ms", "registrar/writes",
+                  "master/messages_held_while_recovering",
+                  "master/messages_dropped_while_recovering", "master/leader_redirects",
+                  "master/recovery_slave_removals")
+
+
+def leader_metrics(http_port: int) -> dict[str, float]:
+    """:data:`LEADER_METRICS` of the master on ``http_port`` (empty when it does not answer)."""
+    try:
+        snapshot = get_json(f"http://127.0.0.1:{http_port}/metrics/snapshot", 10.0)
+    except (OSError, ValueError):
+        return {}
+    return {name: snapshot[name] for name in LEADER_METRICS if name in snapshot}
+
+
 # ----------------------------------------------------------------- framework
 
 
@@ -337,7 +353,9 @@ async def start_simulated_agents(procs: Procs, zk_url: str, args: argparse.Names
                                  leader_http: int) -> None:
     """``sim_agents.py`` processes of ``--per-process`` agents each (own source address);
     wait until every one says all its agents registered and the leader counts them all."""
+    # The simulators log only progress (counts every 0.25 s after a move): INFO at least.
     sims = simulator_argvs(zk_url, args.simulated_agents, args.per_process, procs.root,
+                           "INFO" if args.log_level.upper() in ("WARNING", "ERROR") else
                            args.log_level)
     say(f"starting {args.simulated_agents} simulated agents ({len(sims)} processes)")
     for name, argv, _ready in sims:
@@ -433,11 +451,18 @@ async def measure(procs: Procs, sched: LongTasks, driver: SchedulerDriver,
             if not sched.reconciled_all.is_set():
                 driver.reconcile_tasks()
 
+    #: Seconds after the kill at which a share of the agents was first seen back.
+    shares = {"50": 0.5, "90": 0.9, "99": 0.99}
+    back_at: dict[str, float] = result.setdefault("agents_back_s", {})
+
     async def agents_back() -> None:
         deadline = killed + args.timeout
         while True:
             count = await asyncio.to_thread(active_agents, new_http)
             result["agents_active_last_seen"] = count
+            for name, share in shares.items():
+                if name not in back_at and count >= share * total_agents:
+                    back_at[name] = round(time.monotonic() - killed, 2)
             if count >= total_agents:
                 result["b_agents_reregistered_s"] = time.monotonic() - killed
                 say(f"(b) every agent re-registered after "
@@ -447,7 +472,7 @@ async def measure(procs: Procs, sched: LongTasks, driver: SchedulerDriver,
             if time.monotonic() > deadline:
                 raise TimeoutError(f"(b) {count}/{total_agents} agents active on the new "
                                    f"leader {args.timeout:g}s after the kill")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
 
     async def framework_back() -> None:
         left = max(0.1, killed + args.timeout - time.monotonic())
@@ -470,6 +495,7 @@ async def measure(procs: Procs, sched: LongTasks, driver: SchedulerDriver,
         reconciler.cancel()
     if sched.reregistered_at is not None:
         result.setdefault("c_framework_reregistered_s", sched.reregistered_at - killed)
+    result["leader_metrics"] = await asyncio.to_thread(leader_metrics, new_http)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if errors:
         raise RuntimeError("; ".join(str(e) for e in errors))
@@ -557,6 +583,8 @@ def summarise(args: argparse.Namespace, result: dict[str, Any], problems: list[s
             round(value - s, 3) if value is not None else None)
     c = out["c_framework_reconciled_minus_session_s"]
     out["agents_active_on_new_leader"] = result.get("agents_active_last_seen")
+    out["agents_back_s"] = result.get("agents_back_s", {})
+    out["leader_metrics"] = result.get("leader_metrics", {})
     out["tasks_reconciled_running"] = result.get("tasks_reconciled")
     out["tasks_lost"] = len(lost)
     out["lost_states"] = dict(list(lost.items())[:10])
