@@ -204,7 +204,8 @@ def active_agents(http_port: int) -> int:
 LEADER_METRICS = ("registrar/state_fetch_ms", "registrar/writes",
                   "master/messages_held_while_recovering",
                   "master/messages_dropped_while_recovering", "master/leader_redirects",
-                  "master/recovery_slave_removals")
+                  "master/recovery_slave_removals", "master/slave_reregistrations_repeated",
+                  "master/messages_received")
 
 
 def leader_metrics(http_port: int) -> dict[str, float]:
