@@ -418,9 +418,10 @@ async def run(procs: Procs, zk_url: str, args: argparse.Namespace,
         leader = next(p for p, port in procs.masters if port == leader_http)
         survivors = [port for p, port in procs.masters if p is not leader]
         spy = PySpy(args.py_spy, "raw") if args.py_spy else None
-        if spy is not None:  # the survivors, from just before the kill until (c)
+        if spy is not None:  # the survivors and the first simulator, from the kill until (c)
             spy.attach([(f"failover-master{i}", p.pid) for i, (p, port)
-                        in enumerate(procs.masters) if p is not leader])
+                        in enumerate(procs.masters) if p is not leader]
+                       + [(f"failover-{procs.names[p.pid]}", p.pid) for p in procs.others[:1]])
         sched.killed_at = killed = time.monotonic()
         os.kill(leader.pid, signal.SIGKILL)
         say(f"killed the leader (pid {leader.pid})")
