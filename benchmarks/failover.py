@@ -62,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_support import (
     ROOT,
+    PySpy,
     check_at_least,
     check_positive,
     cli_argv,
@@ -70,7 +71,6 @@ from bench_support import (
     get_json,
     kill_leftovers,
     kill_sessions,
-    PySpy,
     print_report,
     remove_or_keep,
     run_facts,
