@@ -27,11 +27,16 @@ seen after the kill (must be 0).  It prints ONE JSON object on stdout
 
     python benchmarks/failover.py [--agents 20] [--simulated-agents 0] [--tasks 100]
         [--session-timeout 4] [--agent-batch 10] [--timeout 60] [--log-level INFO] [--keep]
+        [--per-process 5000] [--registration-timeout 0] [--py-spy DIR]
 
-``--simulated-agents N`` adds N agents simulated by one more process
-(``benchmarks/sim_agents.py``: one DealerClient per agent speaking the real
-protocol, following the leader through ZooKeeper); the tasks spread over
-real and simulated agents alike and the measurements are the same.
+``--simulated-agents N`` adds N agents simulated by ``benchmarks/sim_agents.py``
+processes of at most ``--per-process`` agents (default 5000), each process from
+its own loopback source address (127.0.0.2, .3, ...; one DealerClient per agent
+speaking the real protocol, following the leader through ZooKeeper); they must
+all register within ``--registration-timeout`` (default ``--timeout`` + 10 ms
+per simulated agent).  The tasks spread over real and simulated agents alike
+and the measurements are the same.  ``--py-spy DIR`` records the surviving
+masters from the kill until (c).
 
 Every process it started (ZooKeeper, masters, agents, executors, tasks,
 simulator) is stopped on the way out, after an error or Ctrl-C too.
@@ -57,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_support import (
     ROOT,
+    PySpy,
     check_at_least,
     check_positive,
     cli_argv,
@@ -184,12 +190,31 @@ def elected(http_port: int) -> bool:
 
 
 def active_agents(http_port: int) -> int:
-    """``activated_slaves`` of the master on ``http_port`` (-1 when it does not answer)."""
+    """``master/slaves_active`` of the master on ``http_port`` (-1 when it does not answer):
+    the connected agents, as ``/state``'s ``activated_slaves`` counts them, without
+    rendering every agent (polled during the recovery, that would load the new leader)."""
     try:
-        return int(get_json(f"http://127.0.0.1:{http_port}/state", 5.0)
-                   .get("activated_slaves", -1))
+        return int(get_json(f"http://127.0.0.1:{http_port}/metrics/snapshot", 5.0)
+                   .get("master/slaves_active", -1))
     except (OSError, ValueError):
         return -1
+
+
+#: The new leader's figures of its recovery, reported as they are.
+LEADER_METRICS = ("registrar/state_fetch_ms", "registrar/writes",
+                  "master/messages_held_while_recovering",
+                  "master/messages_dropped_while_recovering", "master/leader_redirects",
+                  "master/recovery_slave_removals", "master/slave_reregistrations_repeated",
+                  "master/messages_received")
+
+
+def leader_metrics(http_port: int) -> dict[str, float]:
+    """:data:`LEADER_METRICS` of the master on ``http_port`` (empty when it does not answer)."""
+    try:
+        snapshot = get_json(f"http://127.0.0.1:{http_port}/metrics/snapshot", 10.0)
+    except (OSError, ValueError):
+        return {}
+    return {name: snapshot[name] for name in LEADER_METRICS if name in snapshot}
 
 
 # ----------------------------------------------------------------- framework
@@ -298,21 +323,54 @@ async def wait_until(check: Any, timeout: float, what: str, period: float = 0.05
         await asyncio.sleep(period)
 
 
+def registration_timeout(args: argparse.Namespace) -> float:
+    """Seconds allowed for the simulated agents to register: ``--registration-timeout``,
+    or by default ``--timeout`` plus 10 ms per simulated agent (10,000 agents: 160 s)."""
+    if args.registration_timeout > 0:
+        return float(args.registration_timeout)
+    return float(args.timeout + 0.01 * args.simulated_agents)
+
+
+def simulator_argvs(zk_url: str, count: int, per_process: int, root: Path,
+                    log_level: str) -> list[tuple[str, list[str], Path]]:
+    """(name, argv, ready file) of the ``sim_agents.py`` processes for ``count`` agents:
+    at most ``per_process`` each, each from its own loopback source (127.0.0.2, .3, ...)."""
+    out: list[tuple[str, list[str], Path]] = []
+    first = 0
+    while first < count:
+        n = min(per_process, count - first)
+        index = len(out)
+        ready = root / f"sim_agents-{index}.ready"
+        out.append((f"sim_agents-{index}", [
+            sys.executable, str(ROOT / "benchmarks" / "sim_agents.py"), "--zk", zk_url,
+            "--count", str(n), "--first", str(first), "--source", f"127.0.0.{2 + index}",
+            "--ready-file", str(ready), "--log-level", log_level,
+        ], ready))
+        first += n
+    return out
+
+
 async def start_simulated_agents(procs: Procs, zk_url: str, args: argparse.Namespace,
                                  leader_http: int) -> None:
-    """One ``benchmarks/sim_agents.py`` process; wait until the leader counts all agents."""
-    ready = procs.root / "sim_agents.ready"
-    say(f"starting {args.simulated_agents} simulated agents (one process)")
-    procs.others.append(procs.spawn("sim_agents", [
-        sys.executable, str(ROOT / "benchmarks" / "sim_agents.py"), "--zk", zk_url,
-        "--count", str(args.simulated_agents), "--ready-file", str(ready),
-        "--log-level", args.log_level,
-    ]))
+    """``sim_agents.py`` processes of ``--per-process`` agents each (own source address);
+    wait until every one says all its agents registered and the leader counts them all."""
+    # The simulators log only progress (counts every 0.25 s after a move): INFO at least.
+    sims = simulator_argvs(zk_url, args.simulated_agents, args.per_process, procs.root,
+                           "INFO" if args.log_level.upper() in ("WARNING", "ERROR") else
+                           args.log_level)
+    say(f"starting {args.simulated_agents} simulated agents ({len(sims)} processes)")
+    for name, argv, _ready in sims:
+        procs.others.append(procs.spawn(name, argv))
     total = args.agents + args.simulated_agents
-    await wait_until(ready.exists, args.timeout, f"{args.simulated_agents} simulated agents "
-                     "registered", 0.1, procs)
-    await wait_until(lambda: active_agents(leader_http) >= total, args.timeout,
-                     f"{total} agents active on the leader", 0.25, procs)
+    deadline = registration_timeout(args)
+    started = time.monotonic()
+    await wait_until(lambda: all(ready.exists() for _n, _a, ready in sims), deadline,
+                     f"{args.simulated_agents} simulated agents registered", 0.25, procs)
+    await wait_until(lambda: active_agents(leader_http) >= total,
+                     max(10.0, deadline - (time.monotonic() - started)),
+                     f"{total} agents active on the leader", 0.5, procs)
+    say(f"{args.simulated_agents} simulated agents registered in "
+        f"{time.monotonic() - started:.1f}s")
 
 
 async def run(procs: Procs, zk_url: str, args: argparse.Namespace,
@@ -359,11 +417,20 @@ async def run(procs: Procs, zk_url: str, args: argparse.Namespace,
         await asyncio.sleep(args.settle)
         leader = next(p for p, port in procs.masters if port == leader_http)
         survivors = [port for p, port in procs.masters if p is not leader]
+        spy = PySpy(args.py_spy, "raw") if args.py_spy else None
+        if spy is not None:  # the survivors and the first simulator, from the kill until (c)
+            spy.attach([(f"failover-master{i}", p.pid) for i, (p, port)
+                        in enumerate(procs.masters) if p is not leader]
+                       + [(f"failover-{procs.names[p.pid]}", p.pid) for p in procs.others[:1]])
         sched.killed_at = killed = time.monotonic()
         os.kill(leader.pid, signal.SIGKILL)
         say(f"killed the leader (pid {leader.pid})")
-        await measure(procs, sched, driver, survivors, total_agents, killed, args, result,
-                      leader.pid)
+        try:
+            await measure(procs, sched, driver, survivors, total_agents, killed, args, result,
+                          leader.pid)
+        finally:
+            if spy is not None:
+                await asyncio.to_thread(spy.stop)
     finally:
         await driver.stop_async()
 
@@ -386,11 +453,18 @@ async def measure(procs: Procs, sched: LongTasks, driver: SchedulerDriver,
             if not sched.reconciled_all.is_set():
                 driver.reconcile_tasks()
 
+    #: Seconds after the kill at which a share of the agents was first seen back.
+    shares = {"50": 0.5, "90": 0.9, "99": 0.99}
+    back_at: dict[str, float] = result.setdefault("agents_back_s", {})
+
     async def agents_back() -> None:
         deadline = killed + args.timeout
         while True:
             count = await asyncio.to_thread(active_agents, new_http)
             result["agents_active_last_seen"] = count
+            for name, share in shares.items():
+                if name not in back_at and count >= share * total_agents:
+                    back_at[name] = round(time.monotonic() - killed, 2)
             if count >= total_agents:
                 result["b_agents_reregistered_s"] = time.monotonic() - killed
                 say(f"(b) every agent re-registered after "
@@ -400,7 +474,7 @@ async def measure(procs: Procs, sched: LongTasks, driver: SchedulerDriver,
             if time.monotonic() > deadline:
                 raise TimeoutError(f"(b) {count}/{total_agents} agents active on the new "
                                    f"leader {args.timeout:g}s after the kill")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
 
     async def framework_back() -> None:
         left = max(0.1, killed + args.timeout - time.monotonic())
@@ -423,6 +497,7 @@ async def measure(procs: Procs, sched: LongTasks, driver: SchedulerDriver,
         reconciler.cancel()
     if sched.reregistered_at is not None:
         result.setdefault("c_framework_reregistered_s", sched.reregistered_at - killed)
+    result["leader_metrics"] = await asyncio.to_thread(leader_metrics, new_http)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if errors:
         raise RuntimeError("; ".join(str(e) for e in errors))
@@ -440,7 +515,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"real agent processes (default {DEFAULT_AGENTS}; the issue's 100 "
                              "saturate a 2-core machine)")
     parser.add_argument("--simulated-agents", type=int, default=0,
-                        help="extra agents simulated by one process (default 0)")
+                        help="extra simulated agents (benchmarks/sim_agents.py; default 0)")
+    parser.add_argument("--per-process", type=int, default=5000,
+                        help="simulated agents per simulator process, each process from its "
+                             "own loopback source address (default 5000)")
+    parser.add_argument("--registration-timeout", type=float, default=0.0,
+                        help="seconds allowed for the simulated agents to register (default "
+                             "0: --timeout + 0.01 s per simulated agent)")
+    parser.add_argument("--py-spy", default="",
+                        help="directory: record the surviving masters with py-spy from the "
+                             "kill until (c) (raw stacks, one file per master)")
     parser.add_argument("--agent-batch", type=int, default=10,
                         help="agents started at a time, each batch once the previous one "
                              "registered (default 10)")
@@ -468,7 +552,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs) and print its path")
     args = parser.parse_args(argv)
-    check_at_least(parser, args, ("agent_batch",))
+    check_at_least(parser, args, ("agent_batch", "per_process"))
+    if args.registration_timeout < 0:
+        parser.error(f"--registration-timeout: expected >= 0, got {args.registration_timeout}")
     for name in ("agents", "simulated_agents", "tasks"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(args, name)}")
@@ -499,6 +585,8 @@ def summarise(args: argparse.Namespace, result: dict[str, Any], problems: list[s
             round(value - s, 3) if value is not None else None)
     c = out["c_framework_reconciled_minus_session_s"]
     out["agents_active_on_new_leader"] = result.get("agents_active_last_seen")
+    out["agents_back_s"] = result.get("agents_back_s", {})
+    out["leader_metrics"] = result.get("leader_metrics", {})
     out["tasks_reconciled_running"] = result.get("tasks_reconciled")
     out["tasks_lost"] = len(lost)
     out["lost_states"] = dict(list(lost.items())[:10])

@@ -225,6 +225,17 @@ class StaticDetector:
         await asyncio.Event().wait()
 
 
+def restart_retry_clocks(agents: list[SimAgent], now: float | None = None) -> None:
+    """Start each agent's retry delay when its (re)registration leaves, not when it was
+    queued: the messages of a move leave together once every agent moved (seconds for
+    thousands of agents), and a real agent's timer starts when it sends."""
+    now = time.monotonic() if now is None else now
+    for agent in agents:
+        if agent.retry_at:
+            agent.retry_at = now + (agent.retry_at - agent.asked_at)
+            agent.asked_at = now
+
+
 def from_source(endpoint: str, source: str) -> str:
     """``endpoint`` connected to from the local address ``source`` (ZeroMQ's
     ``tcp://source:0;host:port``); unchanged when ``source`` is empty."""
@@ -299,6 +310,7 @@ async def follow(agents: list[SimAgent], zk_url: str, ready_file: str,
                 for agent in agents:
                     agent.move(new)
                     agent.register()
+                restart_retry_clocks(agents)
                 waiting[:] = agents
                 watcher = loop.create_task(progress(time.monotonic()))
                 watchers.add(watcher)

@@ -128,6 +128,10 @@ class AgentHandlers(StateCore):
         authn.bind_agent(self, peer, agent_id, msg.agent_token)
         sends: list[Send] = []
         agent = self.agents.get(agent_id)
+        if agent is not None and agent.is_repeat(peer, msg):
+            # A retry sent before the answer to the same message arrived: nothing to re-sync.
+            self.counters["agent_reregistrations_repeated"] += 1
+            return [to_agent(agent_id, self._registered(AgentReregistered, agent_id))]
         now = self.clock.time()
         if agent is None:
             self.unreachable_agents.pop(agent_id, None)
@@ -166,6 +170,7 @@ class AgentHandlers(StateCore):
         log.info("agent %s re-registered: %s with %d tasks", agent_id, info.hostname,
                  len(agent.tasks))
         agent.touch()  # new info, adopted tasks: cached renderings are stale
+        agent.resynced = (msg, agent.task_view())
         sends.append(to_agent(agent_id, self._registered(AgentReregistered, agent_id)))
         return sends
 

@@ -75,6 +75,7 @@ def snapshot(
         "master/slaves_disconnected": len(state.agents) - connected_agents,
         "master/slaves_unreachable": len(state.unreachable_agents),
         "master/slave_removals": counters["agent_removals"],
+        "master/slave_reregistrations_repeated": counters["agent_reregistrations_repeated"],
         "master/frameworks_active": active_frameworks,
         "master/frameworks_inactive": len(state.frameworks) - active_frameworks,
         "master/frameworks_connected": connected_frameworks,

@@ -157,6 +157,9 @@ class AgentRecord:
     rendered: tuple[int, str] | None = None
     #: Deactivated or drained by an operator (:mod:`.drain`); None: in service.
     maintenance: AgentMaintenance | None = None
+    #: The last re-registration handled in full and :meth:`task_view` right after it (a
+    #: repeat of it while nothing changed is answered again without a new re-sync).
+    resynced: tuple[Any, tuple[Any, ...]] | None = None
 
     @property
     def id(self) -> str:
@@ -171,6 +174,20 @@ class AgentRecord:
     def touch(self) -> None:
         """Mark the agent changed (invalidates cached renderings)."""
         self.version += 1
+
+    def task_view(self) -> tuple[Any, ...]:
+        """What the master holds on this agent's tasks and executors, comparably: each
+        task's key, entry and state, then the executors' keys."""
+        tasks = tuple((key, id(entry), entry.state) for key, entry in self.tasks.items())
+        return (tasks, tuple(self.executors))
+
+    def is_repeat(self, peer: bytes, msg: Any) -> bool:
+        """True when ``msg`` from ``peer`` repeats the last re-registration handled in full
+        and neither the connection nor the master's view of the tasks changed since (a retry
+        whose answer is still on its way: answering it again is all it needs)."""
+        return (self.resynced is not None and self.peer == peer and self.connected
+                and self.maintenance is None and self.resynced[0] == msg
+                and self.resynced[1] == self.task_view())
 
     def recompute_used(self) -> None:
         """Sum the resources of its tasks and executors."""

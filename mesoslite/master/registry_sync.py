@@ -187,6 +187,9 @@ class RegistrySync:
                       if record.unregistered_time is not None)
         self._tombstones: collections.OrderedDict[str, None] = collections.OrderedDict(
             (framework_id, None) for _when, framework_id in dead)
+        #: Per agent id, the (AgentInfo, identity) last found to match the mirror: a
+        #: re-registration repeating it is a no-op without encoding the info again.
+        self._agents_seen: dict[str, tuple[AgentInfo, str]] = {}
 
     def ops_for(self, changes: Iterable[Change]) -> list[RegistryOp]:
         """The operations that make the store reflect ``changes`` (none for no-ops)."""
@@ -207,14 +210,21 @@ class RegistrySync:
         if isinstance(change, AgentAdmitted):
             info = change.info
             stored = mirror.agents.get(info.id)
+            seen = self._agents_seen.get(info.id)
+            if stored is not None and seen is not None and seen[1] == change.identity \
+                    and seen[0] == info:
+                return []
             plain = unstructure(info)
             if stored is not None and stored.agent_info == plain \
                     and stored.hostname == info.hostname and stored.identity == change.identity:
+                self._agents_seen[info.id] = (info, change.identity)
                 return []
             record = StoredAgent(hostname=info.hostname, agent_info=plain,
                                  registered_time=change.registered_time,
                                  identity=change.identity)
-            return [AdmitAgent(info.id, record)]
+            admit = AdmitAgent(info.id, record)
+            self._agents_seen[info.id] = (info, change.identity)  # the mirror holds it next
+            return [admit]
         if isinstance(change, AgentRemoved):
             if change.unreachable:
                 if change.agent_id not in mirror.agents and change.agent_id in mirror.unreachable:

@@ -220,3 +220,30 @@ def test_unreachable_agent_coming_back_restores_partition_aware_tasks() -> None:
     assert restored.state is TaskState.TASK_RUNNING
     assert h.state.frameworks[aware].unreachable_tasks == {}
     assert h.state.task_states[TaskState.TASK_UNREACHABLE] == 0
+
+
+def test_repeated_reregistration_is_answered_without_a_resync() -> None:
+    """A retry repeating the last re-registration, nothing changed since, is only answered
+    again (its offers stay, no re-sync); once the master's view of the tasks changed, or the
+    message differs, the same message is handled in full again."""
+    h = Harness()
+    agent_id = h.add_agent(b"a1")
+    framework_id = h.subscribe(b"f1")
+    info = AgentInfo(hostname="a1", resources=Resources.parse(AGENT_RESOURCES), id=agent_id)
+    msg = ReregisterAgent(agent_info=info)
+    h.handle(b"a2", msg)
+    [offer] = offers_in(h.allocate(), framework_id)
+    sends = h.handle(b"a2", ReregisterAgent(agent_info=info))  # equal, not the same object
+    assert [m.agent_id for m in messages(sends, AgentReregistered)] == [agent_id]
+    assert not messages(sends, Rescind)
+    assert offer.id in h.state.offers
+    assert h.state.counters["agent_reregistrations_repeated"] == 1
+    # The master launched a task since: the same report now says it is unknown -> LOST.
+    h.accept(b"f1", framework_id, [offer.id], [h.task("t1", agent_id)])
+    [status] = updates(h.handle(b"a2", msg), framework_id)
+    assert status.state is TaskState.TASK_LOST
+    assert h.state.counters["agent_reregistrations_repeated"] == 1
+    # From another connection it is a full re-registration too.
+    h.handle(b"a3", msg)
+    assert h.state.counters["agent_reregistrations_repeated"] == 1
+    assert h.state.peer_for(("agent", agent_id)) == b"a3"

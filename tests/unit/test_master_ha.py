@@ -198,6 +198,21 @@ def test_sync_writes_only_what_changes_the_registry() -> None:
     assert sync.ops_for([WeightChanged("web", 2.0)]) == []
 
 
+def test_sync_remembers_matched_agent_infos_until_the_mirror_changes() -> None:
+    """A repeat of the info last matched costs no op; after the agent left the mirror
+    (unreachable), or with another identity, the same info is written again."""
+    sync = RegistrySync(RegistryState())
+    info = _agent_info("m-S0")
+    assert len(sync.ops_for([AgentAdmitted(info, 1.0)])) == 1
+    assert sync.ops_for([AgentAdmitted(_agent_info("m-S0"), 2.0)]) == []
+    assert sync.ops_for([AgentRemoved("m-S0", True, 3.0)]) == [MarkAgentUnreachable("m-S0", 3.0)]
+    [op] = sync.ops_for([AgentAdmitted(info, 4.0)])
+    assert isinstance(op, AdmitAgent) and "m-S0" in sync.mirror.agents
+    [op] = sync.ops_for([AgentAdmitted(info, 5.0, "agent-principal")])
+    assert isinstance(op, AdmitAgent) and op.record.identity == "agent-principal"
+    assert sync.ops_for([AgentAdmitted(info, 6.0, "agent-principal")]) == []
+
+
 def test_sync_agent_removals() -> None:
     """Unreachable agents are marked so once; gone agents are forgotten; unknown ones skipped."""
     sync = RegistrySync(RegistryState())
