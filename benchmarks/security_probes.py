@@ -56,6 +56,7 @@ from mesoslite.protocol import (
 from mesoslite.resources import Resources
 from mesoslite.transport import CurveClientKeys, generate_keys
 from tests.support.procs import Proc, holds, mesoslite, wait_for
+from tests.support.zmq_peer import raw_dealer
 
 Result = dict[str, Any]
 CANARY_ENV = "MESOSLITE_PROBE_AGENT_CANARY"
@@ -181,21 +182,6 @@ class Local:
     def stop(self) -> None:
         """Stop the cluster (and its tasks)."""
         self.proc.stop(timeout=30)
-
-
-@contextlib.contextmanager
-def dealer(endpoint: str, curve: CurveClientKeys | None = None) -> Iterator[zmq.Socket]:
-    """A bare DEALER socket with a random routing id, as an attacker would use."""
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.ROUTING_ID, b"\x02" + secrets.token_bytes(23))
-    if curve is not None:
-        curve.apply(sock)
-    sock.connect(endpoint if "://" in endpoint else f"tcp://{endpoint}")
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 def answers(sock: zmq.Socket, msg: Any, seconds: float = 3.0) -> list[Any]:
@@ -353,7 +339,7 @@ def probe_fake_agent(c: Local) -> Result:
     """An unauthenticated agent offering 1000 cpus (default flags: no agent authentication)."""
     before = len(c.get(c.master_port, "/state")["slaves"])
     fake = AgentInfo(hostname="evil", resources=Resources.parse("cpus:1000;mem:100000"))
-    with dealer(c.zmq) as sock:
+    with raw_dealer(c.zmq) as sock:
         got = answers(sock, RegisterAgent(agent_info=fake), 3.0)
         slaves = c.get(c.master_port, "/state")["slaves"]
     admitted = len(slaves) > before
@@ -368,7 +354,7 @@ def probe_agent_takeover(c: Local) -> Result:
     fake = AgentInfo(hostname="evil", id=c.agent_id,
                      resources=Resources.parse("cpus:1000;mem:100000"))
     got: list[Any] = []
-    with dealer(c.zmq) as sock:
+    with raw_dealer(c.zmq) as sock:
         for token in ("", "0" * 64):
             got += answers(sock, ReregisterAgent(agent_info=fake, agent_token=token), 2.0)
     slaves = c.get(c.master_port, "/state")["slaves"]
@@ -403,7 +389,7 @@ def probe_forged_update(c: Local) -> Result:
                                           executor_id=env["MESOS_EXECUTOR_ID"]))
     ids = (fid, env["MESOS_EXECUTOR_ID"], env["MESOS_CONTAINER_ID"])
     got: list[Any] = []
-    with dealer(env["MESOSLITE_AGENT_ZMQ"]) as sock:
+    with raw_dealer(env["MESOSLITE_AGENT_ZMQ"]) as sock:
         for token in ("", "0" * 64):
             got += answers(sock, ReregisterExecutor(*ids, updates=(forged,), token=token), 1.5)
             got += answers(sock, RegisterExecutor(*ids, token=token), 1.5)
@@ -483,7 +469,7 @@ def probe_bad_envelopes(c: Local) -> Result:
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        with dealer(c.zmq) as sock:
+        with raw_dealer(c.zmq) as sock:
             sock.send(frame)
             while sock.poll(2000):
                 replies.extend(sock.recv_multipart())
@@ -549,7 +535,7 @@ def probe_framework_takeover(c: Local) -> Result:
     """Re-subscribe (no principal, default flags) with the framework id from /v2/info."""
     fid = c.framework_id()
     [task] = c.launch("/kept", "exec sleep 600")
-    with dealer(c.zmq) as sock:
+    with raw_dealer(c.zmq) as sock:
         got = answers(sock, Subscribe(FrameworkInfo(user="intruder", name="marathon", id=fid,
                                                     failover_timeout=60.0)), 3.0)
         subscribed = any(type(m).__name__ == "Subscribed" for m in got)
@@ -586,12 +572,12 @@ def probe_curve(c: Local) -> Result:
     c.launch("/curve", "exec sleep 600")
     fake = RegisterAgent(agent_info=AgentInfo(hostname="evil",
                                               resources=Resources.parse("cpus:1000")))
-    with dealer(c.zmq) as sock:
+    with raw_dealer(c.zmq) as sock:
         plain = answers(sock, fake, 2.0)
     _public, secret = generate_keys(c.work.parent / "stranger", "stranger")
     stranger_keys = CurveClientKeys.from_files(
         str(secret), str(c.work / "secure" / "keys" / "master.key"))
-    with dealer(c.zmq, stranger_keys) as sock:
+    with raw_dealer(c.zmq, stranger_keys) as sock:
         stranger = answers(sock, fake, 2.0)
     helps = {kind: flag in subprocess.run(
         mesoslite(kind, "--help"), capture_output=True, text=True, timeout=60).stdout
@@ -607,7 +593,7 @@ def probe_curve(c: Local) -> Result:
 def probe_fake_agent_secure(c: Local) -> Result:
     """The 1000-cpu fake agent with an authorised CURVE key but no agent credential."""
     fake = AgentInfo(hostname="evil", resources=Resources.parse("cpus:1000;mem:100000"))
-    with dealer(c.zmq, _client_keys(c)) as sock:
+    with raw_dealer(c.zmq, _client_keys(c)) as sock:
         got = answers(sock, RegisterAgent(agent_info=fake), 3.0)
     slaves = c.get(c.master_port, "/state")["slaves"]
     return {"before": "admitted",
@@ -636,7 +622,7 @@ def probe_takeover_secure(c: Local) -> Result:
         wait_for(lambda: thief.errors or thief.framework_id, 30, what="the takeover answered")
     finally:
         driver.stop()
-    with dealer(c.zmq) as sock:
+    with raw_dealer(c.zmq) as sock:
         plain = answers(sock, Subscribe(FrameworkInfo(user="x", name="m", id=fid)), 2.0)
     ok = c.alive_and_serving() and c.framework_id() == fid
     return {"before": "took the framework over",

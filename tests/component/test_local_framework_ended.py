@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import zmq
-
 from mesoslite.local import LocalCluster
 from mesoslite.protocol import FrameworkInfo, Subscribe, encode
+from tests.support.zmq_peer import raw_dealer
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -30,16 +28,10 @@ def _get(url: str) -> tuple[int, str]:
 
 def _subscribe_as(zmq_address: str, framework_id: str) -> None:
     """An intruder's Subscribe with ``framework_id`` (no principal: accepted, as Mesos)."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.ROUTING_ID, b"\x02" + secrets.token_bytes(23))
-    sock.connect(f"tcp://{zmq_address}")
-    try:
+    with raw_dealer(zmq_address) as sock:
         sock.send(encode(Subscribe(FrameworkInfo(user="intruder", name="marathon",
                                                  id=framework_id, failover_timeout=60.0))))
         assert sock.poll(20_000), "the master did not answer the intruder"
-    finally:
-        sock.close()
 
 
 async def _until(check: object, what: str, timeout: float = 30.0) -> None:

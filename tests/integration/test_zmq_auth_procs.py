@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from mesoslite.scheduler.auth import link_options
 from mesoslite.transport import CurveClientKeys
 from tests.support.frameworks import RecordingScheduler, shell_task
 from tests.support.procs import Proc, mesoslite, wait_for
+from tests.support.zmq_peer import raw_dealer
 
 CREDENTIALS = {"credentials": [{"principal": "ops", "secret": "ops-secret"},
                                {"principal": "ci", "secret": "ci-secret"},
@@ -79,22 +79,6 @@ def start_agent(tmp: Path, master: str, name: str, *flags: str) -> Proc:
 def agents_of(port: int) -> list[dict[str, Any]]:
     """The master's registered agents."""
     return list(get_json(port, "/state")["slaves"])
-
-
-@contextlib.contextmanager
-def raw_dealer(endpoint: str, curve: CurveClientKeys | None = None) -> Iterator[zmq.Socket]:
-    """A bare DEALER socket, as an attacker on the machine would use."""
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.ROUTING_ID, b"\x02" + secrets.token_bytes(23))
-    if curve is not None:
-        curve.apply(sock)
-    sock.connect(endpoint if "://" in endpoint else f"tcp://{endpoint}")
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 def ask(sock: zmq.Socket, msg: Any, want: type = ProtocolError, timeout: float = 20.0) -> Any:
